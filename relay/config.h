@@ -1,0 +1,63 @@
+#pragma once
+// Configuration shared by ss-local, ss-tunnel and ss-server: shadowsocks-libev's JSON keys and
+// command-line flags. Flags override the file.
+
+#include <cstdint>
+#include <iosfwd>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "crypto/cipher_spec.h"
+#include "relay/address.h"
+
+namespace ss {
+
+enum class Role { Local, Server, Tunnel };
+enum class Mode { TcpOnly, TcpAndUdp, UdpOnly };
+
+// One line that names the offending key or flag, e.g. "method: unknown method 'foo'".
+class ConfigError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+struct Config {
+  Role role = Role::Local;
+  // Local/Tunnel: the ss-server host(s) to connect to. Server: the address(es) to listen on.
+  std::vector<std::string> server;
+  uint16_t server_port = 0;
+  // Local/Tunnel: address to listen on. Server: address outbound connections bind to (may be
+  // empty).
+  std::string local_address;
+  uint16_t local_port = 0;
+  std::string method;
+  std::string password;      // never logged
+  std::string key_b64;       // "key" / --key: base64 master key, preferred over password
+  const CipherSpec* cipher = nullptr;
+  std::vector<uint8_t> key;  // master key: from "key" (base64) or derived from "password"
+  int timeout = 60;          // idle timeout, seconds
+  Mode mode = Mode::TcpOnly;
+  bool no_delay = false;
+  bool ipv6_first = false;
+  bool reuse_port = false;
+  bool fast_open = false;
+  std::optional<Address> tunnel_target;  // Tunnel: -L host:port
+  int verbose = 0;                       // -v count
+};
+
+// Parses argv (with argv[0]) and, if -c is given, that JSON file. Returns nullopt after printing
+// the help text to `out` for -h/--help (the caller exits 0). Unknown JSON keys are warned about
+// by name on `warn`. Throws ConfigError for every invalid value.
+std::optional<Config> load_config(Role role, int argc, const char* const* argv, std::ostream& out,
+                                  std::ostream& warn);
+
+// Parses a config from JSON text only (no flags): for tests and for load_config itself.
+Config parse_config_json(Role role, const std::string& json_text, std::ostream& warn);
+
+// Checks cross-field requirements (method known, key or password present, ports set for the
+// role, tunnel target for Tunnel) and derives `cipher` and `key`. Throws ConfigError.
+void finalize_config(Config& cfg);
+
+}  // namespace ss
