@@ -3,10 +3,10 @@
 
 #include "relay/log.h"
 
+#include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <ctime>
-#include <algorithm>
 
 namespace ss {
 namespace {
@@ -14,8 +14,12 @@ std::atomic<int> g_level{static_cast<int>(LogLevel::Info)};
 const char* const kNames[] = {"ERROR", "WARN ", "INFO ", "DEBUG"};
 }  // namespace
 
-void set_log_level(LogLevel level) { g_level.store(static_cast<int>(level), std::memory_order_relaxed); }
-LogLevel log_level() { return static_cast<LogLevel>(g_level.load(std::memory_order_relaxed)); }
+void set_log_level(LogLevel level) {
+  g_level.store(static_cast<int>(level), std::memory_order_relaxed);
+}
+LogLevel log_level() {
+  return static_cast<LogLevel>(g_level.load(std::memory_order_relaxed));
+}
 
 void log_line(LogLevel level, const char* fmt, ...) {
   char line[1024];

@@ -9,14 +9,16 @@ enum class LogLevel : int { Error = 0, Warn = 1, Info = 2, Debug = 3 };
 
 void set_log_level(LogLevel level);
 LogLevel log_level();
-inline bool log_enabled(LogLevel level) { return static_cast<int>(level) <= static_cast<int>(log_level()); }
+inline bool log_enabled(LogLevel level) {
+  return static_cast<int>(level) <= static_cast<int>(log_level());
+}
 
 void log_line(LogLevel level, const char* fmt, ...) __attribute__((format(printf, 2, 3)));
 
 }  // namespace ss
 
-#define SS_LOG(level, ...)                                          \
-  do {                                                              \
+#define SS_LOG(level, ...)                                            \
+  do {                                                                \
     if (::ss::log_enabled(level)) ::ss::log_line(level, __VA_ARGS__); \
   } while (0)
 #define LOG_ERROR(...) SS_LOG(::ss::LogLevel::Error, __VA_ARGS__)

@@ -1,0 +1,55 @@
+#pragma once
+// Fixed-size I/O blocks on a per-thread free list. A block carries its own uv_write_t, so a queued
+// write owns both its request and its bytes until the write callback returns the block.
+
+#include <uv.h>
+
+#include <cstddef>
+#include <cstdint>
+
+#include "crypto/cipher_spec.h"
+#include "relay/address.h"
+
+namespace ss {
+
+// One read: four full AEAD chunks of plaintext.
+inline constexpr size_t kReadSize = 4 * kMaxChunkPayload;
+// Room for the transform of one read: a decrypt may add one buffered partial chunk; an encrypt
+// adds the salt, the address header and per-chunk overhead.
+inline constexpr size_t kBlockCapacity =
+    kReadSize + kMaxChunkPayload + 2 + 2 * kTagLen + kMaxSaltLen + kMaxAddressLen + 256;
+
+struct Block {
+  uv_write_t req;
+  Block* next;
+  uint32_t len;  // bytes of data in use
+  uint32_t off;  // bytes already written by uv_try_write
+  uint8_t side;  // which session side the write goes to
+  alignas(16) uint8_t data[kBlockCapacity];
+};
+
+class BlockPool {
+ public:
+  // The calling thread's pool.
+  static BlockPool& local();
+  ~BlockPool();
+
+  // Never fails short of memory exhaustion (which aborts, as operator new does).
+  Block* acquire();
+  void release(Block* b);
+  size_t free_blocks() const { return free_count_; }
+  size_t live_blocks() const { return live_; }
+
+ private:
+  static constexpr size_t kMaxFree = 64;
+  Block* free_ = nullptr;
+  size_t free_count_ = 0;
+  size_t live_ = 0;
+};
+
+// Recovers the block from the buffer libuv hands back to a read callback.
+inline Block* block_from_base(char* base) {
+  return reinterpret_cast<Block*>(reinterpret_cast<uint8_t*>(base) - offsetof(Block, data));
+}
+
+}  // namespace ss

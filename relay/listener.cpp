@@ -1,0 +1,106 @@
+// Listening sockets and the list of live sessions. Sessions are created on accept and deleted
+// only from Session::release_ref(), after libuv's last close callback for them.
+
+#include "relay/listener.h"
+
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
+#include <cstring>
+
+#include "relay/log.h"
+#include "relay/session.h"
+
+namespace ss {
+
+Listener::Listener(uv_loop_t* loop, const Config& cfg, Factory factory)
+    : loop_(loop), cfg_(cfg), factory_(std::move(factory)) {}
+
+Listener::~Listener() = default;
+
+int Listener::listen(const std::string& host, uint16_t port) {
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+  std::string h = host;
+  if (h.size() >= 2 && h.front() == '[' && h.back() == ']') h = h.substr(1, h.size() - 2);
+  char port_text[8];
+  snprintf(port_text, sizeof port_text, "%u", static_cast<unsigned>(port));
+  addrinfo* res = nullptr;
+  int gai = getaddrinfo(h.empty() ? nullptr : h.c_str(), port_text, &hints, &res);
+  if (gai != 0 || res == nullptr) return UV_EAI_NONAME;
+
+  auto* tcp = new uv_tcp_t;
+  int r = uv_tcp_init_ex(loop_, tcp, res->ai_family);
+  if (r != 0) {
+    freeaddrinfo(res);
+    delete tcp;
+    return r;
+  }
+  tcp->data = this;
+  uv_os_fd_t fd;
+  if (uv_fileno(reinterpret_cast<uv_handle_t*>(tcp), &fd) == 0) {
+    int one = 1;
+    if (cfg_.reuse_port) setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+    if (cfg_.fast_open) {
+      int qlen = 256;
+      setsockopt(fd, IPPROTO_TCP, TCP_FASTOPEN, &qlen, sizeof qlen);
+    }
+  }
+  r = uv_tcp_bind(tcp, res->ai_addr, 0);
+  freeaddrinfo(res);
+  if (r == 0) r = uv_listen(reinterpret_cast<uv_stream_t*>(tcp), SOMAXCONN, on_connection);
+  if (r != 0) {
+    uv_close(reinterpret_cast<uv_handle_t*>(tcp),
+             [](uv_handle_t* hd) { delete reinterpret_cast<uv_tcp_t*>(hd); });
+    return r;
+  }
+  listeners_.push_back(tcp);
+  return 0;
+}
+
+void Listener::on_connection(uv_stream_t* server, int status) {
+  auto* self = static_cast<Listener*>(server->data);
+  if (status < 0) {
+    // libuv already works around EMFILE (it accepts and drops with a reserve descriptor), so this
+    // does not spin; log at most once a second.
+    uint64_t now = uv_now(self->loop_);
+    if (now - self->last_accept_error_log_ >= 1000) {
+      self->last_accept_error_log_ = now;
+      LOG_WARN("accept failed: %s", uv_strerror(status));
+    }
+    return;
+  }
+  Session* s = self->factory_(*self);
+  s->next_ = self->head_;
+  if (self->head_ != nullptr) self->head_->prev_ = s;
+  self->head_ = s;
+  ++self->count_;
+  s->start(server);
+}
+
+void Listener::destroy(Session* s) {
+  if (s->prev_ != nullptr) s->prev_->next_ = s->next_;
+  if (s->next_ != nullptr) s->next_->prev_ = s->prev_;
+  if (head_ == s) head_ = s->next_;
+  --count_;
+  delete s;
+}
+
+void Listener::stop_accepting() {
+  for (uv_tcp_t* t : listeners_) {
+    uv_close(reinterpret_cast<uv_handle_t*>(t),
+             [](uv_handle_t* hd) { delete reinterpret_cast<uv_tcp_t*>(hd); });
+  }
+  listeners_.clear();
+}
+
+void Listener::shutdown() {
+  stop_accepting();
+  for (Session* s = head_; s != nullptr; s = s->next_) s->close("shutting down");
+}
+
+}  // namespace ss

@@ -1,0 +1,54 @@
+#pragma once
+// A TCP listener that owns every session it accepted (intrusive list) until that session's last
+// close callback.
+
+#include <uv.h>
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "relay/config.h"
+
+namespace ss {
+
+class Session;
+
+class Listener {
+ public:
+  using Factory = std::function<Session*(Listener&)>;
+
+  Listener(uv_loop_t* loop, const Config& cfg, Factory factory);
+  ~Listener();
+  Listener(const Listener&) = delete;
+  Listener& operator=(const Listener&) = delete;
+
+  // Binds host:port (an IP literal, or a name resolved now, at start-up) and listens. Returns 0
+  // or a libuv error code.
+  int listen(const std::string& host, uint16_t port);
+  // Closes the listening sockets; live sessions go on.
+  void stop_accepting();
+  // Stops accepting and closes every session.
+  void shutdown();
+
+  const Config& config() const { return cfg_; }
+  uv_loop_t* loop() const { return loop_; }
+  size_t session_count() const { return count_; }
+
+  // Called by Session only.
+  void destroy(Session* s);
+
+ private:
+  static void on_connection(uv_stream_t* server, int status);
+
+  uv_loop_t* loop_;
+  const Config& cfg_;
+  Factory factory_;
+  std::vector<uv_tcp_t*> listeners_;
+  Session* head_ = nullptr;
+  size_t count_ = 0;
+  uint64_t last_accept_error_log_ = 0;
+};
+
+}  // namespace ss

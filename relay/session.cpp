@@ -1,0 +1,593 @@
+// The TCP session state machine shared by ss-local, ss-tunnel and ss-server.
+//
+//   Handshake --(front end knows the target)--> Connecting --(remote connected)--> Relay
+//        \                                           \                               |
+//         +------------> Draining <-------------------+-------(auth error)----------+
+//   any state --close()--> Closing --(last close callback)--> deleted by the Listener
+//
+// Relay moves bytes both ways: plaintext read from one side is sealed towards the ciphertext
+// side, ciphertext is opened towards the plaintext side. Each read is transformed into one pooled
+// block and written with uv_try_write first, uv_write for what is left. When a side's queued
+// bytes pass kHighWater the other side stops reading, and resumes once they fall to kLowWater.
+// A FIN is forwarded as a shutdown once the queued bytes towards that side are written; the
+// session closes when both directions have ended, on an error, or on a deadline.
+//
+// One timer serves every deadline: the handshake/connect/drain deadline, the idle timeout while
+// relaying, and the short wait for a client's first bytes before the address header goes alone.
+
+#include "relay/session.h"
+
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstring>
+
+#include "relay/listener.h"
+#include "relay/log.h"
+
+namespace ss {
+namespace {
+
+uv_stream_t* stream_of(uv_tcp_t* t) {
+  return reinterpret_cast<uv_stream_t*>(t);
+}
+uv_handle_t* handle_of(uv_tcp_t* t) {
+  return reinterpret_cast<uv_handle_t*>(t);
+}
+
+// Parses an IP literal host (with or without brackets) into a sockaddr.
+bool literal_to_sockaddr(const std::string& host, uint16_t port, sockaddr_storage& out) {
+  std::string h = host;
+  if (h.size() >= 2 && h.front() == '[' && h.back() == ']') h = h.substr(1, h.size() - 2);
+  std::memset(&out, 0, sizeof out);
+  auto* v4 = reinterpret_cast<sockaddr_in*>(&out);
+  if (inet_pton(AF_INET, h.c_str(), &v4->sin_addr) == 1) {
+    v4->sin_family = AF_INET;
+    v4->sin_port = htons(port);
+    return true;
+  }
+  auto* v6 = reinterpret_cast<sockaddr_in6*>(&out);
+  if (inet_pton(AF_INET6, h.c_str(), &v6->sin6_addr) == 1) {
+    v6->sin6_family = AF_INET6;
+    v6->sin6_port = htons(port);
+    return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+Session::Session(Listener& owner, Side encrypted_side)
+    : encrypted_side_(encrypted_side), owner_(owner) {
+  const Config& cfg = owner.config();
+  enc_.emplace(*cfg.cipher, cfg.key);
+  dec_.emplace(*cfg.cipher, cfg.key);
+  for (int i = 0; i < 2; ++i) {
+    peers_[i].session = this;
+    peers_[i].side = static_cast<Side>(i);
+  }
+  uv_timer_init(owner.loop(), &timer_);
+  timer_.data = this;
+  ++refs_;
+  started_at_ = uv_now(owner.loop());
+  last_active_ = started_at_;
+}
+
+Session::~Session() = default;
+
+const Config& Session::config() const {
+  return owner_.config();
+}
+uv_loop_t* Session::loop() const {
+  return owner_.loop();
+}
+
+void Session::start(uv_stream_t* server) {
+  Peer& c = peers_[kClient];
+  if (uv_tcp_init(loop(), &c.tcp) != 0) {
+    close("tcp init failed");
+    return;
+  }
+  c.tcp.data = &c;
+  c.inited = true;
+  ++refs_;
+  int r = uv_accept(server, stream_of(&c.tcp));
+  if (r != 0) {
+    close("accept failed", r);
+    return;
+  }
+  c.connected = true;
+  if (config().no_delay) uv_tcp_nodelay(&c.tcp, 1);
+  set_deadline_ms(std::min<uint64_t>(kMaxHandshakeMs, uint64_t(config().timeout) * 1000));
+  on_started();
+}
+
+// ---- reading ----------------------------------------------------------------------------------
+
+void Session::set_want_read(Side s, bool on) {
+  peers_[s].want_read = on;
+  update_reading(s);
+}
+
+void Session::update_reading(Side s) {
+  Peer& p = peers_[s];
+  bool want = p.connected && p.want_read && !p.throttled && !p.eof && phase_ != Phase::Closing;
+  if (want == p.reading) return;
+  if (want) {
+    if (uv_read_start(stream_of(&p.tcp), on_alloc, on_read) == 0) p.reading = true;
+  } else {
+    uv_read_stop(stream_of(&p.tcp));
+    p.reading = false;
+  }
+}
+
+void Session::on_alloc(uv_handle_t*, size_t, uv_buf_t* buf) {
+  Block* b = BlockPool::local().acquire();
+  *buf = uv_buf_init(reinterpret_cast<char*>(b->data), kReadSize);
+}
+
+void Session::on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf) {
+  Peer* p = static_cast<Peer*>(stream->data);
+  Session* s = p->session;
+  Block* block = buf->base != nullptr ? block_from_base(buf->base) : nullptr;
+  if (nread > 0) {
+    p->bytes_read += static_cast<uint64_t>(nread);
+    s->handle_read(p->side, block->data, static_cast<size_t>(nread));
+  } else if (nread == UV_EOF) {
+    s->handle_eof(p->side);
+  } else if (nread < 0) {
+    // A reset or error: what was already read has been queued towards the other side, so let it
+    // drain before closing (bounded by the deadline).
+    p->eof = true;
+    s->update_reading(p->side);
+    Side dst = other(p->side);
+    if (s->phase_ == Phase::Relay && s->peers_[dst].queued > 0) {
+      s->close_when_flushed_ = true;
+      s->set_deadline_ms(kConnectTimeoutMs);
+    } else {
+      s->close(p->side == kClient ? "client read error" : "remote read error",
+               static_cast<int>(nread));
+    }
+  }
+  BlockPool::local().release(block);
+}
+
+void Session::handle_read(Side s, const uint8_t* data, size_t n) {
+  last_active_ = uv_now(loop());
+  switch (phase_) {
+    case Phase::Handshake:
+      if (s == kClient) on_handshake_data(data, n);
+      break;
+    case Phase::Relay:
+      relay(s, data, n);
+      break;
+    case Phase::Draining:  // discard
+    case Phase::Connecting:
+    case Phase::Closing:
+      break;
+  }
+}
+
+void Session::handle_eof(Side s) {
+  Peer& p = peers_[s];
+  p.eof = true;
+  update_reading(s);
+  if (phase_ != Phase::Relay) {
+    close(s == kClient ? "client closed" : "remote closed");
+    return;
+  }
+  if (s == encrypted_side_ && dec_->buffered() > 0) {
+    close("stream ended inside a chunk");
+    return;
+  }
+  if (s == kClient && pending_header_) {
+    // The client half-closed before sending anything: the server still needs the target.
+    Block* b = BlockPool::local().acquire();
+    b->len = static_cast<uint32_t>(seal_pending_header(b->data));
+    if (!send(kRemote, b)) return;
+  }
+  maybe_shutdown(other(s));
+  maybe_finish();
+}
+
+// ---- relaying ---------------------------------------------------------------------------------
+
+void Session::start_relay() {
+  phase_ = Phase::Relay;
+  deadline_ = 0;
+  last_active_ = uv_now(loop());
+  set_want_read(kClient, true);
+  set_want_read(kRemote, true);
+  if (pending_header_) header_flush_at_ = uv_now(loop()) + kHeaderFlushDelayMs;
+  // A FIN that arrived while connecting is forwarded now.
+  if (peers_[kClient].eof) handle_eof(kClient);
+  arm_timer();
+}
+
+void Session::set_pending_header(const Address& target) {
+  pending_header_ = target;
+}
+
+size_t Session::seal_pending_header(uint8_t* out) {
+  uint8_t hdr[kMaxAddressLen];
+  size_t n = encode_address(*pending_header_, hdr);
+  pending_header_.reset();
+  header_flush_at_ = 0;
+  return enc_->seal(hdr, n, out);
+}
+
+bool Session::decrypt_into(const uint8_t* data, size_t n, Block* out) {
+  auto r = dec_->feed(data, n, out->data);
+  if (r.status == DecryptStatus::Error) return false;
+  out->len = static_cast<uint32_t>(r.produced);
+  return true;
+}
+
+void Session::relay(Side src, const uint8_t* data, size_t n) {
+  Side dst = other(src);
+  Block* out = BlockPool::local().acquire();
+  if (src == encrypted_side_) {
+    if (!decrypt_into(data, n, out)) {
+      BlockPool::local().release(out);
+      on_decrypt_error();
+      return;
+    }
+    if (out->len == 0) {
+      BlockPool::local().release(out);
+      return;
+    }
+  } else {
+    size_t len = pending_header_ ? seal_pending_header(out->data) : 0;
+    len += enc_->seal(data, n, out->data + len);
+    out->len = static_cast<uint32_t>(len);
+  }
+  send(dst, out);
+}
+
+void Session::on_decrypt_error() {
+  close("authentication failed");
+}
+
+// ---- writing ----------------------------------------------------------------------------------
+
+bool Session::send_copy(Side dst, const uint8_t* data, size_t n) {
+  Block* b = BlockPool::local().acquire();
+  n = std::min(n, kBlockCapacity);
+  std::memcpy(b->data, data, n);
+  b->len = static_cast<uint32_t>(n);
+  return send(dst, b);
+}
+
+bool Session::send(Side dst, Block* b) {
+  Peer& p = peers_[dst];
+  b->side = dst;
+  b->off = 0;
+  if (!p.connected || p.shut_sent || phase_ == Phase::Closing) {
+    BlockPool::local().release(b);
+    return false;
+  }
+  if (p.queued == 0) {
+    uv_buf_t buf = uv_buf_init(reinterpret_cast<char*>(b->data), b->len);
+    int r = uv_try_write(stream_of(&p.tcp), &buf, 1);
+    if (r == static_cast<int>(b->len)) {
+      BlockPool::local().release(b);
+      return true;
+    }
+    if (r >= 0) {
+      b->off = static_cast<uint32_t>(r);
+    } else if (r != UV_EAGAIN) {
+      BlockPool::local().release(b);
+      close(dst == kClient ? "client write error" : "remote write error", r);
+      return false;
+    }
+  }
+  uv_buf_t buf = uv_buf_init(reinterpret_cast<char*>(b->data + b->off), b->len - b->off);
+  b->req.data = this;
+  int r = uv_write(&b->req, stream_of(&p.tcp), &buf, 1, on_write);
+  if (r != 0) {
+    BlockPool::local().release(b);
+    close(dst == kClient ? "client write error" : "remote write error", r);
+    return false;
+  }
+  p.queued += b->len - b->off;
+  if (p.queued > kHighWater) {
+    Peer& src = peers_[other(dst)];
+    src.throttled = true;
+    update_reading(src.side);
+  }
+  return true;
+}
+
+void Session::on_write(uv_write_t* req, int status) {
+  Block* b = reinterpret_cast<Block*>(req);  // req is the first member
+  Session* s = static_cast<Session*>(req->data);
+  Side dst = static_cast<Side>(b->side);
+  s->peers_[dst].queued -= b->len - b->off;
+  BlockPool::local().release(b);
+  if (status == UV_ECANCELED) return;  // the handle is closing; the session is still alive
+  if (status < 0) {
+    s->close(dst == kClient ? "client write error" : "remote write error", status);
+    return;
+  }
+  s->after_write(dst);
+}
+
+void Session::after_write(Side dst) {
+  Peer& p = peers_[dst];
+  Peer& src = peers_[other(dst)];
+  if (src.throttled && p.queued <= kLowWater) {
+    src.throttled = false;
+    update_reading(src.side);
+  }
+  if (p.queued != 0) return;
+  if (close_when_flushed_) {
+    close("peer reset, pending data delivered");
+    return;
+  }
+  maybe_shutdown(dst);
+}
+
+// ---- half-close -------------------------------------------------------------------------------
+
+void Session::maybe_shutdown(Side dst) {
+  Peer& p = peers_[dst];
+  Side src = other(dst);
+  bool src_done = peers_[src].eof && phase_ == Phase::Relay;
+  if (!src_done || !p.connected || p.shut_sent || p.queued != 0) return;
+  p.shutdown_req.data = &p;
+  if (uv_shutdown(&p.shutdown_req, stream_of(&p.tcp), on_shutdown) != 0) {
+    close("shutdown failed");
+    return;
+  }
+  p.shut_sent = true;
+}
+
+void Session::on_shutdown(uv_shutdown_t* req, int status) {
+  Peer* p = static_cast<Peer*>(req->data);
+  if (status == UV_ECANCELED) return;
+  Session* s = p->session;
+  if (status < 0) {
+    s->close("shutdown failed", status);
+    return;
+  }
+  p->shut_done = true;
+  s->maybe_finish();
+}
+
+void Session::maybe_finish() {
+  const Peer& c = peers_[kClient];
+  const Peer& r = peers_[kRemote];
+  if (c.eof && r.eof && c.shut_done && r.shut_done) close("done");
+}
+
+// ---- draining and closing ---------------------------------------------------------------------
+
+void Session::drain(bool send_fin) {
+  if (phase_ == Phase::Closing || phase_ == Phase::Draining) return;
+  bool in_handshake = phase_ != Phase::Relay;
+  phase_ = Phase::Draining;
+  header_flush_at_ = 0;
+  close_peer(kRemote);
+  // Before relaying, the deadline counted from accept stays, so the reaction does not depend on
+  // what the client sent; otherwise (or if none is left) drain for at most the handshake time.
+  uint64_t now = uv_now(loop());
+  if (!in_handshake || deadline_ <= now) {
+    set_deadline_ms(std::min<uint64_t>(kMaxHandshakeMs, uint64_t(config().timeout) * 1000));
+  }
+  Peer& c = peers_[kClient];
+  c.throttled = false;
+  set_want_read(kClient, true);
+  if (send_fin && c.connected && !c.shut_sent) {
+    // uv_shutdown waits for queued writes (a SOCKS5 error reply) to complete first.
+    c.shutdown_req.data = &c;
+    if (uv_shutdown(&c.shutdown_req, stream_of(&c.tcp), on_shutdown) == 0) c.shut_sent = true;
+  }
+  arm_timer();
+}
+
+void Session::close_peer(Side s) {
+  Peer& p = peers_[s];
+  p.connected = false;
+  p.reading = false;
+  if (p.inited && !uv_is_closing(handle_of(&p.tcp))) uv_close(handle_of(&p.tcp), on_closed);
+}
+
+void Session::close(const char* reason, int err) {
+  if (phase_ == Phase::Closing) return;
+  phase_ = Phase::Closing;
+  if (log_enabled(LogLevel::Debug)) {
+    uint64_t ms = uv_now(loop()) - started_at_;
+    if (err != 0) {
+      LOG_DEBUG("%s: %s closed: %s (%s), %llu bytes in, %llu bytes out, %llu ms", kind(),
+                target_.port != 0 ? target_.to_string().c_str() : "-", reason, uv_err_name(err),
+                (unsigned long long)peers_[kClient].bytes_read,
+                (unsigned long long)peers_[kRemote].bytes_read, (unsigned long long)ms);
+    } else {
+      LOG_DEBUG("%s: %s closed: %s, %llu bytes in, %llu bytes out, %llu ms", kind(),
+                target_.port != 0 ? target_.to_string().c_str() : "-", reason,
+                (unsigned long long)peers_[kClient].bytes_read,
+                (unsigned long long)peers_[kRemote].bytes_read, (unsigned long long)ms);
+    }
+  }
+  if (dns_pending_) uv_cancel(reinterpret_cast<uv_req_t*>(&dns_req_));
+  close_peer(kClient);
+  close_peer(kRemote);
+  if (!uv_is_closing(reinterpret_cast<uv_handle_t*>(&timer_))) {
+    uv_close(reinterpret_cast<uv_handle_t*>(&timer_), on_closed);
+  }
+}
+
+void Session::on_closed(uv_handle_t* h) {
+  Session* s;
+  if (h->type == UV_TIMER) {
+    s = static_cast<Session*>(h->data);
+  } else {
+    s = static_cast<Peer*>(h->data)->session;
+  }
+  s->release_ref();
+}
+
+void Session::release_ref() {
+  if (--refs_ == 0) owner_.destroy(this);
+}
+
+// ---- connecting -------------------------------------------------------------------------------
+
+void Session::connect_remote(const Address& target, const char* what) {
+  phase_ = Phase::Connecting;
+  target_ = target;
+  connect_what_ = what;
+  set_want_read(kClient, false);
+  sockaddr_storage ss;
+  if (target.to_sockaddr(ss)) {
+    connect_to(reinterpret_cast<sockaddr*>(&ss));
+    return;
+  }
+  if (literal_to_sockaddr(target.host, target.port, ss)) {
+    connect_to(reinterpret_cast<sockaddr*>(&ss));
+    return;
+  }
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_ADDRCONFIG;
+  char port[8];
+  std::snprintf(port, sizeof port, "%u", static_cast<unsigned>(target.port));
+  dns_req_.data = this;
+  int r = uv_getaddrinfo(loop(), &dns_req_, on_resolved, target.host.c_str(), port, &hints);
+  if (r != 0) {
+    on_remote_failed(r);
+    return;
+  }
+  dns_pending_ = true;
+  ++refs_;
+}
+
+void Session::on_resolved(uv_getaddrinfo_t* req, int status, addrinfo* res) {
+  Session* s = static_cast<Session*>(req->data);
+  s->dns_pending_ = false;
+  if (s->phase_ == Phase::Closing || status < 0 || res == nullptr) {
+    if (res != nullptr) uv_freeaddrinfo(res);
+    bool closing = s->phase_ == Phase::Closing;
+    if (!closing) {
+      LOG_DEBUG("%s: cannot resolve %s: %s", s->kind(), s->target_.host.c_str(),
+                uv_strerror(status));
+      s->on_remote_failed(status < 0 ? status : UV_EAI_NONAME);
+    }
+    s->release_ref();
+    return;
+  }
+  // Prefer the configured family; otherwise keep the resolver's order.
+  int preferred = s->config().ipv6_first ? AF_INET6 : AF_INET;
+  const addrinfo* pick = res;
+  for (const addrinfo* ai = res; ai != nullptr; ai = ai->ai_next) {
+    if (ai->ai_family == preferred) {
+      pick = ai;
+      break;
+    }
+  }
+  sockaddr_storage ss;
+  std::memcpy(&ss, pick->ai_addr, std::min<size_t>(pick->ai_addrlen, sizeof ss));
+  uv_freeaddrinfo(res);
+  s->connect_to(reinterpret_cast<sockaddr*>(&ss));
+  s->release_ref();
+}
+
+void Session::connect_to(const sockaddr* sa) {
+  Peer& r = peers_[kRemote];
+  if (uv_tcp_init(loop(), &r.tcp) != 0) {
+    on_remote_failed(UV_ENOMEM);
+    return;
+  }
+  r.tcp.data = &r;
+  r.inited = true;
+  ++refs_;
+  const Config& cfg = config();
+  if (cfg.role == Role::Server && !cfg.local_address.empty()) {
+    sockaddr_storage local;
+    if (literal_to_sockaddr(cfg.local_address, 0, local) && local.ss_family == sa->sa_family) {
+      uv_tcp_bind(&r.tcp, reinterpret_cast<sockaddr*>(&local), 0);
+    }
+  }
+  connect_req_.data = this;
+  int rc = uv_tcp_connect(&connect_req_, &r.tcp, sa, on_connect);
+  if (rc != 0) {
+    on_remote_failed(rc);
+    return;
+  }
+  uint64_t left = deadline_ > uv_now(loop()) ? deadline_ - uv_now(loop()) : 0;
+  if (deadline_ == 0 || left > kConnectTimeoutMs) set_deadline_ms(kConnectTimeoutMs);
+}
+
+void Session::on_connect(uv_connect_t* req, int status) {
+  Session* s = static_cast<Session*>(req->data);
+  if (status == UV_ECANCELED || s->phase_ != Phase::Connecting) return;
+  if (status < 0) {
+    LOG_DEBUG("%s: cannot connect to %s %s: %s", s->kind(), s->connect_what_,
+              s->target_.to_string().c_str(), uv_strerror(status));
+    s->on_remote_failed(status);
+    return;
+  }
+  Peer& r = s->peers_[kRemote];
+  r.connected = true;
+  if (s->config().no_delay) uv_tcp_nodelay(&r.tcp, 1);
+  s->on_remote_connected();
+}
+
+// ---- timer ------------------------------------------------------------------------------------
+
+void Session::set_deadline_ms(uint64_t from_now_ms) {
+  deadline_ = uv_now(loop()) + from_now_ms;
+  arm_timer();
+}
+
+void Session::arm_timer() {
+  if (phase_ == Phase::Closing) return;
+  uint64_t now = uv_now(loop());
+  uint64_t next = 0;
+  auto consider = [&](uint64_t t) {
+    if (t != 0 && (next == 0 || t < next)) next = t;
+  };
+  consider(deadline_);
+  consider(header_flush_at_);
+  if (phase_ == Phase::Relay) consider(last_active_ + uint64_t(config().timeout) * 1000);
+  if (next == 0) {
+    uv_timer_stop(&timer_);
+    return;
+  }
+  uv_timer_start(&timer_, on_timer, next > now ? next - now : 0, 0);
+}
+
+void Session::on_timer(uv_timer_t* t) {
+  Session* s = static_cast<Session*>(t->data);
+  uint64_t now = uv_now(s->loop());
+  if (s->deadline_ != 0 && now >= s->deadline_) {
+    const char* why = s->phase_ == Phase::Connecting ? "connect timeout"
+                      : s->phase_ == Phase::Draining ? "drain deadline"
+                                                     : "handshake timeout";
+    if (s->phase_ == Phase::Connecting) {
+      s->deadline_ = 0;
+      s->on_remote_failed(UV_ETIMEDOUT);
+      if (s->phase_ != Phase::Closing) s->arm_timer();
+      return;
+    }
+    s->close(why);
+    return;
+  }
+  if (s->header_flush_at_ != 0 && now >= s->header_flush_at_ && s->pending_header_) {
+    // The client has not spoken: send the address alone so a server-first protocol can start.
+    Block* b = BlockPool::local().acquire();
+    b->len = static_cast<uint32_t>(s->seal_pending_header(b->data));
+    if (!s->send(kRemote, b)) return;
+  }
+  if (s->phase_ == Phase::Relay && now >= s->last_active_ + uint64_t(s->config().timeout) * 1000) {
+    s->close("idle timeout");
+    return;
+  }
+  s->arm_timer();
+}
+
+}  // namespace ss

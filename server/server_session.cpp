@@ -1,0 +1,88 @@
+// ss-server session:
+//   Handshake: ciphertext from the client is opened chunk by chunk; the plaintext starts with the
+//   address header (ATYP, address, port), which may span chunks and reads. Plaintext after it is
+//   early data, written to the target as soon as it is connected.
+//   A client that fails authentication, or sends a bad address, gets the reject policy: no byte,
+//   no FIN and no outbound connection; we keep reading and discarding until the client closes
+//   (then FIN) or the handshake deadline, counted from accept, passes. The reaction is the same
+//   whatever the number of bytes received.
+
+#include "server/server_session.h"
+
+#include <cstring>
+#include <span>
+
+#include "relay/log.h"
+
+namespace ss {
+
+ServerSession::~ServerSession() {
+  BlockPool::local().release(early_);
+}
+
+void ServerSession::reject(const char* why) {
+  LOG_DEBUG("server: rejected a client: %s", why);
+  drain(false);
+}
+
+void ServerSession::on_handshake_data(const uint8_t* data, size_t n) {
+  Block* out = BlockPool::local().acquire();
+  if (!decrypt_into(data, n, out)) {
+    BlockPool::local().release(out);
+    reject("authentication failed");
+    return;
+  }
+  if (out->len == 0) {
+    BlockPool::local().release(out);
+    return;
+  }
+  size_t take = std::min<size_t>(out->len, sizeof header_ - header_len_);
+  std::memcpy(header_ + header_len_, out->data, take);
+  Address target;
+  size_t used = 0;
+  ParseStatus st = parse_address({header_, header_len_ + take}, target, used);
+  if (st == ParseStatus::NeedMore) {
+    header_len_ += take;
+    BlockPool::local().release(out);
+    return;
+  }
+  if (st == ParseStatus::Error) {
+    BlockPool::local().release(out);
+    reject("bad address header");
+    return;
+  }
+  size_t from_out = used - header_len_;  // header bytes that came in this read
+  header_len_ = 0;
+  size_t early = out->len - from_out;
+  if (early > 0) {
+    std::memmove(out->data, out->data + from_out, early);
+    out->len = static_cast<uint32_t>(early);
+    early_ = out;
+  } else {
+    BlockPool::local().release(out);
+  }
+  LOG_DEBUG("server: connect %s", target.to_string().c_str());
+  connect_remote(target, "target");
+}
+
+void ServerSession::on_remote_connected() {
+  if (early_ != nullptr) {
+    Block* b = early_;
+    early_ = nullptr;
+    if (!send(kRemote, b)) return;
+  }
+  start_relay();
+}
+
+void ServerSession::on_remote_failed(int err) {
+  LOG_DEBUG("server: cannot reach the target: %s", uv_strerror(err));
+  // An authenticated client: end its stream promptly (FIN) rather than leaving it hanging.
+  drain(true);
+}
+
+void ServerSession::on_decrypt_error() {
+  LOG_DEBUG("server: authentication failed mid-stream");
+  drain(false);
+}
+
+}  // namespace ss
