@@ -62,6 +62,15 @@ int Listener::listen(const std::string& host, uint16_t port) {
   return 0;
 }
 
+uint16_t Listener::port() const {
+  if (listeners_.empty()) return 0;
+  sockaddr_storage ss{};
+  int len = sizeof ss;
+  if (uv_tcp_getsockname(listeners_.front(), reinterpret_cast<sockaddr*>(&ss), &len) != 0) return 0;
+  if (ss.ss_family == AF_INET) return ntohs(reinterpret_cast<sockaddr_in*>(&ss)->sin_port);
+  return ntohs(reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port);
+}
+
 void Listener::on_connection(uv_stream_t* server, int status) {
   auto* self = static_cast<Listener*>(server->data);
   if (status < 0) {

@@ -35,6 +35,8 @@ class Listener {
   const Config& config() const { return cfg_; }
   uv_loop_t* loop() const { return loop_; }
   size_t session_count() const { return count_; }
+  // The port the first listening socket is bound to (useful after listening on port 0); 0 if none.
+  uint16_t port() const;
 
   // Called by Session only.
   void destroy(Session* s);
