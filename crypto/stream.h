@@ -39,6 +39,7 @@ class StreamEncryptor {
   std::array<uint8_t, kMaxSaltLen> salt_{};
   std::array<uint8_t, kMaxNonceLen> nonce_{};
   bool salt_sent_ = false;
+  bool ready_ = false;  // keyed; false after a library failure (seal then returns 0)
 };
 
 enum class DecryptStatus { NeedMore, Ok, Error };
@@ -85,6 +86,12 @@ class StreamDecryptor {
   // Partial chunk storage, allocated on first need (idle sessions hold none).
   std::unique_ptr<uint8_t[]> partial_;
   size_t partial_len_ = 0;
+
+  // Returns the `need`-byte block starting at in[pos] (advancing pos), either in place or, once
+  // completed, from partial_; nullptr when it is still incomplete (all input buffered) or on
+  // failure.
+  const uint8_t* take_block(const uint8_t* in, size_t n, size_t& pos, size_t need);
+  void fail();
 };
 
 }  // namespace ss
