@@ -438,7 +438,8 @@ void Session::release_ref() {
 
 void Session::connect_remote(const Address& target, const char* what) {
   phase_ = Phase::Connecting;
-  target_ = target;
+  remote_ = target;
+  if (!pending_header_) target_ = target;
   connect_what_ = what;
   set_want_read(kClient, false);
   sockaddr_storage ss;
@@ -473,7 +474,7 @@ void Session::on_resolved(uv_getaddrinfo_t* req, int status, addrinfo* res) {
     if (res != nullptr) uv_freeaddrinfo(res);
     bool closing = s->phase_ == Phase::Closing;
     if (!closing) {
-      LOG_DEBUG("%s: cannot resolve %s: %s", s->kind(), s->target_.host.c_str(),
+      LOG_DEBUG("%s: cannot resolve %s: %s", s->kind(), s->remote_.host.c_str(),
                 uv_strerror(status));
       s->on_remote_failed(status < 0 ? status : UV_EAI_NONAME);
     }
@@ -527,7 +528,7 @@ void Session::on_connect(uv_connect_t* req, int status) {
   if (status == UV_ECANCELED || s->phase_ != Phase::Connecting) return;
   if (status < 0) {
     LOG_DEBUG("%s: cannot connect to %s %s: %s", s->kind(), s->connect_what_,
-              s->target_.to_string().c_str(), uv_strerror(status));
+              s->remote_.to_string().c_str(), uv_strerror(status));
     s->on_remote_failed(status);
     return;
   }

@@ -146,7 +146,8 @@ class Session {
   uint64_t header_flush_at_ = 0;  // absolute loop time; 0 = none
   bool close_when_flushed_ = false;
   std::optional<Address> pending_header_;
-  Address target_;
+  Address target_;  // where the client's bytes finally go (for logs)
+  Address remote_;  // what the remote socket connects to (target, or ss-server)
   const char* connect_what_ = "";
 };
 
