@@ -19,6 +19,8 @@
 
 #include <arpa/inet.h>
 #include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 
 #include <algorithm>
@@ -499,14 +501,24 @@ void Session::on_resolved(uv_getaddrinfo_t* req, int status, addrinfo* res) {
 
 void Session::connect_to(const sockaddr* sa) {
   Peer& r = peers_[kRemote];
-  if (uv_tcp_init(loop(), &r.tcp) != 0) {
-    on_remote_failed(UV_ENOMEM);
+  const Config& cfg = config();
+  int rc = uv_tcp_init_ex(loop(), &r.tcp, sa->sa_family);
+  if (rc != 0) {
+    on_remote_failed(rc);
     return;
   }
   r.tcp.data = &r;
   r.inited = true;
   ++refs_;
-  const Config& cfg = config();
+  if (cfg.fast_open) {
+    // The SYN carries the first write (Linux >= 4.11). The connect "completes" at once, so a
+    // refused peer shows up as a reset on that write instead of a connect error.
+    uv_os_fd_t fd;
+    int one = 1;
+    if (uv_fileno(reinterpret_cast<uv_handle_t*>(&r.tcp), &fd) == 0) {
+      setsockopt(fd, IPPROTO_TCP, TCP_FASTOPEN_CONNECT, &one, sizeof one);
+    }
+  }
   if (cfg.role == Role::Server && !cfg.local_address.empty()) {
     sockaddr_storage local;
     if (literal_to_sockaddr(cfg.local_address, 0, local) && local.ss_family == sa->sa_family) {
@@ -514,7 +526,7 @@ void Session::connect_to(const sockaddr* sa) {
     }
   }
   connect_req_.data = this;
-  int rc = uv_tcp_connect(&connect_req_, &r.tcp, sa, on_connect);
+  rc = uv_tcp_connect(&connect_req_, &r.tcp, sa, on_connect);
   if (rc != 0) {
     on_remote_failed(rc);
     return;
