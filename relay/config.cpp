@@ -1,0 +1,527 @@
+// Configuration: shadowsocks-libev's JSON keys (-c FILE) and command-line flags, flags winning.
+// Every error is a ConfigError with one line that starts with the offending key or flag. The
+// password and the key never appear in a message: their errors only say what is wrong.
+
+#include "relay/config.h"
+
+#include <cxxopts.hpp>
+#include <nlohmann/json.hpp>
+
+#include <cerrno>
+#include <cstddef>
+#include <cstdio>
+#include <limits>
+#include <memory>
+#include <ostream>
+#include <sstream>
+#include <string_view>
+#include <system_error>
+
+#include "crypto/kdf.h"
+
+namespace ss {
+namespace {
+
+using nlohmann::json;
+
+constexpr std::string_view kDefaultMethod = "chacha20-ietf-poly1305";
+constexpr int kDefaultTimeout = 60;
+// Keeps timeout * 1000 (milliseconds) inside an int.
+constexpr long long kMaxTimeout = std::numeric_limits<int>::max() / 1000;
+constexpr size_t kMaxConfigFileSize = 1 << 20;
+constexpr size_t kMaxQuotedLen = 200;
+
+[[noreturn]] void fail(const std::string& message) {
+  throw ConfigError(message);
+}
+
+// A user-supplied string for an error message: double-quoted, control bytes escaped, capped.
+std::string quote(std::string_view s) {
+  std::string q = "\"";
+  const size_t n = std::min(s.size(), kMaxQuotedLen);
+  for (size_t i = 0; i < n; ++i) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    if (c == '"' || c == '\\') {
+      q += '\\';
+      q += static_cast<char>(c);
+    } else if (c < 0x20 || c == 0x7F) {
+      static constexpr char kHex[] = "0123456789abcdef";
+      q += "\\x";
+      q += kHex[c >> 4];
+      q += kHex[c & 0xF];
+    } else {
+      q += static_cast<char>(c);
+    }
+  }
+  if (s.size() > n) q += "...";
+  q += '"';
+  return q;
+}
+
+// A JSON value for an error message (never used for password or key).
+std::string show(const json& v) {
+  if (v.is_string()) return quote(v.get_ref<const std::string&>());
+  std::string s = v.dump();
+  if (s.size() > kMaxQuotedLen) s = s.substr(0, kMaxQuotedLen) + "...";
+  return s;
+}
+
+std::string_view program_name(Role role) {
+  switch (role) {
+    case Role::Local:
+      return "ss-local";
+    case Role::Server:
+      return "ss-server";
+    case Role::Tunnel:
+      return "ss-tunnel";
+  }
+  return "ss";
+}
+
+// Decimal digits only; nullopt if empty, not digits, or absurdly long.
+std::optional<long long> parse_decimal(std::string_view s) {
+  if (s.empty() || s.size() > 18) return std::nullopt;
+  long long v = 0;
+  for (char c : s) {
+    if (c < '0' || c > '9') return std::nullopt;
+    v = v * 10 + (c - '0');
+  }
+  return v;
+}
+
+// An integer from a JSON integer or a numeric string (libev accepts both). Values too large for
+// long long saturate, which every caller rejects as out of range.
+std::optional<long long> integer_value(const json& v) {
+  if (v.is_number_unsigned()) {
+    const auto u = v.get<unsigned long long>();
+    return u > static_cast<unsigned long long>(std::numeric_limits<long long>::max())
+               ? std::numeric_limits<long long>::max()
+               : static_cast<long long>(u);
+  }
+  if (v.is_number_integer()) return v.get<long long>();
+  if (v.is_string()) return parse_decimal(v.get_ref<const std::string&>());
+  return std::nullopt;
+}
+
+// --- Setters shared by JSON keys and flags; `name` is the key or flag for error messages. ---
+
+uint16_t port_value(const json& v, std::string_view name) {
+  const std::optional<long long> n = integer_value(v);
+  if (!n || *n < 1 || *n > 65535) {
+    fail(std::string(name) + ": must be an integer from 1 to 65535, got " + show(v));
+  }
+  return static_cast<uint16_t>(*n);
+}
+
+int timeout_value(const json& v, std::string_view name) {
+  const std::optional<long long> n = integer_value(v);
+  if (!n || *n < 1)
+    fail(std::string(name) + ": must be a positive number of seconds, got " + show(v));
+  if (*n > kMaxTimeout) {
+    fail(std::string(name) + ": must be at most " + std::to_string(kMaxTimeout) + " seconds, got " +
+         show(v));
+  }
+  return static_cast<int>(*n);
+}
+
+// No value in the message: this is also used for the password and the key.
+const std::string& string_value(const json& v, std::string_view name) {
+  if (!v.is_string()) fail(std::string(name) + ": must be a string");
+  return v.get_ref<const std::string&>();
+}
+
+bool bool_value(const json& v, std::string_view name) {
+  if (!v.is_boolean()) fail(std::string(name) + ": must be true or false, got " + show(v));
+  return v.get<bool>();
+}
+
+std::vector<std::string> server_value(const json& v, std::string_view name) {
+  std::vector<std::string> hosts;
+  auto add = [&](const json& item) {
+    if (!item.is_string()) {
+      fail(std::string(name) + ": must be a host name or address, or an array of them, got " +
+           show(item));
+    }
+    const auto& s = item.get_ref<const std::string&>();
+    if (s.empty()) fail(std::string(name) + ": must not be empty");
+    hosts.push_back(s);
+  };
+  if (v.is_array()) {
+    if (v.empty()) fail(std::string(name) + ": must list at least one host");
+    for (const json& item : v) add(item);
+  } else {
+    add(v);
+  }
+  return hosts;
+}
+
+Mode mode_value(const json& v, std::string_view name) {
+  if (v.is_string()) {
+    const auto& s = v.get_ref<const std::string&>();
+    if (s == "tcp_only") return Mode::TcpOnly;
+    if (s == "tcp_and_udp") return Mode::TcpAndUdp;
+    if (s == "udp_only") return Mode::UdpOnly;
+  }
+  fail(std::string(name) + R"(: must be "tcp_only", "tcp_and_udp" or "udp_only", got )" + show(v));
+}
+
+Address tunnel_value(const json& v, std::string_view name) {
+  const std::string& s = string_value(v, name);
+  std::optional<Address> a = parse_host_port(s);
+  if (!a) {
+    fail(std::string(name) +
+         ": must be host:port (or [IPv6]:port) with a port from 1 to 65535, got " + quote(s));
+  }
+  return *a;
+}
+
+// --- The table of JSON keys. ---
+// `apply` == nullptr: a shadowsocks-libev key we know but do not implement (warned, ignored).
+// To support a new key, add a row with its setter.
+
+struct KeySpec {
+  std::string_view name;
+  void (*apply)(Config& cfg, const json& v);
+};
+
+constexpr KeySpec kKeys[] = {
+    {"server", [](Config& c, const json& v) { c.server = server_value(v, "server"); }},
+    {"server_port", [](Config& c, const json& v) { c.server_port = port_value(v, "server_port"); }},
+    {"local_address",
+     [](Config& c, const json& v) { c.local_address = string_value(v, "local_address"); }},
+    {"local_port", [](Config& c, const json& v) { c.local_port = port_value(v, "local_port"); }},
+    {"password", [](Config& c, const json& v) { c.password = string_value(v, "password"); }},
+    {"key", [](Config& c, const json& v) { c.key_b64 = string_value(v, "key"); }},
+    {"method", [](Config& c, const json& v) { c.method = string_value(v, "method"); }},
+    {"timeout", [](Config& c, const json& v) { c.timeout = timeout_value(v, "timeout"); }},
+    {"mode", [](Config& c, const json& v) { c.mode = mode_value(v, "mode"); }},
+    {"no_delay", [](Config& c, const json& v) { c.no_delay = bool_value(v, "no_delay"); }},
+    {"ipv6_first", [](Config& c, const json& v) { c.ipv6_first = bool_value(v, "ipv6_first"); }},
+    {"reuse_port", [](Config& c, const json& v) { c.reuse_port = bool_value(v, "reuse_port"); }},
+    {"fast_open", [](Config& c, const json& v) { c.fast_open = bool_value(v, "fast_open"); }},
+    {"tunnel_address",
+     [](Config& c, const json& v) { c.tunnel_target = tunnel_value(v, "tunnel_address"); }},
+    // shadowsocks-libev keys not implemented here.
+    {"plugin", nullptr},
+    {"plugin_opts", nullptr},
+    {"plugin_args", nullptr},
+    {"plugin_mode", nullptr},
+    {"nameserver", nullptr},
+    {"user", nullptr},
+    {"acl", nullptr},
+    {"mtu", nullptr},
+    {"mptcp", nullptr},
+    {"port_password", nullptr},
+    {"local_ipv4_address", nullptr},
+    {"local_ipv6_address", nullptr},
+    {"nofile", nullptr},
+    {"dscp", nullptr},
+    {"disable_sni", nullptr},
+    {"manager_address", nullptr},
+    {"executable", nullptr},
+    {"workdir", nullptr},
+    {"use_syslog", nullptr},
+    {"auth", nullptr},
+};
+
+const KeySpec* find_key(std::string_view name) {
+  for (const KeySpec& k : kKeys) {
+    if (k.name == name) return &k;
+  }
+  return nullptr;
+}
+
+Config default_config(Role role) {
+  Config cfg;
+  cfg.role = role;
+  cfg.method = std::string(kDefaultMethod);
+  cfg.timeout = kDefaultTimeout;
+  if (role == Role::Server) {
+    cfg.server = {"0.0.0.0"};
+  } else {
+    cfg.local_address = "127.0.0.1";
+  }
+  return cfg;
+}
+
+// Parses JSON text; `source` starts syntax error messages ("config", "config file \"x\"").
+// nlohmann's messages end with "; last read: '...'", which can quote the password: cut it.
+json parse_document(const std::string& text, const std::string& source) {
+  try {
+    json doc = json::parse(text, nullptr, /*allow_exceptions=*/true, /*ignore_comments=*/true);
+    if (!doc.is_object()) fail(source + ": must be a JSON object ({ \"key\": value, ... })");
+    return doc;
+  } catch (const json::parse_error& e) {
+    std::string_view what = e.what();
+    std::string line = "?";
+    const size_t at = what.find(" at line ");
+    if (at != std::string_view::npos) {
+      const size_t start = at + 9;
+      size_t end = start;
+      while (end < what.size() && what[end] >= '0' && what[end] <= '9') ++end;
+      if (end > start) line = std::string(what.substr(start, end - start));
+    }
+    std::string_view detail = what;
+    const size_t column = what.find(", column ");
+    if (column != std::string_view::npos) {
+      const size_t colon = what.find(": ", column);
+      if (colon != std::string_view::npos) detail = what.substr(colon + 2);
+    }
+    const size_t last_read = detail.find("; last read:");
+    if (last_read != std::string_view::npos) detail = detail.substr(0, last_read);
+    fail(source + ": invalid JSON at line " + line + ": " + std::string(detail));
+  }
+}
+
+void apply_json(Config& cfg, const json& doc, std::ostream& warn) {
+  for (const auto& [name, value] : doc.items()) {
+    const KeySpec* spec = find_key(name);
+    if (spec == nullptr) {
+      warn << "config: ignoring unknown key " << quote(name) << '\n';
+    } else if (spec->apply == nullptr) {
+      warn << "config: ignoring key " << quote(name) << " (not supported by shadowsocks-uv)\n";
+    } else {
+      spec->apply(cfg, value);
+    }
+  }
+}
+
+std::string read_config_file(const std::string& path, const std::string& source) {
+  std::unique_ptr<FILE, int (*)(FILE*)> f(std::fopen(path.c_str(), "rb"), &std::fclose);
+  if (!f) fail(source + ": cannot read: " + std::generic_category().message(errno));
+  std::string data;
+  char buf[8192];
+  size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, f.get())) > 0) {
+    data.append(buf, n);
+    if (data.size() > kMaxConfigFileSize) {
+      fail(source + ": too large (over " + std::to_string(kMaxConfigFileSize) + " bytes)");
+    }
+  }
+  if (std::ferror(f.get()))
+    fail(source + ": cannot read: " + std::generic_category().message(errno));
+  return data;
+}
+
+// --- Command line. ---
+
+std::string help_text(cxxopts::Options& options, Role role) {
+  std::ostringstream s;
+  s << options.help();
+  s << "\nConfig file keys (-c FILE, JSON object; flags override the file):\n";
+  if (role == Role::Server) {
+    s << "  server           address or array of addresses to listen on (default \"0.0.0.0\")\n"
+      << "  server_port      port to listen on\n"
+      << "  local_address    address outbound connections bind to\n";
+  } else {
+    s << "  server           ss-server host, or an array of hosts\n"
+      << "  server_port      ss-server port\n"
+      << "  local_address    address to listen on (default \"127.0.0.1\")\n"
+      << "  local_port       port to listen on\n";
+  }
+  s << "  password         password the key is derived from\n"
+    << "  key              base64 master key, used instead of password\n"
+    << "  method           cipher (default \"" << kDefaultMethod << "\")\n"
+    << "  timeout          idle timeout in seconds (default " << kDefaultTimeout << ")\n"
+    << "  mode             \"tcp_only\" (default), \"tcp_and_udp\" or \"udp_only\"\n"
+    << "  no_delay         true: set TCP_NODELAY\n"
+    << "  ipv6_first       true: prefer IPv6 when resolving\n"
+    << "  reuse_port       true: set SO_REUSEPORT on listening sockets\n"
+    << "  fast_open        true: use TCP Fast Open\n";
+  if (role == Role::Tunnel) s << "  tunnel_address   \"host:port\" to forward to\n";
+  s << "\nMethods:";
+  for (const CipherSpec& c : classic_ciphers()) s << ' ' << c.name;
+  s << '\n';
+  return s.str();
+}
+
+// cxxopts names the option in its messages as 'x' or ‘x’; turn that into -x / --xyz.
+std::string flag_from_message(std::string_view what) {
+  for (std::string_view open : {std::string_view("\xE2\x80\x98"), std::string_view("'")}) {
+    const std::string_view close = open.size() == 1 ? "'" : "\xE2\x80\x99";
+    const size_t a = what.find(open);
+    if (a == std::string_view::npos) continue;
+    const size_t b = what.find(close, a + open.size());
+    if (b == std::string_view::npos) continue;
+    const std::string_view name = what.substr(a + open.size(), b - a - open.size());
+    return (name.size() == 1 ? "-" : "--") + std::string(name);
+  }
+  return "command line";
+}
+
+void add_flags(cxxopts::Options& options, Role role) {
+  using cxxopts::value;
+  auto add = options.add_options();
+  add("c", "JSON config file", value<std::string>(), "FILE");
+  if (role == Role::Server) {
+    add("s", "address to listen on (repeatable; default 0.0.0.0)",
+        value<std::vector<std::string>>(), "HOST");
+    add("p", "port to listen on", value<std::string>(), "PORT");
+    add("b", "address outbound connections bind to", value<std::string>(), "ADDR");
+  } else {
+    add("s", "ss-server host (repeatable)", value<std::vector<std::string>>(), "HOST");
+    add("p", "ss-server port", value<std::string>(), "PORT");
+    add("l", "port to listen on", value<std::string>(), "PORT");
+    add("b", "address to listen on (default 127.0.0.1)", value<std::string>(), "ADDR");
+  }
+  add("k", "password", value<std::string>(), "PASSWORD");
+  add("key", "base64 master key (used instead of the password)", value<std::string>(), "BASE64");
+  add("m", "cipher (default " + std::string(kDefaultMethod) + ")", value<std::string>(), "METHOD");
+  add("t", "idle timeout in seconds (default 60)", value<std::string>(), "TIMEOUT");
+  if (role == Role::Tunnel) add("L", "target to forward to", value<std::string>(), "HOST:PORT");
+  add("u", "relay TCP and UDP");
+  add("U", "relay UDP only");
+  add("6", "prefer IPv6 when resolving");
+  add("no-delay", "set TCP_NODELAY");
+  add("reuse-port", "set SO_REUSEPORT on listening sockets");
+  add("fast-open", "use TCP Fast Open");
+  add("v", "verbose logging (repeat for more)");
+  add("h,help", "print this help and exit");
+}
+
+void apply_flags(Config& cfg, const cxxopts::ParseResult& r) {
+  auto text = [&](const char* name) { return json(r[name].as<std::string>()); };
+  if (r.count("s")) {
+    std::vector<std::string> hosts;
+    for (const std::string& h : r["s"].as<std::vector<std::string>>()) {
+      if (h.empty()) fail("-s: must not be empty");
+      hosts.push_back(h);
+    }
+    if (hosts.empty()) fail("-s: must not be empty");
+    cfg.server = std::move(hosts);
+  }
+  if (r.count("p")) cfg.server_port = port_value(text("p"), "-p");
+  if (r.count("l")) cfg.local_port = port_value(text("l"), "-l");
+  if (r.count("b")) cfg.local_address = r["b"].as<std::string>();
+  // A credential given on the command line replaces both credentials from the file; otherwise a
+  // file's "key" would silently win over -k.
+  if (r.count("k") || r.count("key")) {
+    cfg.password.clear();
+    cfg.key_b64.clear();
+    if (r.count("k")) cfg.password = r["k"].as<std::string>();
+    if (r.count("key")) cfg.key_b64 = r["key"].as<std::string>();
+  }
+  if (r.count("m")) cfg.method = r["m"].as<std::string>();
+  if (r.count("t")) cfg.timeout = timeout_value(text("t"), "-t");
+  if (r.count("L")) cfg.tunnel_target = tunnel_value(text("L"), "-L");
+  if (r.count("u") && r.count("U")) fail("-u, -U: give only one (-u: TCP and UDP, -U: UDP only)");
+  if (r.count("u")) cfg.mode = Mode::TcpAndUdp;
+  if (r.count("U")) cfg.mode = Mode::UdpOnly;
+  if (r.count("6")) cfg.ipv6_first = true;
+  if (r.count("no-delay")) cfg.no_delay = true;
+  if (r.count("reuse-port")) cfg.reuse_port = true;
+  if (r.count("fast-open")) cfg.fast_open = true;
+  cfg.verbose = static_cast<int>(r.count("v"));
+}
+
+std::string supported_methods() {
+  std::string s;
+  for (const CipherSpec& c : classic_ciphers()) {
+    if (!s.empty()) s += ", ";
+    s += c.name;
+  }
+  return s;
+}
+
+}  // namespace
+
+Config parse_config_json(Role role, const std::string& json_text, std::ostream& warn) {
+  Config cfg = default_config(role);
+  apply_json(cfg, parse_document(json_text, "config"), warn);
+  return cfg;
+}
+
+void finalize_config(Config& cfg) {
+  const bool server_role = cfg.role == Role::Server;
+
+  if (server_role && cfg.server.empty()) cfg.server = {"0.0.0.0"};
+  if (!server_role && cfg.local_address.empty()) cfg.local_address = "127.0.0.1";
+  if (cfg.method.empty()) cfg.method = std::string(kDefaultMethod);
+
+  if (cfg.server.empty()) fail(R"(server: missing (set "server" or -s))");
+  for (const std::string& host : cfg.server) {
+    if (!make_address(host, 0)) fail("server: invalid host " + quote(host));
+  }
+  if (cfg.server_port == 0) fail(R"(server_port: missing (set "server_port" or -p))");
+  if (!server_role && cfg.local_port == 0) fail(R"(local_port: missing (set "local_port" or -l))");
+  if (!cfg.local_address.empty() && !make_address(cfg.local_address, 0)) {
+    fail("local_address: invalid address " + quote(cfg.local_address));
+  }
+  if (cfg.role == Role::Tunnel && !cfg.tunnel_target) {
+    fail(R"(tunnel_address: missing (set "tunnel_address" or -L host:port))");
+  }
+  if (cfg.timeout <= 0) fail("timeout: must be a positive number of seconds");
+
+  cfg.cipher = find_cipher(cfg.method);
+  if (cfg.cipher == nullptr) {
+    fail("method: unknown method " + quote(cfg.method) + " (supported: " + supported_methods() +
+         ")");
+  }
+  const size_t key_len = cfg.cipher->key_len;
+  if (!cfg.key_b64.empty()) {
+    std::optional<std::vector<uint8_t>> decoded = base64_decode(cfg.key_b64);
+    if (!decoded) fail("key: not valid base64");
+    if (decoded->size() < key_len) {
+      const size_t got = decoded->size();
+      secure_zero(*decoded);
+      fail("key: decodes to " + std::to_string(got) + " bytes, " + std::string(cfg.cipher->name) +
+           " needs " + std::to_string(key_len));
+    }
+    cfg.key.assign(decoded->begin(), decoded->begin() + static_cast<std::ptrdiff_t>(key_len));
+    secure_zero(*decoded);
+  } else if (!cfg.password.empty()) {
+    cfg.key = derive_master_key(cfg.password, key_len);
+  } else {
+    fail(R"(password: missing (set "password" or "key"))");
+  }
+}
+
+std::optional<Config> load_config(Role role, int argc, const char* const* argv, std::ostream& out,
+                                  std::ostream& warn) {
+  cxxopts::Options options(std::string(program_name(role)),
+                           role == Role::Server  ? "Shadowsocks server"
+                           : role == Role::Local ? "Shadowsocks client with a SOCKS5 front end"
+                                                 : "Shadowsocks client forwarding to one target");
+  options.custom_help("[options]");
+  options.allow_unrecognised_options();
+  add_flags(options, role);
+
+  cxxopts::ParseResult r;
+  try {
+    r = options.parse(argc, argv);
+  } catch (const cxxopts::exceptions::incorrect_argument_type&) {
+    // Its message quotes the value, which may be a password: name the cause only.
+    fail("command line: an on/off flag (-u, -U, -6, -v, --no-delay, ...) was given a value");
+  } catch (const cxxopts::exceptions::missing_argument& e) {
+    fail(flag_from_message(e.what()) + ": missing value");
+  } catch (const cxxopts::exceptions::exception& e) {
+    fail(flag_from_message(e.what()) + ": invalid use");
+  }
+
+  if (r.count("help")) {
+    out << help_text(options, role);
+    return std::nullopt;
+  }
+  for (const std::string& arg : r.unmatched()) {
+    if (arg.size() > 1 && arg[0] == '-') {
+      // "--name=value": name only (the value may be a secret).
+      fail("unknown flag " + quote(arg.substr(0, arg.find('='))) + " (see -h)");
+    }
+    // Never echoed: it may be part of a mistyped password.
+    fail(std::string(program_name(role)) +
+         ": unexpected argument (only flags are accepted; see -h)");
+  }
+
+  Config cfg = default_config(role);
+  if (r.count("c")) {
+    const std::string path = r["c"].as<std::string>();
+    const std::string source = "config file " + quote(path);
+    cfg = default_config(role);
+    apply_json(cfg, parse_document(read_config_file(path, source), source), warn);
+  }
+  apply_flags(cfg, r);
+  finalize_config(cfg);
+  return cfg;
+}
+
+}  // namespace ss
