@@ -15,6 +15,7 @@
 #include "client/socks5.h"
 #include "relay/listener.h"
 #include "relay/log.h"
+#include "relay/udp_relay.h"
 
 namespace ss {
 
@@ -48,6 +49,7 @@ void LocalSession::fail(uint8_t reply_code) {
 }
 
 void LocalSession::on_handshake_data(const uint8_t* data, size_t n) {
+  if (step_ == Step::UdpHold) return;  // a UDP control connection carries nothing more
   size_t take = std::min(n, sizeof hs_ - hs_len_);
   std::memcpy(hs_ + hs_len_, data, take);
   hs_len_ += take;
@@ -95,7 +97,11 @@ void LocalSession::on_handshake_data(const uint8_t* data, size_t n) {
     return;
   }
   consume(used);
-  if (req.command != socks5::Command::Connect) {
+  if (req.command == socks5::Command::UdpAssociate && udp_relay() != nullptr) {
+    udp_associate(req.target);
+    return;
+  }
+  if (req.command != socks5::Command::Connect || config().mode == Mode::UdpOnly) {
     fail(static_cast<uint8_t>(socks5::Reply::CommandNotSupported));
     return;
   }
@@ -111,6 +117,32 @@ void LocalSession::on_handshake_data(const uint8_t* data, size_t n) {
   LOG_DEBUG("local: CONNECT %s", req.target.to_string().c_str());
   set_pending_header(req.target);
   connect_remote(pick_server(config()), "server");
+}
+
+void LocalSession::udp_associate(const Address& expected_source) {
+  sockaddr_storage peer{}, local{};
+  int len = sizeof peer;
+  int len2 = sizeof local;
+  if (uv_tcp_getpeername(&peers_[kClient].tcp, reinterpret_cast<sockaddr*>(&peer), &len) != 0 ||
+      uv_tcp_getsockname(&peers_[kClient].tcp, reinterpret_cast<sockaddr*>(&local), &len2) != 0) {
+    fail(static_cast<uint8_t>(socks5::Reply::GeneralFailure));
+    return;
+  }
+  // DST.ADDR/DST.PORT is where the client will send from; a zero port means "not known yet".
+  udp_control_ =
+      udp_relay()->open_control(reinterpret_cast<sockaddr*>(&peer), expected_source.port);
+  Address bind = Address::from_sockaddr(reinterpret_cast<sockaddr*>(&local));
+  bind.port = udp_relay()->port();
+  uint8_t reply[32];
+  size_t n = socks5::make_reply(socks5::Reply::Succeeded, &bind, reply);
+  if (!send_copy(kClient, reply, n)) return;
+  LOG_DEBUG("local: UDP ASSOCIATE from %s, relay at %s",
+            Address::from_sockaddr(reinterpret_cast<sockaddr*>(&peer)).to_string().c_str(),
+            bind.to_string().c_str());
+  // The association lives exactly as long as this connection: no handshake deadline, and the
+  // client's FIN or reset closes the session (and the association with it).
+  step_ = Step::UdpHold;
+  clear_deadline();
 }
 
 void LocalSession::on_remote_connected() {

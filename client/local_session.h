@@ -14,7 +14,7 @@ class LocalSession final : public Session {
   ~LocalSession() override;
 
  private:
-  enum class Step : uint8_t { Greeting, Request, Done };
+  enum class Step : uint8_t { Greeting, Request, Done, UdpHold };
 
   void on_started() override;
   void on_handshake_data(const uint8_t* data, size_t n) override;
@@ -23,12 +23,14 @@ class LocalSession final : public Session {
   const char* kind() const override { return "local"; }
 
   void fail(uint8_t reply_code);
+  void udp_associate(const Address& expected_source);
 
   Step step_ = Step::Greeting;
   // Greeting and request are at most 257 + 262 bytes; whatever follows them is early data.
   uint8_t hs_[600];
   size_t hs_len_ = 0;
   Block* early_ = nullptr;
+  uint64_t udp_control_ = 0;  // the UDP association this control connection keeps alive
 };
 
 // Chooses the ss-server address for a new connection (round robin over `server`).

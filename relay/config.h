@@ -38,6 +38,8 @@ struct Config {
   const CipherSpec* cipher = nullptr;
   std::vector<uint8_t> key;  // master key: from "key" (base64) or derived from "password"
   int timeout = 60;          // idle timeout, seconds
+  int udp_timeout = 60;      // idle seconds before a UDP association expires
+  size_t udp_max_associations = 1024;  // least recently used evicted beyond this
   Mode mode = Mode::TcpOnly;
   bool no_delay = false;
   bool ipv6_first = false;

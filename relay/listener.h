@@ -14,6 +14,7 @@
 namespace ss {
 
 class Session;
+class UdpRelay;
 
 class Listener {
  public:
@@ -38,6 +39,10 @@ class Listener {
   // The port the first listening socket is bound to (useful after listening on port 0); 0 if none.
   uint16_t port() const;
 
+  // The UDP relay running beside this listener (ss-local's UDP ASSOCIATE needs it), or null.
+  void set_udp(UdpRelay* udp) { udp_ = udp; }
+  UdpRelay* udp() const { return udp_; }
+
   // Called by Session only.
   void destroy(Session* s);
 
@@ -51,6 +56,7 @@ class Listener {
   Session* head_ = nullptr;
   size_t count_ = 0;
   uint64_t last_accept_error_log_ = 0;
+  UdpRelay* udp_ = nullptr;
 };
 
 }  // namespace ss

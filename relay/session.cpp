@@ -86,6 +86,9 @@ const Config& Session::config() const {
 uv_loop_t* Session::loop() const {
   return owner_.loop();
 }
+UdpRelay* Session::udp_relay() const {
+  return owner_.udp();
+}
 
 void Session::start(uv_stream_t* server) {
   Peer& c = peers_[kClient];
@@ -554,6 +557,11 @@ void Session::on_connect(uv_connect_t* req, int status) {
 
 void Session::set_deadline_ms(uint64_t from_now_ms) {
   deadline_ = uv_now(loop()) + from_now_ms;
+  arm_timer();
+}
+
+void Session::clear_deadline() {
+  deadline_ = 0;
   arm_timer();
 }
 

@@ -17,6 +17,7 @@
 namespace ss {
 
 class Listener;
+class UdpRelay;
 
 class Session {
  public:
@@ -84,6 +85,7 @@ class Session {
   // Services for the front ends.
   const Config& config() const;
   uv_loop_t* loop() const;
+  UdpRelay* udp_relay() const;
   static Side other(Side s) { return s == kClient ? kRemote : kClient; }
 
   // Resolves (if needed, without blocking the loop) and connects the remote side.
@@ -103,6 +105,7 @@ class Session {
   void drain(bool send_fin);
   void set_want_read(Side s, bool on);
   void set_deadline_ms(uint64_t from_now_ms);
+  void clear_deadline();
   void close_peer(Side s);
   // Ciphertext to plaintext for the front ends' handshakes; false on an authentication error.
   bool decrypt_into(const uint8_t* data, size_t n, Block* out);

@@ -1,0 +1,508 @@
+// UDP relay, classic AEAD packets (one salt per packet, each packet independent):
+//
+//   ss-local:  client --[RSV RSV FRAG | ATYP addr port | data]--> relay socket
+//              --> seal([ATYP addr port | data]) --> ss-server;  replies are opened and sent back
+//              as [00 00 00 | ATYP src port | data] to the client's address.
+//   ss-tunnel: client --[data]--> seal([fixed target | data]) --> ss-server; replies lose their
+//              address header on the way back.
+//   ss-server: open([ATYP target port | data]) --> target through the association's socket;
+//              replies become seal([ATYP source port | data]) back to the client.
+//
+// The NAT: one association per client address (ip:port), created only for a datagram that
+// authenticated and parsed, with one outbound socket per address family, created on first use.
+// Associations expire after udp_timeout idle seconds (a sweep once a second) and the least
+// recently used is evicted beyond udp_max_associations. Nothing queues: a send that would block
+// drops the datagram and counts it, so memory does not grow with load.
+
+#include "relay/udp_relay.h"
+
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "crypto/udp_packet.h"
+#include "relay/log.h"
+
+namespace ss {
+namespace {
+
+constexpr size_t kBufSize = 65536 + 1024;
+constexpr size_t kMaxPendingResolves = 64;
+constexpr size_t kMaxDnsCache = 1024;
+constexpr uint64_t kDnsCacheMs = 60'000;
+constexpr int kSocketBuffer = 4 << 20;
+
+uv_handle_t* as_handle(uv_udp_t* u) {
+  return reinterpret_cast<uv_handle_t*>(u);
+}
+
+bool literal_sockaddr(const std::string& host, uint16_t port, sockaddr_storage& out) {
+  std::memset(&out, 0, sizeof out);
+  auto* v4 = reinterpret_cast<sockaddr_in*>(&out);
+  if (inet_pton(AF_INET, host.c_str(), &v4->sin_addr) == 1) {
+    v4->sin_family = AF_INET;
+    v4->sin_port = htons(port);
+    return true;
+  }
+  auto* v6 = reinterpret_cast<sockaddr_in6*>(&out);
+  std::string h = host;
+  if (h.size() >= 2 && h.front() == '[' && h.back() == ']') h = h.substr(1, h.size() - 2);
+  if (inet_pton(AF_INET6, h.c_str(), &v6->sin6_addr) == 1) {
+    v6->sin6_family = AF_INET6;
+    v6->sin6_port = htons(port);
+    return true;
+  }
+  return false;
+}
+
+bool resolve_now(const std::string& host, uint16_t port, sockaddr_storage& out) {
+  if (literal_sockaddr(host, port, out)) return true;
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_DGRAM;
+  addrinfo* res = nullptr;
+  char p[8];
+  snprintf(p, sizeof p, "%u", static_cast<unsigned>(port));
+  if (getaddrinfo(host.c_str(), p, &hints, &res) != 0 || res == nullptr) return false;
+  std::memcpy(&out, res->ai_addr, res->ai_addrlen);
+  freeaddrinfo(res);
+  return true;
+}
+
+}  // namespace
+
+struct UdpRelay::PendingResolve {
+  uv_getaddrinfo_t req;
+  UdpRelay* relay;
+  Key client;
+  std::string host;
+  uint16_t port;
+  std::vector<uint8_t> data;
+  std::list<PendingResolve*>::iterator it;
+};
+
+size_t UdpRelay::KeyHash::operator()(const Key& k) const {
+  uint64_t h = 1469598103934665603ull;
+  for (uint8_t b : k.ip) h = (h ^ b) * 1099511628211ull;
+  h = (h ^ k.port) * 1099511628211ull;
+  return static_cast<size_t>(h ^ k.family);
+}
+
+UdpRelay::Key UdpRelay::key_of(const sockaddr* sa) {
+  Key k;
+  if (sa->sa_family == AF_INET) {
+    const auto* v4 = reinterpret_cast<const sockaddr_in*>(sa);
+    std::memcpy(k.ip.data(), &v4->sin_addr, 4);
+    k.port = ntohs(v4->sin_port);
+    k.family = 4;
+  } else if (sa->sa_family == AF_INET6) {
+    const auto* v6 = reinterpret_cast<const sockaddr_in6*>(sa);
+    std::memcpy(k.ip.data(), &v6->sin6_addr, 16);
+    k.port = ntohs(v6->sin6_port);
+    k.family = 6;
+  }
+  return k;
+}
+
+UdpRelay::UdpRelay(uv_loop_t* loop, const Config& cfg)
+    : loop_(loop),
+      cfg_(cfg),
+      aead_(*cfg.cipher),
+      rbuf_(new uint8_t[kBufSize]),
+      wbuf_(new uint8_t[kBufSize]),
+      pbuf_(new uint8_t[kBufSize]) {
+  uv_timer_init(loop_, &sweep_);
+  sweep_.data = this;
+  sweep_inited_ = true;
+  uv_timer_start(&sweep_, on_sweep, 1000, 1000);
+}
+
+UdpRelay::~UdpRelay() = default;
+
+int UdpRelay::listen(const std::string& host, uint16_t port) {
+  if (cfg_.role != Role::Server && server_addr_.ss_family == 0) {
+    if (!resolve_now(cfg_.server.front(), cfg_.server_port, server_addr_)) return UV_EAI_NONAME;
+  }
+  sockaddr_storage ss;
+  if (!resolve_now(host, port, ss)) return UV_EAI_NONAME;
+  auto* h = new uv_udp_t;
+  int r = uv_udp_init_ex(loop_, h, ss.ss_family);
+  if (r != 0) {
+    delete h;
+    return r;
+  }
+  h->data = this;
+  uv_os_fd_t fd;
+  if (cfg_.reuse_port && uv_fileno(as_handle(h), &fd) == 0) {
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+  }
+  r = uv_udp_bind(h, reinterpret_cast<sockaddr*>(&ss), 0);
+  if (r == 0) r = uv_udp_recv_start(h, on_alloc_in, on_inbound);
+  if (r != 0) {
+    uv_close(as_handle(h), [](uv_handle_t* x) { delete reinterpret_cast<uv_udp_t*>(x); });
+    return r;
+  }
+  int size = kSocketBuffer;
+  uv_recv_buffer_size(as_handle(h), &size);
+  size = kSocketBuffer;
+  uv_send_buffer_size(as_handle(h), &size);
+  inbound_.push_back(h);
+  return 0;
+}
+
+uint16_t UdpRelay::port() const {
+  if (inbound_.empty()) return 0;
+  sockaddr_storage ss{};
+  int len = sizeof ss;
+  if (uv_udp_getsockname(inbound_.front(), reinterpret_cast<sockaddr*>(&ss), &len) != 0) return 0;
+  return key_of(reinterpret_cast<sockaddr*>(&ss)).port;
+}
+
+void UdpRelay::shutdown() {
+  if (shut_down_) return;
+  shut_down_ = true;
+  for (uv_udp_t* h : inbound_) {
+    uv_close(as_handle(h), [](uv_handle_t* x) { delete reinterpret_cast<uv_udp_t*>(x); });
+  }
+  inbound_.clear();
+  while (!lru_.empty()) close_assoc(lru_.front());
+  for (PendingResolve* p : resolving_) uv_cancel(reinterpret_cast<uv_req_t*>(&p->req));
+  if (sweep_inited_) uv_close(reinterpret_cast<uv_handle_t*>(&sweep_), nullptr);
+}
+
+// ---- receiving --------------------------------------------------------------------------------
+
+void UdpRelay::on_alloc_in(uv_handle_t* h, size_t, uv_buf_t* buf) {
+  auto* self = static_cast<UdpRelay*>(h->data);
+  *buf = uv_buf_init(reinterpret_cast<char*>(self->rbuf_.get()), kBufSize);
+}
+
+void UdpRelay::on_alloc_out(uv_handle_t* h, size_t, uv_buf_t* buf) {
+  UdpRelay* self = static_cast<Outbound*>(h->data)->assoc->owner;
+  *buf = uv_buf_init(reinterpret_cast<char*>(self->rbuf_.get()), kBufSize);
+}
+
+void UdpRelay::on_inbound(uv_udp_t* h, ssize_t n, const uv_buf_t* buf, const sockaddr* from,
+                          unsigned flags) {
+  auto* self = static_cast<UdpRelay*>(h->data);
+  if (n < 0 || from == nullptr || (flags & UV_UDP_PARTIAL) != 0) return;
+  self->handle_inbound(h, reinterpret_cast<const uint8_t*>(buf->base), static_cast<size_t>(n),
+                       from);
+}
+
+void UdpRelay::on_outbound(uv_udp_t* h, ssize_t n, const uv_buf_t* buf, const sockaddr* from,
+                           unsigned flags) {
+  auto* o = static_cast<Outbound*>(h->data);
+  if (n < 0 || from == nullptr || (flags & UV_UDP_PARTIAL) != 0 || o->assoc->closing) return;
+  o->assoc->owner->handle_outbound(o->assoc, reinterpret_cast<const uint8_t*>(buf->base),
+                                   static_cast<size_t>(n), from);
+}
+
+void UdpRelay::handle_inbound(uv_udp_t* h, const uint8_t* data, size_t n, const sockaddr* from) {
+  ++stats_.packets_in;
+  switch (cfg_.role) {
+    case Role::Server: {
+      auto len = udp_open(aead_, cfg_.key, data, n, wbuf_.get());
+      if (!len) {
+        ++stats_.drop_auth;
+        return;
+      }
+      Address target;
+      size_t used = 0;
+      if (parse_address({wbuf_.get(), *len}, target, used) != ParseStatus::Ok) {
+        ++stats_.drop_malformed;
+        return;
+      }
+      Assoc* a = find_or_create(from, h, 0);
+      send_to_target(a, target, wbuf_.get() + used, *len - used);
+      return;
+    }
+    case Role::Local: {
+      // RSV RSV FRAG, then the address header and the data.
+      Address target;
+      size_t used = 0;
+      if (n < 3 || data[2] != 0 ||
+          parse_address({data + 3, n - 3}, target, used) != ParseStatus::Ok) {
+        ++stats_.drop_malformed;
+        return;
+      }
+      Assoc* a = nullptr;
+      auto it = by_client_.find(key_of(from));
+      if (it != by_client_.end()) {
+        a = it->second;
+      } else {
+        uint64_t id = control_for(from);
+        if (id == 0) {
+          ++stats_.drop_unassociated;
+          return;
+        }
+        a = find_or_create(from, h, id);
+      }
+      size_t m = udp_seal(aead_, cfg_.key, data + 3, n - 3, wbuf_.get());
+      if (m != 0) send_out(a, reinterpret_cast<sockaddr*>(&server_addr_), wbuf_.get(), m);
+      return;
+    }
+    case Role::Tunnel: {
+      size_t hl = encode_address(*cfg_.tunnel_target, pbuf_.get());
+      if (hl + n > kMaxDatagram) {
+        ++stats_.drop_malformed;
+        return;
+      }
+      std::memcpy(pbuf_.get() + hl, data, n);
+      Assoc* a = find_or_create(from, h, 0);
+      size_t m = udp_seal(aead_, cfg_.key, pbuf_.get(), hl + n, wbuf_.get());
+      if (m != 0) send_out(a, reinterpret_cast<sockaddr*>(&server_addr_), wbuf_.get(), m);
+      return;
+    }
+  }
+}
+
+void UdpRelay::handle_outbound(Assoc* a, const uint8_t* data, size_t n, const sockaddr* from) {
+  touch(a);
+  switch (cfg_.role) {
+    case Role::Server: {
+      // Tell the client which address this reply came from.
+      size_t hl = encode_address(Address::from_sockaddr(from), pbuf_.get());
+      if (hl + n > kMaxDatagram) {
+        ++stats_.drop_malformed;
+        return;
+      }
+      std::memcpy(pbuf_.get() + hl, data, n);
+      size_t m = udp_seal(aead_, cfg_.key, pbuf_.get(), hl + n, wbuf_.get());
+      if (m != 0) reply_to_client(a, wbuf_.get(), m);
+      return;
+    }
+    case Role::Local: {
+      auto len = udp_open(aead_, cfg_.key, data, n, pbuf_.get() + 3);
+      Address src;
+      size_t used = 0;
+      if (!len || parse_address({pbuf_.get() + 3, *len}, src, used) != ParseStatus::Ok) {
+        ++stats_.drop_auth;
+        return;
+      }
+      pbuf_[0] = pbuf_[1] = pbuf_[2] = 0;
+      reply_to_client(a, pbuf_.get(), *len + 3);
+      return;
+    }
+    case Role::Tunnel: {
+      auto len = udp_open(aead_, cfg_.key, data, n, pbuf_.get());
+      Address src;
+      size_t used = 0;
+      if (!len || parse_address({pbuf_.get(), *len}, src, used) != ParseStatus::Ok) {
+        ++stats_.drop_auth;
+        return;
+      }
+      reply_to_client(a, pbuf_.get() + used, *len - used);
+      return;
+    }
+  }
+}
+
+// ---- associations -----------------------------------------------------------------------------
+
+UdpRelay::Assoc* UdpRelay::find_or_create(const sockaddr* from, uv_udp_t* inbound,
+                                          uint64_t control_id) {
+  Key k = key_of(from);
+  auto it = by_client_.find(k);
+  if (it != by_client_.end()) {
+    touch(it->second);
+    return it->second;
+  }
+  while (by_client_.size() >= std::max<size_t>(1, cfg_.udp_max_associations) && !lru_.empty()) {
+    ++stats_.associations_evicted;
+    close_assoc(lru_.back());
+  }
+  auto* a = new Assoc;
+  a->owner = this;
+  a->key = k;
+  std::memcpy(&a->client, from,
+              from->sa_family == AF_INET6 ? sizeof(sockaddr_in6) : sizeof(sockaddr_in));
+  a->inbound = inbound;
+  a->control_id = control_id;
+  a->last_active = uv_now(loop_);
+  lru_.push_front(a);
+  a->lru = lru_.begin();
+  by_client_.emplace(k, a);
+  ++stats_.associations_created;
+  if (control_id != 0) {
+    auto c = controls_.find(control_id);
+    if (c != controls_.end()) {
+      c->second.bound = true;
+      c->second.bound_key = k;
+    }
+  }
+  LOG_DEBUG("udp: new association for %s", Address::from_sockaddr(from).to_string().c_str());
+  return a;
+}
+
+void UdpRelay::touch(Assoc* a) {
+  a->last_active = uv_now(loop_);
+  if (a->lru != lru_.begin()) lru_.splice(lru_.begin(), lru_, a->lru);
+}
+
+void UdpRelay::close_assoc(Assoc* a) {
+  if (a->closing) return;
+  a->closing = true;
+  by_client_.erase(a->key);
+  lru_.erase(a->lru);
+  for (Outbound& o : a->out) {
+    if (!o.inited) continue;
+    uv_close(as_handle(&o.udp), [](uv_handle_t* h) {
+      Assoc* owner = static_cast<Outbound*>(h->data)->assoc;
+      if (--owner->refs == 0) delete owner;
+    });
+  }
+  if (a->refs == 0) delete a;
+}
+
+void UdpRelay::on_sweep(uv_timer_t* t) {
+  auto* self = static_cast<UdpRelay*>(t->data);
+  uint64_t now = uv_now(self->loop_);
+  uint64_t idle = static_cast<uint64_t>(self->cfg_.udp_timeout) * 1000;
+  while (!self->lru_.empty() && self->lru_.back()->last_active + idle <= now) {
+    ++self->stats_.associations_expired;
+    self->close_assoc(self->lru_.back());
+  }
+}
+
+uint64_t UdpRelay::open_control(const sockaddr* client, uint16_t expected_port) {
+  Control c;
+  c.client = key_of(client);
+  c.client.port = expected_port;
+  uint64_t id = next_control_++;
+  controls_.emplace(id, c);
+  return id;
+}
+
+void UdpRelay::close_control(uint64_t id) {
+  auto it = controls_.find(id);
+  if (it == controls_.end()) return;
+  if (it->second.bound) {
+    auto a = by_client_.find(it->second.bound_key);
+    if (a != by_client_.end() && a->second->control_id == id) close_assoc(a->second);
+  }
+  controls_.erase(it);
+}
+
+uint64_t UdpRelay::control_for(const sockaddr* from) {
+  Key k = key_of(from);
+  for (auto& [id, c] : controls_) {
+    if (c.client.family != k.family || c.client.ip != k.ip) continue;
+    if (c.client.port != 0 && c.client.port != k.port) continue;
+    if (c.bound && !(c.bound_key == k)) continue;
+    return id;
+  }
+  return 0;
+}
+
+// ---- sending ----------------------------------------------------------------------------------
+
+void UdpRelay::send_out(Assoc* a, const sockaddr* to, const uint8_t* data, size_t n) {
+  Outbound& o = a->out[to->sa_family == AF_INET6 ? 1 : 0];
+  if (!o.inited) {
+    if (uv_udp_init(loop_, &o.udp) != 0) return;
+    o.udp.data = &o;
+    o.assoc = a;
+    o.inited = true;
+    ++a->refs;
+    sockaddr_storage any{};
+    any.ss_family = to->sa_family;
+    if (uv_udp_bind(&o.udp, reinterpret_cast<sockaddr*>(&any), 0) != 0 ||
+        uv_udp_recv_start(&o.udp, on_alloc_out, on_outbound) != 0) {
+      ++stats_.drop_overflow;
+      return;
+    }
+  }
+  uv_buf_t b = uv_buf_init(const_cast<char*>(reinterpret_cast<const char*>(data)), n);
+  int r = uv_udp_try_send(&o.udp, &b, 1, to);
+  if (r < 0) ++stats_.drop_overflow;
+}
+
+void UdpRelay::reply_to_client(Assoc* a, const uint8_t* data, size_t n) {
+  if (a->inbound == nullptr || shut_down_) return;
+  uv_buf_t b = uv_buf_init(const_cast<char*>(reinterpret_cast<const char*>(data)), n);
+  int r = uv_udp_try_send(a->inbound, &b, 1, reinterpret_cast<sockaddr*>(&a->client));
+  if (r < 0) {
+    ++stats_.drop_overflow;
+  } else {
+    ++stats_.packets_out;
+  }
+}
+
+void UdpRelay::send_to_target(Assoc* a, const Address& target, const uint8_t* data, size_t n) {
+  sockaddr_storage ss;
+  if (target.to_sockaddr(ss) || literal_sockaddr(target.host, target.port, ss)) {
+    send_out(a, reinterpret_cast<sockaddr*>(&ss), data, n);
+    return;
+  }
+  auto cached = dns_cache_.find(target.host);
+  if (cached != dns_cache_.end() && cached->second.expires > uv_now(loop_)) {
+    std::memcpy(&ss, &cached->second.addr, sizeof ss);
+    if (ss.ss_family == AF_INET) {
+      reinterpret_cast<sockaddr_in*>(&ss)->sin_port = htons(target.port);
+    } else {
+      reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port = htons(target.port);
+    }
+    send_out(a, reinterpret_cast<sockaddr*>(&ss), data, n);
+    return;
+  }
+  if (resolving_.size() >= kMaxPendingResolves) {
+    ++stats_.drop_resolve;
+    return;
+  }
+  auto* p = new PendingResolve;
+  p->relay = this;
+  p->client = a->key;
+  p->host = target.host;
+  p->port = target.port;
+  p->data.assign(data, data + n);
+  p->req.data = p;
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_DGRAM;
+  hints.ai_flags = AI_ADDRCONFIG;
+  char port[8];
+  snprintf(port, sizeof port, "%u", static_cast<unsigned>(target.port));
+  if (uv_getaddrinfo(loop_, &p->req, on_resolved, p->host.c_str(), port, &hints) != 0) {
+    ++stats_.drop_resolve;
+    delete p;
+    return;
+  }
+  resolving_.push_front(p);
+  p->it = resolving_.begin();
+}
+
+void UdpRelay::on_resolved(uv_getaddrinfo_t* req, int status, addrinfo* res) {
+  auto* p = static_cast<PendingResolve*>(req->data);
+  UdpRelay* self = p->relay;
+  self->resolving_.erase(p->it);
+  if (status == 0 && res != nullptr && !self->shut_down_) {
+    int preferred = self->cfg_.ipv6_first ? AF_INET6 : AF_INET;
+    const addrinfo* pick = res;
+    for (const addrinfo* ai = res; ai != nullptr; ai = ai->ai_next) {
+      if (ai->ai_family == preferred) {
+        pick = ai;
+        break;
+      }
+    }
+    if (self->dns_cache_.size() >= kMaxDnsCache) self->dns_cache_.clear();
+    DnsEntry& e = self->dns_cache_[p->host];
+    std::memcpy(&e.addr, pick->ai_addr, std::min<size_t>(pick->ai_addrlen, sizeof e.addr));
+    e.expires = uv_now(self->loop_) + kDnsCacheMs;
+    auto it = self->by_client_.find(p->client);
+    if (it != self->by_client_.end()) {
+      self->send_out(it->second, pick->ai_addr, p->data.data(), p->data.size());
+    }
+  } else if (!self->shut_down_) {
+    ++self->stats_.drop_resolve;
+    LOG_DEBUG("udp: cannot resolve %s", p->host.c_str());
+  }
+  if (res != nullptr) uv_freeaddrinfo(res);
+  delete p;
+}
+
+}  // namespace ss
