@@ -1,0 +1,132 @@
+// Invalid configuration: each of our binaries exits with status 1 and prints exactly one line that
+// names the offending key (or flag, or file).
+
+#include <catch2/catch.hpp>
+
+#include <fstream>
+#include <map>
+
+#include "tests/integration/harness.h"
+
+namespace ss::test {
+namespace {
+
+using namespace std::chrono_literals;
+
+struct ConfigCase {
+  std::string name;
+  // Flag changes relative to a valid command line: a value replaces the flag's value, nullopt
+  // removes the flag.
+  std::map<std::string, std::optional<std::string>> flag_changes;
+  // If set, the flags are reduced to -c <file> (plus -L for ss-tunnel) and this JSON is the file.
+  std::optional<std::string> json;
+  // If set, "-c <config_path>" is added to the (valid) flags.
+  std::optional<std::string> config_path;
+  // The error line must contain one of these.
+  std::vector<std::string> names;
+};
+
+std::string json_config(uint16_t server_port, uint16_t local_port, const std::string& tweak) {
+  // `tweak` replaces one key/value pair, or removes the password when it is "-password".
+  std::map<std::string, std::string> kv = {{"server", "\"127.0.0.1\""},
+                                           {"server_port", std::to_string(server_port)},
+                                           {"local_address", "\"127.0.0.1\""},
+                                           {"local_port", std::to_string(local_port)},
+                                           {"password", "\"correct-horse-42\""},
+                                           {"method", "\"chacha20-ietf-poly1305\""},
+                                           {"timeout", "60"},
+                                           {"mode", "\"tcp_only\""}};
+  if (tweak == "-password") {
+    kv.erase("password");
+  } else {
+    const auto colon = tweak.find(':');
+    kv[tweak.substr(0, colon)] = tweak.substr(colon + 1);
+  }
+  std::string out = "{";
+  for (const auto& [k, v] : kv) out += (out.size() > 1 ? ", \"" : "\"") + k + "\": " + v;
+  return out + "}\n";
+}
+
+std::vector<ConfigCase> cases(uint16_t sp, uint16_t lp) {
+  return {
+      {"unknown method (-m)", {{"-m", "rot13-is-not-a-cipher"}}, {}, {}, {"method", "-m"}},
+      {"missing password (no -k)", {{"-k", std::nullopt}}, {}, {}, {"password"}},
+      {"bad port (-p 99999)", {{"-p", "99999"}}, {}, {}, {"server_port", "-p"}},
+      {"unknown method (JSON)", {}, json_config(sp, lp, "method:\"rot13\""), {}, {"method"}},
+      {"missing password (JSON)", {}, json_config(sp, lp, "-password"), {}, {"password"}},
+      {"bad port (JSON)", {}, json_config(sp, lp, "server_port:70000"), {}, {"server_port"}},
+      {"wrong JSON type: server_port is an array",
+       {},
+       json_config(sp, lp, "server_port:[8388]"),
+       {},
+       {"server_port"}},
+      {"wrong JSON type: method is an object",
+       {},
+       json_config(sp, lp, "method:{\"name\": \"aes-128-gcm\"}"),
+       {},
+       {"method"}},
+      {"unreadable file (-c /nonexistent)", {}, {}, "/nonexistent", {"/nonexistent"}},
+  };
+}
+
+}  // namespace
+
+TEST_CASE("config errors: exit 1 with one line naming the key", "[integration][config]") {
+  const std::string program = GENERATE(as<std::string>{}, "ss-server", "ss-local", "ss-tunnel");
+  const uint16_t sp = pick_free_port();
+  const uint16_t lp = pick_free_port();
+  const auto all = cases(sp, lp);
+  const size_t index = GENERATE(range(size_t{0}, size_t{9}));
+  REQUIRE(all.size() == 9);
+  const ConfigCase& c = all[index];
+  INFO(program << ": " << c.name);
+
+  // A valid command line for the program, as (flag, value) pairs.
+  std::vector<std::pair<std::string, std::string>> flags = {{"-s", "127.0.0.1"},
+                                                            {"-p", std::to_string(sp)},
+                                                            {"-k", "correct-horse-42"},
+                                                            {"-m", "chacha20-ietf-poly1305"}};
+  if (program != "ss-server") {
+    flags.push_back({"-b", "127.0.0.1"});
+    flags.push_back({"-l", std::to_string(lp)});
+  }
+  const std::pair<std::string, std::string> tunnel_target = {"-L", "127.0.0.1:9"};
+  if (program == "ss-tunnel") flags.push_back(tunnel_target);
+
+  std::vector<std::string> argv = {binary_path(Impl::Ours, program)};
+  if (c.json) {
+    std::filesystem::path file = test_log_path("config");
+    file.replace_extension(".json");
+    std::ofstream(file) << *c.json;
+    INFO("config: " << *c.json);
+    argv.insert(argv.end(), {"-c", file.string()});
+    if (program == "ss-tunnel")
+      argv.insert(argv.end(), {tunnel_target.first, tunnel_target.second});
+  } else {
+    for (const auto& [flag, value] : flags) {
+      auto change = c.flag_changes.find(flag);
+      if (change == c.flag_changes.end()) {
+        argv.insert(argv.end(), {flag, value});
+      } else if (change->second) {
+        argv.insert(argv.end(), {flag, *change->second});
+      }
+    }
+    if (c.config_path) argv.insert(argv.end(), {"-c", *c.config_path});
+  }
+
+  auto proc = spawn(argv, program);
+  const std::optional<int> status = proc->wait_exit(10s);
+  const std::string log = proc->log_text();
+  INFO("$ " << proc->command_line() << "\n" << log);
+  REQUIRE(status.has_value());
+  CHECK(*status == 1);
+  const auto lines = nonempty_lines(log);
+  REQUIRE(lines.size() == 1);
+  bool named = false;
+  for (const auto& n : c.names) named = named || lines[0].find(n) != std::string::npos;
+  CHECK(named);
+  // The password must never be echoed back.
+  CHECK(log.find("correct-horse-42") == std::string::npos);
+}
+
+}  // namespace ss::test

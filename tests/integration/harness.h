@@ -1,0 +1,65 @@
+#pragma once
+// Starting ss-server / ss-local / ss-tunnel (ours or shadowsocks-libev's) for integration tests.
+// Processes log to SS_TEST_LOG_DIR/<test name>/NN-<label>.log; when an assertion fails, the logs
+// of all live processes are printed (see the listener in harness.cpp).
+
+#include <array>
+#include <chrono>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "tests/support/net.h"
+#include "tests/support/process.h"
+
+namespace ss::test {
+
+enum class Impl { Ours, Libev };
+
+const char* impl_name(Impl impl);
+// Our binaries live in SS_BIN_DIR, libev's in /usr/bin.
+std::string binary_path(Impl impl, const std::string& program);
+
+inline constexpr std::array<const char*, 5> kAeadCiphers = {"aes-128-gcm", "aes-192-gcm",
+                                                            "aes-256-gcm", "chacha20-ietf-poly1305",
+                                                            "xchacha20-ietf-poly1305"};
+
+// A fresh log file path for this test: SS_TEST_LOG_DIR/<sanitized test name>/NN-<label>.log.
+std::filesystem::path test_log_path(const std::string& label);
+
+// A started proxy process and the port it listens on.
+struct Node {
+  Impl impl = Impl::Ours;
+  std::unique_ptr<Process> proc;
+  uint16_t port = 0;
+};
+
+struct NodeOptions {
+  std::string method;
+  std::string password;
+  int timeout_s = 60;
+  std::vector<std::string> extra_args;
+};
+
+// Each start_* picks a free port, spawns the binary with libev's flags, and REQUIREs that the
+// port accepts connections within 10 s (failing early, with the log, if the process exits).
+Node start_server(Impl impl, const NodeOptions& opt);
+Node start_local(Impl impl, const NodeOptions& opt, uint16_t server_port);
+Node start_tunnel(Impl impl, const NodeOptions& opt, uint16_t server_port,
+                  const std::string& target_host, uint16_t target_port);
+// Same with a given local port for ss-local (e.g. to point it at a dead server port).
+Node start_node(Impl impl, const std::string& program, std::vector<std::string> args,
+                uint16_t listen_port, const std::string& label);
+
+// Spawns any program with its output in a test log.
+std::unique_ptr<Process> spawn(std::vector<std::string> argv, const std::string& label);
+
+// For our binaries: SIGTERM must end the process within 2 s with status 0 (or the default
+// SIGTERM status 143), and the log must hold no sanitizer report. CHECKs, does not throw.
+void check_clean_shutdown(Node& node);
+
+// Log lines that are not empty.
+std::vector<std::string> nonempty_lines(const std::string& text);
+
+}  // namespace ss::test
