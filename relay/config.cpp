@@ -4,7 +4,12 @@
 
 #include "relay/config.h"
 
+// GCC 12 reports false "may be used uninitialized" warnings inside <regex>, which cxxopts uses,
+// in optimized sanitizer builds.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #include <cxxopts.hpp>
+#pragma GCC diagnostic pop
 #include <nlohmann/json.hpp>
 
 #include <cerrno>

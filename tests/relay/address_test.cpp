@@ -102,10 +102,8 @@ TEST_CASE("parse_address: every strict prefix is NeedMore", "[relay]") {
   check_prefixes(domain_header("a", 1));
   check_prefixes(domain_header("example.com", 443));
   check_prefixes(domain_header(std::string(255, 'x'), 65535));
-  check_prefixes(
-      domain_header("b\xC3\xBC\xC3\x9F"
-                    "e.example",
-                    443));  // multi-byte UTF-8
+  const std::string utf8_host = "b\u00FC\u00DFe.example";  // multi-byte UTF-8
+  check_prefixes(domain_header(utf8_host, 443));
 }
 
 TEST_CASE("parse_address: unknown ATYP is Error", "[relay]") {
