@@ -498,7 +498,7 @@ TEST_CASE("flags override the config file", "[relay]") {
   }
 }
 
-TEST_CASE("-k on the command line replaces a key from the file", "[relay]") {
+TEST_CASE("flags: -k replaces a key from the config file", "[relay]") {
   TempFile file(std::string(R"({"server": "h", "server_port": 1, "local_port": 2, "key": ")") +
                 kKey32 + "\"}");
   auto r = load(Role::Local, {"-c", file.path(), "-k", kPassword});
