@@ -521,7 +521,6 @@ std::optional<Config> load_config(Role role, int argc, const char* const* argv, 
   if (r.count("c")) {
     const std::string path = r["c"].as<std::string>();
     const std::string source = "config file " + quote(path);
-    cfg = default_config(role);
     apply_json(cfg, parse_document(read_config_file(path, source), source), warn);
   }
   apply_flags(cfg, r);
