@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Installs what is missing, builds with -Werror and runs every test through CTest.
+#
+# Usage: scripts/test.sh [--sanitize] [extra ctest arguments...]
+#   --sanitize   AddressSanitizer + UBSan build in build-sanitize/ instead of build/
+#   e.g.         scripts/test.sh -R interop      (only tests whose name contains "interop")
+#
+# Unit tests and integration tests (real processes on loopback) run in parallel, two at a time.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+build_dir=build
+cmake_args=(-DSS_WERROR=ON)
+ctest_args=()
+for arg in "$@"; do
+  case "$arg" in
+    --sanitize)
+      build_dir=build-sanitize
+      cmake_args+=(-DSS_SANITIZE=ON)
+      ;;
+    -h | --help)
+      sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'
+      exit 0
+      ;;
+    *) ctest_args+=("$arg") ;;
+  esac
+done
+
+bash scripts/setup.sh
+
+cmake -S . -B "$build_dir" "${cmake_args[@]}" >/dev/null
+cmake --build "$build_dir" -j2
+
+# Sanitizer reports must fail the run, also inside the child processes the tests start.
+export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}"
+export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
+
+ctest --test-dir "$build_dir" --output-on-failure -j2 "${ctest_args[@]}"
