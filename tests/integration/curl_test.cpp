@@ -48,17 +48,17 @@ void curl_through(Impl client, Impl server, const std::string& method) {
 
 }  // namespace
 
-TEST_CASE("curl through libev ss-local and libev ss-server (harness control)",
+TEST_CASE("interop control: curl through libev ss-local and libev ss-server",
           "[integration][interop][libev-only][curl]") {
   curl_through(Impl::Libev, Impl::Libev, "chacha20-ietf-poly1305");
 }
 
-TEST_CASE("curl through our ss-local and our ss-server, every cipher", "[integration][curl]") {
+TEST_CASE("curl through our ss-local and our ss-server for every cipher", "[integration][curl]") {
   const std::string method = GENERATE(from_range(kAeadCiphers.begin(), kAeadCiphers.end()));
   curl_through(Impl::Ours, Impl::Ours, method);
 }
 
-TEST_CASE("curl through our ss-local and libev ss-server, every cipher",
+TEST_CASE("interop: curl through our ss-local and libev ss-server for every cipher",
           "[integration][interop][curl]") {
   const std::string method = GENERATE(from_range(kAeadCiphers.begin(), kAeadCiphers.end()));
   curl_through(Impl::Ours, Impl::Libev, method);

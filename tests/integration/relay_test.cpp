@@ -55,20 +55,20 @@ void bulk_both_ways(Impl client, Impl server) {
 
 }  // namespace
 
-TEST_CASE("10 MiB both ways, libev ss-local x libev ss-server (harness control)",
+TEST_CASE("interop control: 10 MiB both ways libev ss-local x libev ss-server",
           "[integration][interop][libev-only]") {
   bulk_both_ways(Impl::Libev, Impl::Libev);
 }
 
-TEST_CASE("10 MiB both ways, our ss-local x libev ss-server", "[integration][interop]") {
+TEST_CASE("interop: 10 MiB both ways our ss-local x libev ss-server", "[integration][interop]") {
   bulk_both_ways(Impl::Ours, Impl::Libev);
 }
 
-TEST_CASE("10 MiB both ways, libev ss-local x our ss-server", "[integration][interop]") {
+TEST_CASE("interop: 10 MiB both ways libev ss-local x our ss-server", "[integration][interop]") {
   bulk_both_ways(Impl::Libev, Impl::Ours);
 }
 
-TEST_CASE("10 MiB both ways, our ss-local x our ss-server", "[integration]") {
+TEST_CASE("10 MiB both ways our ss-local x our ss-server", "[integration]") {
   bulk_both_ways(Impl::Ours, Impl::Ours);
 }
 
@@ -118,7 +118,7 @@ void concurrent_echo(Impl client, Impl server, size_t n) {
 
 }  // namespace
 
-TEST_CASE("100 concurrent connections, libev x libev (harness control)",
+TEST_CASE("interop control: 100 concurrent connections libev x libev",
           "[integration][interop][libev-only]") {
   concurrent_echo(Impl::Libev, Impl::Libev, 100);
 }
@@ -168,7 +168,8 @@ void half_close(Impl client, Impl server) {
 
 }  // namespace
 
-TEST_CASE("half-close: target FIN first, client keeps sending (F1), ours x ours", "[integration]") {
+TEST_CASE("half-close F1: target FIN first while the client keeps sending (ours x ours)",
+          "[integration]") {
   half_close(Impl::Ours, Impl::Ours);
 }
 
@@ -206,12 +207,12 @@ void address_types(Impl client, Impl server) {
 
 }  // namespace
 
-TEST_CASE("SOCKS5 CONNECT to IPv4, IPv6 and domain targets, libev x libev (harness control)",
+TEST_CASE("interop control: SOCKS5 CONNECT to IPv4/IPv6/domain targets libev x libev",
           "[integration][interop][libev-only]") {
   address_types(Impl::Libev, Impl::Libev);
 }
 
-TEST_CASE("SOCKS5 CONNECT to IPv4, IPv6 and domain targets, ours x ours", "[integration]") {
+TEST_CASE("SOCKS5 CONNECT to IPv4/IPv6/domain targets ours x ours", "[integration]") {
   address_types(Impl::Ours, Impl::Ours);
 }
 

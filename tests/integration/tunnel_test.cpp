@@ -33,19 +33,19 @@ void tunnel_echo(Impl tunnel, Impl server) {
 
 }  // namespace
 
-TEST_CASE("ss-tunnel, libev x libev (harness control)", "[integration][interop][libev-only]") {
+TEST_CASE("interop control: ss-tunnel libev x libev", "[integration][interop][libev-only]") {
   tunnel_echo(Impl::Libev, Impl::Libev);
 }
 
-TEST_CASE("ss-tunnel, ours x ours", "[integration]") {
+TEST_CASE("ss-tunnel ours x ours", "[integration]") {
   tunnel_echo(Impl::Ours, Impl::Ours);
 }
 
-TEST_CASE("ss-tunnel, our ss-tunnel x libev ss-server", "[integration][interop]") {
+TEST_CASE("interop: our ss-tunnel x libev ss-server", "[integration][interop]") {
   tunnel_echo(Impl::Ours, Impl::Libev);
 }
 
-TEST_CASE("ss-tunnel, libev ss-tunnel x our ss-server", "[integration][interop]") {
+TEST_CASE("interop: libev ss-tunnel x our ss-server", "[integration][interop]") {
   tunnel_echo(Impl::Libev, Impl::Ours);
 }
 
