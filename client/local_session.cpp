@@ -152,9 +152,7 @@ void LocalSession::on_remote_connected() {
   if (early_ != nullptr) {
     // Address header and the pipelined bytes in one encrypted flight.
     Block* out = BlockPool::local().acquire();
-    size_t len = seal_pending_header(out->data);
-    len += enc_->seal(early_->data, early_->len, out->data + len);
-    out->len = static_cast<uint32_t>(len);
+    out->len = static_cast<uint32_t>(seal_request(early_->data, early_->len, out->data));
     BlockPool::local().release(early_);
     early_ = nullptr;
     if (!send(kRemote, out)) return;

@@ -14,10 +14,11 @@ namespace ss {
 
 // One read: four full AEAD chunks of plaintext.
 inline constexpr size_t kReadSize = 4 * kMaxChunkPayload;
-// Room for the transform of one read: a decrypt may add one buffered partial chunk; an encrypt
-// adds the salt, the address header and per-chunk overhead.
+// Room for the transform of one read: a decrypt may add one buffered partial chunk (up to 0xFFFF
+// bytes in the 2022 edition); an encrypt adds the salt, request headers with up to 900 bytes of
+// padding, the address header and per-chunk overhead.
 inline constexpr size_t kBlockCapacity =
-    kReadSize + kMaxChunkPayload + 2 + 2 * kTagLen + kMaxSaltLen + kMaxAddressLen + 256;
+    kReadSize + 0xFFFF + 2 + 2 * kTagLen + kMaxSaltLen + kMaxAddressLen + 2048;
 
 struct Block {
   uv_write_t req;

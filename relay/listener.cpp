@@ -15,8 +15,11 @@
 
 namespace ss {
 
-Listener::Listener(uv_loop_t* loop, const Config& cfg, Factory factory)
-    : loop_(loop), cfg_(cfg), factory_(std::move(factory)) {}
+Listener::Listener(uv_loop_t* loop, const Config& cfg, Factory factory,
+                   std::shared_ptr<const TcpCipherSuite> suite)
+    : loop_(loop), cfg_(cfg), factory_(std::move(factory)), suite_(std::move(suite)) {
+  if (!suite_) suite_ = make_classic_suite(*cfg.cipher, cfg.key);
+}
 
 Listener::~Listener() = default;
 

@@ -6,9 +6,11 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
+#include "crypto/tcp_cipher.h"
 #include "relay/config.h"
 
 namespace ss {
@@ -20,7 +22,9 @@ class Listener {
  public:
   using Factory = std::function<Session*(Listener&)>;
 
-  Listener(uv_loop_t* loop, const Config& cfg, Factory factory);
+  // `suite` makes the sessions' cipher states; by default one is made from the config.
+  Listener(uv_loop_t* loop, const Config& cfg, Factory factory,
+           std::shared_ptr<const TcpCipherSuite> suite = nullptr);
   ~Listener();
   Listener(const Listener&) = delete;
   Listener& operator=(const Listener&) = delete;
@@ -34,6 +38,7 @@ class Listener {
   void shutdown();
 
   const Config& config() const { return cfg_; }
+  const TcpCipherSuite& suite() const { return *suite_; }
   uv_loop_t* loop() const { return loop_; }
   size_t session_count() const { return count_; }
   // The port the first listening socket is bound to (useful after listening on port 0); 0 if none.
@@ -52,6 +57,7 @@ class Listener {
   uv_loop_t* loop_;
   const Config& cfg_;
   Factory factory_;
+  std::shared_ptr<const TcpCipherSuite> suite_;
   std::vector<uv_tcp_t*> listeners_;
   Session* head_ = nullptr;
   size_t count_ = 0;

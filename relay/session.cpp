@@ -64,9 +64,13 @@ bool literal_to_sockaddr(const std::string& host, uint16_t port, sockaddr_storag
 
 Session::Session(Listener& owner, Side encrypted_side)
     : encrypted_side_(encrypted_side), owner_(owner) {
-  const Config& cfg = owner.config();
-  enc_.emplace(*cfg.cipher, cfg.key);
-  dec_.emplace(*cfg.cipher, cfg.key);
+  const TcpCipherSuite& suite = owner.suite();
+  if (encrypted_side_ == kRemote) {
+    sealer_ = suite.client_sealer();
+    opener_ = suite.client_opener(*sealer_);
+  } else {
+    opener_ = suite.server_opener();
+  }
   for (int i = 0; i < 2; ++i) {
     peers_[i].session = this;
     peers_[i].side = static_cast<Side>(i);
@@ -184,14 +188,14 @@ void Session::handle_eof(Side s) {
     close(s == kClient ? "client closed" : "remote closed");
     return;
   }
-  if (s == encrypted_side_ && dec_->buffered() > 0) {
+  if (s == encrypted_side_ && opener_->buffered() > 0) {
     close("stream ended inside a chunk");
     return;
   }
   if (s == kClient && pending_header_) {
     // The client half-closed before sending anything: the server still needs the target.
     Block* b = BlockPool::local().acquire();
-    b->len = static_cast<uint32_t>(seal_pending_header(b->data));
+    b->len = static_cast<uint32_t>(seal_request(nullptr, 0, b->data));
     if (!send(kRemote, b)) return;
   }
   maybe_shutdown(other(s));
@@ -216,16 +220,16 @@ void Session::set_pending_header(const Address& target) {
   pending_header_ = target;
 }
 
-size_t Session::seal_pending_header(uint8_t* out) {
+size_t Session::seal_request(const uint8_t* pt, size_t n, uint8_t* out) {
   uint8_t hdr[kMaxAddressLen];
-  size_t n = encode_address(*pending_header_, hdr);
+  size_t len = encode_address(*pending_header_, hdr);
   pending_header_.reset();
   header_flush_at_ = 0;
-  return enc_->seal(hdr, n, out);
+  return sealer_->seal_request(hdr, len, pt, n, out);
 }
 
 bool Session::decrypt_into(const uint8_t* data, size_t n, Block* out) {
-  auto r = dec_->feed(data, n, out->data);
+  auto r = opener_->feed(data, n, out->data);
   if (r.status == DecryptStatus::Error) return false;
   out->len = static_cast<uint32_t>(r.produced);
   return true;
@@ -245,8 +249,14 @@ void Session::relay(Side src, const uint8_t* data, size_t n) {
       return;
     }
   } else {
-    size_t len = pending_header_ ? seal_pending_header(out->data) : 0;
-    len += enc_->seal(data, n, out->data + len);
+    if (!sealer_) sealer_ = owner_.suite().server_sealer(*opener_);
+    size_t len =
+        pending_header_ ? seal_request(data, n, out->data) : sealer_->seal(data, n, out->data);
+    if (len == 0) {
+      BlockPool::local().release(out);
+      close("encryption failed");
+      return;
+    }
     out->len = static_cast<uint32_t>(len);
   }
   send(dst, out);
@@ -601,7 +611,7 @@ void Session::on_timer(uv_timer_t* t) {
   if (s->header_flush_at_ != 0 && now >= s->header_flush_at_ && s->pending_header_) {
     // The client has not spoken: send the address alone so a server-first protocol can start.
     Block* b = BlockPool::local().acquire();
-    b->len = static_cast<uint32_t>(s->seal_pending_header(b->data));
+    b->len = static_cast<uint32_t>(s->seal_request(nullptr, 0, b->data));
     if (!s->send(kRemote, b)) return;
   }
   if (s->phase_ == Phase::Relay && now >= s->last_active_ + uint64_t(s->config().timeout) * 1000) {

@@ -9,7 +9,7 @@
 #include <cstdint>
 #include <optional>
 
-#include "crypto/stream.h"
+#include "crypto/tcp_cipher.h"
 #include "relay/address.h"
 #include "relay/buffer_pool.h"
 #include "relay/config.h"
@@ -95,8 +95,9 @@ class Session {
   bool send_copy(Side dst, const uint8_t* data, size_t n);
   // Sends the address header in the first encrypted flight (local and tunnel front ends).
   void set_pending_header(const Address& target);
-  // Seals the pending address header into `out` and clears it; returns the bytes written.
-  size_t seal_pending_header(uint8_t* out);
+  // Seals the pending address header with the first n payload bytes (possibly none) into `out`
+  // as one request, and clears it; returns the bytes written.
+  size_t seal_request(const uint8_t* pt, size_t n, uint8_t* out);
   // Both sides connected: relay in both directions.
   void start_relay();
   // Stops relaying for good: closes the remote, reads and discards client bytes until the client
@@ -113,8 +114,10 @@ class Session {
   Phase phase_ = Phase::Handshake;
   Side encrypted_side_;
   Peer peers_[2];
-  std::optional<StreamEncryptor> enc_;
-  std::optional<StreamDecryptor> dec_;
+  // Our sealer towards the ciphertext side, and opener from it. ss-server makes its sealer only
+  // once the request has been read (the 2022 edition keys the response from the request).
+  std::unique_ptr<TcpSealer> sealer_;
+  std::unique_ptr<TcpOpener> opener_;
 
  private:
   static void on_alloc(uv_handle_t* h, size_t suggested, uv_buf_t* buf);

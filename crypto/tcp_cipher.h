@@ -1,0 +1,67 @@
+#pragma once
+// What a TCP session needs from a method's framing, whatever its edition: a sealer for the
+// direction we send and an opener for the direction we receive, made by the method's suite.
+//
+// Client side the first flight is seal_request(): the target's address header and the first
+// payload (possibly none) together. Server side, an opener's plaintext always starts with the
+// target's address header, followed by the payload, whatever the edition carries around them.
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <span>
+
+#include "crypto/cipher_spec.h"
+#include "crypto/stream.h"
+
+namespace ss {
+
+class TcpSealer {
+ public:
+  virtual ~TcpSealer() = default;
+  // Upper bound on what seal() or seal_request() writes for n payload bytes (seal_request: plus
+  // an address header of up to 259 bytes).
+  virtual size_t max_sealed_size(size_t n) const = 0;
+  // Seals n > 0 payload bytes into out. Returns the bytes written, 0 on a library failure.
+  virtual size_t seal(const uint8_t* pt, size_t n, uint8_t* out) = 0;
+  // The client's first flight: address header and first payload (n may be 0).
+  virtual size_t seal_request(const uint8_t* addr, size_t addr_len, const uint8_t* pt, size_t n,
+                              uint8_t* out) = 0;
+};
+
+class TcpOpener {
+ public:
+  struct Result {
+    DecryptStatus status;
+    size_t produced;
+  };
+  virtual ~TcpOpener() = default;
+  // Most plaintext one feed of n bytes can release.
+  virtual size_t max_output(size_t n) const = 0;
+  // Consumes all of `in`; writes authenticated plaintext to out (capacity >= max_output(n)).
+  // Error is final.
+  virtual Result feed(const uint8_t* in, size_t n, uint8_t* out) = 0;
+  // Ciphertext held for an incomplete chunk (a stream must not end with any).
+  virtual size_t buffered() const = 0;
+  // True once something has authenticated.
+  virtual bool authenticated() const = 0;
+};
+
+// Makes the four cipher states of a method. One suite serves every session of a process (and,
+// where a method keeps shared state such as a replay pool, guards it).
+class TcpCipherSuite {
+ public:
+  virtual ~TcpCipherSuite() = default;
+  virtual std::unique_ptr<TcpSealer> client_sealer() const = 0;
+  // `request` is this connection's client sealer (the 2022 edition checks the echoed salt).
+  virtual std::unique_ptr<TcpOpener> client_opener(const TcpSealer& request) const = 0;
+  virtual std::unique_ptr<TcpOpener> server_opener() const = 0;
+  // `request` is this connection's server opener, after it released the address header.
+  virtual std::unique_ptr<TcpSealer> server_sealer(const TcpOpener& request) const = 0;
+};
+
+// SIP004/SIP007 AEAD with a master key.
+std::unique_ptr<TcpCipherSuite> make_classic_suite(const CipherSpec& spec,
+                                                   std::span<const uint8_t> master_key);
+
+}  // namespace ss
