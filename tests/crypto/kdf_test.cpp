@@ -36,7 +36,8 @@ std::string as_string(const std::vector<uint8_t>& v) {
 
 }  // namespace
 
-TEST_CASE("EVP_BytesToKey matches the §6.1 vectors; every length 16..32 is a prefix", "[crypto]") {
+TEST_CASE("EVP_BytesToKey matches the §6.1 vectors and every length 16..32 is a prefix",
+          "[crypto]") {
   struct Vector {
     std::string_view password;
     std::string_view key_hex;
@@ -208,7 +209,7 @@ TEST_CASE("base64 round trips every length and byte value", "[crypto]") {
   }
 }
 
-TEST_CASE("random_bytes fills its span; secure_zero wipes", "[crypto]") {
+TEST_CASE("random_bytes fills its span and secure_zero wipes", "[crypto]") {
   std::vector<uint8_t> a(64), b(64);
   ss::random_bytes(a);
   ss::random_bytes(b);

@@ -614,7 +614,7 @@ TEST_CASE("encryptor: exact sizes, fresh salts, splitting at 0x3FFF, bad inputs"
   }
 }
 
-TEST_CASE("data path allocations: none per chunk; the decoder buffers only straddling chunks",
+TEST_CASE("data path allocations: none per chunk, the decoder buffers only straddling chunks",
           "[crypto]") {
   for (const ss::CipherSpec& spec : ss::classic_ciphers()) {
     INFO(spec.name);
