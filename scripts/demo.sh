@@ -33,6 +33,7 @@ config=$PWD/config.example.json
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/ss-demo.XXXXXX")
 pids=()
+# shellcheck disable=SC2317  # invoked by the traps below
 cleanup() {
   local pid
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
