@@ -33,12 +33,12 @@ struct Config {
   std::string local_address;
   uint16_t local_port = 0;
   std::string method;
-  std::string password;      // never logged
-  std::string key_b64;       // "key" / --key: base64 master key, preferred over password
+  std::string password;  // never logged
+  std::string key_b64;   // "key" / --key: base64 master key, preferred over password
   const CipherSpec* cipher = nullptr;
-  std::vector<uint8_t> key;  // master key: from "key" (base64) or derived from "password"
-  int timeout = 60;          // idle timeout, seconds
-  int udp_timeout = 60;      // idle seconds before a UDP association expires
+  std::vector<uint8_t> key;            // master key: from "key" (base64) or derived from "password"
+  int timeout = 60;                    // idle timeout, seconds
+  int udp_timeout = 60;                // idle seconds before a UDP association expires
   size_t udp_max_associations = 1024;  // least recently used evicted beyond this
   Mode mode = Mode::TcpOnly;
   bool no_delay = false;
@@ -47,6 +47,7 @@ struct Config {
   bool fast_open = false;
   std::optional<Address> tunnel_target;  // Tunnel: -L host:port
   int verbose = 0;                       // -v count
+  int workers = 0;                       // event-loop threads; 0 = one per CPU
 };
 
 // Parses argv (with argv[0]) and, if -c is given, that JSON file. Returns nullopt after printing

@@ -19,6 +19,7 @@ Listener::Listener(uv_loop_t* loop, const Config& cfg, Factory factory,
                    std::shared_ptr<const TcpCipherSuite> suite)
     : loop_(loop), cfg_(cfg), factory_(std::move(factory)), suite_(std::move(suite)) {
   if (!suite_) suite_ = make_classic_suite(*cfg.cipher, cfg.key);
+  reuse_port_ = cfg.reuse_port;
 }
 
 Listener::~Listener() = default;
@@ -47,7 +48,7 @@ int Listener::listen(const std::string& host, uint16_t port) {
   uv_os_fd_t fd;
   if (uv_fileno(reinterpret_cast<uv_handle_t*>(tcp), &fd) == 0) {
     int one = 1;
-    if (cfg_.reuse_port) setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+    if (reuse_port_) setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
     if (cfg_.fast_open) {
       int qlen = 256;
       setsockopt(fd, IPPROTO_TCP, TCP_FASTOPEN, &qlen, sizeof qlen);
@@ -108,6 +109,13 @@ void Listener::stop_accepting() {
              [](uv_handle_t* hd) { delete reinterpret_cast<uv_tcp_t*>(hd); });
   }
   listeners_.clear();
+}
+
+void Listener::drain() {
+  stop_accepting();
+  for (Session* s = head_; s != nullptr; s = s->next_) {
+    if (!s->relaying()) s->close("shutting down");
+  }
 }
 
 void Listener::shutdown() {

@@ -32,8 +32,13 @@ class Listener {
   // Binds host:port (an IP literal, or a name resolved now, at start-up) and listens. Returns 0
   // or a libuv error code.
   int listen(const std::string& host, uint16_t port);
+  // SO_REUSEPORT on sockets bound from now on (several workers share a port); default: the config.
+  void set_reuse_port(bool on) { reuse_port_ = on; }
   // Closes the listening sockets; live sessions go on.
   void stop_accepting();
+  // Stops accepting and closes every session that is not relaying payload (handshakes, probes
+  // being drained, connects); relaying sessions go on until they end.
+  void drain();
   // Stops accepting and closes every session.
   void shutdown();
 
@@ -63,6 +68,7 @@ class Listener {
   size_t count_ = 0;
   uint64_t last_accept_error_log_ = 0;
   UdpRelay* udp_ = nullptr;
+  bool reuse_port_ = false;
 };
 
 }  // namespace ss

@@ -47,6 +47,9 @@ class Session {
   // libuv's last close callback.
   void close(const char* reason, int err = 0);
 
+  // True while relaying payload (the graceful shutdown lets only these finish).
+  bool relaying() const { return phase_ == Phase::Relay; }
+
   // Intrusive list links, owned by the Listener.
   Session* prev_ = nullptr;
   Session* next_ = nullptr;

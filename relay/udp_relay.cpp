@@ -118,6 +118,9 @@ UdpRelay::UdpRelay(uv_loop_t* loop, const Config& cfg)
   sweep_.data = this;
   sweep_inited_ = true;
   uv_timer_start(&sweep_, on_sweep, 1000, 1000);
+  closer_.data = this;
+  uv_async_init(loop_, &closer_, on_closer);
+  closer_open_ = true;
 }
 
 UdpRelay::~UdpRelay() = default;
@@ -151,15 +154,18 @@ int UdpRelay::listen(const std::string& host, uint16_t port) {
   size = kSocketBuffer;
   uv_send_buffer_size(as_handle(h), &size);
   inbound_.push_back(h);
+  if (port_.load() == 0) {
+    sockaddr_storage bound{};
+    int len = sizeof bound;
+    if (uv_udp_getsockname(h, reinterpret_cast<sockaddr*>(&bound), &len) == 0) {
+      port_.store(key_of(reinterpret_cast<sockaddr*>(&bound)).port);
+    }
+  }
   return 0;
 }
 
 uint16_t UdpRelay::port() const {
-  if (inbound_.empty()) return 0;
-  sockaddr_storage ss{};
-  int len = sizeof ss;
-  if (uv_udp_getsockname(inbound_.front(), reinterpret_cast<sockaddr*>(&ss), &len) != 0) return 0;
-  return key_of(reinterpret_cast<sockaddr*>(&ss)).port;
+  return port_.load();
 }
 
 void UdpRelay::shutdown() {
@@ -172,6 +178,11 @@ void UdpRelay::shutdown() {
   while (!lru_.empty()) close_assoc(lru_.front());
   for (PendingResolve* p : resolving_) uv_cancel(reinterpret_cast<uv_req_t*>(&p->req));
   if (sweep_inited_) uv_close(reinterpret_cast<uv_handle_t*>(&sweep_), nullptr);
+  std::lock_guard<std::mutex> lock(controls_mu_);
+  if (closer_open_) {
+    closer_open_ = false;
+    uv_close(reinterpret_cast<uv_handle_t*>(&closer_), nullptr);
+  }
 }
 
 // ---- receiving --------------------------------------------------------------------------------
@@ -329,6 +340,7 @@ UdpRelay::Assoc* UdpRelay::find_or_create(const sockaddr* from, uv_udp_t* inboun
   by_client_.emplace(k, a);
   ++stats_.associations_created;
   if (control_id != 0) {
+    std::lock_guard<std::mutex> lock(controls_mu_);
     auto c = controls_.find(control_id);
     if (c != controls_.end()) {
       c->second.bound = true;
@@ -373,23 +385,39 @@ uint64_t UdpRelay::open_control(const sockaddr* client, uint16_t expected_port) 
   Control c;
   c.client = key_of(client);
   c.client.port = expected_port;
+  std::lock_guard<std::mutex> lock(controls_mu_);
   uint64_t id = next_control_++;
   controls_.emplace(id, c);
   return id;
 }
 
 void UdpRelay::close_control(uint64_t id) {
+  std::lock_guard<std::mutex> lock(controls_mu_);
   auto it = controls_.find(id);
   if (it == controls_.end()) return;
-  if (it->second.bound) {
-    auto a = by_client_.find(it->second.bound_key);
-    if (a != by_client_.end() && a->second->control_id == id) close_assoc(a->second);
+  if (it->second.bound && closer_open_) {
+    to_close_.emplace_back(id, it->second.bound_key);
+    uv_async_send(&closer_);
   }
   controls_.erase(it);
 }
 
+void UdpRelay::on_closer(uv_async_t* a) {
+  auto* self = static_cast<UdpRelay*>(a->data);
+  std::vector<std::pair<uint64_t, Key>> batch;
+  {
+    std::lock_guard<std::mutex> lock(self->controls_mu_);
+    batch.swap(self->to_close_);
+  }
+  for (auto& [id, key] : batch) {
+    auto it = self->by_client_.find(key);
+    if (it != self->by_client_.end() && it->second->control_id == id) self->close_assoc(it->second);
+  }
+}
+
 uint64_t UdpRelay::control_for(const sockaddr* from) {
   Key k = key_of(from);
+  std::lock_guard<std::mutex> lock(controls_mu_);
   for (auto& [id, c] : controls_) {
     if (c.client.family != k.family || c.client.ip != k.ip) continue;
     if (c.client.port != 0 && c.client.port != k.port) continue;

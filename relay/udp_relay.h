@@ -5,10 +5,12 @@
 #include <uv.h>
 
 #include <array>
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <list>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -51,7 +53,9 @@ class UdpRelay {
   void shutdown();
 
   // ss-local: a UDP ASSOCIATE from `client` (the TCP peer). Datagrams are accepted only from that
-  // IP, and from `expected_port` if it is not 0. Returns an id for close_control().
+  // IP, and from `expected_port` if it is not 0. Returns an id for close_control(). Both may be
+  // called from any worker thread (the registry is guarded; the association itself is closed on
+  // this relay's loop).
   uint64_t open_control(const sockaddr* client, uint16_t expected_port);
   // The control connection ended: its association goes too.
   void close_control(uint64_t id);
@@ -101,6 +105,7 @@ class UdpRelay {
   static void on_outbound(uv_udp_t* h, ssize_t n, const uv_buf_t* buf, const sockaddr* from,
                           unsigned flags);
   static void on_sweep(uv_timer_t* t);
+  static void on_closer(uv_async_t* a);
   static void on_resolved(uv_getaddrinfo_t* req, int status, addrinfo* res);
   static Key key_of(const sockaddr* sa);
 
@@ -126,8 +131,14 @@ class UdpRelay {
   sockaddr_storage server_addr_{};  // ss-local/ss-tunnel: where ss-server listens
   std::unordered_map<Key, Assoc*, KeyHash> by_client_;
   std::list<Assoc*> lru_;  // front = most recently used
+  // The UDP ASSOCIATE registry, shared with other workers' TCP sessions.
+  std::mutex controls_mu_;
   std::unordered_map<uint64_t, Control> controls_;
   uint64_t next_control_ = 1;
+  std::vector<std::pair<uint64_t, Key>> to_close_;  // associations whose control ended
+  bool closer_open_ = false;
+  uv_async_t closer_;
+  std::atomic<uint16_t> port_{0};
   std::list<PendingResolve*> resolving_;
   struct DnsEntry {
     sockaddr_storage addr;
