@@ -60,8 +60,13 @@ class TcpCipherSuite {
   virtual std::unique_ptr<TcpSealer> server_sealer(const TcpOpener& request) const = 0;
 };
 
-// SIP004/SIP007 AEAD with a master key.
+class ReplayFilter;
+
+// SIP004/SIP007 AEAD with a master key. With a replay filter (ss-server), a request's salt is
+// checked and recorded once its first chunk authenticates (a replay is an Error), and the
+// server's own response salts are recorded so a reflected stream is refused.
 std::unique_ptr<TcpCipherSuite> make_classic_suite(const CipherSpec& spec,
-                                                   std::span<const uint8_t> master_key);
+                                                   std::span<const uint8_t> master_key,
+                                                   std::shared_ptr<ReplayFilter> replay = nullptr);
 
 }  // namespace ss

@@ -1,0 +1,52 @@
+#pragma once
+// The classic-AEAD replay filter: remembers salts in a ping-pong pair of Bloom filters. When the
+// current filter holds `capacity` salts, the older one is cleared and becomes current, so between
+// `capacity` and 2 * `capacity` of the most recent salts are always remembered, with a false
+// positive rate of at most about 2 * `fp_rate`. Salts are hashed with SipHash under a random
+// key, so nobody outside the process can aim at particular bits. Thread-safe (one mutex; it is
+// used once per connection, never per chunk).
+
+#include <cstddef>
+#include <cstdint>
+#include <cstdlib>
+#include <memory>
+#include <mutex>
+#include <span>
+
+namespace ss {
+
+class ReplayFilter {
+ public:
+  ReplayFilter(size_t capacity, double fp_rate);
+
+  // True if the salt may have been seen (then it is not added); false if it is new (and it is
+  // added now).
+  bool check_and_insert(std::span<const uint8_t> salt);
+  // Adds without checking (the server's own outgoing salts, so a reflected stream is refused).
+  void insert(std::span<const uint8_t> salt);
+
+  size_t capacity() const { return capacity_; }
+  size_t bits_per_filter() const { return bits_; }
+  int hashes() const { return hashes_; }
+
+ private:
+  struct Bloom {
+    // calloc'd: zero pages cost no memory until a salt sets a bit in them.
+    std::unique_ptr<uint64_t[], void (*)(void*)> words{nullptr, &std::free};
+    size_t count = 0;
+  };
+  void hash(std::span<const uint8_t> salt, uint64_t& h1, uint64_t& h2) const;
+  bool contains(const Bloom& b, uint64_t h1, uint64_t h2) const;
+  void add(Bloom& b, uint64_t h1, uint64_t h2);
+  void add_locked(uint64_t h1, uint64_t h2);
+
+  size_t capacity_;
+  size_t bits_;
+  int hashes_;
+  uint8_t key_[16];
+  std::mutex mu_;
+  Bloom filters_[2];
+  int current_ = 0;
+};
+
+}  // namespace ss
