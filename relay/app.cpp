@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "relay/log.h"
+#include "relay/method.h"
 #include "relay/udp_relay.h"
 
 namespace ss {
@@ -163,7 +164,12 @@ int run_app(Role role, int argc, char** argv, Listener::Factory factory) {
   // ss-local needs its TCP listener for SOCKS5 even in udp_only mode (UDP ASSOCIATE).
   bool serve_tcp = cfg.mode != Mode::UdpOnly || role == Role::Local;
   bool serve_udp = cfg.mode != Mode::TcpOnly;
-  std::shared_ptr<const TcpCipherSuite> suite = make_classic_suite(*cfg.cipher, cfg.key);
+  std::shared_ptr<const TcpCipherSuite> suite = make_tcp_suite(cfg);
+  if (cfg.method_kind == MethodKind::None) {
+    LOG_WARN(
+        "method \"none\": NO ENCRYPTION, NO AUTHENTICATION. Anyone on the path reads and "
+        "alters this traffic, and anyone can use this proxy. For measurements only.");
+  }
   std::vector<std::string> hosts =
       role == Role::Server ? cfg.server : std::vector<std::string>{cfg.local_address};
   uint16_t port = role == Role::Server ? cfg.server_port : cfg.local_port;

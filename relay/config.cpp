@@ -180,6 +180,22 @@ Address tunnel_value(const json& v, std::string_view name) {
   return *a;
 }
 
+int workers_value(const json& v, std::string_view name) {
+  std::optional<long long> n;
+  if (v.is_number_integer()) {
+    n = v.get<long long>();
+  } else if (v.is_string()) {
+    const auto& t = v.get_ref<const std::string&>();
+    if (!t.empty() && t.size() <= 4 && t.find_first_not_of("0123456789") == std::string::npos) {
+      n = std::stoll(t);
+    }
+  }
+  if (!n || *n < 1 || *n > 256) {
+    fail(std::string(name) + ": must be a number of threads from 1 to 256, got " + show(v));
+  }
+  return static_cast<int>(*n);
+}
+
 // --- The table of JSON keys. ---
 // `apply` == nullptr: a shadowsocks-libev key we know but do not implement (warned, ignored).
 // To support a new key, add a row with its setter.
@@ -206,6 +222,11 @@ constexpr KeySpec kKeys[] = {
     {"fast_open", [](Config& c, const json& v) { c.fast_open = bool_value(v, "fast_open"); }},
     {"tunnel_address",
      [](Config& c, const json& v) { c.tunnel_target = tunnel_value(v, "tunnel_address"); }},
+    {"workers", [](Config& c, const json& v) { c.workers = workers_value(v, "workers"); }},
+    {"allow_private_targets",
+     [](Config& c, const json& v) {
+       c.allow_private_targets = bool_value(v, "allow_private_targets");
+     }},
     // shadowsocks-libev keys not implemented here.
     {"plugin", nullptr},
     {"plugin_opts", nullptr},
@@ -332,7 +353,11 @@ std::string help_text(cxxopts::Options& options, Role role) {
     << "  no_delay         true: set TCP_NODELAY\n"
     << "  ipv6_first       true: prefer IPv6 when resolving\n"
     << "  reuse_port       true: set SO_REUSEPORT on listening sockets\n"
-    << "  fast_open        true: use TCP Fast Open\n";
+    << "  fast_open        true: use TCP Fast Open\n"
+    << "  workers          event-loop threads (default: one per CPU)\n";
+  if (role == Role::Server) {
+    s << "  allow_private_targets  true: also relay to loopback/private/link-local targets\n";
+  }
   if (role == Role::Tunnel) s << "  tunnel_address   \"host:port\" to forward to\n";
   s << "\nMethods:";
   for (const CipherSpec& c : classic_ciphers()) s << ' ' << c.name;
@@ -380,6 +405,10 @@ void add_flags(cxxopts::Options& options, Role role) {
   add("no-delay", "set TCP_NODELAY");
   add("reuse-port", "set SO_REUSEPORT on listening sockets");
   add("fast-open", "use TCP Fast Open");
+  add("workers", "event-loop threads (default: one per CPU)", value<std::string>(), "N");
+  if (role == Role::Server) {
+    add("allow-private-targets", "also relay to loopback, private and link-local targets");
+  }
   add("v", "verbose logging (repeat for more)");
   add("h,help", "print this help and exit");
 }
@@ -416,6 +445,8 @@ void apply_flags(Config& cfg, const cxxopts::ParseResult& r) {
   if (r.count("no-delay")) cfg.no_delay = true;
   if (r.count("reuse-port")) cfg.reuse_port = true;
   if (r.count("fast-open")) cfg.fast_open = true;
+  if (r.count("workers")) cfg.workers = workers_value(text("workers"), "--workers");
+  if (r.count("allow-private-targets")) cfg.allow_private_targets = true;
   cfg.verbose = static_cast<int>(r.count("v"));
 }
 
@@ -457,6 +488,13 @@ void finalize_config(Config& cfg) {
   }
   if (cfg.timeout <= 0) fail("timeout: must be a positive number of seconds");
 
+  if (cfg.method == "none") {
+    // No encryption: for measuring the relay; the binaries warn loudly at start-up.
+    cfg.method_kind = MethodKind::None;
+    cfg.cipher = nullptr;
+    cfg.key.clear();
+    return;
+  }
   cfg.cipher = find_cipher(cfg.method);
   if (cfg.cipher == nullptr) {
     fail("method: unknown method " + quote(cfg.method) + " (supported: " + supported_methods() +

@@ -16,6 +16,9 @@ namespace ss {
 
 enum class Role { Local, Server, Tunnel };
 enum class Mode { TcpOnly, TcpAndUdp, UdpOnly };
+// Classic AEAD (SIP004/SIP007), no encryption ("none", for measurements only), or the 2022
+// edition (SIP022/SIP023).
+enum class MethodKind { Classic, None, Aead2022 };
 
 // One line that names the offending key or flag, e.g. "method: unknown method 'foo'".
 class ConfigError : public std::runtime_error {
@@ -35,7 +38,8 @@ struct Config {
   std::string method;
   std::string password;  // never logged
   std::string key_b64;   // "key" / --key: base64 master key, preferred over password
-  const CipherSpec* cipher = nullptr;
+  MethodKind method_kind = MethodKind::Classic;
+  const CipherSpec* cipher = nullptr;  // Classic only
   std::vector<uint8_t> key;            // master key: from "key" (base64) or derived from "password"
   int timeout = 60;                    // idle timeout, seconds
   int udp_timeout = 60;                // idle seconds before a UDP association expires
@@ -48,6 +52,11 @@ struct Config {
   std::optional<Address> tunnel_target;  // Tunnel: -L host:port
   int verbose = 0;                       // -v count
   int workers = 0;                       // event-loop threads; 0 = one per CPU
+  // ss-server: relay to loopback, private, link-local... destinations too (off: SSRF guard).
+  bool allow_private_targets = false;
+  // ss-server, classic ciphers: the replay filter (capacity 0 = off).
+  size_t replay_capacity = 1'000'000;
+  double replay_fp_rate = 1e-10;
 };
 
 // Parses argv (with argv[0]) and, if -c is given, that JSON file. Returns nullopt after printing

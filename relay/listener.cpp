@@ -11,6 +11,7 @@
 #include <cstring>
 
 #include "relay/log.h"
+#include "relay/method.h"
 #include "relay/session.h"
 
 namespace ss {
@@ -18,7 +19,7 @@ namespace ss {
 Listener::Listener(uv_loop_t* loop, const Config& cfg, Factory factory,
                    std::shared_ptr<const TcpCipherSuite> suite)
     : loop_(loop), cfg_(cfg), factory_(std::move(factory)), suite_(std::move(suite)) {
-  if (!suite_) suite_ = make_classic_suite(*cfg.cipher, cfg.key);
+  if (!suite_) suite_ = make_tcp_suite(cfg);
   reuse_port_ = cfg.reuse_port;
 }
 

@@ -513,6 +513,10 @@ void Session::on_resolved(uv_getaddrinfo_t* req, int status, addrinfo* res) {
 }
 
 void Session::connect_to(const sockaddr* sa) {
+  if (!target_allowed(sa)) {
+    on_target_blocked();
+    return;
+  }
   Peer& r = peers_[kRemote];
   const Config& cfg = config();
   int rc = uv_tcp_init_ex(loop(), &r.tcp, sa->sa_family);

@@ -83,6 +83,10 @@ class Session {
   virtual void on_remote_failed(int err) = 0;
   // The ciphertext side sent something that does not authenticate, once relaying.
   virtual void on_decrypt_error();
+  // May the remote side connect to this (resolved) address? ss-server's SSRF guard says no to
+  // private destinations; a refusal calls on_target_blocked() instead of connecting.
+  virtual bool target_allowed(const sockaddr*) const { return true; }
+  virtual void on_target_blocked() { close("target not allowed"); }
   virtual const char* kind() const = 0;
 
   // Services for the front ends.

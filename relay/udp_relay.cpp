@@ -24,6 +24,7 @@
 #include <cstring>
 
 #include "crypto/udp_packet.h"
+#include "relay/ip_policy.h"
 #include "relay/log.h"
 
 namespace ss {
@@ -110,10 +111,11 @@ UdpRelay::Key UdpRelay::key_of(const sockaddr* sa) {
 UdpRelay::UdpRelay(uv_loop_t* loop, const Config& cfg)
     : loop_(loop),
       cfg_(cfg),
-      aead_(*cfg.cipher),
+
       rbuf_(new uint8_t[kBufSize]),
       wbuf_(new uint8_t[kBufSize]),
       pbuf_(new uint8_t[kBufSize]) {
+  if (cfg.cipher != nullptr) aead_.emplace(*cfg.cipher);
   uv_timer_init(loop_, &sweep_);
   sweep_.data = this;
   sweep_inited_ = true;
@@ -217,7 +219,7 @@ void UdpRelay::handle_inbound(uv_udp_t* h, const uint8_t* data, size_t n, const 
   ++stats_.packets_in;
   switch (cfg_.role) {
     case Role::Server: {
-      auto len = udp_open(aead_, cfg_.key, data, n, wbuf_.get());
+      auto len = open_packet(data, n, wbuf_.get());
       if (!len) {
         ++stats_.drop_auth;
         return;
@@ -253,7 +255,7 @@ void UdpRelay::handle_inbound(uv_udp_t* h, const uint8_t* data, size_t n, const 
         }
         a = find_or_create(from, h, id);
       }
-      size_t m = udp_seal(aead_, cfg_.key, data + 3, n - 3, wbuf_.get());
+      size_t m = seal_packet(data + 3, n - 3, wbuf_.get());
       if (m != 0) send_out(a, reinterpret_cast<sockaddr*>(&server_addr_), wbuf_.get(), m);
       return;
     }
@@ -265,7 +267,7 @@ void UdpRelay::handle_inbound(uv_udp_t* h, const uint8_t* data, size_t n, const 
       }
       std::memcpy(pbuf_.get() + hl, data, n);
       Assoc* a = find_or_create(from, h, 0);
-      size_t m = udp_seal(aead_, cfg_.key, pbuf_.get(), hl + n, wbuf_.get());
+      size_t m = seal_packet(pbuf_.get(), hl + n, wbuf_.get());
       if (m != 0) send_out(a, reinterpret_cast<sockaddr*>(&server_addr_), wbuf_.get(), m);
       return;
     }
@@ -283,12 +285,12 @@ void UdpRelay::handle_outbound(Assoc* a, const uint8_t* data, size_t n, const so
         return;
       }
       std::memcpy(pbuf_.get() + hl, data, n);
-      size_t m = udp_seal(aead_, cfg_.key, pbuf_.get(), hl + n, wbuf_.get());
+      size_t m = seal_packet(pbuf_.get(), hl + n, wbuf_.get());
       if (m != 0) reply_to_client(a, wbuf_.get(), m);
       return;
     }
     case Role::Local: {
-      auto len = udp_open(aead_, cfg_.key, data, n, pbuf_.get() + 3);
+      auto len = open_packet(data, n, pbuf_.get() + 3);
       Address src;
       size_t used = 0;
       if (!len || parse_address({pbuf_.get() + 3, *len}, src, used) != ParseStatus::Ok) {
@@ -300,7 +302,7 @@ void UdpRelay::handle_outbound(Assoc* a, const uint8_t* data, size_t n, const so
       return;
     }
     case Role::Tunnel: {
-      auto len = udp_open(aead_, cfg_.key, data, n, pbuf_.get());
+      auto len = open_packet(data, n, pbuf_.get());
       Address src;
       size_t used = 0;
       if (!len || parse_address({pbuf_.get(), *len}, src, used) != ParseStatus::Ok) {
@@ -427,9 +429,29 @@ uint64_t UdpRelay::control_for(const sockaddr* from) {
   return 0;
 }
 
+size_t UdpRelay::seal_packet(const uint8_t* pt, size_t n, uint8_t* out) {
+  if (!aead_) {
+    std::memmove(out, pt, n);
+    return n;
+  }
+  return udp_seal(*aead_, cfg_.key, pt, n, out);
+}
+
+std::optional<size_t> UdpRelay::open_packet(const uint8_t* in, size_t n, uint8_t* out) {
+  if (!aead_) {
+    std::memmove(out, in, n);
+    return n;
+  }
+  return udp_open(*aead_, cfg_.key, in, n, out);
+}
+
 // ---- sending ----------------------------------------------------------------------------------
 
 void UdpRelay::send_out(Assoc* a, const sockaddr* to, const uint8_t* data, size_t n) {
+  if (cfg_.role == Role::Server && !cfg_.allow_private_targets && is_private_address(to)) {
+    ++stats_.drop_blocked;
+    return;
+  }
   Outbound& o = a->out[to->sa_family == AF_INET6 ? 1 : 0];
   if (!o.inited) {
     if (uv_udp_init(loop_, &o.udp) != 0) return;

@@ -11,6 +11,7 @@
 #include <list>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -32,6 +33,7 @@ struct UdpStats {
   uint64_t drop_unassociated = 0;  // ss-local: sender has no UDP ASSOCIATE
   uint64_t drop_overflow = 0;      // a socket's send buffer was full
   uint64_t drop_resolve = 0;       // the target name did not resolve
+  uint64_t drop_blocked = 0;       // ss-server: a private destination (SSRF guard)
   uint64_t associations_created = 0;
   uint64_t associations_evicted = 0;  // by udp_max_associations
   uint64_t associations_expired = 0;  // by udp_timeout
@@ -119,11 +121,14 @@ class UdpRelay {
   // Sends to an address that may need resolving (ss-server's targets).
   void send_to_target(Assoc* a, const Address& target, const uint8_t* data, size_t n);
   void reply_to_client(Assoc* a, const uint8_t* data, size_t n);
+  // The method's packet transform (classic AEAD, or a copy for "none").
+  size_t seal_packet(const uint8_t* pt, size_t n, uint8_t* out);
+  std::optional<size_t> open_packet(const uint8_t* in, size_t n, uint8_t* out);
   uint64_t control_for(const sockaddr* from);
 
   uv_loop_t* loop_;
   const Config& cfg_;
-  Aead aead_;
+  std::optional<Aead> aead_;  // classic ciphers; none for "none"
   std::vector<uv_udp_t*> inbound_;
   uv_timer_t sweep_;
   bool sweep_inited_ = false;

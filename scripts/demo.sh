@@ -68,7 +68,8 @@ s.bind(("127.0.0.1", 0))
 print(s.getsockname()[1])'
 }
 
-server_flags=()
+# The demo page is on loopback, which ss-server refuses by default (SSRF guard).
+server_flags=(--allow-private-targets)
 local_flags=()
 if ! port_is_free "$server_port"; then
   new=$(free_port)

@@ -12,6 +12,7 @@
 #include <cstring>
 #include <span>
 
+#include "relay/ip_policy.h"
 #include "relay/log.h"
 
 namespace ss {
@@ -78,6 +79,10 @@ void ServerSession::on_remote_failed(int err) {
   LOG_DEBUG("server: cannot reach the target: %s", uv_strerror(err));
   // An authenticated client: end its stream promptly (FIN) rather than leaving it hanging.
   drain(true);
+}
+
+bool ServerSession::target_allowed(const sockaddr* sa) const {
+  return config().allow_private_targets || !is_private_address(sa);
 }
 
 void ServerSession::on_decrypt_error() {

@@ -100,10 +100,10 @@ Node start_with_free_port(Impl impl, const std::string& program, const std::stri
   }
 }
 
-// Arguments our ss-server gets in addition to libev's. Keep empty unless our server needs an
-// explicit opt-in for something the tests rely on (all targets are on loopback).
+// Arguments our ss-server gets in addition to libev's: every test target is on loopback, which
+// our SSRF guard refuses unless allowed explicitly.
 const std::vector<std::string>& ours_server_extra_args() {
-  static const std::vector<std::string> extra = {};
+  static const std::vector<std::string> extra = {"--allow-private-targets"};
   return extra;
 }
 

@@ -47,6 +47,7 @@ class FilteredServer {
     cfg_.key = derive_master_key("replay test", spec.key_len);
     cfg_.server = {"127.0.0.1"};
     cfg_.timeout = 5;
+    cfg_.allow_private_targets = true;  // the target is on loopback
     REQUIRE(uv_loop_init(&loop_) == 0);
     auto filter = std::make_shared<ReplayFilter>(1000, 1e-10);
     listener_ = std::make_unique<Listener>(

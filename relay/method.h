@@ -1,0 +1,15 @@
+#pragma once
+// The one place that turns a configuration's method into the cipher machinery.
+
+#include <memory>
+
+#include "crypto/tcp_cipher.h"
+#include "relay/config.h"
+
+namespace ss {
+
+// The TCP cipher suite for the configured method. ss-server with a classic cipher gets a replay
+// filter (unless replay_capacity is 0); one suite is shared by every worker.
+std::shared_ptr<const TcpCipherSuite> make_tcp_suite(const Config& cfg);
+
+}  // namespace ss

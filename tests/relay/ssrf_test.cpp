@@ -1,0 +1,160 @@
+// The SSRF guard: which addresses are private, and ss-server refusing them by default, after DNS,
+// with the probe reaction (no byte back, no outbound connection) (hostile-inputs A11).
+
+#include <arpa/inet.h>
+
+#include <catch2/catch.hpp>
+#include <chrono>
+#include <cstring>
+#include <memory>
+#include <thread>
+
+#include "crypto/cipher_spec.h"
+#include "crypto/kdf.h"
+#include "crypto/stream.h"
+#include "relay/address.h"
+#include "relay/ip_policy.h"
+#include "relay/listener.h"
+#include "server/server_session.h"
+#include "tests/support/net.h"
+
+using namespace ss;
+using namespace ss::test;
+using namespace std::chrono_literals;
+
+namespace {
+
+bool private_literal(const char* text) {
+  sockaddr_storage ss{};
+  auto* v4 = reinterpret_cast<sockaddr_in*>(&ss);
+  auto* v6 = reinterpret_cast<sockaddr_in6*>(&ss);
+  if (inet_pton(AF_INET, text, &v4->sin_addr) == 1) {
+    v4->sin_family = AF_INET;
+  } else {
+    REQUIRE(inet_pton(AF_INET6, text, &v6->sin6_addr) == 1);
+    v6->sin6_family = AF_INET6;
+  }
+  return is_private_address(reinterpret_cast<sockaddr*>(&ss));
+}
+
+}  // namespace
+
+TEST_CASE("SSRF guard: private, loopback, link-local, multicast and mapped forms", "[relay]") {
+  for (const char* a : {"127.0.0.1",
+                        "127.255.255.254",
+                        "0.0.0.0",
+                        "10.0.0.1",
+                        "172.16.0.1",
+                        "172.31.255.255",
+                        "192.168.1.1",
+                        "169.254.169.254",
+                        "100.64.0.1",
+                        "224.0.0.1",
+                        "239.255.255.250",
+                        "255.255.255.255",
+                        "240.0.0.1",
+                        "192.0.0.8",
+                        "198.18.0.1",
+                        "::",
+                        "::1",
+                        "fe80::1",
+                        "fc00::1",
+                        "fd12:3456::1",
+                        "fec0::1",
+                        "ff02::1",
+                        "::ffff:127.0.0.1",
+                        "::ffff:10.1.2.3",
+                        "::ffff:169.254.169.254",
+                        "::127.0.0.1",
+                        "64:ff9b::a00:1"}) {
+    INFO(a);
+    CHECK(private_literal(a));
+  }
+  for (const char* a :
+       {"1.1.1.1", "8.8.8.8", "93.184.216.34", "172.32.0.1", "100.128.0.1", "192.169.0.1",
+        "2606:4700:4700::1111", "2001:db8::1", "::ffff:8.8.8.8", "64:ff9b::808:808"}) {
+    INFO(a);
+    CHECK_FALSE(private_literal(a));
+  }
+}
+
+namespace {
+
+// ss-server with the default policy (no private targets), on a loop thread.
+class GuardedServer {
+ public:
+  explicit GuardedServer(const CipherSpec& spec) {
+    cfg_.role = Role::Server;
+    cfg_.method = std::string(spec.name);
+    cfg_.cipher = &spec;
+    cfg_.key = derive_master_key("ssrf test", spec.key_len);
+    cfg_.server = {"127.0.0.1"};
+    cfg_.timeout = 5;
+    REQUIRE(uv_loop_init(&loop_) == 0);
+    listener_ = std::make_unique<Listener>(
+        &loop_, cfg_, [](Listener& l) -> Session* { return new ServerSession(l); });
+    REQUIRE(listener_->listen("127.0.0.1", 0) == 0);
+    stop_.data = this;
+    uv_async_init(&loop_, &stop_, [](uv_async_t* a) {
+      auto* self = static_cast<GuardedServer*>(a->data);
+      self->listener_->shutdown();
+      uv_close(reinterpret_cast<uv_handle_t*>(a), nullptr);
+    });
+    thread_ = std::thread([this] { uv_run(&loop_, UV_RUN_DEFAULT); });
+  }
+  ~GuardedServer() {
+    if (thread_.joinable()) finish();
+  }
+  int finish() {
+    uv_async_send(&stop_);
+    thread_.join();
+    listener_.reset();
+    return uv_loop_close(&loop_);
+  }
+  uint16_t port() const { return listener_->port(); }
+  const Config& config() const { return cfg_; }
+
+ private:
+  Config cfg_;
+  uv_loop_t loop_;
+  std::unique_ptr<Listener> listener_;
+  uv_async_t stop_;
+  std::thread thread_;
+};
+
+}  // namespace
+
+TEST_CASE("ss-server refuses private targets by default, literal or resolved", "[relay]") {
+  const CipherSpec& spec = *find_cipher("chacha20-ietf-poly1305");
+  TargetServer target(TargetBehavior::echo(), /*dual_stack=*/true);
+  GuardedServer server(spec);
+  auto try_target = [&](const Address& a) {
+    StreamEncryptor enc(spec, server.config().key);
+    Bytes pt(kMaxAddressLen + 5);
+    size_t n = encode_address(a, pt.data());
+    std::memcpy(pt.data() + n, "hello", 5);
+    pt.resize(n + 5);
+    Bytes flight(enc.sealed_size(pt.size()));
+    flight.resize(enc.seal(pt.data(), pt.size(), flight.data()));
+    Socket s = connect_tcp("127.0.0.1", server.port());
+    send_all(s, flight);
+    CHECK_FALSE(wait_peer_closed(s, 200ms));  // no early close
+    s.shutdown_write();
+    return recv_until_eof(s, 5000ms);
+  };
+  for (const char* host : {"127.0.0.1", "::1", "::ffff:127.0.0.1", "localhost", "[::1]"}) {
+    INFO(host);
+    auto a = make_address(host, target.port());
+    if (!a) {  // "[::1]" stays a name on the wire (S12): send it as a domain
+      Address d;
+      d.type = Address::Type::Domain;
+      d.host = host;
+      d.port = target.port();
+      a = d;
+    }
+    CHECK(try_target(*a).empty());
+  }
+  std::this_thread::sleep_for(100ms);
+  CHECK(target.accepted() == 0);
+  CHECK(server.finish() == 0);
+}
