@@ -176,6 +176,8 @@ int run_app(Role role, int argc, char** argv, Listener::Factory factory) {
 
   // Set up every worker's loop and sockets on this thread, so a bind error ends start-up cleanly.
   std::vector<std::unique_ptr<Worker>> workers;
+  auto live_sessions = std::make_shared<std::atomic<size_t>>(0);
+  size_t max_sessions = default_max_connections(cfg);
   int status = 0;
   for (int i = 0; i < nworkers && status == 0; ++i) {
     auto w = std::make_unique<Worker>();
@@ -184,6 +186,7 @@ int run_app(Role role, int argc, char** argv, Listener::Factory factory) {
     if (i == 0 && serve_udp) w->udp = std::make_unique<UdpRelay>(&w->loop, cfg);
     w->listener = std::make_unique<Listener>(&w->loop, cfg, factory, suite);
     w->listener->set_reuse_port(cfg.reuse_port || nworkers > 1);
+    w->listener->set_connection_limit(live_sessions, max_sessions);
     for (const std::string& host : hosts) {
       if (i == 0 && w->udp) {
         int r = w->udp->listen(host, port);

@@ -180,6 +180,23 @@ Address tunnel_value(const json& v, std::string_view name) {
   return *a;
 }
 
+size_t count_value(const json& v, std::string_view name, long long lo, long long hi) {
+  std::optional<long long> n;
+  if (v.is_number_integer()) {
+    n = v.get<long long>();
+  } else if (v.is_string()) {
+    const auto& t = v.get_ref<const std::string&>();
+    if (!t.empty() && t.size() <= 9 && t.find_first_not_of("0123456789") == std::string::npos) {
+      n = std::stoll(t);
+    }
+  }
+  if (!n || *n < lo || *n > hi) {
+    fail(std::string(name) + ": must be a whole number from " + std::to_string(lo) + " to " +
+         std::to_string(hi) + ", got " + show(v));
+  }
+  return static_cast<size_t>(*n);
+}
+
 int workers_value(const json& v, std::string_view name) {
   std::optional<long long> n;
   if (v.is_number_integer()) {
@@ -223,6 +240,10 @@ constexpr KeySpec kKeys[] = {
     {"tunnel_address",
      [](Config& c, const json& v) { c.tunnel_target = tunnel_value(v, "tunnel_address"); }},
     {"workers", [](Config& c, const json& v) { c.workers = workers_value(v, "workers"); }},
+    {"max_connections",
+     [](Config& c, const json& v) {
+       c.max_connections = count_value(v, "max_connections", 0, 10'000'000);
+     }},
     {"allow_private_targets",
      [](Config& c, const json& v) {
        c.allow_private_targets = bool_value(v, "allow_private_targets");
@@ -354,7 +375,8 @@ std::string help_text(cxxopts::Options& options, Role role) {
     << "  ipv6_first       true: prefer IPv6 when resolving\n"
     << "  reuse_port       true: set SO_REUSEPORT on listening sockets\n"
     << "  fast_open        true: use TCP Fast Open\n"
-    << "  workers          event-loop threads (default: one per CPU)\n";
+    << "  workers          event-loop threads (default: one per CPU)\n"
+    << "  max_connections  concurrent TCP connections (default: descriptor limit / 2)\n";
   if (role == Role::Server) {
     s << "  allow_private_targets  true: also relay to loopback/private/link-local targets\n";
   }
@@ -406,6 +428,8 @@ void add_flags(cxxopts::Options& options, Role role) {
   add("reuse-port", "set SO_REUSEPORT on listening sockets");
   add("fast-open", "use TCP Fast Open");
   add("workers", "event-loop threads (default: one per CPU)", value<std::string>(), "N");
+  add("max-connections", "concurrent TCP connections (default: descriptor limit / 2)",
+      value<std::string>(), "N");
   if (role == Role::Server) {
     add("allow-private-targets", "also relay to loopback, private and link-local targets");
   }
@@ -446,6 +470,9 @@ void apply_flags(Config& cfg, const cxxopts::ParseResult& r) {
   if (r.count("reuse-port")) cfg.reuse_port = true;
   if (r.count("fast-open")) cfg.fast_open = true;
   if (r.count("workers")) cfg.workers = workers_value(text("workers"), "--workers");
+  if (r.count("max-connections")) {
+    cfg.max_connections = count_value(text("max-connections"), "--max-connections", 0, 10'000'000);
+  }
   if (r.count("allow-private-targets")) cfg.allow_private_targets = true;
   cfg.verbose = static_cast<int>(r.count("v"));
 }

@@ -54,6 +54,8 @@ struct Config {
   int workers = 0;                       // event-loop threads; 0 = one per CPU
   // ss-server: relay to loopback, private, link-local... destinations too (off: SSRF guard).
   bool allow_private_targets = false;
+  // Concurrent TCP sessions per process; 0 = derived from the descriptor limit (two per session).
+  size_t max_connections = 0;
   // ss-server, classic ciphers: the replay filter (capacity 0 = off).
   size_t replay_capacity = 1'000'000;
   double replay_fp_rate = 1e-10;

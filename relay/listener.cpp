@@ -6,6 +6,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 
 #include <cstring>
@@ -16,11 +17,21 @@
 
 namespace ss {
 
+size_t default_max_connections(const Config& cfg) {
+  if (cfg.max_connections > 0) return cfg.max_connections;
+  rlimit lim{};
+  if (getrlimit(RLIMIT_NOFILE, &lim) != 0 || lim.rlim_cur == RLIM_INFINITY) return 0;
+  // Two descriptors per session, and some left for listeners, DNS and the like.
+  return lim.rlim_cur > 64 ? static_cast<size_t>((lim.rlim_cur - 32) / 2) : 16;
+}
+
 Listener::Listener(uv_loop_t* loop, const Config& cfg, Factory factory,
                    std::shared_ptr<const TcpCipherSuite> suite)
     : loop_(loop), cfg_(cfg), factory_(std::move(factory)), suite_(std::move(suite)) {
   if (!suite_) suite_ = make_tcp_suite(cfg);
   reuse_port_ = cfg.reuse_port;
+  live_ = std::make_shared<std::atomic<size_t>>(0);
+  max_connections_ = default_max_connections(cfg);
 }
 
 Listener::~Listener() = default;
@@ -88,6 +99,11 @@ void Listener::on_connection(uv_stream_t* server, int status) {
     }
     return;
   }
+  if (self->max_connections_ > 0 && self->live_->load() >= self->max_connections_) {
+    self->refuse(server);
+    return;
+  }
+  self->live_->fetch_add(1);
   Session* s = self->factory_(*self);
   s->next_ = self->head_;
   if (self->head_ != nullptr) self->head_->prev_ = s;
@@ -96,11 +112,27 @@ void Listener::on_connection(uv_stream_t* server, int status) {
   s->start(server);
 }
 
+// At the cap: take the connection off the backlog and close it at once, so it costs nothing and
+// the kernel does not keep retrying it.
+void Listener::refuse(uv_stream_t* server) {
+  auto* t = new uv_tcp_t;
+  uv_tcp_init(loop_, t);
+  uv_accept(server, reinterpret_cast<uv_stream_t*>(t));
+  uv_close(reinterpret_cast<uv_handle_t*>(t),
+           [](uv_handle_t* h) { delete reinterpret_cast<uv_tcp_t*>(h); });
+  uint64_t now = uv_now(loop_);
+  if (now - last_cap_log_ >= 1000) {
+    last_cap_log_ = now;
+    LOG_WARN("connection limit (%zu) reached: refusing new connections", max_connections_);
+  }
+}
+
 void Listener::destroy(Session* s) {
   if (s->prev_ != nullptr) s->prev_->next_ = s->next_;
   if (s->next_ != nullptr) s->next_->prev_ = s->prev_;
   if (head_ == s) head_ = s->next_;
   --count_;
+  live_->fetch_sub(1);
   delete s;
 }
 

@@ -4,6 +4,7 @@
 
 #include <uv.h>
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -17,6 +18,10 @@ namespace ss {
 
 class Session;
 class UdpRelay;
+
+// The session cap a listener uses when none is shared: max_connections, or half the descriptor
+// limit.
+size_t default_max_connections(const Config& cfg);
 
 class Listener {
  public:
@@ -32,6 +37,12 @@ class Listener {
   // Binds host:port (an IP literal, or a name resolved now, at start-up) and listens. Returns 0
   // or a libuv error code.
   int listen(const std::string& host, uint16_t port);
+  // The live-session counter and cap shared by every worker's listener (the config's
+  // max_connections, or half the descriptor limit). By default each listener counts alone.
+  void set_connection_limit(std::shared_ptr<std::atomic<size_t>> live, size_t max) {
+    live_ = std::move(live);
+    max_connections_ = max;
+  }
   // SO_REUSEPORT on sockets bound from now on (several workers share a port); default: the config.
   void set_reuse_port(bool on) { reuse_port_ = on; }
   // Closes the listening sockets; live sessions go on.
@@ -58,6 +69,7 @@ class Listener {
 
  private:
   static void on_connection(uv_stream_t* server, int status);
+  void refuse(uv_stream_t* server);
 
   uv_loop_t* loop_;
   const Config& cfg_;
@@ -69,6 +81,9 @@ class Listener {
   uint64_t last_accept_error_log_ = 0;
   UdpRelay* udp_ = nullptr;
   bool reuse_port_ = false;
+  std::shared_ptr<std::atomic<size_t>> live_;
+  size_t max_connections_ = 0;
+  uint64_t last_cap_log_ = 0;
 };
 
 }  // namespace ss
