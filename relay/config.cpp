@@ -33,6 +33,8 @@ constexpr std::string_view kDefaultMethod = "chacha20-ietf-poly1305";
 constexpr int kDefaultTimeout = 60;
 // Keeps timeout * 1000 (milliseconds) inside an int.
 constexpr long long kMaxTimeout = std::numeric_limits<int>::max() / 1000;
+// UDP associations: a generous ceiling that still keeps a typo from sizing tables absurdly.
+constexpr long long kMaxUdpAssociations = 10'000'000;
 constexpr size_t kMaxConfigFileSize = 1 << 20;
 constexpr size_t kMaxQuotedLen = 200;
 
@@ -232,6 +234,12 @@ constexpr KeySpec kKeys[] = {
     {"key", [](Config& c, const json& v) { c.key_b64 = string_value(v, "key"); }},
     {"method", [](Config& c, const json& v) { c.method = string_value(v, "method"); }},
     {"timeout", [](Config& c, const json& v) { c.timeout = timeout_value(v, "timeout"); }},
+    {"udp_timeout",
+     [](Config& c, const json& v) { c.udp_timeout = timeout_value(v, "udp_timeout"); }},
+    {"udp_max_associations",
+     [](Config& c, const json& v) {
+       c.udp_max_associations = count_value(v, "udp_max_associations", 1, kMaxUdpAssociations);
+     }},
     {"mode", [](Config& c, const json& v) { c.mode = mode_value(v, "mode"); }},
     {"no_delay", [](Config& c, const json& v) { c.no_delay = bool_value(v, "no_delay"); }},
     {"ipv6_first", [](Config& c, const json& v) { c.ipv6_first = bool_value(v, "ipv6_first"); }},
@@ -370,6 +378,10 @@ std::string help_text(cxxopts::Options& options, Role role) {
     << "  key              base64 master key, used instead of password\n"
     << "  method           cipher (default \"" << kDefaultMethod << "\")\n"
     << "  timeout          idle timeout in seconds (default " << kDefaultTimeout << ")\n"
+    << "  udp_timeout      idle seconds before a UDP association expires (default "
+    << Config{}.udp_timeout << ")\n"
+    << "  udp_max_associations  UDP associations kept, oldest evicted beyond (default "
+    << Config{}.udp_max_associations << ")\n"
     << "  mode             \"tcp_only\" (default), \"tcp_and_udp\" or \"udp_only\"\n"
     << "  no_delay         true: set TCP_NODELAY\n"
     << "  ipv6_first       true: prefer IPv6 when resolving\n"
@@ -420,6 +432,14 @@ void add_flags(cxxopts::Options& options, Role role) {
   add("key", "base64 master key (used instead of the password)", value<std::string>(), "BASE64");
   add("m", "cipher (default " + std::string(kDefaultMethod) + ")", value<std::string>(), "METHOD");
   add("t", "idle timeout in seconds (default 60)", value<std::string>(), "TIMEOUT");
+  add("udp-timeout",
+      "idle seconds before a UDP association expires (default " +
+          std::to_string(Config{}.udp_timeout) + ")",
+      value<std::string>(), "SECONDS");
+  add("udp-max-associations",
+      "UDP associations kept, least recently used evicted beyond (default " +
+          std::to_string(Config{}.udp_max_associations) + ")",
+      value<std::string>(), "N");
   if (role == Role::Tunnel) add("L", "target to forward to", value<std::string>(), "HOST:PORT");
   add("u", "relay TCP and UDP");
   add("U", "relay UDP only");
@@ -461,6 +481,13 @@ void apply_flags(Config& cfg, const cxxopts::ParseResult& r) {
   }
   if (r.count("m")) cfg.method = r["m"].as<std::string>();
   if (r.count("t")) cfg.timeout = timeout_value(text("t"), "-t");
+  if (r.count("udp-timeout")) {
+    cfg.udp_timeout = timeout_value(text("udp-timeout"), "--udp-timeout");
+  }
+  if (r.count("udp-max-associations")) {
+    cfg.udp_max_associations =
+        count_value(text("udp-max-associations"), "--udp-max-associations", 1, kMaxUdpAssociations);
+  }
   if (r.count("L")) cfg.tunnel_target = tunnel_value(text("L"), "-L");
   if (r.count("u") && r.count("U")) fail("-u, -U: give only one (-u: TCP and UDP, -U: UDP only)");
   if (r.count("u")) cfg.mode = Mode::TcpAndUdp;
@@ -514,6 +541,8 @@ void finalize_config(Config& cfg) {
     fail(R"(tunnel_address: missing (set "tunnel_address" or -L host:port))");
   }
   if (cfg.timeout <= 0) fail("timeout: must be a positive number of seconds");
+  if (cfg.udp_timeout <= 0) fail("udp_timeout: must be a positive number of seconds");
+  if (cfg.udp_max_associations == 0) fail("udp_max_associations: must be at least 1");
 
   if (cfg.method == "none") {
     // No encryption: for measuring the relay; the binaries warn loudly at start-up.

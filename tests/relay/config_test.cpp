@@ -119,6 +119,8 @@ TEST_CASE("config: every implemented key", "[relay]") {
     "key": "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
     "method": "aes-128-gcm",
     "timeout": 300,
+    "udp_timeout": 30,
+    "udp_max_associations": 4096,
     "mode": "tcp_and_udp",
     "no_delay": true,
     "ipv6_first": true,
@@ -137,6 +139,8 @@ TEST_CASE("config: every implemented key", "[relay]") {
   CHECK(cfg.key_b64 == kKey32);
   CHECK(cfg.method == "aes-128-gcm");
   CHECK(cfg.timeout == 300);
+  CHECK(cfg.udp_timeout == 30);
+  CHECK(cfg.udp_max_associations == 4096);
   CHECK(cfg.mode == Mode::TcpAndUdp);
   CHECK(cfg.no_delay);
   CHECK(cfg.ipv6_first);
@@ -153,6 +157,8 @@ TEST_CASE("config: defaults per role", "[relay]") {
   CHECK(local.server.empty());
   CHECK(local.method == "chacha20-ietf-poly1305");
   CHECK(local.timeout == 60);
+  CHECK(local.udp_timeout == 60);
+  CHECK(local.udp_max_associations == 1024);
   CHECK(local.mode == Mode::TcpOnly);
   CHECK_FALSE(local.no_delay);
   CHECK_FALSE(local.fast_open);
@@ -208,6 +214,41 @@ TEST_CASE("config: timeout", "[relay]") {
                       "timeout: must be a positive number of seconds"));
   }
   CHECK(starts_with(json_error(Role::Local, R"({"timeout": 99999999999})"), "timeout: "));
+}
+
+TEST_CASE("config: udp_timeout and udp_max_associations", "[relay]") {
+  for (Role role : {Role::Local, Role::Server, Role::Tunnel}) {
+    Config cfg = parse_json(role, R"({"udp_timeout": 300, "udp_max_associations": 1})");
+    CHECK(cfg.udp_timeout == 300);
+    CHECK(cfg.udp_max_associations == 1);
+  }
+  CHECK(parse_json(Role::Local, R"({"udp_timeout": "5"})").udp_timeout == 5);
+  CHECK(parse_json(Role::Local, R"({"udp_max_associations": "100000"})").udp_max_associations ==
+        100000);
+  for (const char* bad : {"0", "-5", "\"0\"", "\"x\"", "1.5", "true", "null", "\"\""}) {
+    INFO(bad);
+    CHECK(starts_with(json_error(Role::Local, std::string(R"({"udp_timeout": )") + bad + "}"),
+                      "udp_timeout: must be a positive number of seconds, got "));
+  }
+  CHECK(starts_with(json_error(Role::Local, R"({"udp_timeout": 99999999999})"),
+                    "udp_timeout: must be at most "));
+  CHECK(json_error(Role::Local, R"({"udp_max_associations": 0})") ==
+        "udp_max_associations: must be a whole number from 1 to 10000000, got 0");
+  for (const char* bad : {"-1", "\"0\"", "\"x\"", "\" 5\"", "2.5", "false", "[]", "10000001",
+                          "18446744073709551615"}) {
+    INFO(bad);
+    CHECK(starts_with(
+        json_error(Role::Server, std::string(R"({"udp_max_associations": )") + bad + "}"),
+        "udp_max_associations: must be a whole number from 1 to 10000000, got "));
+  }
+
+  Config zero = parse_json(Role::Server, R"({"server_port": 1, "password": "p"})");
+  zero.udp_timeout = 0;
+  CHECK(error_of([&] { finalize_config(zero); }) ==
+        "udp_timeout: must be a positive number of seconds");
+  Config none = parse_json(Role::Server, R"({"server_port": 1, "password": "p"})");
+  none.udp_max_associations = 0;
+  CHECK(error_of([&] { finalize_config(none); }) == "udp_max_associations: must be at least 1");
 }
 
 TEST_CASE("config: type errors name the key", "[relay]") {
@@ -422,6 +463,40 @@ TEST_CASE("flags: ss-server, repeatable -s", "[relay]") {
   CHECK(d.cfg->server == std::vector<std::string>{"0.0.0.0"});
 }
 
+TEST_CASE("flags: --udp-timeout and --udp-max-associations, every role", "[relay]") {
+  auto local = load(Role::Local, {"-s", "h", "-p", "1", "-l", "2", "-k", "p", "--udp-timeout", "45",
+                                  "--udp-max-associations", "7"});
+  REQUIRE(local.cfg);
+  CHECK(local.cfg->udp_timeout == 45);
+  CHECK(local.cfg->udp_max_associations == 7);
+  auto tunnel = load(Role::Tunnel, {"-s", "h", "-p", "1", "-l", "2", "-k", "p", "-L", "a:53",
+                                    "--udp-timeout=17", "--udp-max-associations=1"});
+  REQUIRE(tunnel.cfg);
+  CHECK(tunnel.cfg->udp_timeout == 17);
+  CHECK(tunnel.cfg->udp_max_associations == 1);
+  auto server = load(Role::Server, {"-p", "1", "-k", "p", "--udp-max-associations", "65536"});
+  REQUIRE(server.cfg);
+  CHECK(server.cfg->udp_timeout == 60);
+  CHECK(server.cfg->udp_max_associations == 65536);
+
+  CHECK(load_error(Role::Server, {"--udp-timeout", "0"}) ==
+        R"(--udp-timeout: must be a positive number of seconds, got "0")");
+  CHECK(starts_with(load_error(Role::Local, {"--udp-timeout", "soon"}), "--udp-timeout: "));
+  CHECK(load_error(Role::Tunnel, {"--udp-max-associations", "0"}) ==
+        R"(--udp-max-associations: must be a whole number from 1 to 10000000, got "0")");
+  CHECK(load_error(Role::Local, {"--udp-max-associations"}) ==
+        "--udp-max-associations: missing value");
+}
+
+TEST_CASE("flags override the UDP keys of the config file", "[relay]") {
+  TempFile file(R"({"server_port": 1, "password": "p", "udp_timeout": 10,
+                    "udp_max_associations": 10})");
+  auto r = load(Role::Server, {"-c", file.path(), "--udp-timeout", "20"});
+  REQUIRE(r.cfg);
+  CHECK(r.cfg->udp_timeout == 20);
+  CHECK(r.cfg->udp_max_associations == 10);
+}
+
 TEST_CASE("flags: role-specific flags", "[relay]") {
   CHECK_THAT(load_error(Role::Local, {"-L", "a:1"}), Catch::Contains("-L"));
   CHECK_THAT(load_error(Role::Server, {"-l", "1080"}), Catch::Contains("-l"));
@@ -452,6 +527,10 @@ TEST_CASE("flags: -h prints the help and returns nullopt", "[relay]") {
       CHECK_FALSE(r.cfg);
       CHECK_THAT(r.out, Catch::Contains("-c"));
       CHECK_THAT(r.out, Catch::Contains("--fast-open"));
+      CHECK_THAT(r.out, Catch::Contains("--udp-timeout"));
+      CHECK_THAT(r.out, Catch::Contains("--udp-max-associations"));
+      CHECK_THAT(r.out, Catch::Contains("udp_timeout"));
+      CHECK_THAT(r.out, Catch::Contains("udp_max_associations"));
       CHECK_THAT(r.out, Catch::Contains("server_port"));
       CHECK_THAT(r.out, Catch::Contains("chacha20-ietf-poly1305"));
       CHECK((r.out.find("-L") != std::string::npos) == (role == Role::Tunnel));
