@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <memory>
 #include <span>
+#include <string_view>
 
 #include "crypto/cipher_spec.h"
 #include "crypto/stream.h"
@@ -45,6 +46,12 @@ class TcpOpener {
   virtual size_t buffered() const = 0;
   // True once something has authenticated.
   virtual bool authenticated() const = 0;
+  // A short reason for the last Error, for logs ("bad tag", "replayed salt", "client clock 45 s
+  // ahead of ours", ...); empty when the method gives none. Valid while the opener lives.
+  virtual std::string_view failure() const { return {}; }
+  // The SIP023 user the stream was identified as (server side, 2022 edition with users); empty
+  // otherwise.
+  virtual std::string_view user() const { return {}; }
 };
 
 // Makes the four cipher states of a method. One suite serves every session of a process (and,

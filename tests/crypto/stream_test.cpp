@@ -16,46 +16,8 @@
 #include "crypto/aead.h"
 #include "crypto/kdf.h"
 #include "crypto/stream.h"
+#include "tests/crypto/alloc_counter.h"
 #include "tests/crypto/test_util.h"
-
-// Counts heap allocations made by this test binary. Normally by replacing operator new (the
-// crypto module's own allocations go through it; libcrypto's and libsodium's mallocs are not
-// seen). Under AddressSanitizer, which owns operator new, through its allocator hooks instead,
-// which see every malloc too: there the checks below also prove that OpenSSL and libsodium
-// allocate nothing per message.
-namespace {
-std::atomic<size_t> g_allocations{0};
-}  // namespace
-
-#if defined(__SANITIZE_ADDRESS__)
-// From <sanitizer/allocator_interface.h>, which Debian's GCC does not install.
-extern "C" int __sanitizer_install_malloc_and_free_hooks(void (*)(const volatile void*, size_t),
-                                                         void (*)(const volatile void*));
-namespace {
-void count_malloc(const volatile void*, size_t) {
-  g_allocations.fetch_add(1, std::memory_order_relaxed);
-}
-void ignore_free(const volatile void*) {}
-[[maybe_unused]] const int kHooksInstalled =
-    __sanitizer_install_malloc_and_free_hooks(count_malloc, ignore_free);
-}  // namespace
-#else
-// GCC pairs the inlined free() with the operator new it sees and warns; the pairing is correct.
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
-void* operator new(std::size_t n) {
-  g_allocations.fetch_add(1, std::memory_order_relaxed);
-  if (void* p = std::malloc(n == 0 ? 1 : n)) return p;
-  throw std::bad_alloc();
-}
-void operator delete(void* p) noexcept {
-  std::free(p);
-}
-void operator delete(void* p, std::size_t) noexcept {
-  std::free(p);
-}
-#pragma GCC diagnostic pop
-#endif
 
 namespace {
 
@@ -628,11 +590,11 @@ TEST_CASE("data path allocations: none per chunk, the decoder buffers only strad
     std::vector<std::vector<uint8_t>> sealed;
     for (const auto& p : pieces) sealed.emplace_back(enc.sealed_size(p.size()));
     std::vector<size_t> wrote(pieces.size());  // sealed_size() above counted the salt each time
-    size_t before = g_allocations.load();
+    size_t before = ss::test::allocation_count();
     for (size_t i = 0; i < pieces.size(); ++i) {
       wrote[i] = enc.seal(pieces[i].data(), pieces[i].size(), sealed[i].data());
     }
-    const size_t enc_allocs = g_allocations.load() - before;
+    const size_t enc_allocs = ss::test::allocation_count() - before;
     CHECK(enc_allocs == 0);
     size_t total = 0;
     for (size_t i = 0; i < pieces.size(); ++i) {
@@ -650,9 +612,9 @@ TEST_CASE("data path allocations: none per chunk, the decoder buffers only strad
     {
       ss::StreamDecryptor dec(spec, key);
       CHECK(dec.feed(stream.data(), salt_len, out.data()).status == DecryptStatus::NeedMore);
-      before = g_allocations.load();
+      before = ss::test::allocation_count();
       const auto r = dec.feed(stream.data() + salt_len, stream.size() - salt_len, out.data());
-      const size_t allocs = g_allocations.load() - before;
+      const size_t allocs = ss::test::allocation_count() - before;
       CHECK(allocs == 0);
       CHECK(r.status == DecryptStatus::Ok);
       CHECK(r.produced == expected.size());
@@ -667,14 +629,14 @@ TEST_CASE("data path allocations: none per chunk, the decoder buffers only strad
         pos += n;
       };
       feed(salt_len);
-      before = g_allocations.load();
+      before = ss::test::allocation_count();
       for (const auto& p : pieces) {
         for (size_t off = 0; off < p.size(); off += kMaxChunkPayload) {
           feed(kLenBlock);
           feed(std::min(kMaxChunkPayload, p.size() - off) + ss::kTagLen);
         }
       }
-      const size_t allocs = g_allocations.load() - before;
+      const size_t allocs = ss::test::allocation_count() - before;
       CHECK(allocs == 0);
       CHECK(pos == stream.size());
       CHECK(produced == expected.size());
@@ -685,18 +647,18 @@ TEST_CASE("data path allocations: none per chunk, the decoder buffers only strad
       size_t produced = 0;
       size_t allocs_after_first = 0, allocs_before_first = 0;
       CHECK(dec.feed(stream.data(), salt_len, out.data()).status == DecryptStatus::NeedMore);
-      before = g_allocations.load();
+      before = ss::test::allocation_count();
       produced += dec.feed(stream.data() + salt_len, 5, out.data()).produced;  // a length block
       size_t pos = salt_len + 5;
-      allocs_before_first = g_allocations.load() - before;
-      before = g_allocations.load();
+      allocs_before_first = ss::test::allocation_count() - before;
+      before = ss::test::allocation_count();
       std::mt19937 rng(7);
       while (pos < stream.size()) {
         const size_t n = std::min<size_t>(stream.size() - pos, 1 + rng() % 9000);
         produced += dec.feed(stream.data() + pos, n, out.data() + produced).produced;
         pos += n;
       }
-      allocs_after_first = g_allocations.load() - before;
+      allocs_after_first = ss::test::allocation_count() - before;
       CHECK(allocs_before_first == 1);
       CHECK(allocs_after_first == 0);
       CHECK(produced == expected.size());
