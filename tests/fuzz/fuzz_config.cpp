@@ -1,0 +1,71 @@
+// Fuzzes the JSON config parser (relay/config.h) on arbitrary text, for every role:
+// parse_config_json and then finalize_config must either return or throw ConfigError. Anything
+// else escaping (nlohmann's own exceptions, std::out_of_range from a conversion, ...) is not
+// caught here, so libFuzzer reports it as a crash. Also checked: error messages are one
+// non-empty line, warnings are whole lines naming the key, and accepted values are in range.
+
+#include <sstream>
+#include <string>
+
+#include "relay/config.h"
+#include "tests/fuzz/fuzz_util.h"
+
+namespace {
+
+using namespace ss;
+
+void check_message(const ConfigError& e) {
+  const std::string what = e.what();
+  FUZZ_CHECK(!what.empty());
+  FUZZ_CHECK(what.find('\n') == std::string::npos);
+  FUZZ_CHECK(what.find(": ") != std::string::npos);  // "<key or source>: <what is wrong>"
+}
+
+void check_ranges(const Config& c) {
+  FUZZ_CHECK(c.timeout >= 1);
+  FUZZ_CHECK(c.udp_timeout >= 1);
+  FUZZ_CHECK(c.udp_max_associations >= 1);
+  FUZZ_CHECK(c.workers >= 0 && c.workers <= 256);
+  for (const std::string& h : c.server) FUZZ_CHECK(!h.empty());
+}
+
+void run(Role role, const std::string& text) {
+  std::ostringstream warn;
+  Config cfg;
+  try {
+    cfg = parse_config_json(role, text, warn);
+  } catch (const ConfigError& e) {
+    check_message(e);
+    return;
+  }
+  const std::string w = warn.str();
+  FUZZ_CHECK(w.empty() || w.back() == '\n');
+  for (size_t line = 0; line < w.size(); line = w.find('\n', line) + 1) {
+    FUZZ_CHECK(w.compare(line, 8, "config: ") == 0);
+  }
+  FUZZ_CHECK(cfg.role == role);
+  check_ranges(cfg);
+
+  try {
+    finalize_config(cfg);
+  } catch (const ConfigError& e) {
+    check_message(e);
+    return;
+  }
+  check_ranges(cfg);
+  FUZZ_CHECK(!cfg.server.empty() && cfg.server_port != 0);
+  if (role != Role::Server) FUZZ_CHECK(cfg.local_port != 0);
+  if (role == Role::Tunnel) FUZZ_CHECK(cfg.tunnel_target.has_value());
+  if (cfg.method_kind == MethodKind::Classic) {
+    FUZZ_CHECK(cfg.cipher != nullptr);
+    FUZZ_CHECK(cfg.key.size() == cfg.cipher->key_len);
+  }
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  const std::string text(reinterpret_cast<const char*>(data), size);
+  for (Role role : {Role::Local, Role::Server, Role::Tunnel}) run(role, text);
+  return 0;
+}
