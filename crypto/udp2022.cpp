@@ -352,6 +352,7 @@ Udp2022Client::Udp2022Client(const Method2022& method, std::span<const std::vect
 
 Udp2022Client::~Udp2022Client() {
   for (std::vector<uint8_t>& k : keys_) wipe(k);
+  for (auto& h : eih_hashes_) secure_zero(h);
 }
 
 std::span<const uint8_t> Udp2022Client::user_key() const {
@@ -544,6 +545,7 @@ Udp2022Server::Udp2022Server(const Method2022& method, std::span<const uint8_t> 
 Udp2022Server::~Udp2022Server() {
   wipe(psk_);
   for (UserEntry& u : users_) wipe(u.key);
+  for (HashEntry& h : by_hash_) secure_zero(h.hash);
 }
 
 std::string_view Udp2022Server::user_name(size_t user) const {

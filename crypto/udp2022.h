@@ -186,7 +186,7 @@ enum class Udp2022Padding : uint8_t { None, Dns, Always };
 // are the port).
 size_t udp2022_padding(Udp2022Padding policy, std::span<const uint8_t> address, size_t payload_len);
 
-// Randomness source for nonces and padding lengths (default: random_bytes). Tests substitute a
+// Randomness source for the ChaCha nonces (default: random_bytes). Tests substitute a
 // deterministic one to reproduce vectors; never change it in production code.
 using Udp2022RandomFn = void (*)(std::span<uint8_t>);
 

@@ -22,7 +22,7 @@ TEST_CASE("SlidingWindow: constants match WireGuard/sing/shadowsocks-rust", "[cr
   CHECK(kW == 8128);
 }
 
-TEST_CASE("SlidingWindow: in order from 0, each ID once", "[crypto]") {
+TEST_CASE("SlidingWindow: in order from 0 with each ID once", "[crypto]") {
   SlidingWindow w;
   for (uint64_t id = 0; id < 20000; ++id) {
     REQUIRE(w.check(id));
@@ -34,7 +34,7 @@ TEST_CASE("SlidingWindow: in order from 0, each ID once", "[crypto]") {
   for (uint64_t id = 0; id < 20000; ++id) REQUIRE_FALSE(w.check(id));
 }
 
-TEST_CASE("SlidingWindow: duplicates rejected, check() does not record", "[crypto]") {
+TEST_CASE("SlidingWindow: duplicates rejected and check() does not record", "[crypto]") {
   SlidingWindow w;
   CHECK(w.check(5));
   CHECK(w.check(5));  // checking twice changes nothing
@@ -72,7 +72,8 @@ TEST_CASE("SlidingWindow: out of order within the window", "[crypto]") {
 }
 
 TEST_CASE("SlidingWindow: exactly at the edge", "[crypto]") {
-  for (uint64_t last : {kW + 1, kW + 2, uint64_t{100000}, uint64_t{100000 + 63}, uint64_t{1} << 40}) {
+  for (uint64_t last :
+       {kW + 1, kW + 2, uint64_t{100000}, uint64_t{100000 + 63}, uint64_t{1} << 40}) {
     INFO("last " << last);
     SlidingWindow w;
     w.accept(last);

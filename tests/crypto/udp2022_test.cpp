@@ -349,7 +349,7 @@ struct RelayModel {
 // ---------------------------------------------------------------------------------------------
 // §6.4 worked examples
 
-TEST_CASE("§6.4(c) UDP request aes-128-gcm: exact packet, subkey, server open", "[crypto]") {
+TEST_CASE("§6.4(c) UDP request aes-128-gcm: exact packet and subkey and server open", "[crypto]") {
   const ss::Method2022& m = method(kAes128);
   const Bytes psk = seq(0x00, 16);
   const Bytes payload = str("hello");
@@ -386,7 +386,7 @@ TEST_CASE("§6.4(c) UDP request aes-128-gcm: exact packet, subkey, server open",
   CHECK(o->payload() == payload);
 }
 
-TEST_CASE("§6.4(d) UDP request chacha20-poly1305: exact packet, server open", "[crypto]") {
+TEST_CASE("§6.4(d) UDP request chacha20-poly1305: exact packet and server open", "[crypto]") {
   const ss::Method2022& m = method(kChaCha);
   const Bytes psk = seq(0x00, 32);
   const Bytes payload = str("hello");
@@ -416,7 +416,7 @@ TEST_CASE("§6.4(d) UDP request chacha20-poly1305: exact packet, server open", "
   CHECK(o->payload() == payload);
 }
 
-TEST_CASE("§6.4(f) UDP request with an identity header: exact packet, user lookup", "[crypto]") {
+TEST_CASE("§6.4(f) UDP request with an identity header: exact packet and user lookup", "[crypto]") {
   const ss::Method2022& m = method(kAes128);
   const Bytes ipsk = seq(0xa0, 16);
   const Bytes upsk = seq(0xb0, 16);
@@ -461,7 +461,7 @@ TEST_CASE("§6.4(f) UDP request with an identity header: exact packet, user look
 // ---------------------------------------------------------------------------------------------
 // Independent construction
 
-TEST_CASE("AES: hand-built requests open; our requests decode by hand", "[crypto]") {
+TEST_CASE("AES: hand-built requests open and our requests decode by hand", "[crypto]") {
   for (std::string_view name : {kAes128, kAes256}) {
     INFO(name);
     const ss::Method2022& m = method(name);
@@ -499,7 +499,7 @@ TEST_CASE("AES: hand-built requests open; our requests decode by hand", "[crypto
   }
 }
 
-TEST_CASE("AES: our responses decode by hand; hand-built responses open", "[crypto]") {
+TEST_CASE("AES: our responses decode by hand and hand-built responses open", "[crypto]") {
   for (std::string_view name : {kAes128, kAes256}) {
     INFO(name);
     const ss::Method2022& m = method(name);
@@ -532,7 +532,7 @@ TEST_CASE("AES: our responses decode by hand; hand-built responses open", "[cryp
   }
 }
 
-TEST_CASE("ChaCha: hand-built packets open; ours decode with libsodium", "[crypto]") {
+TEST_CASE("ChaCha: hand-built packets open and ours decode with libsodium", "[crypto]") {
   const ss::Method2022& m = method(kChaCha);
   const Bytes psk = pattern(32, 5);
   ss::Udp2022Server server(m, psk);
@@ -606,7 +606,8 @@ TEST_CASE("EIH: a two-layer client packet decodes by hand", "[crypto]") {
 // ---------------------------------------------------------------------------------------------
 // Round trips
 
-TEST_CASE("Round trips: every method, padding, address type and payload size", "[crypto]") {
+TEST_CASE("Round trips: every method with padding and address types and payload sizes",
+          "[crypto]") {
   for (std::string_view name : kMethods) {
     const ss::Method2022& m = method(name);
     const Bytes psk = pattern(m.key_len, 20);
@@ -652,7 +653,7 @@ TEST_CASE("Round trips: every method, padding, address type and payload size", "
   }
 }
 
-TEST_CASE("Round trip: largest datagram; payload already in place", "[crypto]") {
+TEST_CASE("Round trip: largest datagram and payload already in place", "[crypto]") {
   for (std::string_view name : kMethods) {
     INFO(name);
     const ss::Method2022& m = method(name);
@@ -697,7 +698,7 @@ TEST_CASE("Padding policy", "[crypto]") {
   }
 }
 
-TEST_CASE("SIP023: three users round trip, an unknown user is rejected", "[crypto]") {
+TEST_CASE("SIP023: three users round trip and an unknown user is rejected", "[crypto]") {
   for (std::string_view name : {kAes128, kAes256}) {
     INFO(name);
     const ss::Method2022& m = method(name);
@@ -935,7 +936,7 @@ TEST_CASE("U4: an authentic packet with a bad timestamp does not move the window
   }
 }
 
-TEST_CASE("Timestamps: ±29 and ±30 s accepted, ±31 s rejected, both directions", "[crypto]") {
+TEST_CASE("Timestamps: ±29 and ±30 s accepted and ±31 s rejected in both directions", "[crypto]") {
   for (std::string_view name : kMethods) {
     INFO(name);
     const ss::Method2022& m = method(name);
@@ -996,7 +997,7 @@ TEST_CASE("Type mismatch: requests are not responses and back", "[crypto]") {
   }
 }
 
-TEST_CASE("Malformed bodies: padding past the end, bad or cut address headers", "[crypto]") {
+TEST_CASE("Malformed bodies: padding past the end and bad or cut address headers", "[crypto]") {
   for (std::string_view name : kMethods) {
     INFO(name);
     const ss::Method2022& m = method(name);
@@ -1046,7 +1047,7 @@ TEST_CASE("Malformed bodies: padding past the end, bad or cut address headers", 
   }
 }
 
-TEST_CASE("Output buffers: too small is an error, never an overflow", "[crypto]") {
+TEST_CASE("Output buffers: too small is an error and never an overflow", "[crypto]") {
   for (std::string_view name : kMethods) {
     INFO(name);
     const ss::Method2022& m = method(name);
