@@ -69,9 +69,13 @@ std::string quote(std::string_view s) {
   return q;
 }
 
-// A JSON value for an error message (never used for password or key).
+// A JSON value for an error message (never used for password or key). Arrays and objects are
+// only named: dump() recurses once per nesting level, and a config file can nest a value a
+// million levels deep.
 std::string show(const json& v) {
   if (v.is_string()) return quote(v.get_ref<const std::string&>());
+  if (v.is_array()) return v.empty() ? "[]" : "an array";
+  if (v.is_object()) return v.empty() ? "{}" : "an object";
   std::string s = v.dump();
   if (s.size() > kMaxQuotedLen) s = s.substr(0, kMaxQuotedLen) + "...";
   return s;
@@ -329,6 +333,11 @@ json parse_document(const std::string& text, const std::string& source) {
     const size_t last_read = detail.find("; last read:");
     if (last_read != std::string_view::npos) detail = detail.substr(0, last_read);
     fail(source + ": invalid JSON at line " + line + ": " + std::string(detail));
+  } catch (const json::out_of_range&) {
+    // A number literal too large for a double (e.g. 1e400): nlohmann's message quotes it.
+    fail(source + ": invalid JSON: a number is too large");
+  } catch (const json::exception&) {
+    fail(source + ": invalid JSON");
   }
 }
 

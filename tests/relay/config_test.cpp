@@ -328,6 +328,44 @@ TEST_CASE("config: invalid JSON", "[relay]") {
   CHECK(parse_json(Role::Local, "{\n// c\n\"server_port\": 1 /* x */}").server_port == 1);
 }
 
+// Found by tests/fuzz/fuzz_config: nlohmann throws out_of_range (not parse_error) for a number
+// literal beyond a double, which escaped parse_config_json.
+TEST_CASE("config: numbers too large for a double are a ConfigError", "[relay]") {
+  CHECK(json_error(Role::Local, R"({"timeout": 1e400})") ==
+        "config: invalid JSON: a number is too large");
+  CHECK(json_error(Role::Server, R"({"server_port": -1e400})") ==
+        "config: invalid JSON: a number is too large");
+  // The fuzzer's input, verbatim.
+  static constexpr char kCrash[] =
+      "{\"timeout\": 1.444444444444444444444444444444444444444444444E446, \"server\": [], "
+      "\"m\0\0\0\7odeb: 1}";
+  const std::string crash(kCrash, sizeof kCrash - 1);
+  CHECK(json_error(Role::Local, crash) == "config: invalid JSON: a number is too large");
+  // Still fine: large but finite, and huge integers (kept as doubles or rejected by range).
+  CHECK(starts_with(json_error(Role::Local, R"({"timeout": 1e300})"), "timeout: "));
+  CHECK(starts_with(json_error(Role::Local, R"({"timeout": 123456789012345678901234567890})"),
+                    "timeout: "));
+}
+
+// A value nested a million levels deep used to overflow the stack: the error message dumped it
+// with nlohmann's recursive dump(). Arrays and objects are now only named.
+TEST_CASE("config: deeply nested values", "[relay]") {
+  const size_t depth = 500'000;
+  const std::string deep = std::string(depth, '[') + std::string(depth, ']');
+  CHECK(json_error(Role::Local, R"({"server_port": )" + deep + "}") ==
+        "server_port: must be an integer from 1 to 65535, got an array");
+  CHECK(json_error(Role::Local, R"({"mode": {"a": )" + deep + "}}") ==
+        R"(mode: must be "tcp_only", "tcp_and_udp" or "udp_only", got an object)");
+  std::string warnings;
+  CHECK(parse_json(Role::Local, R"({"frobnicate": )" + deep + R"(, "server_port": 9})", &warnings)
+            .server_port == 9);
+  CHECK_THAT(warnings, Catch::Contains("\"frobnicate\""));
+  CHECK(json_error(Role::Local, R"({"timeout": []})") ==
+        "timeout: must be a positive number of seconds, got []");
+  CHECK(json_error(Role::Local, R"({"timeout": {}})") ==
+        "timeout: must be a positive number of seconds, got {}");
+}
+
 // --- finalize_config ---
 
 TEST_CASE("finalize: password derives the key", "[relay]") {
