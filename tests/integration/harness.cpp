@@ -175,10 +175,10 @@ Node start_tunnel(Impl impl, const NodeOptions& opt, uint16_t server_port,
   });
 }
 
-void check_clean_shutdown(Node& node) {
+void check_clean_shutdown(Node& node, std::chrono::milliseconds grace) {
   if (!node.proc) return;
   bool killed = false;
-  const int status = node.proc->stop(2s, &killed);
+  const int status = node.proc->stop(grace, &killed);
   if (node.impl != Impl::Ours) return;
   const std::string log = node.proc->log_text();
   INFO(node.proc->label() << " (exit status " << status << ")");

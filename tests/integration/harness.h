@@ -55,9 +55,11 @@ Node start_node(Impl impl, const std::string& program, std::vector<std::string> 
 // Spawns any program with its output in a test log.
 std::unique_ptr<Process> spawn(std::vector<std::string> argv, const std::string& label);
 
-// For our binaries: SIGTERM must end the process within 2 s with status 0 (or the default
+// For our binaries: SIGTERM must end the process within `grace` with status 0 (or the default
 // SIGTERM status 143), and the log must hold no sanitizer report. CHECKs, does not throw.
-void check_clean_shutdown(Node& node);
+// Our binaries let connections that are still relaying finish for min(timeout, 10 s) after
+// SIGTERM: close them first, or pass a longer grace.
+void check_clean_shutdown(Node& node, std::chrono::milliseconds grace = std::chrono::seconds(2));
 
 // Log lines that are not empty.
 std::vector<std::string> nonempty_lines(const std::string& text);

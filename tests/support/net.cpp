@@ -14,6 +14,7 @@
 #include <cstring>
 #include <random>
 #include <set>
+#include <tuple>
 
 namespace ss::test {
 namespace {
@@ -104,6 +105,39 @@ size_t read_exact_or_eof(int fd, uint8_t* buf, size_t n, Clock::time_point deadl
         "recv after " + std::to_string(got) + " of " + std::to_string(n) + " bytes", errno));
   }
   return got;
+}
+
+// Appends ATYP, the address and the port (RFC 1928 section 5) to `out`.
+void append_socks5_address(Bytes& out, AddrType atyp, const std::string& host, uint16_t port) {
+  out.push_back(static_cast<uint8_t>(atyp));
+  if (atyp == AddrType::IPv4) {
+    uint8_t a[4];
+    if (::inet_pton(AF_INET, host.c_str(), a) != 1) throw NetError("bad IPv4 literal " + host);
+    out.insert(out.end(), a, a + 4);
+  } else if (atyp == AddrType::IPv6) {
+    uint8_t a[16];
+    if (::inet_pton(AF_INET6, host.c_str(), a) != 1) throw NetError("bad IPv6 literal " + host);
+    out.insert(out.end(), a, a + 16);
+  } else {
+    if (host.size() > 255) throw NetError("domain name too long");
+    out.push_back(static_cast<uint8_t>(host.size()));
+    out.insert(out.end(), host.begin(), host.end());
+  }
+  out.push_back(static_cast<uint8_t>(port >> 8));
+  out.push_back(static_cast<uint8_t>(port & 0xFF));
+}
+
+// The IP literal and port of a sockaddr (IPv4 or IPv6).
+std::pair<std::string, uint16_t> describe(const sockaddr_storage& ss) {
+  char text[INET6_ADDRSTRLEN] = {};
+  if (ss.ss_family == AF_INET) {
+    const auto* v4 = reinterpret_cast<const sockaddr_in*>(&ss);
+    ::inet_ntop(AF_INET, &v4->sin_addr, text, sizeof text);
+    return {text, ntohs(v4->sin_port)};
+  }
+  const auto* v6 = reinterpret_cast<const sockaddr_in6*>(&ss);
+  ::inet_ntop(AF_INET6, &v6->sin6_addr, text, sizeof text);
+  return {text, ntohs(v6->sin6_port)};
 }
 
 std::mutex& port_mutex() {
@@ -394,22 +428,8 @@ TransferResult duplex_transfer(const Socket& s, std::span<const uint8_t> out, si
 // ---- SOCKS5 client ----
 
 Bytes socks5_request(uint8_t cmd, AddrType atyp, const std::string& host, uint16_t port) {
-  Bytes req{0x05, cmd, 0x00, static_cast<uint8_t>(atyp)};
-  if (atyp == AddrType::IPv4) {
-    uint8_t a[4];
-    if (::inet_pton(AF_INET, host.c_str(), a) != 1) throw NetError("bad IPv4 literal " + host);
-    req.insert(req.end(), a, a + 4);
-  } else if (atyp == AddrType::IPv6) {
-    uint8_t a[16];
-    if (::inet_pton(AF_INET6, host.c_str(), a) != 1) throw NetError("bad IPv6 literal " + host);
-    req.insert(req.end(), a, a + 16);
-  } else {
-    if (host.size() > 255) throw NetError("domain name too long");
-    req.push_back(static_cast<uint8_t>(host.size()));
-    req.insert(req.end(), host.begin(), host.end());
-  }
-  req.push_back(static_cast<uint8_t>(port >> 8));
-  req.push_back(static_cast<uint8_t>(port & 0xFF));
+  Bytes req{0x05, cmd, 0x00};
+  append_socks5_address(req, atyp, host, port);
   return req;
 }
 
@@ -550,13 +570,31 @@ void TargetServer::serve(int raw_fd) {
   constexpr size_t kEchoHighWater = 1 << 20;
   std::vector<uint8_t> buf(kChunk);
 
+  // Pacing (Source with send_over): by time t after the start, at most
+  // send_bytes * t / send_over bytes may have been generated.
+  const bool paced = kind == Kind::Source && behavior_.send_over.count() > 0;
+  const auto started = Clock::now();
+  int pace_wait_ms = -1;  // poll timeout while pacing holds the next chunk back
+
   for (;;) {
+    pace_wait_ms = -1;
     if (out_off == out.size()) {
       out.clear();
       out_off = 0;
       if (to_generate > 0) {
-        const size_t n = static_cast<size_t>(std::min<uint64_t>(kChunk, to_generate));
-        out.resize(n);
+        uint64_t n = std::min<uint64_t>(kChunk, to_generate);
+        if (paced) {
+          const auto elapsed = std::chrono::duration_cast<Millis>(Clock::now() - started);
+          const uint64_t total = behavior_.send_bytes;
+          const uint64_t allowed = elapsed >= behavior_.send_over
+                                       ? total
+                                       : total * static_cast<uint64_t>(elapsed.count()) /
+                                             static_cast<uint64_t>(behavior_.send_over.count());
+          const uint64_t generated = total - to_generate;
+          n = std::min<uint64_t>(n, allowed > generated ? allowed - generated : 0);
+          if (n == 0) pace_wait_ms = 5;  // the next bytes are due in a few milliseconds
+        }
+        out.resize(static_cast<size_t>(n));
         rng.fill(out);
         to_generate -= n;
       }
@@ -595,12 +633,12 @@ void TargetServer::serve(int raw_fd) {
     if (kind == Kind::FinFirst) want_read = want_read && fin_sent;
     const bool want_write = out_off < out.size();
     short events = static_cast<short>((want_read ? POLLIN : 0) | (want_write ? POLLOUT : 0));
-    if (events == 0) {
+    if (events == 0 && pace_wait_ms < 0) {
       rep.error = "target stalled (client closed before the request was complete?)";
       break;
     }
     pollfd fds[2] = {{sock.fd(), events, 0}, {stop_fd_, POLLIN, 0}};
-    if (::poll(fds, 2, -1) < 0) {
+    if (::poll(fds, 2, pace_wait_ms) < 0) {
       if (errno == EINTR) continue;
       rep.error = errno_text("poll", errno);
       break;
@@ -673,6 +711,203 @@ std::vector<ConnectionReport> TargetServer::wait_reports(size_t count, Millis ti
 std::vector<ConnectionReport> TargetServer::reports() const {
   std::lock_guard lock(mu_);
   return reports_;
+}
+
+// ---- UDP ----
+
+UdpSocket::UdpSocket(const std::string& bind_host, uint16_t port) : host_(bind_host) {
+  Endpoint ep = make_endpoint(bind_host, port);
+  sock_ = make_socket(ep.family, SOCK_DGRAM);
+  if (::bind(sock_.fd(), reinterpret_cast<sockaddr*>(&ep.addr), ep.len) != 0) {
+    throw NetError(errno_text("bind UDP " + bind_host + ":" + std::to_string(port), errno));
+  }
+  sockaddr_storage bound{};
+  socklen_t len = sizeof bound;
+  ::getsockname(sock_.fd(), reinterpret_cast<sockaddr*>(&bound), &len);
+  port_ = describe(bound).second;
+  // Room for bursts of large datagrams (8 KB replies) without kernel drops.
+  const int size = 1 << 20;
+  ::setsockopt(sock_.fd(), SOL_SOCKET, SO_RCVBUF, &size, sizeof size);
+  ::setsockopt(sock_.fd(), SOL_SOCKET, SO_SNDBUF, &size, sizeof size);
+}
+
+void UdpSocket::send_to(const std::string& host, uint16_t port,
+                        std::span<const uint8_t> data) const {
+  Endpoint ep = make_endpoint(host, port);
+  for (;;) {
+    const ssize_t r = ::sendto(sock_.fd(), data.data(), data.size(), MSG_NOSIGNAL,
+                               reinterpret_cast<sockaddr*>(&ep.addr), ep.len);
+    if (r >= 0) return;
+    // An ICMP error from an earlier datagram can surface on any later call: not ours.
+    if (errno == EINTR || errno == ECONNREFUSED) continue;
+    throw NetError(errno_text("sendto " + host + ":" + std::to_string(port) + " (" +
+                                  std::to_string(data.size()) + " bytes)",
+                              errno));
+  }
+}
+
+std::optional<Datagram> UdpSocket::recv(Millis timeout) const {
+  const auto deadline = Clock::now() + timeout;
+  std::vector<uint8_t> buf(65536);
+  for (;;) {
+    sockaddr_storage from{};
+    socklen_t len = sizeof from;
+    const ssize_t r = ::recvfrom(sock_.fd(), buf.data(), buf.size(), MSG_DONTWAIT | MSG_TRUNC,
+                                 reinterpret_cast<sockaddr*>(&from), &len);
+    if (r >= 0) {
+      if (static_cast<size_t>(r) > buf.size()) throw NetError("datagram larger than 64 KiB");
+      Datagram d;
+      d.data.assign(buf.begin(), buf.begin() + r);
+      std::tie(d.host, d.port) = describe(from);
+      return d;
+    }
+    if (errno == EINTR || errno == ECONNREFUSED) continue;
+    if (errno != EAGAIN && errno != EWOULDBLOCK) throw NetError(errno_text("recvfrom", errno));
+    if (wait_fd(sock_.fd(), POLLIN, deadline) == 0) return std::nullopt;
+  }
+}
+
+UdpTarget::UdpTarget(const std::string& bind_host, Handler handler)
+    : socket_(bind_host), handler_(std::move(handler)) {
+  stop_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (stop_fd_ < 0) throw NetError(errno_text("eventfd", errno));
+  thread_ = std::thread([this] { loop(); });
+}
+
+UdpTarget::~UdpTarget() {
+  const uint64_t one = 1;
+  ssize_t ignored = ::write(stop_fd_, &one, sizeof one);
+  (void)ignored;
+  if (thread_.joinable()) thread_.join();
+  ::close(stop_fd_);
+}
+
+void UdpTarget::loop() {
+  for (;;) {
+    pollfd fds[2] = {{socket_.fd(), POLLIN, 0}, {stop_fd_, POLLIN, 0}};
+    if (::poll(fds, 2, -1) < 0) {
+      if (errno == EINTR) continue;
+      return;
+    }
+    if (fds[1].revents != 0) return;
+    std::optional<Datagram> d;
+    try {
+      d = socket_.recv(Millis(0));
+    } catch (const NetError&) {
+      continue;
+    }
+    if (!d) continue;
+    {
+      std::lock_guard lock(mu_);
+      ++received_;
+      auto it = std::find_if(sources_.begin(), sources_.end(), [&](const Source& s) {
+        return s.host == d->host && s.port == d->port;
+      });
+      if (it == sources_.end()) {
+        sources_.push_back({d->host, d->port, 1});
+      } else {
+        ++it->datagrams;
+      }
+    }
+    cv_.notify_all();
+    std::optional<Bytes> reply = handler_ ? handler_(d->data) : std::optional<Bytes>(d->data);
+    if (!reply) continue;
+    try {
+      socket_.send_to(d->host, d->port, *reply);
+    } catch (const NetError&) {
+      // The sender is gone; a UDP server just moves on.
+    }
+  }
+}
+
+size_t UdpTarget::received() const {
+  std::lock_guard lock(mu_);
+  return received_;
+}
+
+std::vector<UdpTarget::Source> UdpTarget::sources() const {
+  std::lock_guard lock(mu_);
+  return sources_;
+}
+
+bool UdpTarget::wait_received(size_t count, Millis timeout) const {
+  std::unique_lock lock(mu_);
+  return cv_.wait_for(lock, timeout, [&] { return received_ >= count; });
+}
+
+// ---- SOCKS5 UDP ----
+
+Bytes socks5_udp_encode(const Socks5UdpPacket& packet) {
+  Bytes out{0x00, 0x00, packet.frag};
+  append_socks5_address(out, packet.atyp, packet.host, packet.port);
+  out.insert(out.end(), packet.data.begin(), packet.data.end());
+  return out;
+}
+
+std::optional<Socks5UdpPacket> socks5_udp_decode(std::span<const uint8_t> d) {
+  if (d.size() < 4 || d[0] != 0 || d[1] != 0) return std::nullopt;
+  Socks5UdpPacket p;
+  p.frag = d[2];
+  size_t off = 4;
+  char text[INET6_ADDRSTRLEN] = {};
+  switch (d[3]) {
+    case 1:
+      if (d.size() < off + 4 + 2) return std::nullopt;
+      ::inet_ntop(AF_INET, d.data() + off, text, sizeof text);
+      p.atyp = AddrType::IPv4;
+      p.host = text;
+      off += 4;
+      break;
+    case 4:
+      if (d.size() < off + 16 + 2) return std::nullopt;
+      ::inet_ntop(AF_INET6, d.data() + off, text, sizeof text);
+      p.atyp = AddrType::IPv6;
+      p.host = text;
+      off += 16;
+      break;
+    case 3: {
+      if (d.size() < off + 1) return std::nullopt;
+      const size_t n = d[off];
+      if (d.size() < off + 1 + n + 2) return std::nullopt;
+      p.atyp = AddrType::Domain;
+      p.host.assign(reinterpret_cast<const char*>(d.data() + off + 1), n);
+      off += 1 + n;
+      break;
+    }
+    default:
+      return std::nullopt;
+  }
+  p.port = static_cast<uint16_t>((d[off] << 8) | d[off + 1]);
+  off += 2;
+  p.data.assign(d.begin() + static_cast<std::ptrdiff_t>(off), d.end());
+  return p;
+}
+
+Socks5UdpAssociation socks5_udp_associate(uint16_t proxy_port, const std::string& source_host,
+                                          uint16_t source_port, Millis timeout) {
+  const AddrType atyp =
+      source_host.find(':') != std::string::npos ? AddrType::IPv6 : AddrType::IPv4;
+  const Bytes req = socks5_request(0x03, atyp, source_host, source_port);
+  Socks5Connection c = socks5_raw(proxy_port, req, timeout);
+  if (!c.reply) throw NetError("UDP ASSOCIATE: the proxy closed the connection without a reply");
+  if (c.reply->rep != 0x00) {
+    throw NetError("UDP ASSOCIATE: reply code " + std::to_string(c.reply->rep));
+  }
+  Socks5UdpAssociation a;
+  char text[INET6_ADDRSTRLEN] = {};
+  if (c.reply->atyp == 1 && c.reply->bound_addr.size() == 4) {
+    ::inet_ntop(AF_INET, c.reply->bound_addr.data(), text, sizeof text);
+  } else if (c.reply->atyp == 4 && c.reply->bound_addr.size() == 16) {
+    ::inet_ntop(AF_INET6, c.reply->bound_addr.data(), text, sizeof text);
+  } else {
+    throw NetError("UDP ASSOCIATE: BND.ADDR is not an IP address (ATYP " +
+                   std::to_string(c.reply->atyp) + ")");
+  }
+  a.relay_host = text;
+  a.relay_port = c.reply->bound_port;
+  a.reply = std::move(*c.reply);
+  a.control = std::move(c.socket);
+  return a;
 }
 
 }  // namespace ss::test

@@ -1,6 +1,7 @@
 #pragma once
 // Loopback networking helpers for integration tests: free ports, readiness checks, blocking
-// socket I/O with deadlines, a threaded TCP target server, a SOCKS5 client and SHA-256.
+// socket I/O with deadlines, threaded TCP and UDP target servers, a SOCKS5 client (CONNECT and
+// UDP ASSOCIATE) and SHA-256.
 // Everything binds 127.0.0.1 or ::1 on port 0; nothing talks to the internet. All sockets are
 // owned by RAII objects and closed at scope exit.
 
@@ -12,6 +13,7 @@
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -185,6 +187,9 @@ struct TargetBehavior {
   uint64_t send_bytes = 0;
   uint64_t expect_bytes = 0;
   std::string http_body;
+  // Source: spread `send_bytes` evenly over this time instead of sending as fast as possible
+  // (a slow stream that is still in progress when the test acts on the proxy). 0 = no pacing.
+  Millis send_over{0};
 
   static TargetBehavior echo() { return {Kind::Echo, 0, 0, {}}; }
   static TargetBehavior sink() { return {Kind::Sink, 0, 0, {}}; }
@@ -194,6 +199,9 @@ struct TargetBehavior {
     return {Kind::Duplex, send, expect, {}};
   }
   static TargetBehavior http(std::string body) { return {Kind::Http, 0, 0, std::move(body)}; }
+  static TargetBehavior paced_source(uint64_t n, Millis over) {
+    return {Kind::Source, n, 0, {}, over};
+  }
 };
 
 struct ConnectionReport {
@@ -237,5 +245,104 @@ class TargetServer {
   std::vector<ConnectionReport> reports_;
   std::atomic<size_t> accepted_{0};
 };
+
+// ---- UDP ----
+
+// A datagram and the address it came from.
+struct Datagram {
+  Bytes data;
+  std::string host;  // the sender's IP literal, e.g. "127.0.0.1" or "::1"
+  uint16_t port = 0;
+};
+
+// A UDP socket bound to `bind_host` (an IP literal) and `port` (0 = any free port).
+class UdpSocket {
+ public:
+  explicit UdpSocket(const std::string& bind_host = "127.0.0.1", uint16_t port = 0);
+
+  const std::string& host() const { return host_; }
+  uint16_t port() const { return port_; }
+  int fd() const { return sock_.fd(); }
+
+  // Sends one datagram (may be empty). Throws NetError if the kernel refuses it.
+  void send_to(const std::string& host, uint16_t port, std::span<const uint8_t> data) const;
+  // The next datagram, or nullopt if none arrives within `timeout`. An ICMP error reported on
+  // the socket (e.g. port unreachable) is skipped, not thrown.
+  std::optional<Datagram> recv(Millis timeout) const;
+
+ private:
+  Socket sock_;
+  std::string host_;
+  uint16_t port_ = 0;
+};
+
+// A threaded UDP server on `bind_host` port 0. Every datagram is handed to the handler; what it
+// returns (if anything) is sent back to the sender. The default handler echoes. It records every
+// sender's address, so a test can see which source address a proxy used.
+class UdpTarget {
+ public:
+  using Handler = std::function<std::optional<Bytes>(std::span<const uint8_t>)>;
+  struct Source {
+    std::string host;
+    uint16_t port = 0;
+    size_t datagrams = 0;
+  };
+
+  explicit UdpTarget(const std::string& bind_host = "127.0.0.1", Handler handler = {});
+  ~UdpTarget();
+  UdpTarget(const UdpTarget&) = delete;
+  UdpTarget& operator=(const UdpTarget&) = delete;
+
+  const std::string& host() const { return socket_.host(); }
+  uint16_t port() const { return socket_.port(); }
+  // Datagrams received so far.
+  size_t received() const;
+  // Distinct sender addresses, in order of first appearance.
+  std::vector<Source> sources() const;
+  // Waits until `count` datagrams have been received in all; false on timeout.
+  bool wait_received(size_t count, Millis timeout) const;
+
+ private:
+  void loop();
+
+  UdpSocket socket_;
+  Handler handler_;
+  int stop_fd_ = -1;
+  mutable std::mutex mu_;
+  mutable std::condition_variable cv_;
+  size_t received_ = 0;
+  std::vector<Source> sources_;
+  std::thread thread_;
+};
+
+// ---- SOCKS5 UDP (RFC 1928 section 7) ----
+
+// One SOCKS5 UDP datagram: RSV(2) FRAG ATYP DST.ADDR DST.PORT DATA.
+struct Socks5UdpPacket {
+  uint8_t frag = 0;
+  AddrType atyp = AddrType::IPv4;
+  std::string host;  // an IP literal for IPv4/IPv6, the name for Domain
+  uint16_t port = 0;
+  Bytes data;
+};
+
+Bytes socks5_udp_encode(const Socks5UdpPacket& packet);
+// nullopt if the datagram is not a well-formed SOCKS5 UDP datagram (short, RSV != 0, bad ATYP,
+// truncated address).
+std::optional<Socks5UdpPacket> socks5_udp_decode(std::span<const uint8_t> datagram);
+
+struct Socks5UdpAssociation {
+  Socket control;  // the association lasts as long as this connection
+  Socks5Reply reply;
+  std::string relay_host;  // BND.ADDR as an IP literal
+  uint16_t relay_port = 0;
+};
+
+// Connects to the proxy and sends UDP ASSOCIATE with DST = `source_host`:`source_port`, the
+// address the client will send datagrams from ("0.0.0.0", 0 if unknown). Throws NetError unless
+// the reply is a success with an IPv4 or IPv6 BND address.
+Socks5UdpAssociation socks5_udp_associate(uint16_t proxy_port,
+                                          const std::string& source_host = "0.0.0.0",
+                                          uint16_t source_port = 0, Millis timeout = Millis(10000));
 
 }  // namespace ss::test
