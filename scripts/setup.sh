@@ -10,7 +10,7 @@ set -euo pipefail
 packages=(
   build-essential cmake pkg-config
   libuv1-dev libssl-dev libsodium-dev librust-blake3-dev nlohmann-json3-dev libcxxopts-dev catch2
-  shadowsocks-libev curl socat b3sum iperf3 python3 nginx clang libclang-rt-14-dev llvm
+  shadowsocks-libev curl socat b3sum iperf3 python3 clang libclang-rt-14-dev llvm
 )
 
 for arg in "$@"; do
