@@ -450,6 +450,32 @@ TEST_CASE("UDP: the association ends when its TCP control connection closes (S22
   check_clean_shutdown(p.server);
 }
 
+TEST_CASE("UDP: a closed UDP ASSOCIATE that never carried a datagram admits nobody (S22)",
+          "[integration][udp]") {
+  UdpTarget target;
+  UdpPair p = start_pair(Impl::Ours, Impl::Ours, "aes-128-gcm");
+  std::string relay_host;
+  uint16_t relay_port = 0;
+  {
+    // DST 0.0.0.0:0: any port of 127.0.0.1 may claim the association while it lasts.
+    UdpClient client(p.local.port, /*announce=*/false);
+    relay_host = client.association().relay_host;
+    relay_port = client.association().relay_port;
+    const size_t closed_before = count_occurrences(p.local.proc->log_text(), "closed:");
+    client.association().control.reset();
+    REQUIRE(wait_log(p.local, "closed:", closed_before + 1, 5s));
+  }
+  // A socket of the same IP with no association of its own.
+  UdpSocket stranger("127.0.0.1");
+  Socks5UdpPacket pkt{0, AddrType::IPv4, target.host(), target.port(), random_bytes(40)};
+  stranger.send_to(relay_host, relay_port, socks5_udp_encode(pkt));
+  CHECK_FALSE(stranger.recv(1s).has_value());
+  CHECK(target.received() == 0);
+
+  check_clean_shutdown(p.local);
+  check_clean_shutdown(p.server);
+}
+
 TEST_CASE("UDP: ss-local -U relays UDP and refuses CONNECT with 07", "[integration][udp]") {
   UdpTarget target;
   UdpPair p = start_pair(Impl::Ours, Impl::Ours, "aes-256-gcm", {"-u"}, {"-U"});
