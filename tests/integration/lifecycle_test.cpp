@@ -44,6 +44,35 @@ std::map<int, long> thread_wakeups(pid_t pid) {
   return out;
 }
 
+// Waits until `pid` has at least `n` threads. The TCP listener accepts connections (into its
+// backlog) before the worker threads exist, so the harness's readiness check can come first.
+bool wait_threads(pid_t pid, size_t n, Millis timeout) {
+  const auto deadline = Clock::now() + timeout;
+  for (;;) {
+    if (thread_wakeups(pid).size() >= n) return true;
+    if (Clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(5ms);  // no notification for a new thread: poll /proc
+  }
+}
+
+// Waits until `pid` catches `signo` (its SigCgt mask in /proc/<pid>/status). Our binaries install
+// their handlers after starting the workers, so a signal sent too early would kill them.
+bool wait_catches_signal(pid_t pid, int signo, Millis timeout) {
+  const auto deadline = Clock::now() + timeout;
+  for (;;) {
+    std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+    std::string line;
+    while (std::getline(status, line)) {
+      if (line.rfind("SigCgt:", 0) == 0) {
+        const unsigned long long mask = std::stoull(line.substr(7), nullptr, 16);
+        if ((mask >> (signo - 1)) & 1) return true;
+      }
+    }
+    if (Clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(5ms);  // no notification for a new handler: poll /proc
+  }
+}
+
 // How many of the process's first `workers` threads (after the main thread; threads started
 // later, such as libuv's thread pool, have higher ids) woke up at least `min_wakeups` times
 // between `before` and `after`.
@@ -74,11 +103,11 @@ TEST_CASE("workers: 200 concurrent connections through ss-local and ss-server wi
   TargetServer target(TargetBehavior::echo());
   Node srv = start_server(Impl::Ours, opt);
   Node local = start_local(Impl::Ours, opt, srv.port);
+  // The main thread and one thread per worker (libuv's thread pool may add more).
+  REQUIRE(wait_threads(srv.proc->pid(), kWorkers + 1, 5s));
+  REQUIRE(wait_threads(local.proc->pid(), kWorkers + 1, 5s));
   const auto srv_before = thread_wakeups(srv.proc->pid());
   const auto local_before = thread_wakeups(local.proc->pid());
-  // The main thread and one thread per worker (libuv's thread pool may add more).
-  REQUIRE(srv_before.size() >= kWorkers + 1);
-  REQUIRE(local_before.size() >= kWorkers + 1);
 
   std::vector<std::string> errors(kConnections);
   std::latch start(static_cast<std::ptrdiff_t>(kConnections));
@@ -140,6 +169,7 @@ TEST_CASE("shutdown: SIGTERM refuses new connections and lets a transfer in prog
   // A connection to ss-server that has sent nothing: not relaying, so closed at once.
   Socket idle = connect_tcp("127.0.0.1", srv.port);
 
+  REQUIRE(wait_catches_signal(srv.proc->pid(), SIGTERM, 5s));
   const auto signalled = Clock::now();
   srv.proc->signal(SIGTERM);
 
@@ -219,6 +249,7 @@ TEST_CASE("shutdown: a relayed connection still open is closed after the grace m
     });
   }
 
+  REQUIRE(wait_catches_signal(srv.proc->pid(), SIGTERM, 5s));
   const auto signalled = Clock::now();
   srv.proc->signal(SIGTERM);
   const auto status = srv.proc->wait_exit(6s);
@@ -248,6 +279,8 @@ TEST_CASE("shutdown: a second signal closes everything at once", "[integration][
   CHECK(to_hex(duplex_transfer(conn.socket, hello, hello.size(), 5s).received_sha256) ==
         sha256_hex(hello));
 
+  REQUIRE(wait_catches_signal(srv.proc->pid(), SIGINT, 5s));
+  REQUIRE(wait_catches_signal(srv.proc->pid(), SIGTERM, 5s));
   srv.proc->signal(SIGINT);
   // The first signal is handled (it logs so); the relayed connection keeps the process alive.
   const auto deadline = Clock::now() + 5s;
