@@ -143,8 +143,9 @@ report() {
     return 0
   fi
   echo "fuzz.sh: $t: FAILED (exit $rc), log $log_dir/$t.log"
-  grep -E '^(==[0-9]+==ERROR|SUMMARY|.*FUZZ_CHECK failed|.*runtime error)' "$log_dir/$t.log" |
-    head -5 | sed 's/^/    /'
+  local pattern='^(==[0-9]+==ERROR|SUMMARY|terminate called|  what\(\)|.*FUZZ_CHECK failed'
+  pattern+='|.*runtime error)'
+  grep -E "$pattern" "$log_dir/$t.log" | head -5 | sed 's/^/    /'
   local artifact
   artifact=$(sed -n 's/.*Test unit written to \(.*\)$/\1/p' "$log_dir/$t.log" | tail -1)
   echo "    crash input: ${artifact:-none written (see the log)}"
