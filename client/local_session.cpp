@@ -37,6 +37,12 @@ LocalSession::~LocalSession() {
   BlockPool::local().release(early_);
 }
 
+void LocalSession::on_closing() {
+  // The association ends with its TCP connection, at once: no datagram passes after this.
+  if (udp_control_ != 0 && udp_relay() != nullptr) udp_relay()->close_control(udp_control_);
+  udp_control_ = 0;
+}
+
 void LocalSession::on_started() {
   set_want_read(kClient, true);
 }

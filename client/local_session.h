@@ -21,6 +21,7 @@ class LocalSession final : public Session {
   void on_remote_connected() override;
   void on_remote_failed(int err) override;
   const char* kind() const override { return "local"; }
+  void on_closing() override;
 
   void fail(uint8_t reply_code);
   void udp_associate(const Address& expected_source);

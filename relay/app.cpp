@@ -164,7 +164,12 @@ int run_app(Role role, int argc, char** argv, Listener::Factory factory) {
   // ss-local needs its TCP listener for SOCKS5 even in udp_only mode (UDP ASSOCIATE).
   bool serve_tcp = cfg.mode != Mode::UdpOnly || role == Role::Local;
   bool serve_udp = cfg.mode != Mode::TcpOnly;
-  std::shared_ptr<const TcpCipherSuite> suite = make_tcp_suite(cfg);
+  std::string suite_error;
+  std::shared_ptr<const TcpCipherSuite> suite = make_tcp_suite(cfg, &suite_error);
+  if (!suite) {
+    std::fprintf(stderr, "%s: password: %s\n", prog, suite_error.c_str());
+    return 1;
+  }
   if (cfg.method_kind == MethodKind::None) {
     LOG_WARN(
         "method \"none\": NO ENCRYPTION, NO AUTHENTICATION. Anyone on the path reads and "

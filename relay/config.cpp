@@ -19,6 +19,7 @@
 #include <cerrno>
 #include <cstddef>
 #include <cstdio>
+#include <cstdlib>
 #include <limits>
 #include <memory>
 #include <ostream>
@@ -207,6 +208,31 @@ size_t count_value(const json& v, std::string_view name, long long lo, long long
   return static_cast<size_t>(*n);
 }
 
+// SIP023 users, shadowsocks-rust's form: [{"name": "alice", "password": "<base64 uPSK>"}, ...].
+std::vector<User2022> users_value(const json& v, std::string_view name) {
+  if (!v.is_array()) {
+    fail(std::string(name) + R"(: must be an array of {"name": ..., "password": ...}, got )" +
+         show(v));
+  }
+  std::vector<User2022> users;
+  for (size_t i = 0; i < v.size(); ++i) {
+    const json& u = v[i];
+    const std::string at = std::string(name) + "[" + std::to_string(i) + "]";
+    if (!u.is_object() || !u.contains("name") || !u.contains("password")) {
+      fail(at + R"(: must be an object with "name" and "password")");
+    }
+    User2022 user;
+    user.name = string_value(u["name"], at + ".name");
+    user.password = string_value(u["password"], at + ".password");
+    if (user.name.empty()) fail(at + ".name: must not be empty");
+    for (const User2022& other : users) {
+      if (other.name == user.name) fail(at + ".name: " + quote(user.name) + " appears twice");
+    }
+    users.push_back(std::move(user));
+  }
+  return users;
+}
+
 int workers_value(const json& v, std::string_view name) {
   std::optional<long long> n;
   if (v.is_number_integer()) {
@@ -256,6 +282,7 @@ constexpr KeySpec kKeys[] = {
     {"tunnel_address",
      [](Config& c, const json& v) { c.tunnel_target = tunnel_value(v, "tunnel_address"); }},
     {"workers", [](Config& c, const json& v) { c.workers = workers_value(v, "workers"); }},
+    {"users", [](Config& c, const json& v) { c.users = users_value(v, "users"); }},
     {"max_connections",
      [](Config& c, const json& v) {
        c.max_connections = count_value(v, "max_connections", 0, 10'000'000);
@@ -406,9 +433,16 @@ std::string help_text(cxxopts::Options& options, Role role) {
     s << "  allow_private_targets  true: also relay to loopback/private/link-local targets\n";
   }
   if (role == Role::Tunnel) s << "  tunnel_address   \"host:port\" to forward to\n";
+  if (role == Role::Server) {
+    s << "  users            2022 methods: [{\"name\": ..., \"password\": <base64 uPSK>}, ...]"
+         " (SIP023)\n";
+  }
   s << "\nMethods:";
   for (const CipherSpec& c : classic_ciphers()) s << ' ' << c.name;
-  s << '\n';
+  for (const Method2022& m : methods_2022()) s << ' ' << m.name;
+  s << " none\n"
+    << "  2022 methods take a base64 key as the password (make one with --genkey METHOD); "
+       "\"none\" does not encrypt (measurements only).\n";
   return s.str();
 }
 
@@ -466,6 +500,8 @@ void add_flags(cxxopts::Options& options, Role role) {
   if (role == Role::Server) {
     add("allow-private-targets", "also relay to loopback, private and link-local targets");
   }
+  add("genkey", "print a new random base64 key for METHOD and exit", value<std::string>(),
+      "METHOD");
   add("v", "verbose logging (repeat for more)");
   add("h,help", "print this help and exit");
 }
@@ -517,6 +553,62 @@ void apply_flags(Config& cfg, const cxxopts::ParseResult& r) {
   cfg.verbose = static_cast<int>(r.count("v"));
 }
 
+std::string methods_2022_list() {
+  std::string s;
+  for (const Method2022& m : methods_2022()) {
+    if (!s.empty()) s += ", ";
+    s += m.name;
+  }
+  return s;
+}
+
+// The 2022 edition: the password is the base64 PSK (or "iPSK:uPSK" on a client), never derived.
+void finalize_2022(Config& cfg) {
+  const Method2022* m = find_2022_method(cfg.method);
+  if (m == nullptr) {
+    const bool reduced_rounds = cfg.method.find("chacha8") != std::string::npos ||
+                                cfg.method.find("chacha12") != std::string::npos;
+    fail("method: " + quote(cfg.method) + " is not supported" +
+         (reduced_rounds ? ": no well-kept library here (OpenSSL, libsodium) provides ChaCha8 or "
+                           "ChaCha12"
+                         : "") +
+         " (supported 2022 methods: " + methods_2022_list() + ")");
+  }
+  if (!cfg.key_b64.empty()) {
+    fail("key: not used by the 2022 methods; put the base64 PSK in \"password\" (-k)");
+  }
+  if (cfg.password.empty()) {
+    fail("password: missing: " + std::string(m->name) + " needs a base64 key of " +
+         std::to_string(m->key_len) + " bytes (make one with --genkey " + std::string(m->name) +
+         ")");
+  }
+  Psk2022 parsed = parse_2022_password(*m, cfg.password);
+  if (!parsed.error.empty()) fail("password: " + parsed.error);
+  if (cfg.role == Role::Server && parsed.keys.size() != 1) {
+    fail("password: ss-server takes one key (the identity PSK when \"users\" are set)");
+  }
+  if (!cfg.users.empty()) {
+    if (cfg.role != Role::Server) fail("users: only ss-server takes a users list");
+    if (m->kind == Kind2022::ChaCha20Poly1305) {
+      fail("users: multi-user (SIP023) works with the AES 2022 methods only");
+    }
+    for (size_t i = 0; i < cfg.users.size(); ++i) {
+      User2022& u = cfg.users[i];
+      Psk2022 uk = parse_2022_password(*m, u.password);
+      if (!uk.error.empty() || uk.keys.size() != 1) {
+        fail("users[" + std::to_string(i) +
+             "].password: " + (uk.error.empty() ? std::string("must be one key") : uk.error));
+      }
+      u.key = std::move(uk.keys.front());
+    }
+  }
+  cfg.method_kind = MethodKind::Aead2022;
+  cfg.method2022 = m;
+  cfg.cipher = m->aead;
+  cfg.psk_keys = std::move(parsed.keys);
+  cfg.key = cfg.psk_keys.back();
+}
+
 std::string supported_methods() {
   std::string s;
   for (const CipherSpec& c : classic_ciphers()) {
@@ -564,10 +656,15 @@ void finalize_config(Config& cfg) {
     cfg.key.clear();
     return;
   }
+  if (is_2022_name(cfg.method)) {
+    finalize_2022(cfg);
+    return;
+  }
+  if (!cfg.users.empty()) fail("users: only for the 2022 methods (SIP023 multi-user)");
   cfg.cipher = find_cipher(cfg.method);
   if (cfg.cipher == nullptr) {
     fail("method: unknown method " + quote(cfg.method) + " (supported: " + supported_methods() +
-         ")");
+         ", " + methods_2022_list() + ", none)");
   }
   const size_t key_len = cfg.cipher->key_len;
   if (!cfg.key_b64.empty()) {
@@ -624,7 +721,32 @@ std::optional<Config> load_config(Role role, int argc, const char* const* argv, 
          ": unexpected argument (only flags are accepted; see -h)");
   }
 
+  if (r.count("genkey")) {
+    const std::string method = r["genkey"].as<std::string>();
+    if (const Method2022* m = find_2022_method(method)) {
+      out << generate_2022_key(*m) << '\n';
+    } else if (const CipherSpec* c = find_cipher(method)) {
+      std::vector<uint8_t> key(c->key_len);
+      random_bytes(key);
+      out << base64_encode(key) << '\n';
+      secure_zero(key);
+    } else {
+      fail("--genkey: unknown method " + quote(method) + " (supported: " + supported_methods() +
+           ", " + methods_2022_list() + ")");
+    }
+    return std::nullopt;
+  }
+
   Config cfg = default_config(role);
+  if (const char* offset = std::getenv("SS_CLOCK_OFFSET")) {
+    // A test aid: pretend the clock is this many seconds off (2022 timestamps only).
+    char* end = nullptr;
+    long long v = std::strtoll(offset, &end, 10);
+    if (end == offset || *end != '\0' || v < -86400 || v > 86400) {
+      fail("SS_CLOCK_OFFSET: must be a whole number of seconds from -86400 to 86400");
+    }
+    cfg.clock_offset = v;
+  }
   if (r.count("c")) {
     const std::string path = r["c"].as<std::string>();
     const std::string source = "config file " + quote(path);

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "crypto/aead2022.h"
 #include "crypto/cipher_spec.h"
 #include "relay/address.h"
 
@@ -26,6 +27,13 @@ class ConfigError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// A SIP023 user of a 2022 ss-server: a name for logs and the user PSK.
+struct User2022 {
+  std::string name;
+  std::string password;  // base64 uPSK as configured (never logged)
+  std::vector<uint8_t> key;
+};
+
 struct Config {
   Role role = Role::Local;
   // Local/Tunnel: the ss-server host(s) to connect to. Server: the address(es) to listen on.
@@ -39,10 +47,14 @@ struct Config {
   std::string password;  // never logged
   std::string key_b64;   // "key" / --key: base64 master key, preferred over password
   MethodKind method_kind = MethodKind::Classic;
-  const CipherSpec* cipher = nullptr;  // Classic only
-  std::vector<uint8_t> key;            // master key: from "key" (base64) or derived from "password"
-  int timeout = 60;                    // idle timeout, seconds
-  int udp_timeout = 60;                // idle seconds before a UDP association expires
+  const CipherSpec* cipher = nullptr;          // Classic only; for Aead2022, the method's AEAD
+  const Method2022* method2022 = nullptr;      // Aead2022 only
+  std::vector<std::vector<uint8_t>> psk_keys;  // Aead2022: the password's keys, uPSK last
+  std::vector<User2022> users;                 // Aead2022 ss-server: SIP023 users
+  int64_t clock_offset = 0;  // seconds added to the clock (env SS_CLOCK_OFFSET; skew tests)
+  std::vector<uint8_t> key;  // master key: from "key" (base64) or derived from "password"
+  int timeout = 60;          // idle timeout, seconds
+  int udp_timeout = 60;      // idle seconds before a UDP association expires
   size_t udp_max_associations = 1024;  // least recently used evicted beyond this
   Mode mode = Mode::TcpOnly;
   bool no_delay = false;

@@ -4,20 +4,39 @@
 
 #include "crypto/none_suite.h"
 #include "crypto/replay_filter.h"
+#include "crypto/salt_pool.h"
+#include "crypto/tcp2022.h"
+
+#include <ctime>
 
 namespace ss {
 
-std::shared_ptr<const TcpCipherSuite> make_tcp_suite(const Config& cfg) {
+std::shared_ptr<const TcpCipherSuite> make_tcp_suite(const Config& cfg, std::string* error) {
   switch (cfg.method_kind) {
     case MethodKind::None:
       return make_none_suite();
-    case MethodKind::Classic:
-    case MethodKind::Aead2022: {
+    case MethodKind::Classic: {
       std::shared_ptr<ReplayFilter> replay;
       if (cfg.role == Role::Server && cfg.replay_capacity > 0) {
         replay = std::make_shared<ReplayFilter>(cfg.replay_capacity, cfg.replay_fp_rate);
       }
       return make_classic_suite(*cfg.cipher, cfg.key, std::move(replay));
+    }
+    case MethodKind::Aead2022: {
+      Tcp2022Options o;
+      o.method = cfg.method2022;
+      if (cfg.role == Role::Server) {
+        o.server_psk = cfg.psk_keys.front();
+        for (const User2022& u : cfg.users) o.users.push_back({u.name, u.key});
+        o.salt_pool = std::make_shared<SaltPool>();  // one per process: shared by every worker
+      } else {
+        o.client_keys = cfg.psk_keys;
+      }
+      if (cfg.clock_offset != 0) {
+        int64_t offset = cfg.clock_offset;
+        o.clock = [offset] { return static_cast<uint64_t>(time(nullptr) + offset); };
+      }
+      return make_2022_suite(std::move(o), error);
     }
   }
   return nullptr;

@@ -2,6 +2,7 @@
 // The one place that turns a configuration's method into the cipher machinery.
 
 #include <memory>
+#include <string>
 
 #include "crypto/tcp_cipher.h"
 #include "relay/config.h"
@@ -10,6 +11,8 @@ namespace ss {
 
 // The TCP cipher suite for the configured method. ss-server with a classic cipher gets a replay
 // filter (unless replay_capacity is 0); one suite is shared by every worker.
-std::shared_ptr<const TcpCipherSuite> make_tcp_suite(const Config& cfg);
+// nullptr, with a one-line reason in *error, if the keys do not suit the method.
+std::shared_ptr<const TcpCipherSuite> make_tcp_suite(const Config& cfg,
+                                                     std::string* error = nullptr);
 
 }  // namespace ss

@@ -24,6 +24,7 @@
 #include <sys/socket.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdio>
 #include <cstring>
 
@@ -263,6 +264,20 @@ void Session::relay(Side src, const uint8_t* data, size_t n) {
 }
 
 void Session::on_decrypt_error() {
+  std::string_view detail = opener_->failure();
+  if (detail.find("clock") != std::string_view::npos) {
+    // The server's 2022 response is stamped outside +-30 s: say so, at most every 10 s.
+    static std::atomic<uint64_t> last_warned{0};
+    uint64_t now = uv_now(loop());
+    uint64_t last = last_warned.load();
+    if ((last == 0 || now - last >= 10'000) && last_warned.compare_exchange_strong(last, now)) {
+      LOG_WARN("%s: the server's response is stamped outside +-30 s: %.*s", kind(),
+               static_cast<int>(detail.size()), detail.data());
+    }
+  } else if (!detail.empty()) {
+    LOG_DEBUG("%s: the server's stream failed: %.*s", kind(), static_cast<int>(detail.size()),
+              detail.data());
+  }
   close("authentication failed");
 }
 
@@ -413,19 +428,15 @@ void Session::close_peer(Side s) {
 void Session::close(const char* reason, int err) {
   if (phase_ == Phase::Closing) return;
   phase_ = Phase::Closing;
+  on_closing();
   if (log_enabled(LogLevel::Debug)) {
     uint64_t ms = uv_now(loop()) - started_at_;
-    if (err != 0) {
-      LOG_DEBUG("%s: %s closed: %s (%s), %llu bytes in, %llu bytes out, %llu ms", kind(),
-                target_.port != 0 ? target_.to_string().c_str() : "-", reason, uv_err_name(err),
-                (unsigned long long)peers_[kClient].bytes_read,
-                (unsigned long long)peers_[kRemote].bytes_read, (unsigned long long)ms);
-    } else {
-      LOG_DEBUG("%s: %s closed: %s, %llu bytes in, %llu bytes out, %llu ms", kind(),
-                target_.port != 0 ? target_.to_string().c_str() : "-", reason,
-                (unsigned long long)peers_[kClient].bytes_read,
-                (unsigned long long)peers_[kRemote].bytes_read, (unsigned long long)ms);
-    }
+    std::string_view who = user();
+    LOG_DEBUG("%s: %s%s%.*s closed: %s%s%s, %llu bytes in, %llu bytes out, %llu ms", kind(),
+              target_.port != 0 ? target_.to_string().c_str() : "-", who.empty() ? "" : " user ",
+              static_cast<int>(who.size()), who.data(), reason, err != 0 ? " " : "",
+              err != 0 ? uv_err_name(err) : "", (unsigned long long)peers_[kClient].bytes_read,
+              (unsigned long long)peers_[kRemote].bytes_read, (unsigned long long)ms);
   }
   if (dns_pending_) uv_cancel(reinterpret_cast<uv_req_t*>(&dns_req_));
   close_peer(kClient);

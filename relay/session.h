@@ -50,6 +50,9 @@ class Session {
   // True while relaying payload (the graceful shutdown lets only these finish).
   bool relaying() const { return phase_ == Phase::Relay; }
 
+  // The SIP023 user this connection was identified as (empty if none), for logs.
+  std::string_view user() const { return opener_ ? opener_->user() : std::string_view{}; }
+
   // Intrusive list links, owned by the Listener.
   Session* prev_ = nullptr;
   Session* next_ = nullptr;
@@ -88,6 +91,9 @@ class Session {
   virtual bool target_allowed(const sockaddr*) const { return true; }
   virtual void on_target_blocked() { close("target not allowed"); }
   virtual const char* kind() const = 0;
+  // Called first thing in close(), once: release what outlives no connection (ss-local's UDP
+  // association).
+  virtual void on_closing() {}
 
   // Services for the front ends.
   const Config& config() const;

@@ -22,7 +22,9 @@
 
 #include <algorithm>
 #include <cstring>
+#include <ctime>
 
+#include "crypto/kdf.h"
 #include "crypto/udp_packet.h"
 #include "relay/ip_policy.h"
 #include "relay/log.h"
@@ -115,7 +117,20 @@ UdpRelay::UdpRelay(uv_loop_t* loop, const Config& cfg)
       rbuf_(new uint8_t[kBufSize]),
       wbuf_(new uint8_t[kBufSize]),
       pbuf_(new uint8_t[kBufSize]) {
-  if (cfg.cipher != nullptr) aead_.emplace(*cfg.cipher);
+  if (cfg.method_kind == MethodKind::Classic) aead_.emplace(*cfg.cipher);
+  if (cfg.method_kind == MethodKind::Aead2022) {
+    const Method2022& m = *cfg.method2022;
+    scratch_key_ = std::make_unique<Udp2022SessionKey>(m);
+    if (cfg.role == Role::Server) {
+      std::vector<Udp2022User> users;
+      for (const User2022& u : cfg.users) users.push_back({u.name, u.key});
+      server22_ = std::make_unique<Udp2022Server>(m, cfg.psk_keys.front(), users);
+      if (!server22_->valid()) LOG_ERROR("udp: 2022 keys unusable: %s", server22_->error().c_str());
+    } else {
+      client22_ = std::make_unique<Udp2022Client>(m, cfg.psk_keys);
+      if (!client22_->valid()) LOG_ERROR("udp: 2022 keys unusable for %s", cfg.method.c_str());
+    }
+  }
   uv_timer_init(loop_, &sweep_);
   sweep_.data = this;
   sweep_inited_ = true;
@@ -217,6 +232,10 @@ void UdpRelay::on_outbound(uv_udp_t* h, ssize_t n, const uv_buf_t* buf, const so
 
 void UdpRelay::handle_inbound(uv_udp_t* h, const uint8_t* data, size_t n, const sockaddr* from) {
   ++stats_.packets_in;
+  if (server22_) {
+    server_inbound_2022(h, data, n, from);
+    return;
+  }
   switch (cfg_.role) {
     case Role::Server: {
       auto len = open_packet(data, n, wbuf_.get());
@@ -245,6 +264,12 @@ void UdpRelay::handle_inbound(uv_udp_t* h, const uint8_t* data, size_t n, const 
       }
       Assoc* a = nullptr;
       auto it = by_client_.find(key_of(from));
+      if (it != by_client_.end() && it->second->control_alive &&
+          !it->second->control_alive->load()) {
+        // Its UDP ASSOCIATE connection has just closed: the association is gone.
+        close_assoc(it->second);
+        it = by_client_.end();
+      }
       if (it != by_client_.end()) {
         a = it->second;
       } else {
@@ -254,6 +279,10 @@ void UdpRelay::handle_inbound(uv_udp_t* h, const uint8_t* data, size_t n, const 
           return;
         }
         a = find_or_create(from, h, id);
+      }
+      if (client22_) {
+        client_send_2022(a, {data + 3, used}, {data + 3 + used, n - 3 - used});
+        return;
       }
       size_t m = seal_packet(data + 3, n - 3, wbuf_.get());
       if (m != 0) send_out(a, reinterpret_cast<sockaddr*>(&server_addr_), wbuf_.get(), m);
@@ -265,8 +294,12 @@ void UdpRelay::handle_inbound(uv_udp_t* h, const uint8_t* data, size_t n, const 
         ++stats_.drop_malformed;
         return;
       }
-      std::memcpy(pbuf_.get() + hl, data, n);
       Assoc* a = find_or_create(from, h, 0);
+      if (client22_) {
+        client_send_2022(a, {pbuf_.get(), hl}, {data, n});
+        return;
+      }
+      std::memcpy(pbuf_.get() + hl, data, n);
       size_t m = seal_packet(pbuf_.get(), hl + n, wbuf_.get());
       if (m != 0) send_out(a, reinterpret_cast<sockaddr*>(&server_addr_), wbuf_.get(), m);
       return;
@@ -275,7 +308,19 @@ void UdpRelay::handle_inbound(uv_udp_t* h, const uint8_t* data, size_t n, const 
 }
 
 void UdpRelay::handle_outbound(Assoc* a, const uint8_t* data, size_t n, const sockaddr* from) {
+  if (a->control_alive && !a->control_alive->load()) {
+    close_assoc(a);
+    return;
+  }
   touch(a);
+  if (server22_) {
+    server_outbound_2022(a, data, n, from);
+    return;
+  }
+  if (client22_) {
+    client_outbound_2022(a, data, n);
+    return;
+  }
   switch (cfg_.role) {
     case Role::Server: {
       // Tell the client which address this reply came from.
@@ -325,6 +370,11 @@ UdpRelay::Assoc* UdpRelay::find_or_create(const sockaddr* from, uv_udp_t* inboun
     touch(it->second);
     return it->second;
   }
+  return create(k, from, inbound, control_id);
+}
+
+UdpRelay::Assoc* UdpRelay::create(const Key& k, const sockaddr* from, uv_udp_t* inbound,
+                                  uint64_t control_id) {
   while (by_client_.size() >= std::max<size_t>(1, cfg_.udp_max_associations) && !lru_.empty()) {
     ++stats_.associations_evicted;
     close_assoc(lru_.back());
@@ -347,6 +397,7 @@ UdpRelay::Assoc* UdpRelay::find_or_create(const sockaddr* from, uv_udp_t* inboun
     if (c != controls_.end()) {
       c->second.bound = true;
       c->second.bound_key = k;
+      a->control_alive = c->second.alive;
     }
   }
   LOG_DEBUG("udp: new association for %s", Address::from_sockaddr(from).to_string().c_str());
@@ -387,6 +438,7 @@ uint64_t UdpRelay::open_control(const sockaddr* client, uint16_t expected_port) 
   Control c;
   c.client = key_of(client);
   c.client.port = expected_port;
+  c.alive = std::make_shared<std::atomic<bool>>(true);
   std::lock_guard<std::mutex> lock(controls_mu_);
   uint64_t id = next_control_++;
   controls_.emplace(id, c);
@@ -397,6 +449,7 @@ void UdpRelay::close_control(uint64_t id) {
   std::lock_guard<std::mutex> lock(controls_mu_);
   auto it = controls_.find(id);
   if (it == controls_.end()) return;
+  it->second.alive->store(false);
   if (it->second.bound && closer_open_) {
     to_close_.emplace_back(id, it->second.bound_key);
     uv_async_send(&closer_);
@@ -443,6 +496,186 @@ std::optional<size_t> UdpRelay::open_packet(const uint8_t* in, size_t n, uint8_t
     return n;
   }
   return udp_open(*aead_, cfg_.key, in, n, out);
+}
+
+// ---- the 2022 edition ---------------------------------------------------------------------------
+//
+// Receiving follows the codec's two phases around the replay window: decrypt the header, check
+// the packet ID against that session's window, open and validate the body, and only then move the
+// window, create the session, and (server) follow the client's address. A packet that fails any
+// step changes nothing.
+
+int64_t UdpRelay::now_seconds() const {
+  return static_cast<int64_t>(time(nullptr)) + cfg_.clock_offset;
+}
+
+void UdpRelay::note_2022_failure(const Udp2022Status& st) {
+  switch (st.error) {
+    case Udp2022Error::Timestamp: {
+      ++stats_.drop_clock;
+      uint64_t now = uv_now(loop_);
+      if (now - last_clock_log_ >= 10'000 || last_clock_log_ == 0) {
+        last_clock_log_ = now;
+        int64_t skew = st.skew;
+        LOG_WARN(
+            "udp: dropped a packet stamped %lld s %s our clock (limit 30 s): the %s clock "
+            "is off, or this is a replay",
+            static_cast<long long>(skew < 0 ? -skew : skew), skew < 0 ? "behind" : "ahead of",
+            cfg_.role == Role::Server ? "client's or this server's" : "server's or this client's");
+      }
+      return;
+    }
+    case Udp2022Error::TooShort:
+    case Udp2022Error::BadTag:
+    case Udp2022Error::UnknownUser:
+    case Udp2022Error::Crypto:
+      ++stats_.drop_auth;
+      return;
+    default:
+      ++stats_.drop_malformed;
+      return;
+  }
+}
+
+void UdpRelay::server_inbound_2022(uv_udp_t* h, const uint8_t* data, size_t n,
+                                   const sockaddr* from) {
+  Udp2022Header hdr;
+  Udp2022Status st = server22_->open_request_header({data, n}, {wbuf_.get(), kBufSize}, hdr);
+  if (!st.ok()) {
+    note_2022_failure(st);
+    return;
+  }
+  // Sessions are identified by client session ID (and user), not by address.
+  Key k;
+  k.family = 22;
+  std::memcpy(k.ip.data(), &hdr.session_id, 8);
+  uint64_t user = hdr.user;
+  std::memcpy(k.ip.data() + 8, &user, 8);
+  auto it = by_client_.find(k);
+  Assoc* a = it == by_client_.end() ? nullptr : it->second;
+  if (a == nullptr) scratch_window_.reset();
+  SlidingWindow& window = a != nullptr ? a->s22->window : scratch_window_;
+  if (!window.check(hdr.packet_id)) {
+    ++stats_.drop_replay;
+    return;
+  }
+  Udp2022Request req;
+  st = server22_->open_request_body(hdr, a != nullptr ? a->s22->recv_key : *scratch_key_,
+                                    now_seconds(), req);
+  if (!st.ok()) {
+    note_2022_failure(st);
+    return;
+  }
+  Address target;
+  size_t used = 0;
+  if (parse_address(req.address, target, used) != ParseStatus::Ok) {
+    ++stats_.drop_malformed;
+    return;
+  }
+  if (a == nullptr) {
+    a = create(k, from, h, 0);
+    a->s22 = std::make_unique<State2022>(*cfg_.method2022);
+    a->s22->session_id = hdr.session_id;
+    a->s22->user = hdr.user;
+    random_bytes({reinterpret_cast<uint8_t*>(&a->s22->server_session_id), 8});
+    std::swap(a->s22->recv_key, *scratch_key_);
+    if (!req.user_name.empty()) {
+      LOG_INFO("udp: session of user %.*s from %s", static_cast<int>(req.user_name.size()),
+               req.user_name.data(), Address::from_sockaddr(from).to_string().c_str());
+    }
+  } else {
+    touch(a);
+  }
+  a->s22->window.accept(hdr.packet_id);
+  // Follow the client to a new address, but only on a packet that fully validated.
+  std::memcpy(&a->client, from,
+              from->sa_family == AF_INET6 ? sizeof(sockaddr_in6) : sizeof(sockaddr_in));
+  a->inbound = h;
+  send_to_target(a, target, req.payload.data(), req.payload.size());
+}
+
+void UdpRelay::server_outbound_2022(Assoc* a, const uint8_t* data, size_t n, const sockaddr* from) {
+  uint8_t addr[kMaxAddressLen];
+  size_t al = encode_address(Address::from_sockaddr(from), addr);
+  size_t pad = udp2022_padding(Udp2022Padding::Dns, {addr, al}, n);
+  State2022& st = *a->s22;
+  size_t m = server22_->seal_response(st.send_key, st.user, st.server_session_id,
+                                      st.next_packet_id++, st.session_id, {addr, al}, pad,
+                                      {data, n}, now_seconds(), {wbuf_.get(), kBufSize});
+  if (m == 0) {
+    ++stats_.drop_malformed;
+    return;
+  }
+  reply_to_client(a, wbuf_.get(), m);
+}
+
+void UdpRelay::client_send_2022(Assoc* a, std::span<const uint8_t> address,
+                                std::span<const uint8_t> payload) {
+  if (!a->s22) {
+    a->s22 = std::make_unique<State2022>(*cfg_.method2022);
+    random_bytes({reinterpret_cast<uint8_t*>(&a->s22->session_id), 8});
+  }
+  State2022& st = *a->s22;
+  size_t pad = udp2022_padding(Udp2022Padding::Dns, address, payload.size());
+  size_t m = client22_->seal_request(st.send_key, st.session_id, st.next_packet_id++, address, pad,
+                                     payload, now_seconds(), {wbuf_.get(), kBufSize});
+  if (m == 0) {
+    ++stats_.drop_malformed;
+    return;
+  }
+  send_out(a, reinterpret_cast<sockaddr*>(&server_addr_), wbuf_.get(), m);
+}
+
+void UdpRelay::client_outbound_2022(Assoc* a, const uint8_t* data, size_t n) {
+  if (!a->s22) return;  // we never sent on this association: nothing can be a reply
+  State2022& st = *a->s22;
+  Udp2022Header hdr;
+  Udp2022Status status = client22_->open_response_header({data, n}, {pbuf_.get(), kBufSize}, hdr);
+  if (!status.ok()) {
+    note_2022_failure(status);
+    return;
+  }
+  ServerPeer* peer = nullptr;
+  for (auto& p : st.servers) {
+    if (p->id == hdr.session_id) peer = p.get();
+  }
+  if (peer == nullptr) scratch_window_.reset();
+  SlidingWindow& window = peer != nullptr ? peer->window : scratch_window_;
+  if (!window.check(hdr.packet_id)) {
+    ++stats_.drop_replay;
+    return;
+  }
+  Udp2022Response resp;
+  status = client22_->open_response_body(hdr, peer != nullptr ? peer->key : *scratch_key_,
+                                         now_seconds(), resp);
+  if (!status.ok()) {
+    note_2022_failure(status);
+    return;
+  }
+  if (resp.client_session_id != st.session_id) {
+    ++stats_.drop_malformed;
+    return;
+  }
+  if (peer == nullptr) {
+    // A new server session (e.g. the server restarted): remember a few, newest first.
+    auto p = std::make_unique<ServerPeer>(*cfg_.method2022);
+    p->id = hdr.session_id;
+    std::swap(p->key, *scratch_key_);
+    st.servers.insert(st.servers.begin(), std::move(p));
+    if (st.servers.size() > 4) st.servers.pop_back();
+    peer = st.servers.front().get();
+  }
+  peer->window.accept(hdr.packet_id);
+  peer->last_seen = uv_now(loop_);
+  if (cfg_.role == Role::Local) {
+    uint8_t* out = wbuf_.get();
+    out[0] = out[1] = out[2] = 0;
+    std::memcpy(out + 3, resp.address.data(), resp.address.size());
+    std::memcpy(out + 3 + resp.address.size(), resp.payload.data(), resp.payload.size());
+    reply_to_client(a, out, 3 + resp.address.size() + resp.payload.size());
+  } else {
+    reply_to_client(a, resp.payload.data(), resp.payload.size());
+  }
 }
 
 // ---- sending ----------------------------------------------------------------------------------

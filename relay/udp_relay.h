@@ -17,6 +17,8 @@
 #include <vector>
 
 #include "crypto/aead.h"
+#include "crypto/sliding_window.h"
+#include "crypto/udp2022.h"
 #include "relay/address.h"
 #include "relay/config.h"
 
@@ -33,6 +35,8 @@ struct UdpStats {
   uint64_t drop_unassociated = 0;  // ss-local: sender has no UDP ASSOCIATE
   uint64_t drop_overflow = 0;      // a socket's send buffer was full
   uint64_t drop_resolve = 0;       // the target name did not resolve
+  uint64_t drop_replay = 0;        // 2022: packet ID already seen or behind the window
+  uint64_t drop_clock = 0;         // 2022: timestamp more than 30 s off
   uint64_t drop_blocked = 0;       // ss-server: a private destination (SSRF guard)
   uint64_t associations_created = 0;
   uint64_t associations_evicted = 0;  // by udp_max_associations
@@ -76,6 +80,27 @@ class UdpRelay {
     size_t operator()(const Key& k) const;
   };
   struct Assoc;
+  // Client side of a 2022 association: one server session it has heard from.
+  struct ServerPeer {
+    explicit ServerPeer(const Method2022& m) : key(m) {}
+    uint64_t id = 0;
+    SlidingWindow window;
+    Udp2022SessionKey key;
+    uint64_t last_seen = 0;
+  };
+  // The 2022 state of an association. Server: the client's session (window, body key) and our
+  // own session for replies. Client: our session and the server sessions seen.
+  struct State2022 {
+    explicit State2022(const Method2022& m) : send_key(m), recv_key(m) {}
+    uint64_t session_id = 0;  // the client's session ID
+    size_t user = kUdp2022NoUser;
+    uint64_t server_session_id = 0;  // server: ours
+    uint64_t next_packet_id = 0;     // for what we send
+    Udp2022SessionKey send_key;
+    SlidingWindow window;  // server: the client session's packet IDs
+    Udp2022SessionKey recv_key;
+    std::vector<std::unique_ptr<ServerPeer>> servers;  // client: newest first, at most 4
+  };
   struct Outbound {
     uv_udp_t udp;
     Assoc* assoc = nullptr;
@@ -89,7 +114,11 @@ class UdpRelay {
     Outbound out[2];              // [0] IPv4, [1] IPv6
     uint64_t last_active = 0;
     uint64_t control_id = 0;
-    int refs = 0;  // open handles
+    // ss-local: cleared (from any thread) the moment the UDP ASSOCIATE's TCP connection closes,
+    // so no datagram passes after that, even before the association itself is closed here.
+    std::shared_ptr<std::atomic<bool>> control_alive;
+    std::unique_ptr<State2022> s22;  // 2022 methods only
+    int refs = 0;                    // open handles
     bool closing = false;
     std::list<Assoc*>::iterator lru;
   };
@@ -97,6 +126,7 @@ class UdpRelay {
     Key client;  // port 0 = any port from that IP
     bool bound = false;
     Key bound_key;
+    std::shared_ptr<std::atomic<bool>> alive;
   };
   struct PendingResolve;
 
@@ -114,6 +144,15 @@ class UdpRelay {
   void handle_inbound(uv_udp_t* h, const uint8_t* data, size_t n, const sockaddr* from);
   void handle_outbound(Assoc* a, const uint8_t* data, size_t n, const sockaddr* from);
   Assoc* find_or_create(const sockaddr* from, uv_udp_t* inbound, uint64_t control_id);
+  Assoc* create(const Key& key, const sockaddr* client, uv_udp_t* inbound, uint64_t control_id);
+  // The 2022 edition's packet paths.
+  void server_inbound_2022(uv_udp_t* h, const uint8_t* data, size_t n, const sockaddr* from);
+  void server_outbound_2022(Assoc* a, const uint8_t* data, size_t n, const sockaddr* from);
+  void client_send_2022(Assoc* a, std::span<const uint8_t> address,
+                        std::span<const uint8_t> payload);
+  void client_outbound_2022(Assoc* a, const uint8_t* data, size_t n);
+  void note_2022_failure(const Udp2022Status& st);
+  int64_t now_seconds() const;
   void touch(Assoc* a);
   void close_assoc(Assoc* a);
   // Sends to a resolved address through the association's socket of that family.
@@ -128,7 +167,12 @@ class UdpRelay {
 
   uv_loop_t* loop_;
   const Config& cfg_;
-  std::optional<Aead> aead_;  // classic ciphers; none for "none"
+  std::optional<Aead> aead_;                        // classic ciphers; none for "none"
+  std::unique_ptr<Udp2022Server> server22_;         // 2022 ss-server
+  std::unique_ptr<Udp2022Client> client22_;         // 2022 ss-local / ss-tunnel
+  std::unique_ptr<Udp2022SessionKey> scratch_key_;  // for a packet of a session not yet known
+  SlidingWindow scratch_window_;
+  uint64_t last_clock_log_ = 0;
   std::vector<uv_udp_t*> inbound_;
   uv_timer_t sweep_;
   bool sweep_inited_ = false;

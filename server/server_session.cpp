@@ -9,6 +9,7 @@
 
 #include "server/server_session.h"
 
+#include <atomic>
 #include <cstring>
 #include <span>
 
@@ -22,7 +23,22 @@ ServerSession::~ServerSession() {
 }
 
 void ServerSession::reject(const char* why) {
-  LOG_DEBUG("server: rejected a client: %s", why);
+  std::string_view detail = opener_ ? opener_->failure() : std::string_view{};
+  if (detail.find("clock") != std::string_view::npos) {
+    // A 2022 header that failed only on its timestamp: tell the operator, at most every 10 s.
+    static std::atomic<uint64_t> last_warned{0};
+    uint64_t now = uv_now(loop());
+    uint64_t last = last_warned.load();
+    if ((last == 0 || now - last >= 10'000) && last_warned.compare_exchange_strong(last, now)) {
+      LOG_WARN("server: refused a client whose header is stamped outside +-30 s: %.*s",
+               static_cast<int>(detail.size()), detail.data());
+    }
+  } else if (!detail.empty()) {
+    LOG_DEBUG("server: rejected a client: %s (%.*s)", why, static_cast<int>(detail.size()),
+              detail.data());
+  } else {
+    LOG_DEBUG("server: rejected a client: %s", why);
+  }
   drain(false);
 }
 
@@ -62,7 +78,13 @@ void ServerSession::on_handshake_data(const uint8_t* data, size_t n) {
   } else {
     BlockPool::local().release(out);
   }
-  LOG_DEBUG("server: connect %s", target.to_string().c_str());
+  std::string_view who = user();
+  if (who.empty()) {
+    LOG_DEBUG("server: connect %s", target.to_string().c_str());
+  } else {
+    LOG_INFO("server: user %.*s: connect %s", static_cast<int>(who.size()), who.data(),
+             target.to_string().c_str());
+  }
   connect_remote(target, "target");
 }
 
