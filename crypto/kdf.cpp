@@ -114,6 +114,14 @@ bool hkdf_sha1(std::span<const uint8_t> ikm, std::span<const uint8_t> salt, std:
 
 std::optional<std::vector<uint8_t>> base64_decode(std::string_view text) {
   if (text.empty()) return std::vector<uint8_t>{};
+  // libsodium 1.0.18 reads every byte >= 0x80 as 63, so check the alphabet ourselves: a stray
+  // non-ASCII byte in a key must be an error, not a different key.
+  for (char ch : text) {
+    const unsigned char c = static_cast<unsigned char>(ch);
+    const bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+                    c == '+' || c == '/' || c == '-' || c == '_' || c == '=';
+    if (!ok) return std::nullopt;
+  }
   // The two alphabets differ only in characters 62 and 63; libsodium rejects the other
   // alphabet's spelling, so a string mixing both fails below.
   const bool url_safe = text.find_first_of("-_") != std::string_view::npos;

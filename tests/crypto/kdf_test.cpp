@@ -191,6 +191,24 @@ TEST_CASE("base64_decode rejects malformed input", "[crypto]") {
   }
 }
 
+TEST_CASE("base64_decode rejects bytes outside the alphabet, including non-ASCII (fuzz finding)",
+          "[crypto]") {
+  // libsodium 1.0.18 read 0x80-0xFF as the value 63: "AAA\x80" decoded as if it were "AAA/".
+  CHECK_FALSE(ss::base64_decode("AAA\x80").has_value());
+  CHECK_FALSE(ss::base64_decode(std::string("A") + std::string(23, '\xbf')).has_value());
+  for (int c = 0x80; c <= 0xFF; ++c) {
+    std::string s = "AAAA";
+    s[3] = static_cast<char>(c);
+    CHECK_FALSE(ss::base64_decode(s).has_value());
+  }
+  for (char c : std::string(" \t\n.*!@#$%^&()[]{}<>?,;:'\"\\|~`")) {
+    std::string s = "AAAA";
+    s[1] = c;
+    CHECK_FALSE(ss::base64_decode(s).has_value());
+  }
+  CHECK(ss::base64_decode("AAA/").has_value());
+}
+
 TEST_CASE("base64 round trips every length and byte value", "[crypto]") {
   std::vector<uint8_t> data;
   for (size_t len = 0; len <= 300; ++len) {
