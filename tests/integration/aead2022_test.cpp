@@ -244,6 +244,14 @@ Bytes socks_attempt(uint16_t local_port, uint16_t target_port, Millis window) {
   return recv_for(conn.socket, window);
 }
 
+// A CONNECT through ss-local with 200 bytes of request sent; the connection, to be watched.
+Socket socks_send(uint16_t local_port, uint16_t target_port) {
+  auto conn = socks5_connect(local_port, AddrType::IPv4, "127.0.0.1", target_port);
+  REQUIRE(conn.reply.has_value());
+  send_all(conn.socket, random_bytes(200), 2s);
+  return std::move(conn.socket);
+}
+
 // A raw TCP connection to the server, with Nagle off so that every send is its own segment.
 Socket raw_connect(uint16_t port) {
   Socket s = connect_tcp("127.0.0.1", port);
@@ -486,7 +494,7 @@ TEST_CASE("2022 TCP: 10 MiB both ways and ss-tunnel with 2022-blake3-chacha20-po
   tcp_round_trip(kChacha);
 }
 
-TEST_CASE("2022 UDP: 1 and 1400 and 8000 byte datagrams through ss-local -u and ss-server -u",
+TEST_CASE("2022 UDP: 1 and 1400 and 8000 byte datagrams through ss-local -u and ss-tunnel -u",
           "[integration][2022][udp]") {
   const std::string method = GENERATE(from_range(k2022Methods.begin(), k2022Methods.end()));
   INFO("method " << method);
@@ -497,9 +505,34 @@ TEST_CASE("2022 UDP: 1 and 1400 and 8000 byte datagrams through ss-local -u and 
   {
     UdpClient client(local.port);
     client.wait_ready(target);
-    for (size_t size : {size_t{1}, size_t{1400}, size_t{8000}})
+    for (size_t size : {size_t{1}, size_t{1400}, size_t{8000}}) {
       check_udp_echo(client, target, size);
+    }
   }
+
+  // ss-tunnel -u -L target: plain datagrams to the tunnel port come back from it.
+  Node tun = start_tunnel22(method, psk, srv.port, target.port(), {5, {"-u"}, {}});
+  UdpSocket app;
+  bool ready = false;
+  for (int i = 0; i < 40 && !ready; ++i) {  // the tunnel's UDP side has no readiness check
+    const std::string text = std::string(kProbePrefix) + std::to_string(i);
+    app.send_to("127.0.0.1", tun.port, Bytes(text.begin(), text.end()));
+    ready = app.recv(250ms).has_value();
+  }
+  REQUIRE(ready);
+  while (app.recv(100ms)) {
+  }  // late probe echoes
+  for (size_t size : {size_t{1}, size_t{1400}, size_t{8000}}) {
+    INFO("ss-tunnel: datagram of " << size << " bytes");
+    const Bytes payload = random_bytes(size);
+    app.send_to("127.0.0.1", tun.port, payload);
+    auto reply = app.recv(5s);
+    REQUIRE(reply.has_value());
+    CHECK(reply->host == "127.0.0.1");
+    CHECK(reply->port == tun.port);
+    CHECK(sha256_hex(reply->data) == sha256_hex(payload));
+  }
+  check_clean_shutdown(tun);
   check_clean_shutdown(local);
   check_clean_shutdown(srv);
 }
@@ -562,9 +595,18 @@ TEST_CASE("2022 SIP023: three users on one port are told apart and an unknown us
     CHECK(wait_log(srv, std::regex(target + " user " + names[i] + " closed"), 5s));
   }
 
-  // A fourth client with a uPSK the server does not know: no data, no outbound connection.
-  CHECK(socks_attempt(stranger.port, stranger_target.port(), kWatch).empty());
+  // A fourth client with a uPSK the server does not know, and (B12) a client with the iPSK
+  // alone, which sends no identity header: no data, no outbound connection.
+  Node no_eih = start_local22(method, ipsk, srv.port, {}, "ss-local-without-eih");
+  {
+    Socket a = socks_send(stranger.port, stranger_target.port());
+    Socket b = socks_send(no_eih.port, stranger_target.port());
+    const auto reactions = watch({&a, &b}, kWatch);
+    CHECK(std::string(reaction_name(reactions[0])) != "sent data");
+    CHECK(std::string(reaction_name(reactions[1])) != "sent data");
+  }
   CHECK(stranger_target.accepted() == 0);
+  CHECK(lines_with(srv, {"rejected a client", "unknown user"}).size() == 2);
   CHECK(lines_with(srv, {"connect 127.0.0.1:" + std::to_string(stranger_target.port())}).empty());
 
   // UDP: the first user works and is named; the unknown user's datagrams go nowhere.
@@ -585,6 +627,7 @@ TEST_CASE("2022 SIP023: three users on one port are told apart and an unknown us
 
   for (Node& l : locals) check_clean_shutdown(l);
   check_clean_shutdown(stranger);
+  check_clean_shutdown(no_eih);
   check_clean_shutdown(srv);
 }
 
@@ -831,6 +874,22 @@ TEST_CASE(
   CHECK_FALSE(c.recv(200ms).has_value());
   CHECK(count_occurrences(srv.proc->log_text(), "udp: new association") == sessions_before + 2);
   check_clean_shutdown(srv);
+}
+
+// ---- the helpers themselves ----
+
+TEST_CASE("2022 test helpers: watch() tells data and close and silence apart",
+          "[integration][2022]") {
+  TargetServer echo(TargetBehavior::echo());
+  Socket talks = raw_connect(echo.port());
+  Socket closes = raw_connect(echo.port());
+  Socket silent = raw_connect(echo.port());
+  send_all(talks, random_bytes(10));
+  closes.shutdown_write();  // the echo target answers our FIN with its own
+  const auto r = watch({&talks, &closes, &silent}, 300ms);
+  CHECK(std::string(reaction_name(r[0])) == "sent data");
+  CHECK(std::string(reaction_name(r[1])) == "closed");
+  CHECK(std::string(reaction_name(r[2])) == "silent");
 }
 
 // ---- key errors ---------------------------------------------------------------------------------
