@@ -4,6 +4,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -89,7 +90,8 @@ int decode_wait_status(int status) {
   return -1;
 }
 
-Process::Process(std::vector<std::string> argv, std::filesystem::path log_path, std::string label)
+Process::Process(std::vector<std::string> argv, std::filesystem::path log_path, std::string label,
+                 ProcessOptions options)
     : argv_(std::move(argv)),
       log_path_(std::move(log_path)),
       label_(std::move(label)),
@@ -122,6 +124,8 @@ Process::Process(std::vector<std::string> argv, std::filesystem::path log_path, 
   for (auto& a : argv_) cargv.push_back(a.data());
   cargv.push_back(nullptr);
   const pid_t parent = ::getpid();
+  // What the child reports through err_pipe when it cannot exec: {stage, errno}.
+  enum : int { kStageExec = 0, kStageRlimit = 1 };
 
   const pid_t pid = ::fork();
   if (pid == 0) {
@@ -135,12 +139,22 @@ Process::Process(std::vector<std::string> argv, std::filesystem::path log_path, 
     ::dup2(null_fd, STDIN_FILENO);
     ::dup2(log_fd, STDOUT_FILENO);
     ::dup2(log_fd, STDERR_FILENO);
+    if (options.nofile_limit != 0) {
+      const rlimit lim{static_cast<rlim_t>(options.nofile_limit),
+                       static_cast<rlim_t>(options.nofile_limit)};
+      if (::setrlimit(RLIMIT_NOFILE, &lim) != 0) {
+        const int report[2] = {kStageRlimit, errno};
+        ssize_t ignored = ::write(err_pipe[1], report, sizeof report);
+        (void)ignored;
+        ::_exit(127);
+      }
+    }
 #ifdef SYS_close_range
     ::syscall(SYS_close_range, 3U, ~0U, 4U /* CLOSE_RANGE_CLOEXEC */);
 #endif
     ::execv(exe.c_str(), cargv.data());
-    const int e = errno;
-    ssize_t ignored = ::write(err_pipe[1], &e, sizeof e);
+    const int report[2] = {kStageExec, errno};
+    ssize_t ignored = ::write(err_pipe[1], report, sizeof report);
     (void)ignored;
     ::_exit(127);
   }
@@ -152,17 +166,22 @@ Process::Process(std::vector<std::string> argv, std::filesystem::path log_path, 
     ::close(err_pipe[0]);
     throw_errno("fork", fork_err);
   }
-  int exec_err = 0;
+  int report[2] = {kStageExec, 0};
   ssize_t n;
   do {
-    n = ::read(err_pipe[0], &exec_err, sizeof exec_err);
+    n = ::read(err_pipe[0], report, sizeof report);
   } while (n < 0 && errno == EINTR);
   ::close(err_pipe[0]);
   if (n > 0) {
     int status = 0;
     while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
     }
-    throw_errno("exec " + exe, exec_err);
+    if (report[0] == kStageRlimit) {
+      throw_errno(
+          "setrlimit(RLIMIT_NOFILE, " + std::to_string(options.nofile_limit) + ") for " + exe,
+          report[1]);
+    }
+    throw_errno("exec " + exe, report[1]);
   }
   pid_ = pid;
   pidfd_ = open_pidfd(pid);

@@ -7,6 +7,7 @@
 #include <sys/types.h>
 
 #include <chrono>
+#include <cstdint>
 #include <filesystem>
 #include <functional>
 #include <optional>
@@ -15,13 +16,22 @@
 
 namespace ss::test {
 
+// How the child is set up between fork() and exec().
+struct ProcessOptions {
+  // If non-zero, RLIMIT_NOFILE (soft and hard) is set to this in the child before exec, as
+  // `ulimit -n` would, e.g. to test descriptor exhaustion. 0 keeps the parent's limit.
+  uint64_t nofile_limit = 0;
+};
+
 class Process {
  public:
   // Starts argv[0] (searched in PATH if it has no '/') with stdin from /dev/null and
   // stdout+stderr appended to `log_path` (truncated first; parent folders are created). Throws
   // std::runtime_error if the program cannot be started. `label` names the process in messages.
   // Spawn from a thread that outlives the child: PR_SET_PDEATHSIG follows the spawning thread.
-  Process(std::vector<std::string> argv, std::filesystem::path log_path, std::string label = {});
+  // Also throws if an option in `options` cannot be applied in the child.
+  Process(std::vector<std::string> argv, std::filesystem::path log_path, std::string label = {},
+          ProcessOptions options = {});
   ~Process();
 
   Process(const Process&) = delete;
