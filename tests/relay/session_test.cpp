@@ -207,3 +207,41 @@ TEST_CASE("in-process: ss-server gives a prober no byte and closes after its FIN
   }
   CHECK(proxy.finish() == 0);
 }
+
+TEST_CASE(
+    "in-process: the same reaction to random bytes of every length 0..221 and around each "
+    "cipher's authentication point",
+    "[relay]") {
+  for (const CipherSpec& spec : classic_ciphers()) {
+    DYNAMIC_SECTION(spec.name) {
+      InProcessProxy proxy(std::string(spec.name));
+      std::vector<size_t> lengths;
+      for (size_t n = 0; n <= 221; ++n) lengths.push_back(n);
+      const size_t auth_point = spec.salt_len + 2 + spec.tag_len;  // hostile-inputs A1
+      for (size_t n : {auth_point - 1, auth_point, auth_point + 1, auth_point + 2 + spec.tag_len}) {
+        lengths.push_back(n);
+      }
+      // All at once, so the whole sweep costs one wait.
+      std::vector<Socket> probes;
+      for (size_t n : lengths) {
+        probes.push_back(connect_tcp("127.0.0.1", proxy.server_port()));
+        Bytes junk = random_bytes(n);
+        if (n > 0) send_all(probes.back(), junk);
+      }
+      // No close and no byte while the prober waits, whatever it sent...
+      std::this_thread::sleep_for(300ms);
+      for (size_t i = 0; i < probes.size(); ++i) {
+        INFO("length " << lengths[i]);
+        CHECK_FALSE(wait_peer_closed(probes[i], 0ms));
+      }
+      // ...and a plain FIN, no data, once it closes its side.
+      for (Socket& s : probes) s.shutdown_write();
+      for (size_t i = 0; i < probes.size(); ++i) {
+        INFO("length " << lengths[i]);
+        CHECK(recv_until_eof(probes[i], 5000ms).empty());
+      }
+      probes.clear();
+      CHECK(proxy.finish() == 0);
+    }
+  }
+}
