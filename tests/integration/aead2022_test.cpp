@@ -748,7 +748,7 @@ TEST_CASE(
   TargetServer target(TargetBehavior::echo());
   const Bytes payload = random_bytes(64);
   const Bytes flight = capture_flight(method, psk, target.port(), payload);
-  Node srv = start_server22(method, psk, {3, {}, {}});
+  Node srv = start_server22(method, psk, {3, {"--workers", "4"}, {}});
 
   // B11: the first write is shorter than salt + 27, the rest follows after a pause.
   {
@@ -777,16 +777,103 @@ TEST_CASE(
     CHECK(to_hex(reports[0].received_sha256) == sha256_hex(payload));
   }
 
-  // B5: the flight replayed twice within 60 s: no byte, no connect, held.
+  // B5: the flight replayed within 60 s, on four connections: no byte, no connect, held. With
+  // them, a second valid flight that no server has seen, sent on six connections at once
+  // (spread over the workers): exactly one is accepted, the salt pool is shared and exact.
   {
-    Socket r1 = raw_connect(srv.port);
-    Socket r2 = raw_connect(srv.port);
-    send_all(r1, flight);
-    send_all(r2, flight);
-    check_held_until_we_close({&r1, &r2}, {"first replay", "second replay"});
-    CHECK(target.accepted() == 1);
-    CHECK(lines_with(srv, {"replayed salt"}).size() == 2);
+    const Bytes payload2 = random_bytes(64);
+    const Bytes flight2 = capture_flight(method, psk, target.port(), payload2);
+    std::vector<Socket> socks;
+    for (int i = 0; i < 10; ++i) socks.push_back(raw_connect(srv.port));
+    for (int i = 0; i < 10; ++i) send_all(socks[i], i < 4 ? flight : flight2);
+    std::vector<const Socket*> view;
+    for (const Socket& s : socks) view.push_back(&s);
+    const auto reactions = watch(view, kWatch);
+    size_t answered = 0;
+    for (int i = 0; i < 10; ++i) {
+      INFO((i < 4 ? "replay " : "new flight, copy ") << i);
+      if (i < 4) CHECK(std::string(reaction_name(reactions[i])) == "silent");
+      if (i >= 4 && reactions[i] == Reaction::Data) ++answered;
+      if (i >= 4 && reactions[i] != Reaction::Data) {
+        CHECK(std::string(reaction_name(reactions[i])) == "silent");
+      }
+    }
+    CHECK(answered == 1);
+    CHECK(lines_with(srv, {"replayed salt"}).size() == 4 + 5);
+    // The refused ones close once we send FIN.
+    for (int i = 0; i < 10; ++i) {
+      if (reactions[i] == Reaction::Silent) {
+        socks[i].shutdown_write();
+        CHECK(wait_peer_closed(socks[i], 3s));
+      }
+    }
+    socks.clear();
+    const auto reports = target.wait_reports(2, 5s);
+    REQUIRE(reports.size() == 2);
+    CHECK(target.accepted() == 2);
+    CHECK(to_hex(reports[1].received_sha256) == sha256_hex(payload2));
   }
+  check_clean_shutdown(srv);
+}
+
+// The reaction to a refused first flight does not depend on what was sent: every such
+// connection, and one that sent nothing, is closed with FIN at the same deadline (-t 3: 3 s
+// after accept), and none of them gets a byte.
+TEST_CASE("2022 B1 B2: refused connections all end at the same deadline whatever their length",
+          "[integration][2022][hostile]") {
+  const std::string method = kAes128;
+  const size_t salt = key_len(method);
+  TargetServer target(TargetBehavior::echo());
+  Node srv = start_server22(method, new_key(method), {3, {}, {}});
+  const std::vector<size_t> lengths = {0, 1, salt + 26, salt + 27, 1024};
+  std::vector<Socket> socks;
+  for (size_t n : lengths) {
+    socks.push_back(raw_connect(srv.port));
+    if (n > 0) send_all(socks.back(), random_bytes(n));
+  }
+  const auto start = Clock::now();
+  std::vector<std::optional<Millis>> closed_at(socks.size());
+  std::vector<Bytes> got(socks.size());
+  std::vector<std::string> how(socks.size());
+  std::vector<const Socket*> view;
+  for (const Socket& s : socks) view.push_back(&s);
+  while (Clock::now() - start < 6s) {
+    std::vector<const Socket*> open;
+    std::vector<size_t> index;
+    for (size_t i = 0; i < socks.size(); ++i) {
+      if (!closed_at[i]) {
+        open.push_back(view[i]);
+        index.push_back(i);
+      }
+    }
+    if (open.empty()) break;
+    const auto r = watch(open, 100ms);
+    for (size_t k = 0; k < open.size(); ++k) {
+      if (r[k] == Reaction::Silent) continue;
+      const size_t i = index[k];
+      if (r[k] == Reaction::Data) {
+        got[i] = recv_for(socks[i], 10ms);  // then it is closed too, or left to the timeout
+        continue;
+      }
+      closed_at[i] = std::chrono::duration_cast<Millis>(Clock::now() - start);
+      uint8_t b = 0;
+      const ssize_t n = ::recv(socks[i].fd(), &b, 1, MSG_DONTWAIT);
+      how[i] = n == 0 ? "FIN" : (n < 0 && errno == ECONNRESET) ? "RST" : "other";
+    }
+  }
+  std::vector<Millis> times;
+  for (size_t i = 0; i < socks.size(); ++i) {
+    INFO(lengths[i] << " bytes sent");
+    CHECK(got[i].empty());
+    REQUIRE(closed_at[i].has_value());
+    CHECK(closed_at[i]->count() >= 2500);
+    CHECK(how[i] == how[0]);
+    times.push_back(*closed_at[i]);
+  }
+  const auto [lo, hi] = std::minmax_element(times.begin(), times.end());
+  CHECK((*hi - *lo).count() < 500);
+  CHECK(target.accepted() == 0);
+  socks.clear();
   check_clean_shutdown(srv);
 }
 
