@@ -124,6 +124,7 @@ struct Shared {
     secure_zero(server_psk);
     for (auto& u : users) secure_zero(u.key);
     for (auto& h : eih_plain) secure_zero(h);
+    for (auto& h : by_hash) secure_zero(h.hash);
   }
 
   size_t salt_len() const { return method->key_len; }
@@ -484,6 +485,7 @@ class ServerOpener2022 final : public Opener2022 {
         secure_zero(subkey);
         if (!ok) return error("library failure", 0);
         user_ = sh_->find_user(hash);
+        secure_zero(hash);
         if (user_ == nullptr) return error("unknown user", 0);
         pos += kEih;
       }

@@ -17,6 +17,8 @@
 //                        address header; the response is keyed with the key that opened the
 //                        request (the user's uPSK for an identified SIP023 user).
 // Errors are final; failure() names the reason, user() the identified SIP023 user.
+// authenticated(): server side once the request's fixed header opened, had type 0, a fresh
+// timestamp and a salt new to the pool; client side once the response header passed its checks.
 // Nothing throws; nothing is allocated per chunk (per connection: the objects, an OpenSSL
 // context for an identity header, and a buffer for a chunk split across reads).
 

@@ -101,7 +101,7 @@ TEST_CASE("BLAKE3 derivations match the §6.3 vectors", "[crypto]") {
   CHECK(split == out);
 }
 
-TEST_CASE("BLAKE3 derivations match the §6.4 intermediate values; short output is a prefix",
+TEST_CASE("BLAKE3 derivations match the §6.4 intermediate values - short output is a prefix",
           "[crypto]") {
   std::array<uint8_t, 16> k16{};
   ss::session_subkey_2022(seq(0x00, 0x10), seq(0x10, 0x20), k16);

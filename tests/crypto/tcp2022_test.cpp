@@ -812,7 +812,7 @@ TEST_CASE("2022 B3-B9: type, timestamp, replay, padding and address checks", "[c
   }
 }
 
-TEST_CASE("2022 B10/B13: 0xFFFF chunks accepted; a bad tag later releases nothing of it",
+TEST_CASE("2022 B10/B13: 0xFFFF chunks accepted - a bad tag later releases nothing of it",
           "[crypto]") {
   for (const char* name : kMethods) {
     const auto& m = method(name);
@@ -849,7 +849,7 @@ TEST_CASE("2022 B10/B13: 0xFFFF chunks accepted; a bad tag later releases nothin
   }
 }
 
-TEST_CASE("2022 B12 and SIP023: three users identified and keyed; unknown or missing EIH rejected",
+TEST_CASE("2022 B12 and SIP023: three users identified and keyed - unknown or missing EIH rejected",
           "[crypto]") {
   for (const char* name : kAesMethods) {
     const auto& m = method(name);
@@ -884,6 +884,12 @@ TEST_CASE("2022 B12 and SIP023: three users identified and keyed; unknown or mis
     CHECK(feed(*so, seal_request(*cs, addr_v4(22), {1})).status == DecryptStatus::Error);
     CHECK(so->failure() == "unknown user");
     CHECK(so->user().empty());
+    // Garbage (B2 with users).
+    for (size_t n : {header_len(m, true), size_t{1024}}) {
+      auto o = server_suite->server_opener();
+      CHECK(feed(*o, rnd(n)).status == DecryptStatus::Error);
+      CHECK(o->failure() == "unknown user");
+    }
     // A known user's key without an identity header (EIH missing).
     auto bare = rig.suite(m, {users[1].key}, {});
     auto bs = bare->client_sealer();
@@ -1095,7 +1101,7 @@ TEST_CASE("2022 clock skew: ±31 s fails naming the side and the seconds, ±29 s
 
 // ---- construction, roles, sizes, allocations ---------------------------------------------------
 
-TEST_CASE("2022 suite options are validated; unconfigured roles fail safely", "[crypto]") {
+TEST_CASE("2022 suite options are validated - unconfigured roles fail safely", "[crypto]") {
   const auto& a128 = method("2022-blake3-aes-128-gcm");
   const auto& c20 = method("2022-blake3-chacha20-poly1305");
   auto make = [](const ss::Method2022* m, std::vector<Bytes> ck, Bytes sk,
