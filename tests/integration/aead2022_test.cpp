@@ -1,7 +1,8 @@
 // The Shadowsocks 2022 edition (SIP022, SIP023) end to end through our real binaries on loopback:
 // TCP and UDP round trips for every 2022 method and ss-tunnel; SIP023 users on one server port;
 // clock skew (SS_CLOCK_OFFSET); the server's reaction to hostile first flights sent by a raw TCP
-// client (hostile-inputs.md B1, B2, B5, B11); UDP replays and sessions (U3, U5); key errors.
+// client (hostile-inputs.md B1, B2, B5, B11, B12); UDP garbage, replays and sessions (U1, U3, U5);
+// key errors.
 //
 // Valid flights for the replay tests are captured by pointing our ss-local at a listener that
 // only records (it never forwards), so the server first sees them when the test sends them.
