@@ -1,0 +1,654 @@
+#!/usr/bin/env bash
+# Benchmarks our ss-tunnel/ss-server against shadowsocks-libev's on loopback and writes
+# docs/BENCHMARKS.md (medians of alternating runs: ours, libev, libev, ours, ...).
+#
+# Usage: scripts/bench.sh [--quick] [--cipher NAME] [--reps N] [--workers N] [--conns LIST] [--out FILE]
+#   --quick        3 ciphers, 1 s iperf3 tests, 2 s wrk tests, 2 repetitions, 2,000 idle connections
+#   --cipher NAME  only this cipher (throughput, CPU/GB, HTTP and idle-connection sections)
+#   --reps N       repetitions per measurement (default 3; 2 with --quick); the median is reported
+#   --workers N    pass --workers N to our binaries (default: not passed, so one per CPU)
+#   --conns LIST   idle-connection counts for the RSS section, comma-separated (default 2000,10000)
+#   --out FILE     where to write the report (default docs/BENCHMARKS.md)
+#
+# Sections: (a) single-stream iperf3 throughput both ways per cipher, plus raw loopback and ours
+# with the 'none' method when ss-server accepts it; (b) 8 parallel streams; (c) wrk through
+# ss-tunnel to nginx: new connections/s (Connection: close) and keep-alive req/s with p50/p99;
+# (d) RSS per idle relayed connection; (e) CPU seconds per GB relayed. Everything runs on
+# 127.0.0.1 with ports picked free; every process started is stopped on exit. A full run takes
+# about 13 minutes on 2 CPUs, --quick about 4 (plus the build).
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+
+all_ciphers=(aes-128-gcm aes-192-gcm aes-256-gcm chacha20-ietf-poly1305 xchacha20-ietf-poly1305)
+target_ciphers=(aes-128-gcm aes-256-gcm chacha20-ietf-poly1305)
+
+quick=0
+only_cipher=""
+reps=""
+workers=""
+conns_arg=""
+out=docs/BENCHMARKS.md
+command_line="scripts/bench.sh${*:+ $*}"
+
+usage() { sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; }
+die() {
+  echo "bench.sh: $*" >&2
+  exit 2
+}
+positive_int() { [[ $1 =~ ^[1-9][0-9]*$ ]]; }
+
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --quick) quick=1 ;;
+    --cipher | --reps | --workers | --conns | --out)
+      [[ $# -ge 2 ]] || die "$1 needs a value (try --help)"
+      case "$1" in
+        --cipher) only_cipher=$2 ;;
+        --reps) reps=$2 ;;
+        --workers) workers=$2 ;;
+        --conns) conns_arg=$2 ;;
+        --out) out=$2 ;;
+      esac
+      shift
+      ;;
+    --cipher=*) only_cipher=${1#*=} ;;
+    --reps=*) reps=${1#*=} ;;
+    --workers=*) workers=${1#*=} ;;
+    --conns=*) conns_arg=${1#*=} ;;
+    --out=*) out=${1#*=} ;;
+    -h | --help)
+      usage
+      exit 0
+      ;;
+    *) die "unknown argument '$1' (try --help)" ;;
+  esac
+  shift
+done
+
+if [[ $quick -eq 1 ]]; then
+  ciphers=("${target_ciphers[@]}")
+  : "${reps:=2}"
+  iperf_secs=1
+  iperf_secs_b=1
+  wrk_secs=2
+  cpu_size=256M
+  conns_arg=${conns_arg:-2000}
+else
+  ciphers=("${all_ciphers[@]}")
+  : "${reps:=3}"
+  iperf_secs=3
+  iperf_secs_b=2
+  wrk_secs=4
+  cpu_size=512M
+  conns_arg=${conns_arg:-2000,10000}
+fi
+wrk_conns=32
+positive_int "$reps" || die "--reps: expected a positive integer, got '$reps'"
+[[ -z $workers ]] || positive_int "$workers" || die "--workers: expected a positive integer"
+IFS=, read -r -a conns <<<"$conns_arg"
+for n in "${conns[@]}"; do positive_int "$n" || die "--conns: expected counts like 2000,10000"; done
+if [[ -n $only_cipher ]]; then
+  found=0
+  for c in "${all_ciphers[@]}"; do [[ $c == "$only_cipher" ]] && found=1; done
+  [[ $found -eq 1 ]] || die "--cipher: unknown cipher '$only_cipher' (${all_ciphers[*]})"
+  ciphers=("$only_cipher")
+fi
+# (b) and (e) use the ciphers with targets (or the one asked for); (c) and (d) use one cipher.
+core_ciphers=()
+for c in "${ciphers[@]}"; do
+  for t in "${target_ciphers[@]}"; do [[ $c == "$t" ]] && core_ciphers+=("$c"); done
+done
+[[ ${#core_ciphers[@]} -gt 0 ]] || core_ciphers=("${ciphers[@]}")
+conn_cipher=${ciphers[0]}
+for c in "${ciphers[@]}"; do [[ $c == chacha20-ietf-poly1305 ]] && conn_cipher=$c; done
+[[ $out == /* ]] || out=$root/$out
+
+# ---------------------------------------------------------------------------------------------
+# Packages and build.
+
+bash scripts/setup.sh
+if ! command -v wrk >/dev/null 2>&1; then
+  if [[ $(id -u) -eq 0 ]]; then as_root=(); else as_root=(sudo); fi
+  echo "bench.sh: installing wrk"
+  "${as_root[@]}" apt-get update -qq
+  "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends wrk >/dev/null
+fi
+for tool in iperf3 wrk /usr/bin/ss-server /usr/bin/ss-tunnel; do
+  command -v "$tool" >/dev/null 2>&1 || die "$tool is missing after setup"
+done
+nginx_bin=$(command -v nginx || echo /usr/sbin/nginx) # /usr/sbin may not be in a user's PATH
+[[ -x $nginx_bin ]] || die "nginx is missing after setup"
+py=/usr/bin/python3
+[[ -x $py ]] || py=$(command -v python3)
+
+build_dir=$root/build-bench
+echo "bench.sh: building into build-bench/ (Release)"
+build_log=$(mktemp "${TMPDIR:-/tmp}/ss-bench-build.XXXXXX")
+if ! { cmake -S . -B "$build_dir" -DCMAKE_BUILD_TYPE=Release -DSS_BUILD_TESTS=OFF &&
+  cmake --build "$build_dir" -j2 --target ss-local ss-server ss-tunnel; } >"$build_log" 2>&1; then
+  tail -n 40 "$build_log" >&2
+  rm -f "$build_log"
+  die "build failed"
+fi
+rm -f "$build_log"
+bin=$build_dir/bin
+
+# ---------------------------------------------------------------------------------------------
+# Processes: every one started is recorded and stopped on exit.
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/ss-bench.XXXXXX")
+chmod 755 "$work" # nginx workers may run as another user
+logs=$work/logs
+mkdir -p "$logs"
+results=$work/results.tsv
+meta=$work/meta.tsv
+notes=$work/notes.txt
+: >"$results"
+: >"$meta"
+: >"$notes"
+declare -A live=() # pid -> label, for processes started and not yet reaped
+log_seq=0
+last_pid=""
+last_log=""
+
+is_running() {
+  local state
+  state=$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null) || return 1
+  [[ -n $state && $state != Z ]]
+}
+
+# stop PID: SIGTERM (ours drains, a second SIGTERM closes everything), then SIGKILL; reaps it.
+stop() {
+  local pid=$1 i
+  [[ -n ${live[$pid]:-} ]] || return 0
+  kill -TERM "$pid" 2>/dev/null || true
+  for ((i = 0; i < 30; i++)); do
+    is_running "$pid" || break
+    [[ $i -eq 15 ]] && kill -TERM "$pid" 2>/dev/null
+    sleep 0.1
+  done
+  is_running "$pid" && kill -KILL "$pid" 2>/dev/null
+  wait "$pid" 2>/dev/null || true
+  unset "live[$pid]"
+}
+
+# shellcheck disable=SC2317  # invoked by the traps below
+cleanup() {
+  local pid
+  for pid in "${!live[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  sleep 0.2
+  for pid in "${!live[@]}"; do stop "$pid"; done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'echo; exit 130' INT
+trap 'exit 143' TERM
+
+# start LABEL COMMAND...: runs it in the background; sets last_pid and last_log.
+start() {
+  local label=$1
+  shift
+  log_seq=$((log_seq + 1))
+  last_log=$logs/$(printf '%04d' "$log_seq")-$label.log
+  "$@" >"$last_log" 2>&1 &
+  last_pid=$!
+  live[$last_pid]=$label
+}
+
+# run_bounded SECONDS OUTFILE COMMAND...: runs a client in the background, bounded in time, with
+# its output in OUTFILE, and waits for it (a signal to this script interrupts the wait and the
+# exit trap stops the client too).
+run_bounded() {
+  local limit=$1 outfile=$2 pid status=0
+  shift 2
+  timeout "$limit" "$@" >"$outfile" 2>&1 &
+  pid=$!
+  live[$pid]=client
+  wait "$pid" || status=$?
+  unset "live[$pid]"
+  return "$status"
+}
+
+free_port() {
+  "$py" -c '
+import socket
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+print(s.getsockname()[1])'
+}
+
+port_listening() {
+  local hex
+  hex=$(printf ':%04X' "$1")
+  awk -v h="$hex" '$4 == "0A" && substr($2, length($2) - 4) == h { f = 1 } END { exit !f }' \
+    /proc/net/tcp
+}
+
+# wait_listen PORT PID LOG: until PORT listens (10 s), or fails if the process exits first.
+wait_listen() {
+  local port=$1 pid=$2 log=$3 i
+  for ((i = 0; i < 100; i++)); do
+    if ! is_running "$pid"; then
+      wait "$pid" 2>/dev/null || true
+      unset "live[$pid]"
+      return 1
+    fi
+    port_listening "$port" && return 0
+    sleep 0.1 # nothing to wait on for "a port started listening": poll
+  done
+  echo "bench.sh: nothing listens on port $port after 10 s ($log)" >&2
+  return 1
+}
+
+started_at=$(date +%s)
+say() { printf '[%4ds] %s\n' $(($(date +%s) - started_at)) "$*" >&2; }
+note() { echo "$*" >>"$notes"; }
+record() { printf '%s\t%s\t%s\t%s\t%s\n' "$@" >>"$results"; } # section key config rep value
+meta() { printf '%s\t%s\n' "$1" "$2" >>"$meta"; }
+
+# ---------------------------------------------------------------------------------------------
+# Our flags and the proxy pair.
+
+have_workers=0
+"$bin/ss-server" --help 2>&1 | grep -q -- '--workers' && have_workers=1
+ncpu=$(nproc)
+password=$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')
+
+# pair_start CONFIG METHOD TARGET_PORT: starts ss-server and ss-tunnel (-L 127.0.0.1:TARGET).
+# CONFIG: ours (default workers, or --workers N), ours-w1 (--workers 1) or libev.
+# Sets srv_pid, tun_pid, tun_port, srv_log, tun_log.
+pair_start() {
+  local config=$1 method=$2 target=$3 srv_port
+  local -a srv_cmd tun_cmd extra=()
+  srv_port=$(free_port)
+  tun_port=$(free_port)
+  case "$config" in
+    ours | ours-w1)
+      srv_cmd=("$bin/ss-server" --allow-private-targets)
+      tun_cmd=("$bin/ss-tunnel")
+      if [[ $have_workers -eq 1 && $config == ours-w1 ]]; then
+        extra=(--workers 1)
+      elif [[ $have_workers -eq 1 && -n $workers ]]; then
+        extra=(--workers "$workers")
+      fi
+      ;;
+    libev)
+      srv_cmd=(/usr/bin/ss-server)
+      tun_cmd=(/usr/bin/ss-tunnel)
+      ;;
+  esac
+  start "$config-$method-server" "${srv_cmd[@]}" -s 127.0.0.1 -p "$srv_port" -k "$password" \
+    -m "$method" -t 600 "${extra[@]}"
+  srv_pid=$last_pid
+  srv_log=$last_log
+  tun_pid=""
+  wait_listen "$srv_port" "$srv_pid" "$srv_log" || return 1
+  start "$config-$method-tunnel" "${tun_cmd[@]}" -s 127.0.0.1 -p "$srv_port" -b 127.0.0.1 \
+    -l "$tun_port" -L "127.0.0.1:$target" -k "$password" -m "$method" -t 600 "${extra[@]}"
+  tun_pid=$last_pid
+  tun_log=$last_log
+  if ! wait_listen "$tun_port" "$tun_pid" "$tun_log"; then
+    stop "$srv_pid"
+    return 1
+  fi
+}
+
+# pair_stop WHAT: stops both; a process that died on its own is reported as a crash.
+pair_stop() {
+  local what=$1 pid log
+  for pid in "$tun_pid" "$srv_pid"; do
+    [[ -n $pid ]] || continue
+    [[ $pid == "$tun_pid" ]] && log=$tun_log || log=$srv_log
+    if ! is_running "$pid"; then
+      local status=0
+      wait "$pid" 2>/dev/null || status=$?
+      unset "live[$pid]"
+      say "CRASH: ${log##*/} exited on its own (status $status) during $what"
+      note "CRASH: \`${log##*/}\` exited on its own (status $status) during $what; last lines: $(tail -n 3 "$log" | tr '\n' ' ')"
+      continue
+    fi
+    stop "$pid"
+  done
+  tun_pid=""
+  srv_pid=""
+}
+
+pair_start_or_note() {
+  if ! pair_start "$@"; then
+    say "could not start $1 $2: $(tail -n 2 "$last_log" | tr '\n' ' ')"
+    note "could not start $1 with $2: $(tail -n 2 "$last_log" | tr '\n' ' ')"
+    return 1
+  fi
+}
+
+ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+rss_kb() { awk '$1 == "VmRSS:" {print $2}' "/proc/$1/status"; }
+clk_tck=$(getconf CLK_TCK)
+
+# ---------------------------------------------------------------------------------------------
+# Targets: iperf3 server, nginx with a 1 KB file, the idle-connection holder.
+
+iperf_port=""
+iperf_pid=""
+iperf_server() {
+  if [[ -n $iperf_pid ]] && is_running "$iperf_pid"; then return 0; fi
+  if [[ -n $iperf_pid ]]; then
+    wait "$iperf_pid" 2>/dev/null || true
+    unset "live[$iperf_pid]"
+    note "the iperf3 server exited during the run and was restarted"
+  fi
+  iperf_port=$(free_port)
+  start iperf3-server iperf3 -s -B 127.0.0.1 -p "$iperf_port"
+  iperf_pid=$last_pid
+  wait_listen "$iperf_port" "$iperf_pid" "$last_log" || die "iperf3 server did not start"
+}
+
+# iperf PORT ARGS...: sets iperf_result to "Gbit/s bytes" received, or "" if the test failed.
+iperf() {
+  local port=$1
+  shift
+  iperf_server
+  run_bounded 120 "$work/iperf.json" iperf3 -c 127.0.0.1 -p "$port" --connect-timeout 5000 -J "$@" ||
+    true
+  iperf_result=$("$py" -c '
+import json, sys
+try:
+    e = json.loads(sys.stdin.read())["end"]["sum_received"]
+    if e["bytes"] > 0:
+        print("%.4f %d" % (e["bits_per_second"] / 1e9, e["bytes"]))
+except (ValueError, KeyError, TypeError):
+    pass' <"$work/iperf.json")
+}
+
+nginx_port=""
+nginx_start() {
+  local prefix=$work/nginx
+  mkdir -p "$prefix/www" "$prefix/tmp"
+  head -c 1024 /dev/urandom >"$prefix/www/1k.bin"
+  chmod -R a+rX "$prefix"
+  nginx_port=$(free_port)
+  cat >"$prefix/nginx.conf" <<EOF
+worker_processes 1;
+daemon off;
+pid $prefix/nginx.pid;
+error_log $prefix/error.log warn;
+events { worker_connections 16384; }
+http {
+  access_log off;
+  client_body_temp_path $prefix/tmp/body;
+  proxy_temp_path $prefix/tmp/proxy;
+  fastcgi_temp_path $prefix/tmp/fastcgi;
+  uwsgi_temp_path $prefix/tmp/uwsgi;
+  scgi_temp_path $prefix/tmp/scgi;
+  keepalive_requests 100000000;
+  keepalive_timeout 120s;
+  server {
+    listen 127.0.0.1:$nginx_port;
+    root $prefix/www;
+  }
+}
+EOF
+  start nginx "$nginx_bin" -p "$prefix" -c "$prefix/nginx.conf" -e "$prefix/error.log"
+  wait_listen "$nginx_port" "$last_pid" "$last_log" || {
+    cat "$last_log" "$prefix/error.log" >&2 || true
+    die "nginx did not start"
+  }
+}
+
+# wrk_run PORT close|keepalive: sets wrk_result to "req/s p50_ms p99_ms errors", or "".
+wrk_run() {
+  local port=$1 mode=$2
+  local -a args=(-t1 "-c$wrk_conns" "-d${wrk_secs}s" --latency)
+  [[ $mode == close ]] && args+=(-H 'Connection: close')
+  run_bounded $((wrk_secs + 30)) "$work/wrk.out" wrk "${args[@]}" "http://127.0.0.1:$port/1k.bin" ||
+    true
+  wrk_result=$(awk '
+    function ms(v) {
+      if (v ~ /us$/) return v * 0.001
+      if (v ~ /ms$/) return v * 1
+      if (v ~ /m$/) return v * 60000
+      if (v ~ /s$/) return v * 1000
+      return v * 1
+    }
+    $1 == "50%" { p50 = ms($2) }
+    $1 == "99%" { p99 = ms($2) }
+    $1 == "Requests/sec:" { rps = $2 }
+    /Socket errors:/ { gsub(/,/, ""); err += $4 + $6 + $8 + $10 }
+    /Non-2xx/ { err += $NF }
+    END { if (rps > 0) printf "%.1f %.3f %.3f %d\n", rps, p50, p99, err }' "$work/wrk.out")
+}
+
+hold_port=""
+hold_start() {
+  hold_port=$(free_port)
+  start hold "$py" "$root/scripts/bench/hold.py" serve "$hold_port"
+  wait_listen "$hold_port" "$last_pid" "$last_log" || die "the connection holder did not start"
+}
+
+# ---------------------------------------------------------------------------------------------
+# Limits and metadata.
+
+hard_nofile=$(ulimit -Hn)
+[[ $hard_nofile == unlimited ]] && hard_nofile=1048576
+ulimit -n "$hard_nofile"
+# ss-tunnel and ss-server each hold two descriptors per relayed connection.
+max_conns=$(((hard_nofile - 256) / 2 / 100 * 100))
+for i in "${!conns[@]}"; do
+  if ((conns[i] > max_conns)); then
+    note "RSS section: ${conns[i]} connections asked for, ${max_conns} measured: the descriptor hard limit is $hard_nofile (ulimit -Hn; raising it needs CAP_SYS_RESOURCE) and ss-tunnel and ss-server need two descriptors per connection."
+    conns[i]=$max_conns
+  fi
+done
+
+pkg_version() { dpkg-query -W -f='${Version}' "$1" 2>/dev/null || echo "?"; }
+meta date "$(date -u '+%Y-%m-%d %H:%M UTC')"
+meta command "$command_line"
+meta cpu "$(lscpu | awk -F: '$1 == "Model name" {gsub(/^ +/, "", $2); print $2; exit}')"
+meta cores "$ncpu"
+meta kernel "$(uname -sr)"
+meta memory "$(awk '$1 == "MemTotal:" {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo)"
+meta virt "$(lscpu | awk -F: '$1 == "Hypervisor vendor" {gsub(/^ +/, "", $2); print $2; exit}')"
+meta ours "$(git describe --always --dirty --tags 2>/dev/null || echo '?') (Release, build-bench/)"
+meta libev "$(/usr/bin/ss-server -h 2>&1 | awk '/shadowsocks-libev/ {print $2; exit}') (Debian $(pkg_version shadowsocks-libev))"
+meta openssl "$(pkg_version libssl3)"
+meta libuv "$(pkg_version libuv1)"
+meta libsodium "$(pkg_version libsodium23)"
+meta mbedtls "$(dpkg-query -W -f='${Version}' 'libmbedcrypto*' 2>/dev/null | head -n 1)"
+meta iperf3 "$(iperf3 --version | awk 'NR == 1 {print $2}')"
+meta wrk "$(pkg_version wrk)"
+meta nginx "$("$nginx_bin" -v 2>&1 | sed 's/.*nginx\///')"
+meta workers_flag "$have_workers"
+meta workers "${workers:-}"
+meta ncpu "$ncpu"
+meta reps "$reps"
+meta quick "$quick"
+meta iperf_secs "$iperf_secs"
+meta iperf_secs_b "$iperf_secs_b"
+meta wrk_secs "$wrk_secs"
+meta wrk_conns "$wrk_conns"
+meta cpu_size "$cpu_size"
+meta conn_cipher "$conn_cipher"
+meta ciphers "${ciphers[*]}"
+meta core_ciphers "${core_ciphers[*]}"
+meta conns "${conns[*]}"
+meta nofile "$hard_nofile"
+meta load_start "$(cut -d' ' -f1-3 /proc/loadavg)"
+
+# Does our ss-server accept -m none (the relay ceiling)?
+have_none=0
+iperf_server
+if pair_start ours none "$iperf_port" 2>/dev/null; then
+  have_none=1
+  pair_stop "the 'none' check"
+else
+  meta none_note "$(grep -v '^ *$' "$last_log" | head -n 1)"
+fi
+meta none "$have_none"
+configs_a=(ours)
+[[ $have_workers -eq 1 ]] && configs_a+=(ours-w1)
+configs_a+=(libev)
+none_configs=(ours)
+[[ $have_workers -eq 1 ]] && none_configs+=(ours-w1)
+
+in_list() {
+  local x=$1 y
+  shift
+  for y in "$@"; do [[ $x == "$y" ]] && return 0; done
+  return 1
+}
+
+# order REP ITEMS...: the items, reversed on even repetitions (ours, libev, libev, ours, ...).
+order() {
+  local rep=$1 i
+  shift
+  local -a items=("$@")
+  if ((rep % 2 == 1)); then
+    printf '%s\n' "${items[@]}"
+  else
+    for ((i = ${#items[@]} - 1; i >= 0; i--)); do printf '%s\n' "${items[$i]}"; done
+  fi
+}
+
+# throughput SECTION KEY CONFIG REP PORT ARGS...: one iperf3 run, recorded in Gbit/s.
+throughput() {
+  local section=$1 key=$2 config=$3 rep=$4 port=$5 r
+  shift 5
+  local secs=$iperf_secs
+  [[ $section == b ]] && secs=$iperf_secs_b
+  iperf "$port" -t "$secs" "$@"
+  r=$iperf_result
+  if [[ -n $r ]]; then
+    record "$section" "$key" "$config" "$rep" "${r%% *}"
+    say "rep $rep  $section  $key  $config: ${r%% *} Gbit/s"
+  else
+    say "rep $rep  $section  $key  $config: iperf3 failed"
+    note "iperf3 failed: section $section, $key, $config, repetition $rep"
+  fi
+}
+
+# cpu_per_gb KEY CONFIG REP: fixed-size upload; user+sys of ss-tunnel and ss-server per GB.
+cpu_per_gb() {
+  local key=$1 config=$2 rep=$3 t0 s0 t1 s1 r bytes
+  t0=$(ticks "$tun_pid")
+  s0=$(ticks "$srv_pid")
+  iperf "$tun_port" -n "$cpu_size"
+  r=$iperf_result
+  t1=$(ticks "$tun_pid")
+  s1=$(ticks "$srv_pid")
+  if [[ -z $r ]]; then
+    note "iperf3 -n $cpu_size failed: $key, $config, repetition $rep"
+    return 0
+  fi
+  bytes=${r##* }
+  read -r tun_s srv_s < <(awk -v a=$((t1 - t0)) -v b=$((s1 - s0)) -v hz="$clk_tck" -v n="$bytes" \
+    'BEGIN { printf "%.4f %.4f\n", a / hz / (n / 1e9), b / hz / (n / 1e9) }')
+  record e "$key" "$config" "$rep" "$(awk -v a="$tun_s" -v b="$srv_s" 'BEGIN {printf "%.4f", a + b}')"
+  record e-tunnel "$key" "$config" "$rep" "$tun_s"
+  record e-server "$key" "$config" "$rep" "$srv_s"
+  say "rep $rep  e  $key  $config: tunnel $tun_s + server $srv_s CPU s/GB"
+}
+
+# ---------------------------------------------------------------------------------------------
+# The runs.
+
+hold_start
+nginx_start
+say "ciphers: ${ciphers[*]}; reps $reps; our workers: ${workers:-default ($ncpu CPUs)}; none: $have_none"
+
+for ((rep = 1; rep <= reps; rep++)); do
+  # Reference: iperf3 straight to the iperf3 server.
+  throughput a raw/fwd raw "$rep" "$iperf_port"
+  throughput a raw/rev raw "$rep" "$iperf_port" -R
+  throughput b raw/fwd raw "$rep" "$iperf_port" -P 8
+  throughput b raw/rev raw "$rep" "$iperf_port" -P 8 -R
+
+  if [[ $have_none -eq 1 ]]; then
+    mapfile -t cfgs < <(order "$rep" "${none_configs[@]}")
+    for config in "${cfgs[@]}"; do
+      pair_start_or_note "$config" none "$iperf_port" || continue
+      throughput a none/fwd "$config" "$rep" "$tun_port"
+      throughput a none/rev "$config" "$rep" "$tun_port" -R
+      if [[ $config == ours ]]; then
+        throughput b none/fwd "$config" "$rep" "$tun_port" -P 8
+        throughput b none/rev "$config" "$rep" "$tun_port" -P 8 -R
+      fi
+      cpu_per_gb none "$config" "$rep"
+      pair_stop "none, $config"
+    done
+  fi
+
+  for cipher in "${ciphers[@]}"; do
+    mapfile -t cfgs < <(order "$rep" "${configs_a[@]}")
+    for config in "${cfgs[@]}"; do
+      pair_start_or_note "$config" "$cipher" "$iperf_port" || continue
+      throughput a "$cipher/fwd" "$config" "$rep" "$tun_port"
+      throughput a "$cipher/rev" "$config" "$rep" "$tun_port" -R
+      if in_list "$cipher" "${core_ciphers[@]}"; then
+        if [[ $config != ours-w1 ]]; then
+          throughput b "$cipher/fwd" "$config" "$rep" "$tun_port" -P 8
+          throughput b "$cipher/rev" "$config" "$rep" "$tun_port" -P 8 -R
+        fi
+        cpu_per_gb "$cipher" "$config" "$rep"
+      fi
+      pair_stop "$cipher, $config"
+    done
+  done
+
+  # (c) HTTP through ss-tunnel to nginx.
+  for mode in close keepalive; do
+    wrk_run "$nginx_port" "$mode"
+    r=$wrk_result
+    if [[ -n $r ]]; then
+      record c "$mode" raw "$rep" "$r"
+      say "rep $rep  c  $mode  raw: $r"
+    fi
+  done
+  mapfile -t cfgs < <(order "$rep" ours libev)
+  for config in "${cfgs[@]}"; do
+    pair_start_or_note "$config" "$conn_cipher" "$nginx_port" || continue
+    for mode in close keepalive; do
+      wrk_run "$tun_port" "$mode"
+      r=$wrk_result
+      if [[ -n $r ]]; then
+        record c "$mode" "$config" "$rep" "$r"
+        say "rep $rep  c  $mode  $config: $r (req/s p50 p99 errors)"
+      else
+        note "wrk failed: $mode, $config, repetition $rep"
+      fi
+    done
+    pair_stop "wrk, $config"
+  done
+
+  # (d) RSS per idle relayed connection.
+  for n in "${conns[@]}"; do
+    for config in "${cfgs[@]}"; do
+      pair_start_or_note "$config" "$conn_cipher" "$hold_port" || continue
+      run_bounded 400 "$work/hold.out" "$py" "$root/scripts/bench/hold.py" open "$tun_port" "$n" \
+        "$tun_pid,$srv_pid" --time-limit 300 || true
+      r=$(grep '^{' "$work/hold.out" || true)
+      if [[ -n $r ]]; then
+        read -r ok failed tun_kib srv_kib < <("$py" -c '
+import json, sys
+d = json.loads(sys.argv[1]); t, s = sys.argv[2], sys.argv[3]
+ok = max(d["ok"], 1)
+print(d["ok"], d["failed"], (d["after"][t] - d["before"][t]) / ok,
+      (d["after"][s] - d["before"][s]) / ok)' "$r" "$tun_pid" "$srv_pid")
+        record d "$n/tunnel" "$config" "$rep" "$tun_kib"
+        record d "$n/server" "$config" "$rep" "$srv_kib"
+        record d "$n/ok" "$config" "$rep" "$ok"
+        ((failed == 0)) || note "RSS section: $failed of $n connections failed ($config, repetition $rep)"
+        say "rep $rep  d  $n  $config: tunnel $(printf %.2f "$tun_kib") KiB, server $(printf %.2f "$srv_kib") KiB per connection ($ok ok)"
+      else
+        note "RSS section: the holder failed ($n, $config, repetition $rep)"
+      fi
+      pair_stop "idle connections, $n, $config"
+    done
+  done
+done
+
+meta load_end "$(cut -d' ' -f1-3 /proc/loadavg)"
+meta elapsed "$(($(date +%s) - started_at))"
+mkdir -p "$(dirname "$out")"
+"$py" "$root/scripts/bench/report.py" "$meta" "$results" "$notes" "$out"
+say "wrote $out"
