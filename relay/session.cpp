@@ -158,6 +158,7 @@ void Session::on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf) {
       s->close_when_flushed_ = true;
       s->set_deadline_ms(kConnectTimeoutMs);
     } else {
+      // Graceful: the other side still gets every byte read before the error, then a FIN.
       s->close(p->side == kClient ? "client read error" : "remote read error",
                static_cast<int>(nread));
     }
@@ -310,7 +311,7 @@ bool Session::send(Side dst, Block* b) {
       b->off = static_cast<uint32_t>(r);
     } else if (r != UV_EAGAIN) {
       BlockPool::local().release(b);
-      close(dst == kClient ? "client write error" : "remote write error", r);
+      abort(dst == kClient ? "client write error" : "remote write error", r);
       return false;
     }
   }
@@ -319,7 +320,7 @@ bool Session::send(Side dst, Block* b) {
   int r = uv_write(&b->req, stream_of(&p.tcp), &buf, 1, on_write);
   if (r != 0) {
     BlockPool::local().release(b);
-    close(dst == kClient ? "client write error" : "remote write error", r);
+    abort(dst == kClient ? "client write error" : "remote write error", r);
     return false;
   }
   p.queued += b->len - b->off;
@@ -339,7 +340,7 @@ void Session::on_write(uv_write_t* req, int status) {
   BlockPool::local().release(b);
   if (status == UV_ECANCELED) return;  // the handle is closing; the session is still alive
   if (status < 0) {
-    s->close(dst == kClient ? "client write error" : "remote write error", status);
+    s->abort(dst == kClient ? "client write error" : "remote write error", status);
     return;
   }
   s->after_write(dst);
@@ -418,11 +419,21 @@ void Session::drain(bool send_fin) {
   arm_timer();
 }
 
-void Session::close_peer(Side s) {
+void Session::close_peer(Side s, bool reset) {
   Peer& p = peers_[s];
+  bool was_connected = p.connected;
   p.connected = false;
   p.reading = false;
-  if (p.inited && !uv_is_closing(handle_of(&p.tcp))) uv_close(handle_of(&p.tcp), on_closed);
+  if (!p.inited || uv_is_closing(handle_of(&p.tcp))) return;
+  // uv_tcp_close_reset refuses a handle with a shutdown in progress; then a FIN it is.
+  if (reset && was_connected && uv_tcp_close_reset(&p.tcp, on_closed) == 0) return;
+  uv_close(handle_of(&p.tcp), on_closed);
+}
+
+void Session::abort(const char* reason, int err) {
+  if (phase_ == Phase::Closing) return;
+  abortive_ = true;
+  close(reason, err);
 }
 
 void Session::close(const char* reason, int err) {
@@ -439,8 +450,8 @@ void Session::close(const char* reason, int err) {
               (unsigned long long)peers_[kRemote].bytes_read, (unsigned long long)ms);
   }
   if (dns_pending_) uv_cancel(reinterpret_cast<uv_req_t*>(&dns_req_));
-  close_peer(kClient);
-  close_peer(kRemote);
+  close_peer(kClient, abortive_);
+  close_peer(kRemote, abortive_);
   if (!uv_is_closing(reinterpret_cast<uv_handle_t*>(&timer_))) {
     uv_close(reinterpret_cast<uv_handle_t*>(&timer_), on_closed);
   }
@@ -599,6 +610,9 @@ void Session::arm_timer() {
   };
   consider(deadline_);
   consider(header_flush_at_);
+  // A side we stopped reading (backpressure) is not watched by the loop: look at it every 250 ms
+  // so a reset is noticed before the idle timeout.
+  if (peers_[kClient].throttled || peers_[kRemote].throttled) consider(now + kThrottledCheckMs);
   if (phase_ == Phase::Relay) consider(last_active_ + uint64_t(config().timeout) * 1000);
   if (next == 0) {
     uv_timer_stop(&timer_);
@@ -629,8 +643,20 @@ void Session::on_timer(uv_timer_t* t) {
     b->len = static_cast<uint32_t>(s->seal_request(nullptr, 0, b->data));
     if (!s->send(kRemote, b)) return;
   }
+  for (Peer& p : s->peers_) {
+    if (!p.throttled || !p.connected) continue;
+    int so_error = 0;
+    socklen_t len = sizeof so_error;
+    uv_os_fd_t fd;
+    if (uv_fileno(handle_of(&p.tcp), &fd) == 0 &&
+        getsockopt(fd, SOL_SOCKET, SO_ERROR, &so_error, &len) == 0 && so_error != 0) {
+      s->abort(p.side == kClient ? "client reset while throttled" : "remote reset while throttled",
+               uv_translate_sys_error(so_error));
+      return;
+    }
+  }
   if (s->phase_ == Phase::Relay && now >= s->last_active_ + uint64_t(s->config().timeout) * 1000) {
-    s->close("idle timeout");
+    s->abort("idle timeout");
     return;
   }
   s->arm_timer();

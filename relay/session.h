@@ -33,6 +33,8 @@ class Session {
   static constexpr uint64_t kConnectTimeoutMs = 10'000;
   // Upper bound on the handshake (SOCKS5 negotiation, or the Shadowsocks request header).
   static constexpr uint64_t kMaxHandshakeMs = 30'000;
+  // How often a side we stopped reading is checked for a pending error (a reset).
+  static constexpr uint64_t kThrottledCheckMs = 250;
 
   Session(Listener& owner, Side encrypted_side);
   virtual ~Session();
@@ -46,6 +48,9 @@ class Session {
   // The one close path. Idempotent. The session deletes itself (through its listener) after
   // libuv's last close callback.
   void close(const char* reason, int err = 0);
+  // The same path, but the sockets end with a reset (SO_LINGER 0) rather than a FIN: for errors
+  // and timeouts, so a peer that stopped reading still learns the connection is gone.
+  void abort(const char* reason, int err = 0);
 
   // True while relaying payload (the graceful shutdown lets only these finish).
   bool relaying() const { return phase_ == Phase::Relay; }
@@ -120,7 +125,7 @@ class Session {
   void set_want_read(Side s, bool on);
   void set_deadline_ms(uint64_t from_now_ms);
   void clear_deadline();
-  void close_peer(Side s);
+  void close_peer(Side s, bool reset = false);
   // Ciphertext to plaintext for the front ends' handshakes; false on an authentication error.
   bool decrypt_into(const uint8_t* data, size_t n, Block* out);
 
@@ -164,6 +169,7 @@ class Session {
   uint64_t deadline_ = 0;         // absolute loop time; 0 = none
   uint64_t header_flush_at_ = 0;  // absolute loop time; 0 = none
   bool close_when_flushed_ = false;
+  bool abortive_ = false;  // close with resets (abort())
   std::optional<Address> pending_header_;
   Address target_;  // where the client's bytes finally go (for logs)
   Address remote_;  // what the remote socket connects to (target, or ss-server)
