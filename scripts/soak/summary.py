@@ -22,7 +22,8 @@ except (OSError, ValueError):
 
 def reasons(log):
     out = {}
-    pattern = r"closed: ([a-z ,()A-Z_-]+?)(?: \([A-Z_]+\))?, \d+ bytes in"
+    # "closed: REASON[ (ERR)| ERR], N bytes in" (the error name's form varies between versions)
+    pattern = r"closed: ([a-z ,()A-Z_-]+?)(?: \(?[A-Z_]+\)?)?, \d+ bytes in"
     for m in re.finditer(pattern, open(log).read()):
         out[m.group(1)] = out.get(m.group(1), 0) + 1
     return dict(sorted(out.items(), key=lambda kv: -kv[1]))
