@@ -225,6 +225,11 @@ std::vector<User2022> users_value(const json& v, std::string_view name) {
     user.name = string_value(u["name"], at + ".name");
     user.password = string_value(u["password"], at + ".password");
     if (user.name.empty()) fail(at + ".name: must not be empty");
+    for (char ch : user.name) {
+      // Names go into log lines: a control character could forge or split them.
+      const unsigned char c = static_cast<unsigned char>(ch);
+      if (c < 0x20 || c == 0x7F) fail(at + ".name: must not contain control characters");
+    }
     for (const User2022& other : users) {
       if (other.name == user.name) fail(at + ".name: " + quote(user.name) + " appears twice");
     }

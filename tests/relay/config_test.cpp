@@ -639,3 +639,17 @@ TEST_CASE("config file errors", "[relay]") {
 }
 
 }  // namespace ss
+
+TEST_CASE("users: names with control characters are refused (they would forge log lines)",
+          "[relay]") {
+  std::ostringstream warn;
+  const std::string json =
+      R"({"server_port": 8388, "method": "2022-blake3-aes-128-gcm", "password": "AAAAAAAAAAAAAAAAAAAAAA==",)"
+      R"( "users": [{"name": "a\nFAKE: server: user root", "password": "AAAAAAAAAAAAAAAAAAAAAA=="}]})";
+  try {
+    ss::parse_config_json(ss::Role::Server, json, warn);
+    FAIL("a control character in a user name was accepted");
+  } catch (const ss::ConfigError& e) {
+    CHECK(std::string(e.what()).find("users[0].name") != std::string::npos);
+  }
+}
