@@ -328,6 +328,7 @@ bool Session::send(Side dst, Block* b) {
     Peer& src = peers_[other(dst)];
     src.throttled = true;
     update_reading(src.side);
+    arm_timer();  // start watching the now unread side for a reset
   }
   return true;
 }

@@ -568,12 +568,11 @@ TEST_CASE("F3: client RST mid-upload closes the target connection and leaks no d
 // the target does not read (the F4 situation). The reset must still close the target's connection
 // promptly and free the descriptors, not wait for the idle timeout.
 
-// KNOWN ISSUE (reported; hence [!mayfail]): a proxy that has stopped reading the client
-// (backpressure) does not see the client's RST, so the session lives until the idle timeout; and
-// when it then closes the target side, its FIN is queued behind the unsent bytes, so a target
-// with a zero window never sees the connection end.
+// A proxy that has stopped reading the client (backpressure) does not get read events from it, so
+// it checks the unread side for a pending reset (every 250 ms) and ends the session with resets:
+// a FIN would queue behind the unsent bytes and a zero-window target would never see it.
 TEST_CASE("F3: client RST while its upload is throttled by a target that does not read",
-          "[integration][!mayfail]") {
+          "[integration]") {
   constexpr int kIdleTimeoutS = 2;
   ScriptedTarget target(never_read_handler);
   TargetServer echo(TargetBehavior::echo());
