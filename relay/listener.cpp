@@ -37,6 +37,50 @@ Listener::Listener(uv_loop_t* loop, const Config& cfg, Factory factory,
 Listener::~Listener() = default;
 
 int Listener::listen(const std::string& host, uint16_t port) {
+  int r = bind_and_listen(host, port);
+  if (r == 0) addresses_.emplace_back(host, port == 0 ? this->port() : port);
+  return r;
+}
+
+void Listener::pause_accepting() {
+  if (paused_ || stopped_) return;
+  paused_ = true;
+  LOG_WARN("out of file descriptors: not accepting for 1 s");
+  for (uv_tcp_t* t : listeners_) {
+    uv_close(reinterpret_cast<uv_handle_t*>(t),
+             [](uv_handle_t* hd) { delete reinterpret_cast<uv_tcp_t*>(hd); });
+  }
+  listeners_.clear();
+  if (!relisten_inited_) {
+    uv_timer_init(loop_, &relisten_);
+    relisten_.data = this;
+    relisten_inited_ = true;
+  }
+  uv_timer_start(&relisten_, on_relisten, 1000, 0);
+}
+
+void Listener::on_relisten(uv_timer_t* t) {
+  auto* self = static_cast<Listener*>(t->data);
+  if (self->stopped_) return;
+  self->paused_ = false;
+  for (const auto& [host, port] : self->addresses_) {
+    int r = self->bind_and_listen(host, port);
+    if (r != 0) {
+      // Still short of descriptors (a socket is one): try again in a second.
+      for (uv_tcp_t* l : self->listeners_) {
+        uv_close(reinterpret_cast<uv_handle_t*>(l),
+                 [](uv_handle_t* hd) { delete reinterpret_cast<uv_tcp_t*>(hd); });
+      }
+      self->listeners_.clear();
+      self->paused_ = true;
+      uv_timer_start(&self->relisten_, on_relisten, 1000, 0);
+      return;
+    }
+  }
+  LOG_INFO("accepting connections again");
+}
+
+int Listener::bind_and_listen(const std::string& host, uint16_t port) {
   addrinfo hints{};
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;
@@ -89,9 +133,13 @@ uint16_t Listener::port() const {
 
 void Listener::on_connection(uv_stream_t* server, int status) {
   auto* self = static_cast<Listener*>(server->data);
+  if (status == UV_EMFILE || status == UV_ENFILE) {
+    self->pause_accepting();
+    return;
+  }
   if (status < 0) {
-    // libuv already works around EMFILE (it accepts and drops with a reserve descriptor), so this
-    // does not spin; log at most once a second.
+    // EMFILE/ENFILE were handled above; anything else (e.g. ECONNABORTED) is logged
+    // at most once a second.
     uint64_t now = uv_now(self->loop_);
     if (now - self->last_accept_error_log_ >= 1000) {
       self->last_accept_error_log_ = now;
@@ -137,6 +185,10 @@ void Listener::destroy(Session* s) {
 }
 
 void Listener::stop_accepting() {
+  stopped_ = true;
+  if (relisten_inited_ && !uv_is_closing(reinterpret_cast<uv_handle_t*>(&relisten_))) {
+    uv_close(reinterpret_cast<uv_handle_t*>(&relisten_), nullptr);
+  }
   for (uv_tcp_t* t : listeners_) {
     uv_close(reinterpret_cast<uv_handle_t*>(t),
              [](uv_handle_t* hd) { delete reinterpret_cast<uv_tcp_t*>(hd); });

@@ -9,6 +9,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "crypto/tcp_cipher.h"
@@ -69,6 +70,11 @@ class Listener {
 
  private:
   static void on_connection(uv_stream_t* server, int status);
+  static void on_relisten(uv_timer_t* t);
+  int bind_and_listen(const std::string& host, uint16_t port);
+  // Out of descriptors: close the listening sockets (which also ends libuv's accept loop, that
+  // would otherwise spin if its EMFILE fallback fails) and listen again a second later.
+  void pause_accepting();
   void refuse(uv_stream_t* server);
 
   uv_loop_t* loop_;
@@ -80,6 +86,11 @@ class Listener {
   size_t count_ = 0;
   uint64_t last_accept_error_log_ = 0;
   UdpRelay* udp_ = nullptr;
+  std::vector<std::pair<std::string, uint16_t>> addresses_;  // what listen() bound, to re-listen
+  uv_timer_t relisten_;
+  bool relisten_inited_ = false;
+  bool paused_ = false;
+  bool stopped_ = false;
   bool reuse_port_ = false;
   std::shared_ptr<std::atomic<size_t>> live_;
   size_t max_connections_ = 0;
