@@ -3,7 +3,7 @@
 #
 # Usage: scripts/test.sh [--sanitize | --full] [extra ctest arguments...]
 #   --sanitize   AddressSanitizer + UBSan build in build-sanitize/ instead of build/
-#   --full       what CI runs: the suite, then the suite again under ASan + UBSan, every fuzz
+#   --full       everything: the suite, then the suite again under ASan + UBSan, every fuzz
 #                target for 60 s (scripts/fuzz.sh all 60) and a 2-minute soak (scripts/soak.sh 2)
 #   e.g.         scripts/test.sh -R interop      (only tests whose name contains "interop")
 #
