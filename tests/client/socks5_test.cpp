@@ -109,7 +109,7 @@ TEST_CASE("greeting offering no-auth", "[client]") {
   CHECK(consumed == 4);
 }
 
-TEST_CASE("greeting: every strict prefix is NeedMore; trailing bytes not consumed", "[client]") {
+TEST_CASE("greeting: every strict prefix is NeedMore, trailing bytes not consumed", "[client]") {
   const Bytes full{5, 3, 0x00, 0x01, 0x02};
   for (size_t n = 0; n < full.size(); ++n) {
     Greeting g;
@@ -186,7 +186,7 @@ TEST_CASE("S7: request VER != 5 closes silently", "[client]") {
   }
 }
 
-TEST_CASE("S8: BIND parses; unknown commands reply 07", "[client]") {
+TEST_CASE("S8: BIND parses, unknown commands reply 07", "[client]") {
   Bytes bind = kConnectV4;
   bind[1] = 2;
   auto b = request(bind);
