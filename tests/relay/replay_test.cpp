@@ -15,6 +15,7 @@
 #include "crypto/tcp_cipher.h"
 #include "relay/listener.h"
 #include "server/server_session.h"
+#include "tests/relay/server_fixture.h"
 #include "tests/support/net.h"
 
 using namespace ss;
@@ -36,52 +37,6 @@ TEST_CASE("replay filter: remembers salts, no false positive among 20000", "[rel
 }
 
 namespace {
-
-// ss-server alone on a loop thread, with a replay filter.
-class FilteredServer {
- public:
-  explicit FilteredServer(const CipherSpec& spec) : spec_(spec) {
-    cfg_.role = Role::Server;
-    cfg_.method = std::string(spec.name);
-    cfg_.cipher = &spec;
-    cfg_.key = derive_master_key("replay test", spec.key_len);
-    cfg_.server = {"127.0.0.1"};
-    cfg_.timeout = 5;
-    cfg_.allow_private_targets = true;  // the target is on loopback
-    REQUIRE(uv_loop_init(&loop_) == 0);
-    auto filter = std::make_shared<ReplayFilter>(1000, 1e-10);
-    listener_ = std::make_unique<Listener>(
-        &loop_, cfg_, [](Listener& l) -> Session* { return new ServerSession(l); },
-        make_classic_suite(spec, cfg_.key, filter));
-    REQUIRE(listener_->listen("127.0.0.1", 0) == 0);
-    stop_.data = this;
-    uv_async_init(&loop_, &stop_, [](uv_async_t* a) {
-      auto* self = static_cast<FilteredServer*>(a->data);
-      self->listener_->shutdown();
-      uv_close(reinterpret_cast<uv_handle_t*>(a), nullptr);
-    });
-    thread_ = std::thread([this] { uv_run(&loop_, UV_RUN_DEFAULT); });
-  }
-  ~FilteredServer() {
-    if (thread_.joinable()) finish();
-  }
-  int finish() {
-    uv_async_send(&stop_);
-    thread_.join();
-    listener_.reset();
-    return uv_loop_close(&loop_);
-  }
-  uint16_t port() const { return listener_->port(); }
-  const Config& config() const { return cfg_; }
-
- private:
-  const CipherSpec& spec_;
-  Config cfg_;
-  uv_loop_t loop_;
-  std::unique_ptr<Listener> listener_;
-  uv_async_t stop_;
-  std::thread thread_;
-};
 
 Bytes address_header(uint16_t port) {
   return {0x01, 127, 0, 0, 1, static_cast<uint8_t>(port >> 8), static_cast<uint8_t>(port)};
@@ -109,7 +64,9 @@ TEST_CASE(
     "[relay]") {
   const CipherSpec& spec = *find_cipher("aes-256-gcm");
   TargetServer target(TargetBehavior::echo());
-  FilteredServer server(spec);
+  const Config cfg_server = server_config(spec, "replay test", /*allow_private_targets=*/true);
+  LoopServer server(cfg_server, make_classic_suite(spec, cfg_server.key,
+                                                   std::make_shared<ReplayFilter>(1000, 1e-10)));
   const Config& cfg = server.config();
 
   // The payload itself starts with a valid address header, so a reflected copy of the server's

@@ -16,6 +16,7 @@
 #include "relay/ip_policy.h"
 #include "relay/listener.h"
 #include "server/server_session.h"
+#include "tests/relay/server_fixture.h"
 #include "tests/support/net.h"
 
 using namespace ss;
@@ -78,56 +79,13 @@ TEST_CASE("SSRF guard: private, loopback, link-local, multicast and mapped forms
   }
 }
 
-namespace {
-
-// ss-server with the default policy (no private targets), on a loop thread.
-class GuardedServer {
- public:
-  explicit GuardedServer(const CipherSpec& spec) {
-    cfg_.role = Role::Server;
-    cfg_.method = std::string(spec.name);
-    cfg_.cipher = &spec;
-    cfg_.key = derive_master_key("ssrf test", spec.key_len);
-    cfg_.server = {"127.0.0.1"};
-    cfg_.timeout = 5;
-    REQUIRE(uv_loop_init(&loop_) == 0);
-    listener_ = std::make_unique<Listener>(
-        &loop_, cfg_, [](Listener& l) -> Session* { return new ServerSession(l); });
-    REQUIRE(listener_->listen("127.0.0.1", 0) == 0);
-    stop_.data = this;
-    uv_async_init(&loop_, &stop_, [](uv_async_t* a) {
-      auto* self = static_cast<GuardedServer*>(a->data);
-      self->listener_->shutdown();
-      uv_close(reinterpret_cast<uv_handle_t*>(a), nullptr);
-    });
-    thread_ = std::thread([this] { uv_run(&loop_, UV_RUN_DEFAULT); });
-  }
-  ~GuardedServer() {
-    if (thread_.joinable()) finish();
-  }
-  int finish() {
-    uv_async_send(&stop_);
-    thread_.join();
-    listener_.reset();
-    return uv_loop_close(&loop_);
-  }
-  uint16_t port() const { return listener_->port(); }
-  const Config& config() const { return cfg_; }
-
- private:
-  Config cfg_;
-  uv_loop_t loop_;
-  std::unique_ptr<Listener> listener_;
-  uv_async_t stop_;
-  std::thread thread_;
-};
-
-}  // namespace
+namespace {}  // namespace
 
 TEST_CASE("ss-server refuses private targets by default, literal or resolved", "[relay]") {
   const CipherSpec& spec = *find_cipher("chacha20-ietf-poly1305");
   TargetServer target(TargetBehavior::echo(), /*dual_stack=*/true);
-  GuardedServer server(spec);
+  // The default policy: no private targets.
+  LoopServer server(server_config(spec, "ssrf test", /*allow_private_targets=*/false));
   auto try_target = [&](const Address& a) {
     StreamEncryptor enc(spec, server.config().key);
     Bytes pt(kMaxAddressLen + 5);
