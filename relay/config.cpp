@@ -433,7 +433,7 @@ std::string help_text(cxxopts::Options& options, Role role) {
     << "  reuse_port       true: set SO_REUSEPORT on listening sockets\n"
     << "  fast_open        true: use TCP Fast Open\n"
     << "  workers          event-loop threads (default: one per CPU)\n"
-    << "  max_connections  concurrent TCP connections (default: descriptor limit / 2)\n";
+    << "  max_connections  concurrent TCP connections (default: about half the descriptor limit)\n";
   if (role == Role::Server) {
     s << "  allow_private_targets  true: also relay to loopback/private/link-local targets\n";
   }
@@ -500,7 +500,7 @@ void add_flags(cxxopts::Options& options, Role role) {
   add("reuse-port", "set SO_REUSEPORT on listening sockets");
   add("fast-open", "use TCP Fast Open");
   add("workers", "event-loop threads (default: one per CPU)", value<std::string>(), "N");
-  add("max-connections", "concurrent TCP connections (default: descriptor limit / 2)",
+  add("max-connections", "concurrent TCP connections (default: about half the descriptor limit)",
       value<std::string>(), "N");
   if (role == Role::Server) {
     add("allow-private-targets", "also relay to loopback, private and link-local targets");

@@ -9,7 +9,9 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <cstring>
+#include <thread>
 
 #include "relay/log.h"
 #include "relay/method.h"
@@ -21,8 +23,13 @@ size_t default_max_connections(const Config& cfg) {
   if (cfg.max_connections > 0) return cfg.max_connections;
   rlimit lim{};
   if (getrlimit(RLIMIT_NOFILE, &lim) != 0 || lim.rlim_cur == RLIM_INFINITY) return 0;
-  // Two descriptors per session, and some left for listeners, DNS and the like.
-  return lim.rlim_cur > 64 ? static_cast<size_t>((lim.rlim_cur - 32) / 2) : 16;
+  // Two descriptors per session, and some left over: 32 for the process (standard streams,
+  // DNS, libuv's EMFILE reserve, ss-local's UDP sockets) and 8 per worker (its epoll and async
+  // descriptors, its listening sockets, IPv4 and IPv6).
+  const size_t workers = cfg.workers > 0 ? static_cast<size_t>(cfg.workers)
+                                         : std::max<size_t>(1, std::thread::hardware_concurrency());
+  const size_t reserve = 32 + 8 * workers;
+  return lim.rlim_cur > 2 * reserve ? static_cast<size_t>((lim.rlim_cur - reserve) / 2) : 16;
 }
 
 Listener::Listener(uv_loop_t* loop, const Config& cfg, Factory factory,
@@ -147,7 +154,12 @@ void Listener::on_connection(uv_stream_t* server, int status) {
     }
     return;
   }
-  if (self->max_connections_ > 0 && self->live_->load() >= self->max_connections_) {
+  // At the cap, a new connection takes the place of the oldest one that has not finished its
+  // handshake (or is being drained after a rejection); with none of those, it is refused. An
+  // evicted session is freed on the loop's next turn, so the count overshoots the cap by at
+  // most kMaxEvictedPending per worker.
+  if (self->max_connections_ > 0 && self->live_->load() >= self->max_connections_ &&
+      !self->evict_oldest()) {
     self->refuse(server);
     return;
   }
@@ -157,25 +169,63 @@ void Listener::on_connection(uv_stream_t* server, int status) {
   if (self->head_ != nullptr) self->head_->prev_ = s;
   self->head_ = s;
   ++self->count_;
+  if (s->evictable()) self->set_evictable(s, true);
   s->start(server);
 }
 
-// At the cap: take the connection off the backlog and close it at once, so it costs nothing and
-// the kernel does not keep retrying it.
+bool Listener::evict_oldest() {
+  Session* victim = evict_head_;
+  // libuv accepts a whole burst in one callback, while closed sessions are freed only after
+  // their close callbacks (the loop's next turn): bound the sessions evicted but not yet freed.
+  if (victim == nullptr || evicted_pending_ >= kMaxEvictedPending) return false;
+  log_cap("closing the oldest unfinished handshake");
+  victim->evicted_ = true;
+  ++evicted_pending_;
+  victim->close("evicted at the connection limit");
+  // close() moved it off the evictable list.
+  return true;
+}
+
+void Listener::log_cap(const char* what) {
+  uint64_t now = uv_now(loop_);
+  if (now - last_cap_log_ >= 1000) {
+    last_cap_log_ = now;
+    LOG_WARN("connection limit (%zu) reached: %s", max_connections_, what);
+  }
+}
+
+// At the cap, with nothing to evict: take the connection off the backlog and close it at once,
+// so it costs nothing and the kernel does not keep retrying it.
 void Listener::refuse(uv_stream_t* server) {
   auto* t = new uv_tcp_t;
   uv_tcp_init(loop_, t);
   uv_accept(server, reinterpret_cast<uv_stream_t*>(t));
   uv_close(reinterpret_cast<uv_handle_t*>(t),
            [](uv_handle_t* h) { delete reinterpret_cast<uv_tcp_t*>(h); });
-  uint64_t now = uv_now(loop_);
-  if (now - last_cap_log_ >= 1000) {
-    last_cap_log_ = now;
-    LOG_WARN("connection limit (%zu) reached: refusing new connections", max_connections_);
+  log_cap("refusing new connections");
+}
+
+void Listener::set_evictable(Session* s, bool on) {
+  if (on == s->in_evict_list_) return;
+  s->in_evict_list_ = on;
+  if (on) {
+    s->evict_next_ = nullptr;
+    s->evict_prev_ = evict_tail_;
+    if (evict_tail_ != nullptr) evict_tail_->evict_next_ = s;
+    evict_tail_ = s;
+    if (evict_head_ == nullptr) evict_head_ = s;
+    return;
   }
+  if (s->evict_prev_ != nullptr) s->evict_prev_->evict_next_ = s->evict_next_;
+  if (s->evict_next_ != nullptr) s->evict_next_->evict_prev_ = s->evict_prev_;
+  if (evict_head_ == s) evict_head_ = s->evict_next_;
+  if (evict_tail_ == s) evict_tail_ = s->evict_prev_;
+  s->evict_prev_ = s->evict_next_ = nullptr;
 }
 
 void Listener::destroy(Session* s) {
+  set_evictable(s, false);
+  if (s->evicted_) --evicted_pending_;
   if (s->prev_ != nullptr) s->prev_->next_ = s->next_;
   if (s->next_ != nullptr) s->next_->prev_ = s->prev_;
   if (head_ == s) head_ = s->next_;

@@ -67,6 +67,8 @@ class Listener {
 
   // Called by Session only.
   void destroy(Session* s);
+  // Adds a session to the tail of the evictable list, or takes it off.
+  void set_evictable(Session* s, bool on);
 
  private:
   static void on_connection(uv_stream_t* server, int status);
@@ -76,6 +78,9 @@ class Listener {
   // would otherwise spin if its EMFILE fallback fails) and listen again a second later.
   void pause_accepting();
   void refuse(uv_stream_t* server);
+  // At the cap: closes this worker's oldest evictable session; false if it has none.
+  bool evict_oldest();
+  void log_cap(const char* what);
 
   uv_loop_t* loop_;
   const Config& cfg_;
@@ -84,6 +89,12 @@ class Listener {
   std::vector<uv_tcp_t*> listeners_;
   Session* head_ = nullptr;
   size_t count_ = 0;
+  // Sessions still in their handshake or being drained, oldest first: at the cap the head is
+  // closed to make room.
+  Session* evict_head_ = nullptr;
+  Session* evict_tail_ = nullptr;
+  static constexpr size_t kMaxEvictedPending = 64;
+  size_t evicted_pending_ = 0;  // evicted sessions not yet freed
   uint64_t last_accept_error_log_ = 0;
   UdpRelay* udp_ = nullptr;
   std::vector<std::pair<std::string, uint16_t>> addresses_;  // what listen() bound, to re-listen

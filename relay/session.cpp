@@ -207,7 +207,7 @@ void Session::handle_eof(Side s) {
 // ---- relaying ---------------------------------------------------------------------------------
 
 void Session::start_relay() {
-  phase_ = Phase::Relay;
+  set_phase(Phase::Relay);
   deadline_ = 0;
   last_active_ = uv_now(loop());
   set_want_read(kClient, true);
@@ -400,7 +400,7 @@ void Session::maybe_finish() {
 void Session::drain(bool send_fin) {
   if (phase_ == Phase::Closing || phase_ == Phase::Draining) return;
   bool in_handshake = phase_ != Phase::Relay;
-  phase_ = Phase::Draining;
+  set_phase(Phase::Draining);
   header_flush_at_ = 0;
   close_peer(kRemote);
   // Before relaying, the deadline counted from accept stays, so the reaction does not depend on
@@ -439,7 +439,7 @@ void Session::abort(const char* reason, int err) {
 
 void Session::close(const char* reason, int err) {
   if (phase_ == Phase::Closing) return;
-  phase_ = Phase::Closing;
+  set_phase(Phase::Closing);
   on_closing();
   if (log_enabled(LogLevel::Debug)) {
     uint64_t ms = uv_now(loop()) - started_at_;
@@ -468,6 +468,12 @@ void Session::on_closed(uv_handle_t* h) {
   s->release_ref();
 }
 
+void Session::set_phase(Phase p) {
+  const bool was = evictable();
+  phase_ = p;
+  if (evictable() != was) owner_.set_evictable(this, !was);
+}
+
 void Session::release_ref() {
   if (--refs_ == 0) owner_.destroy(this);
 }
@@ -475,7 +481,7 @@ void Session::release_ref() {
 // ---- connecting -------------------------------------------------------------------------------
 
 void Session::connect_remote(const Address& target, const char* what) {
-  phase_ = Phase::Connecting;
+  set_phase(Phase::Connecting);
   remote_ = target;
   if (!pending_header_) target_ = target;
   connect_what_ = what;

@@ -54,13 +54,21 @@ class Session {
 
   // True while relaying payload (the graceful shutdown lets only these finish).
   bool relaying() const { return phase_ == Phase::Relay; }
+  // True before the client's greeting or request is complete, and while a rejected client is
+  // drained: the sessions the listener closes first, oldest first, when the connection cap is
+  // reached (so a flood of half-finished handshakes cannot lock genuine clients out).
+  bool evictable() const { return phase_ == Phase::Handshake || phase_ == Phase::Draining; }
 
   // The SIP023 user this connection was identified as (empty if none), for logs.
   std::string_view user() const { return opener_ ? opener_->user() : std::string_view{}; }
 
-  // Intrusive list links, owned by the Listener.
+  // Intrusive list links, owned by the Listener: every session, and the evictable ones.
   Session* prev_ = nullptr;
   Session* next_ = nullptr;
+  Session* evict_prev_ = nullptr;
+  Session* evict_next_ = nullptr;
+  bool in_evict_list_ = false;
+  bool evicted_ = false;  // closed by the listener to make room at the cap
 
  protected:
   enum class Phase : uint8_t { Handshake, Connecting, Relay, Draining, Closing };
@@ -157,6 +165,8 @@ class Session {
   void connect_to(const sockaddr* sa);
   void arm_timer();
   void release_ref();
+  // Every phase change goes through here, so the listener's evictable list stays exact.
+  void set_phase(Phase p);
 
   Listener& owner_;
   uv_timer_t timer_;

@@ -14,6 +14,7 @@
 #include <signal.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -131,14 +132,6 @@ size_t settled_fd_count(pid_t pid) {
 
 // ---- sockets ------------------------------------------------------------------------------------
 
-// Closes with SO_LINGER {on, 0}: the kernel sends RST instead of FIN.
-void reset_close(Socket& s) {
-  if (!s.valid()) return;
-  const linger lin{1, 0};
-  ::setsockopt(s.fd(), SOL_SOCKET, SO_LINGER, &lin, sizeof lin);
-  s.reset();
-}
-
 struct StreamEnd {
   Bytes data;  // kept only if asked to
   uint64_t bytes = 0;
@@ -241,7 +234,7 @@ struct TargetConn {
     std::lock_guard lock(mu);
     if (ended.load()) return;
     if (with_reset) {
-      reset_close(sock);
+      sock.reset_hard();
     } else {
       sock.reset();
     }
@@ -540,7 +533,7 @@ TEST_CASE("F3: client RST mid-upload closes the target connection and leaks no d
     // More in flight, then the reset.
     ::send(conn.socket.fd(), chunk.data(), chunk.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
     const auto t0 = Clock::now();
-    reset_close(conn.socket);
+    conn.socket.reset_hard();
 
     REQUIRE(eventually([&] { return tc->ended.load(); }, 2s, 1ms));
     const long long close_ms = std::chrono::duration_cast<Millis>(tc->ended_at - t0).count();
@@ -602,7 +595,7 @@ TEST_CASE("F3: client RST while its upload is throttled by a target that does no
   }
   auto tc = target.conn(0, 1s);
   const auto t0 = Clock::now();
-  reset_close(conn.socket);
+  conn.socket.reset_hard();
 
   // Observe for longer than the idle timeout, so the report says which one closed it.
   const bool closed =
@@ -831,14 +824,19 @@ void storm_under_nofile_limit(bool emfile) {
     }
   }
   INFO(connect_failed << " storm connects failed");
-  // While the storm holds every slot: a new connection gets a reaction (refused or dropped), it
-  // does not hang in the backlog.
+  // While the storm holds every slot, a new connection does not hang in the backlog. At the
+  // cap it takes the place of the oldest unfinished handshake (a storm connection), so it is
+  // served; at EMFILE it is accepted and dropped.
   std::this_thread::sleep_for(200ms);
   {
     Socket probe = connect_tcp("127.0.0.1", srv.port, 2s);
     const auto t = Clock::now();
-    CHECK(wait_peer_closed(probe, 1s));
-    INFO("probe closed after " << ms_since(t) << " ms");
+    if (emfile) {
+      CHECK(wait_peer_closed(probe, 1s));
+      INFO("probe closed after " << ms_since(t) << " ms");
+    } else {
+      CHECK_FALSE(wait_peer_closed(probe, 300ms));
+    }
   }
   // Hold the storm for a second: this is where a spinning accept loop would burn CPU.
   size_t max_fds = 0;
@@ -879,7 +877,10 @@ void storm_under_nofile_limit(bool emfile) {
     // does not report the EMFILE it handled that way).
     CHECK(max_fds >= kNoFile - 2);
   } else {
-    CHECK(log.find("connection limit (16) reached") != std::string::npos);
+    CHECK(log.find("connection limit (16) reached: closing the oldest unfinished handshake") !=
+          std::string::npos);
+    // Each new connection evicted the oldest: only the newest (at most the cap) are still held.
+    CHECK(held <= 16);
   }
   CHECK(srv.proc->running());
 
@@ -900,6 +901,96 @@ TEST_CASE("F6: ss-server with 64 descriptors and a 300-connection storm (default
 TEST_CASE("F6: ss-server with 64 descriptors, a cap above them and a 300-connection storm (EMFILE)",
           "[integration]") {
   storm_under_nofile_limit(true);
+}
+
+// ================================================================================================
+// S17 (hostile-inputs §4.1): 10,000 concurrent half-finished SOCKS5 greetings ("05 01", the method
+// byte never comes) against ss-local with a connection cap of half that. Memory stays bounded
+// (at most the cap's worth of sessions exist: each new connection evicts the oldest unfinished
+// handshake), new greetings are still served while the storm holds, the process does not spin,
+// and every descriptor comes back when the storm ends.
+
+TEST_CASE("S17: 10,000 half-finished SOCKS5 greetings: bounded memory, new greetings served",
+          "[integration]") {
+  // The test process and ss-local each need a descriptor per greeting.
+  rlimit lim{};
+  REQUIRE(::getrlimit(RLIMIT_NOFILE, &lim) == 0);
+  const size_t n = std::min<size_t>(10000, lim.rlim_cur > 1200 ? lim.rlim_cur - 200 : 1000);
+  if (n < 10000) WARN("S17: descriptor limit " << lim.rlim_cur << ": " << n << " greetings");
+  REQUIRE(lim.rlim_cur >= n + 100);
+  const size_t cap = n / 2;
+
+  TargetServer echo(TargetBehavior::echo());
+  NodeOptions opt = options(60);
+  Node srv = start_server(Impl::Ours, opt);
+  opt.extra_args = {"--max-connections", std::to_string(cap)};
+  Node local = start_local(Impl::Ours, opt, srv.port);
+  const pid_t lpid = local.proc->pid();
+  REQUIRE(echo_ok(local.port, echo.port(), 5s));
+  const size_t fds0 = settled_fd_count(lpid);
+  const size_t rss0 = rss_kib(lpid);
+
+  const uint8_t partial[] = {0x05, 0x01};
+  std::vector<Socket> storm;
+  storm.reserve(n);
+  size_t connect_failed = 0;
+  const auto t0 = Clock::now();
+  for (size_t i = 0; i < n; ++i) {
+    try {
+      storm.push_back(connect_tcp("127.0.0.1", local.port, 5s));
+      ::send(storm.back().fd(), partial, sizeof partial, MSG_DONTWAIT | MSG_NOSIGNAL);
+    } catch (const NetError&) {
+      ++connect_failed;
+    }
+  }
+  const long long storm_ms = ms_since(t0);
+  CHECK(connect_failed == 0);
+
+  // While the storm holds every place: new greetings are served, end to end.
+  const double cpu0 = cpu_seconds(lpid);
+  int served = 0;
+  std::string why;
+  for (int i = 0; i < 5; ++i) served += echo_ok(local.port, echo.port(), 5s, &why) ? 1 : 0;
+  INFO("last failure: " << why);
+  CHECK(served == 5);
+  // Hold a second: a spinning accept loop would burn CPU here.
+  size_t max_fds = 0;
+  size_t max_rss = 0;
+  const auto hold_until = Clock::now() + 1s;
+  while (Clock::now() < hold_until) {
+    max_fds = std::max(max_fds, open_fd_count(lpid));
+    max_rss = std::max(max_rss, rss_kib(lpid));
+    std::this_thread::sleep_for(20ms);
+  }
+  const double cpu = cpu_seconds(lpid) - cpu0;
+  const size_t held = static_cast<size_t>(std::count_if(
+      storm.begin(), storm.end(), [](const Socket& s) { return !wait_peer_closed(s, 0ms); }));
+  const double kib_per_session = static_cast<double>(max_rss - std::min(max_rss, rss0)) /
+                                 static_cast<double>(std::max<size_t>(held, 1));
+  WARN("S17: " << n << " greetings opened in " << storm_ms << " ms against a cap of " << cap << "; "
+               << held << " still held by ss-local; at most " << max_fds
+               << " descriptors (baseline " << fds0 << "); RSS " << rss0 << " -> " << max_rss
+               << " KiB (" << kib_per_session << " KiB per held greeting); ss-local CPU " << cpu
+               << " s over 5 requests and a 1 s hold");
+  // At most the cap's worth of greetings (the five requests took five places).
+  CHECK(held <= cap);
+  CHECK(held + 10 >= cap - 5);
+  CHECK(max_fds <= fds0 + cap + 16);
+  CHECK(kib_per_session < 8.0);
+  CHECK(cpu < 0.5);
+  CHECK(local.proc->log_text().find("connection limit (" + std::to_string(cap) +
+                                    ") reached: closing the oldest unfinished handshake") !=
+        std::string::npos);
+
+  // The storm ends: every descriptor comes back, and service goes on.
+  storm.clear();
+  CHECK(eventually([&] { return open_fd_count(lpid) <= fds0; }, 5s, 20ms));
+  INFO("descriptors now " << open_fd_count(lpid) << ", baseline " << fds0);
+  CHECK(echo_ok(local.port, echo.port(), 5s));
+  CHECK(local.proc->running());
+
+  check_clean_shutdown(local);
+  check_clean_shutdown(srv);
 }
 
 // ================================================================================================

@@ -1,11 +1,18 @@
-// Resource limits: the connection cap refuses (accepts and closes) connections beyond it and
-// serves again once sessions end.
+// Resource limits: at the connection cap a new connection takes the place of the oldest session
+// that has not finished its handshake; when every session is relaying, connections beyond the
+// cap are refused (accepted and closed) until sessions end.
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 
 #include <catch2/catch.hpp>
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <thread>
 
+#include "client/tunnel_session.h"
 #include "crypto/cipher_spec.h"
 #include "crypto/kdf.h"
 #include "relay/listener.h"
@@ -16,53 +23,131 @@ using namespace ss;
 using namespace ss::test;
 using namespace std::chrono_literals;
 
-TEST_CASE("connection cap: connections beyond it are closed at once, and capacity returns",
-          "[relay]") {
+namespace {
+
+// A listener with a cap of 3 on its own loop thread.
+class CappedListener {
+ public:
+  CappedListener(Config cfg, Listener::Factory factory) : cfg_(std::move(cfg)) {
+    REQUIRE(uv_loop_init(&loop_) == 0);
+    listener_ = std::make_unique<Listener>(&loop_, cfg_, std::move(factory));
+    listener_->set_connection_limit(live_, 3);
+    REQUIRE(listener_->listen("127.0.0.1", 0) == 0);
+    stop_.data = listener_.get();
+    uv_async_init(&loop_, &stop_, [](uv_async_t* a) {
+      static_cast<Listener*>(a->data)->shutdown();
+      uv_close(reinterpret_cast<uv_handle_t*>(a), nullptr);
+    });
+    thread_ = std::thread([this] { uv_run(&loop_, UV_RUN_DEFAULT); });
+  }
+  ~CappedListener() {
+    uv_async_send(&stop_);
+    thread_.join();
+    listener_.reset();
+    CHECK(uv_loop_close(&loop_) == 0);
+  }
+
+  uint16_t port() const { return listener_->port(); }
+  size_t live() const { return live_->load(); }
+  size_t wait_live(size_t n) const {
+    for (int i = 0; i < 400 && live_->load() != n; ++i) std::this_thread::sleep_for(5ms);
+    return live_->load();
+  }
+
+ private:
+  Config cfg_;
+  uv_loop_t loop_;
+  std::unique_ptr<Listener> listener_;
+  std::shared_ptr<std::atomic<size_t>> live_ = std::make_shared<std::atomic<size_t>>(0);
+  uv_async_t stop_;
+  std::thread thread_;
+};
+
+Config base_config(Role role) {
   const CipherSpec& spec = *find_cipher("aes-128-gcm");
   Config cfg;
-  cfg.role = Role::Server;
+  cfg.role = role;
   cfg.method = std::string(spec.name);
   cfg.cipher = &spec;
   cfg.key = derive_master_key("cap test", spec.key_len);
   cfg.timeout = 30;
-  uv_loop_t loop;
-  REQUIRE(uv_loop_init(&loop) == 0);
-  auto live = std::make_shared<std::atomic<size_t>>(0);
-  auto listener = std::make_unique<Listener>(
-      &loop, cfg, [](Listener& l) -> Session* { return new ServerSession(l); });
-  listener->set_connection_limit(live, 3);
-  REQUIRE(listener->listen("127.0.0.1", 0) == 0);
-  uint16_t port = listener->port();
-  uv_async_t stop;
-  stop.data = listener.get();
-  uv_async_init(&loop, &stop, [](uv_async_t* a) {
-    static_cast<Listener*>(a->data)->shutdown();
-    uv_close(reinterpret_cast<uv_handle_t*>(a), nullptr);
-  });
-  std::thread loop_thread([&] { uv_run(&loop, UV_RUN_DEFAULT); });
+  return cfg;
+}
+
+// A plain listening socket on 127.0.0.1 that never accepts: the kernel completes connections
+// into its backlog, which is all a connect needs.
+Socket listen_loopback(uint16_t& port) {
+  Socket s(::socket(AF_INET, SOCK_STREAM, 0));
+  REQUIRE(s.valid());
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(::bind(s.fd(), reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0);
+  REQUIRE(::listen(s.fd(), 64) == 0);
+  socklen_t len = sizeof sa;
+  REQUIRE(::getsockname(s.fd(), reinterpret_cast<sockaddr*>(&sa), &len) == 0);
+  port = ntohs(sa.sin_port);
+  return s;
+}
+
+}  // namespace
+
+TEST_CASE("connection cap: a new connection evicts the oldest unfinished handshake", "[relay]") {
+  CappedListener srv(base_config(Role::Server),
+                     [](Listener& l) -> Session* { return new ServerSession(l); });
 
   // Three connections that never finish their handshake hold the three places.
   std::vector<Socket> held;
-  for (int i = 0; i < 3; ++i) held.push_back(connect_tcp("127.0.0.1", port));
-  auto wait_live = [&](size_t n) {
-    for (int i = 0; i < 200 && live->load() != n; ++i) std::this_thread::sleep_for(5ms);
-    return live->load();
-  };
-  CHECK(wait_live(3) == 3);
-  // The fourth is accepted by the kernel but closed by us right away.
-  Socket fourth = connect_tcp("127.0.0.1", port);
-  CHECK(wait_peer_closed(fourth, 2000ms));
-  CHECK(live->load() == 3);
-  // One place frees up (the client leaves): a new connection is served (held open) again.
-  held[0].shutdown_write();
+  for (int i = 0; i < 3; ++i) {
+    held.push_back(connect_tcp("127.0.0.1", srv.port()));
+    // One at a time, so their order in the listener is the order here.
+    REQUIRE(srv.wait_live(static_cast<size_t>(i) + 1) == static_cast<size_t>(i) + 1);
+  }
+  // A fourth takes the place of the oldest: held[0] is closed, the others and the fourth stay.
+  Socket fourth = connect_tcp("127.0.0.1", srv.port());
   CHECK(wait_peer_closed(held[0], 2000ms));
-  CHECK(wait_live(2) == 2);
-  Socket fifth = connect_tcp("127.0.0.1", port);
-  CHECK_FALSE(wait_peer_closed(fifth, 300ms));
-  CHECK(live->load() == 3);
+  CHECK_FALSE(wait_peer_closed(fourth, 300ms));
+  CHECK_FALSE(wait_peer_closed(held[1], 0ms));
+  CHECK_FALSE(wait_peer_closed(held[2], 0ms));
+  CHECK(srv.wait_live(3) == 3);
+  // And again: the next oldest (held[1]) goes.
+  Socket fifth = connect_tcp("127.0.0.1", srv.port());
+  CHECK(wait_peer_closed(held[1], 2000ms));
+  CHECK_FALSE(wait_peer_closed(held[2], 300ms));
+  CHECK_FALSE(wait_peer_closed(fourth, 0ms));
+  CHECK_FALSE(wait_peer_closed(fifth, 0ms));
+  CHECK(srv.wait_live(3) == 3);
+}
 
-  uv_async_send(&stop);
-  loop_thread.join();
-  listener.reset();
-  CHECK(uv_loop_close(&loop) == 0);
+TEST_CASE(
+    "connection cap: with every session relaying, connections beyond it are closed at once, "
+    "and capacity returns",
+    "[relay]") {
+  // ss-tunnel sessions connect to their server at once and relay from then on: none is
+  // evictable. The "server" is a socket that never accepts.
+  uint16_t upstream_port = 0;
+  Socket upstream = listen_loopback(upstream_port);
+  Config cfg = base_config(Role::Tunnel);
+  cfg.server = {"127.0.0.1"};
+  cfg.server_port = upstream_port;
+  cfg.tunnel_target = parse_host_port("127.0.0.1:9");
+  REQUIRE(cfg.tunnel_target.has_value());
+  CappedListener tun(cfg, [](Listener& l) -> Session* { return new TunnelSession(l); });
+
+  std::vector<Socket> held;
+  for (int i = 0; i < 3; ++i) held.push_back(connect_tcp("127.0.0.1", tun.port()));
+  CHECK(tun.wait_live(3) == 3);
+  std::this_thread::sleep_for(100ms);  // their connects to the upstream complete
+  // The fourth is accepted by the kernel but closed by us right away.
+  Socket fourth = connect_tcp("127.0.0.1", tun.port());
+  CHECK(wait_peer_closed(fourth, 2000ms));
+  CHECK(tun.live() == 3);
+  for (auto& h : held) CHECK_FALSE(wait_peer_closed(h, 0ms));
+  // One place frees up (the client resets; a FIN would only half-close a relaying session): a
+  // new connection is served (held open) again.
+  held[0].reset_hard();
+  CHECK(tun.wait_live(2) == 2);
+  Socket fifth = connect_tcp("127.0.0.1", tun.port());
+  CHECK_FALSE(wait_peer_closed(fifth, 300ms));
+  CHECK(tun.live() == 3);
 }

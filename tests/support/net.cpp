@@ -249,6 +249,13 @@ void Socket::shutdown_write() {
   if (::shutdown(fd_, SHUT_WR) != 0) throw NetError(errno_text("shutdown(SHUT_WR)", errno));
 }
 
+void Socket::reset_hard() {
+  if (fd_ < 0) return;
+  const linger lin{1, 0};
+  ::setsockopt(fd_, SOL_SOCKET, SO_LINGER, &lin, sizeof lin);
+  reset();
+}
+
 uint16_t pick_free_port() {
   static std::set<uint16_t> handed_out;
   for (int attempt = 0; attempt < 200; ++attempt) {

@@ -104,6 +104,8 @@ class Socket {
   void reset();
   // shutdown(SHUT_WR): sends FIN, reading stays possible.
   void shutdown_write();
+  // Closes with SO_LINGER {on, 0}: the kernel sends RST instead of FIN.
+  void reset_hard();
 
  private:
   int fd_ = -1;
