@@ -8,7 +8,9 @@
 //
 // The main thread only handles signals. On SIGINT/SIGTERM every worker stops accepting and
 // closes its UDP side; live TCP sessions get a grace period (min(timeout, 10 s)) to finish, then
-// are closed, and the process exits 0. A second signal closes everything at once.
+// are closed, and the process exits 0. A second signal closes everything at once. Sessions that
+// are closed but wait for a DNS lookup already running in libuv's thread pool are not waited for:
+// once only those are left, the process exits 0 at once.
 
 #include "relay/app.h"
 
@@ -16,6 +18,7 @@
 #include <atomic>
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <iostream>
 #include <memory>
 #include <thread>
@@ -23,6 +26,7 @@
 
 #include "relay/log.h"
 #include "relay/method.h"
+#include "relay/session.h"
 #include "relay/udp_relay.h"
 
 namespace ss {
@@ -93,7 +97,9 @@ struct MainState {
   uv_signal_t sigint;
   uv_signal_t sigterm;
   uv_timer_t grace;
+  uv_timer_t settle;  // after the first signal: are only orphaned DNS lookups left?
   uv_async_t worker_done;
+  std::shared_ptr<std::atomic<size_t>> live;
   uint64_t grace_ms = kMaxGraceMs;
   int signals = 0;
 
@@ -115,10 +121,25 @@ struct MainState {
                static_cast<unsigned long long>(m->grace_ms / 1000));
       m->tell_all(kDrain);
       uv_timer_start(&m->grace, on_grace, m->grace_ms, 0);
+      uv_timer_start(&m->settle, on_settle, kDrainPollMs, kDrainPollMs);
     } else {
       LOG_INFO("received a second signal: closing every connection now");
       m->tell_all(kCloseAll);
     }
+  }
+
+  // Every session left is closed and waits only for a lookup running in libuv's thread pool,
+  // which cannot be cancelled and may take the resolver's whole timeout (30 s and more): the
+  // loops would not end before it returns. Nothing is left to flush, so exit now.
+  static void on_settle(uv_timer_t* t) {
+    auto* m = static_cast<MainState*>(t->data);
+    const size_t orphans = Session::orphaned_lookups();
+    if (orphans == 0 || m->live->load() != orphans) return;
+    LOG_INFO("exiting without waiting for %zu DNS lookup%s still running in the resolver", orphans,
+             orphans == 1 ? "" : "s");
+    std::fflush(stdout);
+    std::fflush(stderr);
+    std::_Exit(0);
   }
 
   static void on_grace(uv_timer_t* t) {
@@ -138,6 +159,7 @@ struct MainState {
     uv_close(reinterpret_cast<uv_handle_t*>(&m->sigint), nullptr);
     uv_close(reinterpret_cast<uv_handle_t*>(&m->sigterm), nullptr);
     uv_close(reinterpret_cast<uv_handle_t*>(&m->grace), nullptr);
+    uv_close(reinterpret_cast<uv_handle_t*>(&m->settle), nullptr);
     uv_close(reinterpret_cast<uv_handle_t*>(&m->worker_done), nullptr);
   }
 };
@@ -191,7 +213,9 @@ int run_app(Role role, int argc, char** argv, Listener::Factory factory) {
     if (i == 0 && serve_udp) w->udp = std::make_unique<UdpRelay>(&w->loop, cfg);
     w->listener = std::make_unique<Listener>(&w->loop, cfg, factory, suite);
     w->listener->set_reuse_port(cfg.reuse_port || nworkers > 1);
-    w->listener->set_connection_limit(live_sessions, max_sessions);
+    w->listener->set_connection_limit(
+        live_sessions, max_sessions,
+        max_sessions == 0 ? 0 : std::max<size_t>(1, max_sessions / static_cast<size_t>(nworkers)));
     for (const std::string& host : hosts) {
       if (i == 0 && w->udp) {
         int r = w->udp->listen(host, port);
@@ -242,8 +266,10 @@ int run_app(Role role, int argc, char** argv, Listener::Factory factory) {
   uv_signal_init(&main_loop, &m.sigint);
   uv_signal_init(&main_loop, &m.sigterm);
   uv_timer_init(&main_loop, &m.grace);
+  uv_timer_init(&main_loop, &m.settle);
+  m.live = live_sessions;
   uv_async_init(&main_loop, &m.worker_done, MainState::on_worker_done);
-  m.sigint.data = m.sigterm.data = m.grace.data = m.worker_done.data = &m;
+  m.sigint.data = m.sigterm.data = m.grace.data = m.settle.data = m.worker_done.data = &m;
 
   for (auto& w : workers) {
     w->main_wake = &m.worker_done;

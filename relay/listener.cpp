@@ -38,7 +38,7 @@ Listener::Listener(uv_loop_t* loop, const Config& cfg, Factory factory,
   if (!suite_) suite_ = make_tcp_suite(cfg);
   reuse_port_ = cfg.reuse_port;
   live_ = std::make_shared<std::atomic<size_t>>(0);
-  max_connections_ = default_max_connections(cfg);
+  max_connections_ = share_ = default_max_connections(cfg);
 }
 
 Listener::~Listener() = default;
@@ -154,12 +154,11 @@ void Listener::on_connection(uv_stream_t* server, int status) {
     }
     return;
   }
-  // At the cap, a new connection takes the place of the oldest one that has not finished its
-  // handshake (or is being drained after a rejection); with none of those, it is refused. An
-  // evicted session is freed on the loop's next turn, so the count overshoots the cap by at
-  // most kMaxEvictedPending per worker.
-  if (self->max_connections_ > 0 && self->live_->load() >= self->max_connections_ &&
-      !self->evict_oldest()) {
+  // At the cap (this worker's share of it), a new connection takes the place of the worker's
+  // oldest session that has not finished its handshake (or is being drained after a rejection);
+  // with none of those, it is refused. Evicted sessions still count until they are freed on the
+  // loop's next turn; at most kMaxEvictedPending of them exist per worker.
+  if (self->share_ > 0 && self->count_ >= self->share_ && !self->evict_oldest()) {
     self->refuse(server);
     return;
   }
@@ -191,6 +190,9 @@ void Listener::log_cap(const char* what) {
   if (now - last_cap_log_ >= 1000) {
     last_cap_log_ = now;
     LOG_WARN("connection limit (%zu) reached: %s", max_connections_, what);
+    if (share_ != max_connections_) {
+      LOG_DEBUG("(%zu connections on this worker, its share of the limit)", share_);
+    }
   }
 }
 

@@ -38,11 +38,14 @@ class Listener {
   // Binds host:port (an IP literal, or a name resolved now, at start-up) and listens. Returns 0
   // or a libuv error code.
   int listen(const std::string& host, uint16_t port);
-  // The live-session counter and cap shared by every worker's listener (the config's
-  // max_connections, or half the descriptor limit). By default each listener counts alone.
-  void set_connection_limit(std::shared_ptr<std::atomic<size_t>> live, size_t max) {
+  // The connection cap: `max` for the whole process (the config's max_connections, or about half
+  // the descriptor limit), of which this listener may hold `share` (max / workers: the kernel
+  // spreads SO_REUSEPORT connections evenly, and a worker can only evict its own sessions).
+  // `live` counts every worker's sessions. By default a listener counts alone and holds all.
+  void set_connection_limit(std::shared_ptr<std::atomic<size_t>> live, size_t max, size_t share) {
     live_ = std::move(live);
     max_connections_ = max;
+    share_ = share;
   }
   // SO_REUSEPORT on sockets bound from now on (several workers share a port); default: the config.
   void set_reuse_port(bool on) { reuse_port_ = on; }
@@ -104,7 +107,8 @@ class Listener {
   bool stopped_ = false;
   bool reuse_port_ = false;
   std::shared_ptr<std::atomic<size_t>> live_;
-  size_t max_connections_ = 0;
+  size_t max_connections_ = 0;  // the process-wide cap (for messages)
+  size_t share_ = 0;            // this listener's part of it; 0 = no cap
   uint64_t last_cap_log_ = 0;
 };
 

@@ -63,6 +63,14 @@ bool literal_to_sockaddr(const std::string& host, uint16_t port, sockaddr_storag
 
 }  // namespace
 
+namespace {
+std::atomic<size_t> g_orphaned_lookups{0};
+}  // namespace
+
+size_t Session::orphaned_lookups() {
+  return g_orphaned_lookups.load();
+}
+
 Session::Session(Listener& owner, Side encrypted_side)
     : encrypted_side_(encrypted_side), owner_(owner) {
   const TcpCipherSuite& suite = owner.suite();
@@ -450,7 +458,10 @@ void Session::close(const char* reason, int err) {
               err != 0 ? uv_err_name(err) : "", (unsigned long long)peers_[kClient].bytes_read,
               (unsigned long long)peers_[kRemote].bytes_read, (unsigned long long)ms);
   }
-  if (dns_pending_) uv_cancel(reinterpret_cast<uv_req_t*>(&dns_req_));
+  if (dns_pending_ && uv_cancel(reinterpret_cast<uv_req_t*>(&dns_req_)) != 0) {
+    dns_orphaned_ = true;
+    g_orphaned_lookups.fetch_add(1);
+  }
   close_peer(kClient, abortive_);
   close_peer(kRemote, abortive_);
   if (!uv_is_closing(reinterpret_cast<uv_handle_t*>(&timer_))) {
@@ -514,6 +525,10 @@ void Session::connect_remote(const Address& target, const char* what) {
 void Session::on_resolved(uv_getaddrinfo_t* req, int status, addrinfo* res) {
   Session* s = static_cast<Session*>(req->data);
   s->dns_pending_ = false;
+  if (s->dns_orphaned_) {
+    s->dns_orphaned_ = false;
+    g_orphaned_lookups.fetch_sub(1);
+  }
   if (s->phase_ == Phase::Closing || status < 0 || res == nullptr) {
     if (res != nullptr) uv_freeaddrinfo(res);
     bool closing = s->phase_ == Phase::Closing;

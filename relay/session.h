@@ -52,6 +52,11 @@ class Session {
   // and timeouts, so a peer that stopped reading still learns the connection is gone.
   void abort(const char* reason, int err = 0);
 
+  // Sessions, in the whole process, that are closed but still wait for a DNS lookup that was
+  // already running in libuv's thread pool (uv_cancel cannot stop it). Such a session needs
+  // nothing but the resolver's answer, so shutdown does not wait for it.
+  static size_t orphaned_lookups();
+
   // True while relaying payload (the graceful shutdown lets only these finish).
   bool relaying() const { return phase_ == Phase::Relay; }
   // True before the client's greeting or request is complete, and while a rejected client is
@@ -173,7 +178,8 @@ class Session {
   uv_connect_t connect_req_;
   uv_getaddrinfo_t dns_req_;
   bool dns_pending_ = false;
-  int refs_ = 0;  // handles not yet closed plus DNS requests in flight
+  bool dns_orphaned_ = false;  // counted in orphaned_lookups()
+  int refs_ = 0;               // handles not yet closed plus DNS requests in flight
   uint64_t started_at_ = 0;
   uint64_t last_active_ = 0;
   uint64_t deadline_ = 0;         // absolute loop time; 0 = none

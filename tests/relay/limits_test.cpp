@@ -31,7 +31,7 @@ class CappedListener {
   CappedListener(Config cfg, Listener::Factory factory) : cfg_(std::move(cfg)) {
     REQUIRE(uv_loop_init(&loop_) == 0);
     listener_ = std::make_unique<Listener>(&loop_, cfg_, std::move(factory));
-    listener_->set_connection_limit(live_, 3);
+    listener_->set_connection_limit(live_, 3, 3);
     REQUIRE(listener_->listen("127.0.0.1", 0) == 0);
     stop_.data = listener_.get();
     uv_async_init(&loop_, &stop_, [](uv_async_t* a) {
