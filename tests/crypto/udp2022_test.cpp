@@ -7,13 +7,10 @@
 #include <sodium.h>
 #include <catch2/catch.hpp>
 
-#include <atomic>
 #include <cstdint>
-#include <cstdlib>
 #include <cstring>
 #include <map>
 #include <memory>
-#include <new>
 #include <optional>
 #include <random>
 #include <string>
@@ -24,41 +21,8 @@
 #include "crypto/kdf.h"
 #include "crypto/sliding_window.h"
 #include "crypto/udp2022.h"
+#include "tests/crypto/alloc_counter.h"
 #include "tests/crypto/test_util.h"
-
-// Heap allocation counter, as in stream_test.cpp: operator new normally, ASan's malloc hooks
-// under the sanitizer (which then also see OpenSSL's and libsodium's mallocs).
-namespace {
-std::atomic<size_t> g_allocations{0};
-}  // namespace
-
-#if defined(__SANITIZE_ADDRESS__)
-extern "C" int __sanitizer_install_malloc_and_free_hooks(void (*)(const volatile void*, size_t),
-                                                         void (*)(const volatile void*));
-namespace {
-void count_malloc(const volatile void*, size_t) {
-  g_allocations.fetch_add(1, std::memory_order_relaxed);
-}
-void ignore_free(const volatile void*) {}
-[[maybe_unused]] const int kHooksInstalled =
-    __sanitizer_install_malloc_and_free_hooks(count_malloc, ignore_free);
-}  // namespace
-#else
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
-void* operator new(std::size_t n) {
-  g_allocations.fetch_add(1, std::memory_order_relaxed);
-  if (void* p = std::malloc(n == 0 ? 1 : n)) return p;
-  throw std::bad_alloc();
-}
-void operator delete(void* p) noexcept {
-  std::free(p);
-}
-void operator delete(void* p, std::size_t) noexcept {
-  std::free(p);
-}
-#pragma GCC diagnostic pop
-#endif
 
 namespace {
 
@@ -1105,9 +1069,9 @@ TEST_CASE("No allocation per packet once sessions are keyed", "[crypto]") {
     };
     REQUIRE(round(0));
     bool all_ok = true;
-    const size_t before = g_allocations.load();
+    const size_t before = ss::test::allocation_count();
     for (uint64_t pid = 1; pid < 100; ++pid) all_ok = round(pid) && all_ok;
-    const size_t allocations = g_allocations.load() - before;
+    const size_t allocations = ss::test::allocation_count() - before;
     CHECK(all_ok);
     CHECK(allocations == 0);
   }
