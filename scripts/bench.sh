@@ -2,20 +2,28 @@
 # Benchmarks our ss-tunnel/ss-server against shadowsocks-libev's on loopback and writes
 # docs/BENCHMARKS.md (medians of alternating runs: ours, libev, libev, ours, ...).
 #
-# Usage: scripts/bench.sh [--quick] [--cipher NAME] [--reps N] [--workers N] [--conns LIST] [--out FILE]
-#   --quick        3 ciphers, 1 s iperf3 tests, 2 s wrk tests, 2 repetitions, 2,000 idle connections
-#   --cipher NAME  only this cipher (throughput, CPU/GB, HTTP and idle-connection sections)
-#   --reps N       repetitions per measurement (default 3; 2 with --quick); the median is reported
-#   --workers N    pass --workers N to our binaries (default: not passed, so one per CPU)
-#   --conns LIST   idle-connection counts for the RSS section, comma-separated (default 2000,10000)
-#   --out FILE     where to write the report (default docs/BENCHMARKS.md)
+# Usage: scripts/bench.sh [--quick] [--cipher NAME] [--reps N] [--workers N] [--conns LIST]
+#                         [--sections LIST] [--out FILE]
+#   --quick          3 ciphers, 1 s iperf3 tests, 2 s wrk tests, 2 repetitions, 2,000 idle
+#                    connections
+#   --cipher NAME    only this cipher (throughput, CPU/GB, UDP, HTTP and idle-connection sections)
+#   --reps N         repetitions per measurement (default 3; 2 with --quick); the median is reported
+#   --workers N      pass --workers N to our binaries (default: not passed, so one per CPU)
+#   --conns LIST     idle-connection counts for the RSS section, comma-separated (default
+#                    2000,10000)
+#   --sections LIST  only these sections, comma-separated from a,b,c,d,e,f (udp is another name
+#                    for f); default all. The report then has only these sections, so give --out
+#                    too. E.g. `--quick --sections udp --out /tmp/udp.md`: the UDP rows alone
+#   --out FILE       where to write the report (default docs/BENCHMARKS.md)
 #
 # Sections: (a) single-stream iperf3 throughput both ways per cipher, plus raw loopback and ours
 # with the 'none' method when ss-server accepts it; (b) 8 parallel streams; (c) wrk through
 # ss-tunnel to nginx: new connections/s (Connection: close) and keep-alive req/s with p50/p99;
-# (d) RSS per idle relayed connection; (e) CPU seconds per GB relayed. Everything runs on
-# 127.0.0.1 with ports picked free; every process started is stopped on exit. A full run takes
-# about 13 minutes on 2 CPUs, --quick about 4 (plus the build).
+# (d) RSS per idle relayed connection; (e) CPU seconds per GB relayed; (f) UDP: iperf3 -u with
+# 1,200-byte datagrams at an unlimited rate through ss-tunnel -u and ss-server -u, datagrams/s and
+# Mbit/s received, both ways. Everything runs on 127.0.0.1 with ports picked free; every process
+# started is stopped on exit. A full run takes about 16 minutes on 2 CPUs, --quick about 5 (plus
+# the build).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -28,10 +36,11 @@ only_cipher=""
 reps=""
 workers=""
 conns_arg=""
+sections_arg=a,b,c,d,e,f
 out=docs/BENCHMARKS.md
 command_line="scripts/bench.sh${*:+ $*}"
 
-usage() { sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'; }
 die() {
   echo "bench.sh: $*" >&2
   exit 2
@@ -41,13 +50,14 @@ positive_int() { [[ $1 =~ ^[1-9][0-9]*$ ]]; }
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --quick) quick=1 ;;
-    --cipher | --reps | --workers | --conns | --out)
+    --cipher | --reps | --workers | --conns | --sections | --out)
       [[ $# -ge 2 ]] || die "$1 needs a value (try --help)"
       case "$1" in
         --cipher) only_cipher=$2 ;;
         --reps) reps=$2 ;;
         --workers) workers=$2 ;;
         --conns) conns_arg=$2 ;;
+        --sections) sections_arg=$2 ;;
         --out) out=$2 ;;
       esac
       shift
@@ -56,6 +66,7 @@ while [[ $# -gt 0 ]]; do
     --reps=*) reps=${1#*=} ;;
     --workers=*) workers=${1#*=} ;;
     --conns=*) conns_arg=${1#*=} ;;
+    --sections=*) sections_arg=${1#*=} ;;
     --out=*) out=${1#*=} ;;
     -h | --help)
       usage
@@ -84,10 +95,27 @@ else
   conns_arg=${conns_arg:-2000,10000}
 fi
 wrk_conns=32
+udp_len=1200 # iperf3 -u payload: libev 3.3.5 drops datagrams much over 1,400 bytes without --mtu
 positive_int "$reps" || die "--reps: expected a positive integer, got '$reps'"
 [[ -z $workers ]] || positive_int "$workers" || die "--workers: expected a positive integer"
 IFS=, read -r -a conns <<<"$conns_arg"
 for n in "${conns[@]}"; do positive_int "$n" || die "--conns: expected counts like 2000,10000"; done
+declare -A want=() # section letter -> 1 when it runs
+IFS=, read -r -a section_list <<<"$sections_arg"
+for x in "${section_list[@]}"; do
+  [[ $x == udp ]] && x=f
+  [[ $x =~ ^[a-f]$ ]] || die "--sections: expected letters from a,b,c,d,e,f (or udp), got '$x'"
+  want[$x]=1
+done
+[[ ${#want[@]} -gt 0 ]] || die "--sections: no section given"
+wants() { [[ -n ${want[$1]:-} ]]; }
+sections=$(printf '%s\n' "${!want[@]}" | sort | tr '\n' ' ')
+sections=${sections% }
+wants_any() {
+  local x
+  for x in "$@"; do wants "$x" && return 0; done
+  return 1
+}
 if [[ -n $only_cipher ]]; then
   found=0
   for c in "${all_ciphers[@]}"; do [[ $c == "$only_cipher" ]] && found=1; done
@@ -210,31 +238,44 @@ run_bounded() {
   return "$status"
 }
 
+# free_port: a port number free on 127.0.0.1 for both TCP and UDP (-u binds both).
 free_port() {
   "$py" -c '
 import socket
-s = socket.socket()
-s.bind(("127.0.0.1", 0))
-print(s.getsockname()[1])'
+while True:
+    t = socket.socket()
+    t.bind(("127.0.0.1", 0))
+    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        u.bind(("127.0.0.1", t.getsockname()[1]))
+    except OSError:
+        continue
+    print(t.getsockname()[1])
+    break'
 }
 
+# port_listening PORT [udp]: a TCP socket listens on PORT (udp: a UDP socket is bound to it).
 port_listening() {
-  local hex
+  local hex table=/proc/net/tcp state=0A
   hex=$(printf ':%04X' "$1")
-  awk -v h="$hex" '$4 == "0A" && substr($2, length($2) - 4) == h { f = 1 } END { exit !f }' \
-    /proc/net/tcp
+  [[ ${2:-} == udp ]] && table=/proc/net/udp && state=07
+  awk -v h="$hex" -v st="$state" \
+    '$4 == st && substr($2, length($2) - 4) == h { f = 1 } END { exit !f }' "$table"
 }
 
-# wait_listen PORT PID LOG: until PORT listens (10 s), or fails if the process exits first.
+# wait_listen PORT PID LOG [udp]: until PORT listens (10 s), or fails if the process exits first.
+# With udp, until it listens on TCP and is bound on UDP.
 wait_listen() {
-  local port=$1 pid=$2 log=$3 i
+  local port=$1 pid=$2 log=$3 proto=${4:-} i
   for ((i = 0; i < 100; i++)); do
     if ! is_running "$pid"; then
       wait "$pid" 2>/dev/null || true
       unset "live[$pid]"
       return 1
     fi
-    port_listening "$port" && return 0
+    if port_listening "$port" && { [[ $proto != udp ]] || port_listening "$port" udp; }; then
+      return 0
+    fi
     sleep 0.1 # nothing to wait on for "a port started listening": poll
   done
   echo "bench.sh: nothing listens on port $port after 10 s ($log)" >&2
@@ -255,11 +296,12 @@ have_workers=0
 ncpu=$(nproc)
 password=$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')
 
-# pair_start CONFIG METHOD TARGET_PORT: starts ss-server and ss-tunnel (-L 127.0.0.1:TARGET).
+# pair_start CONFIG METHOD TARGET_PORT [udp]: starts ss-server and ss-tunnel
+# (-L 127.0.0.1:TARGET); with udp both relay TCP and UDP (-u) on their ports.
 # CONFIG: ours (default workers, or --workers N), ours-w1 (--workers 1) or libev.
 # Sets srv_pid, tun_pid, tun_port, srv_log, tun_log.
 pair_start() {
-  local config=$1 method=$2 target=$3 srv_port
+  local config=$1 method=$2 target=$3 proto=${4:-} srv_port
   local -a srv_cmd tun_cmd extra=()
   srv_port=$(free_port)
   tun_port=$(free_port)
@@ -278,17 +320,18 @@ pair_start() {
       tun_cmd=(/usr/bin/ss-tunnel)
       ;;
   esac
+  [[ $proto == udp ]] && extra+=(-u)
   start "$config-$method-server" "${srv_cmd[@]}" -s 127.0.0.1 -p "$srv_port" -k "$password" \
     -m "$method" -t 600 "${extra[@]}"
   srv_pid=$last_pid
   srv_log=$last_log
   tun_pid=""
-  wait_listen "$srv_port" "$srv_pid" "$srv_log" || return 1
+  wait_listen "$srv_port" "$srv_pid" "$srv_log" "$proto" || return 1
   start "$config-$method-tunnel" "${tun_cmd[@]}" -s 127.0.0.1 -p "$srv_port" -b 127.0.0.1 \
     -l "$tun_port" -L "127.0.0.1:$target" -k "$password" -m "$method" -t 600 "${extra[@]}"
   tun_pid=$last_pid
   tun_log=$last_log
-  if ! wait_listen "$tun_port" "$tun_pid" "$tun_log"; then
+  if ! wait_listen "$tun_port" "$tun_pid" "$tun_log" "$proto"; then
     stop "$srv_pid"
     return 1
   fi
@@ -344,7 +387,9 @@ iperf_server() {
   wait_listen "$iperf_port" "$iperf_pid" "$last_log" || die "iperf3 server did not start"
 }
 
-# iperf PORT ARGS...: sets iperf_result to "Gbit/s bytes" received, or "" if the test failed.
+# iperf PORT ARGS...: sets iperf_result to "Gbit/s bytes" received, or "" if the test failed;
+# with -u, "Gbit/s bytes datagrams/s loss%" (datagrams received per second, loss as iperf3 counts
+# it), all as the receiving end saw them.
 iperf() {
   local port=$1
   shift
@@ -355,7 +400,11 @@ iperf() {
 import json, sys
 try:
     e = json.loads(sys.stdin.read())["end"]["sum_received"]
-    if e["bytes"] > 0:
+    if e["bytes"] > 0 and "lost_packets" in e:
+        print("%.4f %d %.1f %.2f" % (e["bits_per_second"] / 1e9, e["bytes"],
+                                     (e["packets"] - e["lost_packets"]) / e["seconds"],
+                                     e["lost_percent"]))
+    elif e["bytes"] > 0:
         print("%.4f %d" % (e["bits_per_second"] / 1e9, e["bytes"]))
 except (ValueError, KeyError, TypeError):
     pass' <"$work/iperf.json")
@@ -435,7 +484,7 @@ ulimit -n "$hard_nofile"
 # ss-tunnel and ss-server each hold two descriptors per relayed connection.
 max_conns=$(((hard_nofile - 256) / 2 / 100 * 100))
 for i in "${!conns[@]}"; do
-  if ((conns[i] > max_conns)); then
+  if wants d && ((conns[i] > max_conns)); then
     note "RSS section: ${conns[i]} connections asked for, ${max_conns} measured: the descriptor hard limit is $hard_nofile (ulimit -Hn; raising it needs CAP_SYS_RESOURCE) and ss-tunnel and ss-server need two descriptors per connection."
     conns[i]=$max_conns
   fi
@@ -467,6 +516,8 @@ meta iperf_secs "$iperf_secs"
 meta iperf_secs_b "$iperf_secs_b"
 meta wrk_secs "$wrk_secs"
 meta wrk_conns "$wrk_conns"
+meta udp_len "$udp_len"
+meta sections "$sections"
 meta cpu_size "$cpu_size"
 meta conn_cipher "$conn_cipher"
 meta ciphers "${ciphers[*]}"
@@ -475,21 +526,26 @@ meta conns "${conns[*]}"
 meta nofile "$hard_nofile"
 meta load_start "$(cut -d' ' -f1-3 /proc/loadavg)"
 
-# Does our ss-server accept -m none (the relay ceiling)?
+# Does our ss-server accept -m none (the relay ceiling)? Only the TCP sections use it.
 have_none=0
 iperf_server
-if pair_start ours none "$iperf_port" 2>/dev/null; then
+if ! wants_any a b e; then
+  :
+elif pair_start ours none "$iperf_port" 2>/dev/null; then
   have_none=1
   pair_stop "the 'none' check"
 else
   meta none_note "$(grep -v '^ *$' "$last_log" | head -n 1)"
 fi
 meta none "$have_none"
+# ours --workers 1 runs in (a) and (e) only.
 configs_a=(ours)
-[[ $have_workers -eq 1 ]] && configs_a+=(ours-w1)
-configs_a+=(libev)
 none_configs=(ours)
-[[ $have_workers -eq 1 ]] && none_configs+=(ours-w1)
+if [[ $have_workers -eq 1 ]] && wants_any a e; then
+  configs_a+=(ours-w1)
+  none_configs+=(ours-w1)
+fi
+configs_a+=(libev)
 
 in_list() {
   local x=$1 y
@@ -510,15 +566,23 @@ order() {
   fi
 }
 
-# throughput SECTION KEY CONFIG REP PORT ARGS...: one iperf3 run, recorded in Gbit/s.
+# throughput SECTION KEY CONFIG REP PORT ARGS...: one iperf3 run, recorded in Gbit/s. Section f
+# runs UDP (-u) at an unlimited rate (-b 0) with udp_len-byte datagrams and records
+# "datagrams/s Mbit/s loss%" received.
 throughput() {
-  local section=$1 key=$2 config=$3 rep=$4 port=$5 r
+  local section=$1 key=$2 config=$3 rep=$4 port=$5 r gbps pps loss mbps
   shift 5
   local secs=$iperf_secs
   [[ $section == b ]] && secs=$iperf_secs_b
+  [[ $section == f ]] && set -- -u -b 0 -l "$udp_len" "$@"
   iperf "$port" -t "$secs" "$@"
   r=$iperf_result
-  if [[ -n $r ]]; then
+  if [[ -n $r && $section == f ]]; then
+    read -r gbps _ pps loss <<<"$r"
+    mbps=$(awk -v g="$gbps" 'BEGIN { printf "%.1f", g * 1000 }')
+    record f "$key" "$config" "$rep" "$pps $mbps $loss"
+    say "rep $rep  f  $key  $config: $pps datagrams/s, $mbps Mbit/s received, $loss % lost"
+  elif [[ -n $r ]]; then
     record "$section" "$key" "$config" "$rep" "${r%% *}"
     say "rep $rep  $section  $key  $config: ${r%% *} Gbit/s"
   else
@@ -552,99 +616,128 @@ cpu_per_gb() {
 # ---------------------------------------------------------------------------------------------
 # The runs.
 
-hold_start
-nginx_start
-say "ciphers: ${ciphers[*]}; reps $reps; our workers: ${workers:-default ($ncpu CPUs)}; none: $have_none"
+wants d && hold_start
+wants c && nginx_start
+say "sections: $sections; ciphers: ${ciphers[*]}; reps $reps;" \
+  "our workers: ${workers:-default ($ncpu CPUs)}; none: $have_none"
 
 for ((rep = 1; rep <= reps; rep++)); do
   # Reference: iperf3 straight to the iperf3 server.
-  throughput a raw/fwd raw "$rep" "$iperf_port"
-  throughput a raw/rev raw "$rep" "$iperf_port" -R
-  throughput b raw/fwd raw "$rep" "$iperf_port" -P 8
-  throughput b raw/rev raw "$rep" "$iperf_port" -P 8 -R
+  if wants a; then
+    throughput a raw/fwd raw "$rep" "$iperf_port"
+    throughput a raw/rev raw "$rep" "$iperf_port" -R
+  fi
+  if wants b; then
+    throughput b raw/fwd raw "$rep" "$iperf_port" -P 8
+    throughput b raw/rev raw "$rep" "$iperf_port" -P 8 -R
+  fi
 
   if [[ $have_none -eq 1 ]]; then
     mapfile -t cfgs < <(order "$rep" "${none_configs[@]}")
     for config in "${cfgs[@]}"; do
       pair_start_or_note "$config" none "$iperf_port" || continue
-      throughput a none/fwd "$config" "$rep" "$tun_port"
-      throughput a none/rev "$config" "$rep" "$tun_port" -R
-      if [[ $config == ours ]]; then
+      if wants a; then
+        throughput a none/fwd "$config" "$rep" "$tun_port"
+        throughput a none/rev "$config" "$rep" "$tun_port" -R
+      fi
+      if wants b && [[ $config == ours ]]; then
         throughput b none/fwd "$config" "$rep" "$tun_port" -P 8
         throughput b none/rev "$config" "$rep" "$tun_port" -P 8 -R
       fi
-      cpu_per_gb none "$config" "$rep"
+      wants e && cpu_per_gb none "$config" "$rep"
       pair_stop "none, $config"
     done
   fi
 
   for cipher in "${ciphers[@]}"; do
+    # (b) and (e) measure the core ciphers only.
+    wants a || { wants_any b e && in_list "$cipher" "${core_ciphers[@]}"; } || continue
     mapfile -t cfgs < <(order "$rep" "${configs_a[@]}")
     for config in "${cfgs[@]}"; do
       pair_start_or_note "$config" "$cipher" "$iperf_port" || continue
-      throughput a "$cipher/fwd" "$config" "$rep" "$tun_port"
-      throughput a "$cipher/rev" "$config" "$rep" "$tun_port" -R
+      if wants a; then
+        throughput a "$cipher/fwd" "$config" "$rep" "$tun_port"
+        throughput a "$cipher/rev" "$config" "$rep" "$tun_port" -R
+      fi
       if in_list "$cipher" "${core_ciphers[@]}"; then
-        if [[ $config != ours-w1 ]]; then
+        if wants b && [[ $config != ours-w1 ]]; then
           throughput b "$cipher/fwd" "$config" "$rep" "$tun_port" -P 8
           throughput b "$cipher/rev" "$config" "$rep" "$tun_port" -P 8 -R
         fi
-        cpu_per_gb "$cipher" "$config" "$rep"
+        wants e && cpu_per_gb "$cipher" "$config" "$rep"
       fi
       pair_stop "$cipher, $config"
     done
   done
 
-  # (c) HTTP through ss-tunnel to nginx.
-  for mode in close keepalive; do
-    wrk_run "$nginx_port" "$mode"
-    r=$wrk_result
-    if [[ -n $r ]]; then
-      record c "$mode" raw "$rep" "$r"
-      say "rep $rep  c  $mode  raw: $r"
-    fi
-  done
   mapfile -t cfgs < <(order "$rep" ours libev)
-  for config in "${cfgs[@]}"; do
-    pair_start_or_note "$config" "$conn_cipher" "$nginx_port" || continue
+  # (c) HTTP through ss-tunnel to nginx.
+  if wants c; then
     for mode in close keepalive; do
-      wrk_run "$tun_port" "$mode"
+      wrk_run "$nginx_port" "$mode"
       r=$wrk_result
       if [[ -n $r ]]; then
-        record c "$mode" "$config" "$rep" "$r"
-        say "rep $rep  c  $mode  $config: $r (req/s p50 p99 errors)"
-      else
-        note "wrk failed: $mode, $config, repetition $rep"
+        record c "$mode" raw "$rep" "$r"
+        say "rep $rep  c  $mode  raw: $r"
       fi
     done
-    pair_stop "wrk, $config"
-  done
+    for config in "${cfgs[@]}"; do
+      pair_start_or_note "$config" "$conn_cipher" "$nginx_port" || continue
+      for mode in close keepalive; do
+        wrk_run "$tun_port" "$mode"
+        r=$wrk_result
+        if [[ -n $r ]]; then
+          record c "$mode" "$config" "$rep" "$r"
+          say "rep $rep  c  $mode  $config: $r (req/s p50 p99 errors)"
+        else
+          note "wrk failed: $mode, $config, repetition $rep"
+        fi
+      done
+      pair_stop "wrk, $config"
+    done
+  fi
 
   # (d) RSS per idle relayed connection.
-  for n in "${conns[@]}"; do
-    for config in "${cfgs[@]}"; do
-      pair_start_or_note "$config" "$conn_cipher" "$hold_port" || continue
-      run_bounded 400 "$work/hold.out" "$py" "$root/scripts/bench/hold.py" open "$tun_port" "$n" \
-        "$tun_pid,$srv_pid" --time-limit 300 || true
-      r=$(grep '^{' "$work/hold.out" || true)
-      if [[ -n $r ]]; then
-        read -r ok failed tun_kib srv_kib < <("$py" -c '
+  if wants d; then
+    for n in "${conns[@]}"; do
+      for config in "${cfgs[@]}"; do
+        pair_start_or_note "$config" "$conn_cipher" "$hold_port" || continue
+        run_bounded 400 "$work/hold.out" "$py" "$root/scripts/bench/hold.py" open "$tun_port" "$n" \
+          "$tun_pid,$srv_pid" --time-limit 300 || true
+        r=$(grep '^{' "$work/hold.out" || true)
+        if [[ -n $r ]]; then
+          read -r ok failed tun_kib srv_kib < <("$py" -c '
 import json, sys
 d = json.loads(sys.argv[1]); t, s = sys.argv[2], sys.argv[3]
 ok = max(d["ok"], 1)
 print(d["ok"], d["failed"], (d["after"][t] - d["before"][t]) / ok,
       (d["after"][s] - d["before"][s]) / ok)' "$r" "$tun_pid" "$srv_pid")
-        record d "$n/tunnel" "$config" "$rep" "$tun_kib"
-        record d "$n/server" "$config" "$rep" "$srv_kib"
-        record d "$n/ok" "$config" "$rep" "$ok"
-        ((failed == 0)) || note "RSS section: $failed of $n connections failed ($config, repetition $rep)"
-        say "rep $rep  d  $n  $config: tunnel $(printf %.2f "$tun_kib") KiB, server $(printf %.2f "$srv_kib") KiB per connection ($ok ok)"
-      else
-        note "RSS section: the holder failed ($n, $config, repetition $rep)"
-      fi
-      pair_stop "idle connections, $n, $config"
+          record d "$n/tunnel" "$config" "$rep" "$tun_kib"
+          record d "$n/server" "$config" "$rep" "$srv_kib"
+          record d "$n/ok" "$config" "$rep" "$ok"
+          ((failed == 0)) || note "RSS section: $failed of $n connections failed ($config, repetition $rep)"
+          say "rep $rep  d  $n  $config: tunnel $(printf %.2f "$tun_kib") KiB, server $(printf %.2f "$srv_kib") KiB per connection ($ok ok)"
+        else
+          note "RSS section: the holder failed ($n, $config, repetition $rep)"
+        fi
+        pair_stop "idle connections, $n, $config"
+      done
     done
-  done
+  fi
+
+  # (f) UDP: iperf3 -u through ss-tunnel -u, which carries iperf3's TCP control connection too.
+  if wants f; then
+    throughput f raw/fwd raw "$rep" "$iperf_port"
+    throughput f raw/rev raw "$rep" "$iperf_port" -R
+    for cipher in "${core_ciphers[@]}"; do
+      for config in "${cfgs[@]}"; do
+        pair_start_or_note "$config" "$cipher" "$iperf_port" udp || continue
+        throughput f "$cipher/fwd" "$config" "$rep" "$tun_port"
+        throughput f "$cipher/rev" "$config" "$rep" "$tun_port" -R
+        pair_stop "UDP, $cipher, $config"
+      done
+    done
+  fi
 done
 
 meta load_end "$(cut -d' ' -f1-3 /proc/loadavg)"

@@ -105,6 +105,9 @@ def main(argv):
                     else f"its default of {ncpu} workers (one per CPU)" if workers_flag
                     else "its defaults (this build has no `--workers`)")
     ours_label = "ours"
+    sections = set(meta.get("sections", "a b c d e f").split())
+    udp_len = meta.get("udp_len", "?")
+    udp_bytes = f"{int(udp_len):,}" if udp_len.isdigit() else udp_len
     dirs = [("fwd", "upload"), ("rev", "download (-R)")]
 
     out = []
@@ -152,30 +155,49 @@ def main(argv):
       "ss-server to the test server; both proxies use the same cipher and password, "
       "`-t 600`, and the rest at their defaults (no `--no-delay`, no `--fast-open`). "
       "Ours gets `--allow-private-targets` (its SSRF guard refuses loopback otherwise). "
-      f"Ours is a Release build; *ours* runs with {workers_desc}, *ours --workers 1* with one "
-      "event loop per process; libev is single-threaded. "
+      f"Ours is a Release build; *ours* runs with {workers_desc}"
+      + (", *ours --workers 1* with one event loop per process" if sections & {"a", "e"} else "")
+      + "; libev is single-threaded. "
       "Client, proxies and servers all share the machine's CPUs, so the proxies compete with "
       "the load generators for CPU.")
     w("")
-    w(f"- **a/b**: `iperf3 -t {meta.get('iperf_secs', '?')}` with 1 stream, "
-      f"`iperf3 -P 8 -t {meta.get('iperf_secs_b', '?')}` with 8; "
-      "*upload* is iperf3's default direction (client → ss-tunnel encrypts → ss-server "
-      "decrypts → iperf3 server), *download* is `-R`. Gbit/s received.")
-    w(f"- **c**: nginx ({meta.get('nginx', '?')}, 1 worker, a 1 KB file) behind ss-tunnel; "
-      f"`wrk -t1 -c{meta.get('wrk_conns', '?')} -d{meta.get('wrk_secs', '?')}s --latency`, once "
-      "with `-H 'Connection: close'` (each request is a new connection through both proxies: "
-      "new connections per second) and once with keep-alive. "
-      f"Cipher: {meta.get('conn_cipher', '?')}.")
-    w("- **d**: `scripts/bench/hold.py` opens N connections through ss-tunnel to a target that "
-      "echoes the first 8 bytes and then holds the connection; each connection waits for its "
-      "echo, so ss-server has decrypted the header and connected. VmRSS of each proxy is read "
-      "before (after 256 warm-up connections were opened and closed, so one-time pages such as "
-      "the replay Bloom filters' are already resident) and 1 s after the N connections are up; "
-      "the difference divided by N is reported. Kernel socket buffers are not in RSS. Fresh "
-      f"processes for each N. Cipher: {meta.get('conn_cipher', '?')}.")
-    w(f"- **e**: `iperf3 -n {meta.get('cpu_size', '?')}` upload; utime+stime of ss-tunnel and "
-      "ss-server (from /proc/PID/stat, all threads) before and after, divided by the GB "
-      "(10^9 bytes) received.")
+    if sections & {"a", "b"}:
+        w(f"- **a/b**: `iperf3 -t {meta.get('iperf_secs', '?')}` with 1 stream, "
+          f"`iperf3 -P 8 -t {meta.get('iperf_secs_b', '?')}` with 8; "
+          "*upload* is iperf3's default direction (client → ss-tunnel encrypts → ss-server "
+          "decrypts → iperf3 server), *download* is `-R`. Gbit/s received.")
+    if "c" in sections:
+        w(f"- **c**: nginx ({meta.get('nginx', '?')}, 1 worker, a 1 KB file) behind ss-tunnel; "
+          f"`wrk -t1 -c{meta.get('wrk_conns', '?')} -d{meta.get('wrk_secs', '?')}s --latency`, "
+          "once with `-H 'Connection: close'` (each request is a new connection through both "
+          "proxies: new connections per second) and once with keep-alive. "
+          f"Cipher: {meta.get('conn_cipher', '?')}.")
+    if "d" in sections:
+        w("- **d**: `scripts/bench/hold.py` opens N connections through ss-tunnel to a target that "
+          "echoes the first 8 bytes and then holds the connection; each connection waits for its "
+          "echo, so ss-server has decrypted the header and connected. VmRSS of each proxy is read "
+          "before (after 256 warm-up connections were opened and closed, so one-time pages such as "
+          "the replay Bloom filters' are already resident) and 1 s after the N connections are up; "
+          "the difference divided by N is reported. Kernel socket buffers are not in RSS. Fresh "
+          f"processes for each N. Cipher: {meta.get('conn_cipher', '?')}.")
+    if "e" in sections:
+        w(f"- **e**: `iperf3 -n {meta.get('cpu_size', '?')}` upload; utime+stime of ss-tunnel and "
+          "ss-server (from /proc/PID/stat, all threads) before and after, divided by the GB "
+          "(10^9 bytes) received.")
+    if "f" in sections:
+        w(f"- **f**: both proxies also relay UDP (`-u`: TCP and UDP on the same port). "
+          f"`iperf3 -u -b 0 -l {udp_len} -t {meta.get('iperf_secs', '?')}` to ss-tunnel, whose "
+          "`-L` is the iperf3 server: iperf3's TCP control connection and its UDP datagrams both "
+          "go through the tunnel to that one port. `-b 0` sends as fast as the sender can; "
+          f"every datagram carries {udp_bytes} bytes of payload, for ours and libev alike "
+          "(shadowsocks-libev 3.3.5 drops datagrams much over 1,400 bytes unless given "
+          "`--mtu`). *Upload*: iperf3 client → ss-tunnel → ss-server → iperf3 server; "
+          "*download* (`-R`): the iperf3 server sends back through ss-server and ss-tunnel. "
+          "Reported is what the receiving iperf3 end counted (`end.sum_received` of `--json`): "
+          "datagrams received per second, Mbit/s received (payload), and iperf3's loss % "
+          "(datagrams missing from its sequence numbers: the sender outruns the relay, and "
+          "datagrams that find a full socket buffer are dropped). Ours serves UDP on its first "
+          "worker only, whatever `--workers` says.")
     w("")
 
     # ---- targets
@@ -185,7 +207,7 @@ def main(argv):
         return ratio(a, b)
 
     rows = []
-    for cipher, need in TARGET_RATIO.items():
+    for cipher, need in TARGET_RATIO.items() if "a" in sections else ():
         rs = [thr_ratio("a", cipher, d) for d, _ in dirs]
         if any(r is None for r in rs):
             rows.append((f"single stream {cipher} ≥ {need:.1f}× libev", "not measured", "—"))
@@ -193,7 +215,7 @@ def main(argv):
         text = ", ".join(f"{name.split()[0]} {rtext(r)}" for (_, name), r in zip(dirs, rs))
         rows.append((f"single stream {cipher} ≥ {need:.1f}× libev", text,
                      "met" if all(r >= need for r in rs) else "not met"))
-    for cipher in TARGET_RATIO:
+    for cipher in TARGET_RATIO if "a" in sections else ():
         label = f"single stream {cipher} ≥ 0.8× our `none` ceiling"
         if not have_none:
             rows.append((label, "not measured (`ss-server -m none` not accepted)", "—"))
@@ -205,13 +227,14 @@ def main(argv):
             continue
         text = ", ".join(f"{name.split()[0]} {rtext(r)}" for (_, name), r in zip(dirs, rs))
         rows.append((label, text, "met" if all(r >= 0.8 for r in rs) else "not met"))
-    r = ratio(res.median("c", "close", "ours", 0), res.median("c", "close", "libev", 0))
-    rows.append(("new connections/s ≥ 1.5× libev", rtext(r),
-                 "—" if r is None else "met" if r >= 1.5 else "not met"))
-    r = ratio(res.median("c", "keepalive", "ours", 2), res.median("c", "keepalive", "libev", 2))
-    rows.append(("keep-alive p99 latency ≤ libev (lower is better)", rtext(r),
-                 "—" if r is None else "met" if r <= 1.0 else "not met"))
-    for n in conns:
+    if "c" in sections:
+        r = ratio(res.median("c", "close", "ours", 0), res.median("c", "close", "libev", 0))
+        rows.append(("new connections/s ≥ 1.5× libev", rtext(r),
+                     "—" if r is None else "met" if r >= 1.5 else "not met"))
+        r = ratio(res.median("c", "keepalive", "ours", 2), res.median("c", "keepalive", "libev", 2))
+        rows.append(("keep-alive p99 latency ≤ libev (lower is better)", rtext(r),
+                     "—" if r is None else "met" if r <= 1.0 else "not met"))
+    for n in conns if "d" in sections else ():
         rs = [ratio(res.median("d", f"{n}/{p}", "ours"), res.median("d", f"{n}/{p}", "libev"))
               for p in ("tunnel", "server")]
         label = f"RSS per idle connection at {int(n):,} ≤ 0.5× libev (lower is better)"
@@ -220,122 +243,163 @@ def main(argv):
             continue
         rows.append((label, f"ss-tunnel {rtext(rs[0])}, ss-server {rtext(rs[1])}",
                      "met" if all(x <= 0.5 for x in rs) else "not met"))
-    w("## Targets (issue 5)")
-    w("")
-    w(f"Ours with {workers_desc}; ratios of medians.")
-    w("")
-    w("| target | measured | |")
-    w("|---|---|---|")
-    for label, text, verdict in rows:
-        w(f"| {label} | {text} | {'**' + verdict + '**' if verdict in ('met', 'not met') else verdict} |")
-    w("")
+    if rows:
+        w("## Targets (issue 5)")
+        w("")
+        w(f"Ours with {workers_desc}; ratios of medians.")
+        w("")
+        w("| target | measured | |")
+        w("|---|---|---|")
+        for label, text, verdict in rows:
+            shown = f"**{verdict}**" if verdict in ("met", "not met") else verdict
+            w(f"| {label} | {text} | {shown} |")
+        w("")
+
+    fmt = "{:.2f}"
 
     # ---- a
-    w("## a. Single-stream throughput (Gbit/s)")
-    w("")
-    w("| cipher | direction | " + ours_label + " | ours --workers 1 | libev | ours/libev | "
-      "ours w1/libev |")
-    w("|---|---|---:|---:|---:|---:|---:|")
-    fmt = "{:.2f}"
-    for d, name in dirs:
-        w(f"| raw loopback (no proxy) | {name} | {res.cell('a', f'raw/{d}', 'raw', fmt)} | | | | |")
-    if have_none:
-        for d, name in dirs:
-            w(f"| `none` (relay ceiling) | {name} | {res.cell('a', f'none/{d}', 'ours', fmt)} | "
-              f"{res.cell('a', f'none/{d}', 'ours-w1', fmt)} | — | | |")
-    for cipher in ciphers:
-        for d, name in dirs:
-            key = f"{cipher}/{d}"
-            w(f"| {cipher} | {name} | {res.cell('a', key, 'ours', fmt)} | "
-              f"{res.cell('a', key, 'ours-w1', fmt)} | {res.cell('a', key, 'libev', fmt)} | "
-              f"{rtext(thr_ratio('a', cipher, d))} | {rtext(thr_ratio('a', cipher, d, 'ours-w1'))} |")
-    w("")
-    if not have_none:
-        w("The `none` row is missing: our ss-server did not accept `-m none` "
-          f"(\"{meta.get('none_note', '')}\").")
+    if "a" in sections:
+        w("## a. Single-stream throughput (Gbit/s)")
         w("")
-    if not workers_flag:
-        w("Our binaries have no `--workers` flag in this build, so the `--workers 1` column is "
-          "empty.")
+        w("| cipher | direction | " + ours_label + " | ours --workers 1 | libev | ours/libev | "
+          "ours w1/libev |")
+        w("|---|---|---:|---:|---:|---:|---:|")
+        for d, name in dirs:
+            w(f"| raw loopback (no proxy) | {name} | {res.cell('a', f'raw/{d}', 'raw', fmt)} "
+              "| | | | |")
+        if have_none:
+            for d, name in dirs:
+                w(f"| `none` (relay ceiling) | {name} | "
+                  f"{res.cell('a', f'none/{d}', 'ours', fmt)} | "
+                  f"{res.cell('a', f'none/{d}', 'ours-w1', fmt)} | — | | |")
+        for cipher in ciphers:
+            for d, name in dirs:
+                key = f"{cipher}/{d}"
+                w(f"| {cipher} | {name} | {res.cell('a', key, 'ours', fmt)} | "
+                  f"{res.cell('a', key, 'ours-w1', fmt)} | {res.cell('a', key, 'libev', fmt)} | "
+                  f"{rtext(thr_ratio('a', cipher, d))} | "
+                  f"{rtext(thr_ratio('a', cipher, d, 'ours-w1'))} |")
         w("")
+        if not have_none:
+            w("The `none` row is missing: our ss-server did not accept `-m none` "
+              f"(\"{meta.get('none_note', '')}\").")
+            w("")
+        if not workers_flag:
+            w("Our binaries have no `--workers` flag in this build, so the `--workers 1` column is "
+              "empty.")
+            w("")
 
     # ---- b
-    w("## b. 8 parallel streams (`iperf3 -P 8`, Gbit/s)")
-    w("")
-    w(f"| cipher | direction | {ours_label} | libev | ours/libev |")
-    w("|---|---|---:|---:|---:|")
-    for d, name in dirs:
-        w(f"| raw loopback (no proxy) | {name} | {res.cell('b', f'raw/{d}', 'raw', fmt)} | | |")
-    if have_none:
+    if "b" in sections:
+        w("## b. 8 parallel streams (`iperf3 -P 8`, Gbit/s)")
+        w("")
+        w(f"| cipher | direction | {ours_label} | libev | ours/libev |")
+        w("|---|---|---:|---:|---:|")
         for d, name in dirs:
-            w(f"| `none` (relay ceiling) | {name} | {res.cell('b', f'none/{d}', 'ours', fmt)} | — | |")
-    for cipher in core:
-        for d, name in dirs:
-            key = f"{cipher}/{d}"
-            w(f"| {cipher} | {name} | {res.cell('b', key, 'ours', fmt)} | "
-              f"{res.cell('b', key, 'libev', fmt)} | {rtext(thr_ratio('b', cipher, d))} |")
-    w("")
+            w(f"| raw loopback (no proxy) | {name} | {res.cell('b', f'raw/{d}', 'raw', fmt)} | | |")
+        if have_none:
+            for d, name in dirs:
+                w(f"| `none` (relay ceiling) | {name} | "
+                  f"{res.cell('b', f'none/{d}', 'ours', fmt)} | — | |")
+        for cipher in core:
+            for d, name in dirs:
+                key = f"{cipher}/{d}"
+                w(f"| {cipher} | {name} | {res.cell('b', key, 'ours', fmt)} | "
+                  f"{res.cell('b', key, 'libev', fmt)} | {rtext(thr_ratio('b', cipher, d))} |")
+        w("")
 
     # ---- c
-    w(f"## c. HTTP through ss-tunnel ({meta.get('conn_cipher', '?')})")
-    w("")
-    w(f"| measure | better | {ours_label} | libev | ours/libev | nginx direct (reference) |")
-    w("|---|---|---:|---:|---:|---:|")
-    c_rows = [("new connections/s (`Connection: close`)", "close", 0, "{:,.0f}", "higher"),
-              ("keep-alive requests/s", "keepalive", 0, "{:,.0f}", "higher"),
-              ("keep-alive p50 latency (ms)", "keepalive", 1, "{:.2f}", "lower"),
-              ("keep-alive p99 latency (ms)", "keepalive", 2, "{:.2f}", "lower"),
-              ("`Connection: close` p99 latency (ms)", "close", 2, "{:.2f}", "lower")]
-    for label, mode, field, f, better in c_rows:
-        r = ratio(res.median("c", mode, "ours", field), res.median("c", mode, "libev", field))
-        w(f"| {label} | {better} | {res.cell('c', mode, 'ours', f, field)} | "
-          f"{res.cell('c', mode, 'libev', f, field)} | {rtext(r)} | "
-          f"{res.cell('c', mode, 'raw', f, field)} |")
-    errs = {cfg: sum(res.values("c", mode, cfg, 3)) for cfg in ("ours", "libev", "raw")
-            for mode in ("close", "keepalive")}
-    if any(errs.values()):
+    if "c" in sections:
+        w(f"## c. HTTP through ss-tunnel ({meta.get('conn_cipher', '?')})")
         w("")
-        w("wrk reported socket errors or non-2xx responses: "
-          + ", ".join(f"{cfg} {int(v)}" for cfg, v in errs.items() if v) + " (all repetitions).")
-    w("")
+        w(f"| measure | better | {ours_label} | libev | ours/libev | nginx direct (reference) |")
+        w("|---|---|---:|---:|---:|---:|")
+        c_rows = [("new connections/s (`Connection: close`)", "close", 0, "{:,.0f}", "higher"),
+                  ("keep-alive requests/s", "keepalive", 0, "{:,.0f}", "higher"),
+                  ("keep-alive p50 latency (ms)", "keepalive", 1, "{:.2f}", "lower"),
+                  ("keep-alive p99 latency (ms)", "keepalive", 2, "{:.2f}", "lower"),
+                  ("`Connection: close` p99 latency (ms)", "close", 2, "{:.2f}", "lower")]
+        for label, mode, field, f, better in c_rows:
+            r = ratio(res.median("c", mode, "ours", field), res.median("c", mode, "libev", field))
+            w(f"| {label} | {better} | {res.cell('c', mode, 'ours', f, field)} | "
+              f"{res.cell('c', mode, 'libev', f, field)} | {rtext(r)} | "
+              f"{res.cell('c', mode, 'raw', f, field)} |")
+        errs = {cfg: sum(res.values("c", mode, cfg, 3)) for cfg in ("ours", "libev", "raw")
+                for mode in ("close", "keepalive")}
+        if any(errs.values()):
+            w("")
+            w("wrk reported socket errors or non-2xx responses: "
+              + ", ".join(f"{cfg} {int(v)}" for cfg, v in errs.items() if v)
+              + " (all repetitions).")
+        w("")
 
     # ---- d
-    w(f"## d. RSS per idle relayed connection (KiB; lower is better; "
-      f"{meta.get('conn_cipher', '?')})")
-    w("")
-    w(f"| connections | process | {ours_label} | libev | ours/libev |")
-    w("|---:|---|---:|---:|---:|")
-    f1 = "{:.2f}"
-    for n in conns:
-        for proc in ("tunnel", "server"):
-            key = f"{n}/{proc}"
-            r = ratio(res.median("d", key, "ours"), res.median("d", key, "libev"))
-            w(f"| {int(n):,} | ss-{proc} | {res.cell('d', key, 'ours', f1)} | "
-              f"{res.cell('d', key, 'libev', f1)} | {rtext(r)} |")
-    w("")
+    if "d" in sections:
+        w(f"## d. RSS per idle relayed connection (KiB; lower is better; "
+          f"{meta.get('conn_cipher', '?')})")
+        w("")
+        w(f"| connections | process | {ours_label} | libev | ours/libev |")
+        w("|---:|---|---:|---:|---:|")
+        f1 = "{:.2f}"
+        for n in conns:
+            for proc in ("tunnel", "server"):
+                key = f"{n}/{proc}"
+                r = ratio(res.median("d", key, "ours"), res.median("d", key, "libev"))
+                w(f"| {int(n):,} | ss-{proc} | {res.cell('d', key, 'ours', f1)} | "
+                  f"{res.cell('d', key, 'libev', f1)} | {rtext(r)} |")
+        w("")
 
     # ---- e
-    w(f"## e. CPU seconds per GB relayed (user+sys of ss-tunnel + ss-server; lower is better; "
-      f"upload, `iperf3 -n {meta.get('cpu_size', '?')}`)")
-    w("")
-    w(f"| cipher | {ours_label} | ours --workers 1 | libev | ours/libev | "
-      "ours: tunnel + server | libev: tunnel + server |")
-    w("|---|---:|---:|---:|---:|---:|---:|")
-    keys = (["none"] if have_none else []) + core
-    for key in keys:
-        r = ratio(res.median("e", key, "ours"), res.median("e", key, "libev"))
-        split = {}
-        for cfg in ("ours", "libev"):
-            t = res.median("e-tunnel", key, cfg)
-            s = res.median("e-server", key, cfg)
-            split[cfg] = "—" if t is None or s is None else f"{t:.2f} + {s:.2f}"
-        label = "`none` (relay ceiling)" if key == "none" else key
-        w(f"| {label} | {res.cell('e', key, 'ours', fmt)} | {res.cell('e', key, 'ours-w1', fmt)} | "
-          f"{res.cell('e', key, 'libev', fmt)} | {rtext(r)} | {split['ours']} | {split['libev']} |")
-    w("")
-    w("The tunnel + server columns are the medians of each process separately, so they need not "
-      "add up to the median of the total.")
-    w("")
+    if "e" in sections:
+        w(f"## e. CPU seconds per GB relayed (user+sys of ss-tunnel + ss-server; lower is better; "
+          f"upload, `iperf3 -n {meta.get('cpu_size', '?')}`)")
+        w("")
+        w(f"| cipher | {ours_label} | ours --workers 1 | libev | ours/libev | "
+          "ours: tunnel + server | libev: tunnel + server |")
+        w("|---|---:|---:|---:|---:|---:|---:|")
+        keys = (["none"] if have_none else []) + core
+        for key in keys:
+            r = ratio(res.median("e", key, "ours"), res.median("e", key, "libev"))
+            split = {}
+            for cfg in ("ours", "libev"):
+                t = res.median("e-tunnel", key, cfg)
+                s = res.median("e-server", key, cfg)
+                split[cfg] = "—" if t is None or s is None else f"{t:.2f} + {s:.2f}"
+            label = "`none` (relay ceiling)" if key == "none" else key
+            w(f"| {label} | {res.cell('e', key, 'ours', fmt)} | "
+              f"{res.cell('e', key, 'ours-w1', fmt)} | {res.cell('e', key, 'libev', fmt)} | "
+              f"{rtext(r)} | {split['ours']} | {split['libev']} |")
+        w("")
+        w("The tunnel + server columns are the medians of each process separately, so they need "
+          "not add up to the median of the total.")
+        w("")
+
+    # ---- f
+    if "f" in sections:
+        w(f"## f. UDP through ss-tunnel -u (`iperf3 -u -b 0 -l {udp_len}`, "
+          "received)")
+        w("")
+        w(f"| cipher | direction | {ours_label} datagrams/s | libev datagrams/s | ours/libev | "
+          f"{ours_label} Mbit/s | libev Mbit/s | {ours_label} loss % | libev loss % |")
+        w("|---|---|---:|---:|---:|---:|---:|---:|---:|")
+        f0, f2 = "{:,.0f}", "{:.1f}"
+        for d, name in dirs:
+            key = f"raw/{d}"
+            w(f"| raw loopback (no proxy) | {name} | {res.cell('f', key, 'raw', f0)} | | | "
+              f"{res.cell('f', key, 'raw', f0, 1)} | | {res.cell('f', key, 'raw', f2, 2)} | |")
+        for cipher in core:
+            for d, name in dirs:
+                key = f"{cipher}/{d}"
+                r = ratio(res.median("f", key, "ours"), res.median("f", key, "libev"))
+                w(f"| {cipher} | {name} | {res.cell('f', key, 'ours', f0)} | "
+                  f"{res.cell('f', key, 'libev', f0)} | {rtext(r)} | "
+                  f"{res.cell('f', key, 'ours', f0, 1)} | {res.cell('f', key, 'libev', f0, 1)} | "
+                  f"{res.cell('f', key, 'ours', f2, 2)} | {res.cell('f', key, 'libev', f2, 2)} |")
+        w("")
+        w(f"Every datagram carries {udp_bytes} bytes of payload, so Mbit/s is datagrams/s "
+          "times a constant and the ratio holds for both. The raw row is iperf3 straight to the "
+          "iperf3 server, the same test without the proxies.")
+        w("")
 
     # ---- notes
     w("## Notes")
@@ -352,7 +416,7 @@ def main(argv):
           "provisional; ratios suffer less than absolute values because ours and libev "
           "alternate, but re-run on an idle machine before drawing conclusions.")
     w("- CPU seconds per GB (e) and RSS per connection (d) depend less on other load; "
-      "throughput (a, b) and request rates (c) depend on the CPU time the proxies get, since "
+      "throughput (a, b, f) and request rates (c) depend on the CPU time the proxies get, since "
       "iperf3, wrk and nginx run on the same CPUs.")
     if meta.get("quick") == "1":
         w("- `--quick` run: 1 s iperf3 tests, 2 s wrk tests, fewer ciphers and repetitions, "
