@@ -60,29 +60,12 @@ Outcome decrypt(const CipherSpec& spec, std::span<const uint8_t> stream, Rng* rn
     pos += take;
     FUZZ_CHECK(r.produced <= cap);
     o.plaintext.insert(o.plaintext.end(), out.data(), out.data() + r.produced);
-    switch (r.status) {
-      case DecryptStatus::Ok:
-        FUZZ_CHECK(!o.error && r.produced > 0);
-        break;
-      case DecryptStatus::NeedMore:
-        FUZZ_CHECK(!o.error && r.produced == 0);
-        break;
-      case DecryptStatus::Error:
-        if (o.error) FUZZ_CHECK(r.produced == 0);  // sticky, and nothing more released
-        o.error = true;
-        break;
-    }
+    ss::fuzz::check_feed(r.status, r.produced, o.error);
     // What is held is at most one block: a partial salt, length block or payload block.
     FUZZ_CHECK(dec.buffered() <= std::max(spec.salt_len, kMaxChunkPayload + spec.tag_len));
     if (o.error) FUZZ_CHECK(dec.buffered() == 0);
   } while (pos < stream.size());
-  if (o.error) {
-    // Later feeds, even of nothing, keep failing.
-    uint8_t one[1] = {0};
-    ExactBuffer out(dec.max_output(1));
-    const StreamDecryptor::Result r = dec.feed(one, 1, out.data());
-    FUZZ_CHECK(r.status == DecryptStatus::Error && r.produced == 0);
-  }
+  if (o.error) ss::fuzz::check_still_failed(dec);
   o.authenticated = dec.authenticated();
   FUZZ_CHECK(o.plaintext.size() <= stream.size());
   return o;

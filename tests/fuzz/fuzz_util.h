@@ -1,7 +1,8 @@
 #pragma once
 // Shared helpers for the libFuzzer targets: a check that survives NDEBUG, a small deterministic
-// generator for input-chosen split points, and heap buffers of an exact size (so that ASan flags
-// any write past the capacity a function promised to respect).
+// generator for input-chosen split points, heap buffers of an exact size (so that ASan flags
+// any write past the capacity a function promised to respect), and the status rules of the
+// stream decoders.
 
 #include <cstddef>
 #include <cstdint>
@@ -77,5 +78,32 @@ class ExactBuffer {
   std::unique_ptr<uint8_t[]> data_;
   size_t size_;
 };
+
+// One feed of a stream decoder (StreamDecryptor, TcpOpener): Ok means bytes released, NeedMore
+// none, and Error is sticky (nothing more is released after it). `failed` is the stream's state.
+template <typename Status>
+void check_feed(Status status, size_t produced, bool& failed) {
+  switch (status) {
+    case Status::Ok:
+      FUZZ_CHECK(!failed && produced > 0);
+      break;
+    case Status::NeedMore:
+      FUZZ_CHECK(!failed && produced == 0);
+      break;
+    case Status::Error:
+      if (failed) FUZZ_CHECK(produced == 0);
+      failed = true;
+      break;
+  }
+}
+
+// After an Error, a later feed fails again and releases nothing.
+template <typename Decoder>
+void check_still_failed(Decoder& d) {
+  uint8_t one[1] = {0};
+  ExactBuffer out(d.max_output(1));
+  const auto r = d.feed(one, 1, out.data());
+  FUZZ_CHECK(r.status == decltype(r.status)::Error && r.produced == 0);
+}
 
 }  // namespace ss::fuzz

@@ -4,7 +4,9 @@
 Small valid and near-valid inputs for each fuzz target. The crypto seeds are the published
 vectors of /work/shared/spec/protocol.md: §6.2 streams (password "密码") for fuzz_aead_stream and
 §6.4 (g) (password "password", aes-128-gcm) for fuzz_udp_packet, plus packets sealed here with
-the same key for the other ciphers (python3-cryptography, if installed)."""
+the same key for the other ciphers (python3-cryptography, if installed); the §6.4 (a)-(f)
+worked examples (2022 TCP and UDP) for fuzz_tcp2022 and fuzz_udp2022, whose sealed modes make
+further valid flights in the target (BLAKE3 is not in Python's standard library)."""
 
 import hashlib
 import os
@@ -230,6 +232,133 @@ def base64_seeds():
     write(t, "one_char", "A")
 
 
+# protocol.md §6.4 (a), (b), (e): 2022 TCP flights stamped 1700000000 (PSK 00..0f, iPSK a0..af,
+# uPSK b0..bf: the keys of tests/fuzz/fuzz_2022.h).
+TCP22_A = ("101112131415161718191a1b1c1d1e1f"
+           "f62b42ac395d4aead07a4581e1fdd97fdb2228213f1e01a92fc2c6"
+           "e19e0c3dc0253175322489f04f23b87d6f7bc5813bd29ae35227a4d97b65f1bcadd6bf5ef46696e813695e"
+           "6449a1f6cc3cf86a5bed745aa33650923cf3b811ba8ad2591d2e16")
+TCP22_B = ("202122232425262728292a2b2c2d2e2fcfd439ccd5cb580032874d1521cc11d623310888444d4ba6dd1aa8"
+           "82e4892b129c48ba7b35a491381984195689c6b845d372bb5ad2b72484fa6c40ad2e19a6227ba435684a0d"
+           "b76dc95a057aff28")
+TCP22_E = ("101112131415161718191a1b1c1d1e1fe8f48ebc8648780091db9e446e2e016ae259a58d3af2d4d5521dd2"
+           "94a92b4b76948464338cade331182e7c473f3d94e88a759e307f32ce5de06abfbbb1bdf171b21d4d8b6d4f"
+           "9cd92e015395033d232bb930ebe67a7823ca0c325c4ba1c1e409bafc4b799387d4e2163035826d750bbba1")
+# §6.4 (c), (d), (f): 2022 UDP requests.
+UDP22_C = ("18ba69bb4661fee5a7cc9ec1a731e278"
+           "0f887748f59fbaddc74035aa8ff890410dcc937ae67325c95a8618615dc83e25a079a65a63b2eb")
+UDP22_D = ("404142434445464748494a4b4c4d4e4f5051525354555657d53b0674d5e67e1e8ff487beaf9c659292baad"
+           "c4133c006b6a31fd447604239102106a0b39feeb755066be7ae3334734a9b8393834aa22")
+UDP22_F = ("4b606595983a2c933d2109e4c23245dfefee03887611ce07d6e6a4214938b04ef39c4f20cc0395dcc558ae"
+           "5b4810895560b30cd305461616bcbc629066ffbe5349b06f1558e63c")
+
+
+def setup(method, users=False, user=0):
+    """The setup byte of fuzz_2022.h: method (0 aes-128, 1 aes-256, 2 chacha20), users, user."""
+    return method + 3 * (1 if users else 0) + 6 * user
+
+
+def split_seed(size, wanted):
+    """A fuzz_tcp2022 split seed for an input of `size` bytes whose SplitMix64 draws
+    (tests/fuzz/fuzz_util.h) satisfy wanted = {draw number: (modulus, residue)}."""
+    mask = (1 << 64) - 1
+    for seed in range(256):
+        state, draws = (seed * 0x0101010101010101 ^ size) & mask, []
+        for _ in range(max(wanted) + 1):
+            state = (state + 0x9E3779B97F4A7C15) & mask
+            z = ((state ^ (state >> 30)) * 0xBF58476D1CE4E5B9) & mask
+            z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & mask
+            draws.append(z ^ (z >> 31))
+        if all(draws[i] % m == r for i, (m, r) in wanted.items()):
+            return seed
+    raise ValueError(size)
+
+
+# fuzz_tcp2022's sealed mode, aes-128: draw 0 == 0 mod 4 takes a raw address from the input;
+# draws 1-16 are the request salt; draw 17 not 0 mod 4 (1 here) puts payload in the first
+# flight, and draw 18 == 3 mod 4 all of it.
+RAW_ADDRESS_ALL_PAYLOAD = {0: (4, 0), 17: (4, 1), 18: (4, 3)}
+
+
+def tcp2022_seeds():
+    # [setup][clock skew (int8)][mode][split seed][bytes]; mode 0 request, 1 response, 2 sealed
+    # (response clock skew (mode >> 2) * 2 - 64: 0x80 is 0 s, 0xb8 is +28 s, 0xfe is +62 s).
+    t = "fuzz_tcp2022"
+    a, b, e = bytes.fromhex(TCP22_A), bytes.fromhex(TCP22_B), bytes.fromhex(TCP22_E)
+    write(t, "request_64a", bytes([setup(0), 0, 0, 0]) + a)
+    write(t, "request_64a_stale", bytes([setup(0), 31, 0, 1]) + a)
+    write(t, "request_64a_behind", bytes([setup(0), 0xE2, 0, 2]) + a)  # -30 s: still fresh
+    write(t, "request_64e_user", bytes([setup(0, True), 0, 0, 3]) + e)
+    write(t, "response_64b", bytes([setup(0), 5, 1, 4]) + b)
+    http = b"GET / HTTP/1.1\r\nHost: example.com\r\n\r\n"
+    for m in range(3):
+        write(t, f"sealed_m{m}", bytes([setup(m), 0, 0x82, 5 + m]) + http)
+    write(t, "sealed_m1_users_u2", bytes([setup(1, True, 2), 0xF0, 0xB8 | 2, 9]) + http)
+    write(t, "sealed_m0_stranger", bytes([setup(0, True, 3), 0, 0x82, 10]) + http)
+    write(t, "sealed_m2_stale_reply", bytes([setup(2), 20, 0xFE, 11]) + b"x")
+    write(t, "sealed_m0_empty", bytes([setup(0), 0, 0x82, 12]))
+    # Raw addresses, the first byte + 1 their size, and all the payload in the first flight. An
+    # IPv4 header opens; padding length 900 is the most allowed, 901 not.
+    v4 = bytes([1, 192, 0, 2, 1, 0, 80])
+    for name, raw, rest in [("raw_ipv4", v4, b"hello"),
+                            ("raw_padding_900", v4 + bytes([3, 0x84]), b"x" * 1000),
+                            ("raw_padding_901", v4 + bytes([3, 0x85]), b"x" * 1000)]:
+        data = bytes([len(raw) - 1]) + raw + rest
+        seed = split_seed(4 + len(data), RAW_ADDRESS_ALL_PAYLOAD)
+        write(t, f"sealed_m0_{name}", bytes([setup(0), 0, 0x82, seed]) + data)
+
+
+def udp_record(response=False, session=0, user=0, id_rule=0, v=0, skew=0, damage=0, position=0,
+               payload=5, address=0, in_place=False, padding=0):
+    """One 8-byte record of fuzz_udp2022's script modes."""
+    b0 = (1 if response else 0) | session << 1 | user << 3 | id_rule << 5
+    b4 = damage | (position >> 8) << 3
+    b7 = address | (4 if in_place else 0) | padding << 3
+    return bytes([b0, v >> 8, v & 0xFF, skew & 0xFF, b4, position & 0xFF, payload, b7])
+
+
+def udp2022_seeds():
+    # [setup][clock skew (int8)][mode][seed][bytes]; mode 0 request, 1 response, 2 records.
+    t = "fuzz_udp2022"
+    c, d, f = bytes.fromhex(UDP22_C), bytes.fromhex(UDP22_D), bytes.fromhex(UDP22_F)
+    write(t, "request_64c", bytes([setup(0), 0, 0, 0]) + c)
+    write(t, "request_64c_stale", bytes([setup(0), 40, 0, 0]) + c)
+    write(t, "request_64d_chacha", bytes([setup(2), 0, 0, 0]) + d)
+    write(t, "request_64f_user", bytes([setup(0, True), 0, 0, 0]) + f)
+    write(t, "request_64c_as_response", bytes([setup(0), 0, 1, 0]) + c)
+    # Normal traffic both ways; a jump of 9000, then 8128 back (the oldest ID still taken) and
+    # 871 (one older); timestamps just outside and inside the window; damaged and reflected
+    # packets; IDs at the top of the range; raw address bytes.
+    traffic = b"".join([
+        udp_record(), udp_record(response=True), udp_record(address=2, padding=3),
+        udp_record(response=True, in_place=True), udp_record(session=1, id_rule=4, v=9000),
+        udp_record(id_rule=2), udp_record(session=1, id_rule=3, v=8128),
+        udp_record(session=1, id_rule=6, v=871),
+        udp_record(skew=-31), udp_record(skew=30, address=1),
+        udp_record(damage=3, position=40), udp_record(response=True, damage=4, position=30),
+        udp_record(damage=6), udp_record(damage=7), udp_record(response=True, damage=7),
+        udp_record(id_rule=7, v=0), udp_record(id_rule=6, v=1),
+        udp_record(address=3, payload=12), udp_record(response=True, address=3)])
+    for m in range(3):
+        write(t, f"records_m{m}", bytes([setup(m), 0, 2, m]) + traffic)
+    users = (udp_record(user=1) + udp_record(user=2, response=True) + udp_record(user=3)
+             + udp_record(user=0, session=3, id_rule=5, v=200) + udp_record(user=1, damage=3))
+    write(t, "records_m1_users", bytes([setup(1, True), 0, 2, 3]) + users)
+
+
+def password_seeds():
+    t = "fuzz_2022_password"
+    write(t, "key16", "AAECAwQFBgcICQoLDA0ODw==")
+    write(t, "key32", "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=")
+    write(t, "ipsk_upsk16", "oKGio6SlpqeoqaqrrK2urw==:sLGys7S1tre4ubq7vL2+vw==")
+    write(t, "three_keys32_urlsafe_nopad",
+          ":".join(["oKGio6SlpqeoqaqrrK2ur7CxsrO0tba3uLm6u7y9vr8"] * 3))
+    write(t, "trailing_colon", "AAECAwQFBgcICQoLDA0ODw==:")
+    write(t, "empty_middle", "AAECAwQFBgcICQoLDA0ODw==::AAECAwQFBgcICQoLDA0ODw==")
+    write(t, "key15", "AAECAwQFBgcICQoLDA0O")
+    write(t, "bad_char", "AAECAwQFBgcICQoLDA0O*w==")
+
+
 def main():
     if os.path.isdir(CORPUS):
         shutil.rmtree(CORPUS)
@@ -240,6 +369,9 @@ def main():
     stream_seeds()
     udp_seeds()
     base64_seeds()
+    tcp2022_seeds()
+    udp2022_seeds()
+    password_seeds()
 
 
 if __name__ == "__main__":
