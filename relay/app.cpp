@@ -204,6 +204,24 @@ int run_app(Role role, int argc, char** argv, Listener::Factory factory) {
   // Set up every worker's loop and sockets on this thread, so a bind error ends start-up cleanly.
   std::vector<std::unique_ptr<Worker>> workers;
   auto live_sessions = std::make_shared<std::atomic<size_t>>(0);
+  uv_loop_t main_loop;
+  uv_loop_init(&main_loop);
+  MainState m;
+  m.workers = &workers;
+  m.grace_ms = std::min<uint64_t>(kMaxGraceMs, static_cast<uint64_t>(cfg.timeout) * 1000);
+  uv_signal_init(&main_loop, &m.sigint);
+  uv_signal_init(&main_loop, &m.sigterm);
+  uv_timer_init(&main_loop, &m.grace);
+  uv_timer_init(&main_loop, &m.settle);
+  m.live = live_sessions;
+  uv_async_init(&main_loop, &m.worker_done, MainState::on_worker_done);
+  m.sigint.data = m.sigterm.data = m.grace.data = m.settle.data = m.worker_done.data = &m;
+
+  // Handlers before any socket is bound: a signal that arrives while the workers are set up is
+  // handled once the main loop runs, rather than killing the process with the default action.
+  uv_signal_start(&m.sigint, MainState::on_signal, SIGINT);
+  uv_signal_start(&m.sigterm, MainState::on_signal, SIGTERM);
+
   size_t max_sessions = default_max_connections(cfg);
   int status = 0;
   for (int i = 0; i < nworkers && status == 0; ++i) {
@@ -258,19 +276,6 @@ int run_app(Role role, int argc, char** argv, Listener::Factory factory) {
              cfg.server.front().c_str(), static_cast<unsigned>(cfg.server_port));
   }
 
-  uv_loop_t main_loop;
-  uv_loop_init(&main_loop);
-  MainState m;
-  m.workers = &workers;
-  m.grace_ms = std::min<uint64_t>(kMaxGraceMs, static_cast<uint64_t>(cfg.timeout) * 1000);
-  uv_signal_init(&main_loop, &m.sigint);
-  uv_signal_init(&main_loop, &m.sigterm);
-  uv_timer_init(&main_loop, &m.grace);
-  uv_timer_init(&main_loop, &m.settle);
-  m.live = live_sessions;
-  uv_async_init(&main_loop, &m.worker_done, MainState::on_worker_done);
-  m.sigint.data = m.sigterm.data = m.grace.data = m.settle.data = m.worker_done.data = &m;
-
   for (auto& w : workers) {
     w->main_wake = &m.worker_done;
     Worker* wp = w.get();
@@ -280,12 +285,7 @@ int run_app(Role role, int argc, char** argv, Listener::Factory factory) {
       uv_async_send(wp->main_wake);
     });
   }
-  if (status == 0) {
-    uv_signal_start(&m.sigint, MainState::on_signal, SIGINT);
-    uv_signal_start(&m.sigterm, MainState::on_signal, SIGTERM);
-  } else {
-    m.tell_all(kCloseAll);
-  }
+  if (status != 0) m.tell_all(kCloseAll);
   uv_run(&main_loop, UV_RUN_DEFAULT);
 
   for (auto& w : workers) {
