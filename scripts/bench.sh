@@ -6,7 +6,9 @@
 #                         [--sections LIST] [--out FILE]
 #   --quick          3 ciphers, 1 s iperf3 tests, 2 s wrk tests, 2 repetitions, 2,000 idle
 #                    connections
-#   --cipher NAME    only this cipher (throughput, CPU/GB, UDP, HTTP and idle-connection sections)
+#   --cipher NAME    only this cipher (throughput, CPU/GB, UDP, HTTP and idle-connection sections).
+#                    A Shadowsocks 2022 method selects its classic counterpart, and a classic
+#                    method with a 2022 counterpart brings it along: either name runs both
 #   --reps N         repetitions per measurement (default 3; 2 with --quick); the median is reported
 #   --workers N      pass --workers N to our binaries (default: not passed, so one per CPU)
 #   --conns LIST     idle-connection counts for the RSS section, comma-separated (default
@@ -19,10 +21,13 @@
 # Sections: (a) single-stream iperf3 throughput both ways per cipher, plus raw loopback and ours
 # with the 'none' method when ss-server accepts it; (b) 8 parallel streams; (c) wrk through
 # ss-tunnel to nginx: new connections/s (Connection: close) and keep-alive req/s with p50/p99;
-# (d) RSS per idle relayed connection; (e) CPU seconds per GB relayed; (f) UDP: iperf3 -u with
+# (d) RSS per idle relayed connection; (e) CPU seconds per GB relayed; (a), (c) and (e) also run
+# ours alone with the 2022 method of each classic cipher that has one (aes-128-gcm, aes-256-gcm,
+# chacha20-ietf-poly1305; libev has no 2022 methods), next to ours with the classic one and
+# alternating with it, for the ratio 2022/classic; (f) UDP: iperf3 -u with
 # 1,200-byte datagrams at an unlimited rate through ss-tunnel -u and ss-server -u, datagrams/s and
 # Mbit/s received, both ways. Everything runs on 127.0.0.1 with ports picked free; every process
-# started is stopped on exit. A full run takes about 16 minutes on 2 CPUs, --quick about 5 (plus
+# started is stopped on exit. A full run takes about 19 minutes on 2 CPUs, --quick about 6 (plus
 # the build).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -30,6 +35,9 @@ cd "$root"
 
 all_ciphers=(aes-128-gcm aes-192-gcm aes-256-gcm chacha20-ietf-poly1305 xchacha20-ietf-poly1305)
 target_ciphers=(aes-128-gcm aes-256-gcm chacha20-ietf-poly1305)
+# classic cipher -> its Shadowsocks 2022 counterpart, run by ours only (libev 3.3.5 has none)
+declare -A edition2022=([aes-128-gcm]=2022-blake3-aes-128-gcm [aes-256-gcm]=2022-blake3-aes-256-gcm
+  [chacha20-ietf-poly1305]=2022-blake3-chacha20-poly1305)
 
 quick=0
 only_cipher=""
@@ -40,12 +48,18 @@ sections_arg=a,b,c,d,e,f
 out=docs/BENCHMARKS.md
 command_line="scripts/bench.sh${*:+ $*}"
 
-usage() { sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,31p' "$0" | sed 's/^# \{0,1\}//'; }
 die() {
   echo "bench.sh: $*" >&2
   exit 2
 }
 positive_int() { [[ $1 =~ ^[1-9][0-9]*$ ]]; }
+in_list() {
+  local x=$1 y
+  shift
+  for y in "$@"; do [[ $x == "$y" ]] && return 0; done
+  return 1
+}
 
 while [[ $# -gt 0 ]]; do
   case "$1" in
@@ -117,9 +131,13 @@ wants_any() {
   return 1
 }
 if [[ -n $only_cipher ]]; then
-  found=0
-  for c in "${all_ciphers[@]}"; do [[ $c == "$only_cipher" ]] && found=1; done
-  [[ $found -eq 1 ]] || die "--cipher: unknown cipher '$only_cipher' (${all_ciphers[*]})"
+  methods_2022=()
+  for c in "${target_ciphers[@]}"; do
+    methods_2022+=("${edition2022[$c]}")
+    [[ ${edition2022[$c]} == "$only_cipher" ]] && only_cipher=$c # runs both
+  done
+  in_list "$only_cipher" "${all_ciphers[@]}" ||
+    die "--cipher: unknown cipher '$only_cipher' (${all_ciphers[*]} ${methods_2022[*]})"
   ciphers=("$only_cipher")
 fi
 # (b) and (e) use the ciphers with targets (or the one asked for); (c) and (d) use one cipher.
@@ -130,6 +148,7 @@ done
 [[ ${#core_ciphers[@]} -gt 0 ]] || core_ciphers=("${ciphers[@]}")
 conn_cipher=${ciphers[0]}
 for c in "${ciphers[@]}"; do [[ $c == chacha20-ietf-poly1305 ]] && conn_cipher=$c; done
+conn_2022=${edition2022[$conn_cipher]:-} # (c) also runs ours with this, when set
 [[ $out == /* ]] || out=$root/$out
 
 # ---------------------------------------------------------------------------------------------
@@ -295,6 +314,13 @@ have_workers=0
 "$bin/ss-server" --help 2>&1 | grep -q -- '--workers' && have_workers=1
 ncpu=$(nproc)
 password=$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')
+# 2022 methods take a base64 key of the method's size as the password.
+declare -A keys=() # method -> password, when not $password
+for c in "${ciphers[@]}"; do
+  m=${edition2022[$c]:-}
+  [[ -z $m ]] && continue
+  keys[$m]=$("$bin/ss-server" --genkey "$m") || die "ss-server --genkey $m failed"
+done
 
 # pair_start CONFIG METHOD TARGET_PORT [udp]: starts ss-server and ss-tunnel
 # (-L 127.0.0.1:TARGET); with udp both relay TCP and UDP (-u) on their ports.
@@ -321,14 +347,15 @@ pair_start() {
       ;;
   esac
   [[ $proto == udp ]] && extra+=(-u)
-  start "$config-$method-server" "${srv_cmd[@]}" -s 127.0.0.1 -p "$srv_port" -k "$password" \
-    -m "$method" -t 600 "${extra[@]}"
+  start "$config-$method-server" "${srv_cmd[@]}" -s 127.0.0.1 -p "$srv_port" \
+    -k "${keys[$method]:-$password}" -m "$method" -t 600 "${extra[@]}"
   srv_pid=$last_pid
   srv_log=$last_log
   tun_pid=""
   wait_listen "$srv_port" "$srv_pid" "$srv_log" "$proto" || return 1
   start "$config-$method-tunnel" "${tun_cmd[@]}" -s 127.0.0.1 -p "$srv_port" -b 127.0.0.1 \
-    -l "$tun_port" -L "127.0.0.1:$target" -k "$password" -m "$method" -t 600 "${extra[@]}"
+    -l "$tun_port" -L "127.0.0.1:$target" -k "${keys[$method]:-$password}" -m "$method" -t 600 \
+    "${extra[@]}"
   tun_pid=$last_pid
   tun_log=$last_log
   if ! wait_listen "$tun_port" "$tun_pid" "$tun_log" "$proto"; then
@@ -520,6 +547,7 @@ meta udp_len "$udp_len"
 meta sections "$sections"
 meta cpu_size "$cpu_size"
 meta conn_cipher "$conn_cipher"
+meta conn_2022 "$conn_2022"
 meta ciphers "${ciphers[*]}"
 meta core_ciphers "${core_ciphers[*]}"
 meta conns "${conns[*]}"
@@ -546,13 +574,6 @@ if [[ $have_workers -eq 1 ]] && wants_any a e; then
   none_configs+=(ours-w1)
 fi
 configs_a+=(libev)
-
-in_list() {
-  local x=$1 y
-  shift
-  for y in "$@"; do [[ $x == "$y" ]] && return 0; done
-  return 1
-}
 
 # order REP ITEMS...: the items, reversed on even repetitions (ours, libev, libev, ours, ...).
 order() {
@@ -652,21 +673,28 @@ for ((rep = 1; rep <= reps; rep++)); do
   for cipher in "${ciphers[@]}"; do
     # (b) and (e) measure the core ciphers only.
     wants a || { wants_any b e && in_list "$cipher" "${core_ciphers[@]}"; } || continue
-    mapfile -t cfgs < <(order "$rep" "${configs_a[@]}")
-    for config in "${cfgs[@]}"; do
-      pair_start_or_note "$config" "$cipher" "$iperf_port" || continue
+    # Runs as CONFIG:METHOD; ours with the 2022 counterpart (a and e only) next to ours.
+    runs=("${configs_a[@]/%/:$cipher}")
+    if [[ -n ${edition2022[$cipher]:-} ]] && wants_any a e; then
+      runs=("${runs[0]}" "ours:${edition2022[$cipher]}" "${runs[@]:1}")
+    fi
+    mapfile -t ordered < <(order "$rep" "${runs[@]}")
+    for run in "${ordered[@]}"; do
+      config=${run%%:*}
+      method=${run#*:}
+      pair_start_or_note "$config" "$method" "$iperf_port" || continue
       if wants a; then
-        throughput a "$cipher/fwd" "$config" "$rep" "$tun_port"
-        throughput a "$cipher/rev" "$config" "$rep" "$tun_port" -R
+        throughput a "$method/fwd" "$config" "$rep" "$tun_port"
+        throughput a "$method/rev" "$config" "$rep" "$tun_port" -R
       fi
       if in_list "$cipher" "${core_ciphers[@]}"; then
-        if wants b && [[ $config != ours-w1 ]]; then
+        if wants b && [[ $config != ours-w1 && $method == "$cipher" ]]; then
           throughput b "$cipher/fwd" "$config" "$rep" "$tun_port" -P 8
           throughput b "$cipher/rev" "$config" "$rep" "$tun_port" -P 8 -R
         fi
-        wants e && cpu_per_gb "$cipher" "$config" "$rep"
+        wants e && cpu_per_gb "$method" "$config" "$rep"
       fi
-      pair_stop "$cipher, $config"
+      pair_stop "$method, $config"
     done
   done
 
@@ -681,8 +709,16 @@ for ((rep = 1; rep <= reps; rep++)); do
         say "rep $rep  c  $mode  raw: $r"
       fi
     done
-    for config in "${cfgs[@]}"; do
-      pair_start_or_note "$config" "$conn_cipher" "$nginx_port" || continue
+    # Ours with the 2022 counterpart is recorded as ours-2022, run next to ours.
+    runs=(ours libev)
+    [[ -n $conn_2022 ]] && runs=(ours ours-2022 libev)
+    mapfile -t c_cfgs < <(order "$rep" "${runs[@]}")
+    for config in "${c_cfgs[@]}"; do
+      if [[ $config == ours-2022 ]]; then
+        pair_start_or_note ours "$conn_2022" "$nginx_port" || continue
+      else
+        pair_start_or_note "$config" "$conn_cipher" "$nginx_port" || continue
+      fi
       for mode in close keepalive; do
         wrk_run "$tun_port" "$mode"
         r=$wrk_result

@@ -15,6 +15,13 @@ PROFILE_PLACEHOLDER = ("To be filled by the profiling step (perf profiles of ss-
 
 TARGET_RATIO = {"aes-128-gcm": 2.0, "aes-256-gcm": 1.5, "chacha20-ietf-poly1305": 1.5}
 
+# Classic cipher -> its Shadowsocks 2022 counterpart (ours only: libev has no 2022 methods), and
+# the target for 2022/classic in single-stream throughput.
+EDITION_2022 = {"aes-128-gcm": "2022-blake3-aes-128-gcm",
+                "aes-256-gcm": "2022-blake3-aes-256-gcm",
+                "chacha20-ietf-poly1305": "2022-blake3-chacha20-poly1305"}
+TARGET_2022 = 0.9
+
 
 def load_meta(path):
     meta = {}
@@ -101,6 +108,7 @@ def main(argv):
     workers_flag = meta.get("workers_flag") == "1"
     workers = meta.get("workers") or ""
     have_none = meta.get("none") == "1"
+    conn_2022 = meta.get("conn_2022", "")
     workers_desc = (f"`--workers {workers}`" if workers and workers_flag
                     else f"its default of {ncpu} workers (one per CPU)" if workers_flag
                     else "its defaults (this build has no `--workers`)")
@@ -120,7 +128,8 @@ def main(argv):
       "(with 2 repetitions the median is their mean). Ours and libev ran alternately "
       "(ours, libev, libev, ours, ...), on the same machine, in the same run.")
     w("")
-    w("**Ratios are ours / libev.** For throughput and requests per second higher is better; "
+    w("**Ratios are ours / libev**, except *2022/classic*: ours with a Shadowsocks 2022 method / "
+      "ours with its classic counterpart. For throughput and requests per second higher is better; "
       "for latency, RSS per connection and CPU seconds per GB **lower is better**.")
     w("")
 
@@ -184,6 +193,17 @@ def main(argv):
         w(f"- **e**: `iperf3 -n {meta.get('cpu_size', '?')}` upload; utime+stime of ss-tunnel and "
           "ss-server (from /proc/PID/stat, all threads) before and after, divided by the GB "
           "(10^9 bytes) received.")
+    if sections & {"a", "c", "e"} and any(c in EDITION_2022 for c in ciphers):
+        w("- **Shadowsocks 2022** ("
+          + ", ".join(x for x in ("a", "c", "e") if x in sections)
+          + "): ours alone also runs the 2022 counterpart of each classic cipher measured that "
+          "has one ("
+          + ", ".join(f"{new} for {old}" for old, new in EDITION_2022.items())
+          + "; libev 3.3.5 has no 2022 methods). Its password is a fresh key from "
+          "`ss-server --genkey METHOD`; the flags are otherwise the same. Each 2022 run is next "
+          "to ours with its classic cipher, after it in odd repetitions and before it in even "
+          "ones (the order that alternates ours and libev), so *2022/classic* is a ratio of two "
+          "measurements of ours in the same run.")
     if "f" in sections:
         w(f"- **f**: both proxies also relay UDP (`-u`: TCP and UDP on the same port). "
           f"`iperf3 -u -b 0 -l {udp_len} -t {meta.get('iperf_secs', '?')}` to ss-tunnel, whose "
@@ -227,6 +247,22 @@ def main(argv):
             continue
         text = ", ".join(f"{name.split()[0]} {rtext(r)}" for (_, name), r in zip(dirs, rs))
         rows.append((label, text, "met" if all(r >= 0.8 for r in rs) else "not met"))
+    if "a" in sections:
+        label = ("2022 methods within 10 % of classic (single stream; "
+                 f"2022/classic ≥ {TARGET_2022:.2f}×)")
+        parts, passed = [], []
+        for old, new in EDITION_2022.items():
+            rs = [thr_ratio("a", old, d, "ours", "ours", f"{new}/{d}") for d, _ in dirs]
+            if any(r is None for r in rs):
+                parts.append(f"{new} not measured")
+                continue
+            parts.append(f"{new} " + ", ".join(f"{name.split()[0]} {rtext(r)}"
+                                               for (_, name), r in zip(dirs, rs)))
+            passed.append(all(r >= TARGET_2022 for r in rs))
+        verdict = ("—" if not passed else "not met" if not all(passed)
+                   else "met" if len(passed) == len(EDITION_2022)
+                   else f"met ({len(passed)} of {len(EDITION_2022)} measured)")
+        rows.append((label, "; ".join(parts), verdict))
     if "c" in sections:
         r = ratio(res.median("c", "close", "ours", 0), res.median("c", "close", "libev", 0))
         rows.append(("new connections/s ≥ 1.5× libev", rtext(r),
@@ -256,6 +292,15 @@ def main(argv):
         w("")
 
     fmt = "{:.2f}"
+
+    def vs_classic(section, new, old, f, field=0):
+        """Cells "2022 | classic | 2022/classic" for new and old, each a (key, config) pair."""
+        r = ratio(res.median(section, *new, field), res.median(section, *old, field))
+        return (f"{res.cell(section, *new, f, field)} | {res.cell(section, *old, f, field)} | "
+                f"{rtext(r)}")
+
+    def pairs_2022(classics):
+        return [(old, EDITION_2022[old]) for old in classics if old in EDITION_2022]
 
     # ---- a
     if "a" in sections:
@@ -287,6 +332,17 @@ def main(argv):
         if not workers_flag:
             w("Our binaries have no `--workers` flag in this build, so the `--workers 1` column is "
               "empty.")
+            w("")
+        if pairs_2022(ciphers):
+            w("Shadowsocks 2022, ours only (libev has none), against ours with the classic "
+              "cipher:")
+            w("")
+            w("| 2022 method | direction | ours 2022 | ours classic | 2022/classic |")
+            w("|---|---|---:|---:|---:|")
+            for old, new in pairs_2022(ciphers):
+                for d, name in dirs:
+                    w(f"| {new} (vs {old}) | {name} | "
+                      f"{vs_classic('a', (f'{new}/{d}', 'ours'), (f'{old}/{d}', 'ours'), fmt)} |")
             w("")
 
     # ---- b
@@ -324,14 +380,24 @@ def main(argv):
             w(f"| {label} | {better} | {res.cell('c', mode, 'ours', f, field)} | "
               f"{res.cell('c', mode, 'libev', f, field)} | {rtext(r)} | "
               f"{res.cell('c', mode, 'raw', f, field)} |")
-        errs = {cfg: sum(res.values("c", mode, cfg, 3)) for cfg in ("ours", "libev", "raw")
-                for mode in ("close", "keepalive")}
+        errs = {cfg: sum(sum(res.values("c", mode, cfg, 3)) for mode in ("close", "keepalive"))
+                for cfg in ("ours", "ours-2022", "libev", "raw")}
         if any(errs.values()):
             w("")
             w("wrk reported socket errors or non-2xx responses: "
               + ", ".join(f"{cfg} {int(v)}" for cfg, v in errs.items() if v)
               + " (all repetitions).")
         w("")
+        if conn_2022:
+            w(f"Shadowsocks 2022, ours only: {conn_2022} against "
+              f"{meta.get('conn_cipher', '?')}.")
+            w("")
+            w("| measure | better | ours 2022 | ours classic | 2022/classic |")
+            w("|---|---|---:|---:|---:|")
+            for label, mode, field, f, better in c_rows:
+                w(f"| {label} | {better} | "
+                  f"{vs_classic('c', (mode, 'ours-2022'), (mode, 'ours'), f, field)} |")
+            w("")
 
     # ---- d
     if "d" in sections:
@@ -350,6 +416,11 @@ def main(argv):
         w("")
 
     # ---- e
+    def split_cell(key, cfg):
+        t = res.median("e-tunnel", key, cfg)
+        s = res.median("e-server", key, cfg)
+        return "—" if t is None or s is None else f"{t:.2f} + {s:.2f}"
+
     if "e" in sections:
         w(f"## e. CPU seconds per GB relayed (user+sys of ss-tunnel + ss-server; lower is better; "
           f"upload, `iperf3 -n {meta.get('cpu_size', '?')}`)")
@@ -360,11 +431,7 @@ def main(argv):
         keys = (["none"] if have_none else []) + core
         for key in keys:
             r = ratio(res.median("e", key, "ours"), res.median("e", key, "libev"))
-            split = {}
-            for cfg in ("ours", "libev"):
-                t = res.median("e-tunnel", key, cfg)
-                s = res.median("e-server", key, cfg)
-                split[cfg] = "—" if t is None or s is None else f"{t:.2f} + {s:.2f}"
+            split = {cfg: split_cell(key, cfg) for cfg in ("ours", "libev")}
             label = "`none` (relay ceiling)" if key == "none" else key
             w(f"| {label} | {res.cell('e', key, 'ours', fmt)} | "
               f"{res.cell('e', key, 'ours-w1', fmt)} | {res.cell('e', key, 'libev', fmt)} | "
@@ -373,6 +440,16 @@ def main(argv):
         w("The tunnel + server columns are the medians of each process separately, so they need "
           "not add up to the median of the total.")
         w("")
+        if pairs_2022(core):
+            w("Shadowsocks 2022, ours only (libev has none), against ours with the classic "
+              "cipher:")
+            w("")
+            w("| 2022 method | ours 2022 | ours classic | 2022/classic | 2022: tunnel + server |")
+            w("|---|---:|---:|---:|---:|")
+            for old, new in pairs_2022(core):
+                w(f"| {new} (vs {old}) | {vs_classic('e', (new, 'ours'), (old, 'ours'), fmt)} | "
+                  f"{split_cell(new, 'ours')} |")
+            w("")
 
     # ---- f
     if "f" in sections:
