@@ -481,17 +481,22 @@ def main(argv):
     # ---- notes
     w("## Notes")
     w("")
+    # Only the load at the start tells of other work: by the end the load average also counts
+    # the benchmark's own processes (iperf3, wrk, nginx and the proxies).
     try:
-        load = max(float(x) for x in (meta.get("load_start", "0").split()[:1]
-                                       + meta.get("load_end", "0").split()[:1]))
-    except ValueError:
+        load = float(meta.get("load_start", "0").split()[0])
+    except (ValueError, IndexError):
         load = 0.0
     if load >= 0.5:
         w(f"- Other work (for example builds and test runs) was sharing the machine: load "
-          f"average (1, 5, 15 min) {meta.get('load_start')} at the start and "
-          f"{meta.get('load_end')} at the end, on {ncpu} CPUs. The figures are noisy and "
-          "provisional; ratios suffer less than absolute values because ours and libev "
-          "alternate, but re-run on an idle machine before drawing conclusions.")
+          f"average (1, 5, 15 min) {meta.get('load_start')} at the start, on {ncpu} CPUs. The "
+          "figures are noisy and provisional; ratios suffer less than absolute values because "
+          "ours and libev alternate, but re-run on an idle machine before drawing conclusions.")
+    else:
+        w(f"- Nothing else ran on the machine: load average (1, 5, 15 min) "
+          f"{meta.get('load_start')} at the start; the {meta.get('load_end')} at the end is the "
+          "benchmark's own processes. Even so, run-to-run spread is large on this 2-CPU virtual "
+          "machine (see the ranges): treat ratios within about 10 % of a target as undecided.")
     w("- CPU seconds per GB (e) and RSS per connection (d) depend less on other load; "
       "throughput (a, b, f) and request rates (c) depend on the CPU time the proxies get, since "
       "iperf3, wrk and nginx run on the same CPUs.")
