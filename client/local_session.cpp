@@ -149,6 +149,7 @@ void LocalSession::udp_associate(const Address& expected_source) {
   // client's FIN or reset closes the session (and the association with it).
   step_ = Step::UdpHold;
   clear_deadline();
+  hold_after_handshake();
 }
 
 void LocalSession::on_remote_connected() {

@@ -61,10 +61,9 @@ bool literal_to_sockaddr(const std::string& host, uint16_t port, sockaddr_storag
   return false;
 }
 
-}  // namespace
-
-namespace {
+// Sessions closed while their lookup runs in libuv's thread pool (see orphaned_lookups()).
 std::atomic<size_t> g_orphaned_lookups{0};
+
 }  // namespace
 
 size_t Session::orphaned_lookups() {
@@ -482,6 +481,12 @@ void Session::on_closed(uv_handle_t* h) {
 void Session::set_phase(Phase p) {
   const bool was = evictable();
   phase_ = p;
+  if (evictable() != was) owner_.set_evictable(this, !was);
+}
+
+void Session::hold_after_handshake() {
+  const bool was = evictable();
+  holding_ = true;
   if (evictable() != was) owner_.set_evictable(this, !was);
 }
 

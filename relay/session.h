@@ -62,7 +62,9 @@ class Session {
   // True before the client's greeting or request is complete, and while a rejected client is
   // drained: the sessions the listener closes first, oldest first, when the connection cap is
   // reached (so a flood of half-finished handshakes cannot lock genuine clients out).
-  bool evictable() const { return phase_ == Phase::Handshake || phase_ == Phase::Draining; }
+  bool evictable() const {
+    return (phase_ == Phase::Handshake && !holding_) || phase_ == Phase::Draining;
+  }
 
   // The SIP023 user this connection was identified as (empty if none), for logs.
   std::string_view user() const { return opener_ ? opener_->user() : std::string_view{}; }
@@ -131,6 +133,9 @@ class Session {
   size_t seal_request(const uint8_t* pt, size_t n, uint8_t* out);
   // Both sides connected: relay in both directions.
   void start_relay();
+  // The handshake is complete but this session will not relay: it only holds its client
+  // connection open (ss-local's UDP ASSOCIATE control connection). It is no longer evictable.
+  void hold_after_handshake();
   // Stops relaying for good: closes the remote, reads and discards client bytes until the client
   // closes or the deadline passes, sends nothing more (after an optional FIN once queued bytes
   // are written). The probe reaction of ss-server and the error path of ss-local.
@@ -185,6 +190,7 @@ class Session {
   uint64_t deadline_ = 0;         // absolute loop time; 0 = none
   uint64_t header_flush_at_ = 0;  // absolute loop time; 0 = none
   bool close_when_flushed_ = false;
+  bool holding_ = false;   // hold_after_handshake() was called
   bool abortive_ = false;  // close with resets (abort())
   std::optional<Address> pending_header_;
   Address target_;  // where the client's bytes finally go (for logs)

@@ -7,6 +7,8 @@
 // it is started with --mtu, so every pairing that involves a libev binary keeps payloads at or
 // below 1400 bytes. Our own pairings also send 8000-byte datagrams.
 
+#include <sys/socket.h>
+
 #include <catch2/catch.hpp>
 
 #include <algorithm>
@@ -420,6 +422,34 @@ TEST_CASE("UDP: ss-server beyond udp_max_associations evicts the least recently 
   CHECK(associations_created(p.local) == 3);
 
   clients.clear();
+  check_clean_shutdown(p.local);
+  check_clean_shutdown(p.server);
+}
+
+// At the connection cap, ss-local evicts its oldest connection still in a handshake. A UDP
+// association's control connection has finished its handshake: a storm of half-finished
+// greetings must evict the storm, never the association.
+TEST_CASE("UDP: an association is not evicted at the connection cap", "[integration][udp]") {
+  UdpTarget target;
+  UdpPair p = start_pair(Impl::Ours, Impl::Ours, "chacha20-ietf-poly1305", {"-u"},
+                         {"-u", "--workers", "1", "--max-connections", "3"});
+  UdpClient client(p.local.port);
+  client.wait_ready(target);
+  check_echo(client, target, 100);
+
+  const uint8_t partial[] = {0x05, 0x01};  // a greeting whose method byte never comes
+  std::vector<Socket> storm;
+  for (int i = 0; i < 10; ++i) {
+    storm.push_back(connect_tcp("127.0.0.1", p.local.port, 5s));
+    ::send(storm.back().fd(), partial, sizeof partial, MSG_NOSIGNAL);
+  }
+  // The storm met the cap: ss-local evicted its oldest greetings.
+  REQUIRE(wait_log(p.local, "closing the oldest unfinished handshake", 1, 5s));
+  REQUIRE(wait_peer_closed(storm.front(), 5s));
+  CHECK_FALSE(wait_peer_closed(client.association().control, 300ms));
+  check_echo(client, target, 100);
+  storm.clear();
+  client.association().control.reset();
   check_clean_shutdown(p.local);
   check_clean_shutdown(p.server);
 }
