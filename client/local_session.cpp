@@ -16,6 +16,7 @@
 #include "relay/listener.h"
 #include "relay/log.h"
 #include "relay/udp_relay.h"
+#include "relay/warnings.h"
 
 namespace ss {
 
@@ -187,7 +188,7 @@ void LocalSession::on_remote_failed(int err) {
     default:
       break;
   }
-  LOG_DEBUG("local: cannot reach the server: %s", uv_strerror(err));
+  warn::server_unreachable(remote_address().to_string(), err);
   fail(static_cast<uint8_t>(rep));
 }
 

@@ -4,7 +4,7 @@
 #include "client/tunnel_session.h"
 
 #include "client/local_session.h"
-#include "relay/log.h"
+#include "relay/warnings.h"
 
 namespace ss {
 
@@ -14,7 +14,7 @@ void TunnelSession::on_started() {
 }
 
 void TunnelSession::on_remote_failed(int err) {
-  LOG_DEBUG("tunnel: cannot reach the server: %s", uv_strerror(err));
+  warn::server_unreachable(remote_address().to_string(), err);
   close("cannot reach the server", err);
 }
 

@@ -57,6 +57,10 @@ class ClassicOpener final : public TcpOpener {
   }
   size_t buffered() const override { return dec_.buffered(); }
   bool authenticated() const override { return dec_.authenticated(); }
+  std::string_view failure() const override {
+    if (replayed_) return "replayed salt";
+    return dec_.authenticated() ? "bad tag" : "bad tag on the first chunk";
+  }
 
  private:
   StreamDecryptor dec_;

@@ -14,13 +14,24 @@
 
 #include "relay/app.h"
 
+#include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <iostream>
 #include <memory>
+#include <optional>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -96,6 +107,7 @@ struct MainState {
   std::vector<std::unique_ptr<Worker>>* workers;
   uv_signal_t sigint;
   uv_signal_t sigterm;
+  uv_signal_t sighup;
   uv_timer_t grace;
   uv_timer_t settle;  // after the first signal: are only orphaned DNS lookups left?
   uv_async_t worker_done;
@@ -112,18 +124,22 @@ struct MainState {
     }
   }
 
+  static void on_hup(uv_signal_t*, int) {
+    LOG_WARN("received SIGHUP: reloading the configuration is not supported yet; ignored");
+  }
+
   static void on_signal(uv_signal_t* h, int signum) {
     auto* m = static_cast<MainState*>(h->data);
     ++m->signals;
     if (m->signals == 1) {
-      LOG_INFO("received %s: no new connections; open ones get %llu s to finish",
-               signum == SIGINT ? "SIGINT" : "SIGTERM",
-               static_cast<unsigned long long>(m->grace_ms / 1000));
+      LOG_NOTICE("received %s: no new connections; open ones get %llu s to finish",
+                 signum == SIGINT ? "SIGINT" : "SIGTERM",
+                 static_cast<unsigned long long>(m->grace_ms / 1000));
       m->tell_all(kDrain);
       uv_timer_start(&m->grace, on_grace, m->grace_ms, 0);
       uv_timer_start(&m->settle, on_settle, kDrainPollMs, kDrainPollMs);
     } else {
-      LOG_INFO("received a second signal: closing every connection now");
+      LOG_NOTICE("received a second signal: closing every connection now");
       m->tell_all(kCloseAll);
     }
   }
@@ -135,8 +151,8 @@ struct MainState {
     auto* m = static_cast<MainState*>(t->data);
     const size_t orphans = Session::orphaned_lookups();
     if (orphans == 0 || m->live->load() != orphans) return;
-    LOG_INFO("exiting without waiting for %zu DNS lookup%s still running in the resolver", orphans,
-             orphans == 1 ? "" : "s");
+    LOG_NOTICE("exiting without waiting for %zu DNS lookup%s still running in the resolver",
+               orphans, orphans == 1 ? "" : "s");
     std::fflush(stdout);
     std::fflush(stderr);
     std::_Exit(0);
@@ -158,11 +174,108 @@ struct MainState {
     }
     uv_close(reinterpret_cast<uv_handle_t*>(&m->sigint), nullptr);
     uv_close(reinterpret_cast<uv_handle_t*>(&m->sigterm), nullptr);
+    uv_close(reinterpret_cast<uv_handle_t*>(&m->sighup), nullptr);
     uv_close(reinterpret_cast<uv_handle_t*>(&m->grace), nullptr);
     uv_close(reinterpret_cast<uv_handle_t*>(&m->settle), nullptr);
     uv_close(reinterpret_cast<uv_handle_t*>(&m->worker_done), nullptr);
   }
 };
+
+std::string errno_text(int err) {
+  return std::strerror(err);
+}
+
+// Raises RLIMIT_NOFILE to n (soft and hard); without the privilege to raise the hard limit, the
+// soft limit goes as far as the hard one allows, with a warning.
+void raise_nofile(const char* prog, long long n) {
+  rlimit rl{static_cast<rlim_t>(n), static_cast<rlim_t>(n)};
+  if (setrlimit(RLIMIT_NOFILE, &rl) == 0) return;
+  const int err = errno;
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_max < static_cast<rlim_t>(n)) {
+    rl.rlim_cur = rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+    LOG_WARN("%s: nofile: cannot raise the open-file limit to %lld (%s); it is %llu", prog, n,
+             errno_text(err).c_str(), static_cast<unsigned long long>(rl.rlim_cur));
+  }
+}
+
+// Switches to `pw`'s user and groups for good. Empty, or the reason it failed.
+std::string drop_privileges(const passwd& pw) {
+  if (geteuid() == pw.pw_uid && getegid() == pw.pw_gid) return {};
+  if (geteuid() != 0) return "only root can switch to another user";
+  if (initgroups(pw.pw_name, pw.pw_gid) != 0) return "initgroups: " + errno_text(errno);
+  if (setgid(pw.pw_gid) != 0) return "setgid: " + errno_text(errno);
+  if (setuid(pw.pw_uid) != 0) return "setuid: " + errno_text(errno);
+  if (pw.pw_uid != 0 && setuid(0) == 0) return "root could be regained after setuid";
+  return {};
+}
+
+// -f: forks. The parent waits for the child's word that it is running (then exits 0), or for
+// the child to end (then exits with its status); it never returns. The child returns the write
+// end of that pipe, in a new session.
+int daemonize(const char* prog) {
+  int fds[2];
+  if (pipe2(fds, O_CLOEXEC) != 0) {
+    std::fprintf(stderr, "%s: -f: pipe: %s\n", prog, errno_text(errno).c_str());
+    std::exit(1);
+  }
+  std::fflush(stdout);
+  std::fflush(stderr);
+  const pid_t pid = fork();
+  if (pid < 0) {
+    std::fprintf(stderr, "%s: -f: fork: %s\n", prog, errno_text(errno).c_str());
+    std::exit(1);
+  }
+  if (pid > 0) {
+    close(fds[1]);
+    char c;
+    ssize_t n;
+    do {
+      n = read(fds[0], &c, 1);
+    } while (n < 0 && errno == EINTR);
+    if (n == 1) _exit(0);
+    int st = 0;
+    while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
+    }
+    _exit(WIFEXITED(st) ? WEXITSTATUS(st) : 1);
+  }
+  close(fds[0]);
+  setsid();
+  return fds[1];
+}
+
+// The child is running: write the pid file, detach from the terminal, tell the parent.
+bool finish_daemon(const char* prog, const std::string& pid_file, int ready_fd) {
+  const int fd = open(pid_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) {
+    std::fprintf(stderr, "%s: -f: cannot write %s: %s\n", prog, pid_file.c_str(),
+                 errno_text(errno).c_str());
+    return false;
+  }
+  const std::string text = std::to_string(getpid()) + "\n";
+  const bool ok = write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
+  close(fd);
+  if (!ok) {
+    std::fprintf(stderr, "%s: -f: cannot write %s\n", prog, pid_file.c_str());
+    return false;
+  }
+  if (chdir("/") != 0) {
+    // Not fatal: only keeps a directory busy.
+  }
+  const int null_fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+  if (null_fd >= 0) {
+    dup2(null_fd, STDIN_FILENO);
+    dup2(null_fd, STDOUT_FILENO);
+    dup2(null_fd, STDERR_FILENO);
+    if (null_fd > STDERR_FILENO) close(null_fd);
+  }
+  const char c = 1;
+  if (write(ready_fd, &c, 1) != 1) {
+    // The parent is gone; nothing to tell.
+  }
+  close(ready_fd);
+  return true;
+}
 
 }  // namespace
 
@@ -178,7 +291,42 @@ int run_app(Role role, int argc, char** argv, Listener::Factory factory) {
     std::fprintf(stderr, "%s: %s\n", prog, e.what());
     return 1;
   }
-  set_log_level(cfg.verbose > 0 ? LogLevel::Debug : LogLevel::Info);
+  set_log_level(cfg.quiet          ? LogLevel::Error
+                : cfg.verbose == 0 ? LogLevel::Notice
+                : cfg.verbose == 1 ? LogLevel::Info
+                                   : LogLevel::Debug);
+  if (!cfg.log_file.empty()) {
+    const std::string err = log_to_file(cfg.log_file);
+    if (!err.empty()) {
+      std::fprintf(stderr, "%s: --log-file: cannot open %s: %s\n", prog, cfg.log_file.c_str(),
+                   err.c_str());
+      return 1;
+    }
+  } else if (cfg.use_syslog || !cfg.pid_file.empty()) {
+    // In the background stderr goes nowhere: log to syslog, as shadowsocks-libev does.
+    log_to_syslog(prog);
+  }
+  if (cfg.nofile > 0) raise_nofile(prog, cfg.nofile);
+  // Look the user up now, so a typo fails before anything is bound or forked.
+  std::optional<passwd> run_as;
+  std::string run_as_name;
+  if (!cfg.run_as_user.empty()) {
+    errno = 0;
+    const passwd* pw = getpwnam(cfg.run_as_user.c_str());
+    if (pw == nullptr) {
+      std::fprintf(stderr, "%s: user: no such user \"%s\"\n", prog, cfg.run_as_user.c_str());
+      return 1;
+    }
+    run_as_name = pw->pw_name;
+    run_as = *pw;
+    run_as->pw_name = run_as_name.data();
+    if (geteuid() != 0 && geteuid() != pw->pw_uid) {
+      std::fprintf(stderr, "%s: user: cannot switch to \"%s\": only root can switch users\n", prog,
+                   cfg.run_as_user.c_str());
+      return 1;
+    }
+  }
+  const int ready_fd = cfg.pid_file.empty() ? -1 : daemonize(prog);
 
   int nworkers = cfg.workers > 0
                      ? cfg.workers
@@ -221,6 +369,9 @@ int run_app(Role role, int argc, char** argv, Listener::Factory factory) {
   // handled once the main loop runs, rather than killing the process with the default action.
   uv_signal_start(&m.sigint, MainState::on_signal, SIGINT);
   uv_signal_start(&m.sigterm, MainState::on_signal, SIGTERM);
+  uv_signal_init(&main_loop, &m.sighup);
+  m.sighup.data = &m;
+  uv_signal_start(&m.sighup, MainState::on_hup, SIGHUP);
 
   size_t max_sessions = default_max_connections(cfg);
   int status = 0;
@@ -243,8 +394,8 @@ int run_app(Role role, int argc, char** argv, Listener::Factory factory) {
           status = 1;
           break;
         }
-        LOG_INFO("%s listening on UDP %s port %u (%s)", prog, host.c_str(),
-                 static_cast<unsigned>(port), cfg.method.c_str());
+        LOG_NOTICE("%s listening on UDP %s port %u (%s)", prog, host.c_str(),
+                   static_cast<unsigned>(port), cfg.method.c_str());
       }
       if (serve_tcp) {
         int r = w->listener->listen(host, port);
@@ -255,9 +406,9 @@ int run_app(Role role, int argc, char** argv, Listener::Factory factory) {
           break;
         }
         if (i == 0) {
-          LOG_INFO("%s listening on TCP %s port %u (%s, %d worker%s)", prog, host.c_str(),
-                   static_cast<unsigned>(port), cfg.method.c_str(), nworkers,
-                   nworkers == 1 ? "" : "s");
+          LOG_NOTICE("%s listening on TCP %s port %u (%s, %d worker%s)", prog, host.c_str(),
+                     static_cast<unsigned>(port), cfg.method.c_str(), nworkers,
+                     nworkers == 1 ? "" : "s");
         }
       }
     }
@@ -272,8 +423,22 @@ int run_app(Role role, int argc, char** argv, Listener::Factory factory) {
     for (auto& w : workers) w->listener->set_udp(workers.front()->udp.get());
   }
   if (role == Role::Tunnel && status == 0) {
-    LOG_INFO("tunnel to %s through %s port %u", cfg.tunnel_target->to_string().c_str(),
-             cfg.server.front().c_str(), static_cast<unsigned>(cfg.server_port));
+    LOG_NOTICE("tunnel to %s through %s port %u", cfg.tunnel_target->to_string().c_str(),
+               cfg.server.front().c_str(), static_cast<unsigned>(cfg.server_port));
+  }
+
+  // Sockets are bound: the pid file, the switch to the -a user, and then the worker threads.
+  if (status == 0 && ready_fd >= 0 && !finish_daemon(prog, cfg.pid_file, ready_fd)) status = 1;
+  if (status == 0 && run_as) {
+    const std::string err = drop_privileges(*run_as);
+    if (!err.empty()) {
+      std::fprintf(stderr, "%s: user: cannot switch to \"%s\": %s\n", prog, run_as->pw_name,
+                   err.c_str());
+      status = 1;
+    } else {
+      LOG_NOTICE("running as user %s (uid %u)", run_as->pw_name,
+                 static_cast<unsigned>(run_as->pw_uid));
+    }
   }
 
   for (auto& w : workers) {
@@ -296,6 +461,7 @@ int run_app(Role role, int argc, char** argv, Listener::Factory factory) {
       LOG_WARN("worker %d: event loop closed with live handles", w->index);
   }
   if (uv_loop_close(&main_loop) != 0) LOG_WARN("main loop closed with live handles");
+  if (ready_fd >= 0 && status == 0) unlink(cfg.pid_file.c_str());  // may fail after -a: harmless
   return status;
 }
 

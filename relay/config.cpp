@@ -27,7 +27,13 @@
 #include <string_view>
 #include <system_error>
 
+#include <blake3.h>
+#include <openssl/crypto.h>
+#include <sodium.h>
+#include <uv.h>
+
 #include "crypto/kdf.h"
+#include "relay/version.h"
 
 namespace ss {
 namespace {
@@ -255,13 +261,25 @@ int workers_value(const json& v, std::string_view name) {
 }
 
 // --- The table of JSON keys. ---
-// `apply` == nullptr: a shadowsocks-libev key we know but do not implement (warned, ignored).
-// To support a new key, add a row with its setter.
+// A row with a setter is implemented. A row without one is a key of shadowsocks-libev or
+// shadowsocks-rust that is not implemented here: with a reason it changes what the proxy does
+// (its transport, security or routing), so the process refuses to start rather than run without
+// it; without a reason it is harmless here and only warned about. To support a key, give its row
+// a setter.
 
 struct KeySpec {
   std::string_view name;
   void (*apply)(Config& cfg, const json& v);
+  const char* refused = nullptr;  // why running without it would be wrong (apply == nullptr)
 };
+
+constexpr const char* kPluginRefused = "plugins (SIP003) are not supported yet";
+constexpr const char* kAclRefused = "access control lists are not supported yet";
+constexpr const char* kRustForm = "shadowsocks-rust's multi-listener form is not supported yet";
+
+long long nofile_value(const json& v, std::string_view name) {
+  return static_cast<long long>(count_value(v, name, 1, 1'048'576));
+}
 
 constexpr KeySpec kKeys[] = {
     {"server", [](Config& c, const json& v) { c.server = server_value(v, "server"); }},
@@ -296,27 +314,47 @@ constexpr KeySpec kKeys[] = {
      [](Config& c, const json& v) {
        c.allow_private_targets = bool_value(v, "allow_private_targets");
      }},
-    // shadowsocks-libev keys not implemented here.
-    {"plugin", nullptr},
-    {"plugin_opts", nullptr},
-    {"plugin_args", nullptr},
-    {"plugin_mode", nullptr},
-    {"nameserver", nullptr},
-    {"user", nullptr},
-    {"acl", nullptr},
-    {"mtu", nullptr},
-    {"mptcp", nullptr},
-    {"port_password", nullptr},
-    {"local_ipv4_address", nullptr},
-    {"local_ipv6_address", nullptr},
-    {"nofile", nullptr},
-    {"dscp", nullptr},
-    {"disable_sni", nullptr},
-    {"manager_address", nullptr},
-    {"executable", nullptr},
-    {"workdir", nullptr},
-    {"use_syslog", nullptr},
-    {"auth", nullptr},
+    {"user",
+     [](Config& c, const json& v) {
+       c.run_as_user = string_value(v, "user");
+       if (c.run_as_user.empty()) fail("user: must not be empty");
+     }},
+    {"nofile", [](Config& c, const json& v) { c.nofile = nofile_value(v, "nofile"); }},
+    {"use_syslog", [](Config& c, const json& v) { c.use_syslog = bool_value(v, "use_syslog"); }},
+    // Not implemented, and running without them would do something else than asked: refused.
+    {"plugin", nullptr, kPluginRefused},
+    {"plugin_opts", nullptr, kPluginRefused},
+    {"plugin_args", nullptr, kPluginRefused},
+    {"plugin_mode", nullptr, kPluginRefused},
+    {"acl", nullptr, kAclRefused},
+    {"nameserver", nullptr,
+     "a custom name server is not supported yet (the system resolver is used)"},
+    {"dns", nullptr, "a custom name server is not supported yet (the system resolver is used)"},
+    {"mtu", nullptr, "UDP fragmentation by MTU is not supported"},
+    {"mptcp", nullptr, "Multipath TCP is not supported"},
+    {"port_password", nullptr, "several ports in one process are not supported yet"},
+    {"manager_address", nullptr, "ss-manager is not supported yet"},
+    {"manager_port", nullptr, "ss-manager is not supported yet"},
+    {"local_ipv4_address", nullptr, "binding outbound connections per family is not supported"},
+    {"local_ipv6_address", nullptr, "binding outbound connections per family is not supported"},
+    {"dscp", nullptr, "DSCP marking is not supported"},
+    {"auth", nullptr, "one-time authentication (OTA) was removed from Shadowsocks"},
+    {"locals", nullptr, kRustForm},
+    {"servers", nullptr, kRustForm},
+    {"protocol", nullptr, kRustForm},
+    {"socks5_auth_config_path", nullptr, "SOCKS5 authentication is not supported yet"},
+    {"balancer", nullptr, "server balancing is not supported yet"},
+    {"outbound_fwmark", nullptr, "socket marks are not supported"},
+    {"outbound_bind_interface", nullptr, "binding to an interface is not supported"},
+    {"outbound_bind_addr", nullptr, "binding outbound connections here is not supported"},
+    {"ipv6_only", nullptr, "IPv6-only listening is not supported"},
+    {"local_udp_address", nullptr, "a separate UDP listen address is not supported"},
+    {"local_udp_port", nullptr, "a separate UDP listen port is not supported"},
+    // Harmless here: warned about and ignored.
+    {"disable_sni", nullptr},  // only used by libev's ACL matching
+    {"executable", nullptr},   // ss-manager's
+    {"workdir", nullptr},      // ss-manager's
+    {"log", nullptr},          // shadowsocks-rust's log section (levels come from -q/-v)
 };
 
 const KeySpec* find_key(std::string_view name) {
@@ -343,7 +381,8 @@ Config default_config(Role role) {
 // nlohmann's messages end with "; last read: '...'", which can quote the password: cut it.
 json parse_document(const std::string& text, const std::string& source) {
   try {
-    json doc = json::parse(text, nullptr, /*allow_exceptions=*/true, /*ignore_comments=*/true);
+    json doc = json::parse(strip_trailing_commas(text), nullptr, /*allow_exceptions=*/true,
+                           /*ignore_comments=*/true);
     if (!doc.is_object()) fail(source + ": must be a JSON object ({ \"key\": value, ... })");
     return doc;
   } catch (const json::parse_error& e) {
@@ -378,8 +417,11 @@ void apply_json(Config& cfg, const json& doc, std::ostream& warn) {
     const KeySpec* spec = find_key(name);
     if (spec == nullptr) {
       warn << "config: ignoring unknown key " << quote(name) << '\n';
+    } else if (spec->apply == nullptr && spec->refused != nullptr) {
+      fail(std::string(name) + ": not supported by shadowsocks-uv: " + spec->refused +
+           "; remove the key (the proxy would otherwise run without it)");
     } else if (spec->apply == nullptr) {
-      warn << "config: ignoring key " << quote(name) << " (not supported by shadowsocks-uv)\n";
+      warn << "config: ignoring key " << quote(name) << " (not used by shadowsocks-uv)\n";
     } else {
       spec->apply(cfg, value);
     }
@@ -433,7 +475,10 @@ std::string help_text(cxxopts::Options& options, Role role) {
     << "  reuse_port       true: set SO_REUSEPORT on listening sockets\n"
     << "  fast_open        true: use TCP Fast Open\n"
     << "  workers          event-loop threads (default: one per CPU)\n"
-    << "  max_connections  concurrent TCP connections (default: about half the descriptor limit)\n";
+    << "  max_connections  concurrent TCP connections (default: about half the descriptor limit)\n"
+    << "  user             drop privileges to this user after binding (as -a)\n"
+    << "  nofile           raise the open-file limit to this (as -n)\n"
+    << "  use_syslog       true: log to syslog instead of stderr\n";
   if (role == Role::Server) {
     s << "  allow_private_targets  true: also relay to loopback/private/link-local targets\n";
   }
@@ -507,7 +552,14 @@ void add_flags(cxxopts::Options& options, Role role) {
   }
   add("genkey", "print a new random base64 key for METHOD and exit", value<std::string>(),
       "METHOD");
-  add("v", "verbose logging (repeat for more)");
+  add("a", "drop privileges to USER after binding", value<std::string>(), "USER");
+  add("f", "run in the background and write the process id to PIDFILE", value<std::string>(),
+      "PIDFILE");
+  add("n", "raise the open-file limit (RLIMIT_NOFILE) to NOFILE", value<std::string>(), "NOFILE");
+  add("log-file", "append log lines to PATH instead of stderr", value<std::string>(), "PATH");
+  add("q", "quiet: log errors only");
+  add("v", "verbose: one line per connection; -vv: debugging detail");
+  add("V,version", "print the version and the crypto libraries, and exit");
   add("h,help", "print this help and exit");
 }
 
@@ -555,6 +607,21 @@ void apply_flags(Config& cfg, const cxxopts::ParseResult& r) {
     cfg.max_connections = count_value(text("max-connections"), "--max-connections", 0, 10'000'000);
   }
   if (r.count("allow-private-targets")) cfg.allow_private_targets = true;
+  if (r.count("a")) {
+    cfg.run_as_user = r["a"].as<std::string>();
+    if (cfg.run_as_user.empty()) fail("-a: must not be empty");
+  }
+  if (r.count("f")) {
+    cfg.pid_file = r["f"].as<std::string>();
+    if (cfg.pid_file.empty()) fail("-f: must not be empty");
+  }
+  if (r.count("n")) cfg.nofile = nofile_value(text("n"), "-n");
+  if (r.count("log-file")) {
+    cfg.log_file = r["log-file"].as<std::string>();
+    if (cfg.log_file.empty()) fail("--log-file: must not be empty");
+  }
+  if (r.count("q") && r.count("v")) fail("-q, -v: give only one");
+  cfg.quiet = r.count("q") > 0;
   cfg.verbose = static_cast<int>(r.count("v"));
 }
 
@@ -623,7 +690,70 @@ std::string supported_methods() {
   return s;
 }
 
+// Past white space and comments from `i`; returns the index of the next other byte (or the end).
+size_t skip_blank(std::string_view t, size_t i) {
+  while (i < t.size()) {
+    const char c = t[i];
+    if (c == ' ' || c == '\t' || c == '\n' || c == '\r') {
+      ++i;
+    } else if (c == '/' && i + 1 < t.size() && t[i + 1] == '/') {
+      const size_t nl = t.find('\n', i);
+      i = nl == std::string_view::npos ? t.size() : nl + 1;
+    } else if (c == '/' && i + 1 < t.size() && t[i + 1] == '*') {
+      const size_t end = t.find("*/", i + 2);
+      i = end == std::string_view::npos ? t.size() : end + 2;
+    } else {
+      break;
+    }
+  }
+  return i;
+}
+
 }  // namespace
+
+std::string version_text(Role role) {
+  std::ostringstream s;
+  s << program_name(role) << " (shadowsocks-uv) " << SS_VERSION << "\n"
+    << "libraries: libuv " << uv_version_string() << ", " << OpenSSL_version(OPENSSL_VERSION)
+    << ", libsodium " << sodium_version_string() << ", BLAKE3 " << BLAKE3_VERSION_STRING << "\n"
+    << "backends: aes-*-gcm and chacha20-ietf-poly1305 OpenSSL EVP; xchacha20-ietf-poly1305 "
+       "libsodium; 2022 methods: the same AEADs with BLAKE3 key derivation\n";
+  return s.str();
+}
+
+std::string strip_trailing_commas(std::string_view t) {
+  std::string out(t);
+  char last = '\0';  // the last byte outside strings, comments and white space
+  size_t i = 0;
+  while (i < t.size()) {
+    const char c = t[i];
+    if (c == '"') {
+      // A string: skip to its closing quote, past escapes.
+      for (++i; i < t.size() && t[i] != '"'; ++i) {
+        if (t[i] == '\\') ++i;
+      }
+      ++i;
+      last = '"';
+    } else if (c == ' ' || c == '\t' || c == '\n' || c == '\r' ||
+               (c == '/' && i + 1 < t.size() && (t[i + 1] == '/' || t[i + 1] == '*'))) {
+      i = std::max(skip_blank(t, i), i + 1);
+    } else if (c == ',') {
+      // Only a comma that ends a value or member: "[,]" and ",," stay errors.
+      const size_t next = skip_blank(t, i + 1);
+      const bool after_value = last != '\0' && last != '[' && last != '{' && last != ',';
+      if (after_value && next < t.size() && (t[next] == ']' || t[next] == '}')) {
+        out[i] = ' ';
+      } else {
+        last = ',';
+      }
+      ++i;
+    } else {
+      last = c;
+      ++i;
+    }
+  }
+  return out;
+}
 
 Config parse_config_json(Role role, const std::string& json_text, std::ostream& warn) {
   Config cfg = default_config(role);
@@ -714,6 +844,10 @@ std::optional<Config> load_config(Role role, int argc, const char* const* argv, 
 
   if (r.count("help")) {
     out << help_text(options, role);
+    return std::nullopt;
+  }
+  if (r.count("version")) {
+    out << version_text(role);
     return std::nullopt;
   }
   for (const std::string& arg : r.unmatched()) {

@@ -7,6 +7,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "crypto/aead2022.h"
@@ -63,6 +64,12 @@ struct Config {
   bool fast_open = false;
   std::optional<Address> tunnel_target;  // Tunnel: -L host:port
   int verbose = 0;                       // -v count
+  bool quiet = false;                    // -q: errors only
+  std::string log_file;                  // --log-file: append log lines here instead of stderr
+  bool use_syslog = false;               // "use_syslog": log to syslog(3) instead of stderr
+  std::string run_as_user;               // -a / "user": drop privileges to this user after binding
+  std::string pid_file;                  // -f: write the pid here and run in the background
+  long long nofile = 0;                  // -n / "nofile": raise RLIMIT_NOFILE to this; 0 = leave
   int workers = 0;                       // event-loop threads; 0 = one per CPU
   // ss-server: relay to loopback, private, link-local... destinations too (off: SSRF guard).
   bool allow_private_targets = false;
@@ -74,10 +81,19 @@ struct Config {
 };
 
 // Parses argv (with argv[0]) and, if -c is given, that JSON file. Returns nullopt after printing
-// the help text to `out` for -h/--help (the caller exits 0). Unknown JSON keys are warned about
+// the help text to `out` for -h/--help, the version for -V/--version, or a key for --genkey (the
+// caller exits 0). Unknown JSON keys are warned about
 // by name on `warn`. Throws ConfigError for every invalid value.
 std::optional<Config> load_config(Role role, int argc, const char* const* argv, std::ostream& out,
                                   std::ostream& warn);
+
+// JSON text with every trailing comma (one followed by `]` or `}`, across white space and
+// comments) blanked out, so configs that shadowsocks-libev accepts parse. Strings are untouched.
+std::string strip_trailing_commas(std::string_view json_text);
+
+// "ss-server 0.1.0 (libuv 1.44.2, OpenSSL 3.0.x, libsodium 1.0.18, BLAKE3 1.3.1)" plus a line
+// naming the backend of each method, for -V/--version.
+std::string version_text(Role role);
 
 // Parses a config from JSON text only (no flags): for tests and for load_config itself.
 Config parse_config_json(Role role, const std::string& json_text, std::ostream& warn);

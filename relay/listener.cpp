@@ -84,7 +84,7 @@ void Listener::on_relisten(uv_timer_t* t) {
       return;
     }
   }
-  LOG_INFO("accepting connections again");
+  LOG_NOTICE("accepting connections again");
 }
 
 int Listener::bind_and_listen(const std::string& host, uint16_t port) {

@@ -30,6 +30,7 @@
 
 #include "relay/listener.h"
 #include "relay/log.h"
+#include "relay/warnings.h"
 
 namespace ss {
 namespace {
@@ -201,6 +202,12 @@ void Session::handle_eof(Side s) {
     close("stream ended inside a chunk");
     return;
   }
+  if (s == kRemote && s == encrypted_side_ && p.bytes_read == 0) {
+    // ss-server said nothing at all and closed: it refused the target, or it could not
+    // authenticate us (it then holds the connection until its handshake deadline).
+    const uint64_t ms = uv_now(loop()) - started_at_;
+    warn::server_closed_silently(remote_.to_string(), target_.to_string(), ms);
+  }
   if (s == kClient && pending_header_) {
     // The client half-closed before sending anything: the server still needs the target.
     Block* b = BlockPool::local().acquire();
@@ -227,6 +234,17 @@ void Session::start_relay() {
 
 void Session::set_pending_header(const Address& target) {
   pending_header_ = target;
+  target_ = target;
+}
+
+std::string Session::peer_text(Side s) const {
+  sockaddr_storage ss{};
+  int len = sizeof ss;
+  const Peer& p = peers_[s];
+  if (!p.inited || uv_tcp_getpeername(&p.tcp, reinterpret_cast<sockaddr*>(&ss), &len) != 0) {
+    return "?";
+  }
+  return Address::from_sockaddr(reinterpret_cast<const sockaddr*>(&ss)).to_string();
 }
 
 size_t Session::seal_request(const uint8_t* pt, size_t n, uint8_t* out) {
@@ -274,17 +292,9 @@ void Session::relay(Side src, const uint8_t* data, size_t n) {
 void Session::on_decrypt_error() {
   std::string_view detail = opener_->failure();
   if (detail.find("clock") != std::string_view::npos) {
-    // The server's 2022 response is stamped outside +-30 s: say so, at most every 10 s.
-    static std::atomic<uint64_t> last_warned{0};
-    uint64_t now = uv_now(loop());
-    uint64_t last = last_warned.load();
-    if ((last == 0 || now - last >= 10'000) && last_warned.compare_exchange_strong(last, now)) {
-      LOG_WARN("%s: the server's response is stamped outside +-30 s: %.*s", kind(),
-               static_cast<int>(detail.size()), detail.data());
-    }
-  } else if (!detail.empty()) {
-    LOG_DEBUG("%s: the server's stream failed: %.*s", kind(), static_cast<int>(detail.size()),
-              detail.data());
+    warn::clock_skew(std::string(kind()) + ": the server's response", detail);
+  } else {
+    warn::server_reply_unauthenticated(remote_.to_string(), detail.empty() ? "bad tag" : detail);
   }
   close("authentication failed");
 }
@@ -448,14 +458,14 @@ void Session::close(const char* reason, int err) {
   if (phase_ == Phase::Closing) return;
   set_phase(Phase::Closing);
   on_closing();
-  if (log_enabled(LogLevel::Debug)) {
+  if (log_enabled(LogLevel::Info)) {
     uint64_t ms = uv_now(loop()) - started_at_;
     std::string_view who = user();
-    LOG_DEBUG("%s: %s%s%.*s closed: %s%s%s, %llu bytes in, %llu bytes out, %llu ms", kind(),
-              target_.port != 0 ? target_.to_string().c_str() : "-", who.empty() ? "" : " user ",
-              static_cast<int>(who.size()), who.data(), reason, err != 0 ? " " : "",
-              err != 0 ? uv_err_name(err) : "", (unsigned long long)peers_[kClient].bytes_read,
-              (unsigned long long)peers_[kRemote].bytes_read, (unsigned long long)ms);
+    LOG_INFO("%s: %s%s%.*s closed: %s%s%s, %llu bytes in, %llu bytes out, %llu ms", kind(),
+             target_.port != 0 ? target_.to_string().c_str() : "-", who.empty() ? "" : " user ",
+             static_cast<int>(who.size()), who.data(), reason, err != 0 ? " " : "",
+             err != 0 ? uv_err_name(err) : "", (unsigned long long)peers_[kClient].bytes_read,
+             (unsigned long long)peers_[kRemote].bytes_read, (unsigned long long)ms);
   }
   if (dns_pending_ && uv_cancel(reinterpret_cast<uv_req_t*>(&dns_req_)) != 0) {
     dns_orphaned_ = true;
@@ -563,7 +573,7 @@ void Session::on_resolved(uv_getaddrinfo_t* req, int status, addrinfo* res) {
 
 void Session::connect_to(const sockaddr* sa) {
   if (!target_allowed(sa)) {
-    on_target_blocked();
+    on_target_blocked(sa);
     return;
   }
   Peer& r = peers_[kRemote];

@@ -8,6 +8,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <optional>
+#include <string>
 
 #include "crypto/tcp_cipher.h"
 #include "relay/address.h"
@@ -109,7 +110,7 @@ class Session {
   // May the remote side connect to this (resolved) address? ss-server's SSRF guard says no to
   // private destinations; a refusal calls on_target_blocked() instead of connecting.
   virtual bool target_allowed(const sockaddr*) const { return true; }
-  virtual void on_target_blocked() { close("target not allowed"); }
+  virtual void on_target_blocked(const sockaddr*) { close("target not allowed"); }
   virtual const char* kind() const = 0;
   // Called first thing in close(), once: release what outlives no connection (ss-local's UDP
   // association).
@@ -121,6 +122,10 @@ class Session {
   UdpRelay* udp_relay() const;
   static Side other(Side s) { return s == kClient ? kRemote : kClient; }
 
+  // The address of a side's peer as text ("?" if unknown), for logs.
+  std::string peer_text(Side s) const;
+  // What the remote side connects to: the target (ss-server) or ss-server (ss-local, ss-tunnel).
+  const Address& remote_address() const { return remote_; }
   // Resolves (if needed, without blocking the loop) and connects the remote side.
   void connect_remote(const Address& target, const char* what);
   // Queues a block for `dst` (takes ownership). False if the session is going away.

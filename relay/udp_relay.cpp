@@ -28,6 +28,7 @@
 #include "crypto/udp_packet.h"
 #include "relay/ip_policy.h"
 #include "relay/log.h"
+#include "relay/warnings.h"
 
 namespace ss {
 namespace {
@@ -241,6 +242,7 @@ void UdpRelay::handle_inbound(uv_udp_t* h, const uint8_t* data, size_t n, const 
       auto len = open_packet(data, n, wbuf_.get());
       if (!len) {
         ++stats_.drop_auth;
+        warn::client_auth_failed(Address::from_sockaddr(from).to_string(), "UDP packet");
         return;
       }
       Address target;
@@ -509,20 +511,17 @@ int64_t UdpRelay::now_seconds() const {
   return static_cast<int64_t>(time(nullptr)) + cfg_.clock_offset;
 }
 
-void UdpRelay::note_2022_failure(const Udp2022Status& st) {
+void UdpRelay::note_2022_failure(const Udp2022Status& st, const sockaddr* from) {
   switch (st.error) {
     case Udp2022Error::Timestamp: {
       ++stats_.drop_clock;
-      uint64_t now = uv_now(loop_);
-      if (now - last_clock_log_ >= 10'000 || last_clock_log_ == 0) {
-        last_clock_log_ = now;
-        int64_t skew = st.skew;
-        LOG_WARN(
-            "udp: dropped a packet stamped %lld s %s our clock (limit 30 s): the %s clock "
-            "is off, or this is a replay",
-            static_cast<long long>(skew < 0 ? -skew : skew), skew < 0 ? "behind" : "ahead of",
-            cfg_.role == Role::Server ? "client's or this server's" : "server's or this client's");
-      }
+      int64_t skew = st.skew;
+      char detail[160];
+      snprintf(
+          detail, sizeof detail, "%lld s %s our clock (the %s clock is off, or a replay)",
+          static_cast<long long>(skew < 0 ? -skew : skew), skew < 0 ? "behind" : "ahead of",
+          cfg_.role == Role::Server ? "client's or this server's" : "server's or this client's");
+      warn::clock_skew("udp: dropped a packet that", detail, /*datagram=*/true);
       return;
     }
     case Udp2022Error::TooShort:
@@ -530,6 +529,11 @@ void UdpRelay::note_2022_failure(const Udp2022Status& st) {
     case Udp2022Error::UnknownUser:
     case Udp2022Error::Crypto:
       ++stats_.drop_auth;
+      if (from != nullptr) {
+        warn::client_auth_failed(
+            Address::from_sockaddr(from).to_string(),
+            st.error == Udp2022Error::UnknownUser ? "UDP packet, unknown user" : "UDP packet");
+      }
       return;
     default:
       ++stats_.drop_malformed;
@@ -542,7 +546,7 @@ void UdpRelay::server_inbound_2022(uv_udp_t* h, const uint8_t* data, size_t n,
   Udp2022Header hdr;
   Udp2022Status st = server22_->open_request_header({data, n}, {wbuf_.get(), kBufSize}, hdr);
   if (!st.ok()) {
-    note_2022_failure(st);
+    note_2022_failure(st, from);
     return;
   }
   // Sessions are identified by client session ID (and user), not by address.
@@ -563,7 +567,7 @@ void UdpRelay::server_inbound_2022(uv_udp_t* h, const uint8_t* data, size_t n,
   st = server22_->open_request_body(hdr, a != nullptr ? a->s22->recv_key : *scratch_key_,
                                     now_seconds(), req);
   if (!st.ok()) {
-    note_2022_failure(st);
+    note_2022_failure(st, from);
     return;
   }
   Address target;
@@ -632,7 +636,7 @@ void UdpRelay::client_outbound_2022(Assoc* a, const uint8_t* data, size_t n) {
   Udp2022Header hdr;
   Udp2022Status status = client22_->open_response_header({data, n}, {pbuf_.get(), kBufSize}, hdr);
   if (!status.ok()) {
-    note_2022_failure(status);
+    note_2022_failure(status, nullptr);
     return;
   }
   ServerPeer* peer = nullptr;
@@ -649,7 +653,7 @@ void UdpRelay::client_outbound_2022(Assoc* a, const uint8_t* data, size_t n) {
   status = client22_->open_response_body(hdr, peer != nullptr ? peer->key : *scratch_key_,
                                          now_seconds(), resp);
   if (!status.ok()) {
-    note_2022_failure(status);
+    note_2022_failure(status, nullptr);
     return;
   }
   if (resp.client_session_id != st.session_id) {
@@ -683,6 +687,10 @@ void UdpRelay::client_outbound_2022(Assoc* a, const uint8_t* data, size_t n) {
 void UdpRelay::send_out(Assoc* a, const sockaddr* to, const uint8_t* data, size_t n) {
   if (cfg_.role == Role::Server && !cfg_.allow_private_targets && is_private_address(to)) {
     ++stats_.drop_blocked;
+    warn::target_refused(
+        Address::from_sockaddr(reinterpret_cast<const sockaddr*>(&a->client)).to_string(),
+        Address::from_sockaddr(to).to_string(),
+        "a private address (UDP); allow_private_targets permits it");
     return;
   }
   Outbound& o = a->out[to->sa_family == AF_INET6 ? 1 : 0];

@@ -151,7 +151,9 @@ class UdpRelay {
   void client_send_2022(Assoc* a, std::span<const uint8_t> address,
                         std::span<const uint8_t> payload);
   void client_outbound_2022(Assoc* a, const uint8_t* data, size_t n);
-  void note_2022_failure(const Udp2022Status& st);
+  // Counts a dropped 2022 packet; `from` is the sender on the server side (for the warning), null
+  // on the client side.
+  void note_2022_failure(const Udp2022Status& st, const sockaddr* from);
   int64_t now_seconds() const;
   void touch(Assoc* a);
   void close_assoc(Assoc* a);
@@ -172,7 +174,6 @@ class UdpRelay {
   std::unique_ptr<Udp2022Client> client22_;         // 2022 ss-local / ss-tunnel
   std::unique_ptr<Udp2022SessionKey> scratch_key_;  // for a packet of a session not yet known
   SlidingWindow scratch_window_;
-  uint64_t last_clock_log_ = 0;
   std::vector<uv_udp_t*> inbound_;
   uv_timer_t sweep_;
   bool sweep_inited_ = false;

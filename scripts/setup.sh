@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages shadowsocks-uv needs to build, test and demo. Quiet and quick when
 # everything is already there; otherwise runs apt-get update + install (as root, or through sudo).
-# Also makes sure Debian's shadowsocks-libev service is not running: it listens on 8388, and the
-# tests and the demo start their own servers.
+# It installs what is missing and nothing else: it never stops, disables or kills a service or a
+# process, and the daemons of the packages it installs are not started (see below).
 #
 # Usage: scripts/setup.sh
 set -euo pipefail
@@ -47,45 +47,32 @@ if ! is_installed nginx-light && ! is_installed nginx && ! is_installed nginx-co
   missing+=(nginx-light)
 fi
 
-installed_libev=0
-if [[ ${#missing[@]} -gt 0 ]]; then
-  if [[ $(id -u) -ne 0 && ${#as_root[@]} -eq 0 ]]; then
-    echo "setup.sh: missing packages: ${missing[*]}; run as root or install sudo" >&2
-    exit 1
-  fi
-  echo "setup.sh: installing ${missing[*]}"
-  for p in "${missing[@]}"; do [[ $p == shadowsocks-libev ]] && installed_libev=1; done
-  "${as_root[@]}" apt-get update -qq
-  "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive \
-    apt-get install -y -qq --no-install-recommends "${missing[@]}"
+if [[ ${#missing[@]} -eq 0 ]]; then
+  exit 0
 fi
+if [[ $(id -u) -ne 0 && ${#as_root[@]} -eq 0 ]]; then
+  echo "setup.sh: missing packages: ${missing[*]}; run as root or install sudo" >&2
+  exit 1
+fi
+echo "setup.sh: installing ${missing[*]}"
 
-# Debian's shadowsocks-libev package may start ss-server (from /etc/shadowsocks-libev) on 8388 when
-# it is installed, and at boot. Stop it if it runs, and keep it from starting again.
-libev_service_running() {
-  if command -v systemctl >/dev/null 2>&1 && [[ -d /run/systemd/system ]]; then
-    systemctl is-active --quiet shadowsocks-libev.service 2>/dev/null && return 0
-  fi
-  [[ -x /etc/init.d/shadowsocks-libev ]] && command -v service >/dev/null 2>&1 &&
-    service shadowsocks-libev status >/dev/null 2>&1
+# Some of these packages ship a daemon (shadowsocks-libev's ss-server on 8388, nginx on 80) that
+# Debian starts on install. We want their programs, not their services: while our apt-get runs, a
+# policy-rc.d (the hook invoke-rc.d and deb-systemd-invoke ask) says "do not start". Only if the
+# machine has none of its own, and it is removed again afterwards. Nothing already running is
+# stopped, disabled or touched.
+policy=/usr/sbin/policy-rc.d
+made_policy=0
+cleanup() {
+  if [[ $made_policy -eq 1 ]]; then "${as_root[@]}" rm -f "$policy"; fi
 }
-
-if libev_service_running || [[ $installed_libev -eq 1 ]]; then
-  if command -v systemctl >/dev/null 2>&1 && [[ -d /run/systemd/system ]]; then
-    "${as_root[@]}" systemctl disable --now shadowsocks-libev.service >/dev/null 2>&1 || true
-  fi
-  if [[ -x /etc/init.d/shadowsocks-libev ]]; then
-    if libev_service_running; then
-      echo "setup.sh: stopping the shadowsocks-libev system service (it listens on 8388)"
-      "${as_root[@]}" service shadowsocks-libev stop >/dev/null 2>&1 ||
-        "${as_root[@]}" /etc/init.d/shadowsocks-libev stop >/dev/null 2>&1 || true
-    fi
-    if command -v update-rc.d >/dev/null 2>&1; then
-      "${as_root[@]}" update-rc.d shadowsocks-libev disable >/dev/null 2>&1 || true
-    fi
-  fi
-  if libev_service_running; then
-    echo "setup.sh: could not stop the shadowsocks-libev service" >&2
-    exit 1
-  fi
+trap cleanup EXIT
+if [[ ! -e $policy ]]; then
+  printf '#!/bin/sh\n# Written by shadowsocks-uv scripts/setup.sh for the length of one apt-get install.\nexit 101\n' |
+    "${as_root[@]}" tee "$policy" >/dev/null
+  "${as_root[@]}" chmod 755 "$policy"
+  made_policy=1
 fi
+"${as_root[@]}" apt-get update -qq
+"${as_root[@]}" env DEBIAN_FRONTEND=noninteractive \
+  apt-get install -y -qq --no-install-recommends "${missing[@]}"

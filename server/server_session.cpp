@@ -5,7 +5,9 @@
 //   A client that fails authentication, or sends a bad address, gets the reject policy: no byte,
 //   no FIN and no outbound connection; we keep reading and discarding until the client closes
 //   (then FIN) or the handshake deadline, counted from accept, passes. The reaction is the same
-//   whatever the number of bytes received.
+//   whatever the number of bytes received. Each rejection is counted in a rate-limited warning.
+//   An authenticated client whose target the policy refuses (the SSRF guard) is closed at once:
+//   it holds the key, so there is nothing to hide from it, and it should not wait.
 
 #include "server/server_session.h"
 
@@ -15,6 +17,7 @@
 
 #include "relay/ip_policy.h"
 #include "relay/log.h"
+#include "relay/warnings.h"
 
 namespace ss {
 
@@ -24,22 +27,29 @@ ServerSession::~ServerSession() {
 
 void ServerSession::reject(const char* why) {
   std::string_view detail = opener_ ? opener_->failure() : std::string_view{};
+  if (detail.empty()) detail = why;
+  const std::string from = peer_text(kClient);
   if (detail.find("clock") != std::string_view::npos) {
-    // A 2022 header that failed only on its timestamp: tell the operator, at most every 10 s.
-    static std::atomic<uint64_t> last_warned{0};
-    uint64_t now = uv_now(loop());
-    uint64_t last = last_warned.load();
-    if ((last == 0 || now - last >= 10'000) && last_warned.compare_exchange_strong(last, now)) {
-      LOG_WARN("server: refused a client whose header is stamped outside +-30 s: %.*s",
-               static_cast<int>(detail.size()), detail.data());
-    }
-  } else if (!detail.empty()) {
-    LOG_DEBUG("server: rejected a client: %s (%.*s)", why, static_cast<int>(detail.size()),
-              detail.data());
+    warn::clock_skew("server: refused a client whose header", detail);
+  } else if (detail.find("replay") != std::string_view::npos) {
+    warn::client_replay(from);
   } else {
-    LOG_DEBUG("server: rejected a client: %s", why);
+    warn::client_auth_failed(from, detail);
   }
+  LOG_DEBUG("server: rejected a client from %s: %s (%.*s)", from.c_str(), why,
+            static_cast<int>(detail.size()), detail.data());
   drain(false);
+}
+
+void ServerSession::on_target_blocked(const sockaddr* sa) {
+  // The client authenticated: it holds the key, so there is nothing to hide from it. Close at
+  // once rather than leave it waiting for the handshake deadline.
+  const std::string target = remote_address().to_string();
+  const Address resolved = Address::from_sockaddr(sa);
+  const std::string why =
+      "a private address (" + resolved.to_string() + "); allow_private_targets permits it";
+  warn::target_refused(peer_text(kClient), target, why);
+  close("target not allowed");
 }
 
 void ServerSession::on_handshake_data(const uint8_t* data, size_t n) {

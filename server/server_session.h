@@ -20,7 +20,7 @@ class ServerSession final : public Session {
   void on_remote_failed(int err) override;
   void on_decrypt_error() override;
   bool target_allowed(const sockaddr* sa) const override;
-  void on_target_blocked() override { reject("target not allowed (private address)"); }
+  void on_target_blocked(const sockaddr* sa) override;
   const char* kind() const override { return "server"; }
 
   void reject(const char* why);

@@ -798,7 +798,7 @@ void storm_under_nofile_limit(bool emfile) {
                                    opt.method,
                                    "-t",
                                    std::to_string(opt.timeout_s),
-                                   "-v",
+                                   "-vv",
                                    "--allow-private-targets"};
   if (emfile) argv.insert(argv.end(), {"--max-connections", "100000"});
   srv.proc = std::make_unique<Process>(argv, test_log_path("ss-server-nofile64"),
@@ -1108,7 +1108,7 @@ TEST_CASE("F7: black-holed resolver: domain targets fail at our deadline, IP lit
                                    opt.method,
                                    "-t",
                                    std::to_string(kDeadlineS),
-                                   "-v",
+                                   "-vv",
                                    "--allow-private-targets"};
   srv.proc = std::make_unique<Process>(argv, test_log_path("ss-server-blackholed-dns"),
                                        "ss-server-blackholed-dns");

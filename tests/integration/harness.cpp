@@ -52,7 +52,7 @@ std::string sanitize(const std::string& s) {
 std::vector<std::string> common_args(const NodeOptions& opt, uint16_t server_port) {
   std::vector<std::string> args = {
       "-s", "127.0.0.1", "-p", std::to_string(server_port),   "-k", opt.password,
-      "-m", opt.method,  "-t", std::to_string(opt.timeout_s), "-v"};
+      "-m", opt.method,  "-t", std::to_string(opt.timeout_s), "-vv"};
   return args;
 }
 
@@ -196,6 +196,27 @@ std::vector<std::string> nonempty_lines(const std::string& text) {
     if (line.find_first_not_of(" \t\r") != std::string::npos) lines.push_back(line);
   }
   return lines;
+}
+
+size_t count_occurrences(const std::string& text, const std::string& needle) {
+  size_t n = 0;
+  for (size_t pos = text.find(needle); pos != std::string::npos;
+       pos = text.find(needle, pos + needle.size())) {
+    ++n;
+  }
+  return n;
+}
+
+// Waits until `needle` occurs at least `count` times in the node's log.
+bool wait_log(const Node& node, const std::string& needle, size_t count,
+              std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    if (count_occurrences(node.proc->log_text(), needle) >= count) return true;
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(
+        std::chrono::milliseconds(10));  // a log file gives no notification to wait on
+  }
 }
 
 }  // namespace ss::test

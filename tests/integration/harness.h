@@ -61,6 +61,12 @@ std::unique_ptr<Process> spawn(std::vector<std::string> argv, const std::string&
 // SIGTERM: close them first, or pass a longer grace.
 void check_clean_shutdown(Node& node, std::chrono::milliseconds grace = std::chrono::seconds(2));
 
+// How often `needle` occurs in `text` (non-overlapping).
+size_t count_occurrences(const std::string& text, const std::string& needle);
+// Waits until `needle` occurs at least `count` times in the node's log, or `timeout` passes.
+bool wait_log(const Node& node, const std::string& needle, size_t count = 1,
+              std::chrono::milliseconds timeout = std::chrono::seconds(5));
+
 // Log lines that are not empty.
 std::vector<std::string> nonempty_lines(const std::string& text);
 

@@ -40,28 +40,9 @@ bool is_probe(const Bytes& data) {
          std::equal(kProbePrefix.begin(), kProbePrefix.end(), data.begin());
 }
 
-size_t count_occurrences(const std::string& text, const std::string& needle) {
-  size_t n = 0;
-  for (size_t pos = text.find(needle); pos != std::string::npos;
-       pos = text.find(needle, pos + needle.size())) {
-    ++n;
-  }
-  return n;
-}
-
 // Our binaries log "udp: new association for <client>" at -v for every NAT entry they create.
 size_t associations_created(const Node& node) {
   return count_occurrences(node.proc->log_text(), "udp: new association for");
-}
-
-// Waits until `needle` occurs at least `count` times in the node's log.
-bool wait_log(const Node& node, const std::string& needle, size_t count, Millis timeout) {
-  const auto deadline = Clock::now() + timeout;
-  for (;;) {
-    if (count_occurrences(node.proc->log_text(), needle) >= count) return true;
-    if (Clock::now() >= deadline) return false;
-    std::this_thread::sleep_for(10ms);  // a log file gives no notification to wait on
-  }
 }
 
 // A SOCKS5 UDP client: a UDP socket on 127.0.0.1 and its association through ss-local. With

@@ -298,24 +298,62 @@ TEST_CASE("config: tunnel_address", "[relay]") {
   }
 }
 
-TEST_CASE("config: unknown and unsupported keys warn by name", "[relay]") {
+TEST_CASE("config: unknown and harmless unsupported keys warn by name", "[relay]") {
   std::string warnings;
-  Config cfg = parse_json(Role::Local, R"({"plugin": "obfs-local", "frobnicate": 1, "acl": "x",
-                                           "server_port": 443})",
+  Config cfg = parse_json(Role::Local, R"({"executable": "ss-server", "frobnicate": 1,
+                                           "workdir": "/tmp", "server_port": 443})",
                           &warnings);
   CHECK(cfg.server_port == 443);
   CHECK_THAT(warnings, Catch::Contains("config: ignoring unknown key \"frobnicate\"\n"));
-  CHECK_THAT(warnings, Catch::Contains(
-                           "config: ignoring key \"plugin\" (not supported by shadowsocks-uv)\n"));
-  CHECK_THAT(warnings, Catch::Contains("\"acl\""));
+  CHECK_THAT(warnings,
+             Catch::Contains("config: ignoring key \"executable\" (not used by shadowsocks-uv)\n"));
+  CHECK_THAT(warnings, Catch::Contains("\"workdir\""));
   // One line per key.
   CHECK(std::count(warnings.begin(), warnings.end(), '\n') == 3);
+}
 
-  for (const char* key : {"plugin_opts", "nameserver", "user", "mtu", "mptcp"}) {
-    std::string w;
-    parse_json(Role::Server, std::string("{\"") + key + "\": 1}", &w);
-    CHECK_THAT(w, Catch::Contains(std::string("\"") + key + "\""));
+TEST_CASE("config: keys that would change behaviour and are not implemented are refused",
+          "[relay]") {
+  for (const char* key :
+       {"plugin", "plugin_opts", "plugin_args", "plugin_mode", "acl", "nameserver", "dns", "mtu",
+        "mptcp", "port_password", "manager_address", "locals", "servers", "socks5_auth_config_path",
+        "local_ipv4_address", "dscp"}) {
+    INFO(key);
+    const std::string e = json_error(Role::Server, std::string("{\"") + key + "\": \"x\"}");
+    CHECK(starts_with(e, std::string(key) + ": not supported by shadowsocks-uv: "));
+    CHECK(e.find('\n') == std::string::npos);
   }
+}
+
+TEST_CASE("config: trailing commas are accepted, as by shadowsocks-libev", "[relay]") {
+  Config cfg = parse_json(Role::Local, R"({
+    "server": ["a.example", "b.example",],
+    "server_port": 8388, // comment after a comma
+    "local_port": 1080, /* and a block comment */
+  })");
+  CHECK(cfg.server == std::vector<std::string>{"a.example", "b.example"});
+  CHECK(cfg.local_port == 1080);
+  // Commas inside strings are data.
+  CHECK(strip_trailing_commas(R"({"k": "a,}", "l": [1,],})") == R"({"k": "a,}", "l": [1 ] })");
+  CHECK(strip_trailing_commas(R"({"k": "\",]"})") == R"({"k": "\",]"})");
+  CHECK(strip_trailing_commas("[1, // x,\n]") == "[1  // x,\n]");
+  CHECK(strip_trailing_commas("[1, /* ] */ ]") == "[1  /* ] */ ]");
+  // Two commas in a row stay an error.
+  CHECK(starts_with(json_error(Role::Local, R"({"server_port": 1,,})"), "config: invalid JSON"));
+  CHECK(starts_with(json_error(Role::Local, R"([,])"), "config: invalid JSON"));
+}
+
+TEST_CASE("config: user, nofile and use_syslog", "[relay]") {
+  Config cfg =
+      parse_json(Role::Server, R"({"user": "nobody", "nofile": 51200, "use_syslog": true})");
+  CHECK(cfg.run_as_user == "nobody");
+  CHECK(cfg.nofile == 51200);
+  CHECK(cfg.use_syslog);
+  CHECK(starts_with(json_error(Role::Server, R"({"user": ""})"), "user: must not be empty"));
+  CHECK(starts_with(json_error(Role::Server, R"({"user": 1})"), "user: must be a string"));
+  CHECK(starts_with(json_error(Role::Server, R"({"nofile": 0})"), "nofile: "));
+  CHECK(starts_with(json_error(Role::Server, R"({"nofile": "many"})"), "nofile: "));
+  CHECK(starts_with(json_error(Role::Server, R"({"use_syslog": "yes"})"), "use_syslog: "));
 }
 
 TEST_CASE("config: invalid JSON", "[relay]") {
@@ -579,11 +617,31 @@ TEST_CASE("flags: -h prints the help and returns nullopt", "[relay]") {
   CHECK_FALSE(load(Role::Local, {"-p", "1", "-h"}).cfg);
 }
 
+TEST_CASE("flags: -a, -f, -n, --log-file, -q and -V", "[relay]") {
+  auto r = load(Role::Server, {"-p", "1", "-k", kPassword, "-a", "nobody", "-f", "/run/x.pid", "-n",
+                               "4096", "--log-file", "/var/log/x.log", "-q"});
+  REQUIRE(r.cfg);
+  CHECK(r.cfg->run_as_user == "nobody");
+  CHECK(r.cfg->pid_file == "/run/x.pid");
+  CHECK(r.cfg->nofile == 4096);
+  CHECK(r.cfg->log_file == "/var/log/x.log");
+  CHECK(r.cfg->quiet);
+  CHECK(starts_with(load_error(Role::Server, {"-p", "1", "-k", kPassword, "-q", "-v"}),
+                    "-q, -v: give only one"));
+  CHECK(starts_with(load_error(Role::Server, {"-p", "1", "-k", kPassword, "-n", "0"}), "-n: "));
+  CHECK(starts_with(load_error(Role::Server, {"-p", "1", "-k", kPassword, "-a", ""}), "-a: "));
+  for (const char* flag : {"-V", "--version"}) {
+    auto v = load(Role::Local, {flag});
+    CHECK_FALSE(v.cfg);
+    CHECK(starts_with(v.out, "ss-local (shadowsocks-uv) "));
+  }
+}
+
 TEST_CASE("flags override the config file", "[relay]") {
   TempFile file(R"({
     "server": "file.example", "server_port": 1111, "local_port": 2222,
     "local_address": "127.0.0.2", "password": "file-password", "method": "aes-128-gcm",
-    "timeout": 10, "mode": "udp_only", "plugin": "x"
+    "timeout": 10, "mode": "udp_only", "executable": "x"
   })");
   SECTION("file alone") {
     auto r = load(Role::Local, {"-c", file.path()});
@@ -596,7 +654,7 @@ TEST_CASE("flags override the config file", "[relay]") {
     CHECK(r.cfg->timeout == 10);
     CHECK(r.cfg->mode == Mode::UdpOnly);
     CHECK(r.cfg->key.size() == 16);
-    CHECK_THAT(r.warn, Catch::Contains("\"plugin\""));
+    CHECK_THAT(r.warn, Catch::Contains("\"executable\""));
   }
   SECTION("flags win") {
     auto r = load(Role::Local,
@@ -628,7 +686,7 @@ TEST_CASE("config file errors", "[relay]") {
   CHECK(load_error(Role::Local, {"-c", "/nonexistent/x.json"}) ==
         R"(config file "/nonexistent/x.json": cannot read: No such file or directory)");
   CHECK(starts_with(load_error(Role::Local, {"-c", "/"}), R"(config file "/": cannot read: )"));
-  TempFile bad("{\n  \"server\": \"a\",\n  \"server_port\": 1,,\n}\n");
+  TempFile bad("{\n  \"server\": \"a\",\n  \"server_port\": 1 2\n}\n");
   const std::string e = load_error(Role::Local, {"-c", bad.path()});
   CHECK(
       starts_with(e, std::string("config file \"") + bad.path() + "\": invalid JSON at line 3: "));

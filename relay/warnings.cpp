@@ -1,0 +1,80 @@
+// Rate-limited operator warnings (see warnings.h): one WarnLimiter per kind.
+
+#include "relay/warnings.h"
+
+#include <uv.h>
+
+#include "relay/log.h"
+
+namespace ss::warn {
+namespace {
+
+WarnLimiter g_auth, g_replay, g_clock, g_clock_udp, g_refused, g_unreachable, g_server_auth,
+    g_silent;
+
+int len(std::string_view s) {
+  return static_cast<int>(s.size());
+}
+
+// "" for one event, " (and 4 more since the last such line)" for several.
+struct MoreText {
+  char text[64];
+  explicit MoreText(uint64_t n) {
+    if (n <= 1) {
+      text[0] = '\0';
+    } else {
+      snprintf(text, sizeof text, " (%llu such events since the last line)",
+               static_cast<unsigned long long>(n));
+    }
+  }
+};
+
+}  // namespace
+
+void client_auth_failed(std::string_view from, std::string_view detail) {
+  LOG_WARN_LIMITED(g_auth,
+                   "server: a client from %.*s failed authentication (%.*s)%s: check that its "
+                   "password and method match the server's, or it is a probe",
+                   len(from), from.data(), len(detail), detail.data(), MoreText(n).text);
+}
+
+void client_replay(std::string_view from) {
+  LOG_WARN_LIMITED(g_replay,
+                   "server: refused a replayed request from %.*s%s: someone resent a recorded "
+                   "connection",
+                   len(from), from.data(), MoreText(n).text);
+}
+
+void clock_skew(std::string_view what, std::string_view detail, bool datagram) {
+  LOG_WARN_LIMITED(datagram ? g_clock_udp : g_clock,
+                   "%.*s is stamped outside +-30 s: %.*s%s: check the clocks (NTP)", len(what),
+                   what.data(), len(detail), detail.data(), MoreText(n).text);
+}
+
+void target_refused(std::string_view from, std::string_view target, std::string_view why) {
+  LOG_WARN_LIMITED(g_refused, "server: refused target %.*s for %.*s: %.*s%s", len(target),
+                   target.data(), len(from), from.data(), len(why), why.data(), MoreText(n).text);
+}
+
+void server_unreachable(std::string_view server, int uv_err) {
+  LOG_WARN_LIMITED(g_unreachable, "cannot reach the server %.*s: %s%s", len(server), server.data(),
+                   uv_strerror(uv_err), MoreText(n).text);
+}
+
+void server_reply_unauthenticated(std::string_view server, std::string_view detail) {
+  LOG_WARN_LIMITED(g_server_auth,
+                   "the reply of the server %.*s failed authentication (%.*s)%s: check that "
+                   "password and method match the server",
+                   len(server), server.data(), len(detail), detail.data(), MoreText(n).text);
+}
+
+void server_closed_silently(std::string_view server, std::string_view target, uint64_t ms) {
+  LOG_WARN_LIMITED(g_silent,
+                   "the server %.*s closed the connection to %.*s after %llu ms without a byte "
+                   "of reply%s: it refused the target (see its log), the target closed at once, "
+                   "or password and method do not match the server's",
+                   len(server), server.data(), len(target), target.data(),
+                   static_cast<unsigned long long>(ms), MoreText(n).text);
+}
+
+}  // namespace ss::warn
