@@ -35,9 +35,9 @@
 #include <thread>
 #include <vector>
 
+#include "relay/connection.h"
 #include "relay/log.h"
 #include "relay/method.h"
-#include "relay/session.h"
 #include "relay/udp_relay.h"
 
 namespace ss {
@@ -149,7 +149,7 @@ struct MainState {
   // loops would not end before it returns. Nothing is left to flush, so exit now.
   static void on_settle(uv_timer_t* t) {
     auto* m = static_cast<MainState*>(t->data);
-    const size_t orphans = Session::orphaned_lookups();
+    const size_t orphans = Connection::orphaned_lookups();
     if (orphans == 0 || m->live->load() != orphans) return;
     LOG_NOTICE("exiting without waiting for %zu DNS lookup%s still running in the resolver",
                orphans, orphans == 1 ? "" : "s");

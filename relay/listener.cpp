@@ -1,5 +1,5 @@
 // Listening sockets and the list of live sessions. Sessions are created on accept and deleted
-// only from Session::release_ref(), after libuv's last close callback for them.
+// only from Connection::release_ref(), after libuv's last close callback for them.
 
 #include "relay/listener.h"
 
@@ -13,9 +13,9 @@
 #include <cstring>
 #include <thread>
 
+#include "relay/connection.h"
 #include "relay/log.h"
 #include "relay/method.h"
-#include "relay/session.h"
 
 namespace ss {
 
@@ -33,9 +33,14 @@ size_t default_max_connections(const Config& cfg) {
 }
 
 Listener::Listener(uv_loop_t* loop, const Config& cfg, Factory factory,
-                   std::shared_ptr<const TcpCipherSuite> suite)
-    : loop_(loop), cfg_(cfg), factory_(std::move(factory)), suite_(std::move(suite)) {
+                   std::shared_ptr<const TcpCipherSuite> suite, std::shared_ptr<Router> router)
+    : loop_(loop),
+      cfg_(cfg),
+      factory_(std::move(factory)),
+      suite_(std::move(suite)),
+      router_(std::move(router)) {
   if (!suite_) suite_ = make_tcp_suite(cfg);
+  if (!router_) router_ = make_router(cfg, suite_);
   reuse_port_ = cfg.reuse_port;
   live_ = std::make_shared<std::atomic<size_t>>(0);
   max_connections_ = share_ = default_max_connections(cfg);
@@ -163,7 +168,7 @@ void Listener::on_connection(uv_stream_t* server, int status) {
     return;
   }
   self->live_->fetch_add(1);
-  Session* s = self->factory_(*self);
+  Connection* s = new Connection(*self, self->factory_(*self));
   s->next_ = self->head_;
   if (self->head_ != nullptr) self->head_->prev_ = s;
   self->head_ = s;
@@ -173,7 +178,7 @@ void Listener::on_connection(uv_stream_t* server, int status) {
 }
 
 bool Listener::evict_oldest() {
-  Session* victim = evict_head_;
+  Connection* victim = evict_head_;
   // libuv accepts a whole burst in one callback, while closed sessions are freed only after
   // their close callbacks (the loop's next turn): bound the sessions evicted but not yet freed.
   if (victim == nullptr || evicted_pending_ >= kMaxEvictedPending) return false;
@@ -207,7 +212,7 @@ void Listener::refuse(uv_stream_t* server) {
   log_cap("refusing new connections");
 }
 
-void Listener::set_evictable(Session* s, bool on) {
+void Listener::set_evictable(Connection* s, bool on) {
   if (on == s->in_evict_list_) return;
   s->in_evict_list_ = on;
   if (on) {
@@ -225,7 +230,7 @@ void Listener::set_evictable(Session* s, bool on) {
   s->evict_prev_ = s->evict_next_ = nullptr;
 }
 
-void Listener::destroy(Session* s) {
+void Listener::destroy(Connection* s) {
   set_evictable(s, false);
   if (s->evicted_) --evicted_pending_;
   if (s->prev_ != nullptr) s->prev_->next_ = s->next_;
@@ -250,14 +255,14 @@ void Listener::stop_accepting() {
 
 void Listener::drain() {
   stop_accepting();
-  for (Session* s = head_; s != nullptr; s = s->next_) {
+  for (Connection* s = head_; s != nullptr; s = s->next_) {
     if (!s->relaying()) s->close("shutting down");
   }
 }
 
 void Listener::shutdown() {
   stop_accepting();
-  for (Session* s = head_; s != nullptr; s = s->next_) s->close("shutting down");
+  for (Connection* s = head_; s != nullptr; s = s->next_) s->close("shutting down");
 }
 
 }  // namespace ss

@@ -14,10 +14,12 @@
 
 #include "crypto/tcp_cipher.h"
 #include "relay/config.h"
+#include "relay/inbound.h"
+#include "relay/outbound.h"
 
 namespace ss {
 
-class Session;
+class Connection;
 class UdpRelay;
 
 // The session cap a listener uses when none is shared: max_connections, or half the descriptor
@@ -26,11 +28,15 @@ size_t default_max_connections(const Config& cfg);
 
 class Listener {
  public:
-  using Factory = std::function<Session*(Listener&)>;
+  // Makes the inbound (the protocol state machine) for each accepted connection.
+  using Factory = std::function<std::unique_ptr<Inbound>(Listener&)>;
 
-  // `suite` makes the sessions' cipher states; by default one is made from the config.
+  // `suite` is the method's cipher suite (the Shadowsocks inbound's, and by default the servers'
+  // of the router); `router` picks each request's outbound. By default both are made from the
+  // config.
   Listener(uv_loop_t* loop, const Config& cfg, Factory factory,
-           std::shared_ptr<const TcpCipherSuite> suite = nullptr);
+           std::shared_ptr<const TcpCipherSuite> suite = nullptr,
+           std::shared_ptr<Router> router = nullptr);
   ~Listener();
   Listener(const Listener&) = delete;
   Listener& operator=(const Listener&) = delete;
@@ -59,6 +65,7 @@ class Listener {
 
   const Config& config() const { return cfg_; }
   const TcpCipherSuite& suite() const { return *suite_; }
+  Router& router() const { return *router_; }
   uv_loop_t* loop() const { return loop_; }
   size_t session_count() const { return count_; }
   // The port the first listening socket is bound to (useful after listening on port 0); 0 if none.
@@ -68,10 +75,10 @@ class Listener {
   void set_udp(UdpRelay* udp) { udp_ = udp; }
   UdpRelay* udp() const { return udp_; }
 
-  // Called by Session only.
-  void destroy(Session* s);
+  // Called by Connection only.
+  void destroy(Connection* s);
   // Adds a session to the tail of the evictable list, or takes it off.
-  void set_evictable(Session* s, bool on);
+  void set_evictable(Connection* s, bool on);
 
  private:
   static void on_connection(uv_stream_t* server, int status);
@@ -89,13 +96,14 @@ class Listener {
   const Config& cfg_;
   Factory factory_;
   std::shared_ptr<const TcpCipherSuite> suite_;
+  std::shared_ptr<Router> router_;
   std::vector<uv_tcp_t*> listeners_;
-  Session* head_ = nullptr;
+  Connection* head_ = nullptr;
   size_t count_ = 0;
   // Sessions still in their handshake or being drained, oldest first: at the cap the head is
   // closed to make room.
-  Session* evict_head_ = nullptr;
-  Session* evict_tail_ = nullptr;
+  Connection* evict_head_ = nullptr;
+  Connection* evict_tail_ = nullptr;
   static constexpr size_t kMaxEvictedPending = 64;
   size_t evicted_pending_ = 0;  // evicted sessions not yet freed
   uint64_t last_accept_error_log_ = 0;

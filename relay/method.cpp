@@ -42,4 +42,31 @@ std::shared_ptr<const TcpCipherSuite> make_tcp_suite(const Config& cfg, std::str
   return nullptr;
 }
 
+std::shared_ptr<Router> make_router(const Config& cfg,
+                                    std::shared_ptr<const TcpCipherSuite> suite) {
+  std::vector<Outbound> outbounds;
+  if (cfg.role == Role::Server) {
+    Outbound o;
+    o.kind = Outbound::Kind::Direct;
+    o.bind_address = cfg.local_address;
+    o.block_private = !cfg.allow_private_targets;
+    outbounds.push_back(std::move(o));
+  } else {
+    for (const std::string& host : cfg.server) {
+      Outbound o;
+      o.kind = Outbound::Kind::Shadowsocks;
+      if (std::optional<Address> a = make_address(host, cfg.server_port)) {
+        o.server = *a;
+      } else {
+        o.server.type = Address::Type::Domain;
+        o.server.host = host;
+        o.server.port = cfg.server_port;
+      }
+      o.suite = suite;
+      outbounds.push_back(std::move(o));
+    }
+  }
+  return std::make_shared<FixedRouter>(std::move(outbounds));
+}
+
 }  // namespace ss

@@ -6,6 +6,7 @@
 
 #include "crypto/tcp_cipher.h"
 #include "relay/config.h"
+#include "relay/outbound.h"
 
 namespace ss {
 
@@ -14,5 +15,10 @@ namespace ss {
 // nullptr, with a one-line reason in *error, if the keys do not suit the method.
 std::shared_ptr<const TcpCipherSuite> make_tcp_suite(const Config& cfg,
                                                      std::string* error = nullptr);
+
+// The router for libev's flat keys: ss-server relays directly (binding to local_address, with the
+// SSRF guard unless allow_private_targets); ss-local and ss-tunnel go round robin over the
+// "server" hosts with `suite`.
+std::shared_ptr<Router> make_router(const Config& cfg, std::shared_ptr<const TcpCipherSuite> suite);
 
 }  // namespace ss

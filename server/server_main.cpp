@@ -1,7 +1,9 @@
 #include "relay/app.h"
-#include "server/server_session.h"
+#include "relay/listener.h"
+#include "server/inbound_ss.h"
 
 int main(int argc, char** argv) {
-  return ss::run_app(ss::Role::Server, argc, argv,
-                     [](ss::Listener& l) -> ss::Session* { return new ss::ServerSession(l); });
+  return ss::run_app(ss::Role::Server, argc, argv, [](ss::Listener& l) {
+    return std::make_unique<ss::ShadowsocksInbound>(l.suite());
+  });
 }

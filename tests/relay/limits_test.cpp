@@ -12,11 +12,11 @@
 #include <memory>
 #include <thread>
 
-#include "client/tunnel_session.h"
+#include "client/inbound/tunnel_inbound.h"
 #include "crypto/cipher_spec.h"
 #include "crypto/kdf.h"
 #include "relay/listener.h"
-#include "server/server_session.h"
+#include "server/inbound_ss.h"
 #include "tests/support/net.h"
 
 using namespace ss;
@@ -94,7 +94,7 @@ Socket listen_loopback(uint16_t& port) {
 
 TEST_CASE("connection cap: a new connection evicts the oldest unfinished handshake", "[relay]") {
   CappedListener srv(base_config(Role::Server),
-                     [](Listener& l) -> Session* { return new ServerSession(l); });
+                     [](Listener& l) { return std::make_unique<ShadowsocksInbound>(l.suite()); });
 
   // Three connections that never finish their handshake hold the three places.
   std::vector<Socket> held;
@@ -132,7 +132,8 @@ TEST_CASE(
   cfg.server_port = upstream_port;
   cfg.tunnel_target = parse_host_port("127.0.0.1:9");
   REQUIRE(cfg.tunnel_target.has_value());
-  CappedListener tun(cfg, [](Listener& l) -> Session* { return new TunnelSession(l); });
+  CappedListener tun(
+      cfg, [](Listener& l) { return std::make_unique<TunnelInbound>(*l.config().tunnel_target); });
 
   std::vector<Socket> held;
   for (int i = 0; i < 3; ++i) held.push_back(connect_tcp("127.0.0.1", tun.port()));

@@ -14,7 +14,7 @@
 #include "crypto/stream.h"
 #include "crypto/tcp_cipher.h"
 #include "relay/listener.h"
-#include "server/server_session.h"
+#include "server/inbound_ss.h"
 #include "tests/relay/server_fixture.h"
 #include "tests/support/net.h"
 

@@ -10,7 +10,7 @@
 #include "crypto/kdf.h"
 #include "crypto/tcp_cipher.h"
 #include "relay/listener.h"
-#include "server/server_session.h"
+#include "server/inbound_ss.h"
 
 namespace ss::test {
 
@@ -35,7 +35,7 @@ class LoopServer {
       : cfg_(std::move(cfg)) {
     REQUIRE(uv_loop_init(&loop_) == 0);
     listener_ = std::make_unique<Listener>(
-        &loop_, cfg_, [](Listener& l) -> Session* { return new ServerSession(l); },
+        &loop_, cfg_, [](Listener& l) { return std::make_unique<ShadowsocksInbound>(l.suite()); },
         std::move(suite));
     REQUIRE(listener_->listen("127.0.0.1", 0) == 0);
     stop_.data = this;

@@ -12,12 +12,12 @@
 #include <memory>
 #include <thread>
 
-#include "client/local_session.h"
+#include "client/inbound/socks5_inbound.h"
 #include "crypto/cipher_spec.h"
 #include "crypto/kdf.h"
 #include "relay/buffer_pool.h"
 #include "relay/listener.h"
-#include "server/server_session.h"
+#include "server/inbound_ss.h"
 #include "tests/support/net.h"
 
 using namespace ss;
@@ -47,12 +47,15 @@ class InProcessProxy {
       : server_cfg_(make_config(Role::Server, method)),
         local_cfg_(make_config(Role::Local, method)) {
     REQUIRE(uv_loop_init(&loop_) == 0);
-    server_ = std::make_unique<Listener>(
-        &loop_, server_cfg_, [](Listener& l) -> Session* { return new ServerSession(l); });
+    server_ = std::make_unique<Listener>(&loop_, server_cfg_, [](Listener& l) {
+      return std::make_unique<ShadowsocksInbound>(l.suite());
+    });
     REQUIRE(server_->listen("127.0.0.1", 0) == 0);
     local_cfg_.server_port = server_->port();
-    local_ = std::make_unique<Listener>(
-        &loop_, local_cfg_, [](Listener& l) -> Session* { return new LocalSession(l); });
+    local_ = std::make_unique<Listener>(&loop_, local_cfg_, [](Listener& l) {
+      return std::make_unique<Socks5Inbound>(l.config().mode != Mode::UdpOnly,
+                                             l.config().mode != Mode::TcpOnly);
+    });
     REQUIRE(local_->listen("127.0.0.1", 0) == 0);
     stop_.data = this;
     REQUIRE(uv_async_init(&loop_, &stop_, on_stop) == 0);

@@ -16,7 +16,7 @@
 #include "relay/address.h"
 #include "relay/ip_policy.h"
 #include "relay/listener.h"
-#include "server/server_session.h"
+#include "server/inbound_ss.h"
 #include "tests/relay/server_fixture.h"
 #include "tests/support/net.h"
 

@@ -1,12 +1,16 @@
 #pragma once
 // A relayed TCP connection between a client (the accepted socket) and a remote (the socket we
-// open). One side carries Shadowsocks ciphertext, the other plaintext; the session owns both
-// sockets, both cipher states, one timer and at most one DNS request.
+// open): inbound -> route -> outbound, then a pump each way. The inbound (a pure state machine)
+// reads the request from the client; the router picks an outbound (direct, or a Shadowsocks
+// server with its own cipher suite); each side may carry a cipher state (the Shadowsocks inbound
+// on the client side, the Shadowsocks outbound on the remote side). The connection owns both
+// sockets, both sides' cipher states, one timer and at most one DNS request.
 
 #include <uv.h>
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 
@@ -14,13 +18,15 @@
 #include "relay/address.h"
 #include "relay/buffer_pool.h"
 #include "relay/config.h"
+#include "relay/inbound.h"
+#include "relay/outbound.h"
 
 namespace ss {
 
 class Listener;
 class UdpRelay;
 
-class Session {
+class Connection {
  public:
   enum Side : uint8_t { kClient = 0, kRemote = 1 };
 
@@ -37,10 +43,10 @@ class Session {
   // How often a side we stopped reading is checked for a pending error (a reset).
   static constexpr uint64_t kThrottledCheckMs = 250;
 
-  Session(Listener& owner, Side encrypted_side);
-  virtual ~Session();
-  Session(const Session&) = delete;
-  Session& operator=(const Session&) = delete;
+  Connection(Listener& owner, std::unique_ptr<Inbound> inbound);
+  ~Connection();
+  Connection(const Connection&) = delete;
+  Connection& operator=(const Connection&) = delete;
 
   // Accepts the pending connection on `server` and starts the session; on failure it closes
   // itself.
@@ -53,7 +59,7 @@ class Session {
   // and timeouts, so a peer that stopped reading still learns the connection is gone.
   void abort(const char* reason, int err = 0);
 
-  // Sessions, in the whole process, that are closed but still wait for a DNS lookup that was
+  // Connections, in the whole process, that are closed but still wait for a DNS lookup that was
   // already running in libuv's thread pool (uv_cancel cannot stop it). Such a session needs
   // nothing but the resolver's answer, so shutdown does not wait for it.
   static size_t orphaned_lookups();
@@ -67,24 +73,24 @@ class Session {
     return (phase_ == Phase::Handshake && !holding_) || phase_ == Phase::Draining;
   }
 
-  // The SIP023 user this connection was identified as (empty if none), for logs.
-  std::string_view user() const { return opener_ ? opener_->user() : std::string_view{}; }
+  // The user the client authenticated as (SIP023, SOCKS5, HTTP; empty if none), for logs.
+  std::string_view user() const;
 
   // Intrusive list links, owned by the Listener: every session, and the evictable ones.
-  Session* prev_ = nullptr;
-  Session* next_ = nullptr;
-  Session* evict_prev_ = nullptr;
-  Session* evict_next_ = nullptr;
+  Connection* prev_ = nullptr;
+  Connection* next_ = nullptr;
+  Connection* evict_prev_ = nullptr;
+  Connection* evict_next_ = nullptr;
   bool in_evict_list_ = false;
   bool evicted_ = false;  // closed by the listener to make room at the cap
 
- protected:
+ private:
   enum class Phase : uint8_t { Handshake, Connecting, Relay, Draining, Closing };
 
   struct Peer {
     uv_tcp_t tcp;
     uv_shutdown_t shutdown_req;
-    Session* session = nullptr;
+    Connection* conn = nullptr;
     Side side = kClient;
     bool inited = false;     // uv_tcp_init succeeded: needs uv_close
     bool connected = false;  // may be read and written
@@ -96,71 +102,59 @@ class Session {
     bool shut_done = false;
     size_t queued = 0;        // bytes handed to uv_write, not yet completed
     uint64_t bytes_read = 0;  // from this side
+    // This side's cipher state: what we read from it is opened, what we write to it sealed.
+    // Both null for a plaintext side. The Shadowsocks inbound's sealer is made from `suite`
+    // once the request is read (the 2022 edition keys the response from the request).
+    std::unique_ptr<TcpOpener> opener;
+    std::unique_ptr<TcpSealer> sealer;
+    const TcpCipherSuite* server_suite = nullptr;
   };
 
-  // Hooks for the front ends.
-  virtual void on_started() = 0;
-  // Client bytes while in Phase::Handshake.
-  virtual void on_handshake_data(const uint8_t* data, size_t n) = 0;
-  virtual void on_remote_connected() = 0;
-  // Resolving or connecting the remote failed (libuv error code).
-  virtual void on_remote_failed(int err) = 0;
-  // The ciphertext side sent something that does not authenticate, once relaying.
-  virtual void on_decrypt_error();
-  // May the remote side connect to this (resolved) address? ss-server's SSRF guard says no to
-  // private destinations; a refusal calls on_target_blocked() instead of connecting.
-  virtual bool target_allowed(const sockaddr*) const { return true; }
-  virtual void on_target_blocked(const sockaddr*) { close("target not allowed"); }
-  virtual const char* kind() const = 0;
-  // Called first thing in close(), once: release what outlives no connection (ss-local's UDP
-  // association).
-  virtual void on_closing() {}
-
-  // Services for the front ends.
+  static Side other(Side s) { return s == kClient ? kRemote : kClient; }
   const Config& config() const;
   uv_loop_t* loop() const;
   UdpRelay* udp_relay() const;
-  static Side other(Side s) { return s == kClient ? kRemote : kClient; }
 
+  // What the inbound asked for after start() or feed().
+  void dispatch(InboundAction action);
+  // Routes the inbound's target and connects the chosen outbound.
+  void route_and_connect();
+  void udp_associate();
+  // Sends the reply bytes (if any) and stops: drain with a FIN after them.
+  void reply_and_end(const ReplyBytes& reply, const char* why);
+  void on_remote_connected();
+  void on_remote_failed(int err);
+  void on_target_blocked(const sockaddr* sa);
+  void on_reject();
+  // A side's ciphertext failed to authenticate once relaying.
+  void on_decrypt_error(Side s);
   // The address of a side's peer as text ("?" if unknown), for logs.
   std::string peer_text(Side s) const;
-  // What the remote side connects to: the target (ss-server) or ss-server (ss-local, ss-tunnel).
-  const Address& remote_address() const { return remote_; }
+
   // Resolves (if needed, without blocking the loop) and connects the remote side.
   void connect_remote(const Address& target, const char* what);
-  // Queues a block for `dst` (takes ownership). False if the session is going away.
+  // Queues a block for `dst` (takes ownership). False if the connection is going away.
   bool send(Side dst, Block* b);
   bool send_copy(Side dst, const uint8_t* data, size_t n);
-  // Sends the address header in the first encrypted flight (local and tunnel front ends).
-  void set_pending_header(const Address& target);
   // Seals the pending address header with the first n payload bytes (possibly none) into `out`
   // as one request, and clears it; returns the bytes written.
   size_t seal_request(const uint8_t* pt, size_t n, uint8_t* out);
   // Both sides connected: relay in both directions.
   void start_relay();
-  // The handshake is complete but this session will not relay: it only holds its client
-  // connection open (ss-local's UDP ASSOCIATE control connection). It is no longer evictable.
+  // The handshake is complete but this connection will not relay: it only holds its client
+  // connection open (SOCKS5 UDP ASSOCIATE). It is no longer evictable.
   void hold_after_handshake();
   // Stops relaying for good: closes the remote, reads and discards client bytes until the client
   // closes or the deadline passes, sends nothing more (after an optional FIN once queued bytes
-  // are written). The probe reaction of ss-server and the error path of ss-local.
+  // are written). The reject policy, and the end of a refused request.
   void drain(bool send_fin);
   void set_want_read(Side s, bool on);
   void set_deadline_ms(uint64_t from_now_ms);
   void clear_deadline();
   void close_peer(Side s, bool reset = false);
-  // Ciphertext to plaintext for the front ends' handshakes; false on an authentication error.
-  bool decrypt_into(const uint8_t* data, size_t n, Block* out);
+  // Ciphertext from side s to plaintext in `out`; false on an authentication error.
+  bool open_into(Side s, const uint8_t* data, size_t n, Block* out);
 
-  Phase phase_ = Phase::Handshake;
-  Side encrypted_side_;
-  Peer peers_[2];
-  // Our sealer towards the ciphertext side, and opener from it. ss-server makes its sealer only
-  // once the request has been read (the 2022 edition keys the response from the request).
-  std::unique_ptr<TcpSealer> sealer_;
-  std::unique_ptr<TcpOpener> opener_;
-
- private:
   static void on_alloc(uv_handle_t* h, size_t suggested, uv_buf_t* buf);
   static void on_read(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf);
   static void on_write(uv_write_t* req, int status);
@@ -170,9 +164,10 @@ class Session {
   static void on_timer(uv_timer_t* t);
   static void on_closed(uv_handle_t* h);
 
-  void handle_read(Side s, const uint8_t* data, size_t n);
+  // Returns true if it took ownership of `block` (relayed without a copy).
+  bool handle_read(Side s, Block* block, size_t n);
   void handle_eof(Side s);
-  void relay(Side src, const uint8_t* data, size_t n);
+  bool relay(Side src, Block* block, size_t n);
   void update_reading(Side s);
   void after_write(Side dst);
   void maybe_shutdown(Side dst);
@@ -184,6 +179,12 @@ class Session {
   void set_phase(Phase p);
 
   Listener& owner_;
+  std::unique_ptr<Inbound> inbound_;
+  const Outbound* outbound_ = nullptr;  // chosen by the router; owned by it
+  Phase phase_ = Phase::Handshake;
+  Peer peers_[2];
+  Block* early_ = nullptr;    // plaintext that came with the request, sent once connected
+  uint64_t udp_control_ = 0;  // the UDP association this connection keeps alive (0: none)
   uv_timer_t timer_;
   uv_connect_t connect_req_;
   uv_getaddrinfo_t dns_req_;

@@ -1,13 +1,14 @@
-// The TCP session state machine shared by ss-local, ss-tunnel and ss-server.
+// The TCP connection state machine shared by every front end (see connection.h).
 //
-//   Handshake --(front end knows the target)--> Connecting --(remote connected)--> Relay
+//   Handshake --(inbound: Connect; routed)--> Connecting --(remote connected)--> Relay
 //        \                                           \                               |
 //         +------------> Draining <-------------------+-------(auth error)----------+
 //   any state --close()--> Closing --(last close callback)--> deleted by the Listener
 //
-// Relay moves bytes both ways: plaintext read from one side is sealed towards the ciphertext
-// side, ciphertext is opened towards the plaintext side. Each read is transformed into one pooled
-// block and written with uv_try_write first, uv_write for what is left. When a side's queued
+// Relay moves bytes both ways (the pump): what is read from a side with a cipher state is opened,
+// what goes to a side with one is sealed, and between two plaintext sides the read block itself
+// is passed on. Each read becomes one pooled block, written with uv_try_write first, uv_write for
+// what is left. When a side's queued
 // bytes pass kHighWater the other side stops reading, and resumes once they fall to kLowWater.
 // A FIN is forwarded as a shutdown once the queued bytes towards that side are written; the
 // session closes when both directions have ended, on an error, or on a deadline.
@@ -15,7 +16,7 @@
 // One timer serves every deadline: the handshake/connect/drain deadline, the idle timeout while
 // relaying, and the short wait for a client's first bytes before the address header goes alone.
 
-#include "relay/session.h"
+#include "relay/connection.h"
 
 #include <arpa/inet.h>
 #include <netdb.h>
@@ -28,8 +29,10 @@
 #include <cstdio>
 #include <cstring>
 
+#include "relay/ip_policy.h"
 #include "relay/listener.h"
 #include "relay/log.h"
+#include "relay/udp_relay.h"
 #include "relay/warnings.h"
 
 namespace ss {
@@ -67,21 +70,21 @@ std::atomic<size_t> g_orphaned_lookups{0};
 
 }  // namespace
 
-size_t Session::orphaned_lookups() {
+bool ReplyBytes::append(const uint8_t* p, size_t n) {
+  if (n > kCapacity - len) return false;
+  std::memcpy(data + len, p, n);
+  len += n;
+  return true;
+}
+
+size_t Connection::orphaned_lookups() {
   return g_orphaned_lookups.load();
 }
 
-Session::Session(Listener& owner, Side encrypted_side)
-    : encrypted_side_(encrypted_side), owner_(owner) {
-  const TcpCipherSuite& suite = owner.suite();
-  if (encrypted_side_ == kRemote) {
-    sealer_ = suite.client_sealer();
-    opener_ = suite.client_opener(*sealer_);
-  } else {
-    opener_ = suite.server_opener();
-  }
+Connection::Connection(Listener& owner, std::unique_ptr<Inbound> inbound)
+    : owner_(owner), inbound_(std::move(inbound)) {
   for (int i = 0; i < 2; ++i) {
-    peers_[i].session = this;
+    peers_[i].conn = this;
     peers_[i].side = static_cast<Side>(i);
   }
   uv_timer_init(owner.loop(), &timer_);
@@ -91,19 +94,27 @@ Session::Session(Listener& owner, Side encrypted_side)
   last_active_ = started_at_;
 }
 
-Session::~Session() = default;
+Connection::~Connection() {
+  BlockPool::local().release(early_);
+}
 
-const Config& Session::config() const {
+std::string_view Connection::user() const {
+  std::string_view u = inbound_->user();
+  if (u.empty() && peers_[kClient].opener) u = peers_[kClient].opener->user();
+  return u;
+}
+
+const Config& Connection::config() const {
   return owner_.config();
 }
-uv_loop_t* Session::loop() const {
+uv_loop_t* Connection::loop() const {
   return owner_.loop();
 }
-UdpRelay* Session::udp_relay() const {
+UdpRelay* Connection::udp_relay() const {
   return owner_.udp();
 }
 
-void Session::start(uv_stream_t* server) {
+void Connection::start(uv_stream_t* server) {
   Peer& c = peers_[kClient];
   if (uv_tcp_init(loop(), &c.tcp) != 0) {
     close("tcp init failed");
@@ -120,17 +131,184 @@ void Session::start(uv_stream_t* server) {
   c.connected = true;
   if (config().no_delay) uv_tcp_nodelay(&c.tcp, 1);
   set_deadline_ms(std::min<uint64_t>(kMaxHandshakeMs, uint64_t(config().timeout) * 1000));
-  on_started();
+  const InboundAction first = inbound_->start();
+  if (first == InboundAction::NeedMore) set_want_read(kClient, true);
+  dispatch(first);
+}
+
+// ---- inbound -> route -> outbound ---------------------------------------------------------------
+
+void Connection::dispatch(InboundAction action) {
+  switch (action) {
+    case InboundAction::NeedMore:
+      return;
+    case InboundAction::Connect:
+      route_and_connect();
+      return;
+    case InboundAction::UdpAssociate:
+      udp_associate();
+      return;
+    case InboundAction::Reply:
+      // The reply (an error answer) was queued by the caller: FIN after it, then drain.
+      drain(true);
+      return;
+    case InboundAction::Close:
+      close("bad request");
+      return;
+    case InboundAction::Reject:
+      on_reject();
+      return;
+  }
+}
+
+void Connection::on_reject() {
+  std::string_view detail = inbound_->failure();
+  const std::string from = peer_text(kClient);
+  switch (inbound_->reject_kind()) {
+    case RejectKind::Clock:
+      warn::clock_skew(std::string(inbound_->name()) + ": refused a client whose header", detail);
+      break;
+    case RejectKind::Replay:
+      warn::client_replay(from);
+      break;
+    case RejectKind::Auth:
+    case RejectKind::BadRequest:
+      warn::client_auth_failed(from, detail);
+      break;
+  }
+  LOG_DEBUG("%s: rejected a client from %s: %.*s", inbound_->name(), from.c_str(),
+            static_cast<int>(detail.size()), detail.data());
+  drain(false);
+}
+
+void Connection::route_and_connect() {
+  const Address& target = inbound_->target();
+  target_ = target;
+  std::string_view who = user();
+  if (who.empty()) {
+    LOG_DEBUG("%s: connect %s", inbound_->name(), target.to_string().c_str());
+  } else {
+    LOG_INFO("%s: user %.*s: connect %s", inbound_->name(), static_cast<int>(who.size()),
+             who.data(), target.to_string().c_str());
+  }
+  // A Shadowsocks inbound hands over the client side's cipher state.
+  if (std::unique_ptr<TcpOpener> opener = inbound_->take_opener()) {
+    peers_[kClient].opener = std::move(opener);
+    peers_[kClient].server_suite = inbound_->suite();
+  }
+  outbound_ = owner_.router().route(target);
+  if (outbound_ == nullptr) {
+    ReplyBytes reply;
+    inbound_->refused_reply(reply);
+    if (reply.len > 0) send_copy(kClient, reply.data, reply.len);
+    warn::target_refused(peer_text(kClient), target.to_string(), "no route");
+    if (reply.len > 0) {
+      drain(true);
+    } else {
+      close("no route");
+    }
+    return;
+  }
+  if (outbound_->kind == Outbound::Kind::Shadowsocks) {
+    Peer& r = peers_[kRemote];
+    r.sealer = outbound_->suite->client_sealer();
+    r.opener = outbound_->suite->client_opener(*r.sealer);
+    pending_header_ = target;
+    connect_remote(outbound_->server, "server");
+    return;
+  }
+  connect_remote(target, "target");
+}
+
+void Connection::udp_associate() {
+  sockaddr_storage peer{}, local{};
+  int len = sizeof peer;
+  int len2 = sizeof local;
+  ReplyBytes reply;
+  if (udp_relay() == nullptr ||
+      uv_tcp_getpeername(&peers_[kClient].tcp, reinterpret_cast<sockaddr*>(&peer), &len) != 0 ||
+      uv_tcp_getsockname(&peers_[kClient].tcp, reinterpret_cast<sockaddr*>(&local), &len2) != 0) {
+    inbound_->failed_reply(UV_EINVAL, reply);
+    if (reply.len > 0) send_copy(kClient, reply.data, reply.len);
+    drain(true);
+    return;
+  }
+  // The inbound's target is where the client will send from; a zero port means "not known yet".
+  udp_control_ =
+      udp_relay()->open_control(reinterpret_cast<sockaddr*>(&peer), inbound_->target().port);
+  Address bind = Address::from_sockaddr(reinterpret_cast<sockaddr*>(&local));
+  bind.port = udp_relay()->port();
+  inbound_->udp_reply(bind, reply);
+  if (!send_copy(kClient, reply.data, reply.len)) return;
+  LOG_DEBUG("%s: UDP ASSOCIATE from %s, relay at %s", inbound_->name(),
+            Address::from_sockaddr(reinterpret_cast<sockaddr*>(&peer)).to_string().c_str(),
+            bind.to_string().c_str());
+  // The association lives exactly as long as this connection: no handshake deadline, and the
+  // client's FIN or reset closes the connection (and the association with it). Whatever else the
+  // client sends is ignored.
+  clear_deadline();
+  hold_after_handshake();
+}
+
+void Connection::on_remote_connected() {
+  ReplyBytes reply;
+  inbound_->connected_reply(reply);
+  if (reply.len > 0 && !send_copy(kClient, reply.data, reply.len)) return;
+  if (early_ != nullptr) {
+    Block* b = early_;
+    early_ = nullptr;
+    if (pending_header_) {
+      // Address header and the pipelined bytes in one encrypted flight.
+      Block* out = BlockPool::local().acquire();
+      out->len = static_cast<uint32_t>(seal_request(b->data, b->len, out->data));
+      BlockPool::local().release(b);
+      if (!send(kRemote, out)) return;
+    } else if (!send(kRemote, b)) {
+      return;
+    }
+  }
+  start_relay();
+}
+
+void Connection::on_remote_failed(int err) {
+  if (outbound_ != nullptr && outbound_->kind == Outbound::Kind::Shadowsocks) {
+    warn::server_unreachable(remote_.to_string(), err);
+  } else {
+    LOG_DEBUG("%s: cannot reach %s: %s", inbound_->name(), remote_.to_string().c_str(),
+              uv_strerror(err));
+  }
+  ReplyBytes reply;
+  inbound_->failed_reply(err, reply);
+  if (reply.len > 0) send_copy(kClient, reply.data, reply.len);
+  // End the client's stream promptly (FIN after the reply, if any) rather than leave it hanging.
+  drain(true);
+}
+
+void Connection::on_target_blocked(const sockaddr* sa) {
+  // The client authenticated: it holds the key, so there is nothing to hide from it. Close at
+  // once rather than leave it waiting for the handshake deadline.
+  const Address resolved = Address::from_sockaddr(sa);
+  warn::target_refused(
+      peer_text(kClient), remote_.to_string(),
+      "a private address (" + resolved.to_string() + "); allow_private_targets permits it");
+  ReplyBytes reply;
+  inbound_->refused_reply(reply);
+  if (reply.len > 0) {
+    send_copy(kClient, reply.data, reply.len);
+    drain(true);
+    return;
+  }
+  close("target not allowed");
 }
 
 // ---- reading ----------------------------------------------------------------------------------
 
-void Session::set_want_read(Side s, bool on) {
+void Connection::set_want_read(Side s, bool on) {
   peers_[s].want_read = on;
   update_reading(s);
 }
 
-void Session::update_reading(Side s) {
+void Connection::update_reading(Side s) {
   Peer& p = peers_[s];
   bool want = p.connected && p.want_read && !p.throttled && !p.eof && phase_ != Phase::Closing;
   if (want == p.reading) return;
@@ -142,18 +320,18 @@ void Session::update_reading(Side s) {
   }
 }
 
-void Session::on_alloc(uv_handle_t*, size_t, uv_buf_t* buf) {
+void Connection::on_alloc(uv_handle_t*, size_t, uv_buf_t* buf) {
   Block* b = BlockPool::local().acquire();
   *buf = uv_buf_init(reinterpret_cast<char*>(b->data), kReadSize);
 }
 
-void Session::on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf) {
+void Connection::on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf) {
   Peer* p = static_cast<Peer*>(stream->data);
-  Session* s = p->session;
+  Connection* s = p->conn;
   Block* block = buf->base != nullptr ? block_from_base(buf->base) : nullptr;
   if (nread > 0) {
     p->bytes_read += static_cast<uint64_t>(nread);
-    s->handle_read(p->side, block->data, static_cast<size_t>(nread));
+    if (s->handle_read(p->side, block, static_cast<size_t>(nread))) return;  // passed on
   } else if (nread == UV_EOF) {
     s->handle_eof(p->side);
   } else if (nread < 0) {
@@ -174,23 +352,35 @@ void Session::on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf) {
   BlockPool::local().release(block);
 }
 
-void Session::handle_read(Side s, const uint8_t* data, size_t n) {
+bool Connection::handle_read(Side s, Block* block, size_t n) {
   last_active_ = uv_now(loop());
   switch (phase_) {
     case Phase::Handshake:
-      if (s == kClient) on_handshake_data(data, n);
-      break;
+      if (s == kClient) {
+        ReplyBytes reply;
+        if (early_ == nullptr) early_ = BlockPool::local().acquire();
+        EarlyData early{early_->data, kBlockCapacity, 0};
+        const InboundAction action = inbound_->feed(block->data, n, reply, early);
+        early_->len = static_cast<uint32_t>(early.len);
+        if (early.len == 0) {
+          BlockPool::local().release(early_);
+          early_ = nullptr;
+        }
+        if (reply.len > 0 && !send_copy(kClient, reply.data, reply.len)) return false;
+        dispatch(action);
+      }
+      return false;
     case Phase::Relay:
-      relay(s, data, n);
-      break;
+      return relay(s, block, n);
     case Phase::Draining:  // discard
     case Phase::Connecting:
     case Phase::Closing:
-      break;
+      return false;
   }
+  return false;
 }
 
-void Session::handle_eof(Side s) {
+void Connection::handle_eof(Side s) {
   Peer& p = peers_[s];
   p.eof = true;
   update_reading(s);
@@ -198,11 +388,11 @@ void Session::handle_eof(Side s) {
     close(s == kClient ? "client closed" : "remote closed");
     return;
   }
-  if (s == encrypted_side_ && opener_->buffered() > 0) {
+  if (p.opener && p.opener->buffered() > 0) {
     close("stream ended inside a chunk");
     return;
   }
-  if (s == kRemote && s == encrypted_side_ && p.bytes_read == 0) {
+  if (s == kRemote && p.opener && p.bytes_read == 0) {
     // ss-server said nothing at all and closed: it refused the target, or it could not
     // authenticate us (it then holds the connection until its handshake deadline).
     const uint64_t ms = uv_now(loop()) - started_at_;
@@ -220,7 +410,7 @@ void Session::handle_eof(Side s) {
 
 // ---- relaying ---------------------------------------------------------------------------------
 
-void Session::start_relay() {
+void Connection::start_relay() {
   set_phase(Phase::Relay);
   deadline_ = 0;
   last_active_ = uv_now(loop());
@@ -232,12 +422,7 @@ void Session::start_relay() {
   arm_timer();
 }
 
-void Session::set_pending_header(const Address& target) {
-  pending_header_ = target;
-  target_ = target;
-}
-
-std::string Session::peer_text(Side s) const {
+std::string Connection::peer_text(Side s) const {
   sockaddr_storage ss{};
   int len = sizeof ss;
   const Peer& p = peers_[s];
@@ -247,52 +432,74 @@ std::string Session::peer_text(Side s) const {
   return Address::from_sockaddr(reinterpret_cast<const sockaddr*>(&ss)).to_string();
 }
 
-size_t Session::seal_request(const uint8_t* pt, size_t n, uint8_t* out) {
+size_t Connection::seal_request(const uint8_t* pt, size_t n, uint8_t* out) {
   uint8_t hdr[kMaxAddressLen];
   size_t len = encode_address(*pending_header_, hdr);
   pending_header_.reset();
   header_flush_at_ = 0;
-  return sealer_->seal_request(hdr, len, pt, n, out);
+  return peers_[kRemote].sealer->seal_request(hdr, len, pt, n, out);
 }
 
-bool Session::decrypt_into(const uint8_t* data, size_t n, Block* out) {
-  auto r = opener_->feed(data, n, out->data);
+bool Connection::open_into(Side s, const uint8_t* data, size_t n, Block* out) {
+  auto r = peers_[s].opener->feed(data, n, out->data);
   if (r.status == DecryptStatus::Error) return false;
   out->len = static_cast<uint32_t>(r.produced);
   return true;
 }
 
-void Session::relay(Side src, const uint8_t* data, size_t n) {
-  Side dst = other(src);
-  Block* out = BlockPool::local().acquire();
-  if (src == encrypted_side_) {
-    if (!decrypt_into(data, n, out)) {
+bool Connection::relay(Side src, Block* in, size_t n) {
+  const Side dst = other(src);
+  Peer& from = peers_[src];
+  Peer& to = peers_[dst];
+  if (from.opener) {
+    Block* out = BlockPool::local().acquire();
+    if (!open_into(src, in->data, n, out)) {
       BlockPool::local().release(out);
-      on_decrypt_error();
-      return;
+      on_decrypt_error(src);
+      return false;
     }
     if (out->len == 0) {
       BlockPool::local().release(out);
-      return;
+      return false;
     }
-  } else {
-    if (!sealer_) sealer_ = owner_.suite().server_sealer(*opener_);
-    size_t len =
-        pending_header_ ? seal_request(data, n, out->data) : sealer_->seal(data, n, out->data);
+    send(dst, out);
+    return false;
+  }
+  if (!to.sealer && to.server_suite != nullptr) {
+    to.sealer = to.server_suite->server_sealer(*to.opener);
+  }
+  if (to.sealer) {
+    Block* out = BlockPool::local().acquire();
+    const size_t len = pending_header_ ? seal_request(in->data, n, out->data)
+                                       : to.sealer->seal(in->data, n, out->data);
     if (len == 0) {
       BlockPool::local().release(out);
       close("encryption failed");
-      return;
+      return false;
     }
     out->len = static_cast<uint32_t>(len);
+    send(dst, out);
+    return false;
   }
-  send(dst, out);
+  // Plaintext both ways: the read block itself goes on.
+  in->len = static_cast<uint32_t>(n);
+  send(dst, in);
+  return true;
 }
 
-void Session::on_decrypt_error() {
-  std::string_view detail = opener_->failure();
+void Connection::on_decrypt_error(Side s) {
+  const TcpOpener& opener = *peers_[s].opener;
+  std::string_view detail = opener.failure();
+  if (s == kClient) {
+    // The client's stream stopped authenticating mid-way: stop forwarding, close the remote, and
+    // drain the client quietly (the reject policy).
+    LOG_DEBUG("%s: authentication failed mid-stream: %.*s", inbound_->name(),
+              static_cast<int>(detail.size()), detail.data());
+    drain(false);
+    return;
+  }
   if (detail.find("clock") != std::string_view::npos) {
-    warn::clock_skew(std::string(kind()) + ": the server's response", detail);
+    warn::clock_skew(std::string(inbound_->name()) + ": the server's response", detail);
   } else {
     warn::server_reply_unauthenticated(remote_.to_string(), detail.empty() ? "bad tag" : detail);
   }
@@ -301,7 +508,7 @@ void Session::on_decrypt_error() {
 
 // ---- writing ----------------------------------------------------------------------------------
 
-bool Session::send_copy(Side dst, const uint8_t* data, size_t n) {
+bool Connection::send_copy(Side dst, const uint8_t* data, size_t n) {
   Block* b = BlockPool::local().acquire();
   n = std::min(n, kBlockCapacity);
   std::memcpy(b->data, data, n);
@@ -309,7 +516,7 @@ bool Session::send_copy(Side dst, const uint8_t* data, size_t n) {
   return send(dst, b);
 }
 
-bool Session::send(Side dst, Block* b) {
+bool Connection::send(Side dst, Block* b) {
   Peer& p = peers_[dst];
   b->side = dst;
   b->off = 0;
@@ -350,9 +557,9 @@ bool Session::send(Side dst, Block* b) {
   return true;
 }
 
-void Session::on_write(uv_write_t* req, int status) {
+void Connection::on_write(uv_write_t* req, int status) {
   Block* b = reinterpret_cast<Block*>(req);  // req is the first member
-  Session* s = static_cast<Session*>(req->data);
+  Connection* s = static_cast<Connection*>(req->data);
   Side dst = static_cast<Side>(b->side);
   s->peers_[dst].queued -= b->len - b->off;
   BlockPool::local().release(b);
@@ -364,7 +571,7 @@ void Session::on_write(uv_write_t* req, int status) {
   s->after_write(dst);
 }
 
-void Session::after_write(Side dst) {
+void Connection::after_write(Side dst) {
   Peer& p = peers_[dst];
   Peer& src = peers_[other(dst)];
   if (src.throttled && p.queued <= kLowWater) {
@@ -381,7 +588,7 @@ void Session::after_write(Side dst) {
 
 // ---- half-close -------------------------------------------------------------------------------
 
-void Session::maybe_shutdown(Side dst) {
+void Connection::maybe_shutdown(Side dst) {
   Peer& p = peers_[dst];
   Side src = other(dst);
   bool src_done = peers_[src].eof && phase_ == Phase::Relay;
@@ -394,10 +601,10 @@ void Session::maybe_shutdown(Side dst) {
   p.shut_sent = true;
 }
 
-void Session::on_shutdown(uv_shutdown_t* req, int status) {
+void Connection::on_shutdown(uv_shutdown_t* req, int status) {
   Peer* p = static_cast<Peer*>(req->data);
   if (status == UV_ECANCELED) return;
-  Session* s = p->session;
+  Connection* s = p->conn;
   if (status < 0) {
     s->close("shutdown failed", status);
     return;
@@ -406,7 +613,7 @@ void Session::on_shutdown(uv_shutdown_t* req, int status) {
   s->maybe_finish();
 }
 
-void Session::maybe_finish() {
+void Connection::maybe_finish() {
   const Peer& c = peers_[kClient];
   const Peer& r = peers_[kRemote];
   if (c.eof && r.eof && c.shut_done && r.shut_done) close("done");
@@ -414,7 +621,7 @@ void Session::maybe_finish() {
 
 // ---- draining and closing ---------------------------------------------------------------------
 
-void Session::drain(bool send_fin) {
+void Connection::drain(bool send_fin) {
   if (phase_ == Phase::Closing || phase_ == Phase::Draining) return;
   bool in_handshake = phase_ != Phase::Relay;
   set_phase(Phase::Draining);
@@ -437,7 +644,7 @@ void Session::drain(bool send_fin) {
   arm_timer();
 }
 
-void Session::close_peer(Side s, bool reset) {
+void Connection::close_peer(Side s, bool reset) {
   Peer& p = peers_[s];
   bool was_connected = p.connected;
   p.connected = false;
@@ -448,23 +655,26 @@ void Session::close_peer(Side s, bool reset) {
   uv_close(handle_of(&p.tcp), on_closed);
 }
 
-void Session::abort(const char* reason, int err) {
+void Connection::abort(const char* reason, int err) {
   if (phase_ == Phase::Closing) return;
   abortive_ = true;
   close(reason, err);
 }
 
-void Session::close(const char* reason, int err) {
+void Connection::close(const char* reason, int err) {
   if (phase_ == Phase::Closing) return;
   set_phase(Phase::Closing);
-  on_closing();
+  // A UDP association ends with its TCP connection, at once: no datagram passes after this.
+  if (udp_control_ != 0 && udp_relay() != nullptr) udp_relay()->close_control(udp_control_);
+  udp_control_ = 0;
   if (log_enabled(LogLevel::Info)) {
     uint64_t ms = uv_now(loop()) - started_at_;
     std::string_view who = user();
-    LOG_INFO("%s: %s%s%.*s closed: %s%s%s, %llu bytes in, %llu bytes out, %llu ms", kind(),
-             target_.port != 0 ? target_.to_string().c_str() : "-", who.empty() ? "" : " user ",
-             static_cast<int>(who.size()), who.data(), reason, err != 0 ? " " : "",
-             err != 0 ? uv_err_name(err) : "", (unsigned long long)peers_[kClient].bytes_read,
+    LOG_INFO("%s: %s%s%.*s closed: %s%s%s, %llu bytes in, %llu bytes out, %llu ms",
+             inbound_->name(), target_.port != 0 ? target_.to_string().c_str() : "-",
+             who.empty() ? "" : " user ", static_cast<int>(who.size()), who.data(), reason,
+             err != 0 ? " " : "", err != 0 ? uv_err_name(err) : "",
+             (unsigned long long)peers_[kClient].bytes_read,
              (unsigned long long)peers_[kRemote].bytes_read, (unsigned long long)ms);
   }
   if (dns_pending_ && uv_cancel(reinterpret_cast<uv_req_t*>(&dns_req_)) != 0) {
@@ -478,35 +688,35 @@ void Session::close(const char* reason, int err) {
   }
 }
 
-void Session::on_closed(uv_handle_t* h) {
-  Session* s;
+void Connection::on_closed(uv_handle_t* h) {
+  Connection* s;
   if (h->type == UV_TIMER) {
-    s = static_cast<Session*>(h->data);
+    s = static_cast<Connection*>(h->data);
   } else {
-    s = static_cast<Peer*>(h->data)->session;
+    s = static_cast<Peer*>(h->data)->conn;
   }
   s->release_ref();
 }
 
-void Session::set_phase(Phase p) {
+void Connection::set_phase(Phase p) {
   const bool was = evictable();
   phase_ = p;
   if (evictable() != was) owner_.set_evictable(this, !was);
 }
 
-void Session::hold_after_handshake() {
+void Connection::hold_after_handshake() {
   const bool was = evictable();
   holding_ = true;
   if (evictable() != was) owner_.set_evictable(this, !was);
 }
 
-void Session::release_ref() {
+void Connection::release_ref() {
   if (--refs_ == 0) owner_.destroy(this);
 }
 
 // ---- connecting -------------------------------------------------------------------------------
 
-void Session::connect_remote(const Address& target, const char* what) {
+void Connection::connect_remote(const Address& target, const char* what) {
   set_phase(Phase::Connecting);
   remote_ = target;
   if (!pending_header_) target_ = target;
@@ -537,8 +747,8 @@ void Session::connect_remote(const Address& target, const char* what) {
   ++refs_;
 }
 
-void Session::on_resolved(uv_getaddrinfo_t* req, int status, addrinfo* res) {
-  Session* s = static_cast<Session*>(req->data);
+void Connection::on_resolved(uv_getaddrinfo_t* req, int status, addrinfo* res) {
+  Connection* s = static_cast<Connection*>(req->data);
   s->dns_pending_ = false;
   if (s->dns_orphaned_) {
     s->dns_orphaned_ = false;
@@ -548,7 +758,7 @@ void Session::on_resolved(uv_getaddrinfo_t* req, int status, addrinfo* res) {
     if (res != nullptr) uv_freeaddrinfo(res);
     bool closing = s->phase_ == Phase::Closing;
     if (!closing) {
-      LOG_DEBUG("%s: cannot resolve %s: %s", s->kind(), s->remote_.host.c_str(),
+      LOG_DEBUG("%s: cannot resolve %s: %s", s->inbound_->name(), s->remote_.host.c_str(),
                 uv_strerror(status));
       s->on_remote_failed(status < 0 ? status : UV_EAI_NONAME);
     }
@@ -571,8 +781,8 @@ void Session::on_resolved(uv_getaddrinfo_t* req, int status, addrinfo* res) {
   s->release_ref();
 }
 
-void Session::connect_to(const sockaddr* sa) {
-  if (!target_allowed(sa)) {
+void Connection::connect_to(const sockaddr* sa) {
+  if (outbound_->block_private && is_private_address(sa)) {
     on_target_blocked(sa);
     return;
   }
@@ -595,9 +805,10 @@ void Session::connect_to(const sockaddr* sa) {
       setsockopt(fd, IPPROTO_TCP, TCP_FASTOPEN_CONNECT, &one, sizeof one);
     }
   }
-  if (cfg.role == Role::Server && !cfg.local_address.empty()) {
+  if (!outbound_->bind_address.empty()) {
     sockaddr_storage local;
-    if (literal_to_sockaddr(cfg.local_address, 0, local) && local.ss_family == sa->sa_family) {
+    if (literal_to_sockaddr(outbound_->bind_address, 0, local) &&
+        local.ss_family == sa->sa_family) {
       uv_tcp_bind(&r.tcp, reinterpret_cast<sockaddr*>(&local), 0);
     }
   }
@@ -611,11 +822,11 @@ void Session::connect_to(const sockaddr* sa) {
   if (deadline_ == 0 || left > kConnectTimeoutMs) set_deadline_ms(kConnectTimeoutMs);
 }
 
-void Session::on_connect(uv_connect_t* req, int status) {
-  Session* s = static_cast<Session*>(req->data);
+void Connection::on_connect(uv_connect_t* req, int status) {
+  Connection* s = static_cast<Connection*>(req->data);
   if (status == UV_ECANCELED || s->phase_ != Phase::Connecting) return;
   if (status < 0) {
-    LOG_DEBUG("%s: cannot connect to %s %s: %s", s->kind(), s->connect_what_,
+    LOG_DEBUG("%s: cannot connect to %s %s: %s", s->inbound_->name(), s->connect_what_,
               s->remote_.to_string().c_str(), uv_strerror(status));
     s->on_remote_failed(status);
     return;
@@ -628,17 +839,17 @@ void Session::on_connect(uv_connect_t* req, int status) {
 
 // ---- timer ------------------------------------------------------------------------------------
 
-void Session::set_deadline_ms(uint64_t from_now_ms) {
+void Connection::set_deadline_ms(uint64_t from_now_ms) {
   deadline_ = uv_now(loop()) + from_now_ms;
   arm_timer();
 }
 
-void Session::clear_deadline() {
+void Connection::clear_deadline() {
   deadline_ = 0;
   arm_timer();
 }
 
-void Session::arm_timer() {
+void Connection::arm_timer() {
   if (phase_ == Phase::Closing) return;
   uint64_t now = uv_now(loop());
   uint64_t next = 0;
@@ -658,8 +869,8 @@ void Session::arm_timer() {
   uv_timer_start(&timer_, on_timer, next > now ? next - now : 0, 0);
 }
 
-void Session::on_timer(uv_timer_t* t) {
-  Session* s = static_cast<Session*>(t->data);
+void Connection::on_timer(uv_timer_t* t) {
+  Connection* s = static_cast<Connection*>(t->data);
   uint64_t now = uv_now(s->loop());
   if (s->deadline_ != 0 && now >= s->deadline_) {
     const char* why = s->phase_ == Phase::Connecting ? "connect timeout"

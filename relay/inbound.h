@@ -1,0 +1,91 @@
+#pragma once
+// An inbound: how a request arrives on an accepted connection. A state machine over the client's
+// bytes, with no I/O and no callbacks into the connection: each feed says what the connection
+// should do next (read more, connect, hold a UDP association, answer and close, or refuse), and
+// the bytes to send the client now. One inbound per protocol: SOCKS5, tunnel, Shadowsocks (server
+// side), and the mixed local front ends.
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string_view>
+
+#include "crypto/tcp_cipher.h"
+#include "relay/address.h"
+
+namespace ss {
+
+// What the connection does after a feed.
+enum class InboundAction : uint8_t {
+  NeedMore,      // keep reading the client
+  Connect,       // target() is known: route it and connect; early data was handed over
+  UdpAssociate,  // SOCKS5 UDP ASSOCIATE: hold the connection, open an association
+  Reply,         // send the reply bytes, then end the connection (FIN after them)
+  Close,         // close at once, sending nothing more
+  Reject,        // the reject policy: no byte, no FIN; read and discard until the client closes
+                 // or the handshake deadline (probe resistance; see failure())
+};
+
+// Why an inbound rejected a client, for the operator's warnings.
+enum class RejectKind : uint8_t { Auth, Replay, Clock, BadRequest };
+
+// Small fixed buffers the inbound writes into: replies are at most a few hundred bytes.
+struct ReplyBytes {
+  static constexpr size_t kCapacity = 512;
+  uint8_t data[kCapacity];
+  size_t len = 0;
+  bool append(const uint8_t* p, size_t n);
+  bool append(std::string_view s) {
+    return append(reinterpret_cast<const uint8_t*>(s.data()), s.size());
+  }
+};
+
+// Where early data goes: plaintext that followed the request in the client's bytes. `cap` bytes
+// at most (a pooled block); `len` grows.
+struct EarlyData {
+  uint8_t* data = nullptr;
+  size_t cap = 0;
+  size_t len = 0;
+};
+
+class Inbound {
+ public:
+  virtual ~Inbound() = default;
+
+  // The inbound's name for logs ("local", "tunnel", "server").
+  virtual const char* name() const = 0;
+  // Called once at accept: an inbound that needs no bytes (tunnel) answers Connect here.
+  virtual InboundAction start() { return InboundAction::NeedMore; }
+  // Consumes all of `in` (client bytes). Appends bytes for the client to `reply`. On Connect,
+  // appends the payload that followed the request to `early` (bounded by early.cap; more is an
+  // error the inbound reports as Close).
+  virtual InboundAction feed(const uint8_t* in, size_t n, ReplyBytes& reply, EarlyData& early) = 0;
+
+  // The destination, once feed() or start() said Connect (or UdpAssociate: the address the
+  // client will send its datagrams from, port 0 if unknown).
+  const Address& target() const { return target_; }
+  // What the client is told once the outbound is connected (SOCKS5: 05 00 ...), when it fails
+  // (with the libuv error), or when a policy refuses the target. Empty for protocols that say
+  // nothing.
+  virtual void connected_reply(ReplyBytes&) {}
+  virtual void failed_reply(int /*uv_err*/, ReplyBytes&) {}
+  virtual void refused_reply(ReplyBytes&) {}
+  // UDP ASSOCIATE accepted: the relay's address for the client.
+  virtual void udp_reply(const Address& /*relay*/, ReplyBytes&) {}
+
+  // Shadowsocks inbound: the client side's cipher state once the request is read (the opener
+  // that read it; the connection seals replies with suite().server_sealer(opener)). Null for
+  // plaintext inbounds.
+  virtual std::unique_ptr<TcpOpener> take_opener() { return nullptr; }
+  virtual const TcpCipherSuite* suite() const { return nullptr; }
+  // After Reject: why, and the detail (e.g. "bad tag", "client clock 45 s ahead of ours").
+  virtual RejectKind reject_kind() const { return RejectKind::Auth; }
+  virtual std::string_view failure() const { return {}; }
+  // The user the client authenticated as (SIP023, SOCKS5 or HTTP auth); empty if none.
+  virtual std::string_view user() const { return {}; }
+
+ protected:
+  Address target_;
+};
+
+}  // namespace ss

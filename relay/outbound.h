@@ -1,0 +1,52 @@
+#pragma once
+// Where a request leaves: directly to its target, or through a Shadowsocks server with that
+// server's own address, port and cipher suite. The router picks one per request.
+
+#include <atomic>
+#include <cstddef>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "crypto/tcp_cipher.h"
+#include "relay/address.h"
+
+namespace ss {
+
+struct Outbound {
+  enum class Kind : uint8_t { Direct, Shadowsocks };
+  Kind kind = Kind::Direct;
+  // Shadowsocks: the server and its suite (our sealer towards it, our opener from it).
+  Address server;
+  std::shared_ptr<const TcpCipherSuite> suite;
+  // Direct: the local address outbound sockets bind to (empty: any), and the SSRF guard: refuse
+  // loopback, private, link-local... destinations (checked after DNS).
+  std::string bind_address;
+  bool block_private = false;
+};
+
+// Maps a request to an outbound. Shared by every worker of a process (thread-safe), held by
+// connections through the runtime.
+class Router {
+ public:
+  virtual ~Router() = default;
+  // Null: no outbound takes this target (the inbound's refused reply is sent).
+  virtual const Outbound* route(const Address& target) = 0;
+};
+
+// The fixed choice of ss-local, ss-tunnel and ss-server: one direct outbound, or round robin over
+// Shadowsocks servers.
+class FixedRouter final : public Router {
+ public:
+  explicit FixedRouter(std::vector<Outbound> outbounds) : outbounds_(std::move(outbounds)) {}
+  const Outbound* route(const Address&) override {
+    if (outbounds_.empty()) return nullptr;
+    return &outbounds_[next_.fetch_add(1, std::memory_order_relaxed) % outbounds_.size()];
+  }
+
+ private:
+  std::vector<Outbound> outbounds_;
+  std::atomic<size_t> next_{0};
+};
+
+}  // namespace ss
