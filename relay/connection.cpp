@@ -131,9 +131,36 @@ void Connection::start(uv_stream_t* server) {
   c.connected = true;
   if (config().no_delay) uv_tcp_nodelay(&c.tcp, 1);
   set_deadline_ms(std::min<uint64_t>(kMaxHandshakeMs, uint64_t(config().timeout) * 1000));
-  const InboundAction first = inbound_->start();
+  const InboundAction first = inbound_->start(accept_info());
   if (first == InboundAction::NeedMore) set_want_read(kClient, true);
   dispatch(first);
+}
+
+AcceptInfo Connection::accept_info() const {
+  AcceptInfo info;
+  const uv_tcp_t* t = &peers_[kClient].tcp;
+  sockaddr_storage ss{};
+  int len = sizeof ss;
+  if (uv_tcp_getsockname(t, reinterpret_cast<sockaddr*>(&ss), &len) == 0) {
+    info.local = Address::from_sockaddr(reinterpret_cast<const sockaddr*>(&ss));
+  }
+  len = sizeof ss;
+  if (uv_tcp_getpeername(t, reinterpret_cast<sockaddr*>(&ss), &len) == 0) {
+    info.peer = Address::from_sockaddr(reinterpret_cast<const sockaddr*>(&ss));
+  }
+  uv_os_fd_t fd;
+  if (inbound_->wants_original_dst() &&
+      uv_fileno(reinterpret_cast<const uv_handle_t*>(t), &fd) == 0) {
+    // netfilter's NAT: the address the client connected to before REDIRECT/DNAT (Linux
+    // SO_ORIGINAL_DST, IPv4; IP6T_SO_ORIGINAL_DST, the same number at SOL_IPV6, IPv6).
+    constexpr int kSoOriginalDst = 80;
+    socklen_t olen = sizeof ss;
+    const int level = info.local.type == Address::Type::IPv6 ? SOL_IPV6 : SOL_IP;
+    if (getsockopt(fd, level, kSoOriginalDst, &ss, &olen) == 0) {
+      info.original_dst = Address::from_sockaddr(reinterpret_cast<const sockaddr*>(&ss));
+    }
+  }
+  return info;
 }
 
 // ---- inbound -> route -> outbound ---------------------------------------------------------------

@@ -115,6 +115,8 @@ class Connection {
   uv_loop_t* loop() const;
   UdpRelay* udp_relay() const;
 
+  // The accepted socket's addresses for Inbound::start().
+  AcceptInfo accept_info() const;
   // What the inbound asked for after start() or feed().
   void dispatch(InboundAction action);
   // Routes the inbound's target and connects the chosen outbound.

@@ -8,6 +8,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string_view>
 
 #include "crypto/tcp_cipher.h"
@@ -28,6 +29,15 @@ enum class InboundAction : uint8_t {
 
 // Why an inbound rejected a client, for the operator's warnings.
 enum class RejectKind : uint8_t { Auth, Replay, Clock, BadRequest };
+
+// What the connection knows about the accepted socket, for inbounds that take their target from
+// it (ss-redir: the original destination of a REDIRECT'ed connection, or with TPROXY the socket's
+// own address).
+struct AcceptInfo {
+  Address local;                        // the accepted socket's own address
+  Address peer;                         // the client's address
+  std::optional<Address> original_dst;  // SO_ORIGINAL_DST, if the inbound asked and it was set
+};
 
 // Small fixed buffers the inbound writes into: replies are at most a few hundred bytes.
 struct ReplyBytes {
@@ -54,8 +64,10 @@ class Inbound {
 
   // The inbound's name for logs ("local", "tunnel", "server").
   virtual const char* name() const = 0;
-  // Called once at accept: an inbound that needs no bytes (tunnel) answers Connect here.
-  virtual InboundAction start() { return InboundAction::NeedMore; }
+  // Called once at accept: an inbound that needs no bytes (tunnel, redir) answers Connect here.
+  virtual InboundAction start(const AcceptInfo&) { return InboundAction::NeedMore; }
+  // True if start() needs AcceptInfo::original_dst (one getsockopt per connection).
+  virtual bool wants_original_dst() const { return false; }
   // Consumes all of `in` (client bytes). Appends bytes for the client to `reply`. On Connect,
   // appends the payload that followed the request to `early` (bounded by early.cap; more is an
   // error the inbound reports as Close).

@@ -10,6 +10,7 @@
 #include <sys/socket.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstring>
 #include <thread>
 
@@ -117,6 +118,18 @@ int Listener::bind_and_listen(const std::string& host, uint16_t port) {
   if (uv_fileno(reinterpret_cast<uv_handle_t*>(tcp), &fd) == 0) {
     int one = 1;
     if (reuse_port_) setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+    if (transparent_) {
+      const bool v6 = res->ai_family == AF_INET6;
+      const int rc = v6 ? setsockopt(fd, SOL_IPV6, IPV6_TRANSPARENT, &one, sizeof one)
+                        : setsockopt(fd, SOL_IP, IP_TRANSPARENT, &one, sizeof one);
+      if (rc != 0) {
+        const int err = uv_translate_sys_error(errno);
+        freeaddrinfo(res);
+        uv_close(reinterpret_cast<uv_handle_t*>(tcp),
+                 [](uv_handle_t* hd) { delete reinterpret_cast<uv_tcp_t*>(hd); });
+        return err;
+      }
+    }
     if (cfg_.fast_open) {
       int qlen = 256;
       setsockopt(fd, IPPROTO_TCP, TCP_FASTOPEN, &qlen, sizeof qlen);

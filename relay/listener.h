@@ -55,6 +55,9 @@ class Listener {
   }
   // SO_REUSEPORT on sockets bound from now on (several workers share a port); default: the config.
   void set_reuse_port(bool on) { reuse_port_ = on; }
+  // IP_TRANSPARENT / IPV6_TRANSPARENT on sockets bound from now on (TPROXY: accept connections
+  // addressed to any address; needs CAP_NET_ADMIN).
+  void set_transparent(bool on) { transparent_ = on; }
   // Closes the listening sockets; live sessions go on.
   void stop_accepting();
   // Stops accepting and closes every session that is not relaying payload (handshakes, probes
@@ -114,6 +117,7 @@ class Listener {
   bool paused_ = false;
   bool stopped_ = false;
   bool reuse_port_ = false;
+  bool transparent_ = false;
   std::shared_ptr<std::atomic<size_t>> live_;
   size_t max_connections_ = 0;  // the process-wide cap (for messages)
   size_t share_ = 0;            // this listener's part of it; 0 = no cap

@@ -10,7 +10,7 @@ class TunnelInbound final : public Inbound {
  public:
   explicit TunnelInbound(const Address& target) { target_ = target; }
   const char* name() const override { return "tunnel"; }
-  InboundAction start() override { return InboundAction::Connect; }
+  InboundAction start(const AcceptInfo&) override { return InboundAction::Connect; }
   InboundAction feed(const uint8_t*, size_t, ReplyBytes&, EarlyData&) override {
     return InboundAction::NeedMore;
   }
