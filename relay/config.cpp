@@ -32,6 +32,7 @@
 #include <sodium.h>
 #include <uv.h>
 
+#include "client/inbound/users_file.h"
 #include "crypto/kdf.h"
 #include "relay/version.h"
 
@@ -321,6 +322,11 @@ constexpr KeySpec kKeys[] = {
      }},
     {"nofile", [](Config& c, const json& v) { c.nofile = nofile_value(v, "nofile"); }},
     {"use_syslog", [](Config& c, const json& v) { c.use_syslog = bool_value(v, "use_syslog"); }},
+    {"socks5_auth_config_path",
+     [](Config& c, const json& v) {
+       c.socks5_auth_config_path = string_value(v, "socks5_auth_config_path");
+       if (c.socks5_auth_config_path.empty()) fail("socks5_auth_config_path: must not be empty");
+     }},
     // Not implemented, and running without them would do something else than asked: refused.
     {"plugin", nullptr, kPluginRefused},
     {"plugin_opts", nullptr, kPluginRefused},
@@ -342,7 +348,6 @@ constexpr KeySpec kKeys[] = {
     {"locals", nullptr, kRustForm},
     {"servers", nullptr, kRustForm},
     {"protocol", nullptr, kRustForm},
-    {"socks5_auth_config_path", nullptr, "SOCKS5 authentication is not supported yet"},
     {"balancer", nullptr, "server balancing is not supported yet"},
     {"outbound_fwmark", nullptr, "socket marks are not supported"},
     {"outbound_bind_interface", nullptr, "binding to an interface is not supported"},
@@ -479,6 +484,9 @@ std::string help_text(cxxopts::Options& options, Role role) {
     << "  user             drop privileges to this user after binding (as -a)\n"
     << "  nofile           raise the open-file limit to this (as -n)\n"
     << "  use_syslog       true: log to syslog instead of stderr\n";
+  if (role == Role::Local) {
+    s << "  socks5_auth_config_path  user file for SOCKS5/HTTP authentication (rust's format)\n";
+  }
   if (role == Role::Server) {
     s << "  allow_private_targets  true: also relay to loopback/private/link-local targets\n";
   }
@@ -779,6 +787,14 @@ void finalize_config(Config& cfg) {
   }
   if (cfg.role == Role::Tunnel && !cfg.tunnel_target) {
     fail(R"(tunnel_address: missing (set "tunnel_address" or -L host:port))");
+  }
+  if (!cfg.socks5_auth_config_path.empty()) {
+    if (cfg.role != Role::Local) fail("socks5_auth_config_path: only ss-local takes a user file");
+    std::string error;
+    std::optional<UserTable> users =
+        read_users_file(cfg.socks5_auth_config_path, "socks5_auth_config_path", error);
+    if (!users) fail(error);
+    cfg.local_users = std::make_shared<const UserTable>(std::move(*users));
   }
   if (cfg.timeout <= 0) fail("timeout: must be a positive number of seconds");
   if (cfg.udp_timeout <= 0) fail("udp_timeout: must be a positive number of seconds");

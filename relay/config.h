@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <iosfwd>
+#include <memory>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -15,6 +16,8 @@
 #include "relay/address.h"
 
 namespace ss {
+
+class UserTable;
 
 enum class Role { Local, Server, Tunnel };
 enum class Mode { TcpOnly, TcpAndUdp, UdpOnly };
@@ -70,7 +73,10 @@ struct Config {
   std::string run_as_user;               // -a / "user": drop privileges to this user after binding
   std::string pid_file;                  // -f: write the pid here and run in the background
   long long nofile = 0;                  // -n / "nofile": raise RLIMIT_NOFILE to this; 0 = leave
-  int workers = 0;                       // event-loop threads; 0 = one per CPU
+  // ss-local: shadowsocks-rust's user file for SOCKS5 and HTTP authentication, and its table.
+  std::string socks5_auth_config_path;
+  std::shared_ptr<const UserTable> local_users;
+  int workers = 0;  // event-loop threads; 0 = one per CPU
   // ss-server: relay to loopback, private, link-local... destinations too (off: SSRF guard).
   bool allow_private_targets = false;
   // Concurrent TCP sessions per process; 0 = derived from the descriptor limit (two per session).

@@ -177,6 +177,7 @@ void Connection::dispatch(InboundAction action) {
       return;
     case InboundAction::Reply:
       // The reply (an error answer) was queued by the caller: FIN after it, then drain.
+      if (inbound_->auth_failed()) warn::proxy_auth_failed(peer_text(kClient), inbound_->failure());
       drain(true);
       return;
     case InboundAction::Close:
@@ -492,6 +493,17 @@ bool Connection::relay(Side src, Block* in, size_t n) {
     send(dst, out);
     return false;
   }
+  if (src == kClient) {
+    // The inbound may end the request here (an HTTP message to its origin): what follows is not
+    // forwarded, and the client is no longer read.
+    const size_t keep = inbound_->forwardable(in->data, n);
+    if (keep < n) {
+      request_ended_ = true;
+      set_want_read(kClient, false);
+    }
+    n = keep;
+    if (n == 0) return false;
+  }
   if (!to.sealer && to.server_suite != nullptr) {
     to.sealer = to.server_suite->server_sealer(*to.opener);
   }
@@ -644,6 +656,8 @@ void Connection::maybe_finish() {
   const Peer& c = peers_[kClient];
   const Peer& r = peers_[kRemote];
   if (c.eof && r.eof && c.shut_done && r.shut_done) close("done");
+  // The request ended and its response has been relayed in full.
+  if (request_ended_ && r.eof && c.shut_done) close("done");
 }
 
 // ---- draining and closing ---------------------------------------------------------------------

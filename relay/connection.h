@@ -198,8 +198,9 @@ class Connection {
   uint64_t deadline_ = 0;         // absolute loop time; 0 = none
   uint64_t header_flush_at_ = 0;  // absolute loop time; 0 = none
   bool close_when_flushed_ = false;
-  bool holding_ = false;   // hold_after_handshake() was called
-  bool abortive_ = false;  // close with resets (abort())
+  bool holding_ = false;        // hold_after_handshake() was called
+  bool request_ended_ = false;  // the inbound said the client's request is complete
+  bool abortive_ = false;       // close with resets (abort())
   std::optional<Address> pending_header_;
   Address target_;  // where the client's bytes finally go (for logs)
   Address remote_;  // what the remote socket connects to (target, or ss-server)

@@ -93,6 +93,14 @@ class Inbound {
   // After Reject: why, and the detail (e.g. "bad tag", "client clock 45 s ahead of ours").
   virtual RejectKind reject_kind() const { return RejectKind::Auth; }
   virtual std::string_view failure() const { return {}; }
+  // After Reply: true if the client failed the proxy's authentication (SOCKS5 RFC 1929, HTTP
+  // Basic), for the operator's warning; failure() says how.
+  virtual bool auth_failed() const { return false; }
+  // While relaying: how many of these n client bytes still belong to the request and may go to
+  // the outbound (all, by default). Fewer: the request has ended (an HTTP message forwarded on a
+  // connection to its origin); the connection stops reading the client and ends once the
+  // response is relayed.
+  virtual size_t forwardable(const uint8_t* /*in*/, size_t n) { return n; }
   // The user the client authenticated as (SIP023, SOCKS5 or HTTP auth); empty if none.
   virtual std::string_view user() const { return {}; }
 

@@ -10,7 +10,7 @@ namespace ss::warn {
 namespace {
 
 WarnLimiter g_auth, g_replay, g_clock, g_clock_udp, g_refused, g_unreachable, g_server_auth,
-    g_silent;
+    g_silent, g_proxy_auth;
 
 int len(std::string_view s) {
   return static_cast<int>(s.size());
@@ -54,6 +54,12 @@ void clock_skew(std::string_view what, std::string_view detail, bool datagram) {
 void target_refused(std::string_view from, std::string_view target, std::string_view why) {
   LOG_WARN_LIMITED(g_refused, "server: refused target %.*s for %.*s: %.*s%s", len(target),
                    target.data(), len(from), from.data(), len(why), why.data(), MoreText(n).text);
+}
+
+void proxy_auth_failed(std::string_view from, std::string_view detail) {
+  LOG_WARN_LIMITED(g_proxy_auth,
+                   "local: a client from %.*s failed the proxy's authentication (%.*s)%s",
+                   len(from), from.data(), len(detail), detail.data(), MoreText(n).text);
 }
 
 void server_unreachable(std::string_view server, int uv_err) {

@@ -19,6 +19,8 @@ void client_replay(std::string_view from);
 void clock_skew(std::string_view what, std::string_view detail, bool datagram = false);
 // ss-server: an authenticated client asked for a target the policy refuses.
 void target_refused(std::string_view from, std::string_view target, std::string_view why);
+// ss-local: a client failed the proxy's own authentication (SOCKS5 RFC 1929, HTTP Basic).
+void proxy_auth_failed(std::string_view from, std::string_view detail);
 // ss-local/ss-tunnel: ss-server cannot be reached (refused, unreachable, not resolved, timeout).
 void server_unreachable(std::string_view server, int uv_err);
 // ss-local/ss-tunnel: what ss-server sent does not authenticate.

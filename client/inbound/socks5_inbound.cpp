@@ -1,5 +1,8 @@
 // ss-local's SOCKS5 inbound (RFC 1928):
-//   Greeting: VER NMETHODS METHODS; answer 05 00 (no auth), or 05 FF and end.
+//   Greeting: VER NMETHODS METHODS; answer 05 00 (no auth), or with a user table 05 02
+//             (username/password), or 05 FF and end when the needed method is not offered.
+//   Auth:     RFC 1929 VER ULEN UNAME PLEN PASSWD, checked in constant time; 01 00, or 01 01 and
+//             end.
 //   Request:  VER CMD RSV ATYP ADDR PORT; CONNECT is served, and UDP ASSOCIATE when UDP is
 //             relayed; anything else gets the matching error reply. Bytes pipelined after the
 //             request are early data, sealed with the address header in the first flight.
@@ -14,6 +17,8 @@
 #include <cstring>
 #include <span>
 
+#include "client/inbound/socks5_auth.h"
+#include "client/inbound/users_file.h"
 #include "client/socks5.h"
 
 namespace ss {
@@ -66,15 +71,37 @@ InboundAction Socks5Inbound::feed(const uint8_t* data, size_t n, ReplyBytes& rep
     if (st == ParseStatus::NeedMore) return InboundAction::NeedMore;
     if (st == ParseStatus::Error) return InboundAction::Close;  // not a SOCKS5 client
     consume(used);
-    if (!g.offers_no_auth) {
+    const bool auth = users_ != nullptr;
+    if (auth ? !g.offers_user_pass : !g.offers_no_auth) {
       const uint8_t no_method[] = {socks5::kVersion, socks5::kMethodNone};
       reply.append(no_method, sizeof no_method);
+      failure_ = auth ? "no username/password method offered" : "no acceptable method";
+      auth_failed_ = auth;
       return InboundAction::Reply;
     }
-    const uint8_t no_auth[] = {socks5::kVersion, socks5::kMethodNoAuth};
-    reply.append(no_auth, sizeof no_auth);
-    step_ = Step::Request;
+    const uint8_t chosen[] = {socks5::kVersion,
+                              auth ? socks5::kMethodUserPass : socks5::kMethodNoAuth};
+    reply.append(chosen, sizeof chosen);
+    step_ = auth ? Step::Auth : Step::Request;
     // Pipelined bytes beyond our buffer can only be there if the request is complete in hs_.
+  }
+
+  if (step_ == Step::Auth) {
+    socks5::UserPass up;
+    size_t used = 0;
+    const ParseStatus st = socks5::parse_auth_request({hs_, hs_len_}, up, used);
+    if (st == ParseStatus::NeedMore) return InboundAction::NeedMore;
+    uint8_t status[socks5::kAuthReplyLen];
+    const bool ok = st == ParseStatus::Ok && users_->check(up.user, up.password);
+    reply.append(status, socks5::make_auth_reply(ok, status));
+    if (!ok) {
+      failure_ = st == ParseStatus::Ok ? "wrong user name or password" : "bad RFC 1929 request";
+      auth_failed_ = true;
+      return InboundAction::Reply;  // RFC 1929: on failure the server closes
+    }
+    user_.assign(up.user);
+    consume(used);
+    step_ = Step::Request;
   }
 
   socks5::Request req;
