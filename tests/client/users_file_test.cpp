@@ -172,6 +172,20 @@ TEST_CASE("users file: syntax errors give the line", "[client]") {
         "socks5_auth_config_path: invalid JSON at line 1: a number is too large");
 }
 
+TEST_CASE("users file: deeply nested values", "[client]") {
+  const size_t depth = 500'000;
+  const std::string deep = std::string(depth, '[') + std::string(depth, ']');
+  CHECK(error_for(R"({"password": )" + deep + "}") ==
+        std::string(kSource) + R"(: password: must be an object {"users": [...]})");
+  std::string error;
+  const auto t = parse(
+      R"({"other": )" + deep + R"(, "password": {"users": [{"user_name": "u", "password": "p"}]}})",
+      error);
+  REQUIRE(t);
+  // Unbalanced: a syntax error at the end, found without recursion.
+  CHECK(error_for(std::string(depth, '[')).rfind("socks5_auth_config_path: invalid JSON", 0) == 0);
+}
+
 TEST_CASE("users file: read from a file", "[client]") {
   const TempFile f(kExample);
   std::string error;

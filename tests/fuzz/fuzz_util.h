@@ -1,8 +1,8 @@
 #pragma once
 // Shared helpers for the libFuzzer targets: a check that survives NDEBUG, a small deterministic
-// generator for input-chosen split points, heap buffers of an exact size (so that ASan flags
-// any write past the capacity a function promised to respect), and the status rules of the
-// stream decoders.
+// generator for input-chosen split points, the prefix rule of stateless parsers, heap buffers
+// of an exact size (so that ASan flags any write past the capacity a function promised to
+// respect), and the status rules of the stream decoders.
 
 #include <cstddef>
 #include <cstdint>
@@ -65,6 +65,20 @@ inline uint64_t hash_bytes(std::span<const uint8_t> in) {
   uint64_t h = 0xCBF29CE484222325ULL;
   for (uint8_t b : in) h = (h ^ b) * 0x100000001B3ULL;
   return h;
+}
+
+// A stateless parser's results are consistent under resumption: every prefix of `in` up to
+// max_len + 1 bytes (no message is longer than max_len) parses to NeedMore or to exactly
+// `whole`, the result for all of `in`. `parse` maps a span to a result with a `status` member
+// and operator==.
+template <typename Parse, typename Result>
+void check_prefixes(std::span<const uint8_t> in, size_t max_len, Parse&& parse,
+                    const Result& whole) {
+  const size_t dense = in.size() < max_len + 1 ? in.size() : max_len + 1;
+  for (size_t n = 0; n <= dense; ++n) {
+    const Result r = parse(in.first(n));
+    FUZZ_CHECK(r.status == decltype(r.status)::NeedMore || r == whole);
+  }
 }
 
 // A heap buffer of exactly n bytes (n may be 0): ASan reports any access beyond it.

@@ -136,6 +136,101 @@ def config_seeds():
     write(t, "unicode", '{"password":"\\u5bc6\\u7801","server":"\\u00fc.example"}')
 
 
+def socks4_seeds():
+    t = "fuzz_socks4"
+    v4 = bytes([4, 1]) + port(80) + bytes([93, 184, 216, 34])
+    v4a = bytes([4, 1]) + port(443) + bytes([0, 0, 0, 1])
+    write(t, "connect", v4 + b"alice\0")
+    write(t, "connect_empty_user", v4 + b"\0")
+    write(t, "connect_payload", v4 + b"\0" + bytes([0x16, 3, 1, 0, 5]))
+    write(t, "socks4a", v4a + b"bob\0example.com\0")
+    write(t, "socks4a_literal", v4a + b"\0" + b"127.0.0.1\0")
+    write(t, "socks4a_v6_literal", v4a + b"\0[::1]\0")
+    write(t, "socks4a_utf8", v4a + b"\0" + "bücher.example".encode() + b"\0")
+    write(t, "socks4a_empty_host", v4a + b"\0\0")
+    write(t, "socks4a_bad_host", v4a + b"\0a b\0")
+    write(t, "socks4a_max", v4a + b"u" * 255 + b"\0" + b"h" * 255 + b"\0")
+    write(t, "user_too_long", v4 + b"u" * 256)
+    write(t, "bind", bytes([4, 2]) + port(80) + bytes([1, 2, 3, 4, 0]))
+    write(t, "port0", bytes([4, 1, 0, 0, 1, 2, 3, 4, 0]))
+    write(t, "socks5", bytes([5, 1, 0]))
+    write(t, "http", b"GET / HTTP/1.1\r\n\r\n")
+
+
+def socks5_auth_seeds():
+    t = "fuzz_socks5_auth"
+
+    def req(user, password, ver=1):
+        return bytes([ver, len(user)]) + user + bytes([len(password)]) + password
+
+    write(t, "ok", req(b"alice", b"s3cret"))
+    write(t, "max", req(b"u" * 255, b"p" * 255))
+    write(t, "then_request", req(b"u", b"p") + bytes([5, 1, 0]) + V4)
+    write(t, "ver2", req(b"u", b"p", 2))
+    write(t, "ulen0", bytes([1, 0, 1]) + b"p")
+    write(t, "plen0", bytes([1, 1]) + b"u" + bytes([0]))
+    write(t, "truncated", bytes([1, 5]) + b"ali")
+    write(t, "binary", req(bytes([0, 0xFF, 0x3A]), bytes([0, 0x0D, 0x0A])))
+
+
+def users_file_seeds():
+    t = "fuzz_users_file"
+    write(t, "example", '{"password": {"users": [{"user_name": "alice", "password": "a"},'
+                        ' {"user_name": "bob", "password": "b"}]}}')
+    write(t, "comments", '// auth\n{"password": {/* x */ "users": [{"user_name": "u",'
+                         ' "password": "p", "extra": 1}]}, "other": null}')
+    write(t, "unicode", '{"password":{"users":[{"user_name":"\\u00fc","password":"\\u5bc6"}]}}')
+    write(t, "duplicate", '{"password":{"users":[{"user_name":"a","password":"x"},'
+                          '{"user_name":"a","password":"y"}]}}')
+    write(t, "empty_users", '{"password":{"users":[]}}')
+    write(t, "no_password", '{}')
+    write(t, "bad_types", '{"password":{"users":[{"user_name":7,"password":null}]}}')
+    write(t, "control_name", '{"password":{"users":[{"user_name":"a\\nb","password":"x"}]}}')
+    write(t, "truncated", '{"password":{"users":[{"user_name":"u","password":"secr')
+    write(t, "big_number", '{"password": 1e400}')
+
+
+def http1_seeds():
+    t = "fuzz_http1"
+    # [mode][seed][bytes]: mode 0 request, 1 response (seed % 4: GET, HEAD, CONNECT, POST),
+    # 2 chunked body, 3 length / until-close bodies and Basic credentials.
+    write(t, "connect", b"\0\0CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n"
+                        b"Proxy-Authorization: Basic dXNlcjpwYXNz\r\n\r\n\x16\x03\x01")
+    write(t, "connect_v6", b"\0\0CONNECT [2001:db8::1]:8443 HTTP/1.0\r\n\r\n")
+    write(t, "get", b"\0\1GET http://example.com/index.html?q=1 HTTP/1.1\r\nHost: x\r\n"
+                    b"User-Agent: curl/8\r\nAccept: */*\r\nProxy-Connection: keep-alive\r\n\r\n"
+                    b"GET http://example.com/next HTTP/1.1\r\n\r\n")
+    write(t, "post_length", b"\0\0POST http://a.example:8080/form HTTP/1.1\r\n"
+                            b"Content-Length: 5\r\nConnection: keep-alive, X-Hop\r\nX-Hop: 1\r\n"
+                            b"Upgrade: websocket\r\nTE: trailers\r\n\r\nhello")
+    write(t, "post_chunked", b"\0\1POST http://a.example/ HTTP/1.1\r\n"
+                             b"Transfer-Encoding: gzip, chunked\r\n\r\n"
+                             b"5;ext=1\r\nhello\r\n0\r\nTrailer: x\r\n\r\n")
+    write(t, "http10", b"\0\0GET http://a.example HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+    write(t, "leading_crlf", b"\0\0\r\n\r\nGET http://a.example/ HTTP/1.1\r\n\r\n")
+    write(t, "smuggle_cl_te", b"\0\0POST http://a.example/ HTTP/1.1\r\nContent-Length: 4\r\n"
+                              b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n")
+    write(t, "smuggle_connection_cl", b"\0\0POST http://a.example/ HTTP/1.1\r\n"
+                                      b"Connection: Content-Length\r\nContent-Length: 3\r\n\r\nabc")
+    write(t, "bare_lf", b"\0\0GET http://a.example/ HTTP/1.1\nHost: a\n\n")
+    write(t, "obs_fold", b"\0\0GET http://a.example/ HTTP/1.1\r\nX: a\r\n b\r\n\r\n")
+    write(t, "origin_form", b"\0\0GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+    write(t, "tls", b"\0\0\x16\x03\x01\x02\x00\x01")
+    write(t, "resp_length", b"\1\0HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhelloHTTP/1.1")
+    write(t, "resp_chunked", b"\1\0HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                             b"4\r\nWiki\r\n5\r\npedia\r\n0\r\n\r\n")
+    write(t, "resp_head", b"\1\1HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n")
+    write(t, "resp_until_close", b"\1\0HTTP/1.0 200 OK\r\n\r\nbody until close")
+    write(t, "resp_100", b"\1\3HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n")
+    write(t, "resp_101", b"\1\0HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\n\r\n")
+    write(t, "resp_304", b"\1\0HTTP/1.1 304 Not Modified\r\nContent-Length: 9\r\n\r\n")
+    write(t, "resp_connect", b"\1\2HTTP/1.1 200 Connection established\r\n\r\n")
+    write(t, "chunked", b"\2\0" + b"E\r\n in\r\n\r\nchunks.\r\n0\r\nExpires: x\r\n\r\nnext")
+    write(t, "chunked_bad", b"\2\0" + b"5\r\nhelloX\r\n")
+    write(t, "length_body", b"\3\5" + b"hellonext")
+    write(t, "basic", b"\3\0Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ==")
+
+
 # protocol.md §6.2: password "密码", two streams per method (P1, P2).
 STREAMS_62 = {
     "aes-128-gcm": [
@@ -372,6 +467,10 @@ def main():
     tcp2022_seeds()
     udp2022_seeds()
     password_seeds()
+    socks4_seeds()
+    socks5_auth_seeds()
+    users_file_seeds()
+    http1_seeds()
 
 
 if __name__ == "__main__":
