@@ -1,9 +1,6 @@
-#include "client/inbound/tunnel_inbound.h"
+#include "client/inbound/registry.h"
 #include "relay/app.h"
-#include "relay/listener.h"
 
 int main(int argc, char** argv) {
-  return ss::run_app(ss::Role::Tunnel, argc, argv, [](ss::Listener& l) {
-    return std::make_unique<ss::TunnelInbound>(*l.config().tunnel_target);
-  });
+  return ss::run_app(ss::Role::Tunnel, argc, argv, ss::local_inbound_factory);
 }

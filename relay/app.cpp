@@ -64,7 +64,7 @@ struct Worker {
   int index = 0;
   uv_loop_t loop;
   std::unique_ptr<UdpRelay> udp;
-  std::unique_ptr<Listener> listener;
+  std::vector<std::unique_ptr<Listener>> listeners;  // one per ListenerSpec
   uv_async_t wake;
   uv_timer_t drain_poll;
   std::atomic<int> command{kRun};
@@ -87,19 +87,21 @@ struct Worker {
     int cmd = w->command.load();
     if (cmd >= kDrain && !w->draining) {
       w->draining = true;
-      w->listener->drain();
+      for (auto& l : w->listeners) l->drain();
       if (w->udp) w->udp->shutdown();
       uv_timer_start(&w->drain_poll, on_drain_poll, 0, kDrainPollMs);
     }
     if (cmd >= kCloseAll) {
-      w->listener->shutdown();
+      for (auto& l : w->listeners) l->shutdown();
       w->finish();
     }
   }
 
   static void on_drain_poll(uv_timer_t* t) {
     auto* w = static_cast<Worker*>(t->data);
-    if (w->listener->session_count() == 0) w->finish();
+    size_t n = 0;
+    for (auto& l : w->listeners) n += l->session_count();
+    if (n == 0) w->finish();
   }
 };
 
@@ -279,7 +281,7 @@ bool finish_daemon(const char* prog, const std::string& pid_file, int ready_fd) 
 
 }  // namespace
 
-int run_app(Role role, int argc, char** argv, Listener::Factory factory) {
+int run_app(Role role, int argc, char** argv, const InboundRegistry& inbounds) {
   const char* prog = program_name(role);
   std::signal(SIGPIPE, SIG_IGN);
   Config cfg;
@@ -335,19 +337,28 @@ int run_app(Role role, int argc, char** argv, Listener::Factory factory) {
   bool serve_tcp = cfg.mode != Mode::UdpOnly || role == Role::Local;
   bool serve_udp = cfg.mode != Mode::TcpOnly;
   std::string suite_error;
-  std::shared_ptr<const TcpCipherSuite> suite = make_tcp_suite(cfg, &suite_error);
-  if (!suite) {
-    std::fprintf(stderr, "%s: password: %s\n", prog, suite_error.c_str());
+  // The method of the flat keys: ss-server's inbound suite, and the UDP relay's. With rust's
+  // "servers" each server has its own (in the router).
+  std::shared_ptr<const TcpCipherSuite> suite;
+  if (!cfg.rust_servers) {
+    suite = make_tcp_suite(cfg, &suite_error);
+    if (!suite) {
+      std::fprintf(stderr, "%s: password: %s\n", prog, suite_error.c_str());
+      return 1;
+    }
+  }
+  std::shared_ptr<Router> router = make_router(cfg, &suite_error);
+  if (!router) {
+    std::fprintf(stderr, "%s: servers: %s\n", prog, suite_error.c_str());
     return 1;
   }
-  if (cfg.method_kind == MethodKind::None) {
+  bool none = cfg.method_kind == MethodKind::None && !cfg.rust_servers;
+  for (const ServerSpec& spec : cfg.servers) none = none || spec.method_kind == MethodKind::None;
+  if (none) {
     LOG_WARN(
         "method \"none\": NO ENCRYPTION, NO AUTHENTICATION. Anyone on the path reads and "
         "alters this traffic, and anyone can use this proxy. For measurements only.");
   }
-  std::vector<std::string> hosts =
-      role == Role::Server ? cfg.server : std::vector<std::string>{cfg.local_address};
-  uint16_t port = role == Role::Server ? cfg.server_port : cfg.local_port;
 
   // Set up every worker's loop and sockets on this thread, so a bind error ends start-up cleanly.
   std::vector<std::unique_ptr<Worker>> workers;
@@ -380,12 +391,14 @@ int run_app(Role role, int argc, char** argv, Listener::Factory factory) {
     w->index = i;
     uv_loop_init(&w->loop);
     if (i == 0 && serve_udp) w->udp = std::make_unique<UdpRelay>(&w->loop, cfg);
-    w->listener = std::make_unique<Listener>(&w->loop, cfg, factory, suite);
-    w->listener->set_reuse_port(cfg.reuse_port || nworkers > 1);
-    w->listener->set_connection_limit(
-        live_sessions, max_sessions,
-        max_sessions == 0 ? 0 : std::max<size_t>(1, max_sessions / static_cast<size_t>(nworkers)));
-    for (const std::string& host : hosts) {
+    const size_t share =
+        max_sessions == 0
+            ? 0
+            : std::max<size_t>(1, max_sessions / (static_cast<size_t>(nworkers) *
+                                                  std::max<size_t>(1, cfg.listeners.size())));
+    for (const ListenerSpec& spec : cfg.listeners) {
+      const std::string& host = spec.address;
+      const uint16_t port = spec.port;
       if (i == 0 && w->udp) {
         int r = w->udp->listen(host, port);
         if (r != 0) {
@@ -397,20 +410,31 @@ int run_app(Role role, int argc, char** argv, Listener::Factory factory) {
         LOG_NOTICE("%s listening on UDP %s port %u (%s)", prog, host.c_str(),
                    static_cast<unsigned>(port), cfg.method.c_str());
       }
-      if (serve_tcp) {
-        int r = w->listener->listen(host, port);
-        if (r != 0) {
-          std::fprintf(stderr, "%s: cannot listen on TCP %s port %u: %s\n", prog, host.c_str(),
-                       static_cast<unsigned>(port), uv_strerror(r));
-          status = 1;
-          break;
-        }
-        if (i == 0) {
-          LOG_NOTICE("%s listening on TCP %s port %u (%s, %d worker%s)", prog, host.c_str(),
-                     static_cast<unsigned>(port), cfg.method.c_str(), nworkers,
-                     nworkers == 1 ? "" : "s");
+      if (!serve_tcp) continue;
+      auto l = std::make_unique<Listener>(&w->loop, cfg, inbounds(spec), suite, router);
+      l->set_reuse_port(cfg.reuse_port || nworkers > 1);
+      l->set_connection_limit(live_sessions, max_sessions, share);
+      int r = l->listen(host, port);
+      if (r != 0) {
+        std::fprintf(stderr, "%s: cannot listen on TCP %s port %u: %s\n", prog, host.c_str(),
+                     static_cast<unsigned>(port), uv_strerror(r));
+        status = 1;
+        w->listeners.push_back(std::move(l));
+        break;
+      }
+      if (i == 0) {
+        const char* what = spec.protocol == ListenerSpec::Protocol::Tunnel  ? "tunnel"
+                           : spec.protocol == ListenerSpec::Protocol::Mixed ? "SOCKS5, SOCKS4, HTTP"
+                                                                            : "Shadowsocks";
+        LOG_NOTICE("%s listening on TCP %s port %u (%s; %s, %d worker%s)", prog, host.c_str(),
+                   static_cast<unsigned>(port), what,
+                   cfg.rust_servers ? "servers from \"servers\"" : cfg.method.c_str(), nworkers,
+                   nworkers == 1 ? "" : "s");
+        if (spec.forward) {
+          LOG_NOTICE("  tunnel to %s", spec.forward->to_string().c_str());
         }
       }
+      w->listeners.push_back(std::move(l));
     }
     w->wake.data = w.get();
     uv_async_init(&w->loop, &w->wake, Worker::on_wake);
@@ -420,11 +444,15 @@ int run_app(Role role, int argc, char** argv, Listener::Factory factory) {
   }
   // Every worker can reach the UDP relay (ss-local's UDP ASSOCIATE).
   if (!workers.empty() && workers.front()->udp) {
-    for (auto& w : workers) w->listener->set_udp(workers.front()->udp.get());
+    for (auto& w : workers) {
+      for (auto& l : w->listeners) l->set_udp(workers.front()->udp.get());
+    }
   }
-  if (role == Role::Tunnel && status == 0) {
-    LOG_NOTICE("tunnel to %s through %s port %u", cfg.tunnel_target->to_string().c_str(),
-               cfg.server.front().c_str(), static_cast<unsigned>(cfg.server_port));
+  if (role != Role::Server && status == 0 && !cfg.servers.empty()) {
+    for (const ServerSpec& spec : cfg.servers) {
+      LOG_NOTICE("server %s port %u (%s)", spec.host.c_str(), static_cast<unsigned>(spec.port),
+                 spec.method.c_str());
+    }
   }
 
   // Sockets are bound: the pid file, the switch to the -a user, and then the worker threads.
@@ -455,7 +483,7 @@ int run_app(Role role, int argc, char** argv, Listener::Factory factory) {
 
   for (auto& w : workers) {
     if (w->thread.joinable()) w->thread.join();
-    w->listener.reset();
+    w->listeners.clear();
     w->udp.reset();
     if (uv_loop_close(&w->loop) != 0)
       LOG_WARN("worker %d: event loop closed with live handles", w->index);

@@ -276,7 +276,98 @@ struct KeySpec {
 
 constexpr const char* kPluginRefused = "plugins (SIP003) are not supported yet";
 constexpr const char* kAclRefused = "access control lists are not supported yet";
-constexpr const char* kRustForm = "shadowsocks-rust's multi-listener form is not supported yet";
+
+// shadowsocks-rust's "servers": [{"server"|"address": host, "server_port": port, "method": ...,
+// "password": ...}, ...]. Each server keeps its own method and keys.
+void servers_value(Config& c, const json& v) {
+  if (!v.is_array() || v.empty()) fail("servers: must be a non-empty array of server objects");
+  c.servers.clear();
+  for (size_t i = 0; i < v.size(); ++i) {
+    const std::string at = "servers[" + std::to_string(i) + "]";
+    const json& o = v[i];
+    if (!o.is_object()) fail(at + ": must be an object");
+    ServerSpec spec;
+    for (const auto& [k, val] : o.items()) {
+      const std::string key = at + "." + k;
+      if (k == "server" || k == "address") {
+        spec.host = string_value(val, key);
+        if (spec.host.empty() || !make_address(spec.host, 0)) fail(key + ": invalid host");
+      } else if (k == "server_port" || k == "port") {
+        spec.port = port_value(val, key);
+      } else if (k == "method") {
+        spec.method = string_value(val, key);
+      } else if (k == "password") {
+        spec.password = string_value(val, key);
+      } else if (k == "key") {
+        spec.key_b64 = string_value(val, key);
+      } else if (k == "remarks" || k == "id" || k == "timeout" || k == "mode") {
+        // Labels, or settings the process-wide keys already give.
+      } else {
+        fail(key + ": not supported by shadowsocks-uv in a \"servers\" entry");
+      }
+    }
+    if (spec.host.empty()) fail(at + ".server: missing");
+    if (spec.port == 0) fail(at + ".server_port: missing");
+    c.servers.push_back(std::move(spec));
+  }
+  c.rust_servers = true;
+}
+
+// shadowsocks-rust's "locals": [{"protocol": "socks"|"http"|"tunnel", "local_address": ...,
+// "local_port": ..., "forward_address"/"forward_port" for tunnels}, ...].
+void locals_value(Config& c, const json& v) {
+  if (!v.is_array() || v.empty()) fail("locals: must be a non-empty array of listener objects");
+  c.listeners.clear();
+  for (size_t i = 0; i < v.size(); ++i) {
+    const std::string at = "locals[" + std::to_string(i) + "]";
+    const json& o = v[i];
+    if (!o.is_object()) fail(at + ": must be an object");
+    ListenerSpec spec;
+    spec.address = "127.0.0.1";
+    std::string forward_host;
+    uint16_t forward_port = 0;
+    for (const auto& [k, val] : o.items()) {
+      const std::string key = at + "." + k;
+      if (k == "protocol") {
+        const std::string& p = string_value(val, key);
+        if (p == "socks" || p == "http") {
+          spec.protocol = ListenerSpec::Protocol::Mixed;  // the mixed port serves both
+        } else if (p == "tunnel") {
+          spec.protocol = ListenerSpec::Protocol::Tunnel;
+        } else {
+          fail(key + ": " + quote(p) + " is not supported (socks, http, tunnel)");
+        }
+      } else if (k == "local_address") {
+        spec.address = string_value(val, key);
+        if (!make_address(spec.address, 0)) fail(key + ": invalid address " + quote(spec.address));
+      } else if (k == "local_port") {
+        spec.port = port_value(val, key);
+      } else if (k == "forward_address") {
+        forward_host = string_value(val, key);
+      } else if (k == "forward_port") {
+        forward_port = port_value(val, key);
+      } else if (k == "mode") {
+        if (mode_value(val, key) != Mode::TcpOnly) {
+          fail(key + ": UDP on a \"locals\" listener is not supported yet");
+        }
+      } else {
+        fail(key + ": not supported by shadowsocks-uv in a \"locals\" entry");
+      }
+    }
+    if (spec.port == 0) fail(at + ".local_port: missing");
+    if (spec.protocol == ListenerSpec::Protocol::Tunnel) {
+      if (forward_host.empty() || forward_port == 0) {
+        fail(at + ": a tunnel needs forward_address and forward_port");
+      }
+      spec.forward = make_address(forward_host, forward_port);
+      if (!spec.forward) fail(at + ".forward_address: invalid host " + quote(forward_host));
+    } else if (!forward_host.empty() || forward_port != 0) {
+      fail(at + ": forward_address/forward_port are for tunnels");
+    }
+    c.listeners.push_back(std::move(spec));
+  }
+  c.rust_locals = true;
+}
 
 long long nofile_value(const json& v, std::string_view name) {
   return static_cast<long long>(count_value(v, name, 1, 1'048'576));
@@ -345,9 +436,9 @@ constexpr KeySpec kKeys[] = {
     {"local_ipv6_address", nullptr, "binding outbound connections per family is not supported"},
     {"dscp", nullptr, "DSCP marking is not supported"},
     {"auth", nullptr, "one-time authentication (OTA) was removed from Shadowsocks"},
-    {"locals", nullptr, kRustForm},
-    {"servers", nullptr, kRustForm},
-    {"protocol", nullptr, kRustForm},
+    {"locals", [](Config& c, const json& v) { locals_value(c, v); }},
+    {"servers", [](Config& c, const json& v) { servers_value(c, v); }},
+    {"protocol", nullptr, "\"protocol\" belongs inside a \"locals\" entry"},
     {"balancer", nullptr, "server balancing is not supported yet"},
     {"outbound_fwmark", nullptr, "socket marks are not supported"},
     {"outbound_bind_interface", nullptr, "binding to an interface is not supported"},
@@ -769,37 +860,11 @@ Config parse_config_json(Role role, const std::string& json_text, std::ostream& 
   return cfg;
 }
 
-void finalize_config(Config& cfg) {
-  const bool server_role = cfg.role == Role::Server;
+namespace {
 
-  if (server_role && cfg.server.empty()) cfg.server = {"0.0.0.0"};
-  if (!server_role && cfg.local_address.empty()) cfg.local_address = "127.0.0.1";
+// The method and its keys (from method, password, key and users): the derived fields of `cfg`.
+void finalize_method(Config& cfg) {
   if (cfg.method.empty()) cfg.method = std::string(kDefaultMethod);
-
-  if (cfg.server.empty()) fail(R"(server: missing (set "server" or -s))");
-  for (const std::string& host : cfg.server) {
-    if (!make_address(host, 0)) fail("server: invalid host " + quote(host));
-  }
-  if (cfg.server_port == 0) fail(R"(server_port: missing (set "server_port" or -p))");
-  if (!server_role && cfg.local_port == 0) fail(R"(local_port: missing (set "local_port" or -l))");
-  if (!cfg.local_address.empty() && !make_address(cfg.local_address, 0)) {
-    fail("local_address: invalid address " + quote(cfg.local_address));
-  }
-  if (cfg.role == Role::Tunnel && !cfg.tunnel_target) {
-    fail(R"(tunnel_address: missing (set "tunnel_address" or -L host:port))");
-  }
-  if (!cfg.socks5_auth_config_path.empty()) {
-    if (cfg.role != Role::Local) fail("socks5_auth_config_path: only ss-local takes a user file");
-    std::string error;
-    std::optional<UserTable> users =
-        read_users_file(cfg.socks5_auth_config_path, "socks5_auth_config_path", error);
-    if (!users) fail(error);
-    cfg.local_users = std::make_shared<const UserTable>(std::move(*users));
-  }
-  if (cfg.timeout <= 0) fail("timeout: must be a positive number of seconds");
-  if (cfg.udp_timeout <= 0) fail("udp_timeout: must be a positive number of seconds");
-  if (cfg.udp_max_associations == 0) fail("udp_max_associations: must be at least 1");
-
   if (cfg.method == "none") {
     // No encryption: for measuring the relay; the binaries warn loudly at start-up.
     cfg.method_kind = MethodKind::None;
@@ -833,6 +898,120 @@ void finalize_config(Config& cfg) {
     cfg.key = derive_master_key(cfg.password, key_len);
   } else {
     fail(R"(password: missing (set "password" or "key"))");
+  }
+}
+
+// A ServerSpec's derived fields, through the same checks as the flat keys; errors are prefixed
+// with `at` ("servers[1]").
+void finalize_server(ServerSpec& spec, Role role, const std::string& at) {
+  Config tmp;
+  tmp.role = role;
+  tmp.method = spec.method;
+  tmp.password = spec.password;
+  tmp.key_b64 = spec.key_b64;
+  try {
+    finalize_method(tmp);
+  } catch (const ConfigError& e) {
+    fail(at + "." + e.what());
+  }
+  spec.method = tmp.method;
+  spec.method_kind = tmp.method_kind;
+  spec.cipher = tmp.cipher;
+  spec.method2022 = tmp.method2022;
+  spec.key = std::move(tmp.key);
+  spec.psk_keys = std::move(tmp.psk_keys);
+}
+
+}  // namespace
+
+std::vector<ServerSpec> flat_servers(const Config& cfg) {
+  std::vector<ServerSpec> out;
+  for (const std::string& host : cfg.server) {
+    ServerSpec spec;
+    spec.host = host;
+    spec.port = cfg.server_port;
+    spec.method = cfg.method;
+    spec.method_kind = cfg.method_kind;
+    spec.cipher = cfg.cipher;
+    spec.method2022 = cfg.method2022;
+    spec.key = cfg.key;
+    spec.psk_keys = cfg.psk_keys;
+    out.push_back(std::move(spec));
+  }
+  return out;
+}
+
+void finalize_config(Config& cfg) {
+  const bool server_role = cfg.role == Role::Server;
+
+  if (server_role && cfg.server.empty()) cfg.server = {"0.0.0.0"};
+  if (!server_role && cfg.local_address.empty()) cfg.local_address = "127.0.0.1";
+  if (cfg.method.empty()) cfg.method = std::string(kDefaultMethod);
+
+  if (cfg.rust_servers && server_role) {
+    fail("servers: several servers in one ss-server are not supported yet");
+  }
+  if (cfg.rust_locals && cfg.role != Role::Local) fail("locals: only ss-local takes \"locals\"");
+  // With rust's "servers", the flat server keys are not needed (and not used).
+  const bool flat = !cfg.rust_servers;
+  if (flat) {
+    if (cfg.server.empty()) fail(R"(server: missing (set "server" or -s))");
+    for (const std::string& host : cfg.server) {
+      if (!make_address(host, 0)) fail("server: invalid host " + quote(host));
+    }
+    if (cfg.server_port == 0) fail(R"(server_port: missing (set "server_port" or -p))");
+  }
+  if (!server_role && !cfg.rust_locals && cfg.local_port == 0) {
+    fail(R"(local_port: missing (set "local_port" or -l))");
+  }
+  if (!cfg.local_address.empty() && !make_address(cfg.local_address, 0)) {
+    fail("local_address: invalid address " + quote(cfg.local_address));
+  }
+  if (cfg.role == Role::Tunnel && !cfg.tunnel_target) {
+    fail(R"(tunnel_address: missing (set "tunnel_address" or -L host:port))");
+  }
+  if ((cfg.rust_locals || cfg.rust_servers) && cfg.mode != Mode::TcpOnly) {
+    fail(std::string(cfg.rust_locals ? "locals" : "servers") +
+         ": UDP (mode) with shadowsocks-rust's locals/servers form is not supported yet");
+  }
+  if (!cfg.socks5_auth_config_path.empty()) {
+    if (cfg.role != Role::Local) fail("socks5_auth_config_path: only ss-local takes a user file");
+    std::string error;
+    std::optional<UserTable> users =
+        read_users_file(cfg.socks5_auth_config_path, "socks5_auth_config_path", error);
+    if (!users) fail(error);
+    cfg.local_users = std::make_shared<const UserTable>(std::move(*users));
+  }
+  if (cfg.timeout <= 0) fail("timeout: must be a positive number of seconds");
+  if (cfg.udp_timeout <= 0) fail("udp_timeout: must be a positive number of seconds");
+  if (cfg.udp_max_associations == 0) fail("udp_max_associations: must be at least 1");
+
+  if (flat) finalize_method(cfg);
+
+  // The specs: what to listen on, and (ss-local, ss-tunnel) which servers to use.
+  if (server_role) {
+    cfg.listeners.clear();
+    for (const std::string& host : cfg.server) {
+      cfg.listeners.push_back({ListenerSpec::Protocol::Shadowsocks, host, cfg.server_port, {}});
+    }
+    return;
+  }
+  if (!cfg.rust_locals) {
+    cfg.listeners.clear();
+    if (cfg.role == Role::Tunnel) {
+      cfg.listeners.push_back(
+          {ListenerSpec::Protocol::Tunnel, cfg.local_address, cfg.local_port, cfg.tunnel_target});
+    } else {
+      cfg.listeners.push_back(
+          {ListenerSpec::Protocol::Mixed, cfg.local_address, cfg.local_port, {}});
+    }
+  }
+  if (flat) {
+    cfg.servers = flat_servers(cfg);
+  } else {
+    for (size_t i = 0; i < cfg.servers.size(); ++i) {
+      finalize_server(cfg.servers[i], cfg.role, "servers[" + std::to_string(i) + "]");
+    }
   }
 }
 

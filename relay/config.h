@@ -38,6 +38,34 @@ struct User2022 {
   std::vector<uint8_t> key;
 };
 
+// One upstream Shadowsocks server of ss-local/ss-tunnel: its address and its method's keys.
+// libev's flat keys give one per "server" host, all with the same method; shadowsocks-rust's
+// "servers" list gives each its own.
+struct ServerSpec {
+  std::string host;
+  uint16_t port = 0;
+  std::string method;
+  std::string password;  // as configured (never logged)
+  std::string key_b64;
+  // Derived by finalize_config.
+  MethodKind method_kind = MethodKind::Classic;
+  const CipherSpec* cipher = nullptr;
+  const Method2022* method2022 = nullptr;
+  std::vector<uint8_t> key;
+  std::vector<std::vector<uint8_t>> psk_keys;
+};
+
+// One listening socket and the protocol it serves. libev's flat keys give ss-local one mixed
+// listener, ss-tunnel one tunnel and ss-server one Shadowsocks listener per "server" address;
+// shadowsocks-rust's "locals" list gives ss-local several.
+struct ListenerSpec {
+  enum class Protocol : uint8_t { Mixed, Tunnel, Shadowsocks };
+  Protocol protocol = Protocol::Mixed;
+  std::string address;
+  uint16_t port = 0;
+  std::optional<Address> forward;  // Tunnel: the fixed destination
+};
+
 struct Config {
   Role role = Role::Local;
   // Local/Tunnel: the ss-server host(s) to connect to. Server: the address(es) to listen on.
@@ -76,7 +104,12 @@ struct Config {
   // ss-local: shadowsocks-rust's user file for SOCKS5 and HTTP authentication, and its table.
   std::string socks5_auth_config_path;
   std::shared_ptr<const UserTable> local_users;
-  int workers = 0;  // event-loop threads; 0 = one per CPU
+  // The specs finalize_config derives (from the flat keys, or from rust's "locals"/"servers").
+  std::vector<ListenerSpec> listeners;
+  std::vector<ServerSpec> servers;
+  bool rust_locals = false;   // "locals" was given
+  bool rust_servers = false;  // "servers" was given
+  int workers = 0;            // event-loop threads; 0 = one per CPU
   // ss-server: relay to loopback, private, link-local... destinations too (off: SSRF guard).
   bool allow_private_targets = false;
   // Concurrent TCP sessions per process; 0 = derived from the descriptor limit (two per session).
@@ -85,6 +118,10 @@ struct Config {
   size_t replay_capacity = 1'000'000;
   double replay_fp_rate = 1e-10;
 };
+
+// The flat keys' servers: one ServerSpec per "server" host, with the config's method and keys
+// (finalize_config fills cfg.servers with these unless rust's "servers" is given).
+std::vector<ServerSpec> flat_servers(const Config& cfg);
 
 // Parses argv (with argv[0]) and, if -c is given, that JSON file. Returns nullopt after printing
 // the help text to `out` for -h/--help, the version for -V/--version, or a key for --genkey (the

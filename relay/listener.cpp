@@ -40,8 +40,8 @@ Listener::Listener(uv_loop_t* loop, const Config& cfg, Factory factory,
       factory_(std::move(factory)),
       suite_(std::move(suite)),
       router_(std::move(router)) {
-  if (!suite_) suite_ = make_tcp_suite(cfg);
-  if (!router_) router_ = make_router(cfg, suite_);
+  if (!suite_ && !cfg.rust_servers) suite_ = make_tcp_suite(cfg);
+  if (!router_) router_ = make_router(cfg);
   reuse_port_ = cfg.reuse_port;
   live_ = std::make_shared<std::atomic<size_t>>(0);
   max_connections_ = share_ = default_max_connections(cfg);

@@ -42,8 +42,20 @@ std::shared_ptr<const TcpCipherSuite> make_tcp_suite(const Config& cfg, std::str
   return nullptr;
 }
 
-std::shared_ptr<Router> make_router(const Config& cfg,
-                                    std::shared_ptr<const TcpCipherSuite> suite) {
+std::shared_ptr<const TcpCipherSuite> make_client_suite(const ServerSpec& spec,
+                                                        int64_t clock_offset, std::string* error) {
+  Config c;
+  c.role = Role::Local;
+  c.method_kind = spec.method_kind;
+  c.cipher = spec.cipher;
+  c.method2022 = spec.method2022;
+  c.key = spec.key;
+  c.psk_keys = spec.psk_keys;
+  c.clock_offset = clock_offset;
+  return make_tcp_suite(c, error);
+}
+
+std::shared_ptr<Router> make_router(const Config& cfg, std::string* error) {
   std::vector<Outbound> outbounds;
   if (cfg.role == Role::Server) {
     Outbound o;
@@ -51,20 +63,24 @@ std::shared_ptr<Router> make_router(const Config& cfg,
     o.bind_address = cfg.local_address;
     o.block_private = !cfg.allow_private_targets;
     outbounds.push_back(std::move(o));
-  } else {
-    for (const std::string& host : cfg.server) {
-      Outbound o;
-      o.kind = Outbound::Kind::Shadowsocks;
-      if (std::optional<Address> a = make_address(host, cfg.server_port)) {
-        o.server = *a;
-      } else {
-        o.server.type = Address::Type::Domain;
-        o.server.host = host;
-        o.server.port = cfg.server_port;
-      }
-      o.suite = suite;
-      outbounds.push_back(std::move(o));
+    return std::make_shared<FixedRouter>(std::move(outbounds));
+  }
+  // A Config not made by finalize_config (tests) has only the flat keys.
+  const std::vector<ServerSpec> flat =
+      cfg.servers.empty() ? flat_servers(cfg) : std::vector<ServerSpec>{};
+  for (const ServerSpec& spec : cfg.servers.empty() ? flat : cfg.servers) {
+    Outbound o;
+    o.kind = Outbound::Kind::Shadowsocks;
+    if (std::optional<Address> a = make_address(spec.host, spec.port)) {
+      o.server = *a;
+    } else {
+      o.server.type = Address::Type::Domain;
+      o.server.host = spec.host;
+      o.server.port = spec.port;
     }
+    o.suite = make_client_suite(spec, cfg.clock_offset, error);
+    if (!o.suite) return nullptr;
+    outbounds.push_back(std::move(o));
   }
   return std::make_shared<FixedRouter>(std::move(outbounds));
 }

@@ -16,9 +16,15 @@ namespace ss {
 std::shared_ptr<const TcpCipherSuite> make_tcp_suite(const Config& cfg,
                                                      std::string* error = nullptr);
 
-// The router for libev's flat keys: ss-server relays directly (binding to local_address, with the
-// SSRF guard unless allow_private_targets); ss-local and ss-tunnel go round robin over the
-// "server" hosts with `suite`.
-std::shared_ptr<Router> make_router(const Config& cfg, std::shared_ptr<const TcpCipherSuite> suite);
+// A client's suite for one upstream server (its own method and keys).
+std::shared_ptr<const TcpCipherSuite> make_client_suite(const ServerSpec& spec,
+                                                        int64_t clock_offset,
+                                                        std::string* error = nullptr);
+
+// The router: ss-server relays directly (binding to local_address, with the SSRF guard unless
+// allow_private_targets); ss-local and ss-tunnel go round robin over cfg.servers, each with its
+// own suite. Shared by every worker. nullptr, with the reason in *error, if a server's keys do
+// not suit its method.
+std::shared_ptr<Router> make_router(const Config& cfg, std::string* error = nullptr);
 
 }  // namespace ss

@@ -3,7 +3,7 @@
 #include "server/inbound_ss.h"
 
 int main(int argc, char** argv) {
-  return ss::run_app(ss::Role::Server, argc, argv, [](ss::Listener& l) {
-    return std::make_unique<ss::ShadowsocksInbound>(l.suite());
+  return ss::run_app(ss::Role::Server, argc, argv, [](const ss::ListenerSpec&) {
+    return [](ss::Listener& l) { return std::make_unique<ss::ShadowsocksInbound>(l.suite()); };
   });
 }

@@ -43,8 +43,9 @@ Result curl(const Mode& mode, uint16_t proxy_port, uint16_t web_port,
   std::filesystem::path out = test_log_path("curl-body");
   out.replace_extension(".bin");
   std::filesystem::remove(out);
-  std::vector<std::string> argv = {"curl", "--silent", "--show-error", "--fail", "--max-time",
-                                   "20",   "--noproxy", "",          "-o",     out.string()};
+  std::vector<std::string> argv = {"curl",       "--silent",  "--show-error", "--fail",
+                                   "--max-time", "20",        "--noproxy",    "",
+                                   "-o",         out.string()};
   for (std::string a : mode.args) {
     const size_t at = a.find("PORT");
     if (at != std::string::npos) a.replace(at, 4, std::to_string(proxy_port));
@@ -167,12 +168,105 @@ TEST_CASE("mixed port: a bad user file stops ss-local at start-up naming the key
       test_file("bad-users", R"({"password": {"users": [{"user_name": "alice"}]}})");
   const std::filesystem::path cfg =
       test_file("local-config", R"({"server": "127.0.0.1", "server_port": 1, "local_port": 2,
-    "password": "x", "socks5_auth_config_path": ")" + users.string() + "\"}");
+    "password": "x", "socks5_auth_config_path": ")" +
+                                    users.string() + "\"}");
   auto p = spawn({binary_path(Impl::Ours, "ss-local"), "-c", cfg.string()}, "ss-local");
   const auto st = p->wait_exit(5s);
   REQUIRE(st);
   CHECK(*st == 1);
   CHECK(p->log_text().find("socks5_auth_config_path: ") != std::string::npos);
+}
+
+}  // namespace ss::test
+
+namespace ss::test {
+
+TEST_CASE("rust-form config: two locals and two servers with different methods in one ss-local",
+          "[integration][frontends]") {
+  const std::string body = random_body(256 << 10);
+  TargetServer web(TargetBehavior::http(body), /*dual_stack=*/true);
+  TargetServer echo(TargetBehavior::echo());
+  // Two servers, different methods and passwords (one of them libev's).
+  const NodeOptions a{"aes-256-gcm", "server-a-password", 30, {"--allow-private-targets"}};
+  const NodeOptions b{"chacha20-ietf-poly1305", "server-b-password", 30, {}};
+  Node srv_a = start_server(Impl::Ours, a);
+  Node srv_b = start_server(Impl::Libev, b);
+  const uint16_t socks_port = pick_free_port();
+  const uint16_t tunnel_port = pick_free_port();
+  const std::filesystem::path cfg = test_file("rust-config",
+                                              R"({
+    "locals": [
+      {"protocol": "socks", "local_address": "127.0.0.1", "local_port": )" +
+                                                  std::to_string(socks_port) + R"(},
+      {"protocol": "tunnel", "local_address": "127.0.0.1", "local_port": )" +
+                                                  std::to_string(tunnel_port) + R"(,
+       "forward_address": "127.0.0.1", "forward_port": )" +
+                                                  std::to_string(echo.port()) + R"(},
+    ],
+    "servers": [
+      {"server": "127.0.0.1", "server_port": )" + std::to_string(srv_a.port) +
+                                                  R"(, "method": "aes-256-gcm",
+       "password": "server-a-password"},
+      {"address": "127.0.0.1", "server_port": )" + std::to_string(srv_b.port) +
+                                                  R"(, "method": "chacha20-ietf-poly1305",
+       "password": "server-b-password"}
+    ],
+    "timeout": 30
+  })");
+  Node local =
+      start_node(Impl::Ours, "ss-local", {"-c", cfg.string(), "-vv"}, socks_port, "ss-local");
+  REQUIRE(wait_until_listening(tunnel_port, 5s));
+  // Round robin over the two servers: four fetches use both, each byte-exact.
+  const Mode socks = kModes[1];
+  for (int i = 0; i < 4; ++i) {
+    Result r = curl(socks, socks_port, web.port());
+    INFO(r.log);
+    CHECK(r.status == 0);
+    CHECK(r.body == body);
+  }
+  // The tunnel listener of the same process: echo through it.
+  for (int i = 0; i < 2; ++i) {
+    Socket s = connect_tcp("127.0.0.1", tunnel_port);
+    const Bytes msg = random_bytes(10000);
+    send_all(s, msg);
+    CHECK(recv_exact(s, msg.size(), 10s) == msg);
+  }
+  // Both servers carried connections (libev's logs nothing at its default level: count ours).
+  CHECK(web.wait_reports(4, 10s).size() >= 4);
+  const std::string log = srv_a.proc->log_text();
+  CHECK(count_occurrences(log, "closed:") + count_occurrences(log, "connect ") >= 1);
+  CHECK(count_occurrences(local.proc->log_text(), "server 127.0.0.1 port") == 2);
+  check_clean_shutdown(local);
+  check_clean_shutdown(srv_a);
+}
+
+TEST_CASE("rust-form config errors name the entry and key", "[integration][frontends]") {
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {R"({"locals": [{"protocol": "socks"}], "servers": [{"server": "127.0.0.1",
+          "server_port": 1, "password": "x"}]})",
+       "locals[0].local_port: missing"},
+      {R"({"locals": [{"protocol": "redirx", "local_port": 1}], "servers": [{"server": "h",
+          "server_port": 1, "password": "x"}]})",
+       "locals[0].protocol: "},
+      {R"({"local_port": 1, "servers": [{"server": "127.0.0.1", "server_port": 1,
+          "method": "rot13", "password": "x"}]})",
+       "servers[0].method: "},
+      {R"({"local_port": 1, "servers": [{"server": "127.0.0.1", "server_port": 1,
+          "method": "aes-128-gcm"}]})",
+       "servers[0].password: missing"},
+      {R"({"locals": [{"protocol": "tunnel", "local_port": 1}], "servers": [{"server": "h",
+          "server_port": 1, "password": "x"}]})",
+       "locals[0]: a tunnel needs forward_address and forward_port"},
+  };
+  for (const auto& [json, expected] : cases) {
+    INFO(json);
+    const std::filesystem::path cfg = test_file("bad-rust-config", json);
+    auto p = spawn({binary_path(Impl::Ours, "ss-local"), "-c", cfg.string()}, "ss-local");
+    const auto st = p->wait_exit(5s);
+    REQUIRE(st);
+    CHECK(*st == 1);
+    CHECK(p->log_text().find(expected) != std::string::npos);
+  }
 }
 
 }  // namespace ss::test

@@ -1,0 +1,27 @@
+// Maps a listener's protocol to the factory of its inbound.
+
+#include "client/inbound/registry.h"
+
+#include "client/inbound/mixed_inbound.h"
+#include "client/inbound/tunnel_inbound.h"
+
+namespace ss {
+
+Listener::Factory local_inbound_factory(const ListenerSpec& spec) {
+  switch (spec.protocol) {
+    case ListenerSpec::Protocol::Tunnel: {
+      const Address target = *spec.forward;
+      return [target](Listener&) { return std::make_unique<TunnelInbound>(target); };
+    }
+    case ListenerSpec::Protocol::Mixed:
+    case ListenerSpec::Protocol::Shadowsocks:  // not a local protocol; never configured locally
+      break;
+  }
+  return [](Listener& l) {
+    const Config& cfg = l.config();
+    return std::make_unique<MixedInbound>(cfg.mode != Mode::UdpOnly, cfg.mode != Mode::TcpOnly,
+                                          cfg.local_users.get());
+  };
+}
+
+}  // namespace ss
