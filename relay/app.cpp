@@ -46,18 +46,6 @@ namespace {
 constexpr uint64_t kMaxGraceMs = 10'000;
 constexpr uint64_t kDrainPollMs = 50;
 
-const char* program_name(Role role) {
-  switch (role) {
-    case Role::Local:
-      return "ss-local";
-    case Role::Tunnel:
-      return "ss-tunnel";
-    case Role::Server:
-      return "ss-server";
-  }
-  return "ss";
-}
-
 enum Command : int { kRun = 0, kDrain = 1, kCloseAll = 2 };
 
 struct Worker {
@@ -382,6 +370,7 @@ int run_app(Role role, int argc, char** argv, Listener::Factory factory) {
     if (i == 0 && serve_udp) w->udp = std::make_unique<UdpRelay>(&w->loop, cfg);
     w->listener = std::make_unique<Listener>(&w->loop, cfg, factory, suite);
     w->listener->set_reuse_port(cfg.reuse_port || nworkers > 1);
+    w->listener->set_transparent(cfg.tcp_tproxy);
     w->listener->set_connection_limit(
         live_sessions, max_sessions,
         max_sessions == 0 ? 0 : std::max<size_t>(1, max_sessions / static_cast<size_t>(nworkers)));
@@ -400,8 +389,9 @@ int run_app(Role role, int argc, char** argv, Listener::Factory factory) {
       if (serve_tcp) {
         int r = w->listener->listen(host, port);
         if (r != 0) {
-          std::fprintf(stderr, "%s: cannot listen on TCP %s port %u: %s\n", prog, host.c_str(),
-                       static_cast<unsigned>(port), uv_strerror(r));
+          std::fprintf(stderr, "%s: cannot listen on TCP %s port %u: %s%s\n", prog, host.c_str(),
+                       static_cast<unsigned>(port), uv_strerror(r),
+                       cfg.tcp_tproxy && r == UV_EPERM ? " (TPROXY, -T, needs CAP_NET_ADMIN)" : "");
           status = 1;
           break;
         }
@@ -425,6 +415,9 @@ int run_app(Role role, int argc, char** argv, Listener::Factory factory) {
   if (role == Role::Tunnel && status == 0) {
     LOG_NOTICE("tunnel to %s through %s port %u", cfg.tunnel_target->to_string().c_str(),
                cfg.server.front().c_str(), static_cast<unsigned>(cfg.server_port));
+  }
+  if (cfg.tcp_tproxy && status == 0) {
+    LOG_NOTICE("TPROXY (-T): the listening sockets are transparent");
   }
 
   // Sockets are bound: the pid file, the switch to the -a user, and then the worker threads.

@@ -1,6 +1,6 @@
 #pragma once
-// Configuration shared by ss-local, ss-tunnel and ss-server: shadowsocks-libev's JSON keys and
-// command-line flags. Flags override the file.
+// Configuration shared by ss-local, ss-tunnel, ss-redir and ss-server: shadowsocks-libev's JSON
+// keys and command-line flags. Flags override the file.
 
 #include <cstdint>
 #include <iosfwd>
@@ -16,7 +16,7 @@
 
 namespace ss {
 
-enum class Role { Local, Server, Tunnel };
+enum class Role { Local, Server, Tunnel, Redir };
 enum class Mode { TcpOnly, TcpAndUdp, UdpOnly };
 // Classic AEAD (SIP004/SIP007), no encryption ("none", for measurements only), or the 2022
 // edition (SIP022/SIP023).
@@ -63,14 +63,17 @@ struct Config {
   bool reuse_port = false;
   bool fast_open = false;
   std::optional<Address> tunnel_target;  // Tunnel: -L host:port
-  int verbose = 0;                       // -v count
-  bool quiet = false;                    // -q: errors only
-  std::string log_file;                  // --log-file: append log lines here instead of stderr
-  bool use_syslog = false;               // "use_syslog": log to syslog(3) instead of stderr
-  std::string run_as_user;               // -a / "user": drop privileges to this user after binding
-  std::string pid_file;                  // -f: write the pid here and run in the background
-  long long nofile = 0;                  // -n / "nofile": raise RLIMIT_NOFILE to this; 0 = leave
-  int workers = 0;                       // event-loop threads; 0 = one per CPU
+  // Redir: -T / "tcp_tproxy": connections arrive by TPROXY (the listeners are transparent), not
+  // by REDIRECT. Always false for the other roles.
+  bool tcp_tproxy = false;
+  int verbose = 0;          // -v count
+  bool quiet = false;       // -q: errors only
+  std::string log_file;     // --log-file: append log lines here instead of stderr
+  bool use_syslog = false;  // "use_syslog": log to syslog(3) instead of stderr
+  std::string run_as_user;  // -a / "user": drop privileges to this user after binding
+  std::string pid_file;     // -f: write the pid here and run in the background
+  long long nofile = 0;     // -n / "nofile": raise RLIMIT_NOFILE to this; 0 = leave
+  int workers = 0;          // event-loop threads; 0 = one per CPU
   // ss-server: relay to loopback, private, link-local... destinations too (off: SSRF guard).
   bool allow_private_targets = false;
   // Concurrent TCP sessions per process; 0 = derived from the descriptor limit (two per session).
@@ -79,6 +82,9 @@ struct Config {
   size_t replay_capacity = 1'000'000;
   double replay_fp_rate = 1e-10;
 };
+
+// "ss-local", "ss-server", "ss-tunnel" or "ss-redir".
+const char* program_name(Role role);
 
 // Parses argv (with argv[0]) and, if -c is given, that JSON file. Returns nullopt after printing
 // the help text to `out` for -h/--help, the version for -V/--version, or a key for --genkey (the
