@@ -9,8 +9,6 @@
 
 #include "client/socks5.h"
 
-#include <cstring>
-
 namespace ss::socks5 {
 namespace {
 
@@ -27,12 +25,6 @@ constexpr bool is_known_command(uint8_t cmd) {
   return cmd == static_cast<uint8_t>(Command::Connect) ||
          cmd == static_cast<uint8_t>(Command::Bind) ||
          cmd == static_cast<uint8_t>(Command::UdpAssociate);
-}
-
-// ::ffff:a.b.c.d
-bool is_v4_mapped(const Address& a) {
-  static constexpr uint8_t kPrefix[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xFF, 0xFF};
-  return a.type == Address::Type::IPv6 && std::memcmp(a.ip.data(), kPrefix, sizeof kPrefix) == 0;
 }
 
 }  // namespace
@@ -104,11 +96,7 @@ size_t make_reply(Reply rep, const Address* bind, uint8_t* out) {
       a.ip = bind->ip;
     }
     a.port = bind->port;
-    if (is_v4_mapped(a)) {
-      a.type = Address::Type::IPv4;
-      std::memmove(a.ip.data(), a.ip.data() + 12, 4);
-      std::memset(a.ip.data() + 4, 0, 12);
-    }
+    a = a.unmapped();
   }
   return 3 + encode_address(a, out + 3);
 }

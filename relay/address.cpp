@@ -129,6 +129,18 @@ Address Address::from_sockaddr(const sockaddr* sa) {
   return a;
 }
 
+Address Address::unmapped() const {
+  static constexpr uint8_t kMappedPrefix[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xFF, 0xFF};
+  if (type != Type::IPv6 || std::memcmp(ip.data(), kMappedPrefix, sizeof kMappedPrefix) != 0) {
+    return *this;
+  }
+  Address a;
+  a.type = Type::IPv4;
+  std::memcpy(a.ip.data(), ip.data() + 12, 4);
+  a.port = port;
+  return a;
+}
+
 bool Address::to_sockaddr(sockaddr_storage& out) const {
   std::memset(&out, 0, sizeof out);
   if (type == Type::IPv4) {

@@ -26,6 +26,9 @@ struct Address {
   uint16_t port = 0;             // host order
 
   static Address from_sockaddr(const sockaddr* sa);  // AF_INET or AF_INET6
+  // An IPv4-mapped IPv6 address (::ffff:a.b.c.d, what a dual-stack socket reports for an IPv4
+  // peer) as the IPv4 address a.b.c.d, same port; any other address unchanged.
+  Address unmapped() const;
   // For IPv4/IPv6 addresses; false for a domain.
   bool to_sockaddr(sockaddr_storage& out) const;
   // "1.2.3.4:80", "[::1]:443", "example.com:80".

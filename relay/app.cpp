@@ -46,18 +46,6 @@ namespace {
 constexpr uint64_t kMaxGraceMs = 10'000;
 constexpr uint64_t kDrainPollMs = 50;
 
-const char* program_name(Role role) {
-  switch (role) {
-    case Role::Local:
-      return "ss-local";
-    case Role::Tunnel:
-      return "ss-tunnel";
-    case Role::Server:
-      return "ss-server";
-  }
-  return "ss";
-}
-
 enum Command : int { kRun = 0, kDrain = 1, kCloseAll = 2 };
 
 struct Worker {
@@ -413,11 +401,13 @@ int run_app(Role role, int argc, char** argv, const InboundRegistry& inbounds) {
       if (!serve_tcp) continue;
       auto l = std::make_unique<Listener>(&w->loop, cfg, inbounds(spec), suite, router);
       l->set_reuse_port(cfg.reuse_port || nworkers > 1);
+      l->set_transparent(cfg.tcp_tproxy);
       l->set_connection_limit(live_sessions, max_sessions, share);
       int r = l->listen(host, port);
       if (r != 0) {
-        std::fprintf(stderr, "%s: cannot listen on TCP %s port %u: %s\n", prog, host.c_str(),
-                     static_cast<unsigned>(port), uv_strerror(r));
+        std::fprintf(stderr, "%s: cannot listen on TCP %s port %u: %s%s\n", prog, host.c_str(),
+                     static_cast<unsigned>(port), uv_strerror(r),
+                     cfg.tcp_tproxy && r == UV_EPERM ? " (TPROXY, -T, needs CAP_NET_ADMIN)" : "");
         status = 1;
         w->listeners.push_back(std::move(l));
         break;
@@ -453,6 +443,9 @@ int run_app(Role role, int argc, char** argv, const InboundRegistry& inbounds) {
       LOG_NOTICE("server %s port %u (%s)", spec.host.c_str(), static_cast<unsigned>(spec.port),
                  spec.method.c_str());
     }
+  }
+  if (cfg.tcp_tproxy && status == 0) {
+    LOG_NOTICE("TPROXY (-T): the listening sockets are transparent");
   }
 
   // Sockets are bound: the pid file, the switch to the -a user, and then the worker threads.

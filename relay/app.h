@@ -1,5 +1,5 @@
 #pragma once
-// The shared main() of ss-local, ss-tunnel and ss-server.
+// The shared main() of ss-local, ss-tunnel, ss-redir and ss-server.
 
 #include <functional>
 

@@ -89,18 +89,6 @@ std::string show(const json& v) {
   return s;
 }
 
-std::string_view program_name(Role role) {
-  switch (role) {
-    case Role::Local:
-      return "ss-local";
-    case Role::Server:
-      return "ss-server";
-    case Role::Tunnel:
-      return "ss-tunnel";
-  }
-  return "ss";
-}
-
 // Decimal digits only; nullopt if empty, not digits, or absurdly long.
 std::optional<long long> parse_decimal(std::string_view s) {
   if (s.empty() || s.size() > 18) return std::nullopt;
@@ -396,6 +384,7 @@ constexpr KeySpec kKeys[] = {
     {"fast_open", [](Config& c, const json& v) { c.fast_open = bool_value(v, "fast_open"); }},
     {"tunnel_address",
      [](Config& c, const json& v) { c.tunnel_target = tunnel_value(v, "tunnel_address"); }},
+    {"tcp_tproxy", [](Config& c, const json& v) { c.tcp_tproxy = bool_value(v, "tcp_tproxy"); }},
     {"workers", [](Config& c, const json& v) { c.workers = workers_value(v, "workers"); }},
     {"users", [](Config& c, const json& v) { c.users = users_value(v, "users"); }},
     {"max_connections",
@@ -582,6 +571,7 @@ std::string help_text(cxxopts::Options& options, Role role) {
     s << "  allow_private_targets  true: also relay to loopback/private/link-local targets\n";
   }
   if (role == Role::Tunnel) s << "  tunnel_address   \"host:port\" to forward to\n";
+  if (role == Role::Redir) s << "  tcp_tproxy       true: connections arrive by TPROXY (as -T)\n";
   if (role == Role::Server) {
     s << "  users            2022 methods: [{\"name\": ..., \"password\": <base64 uPSK>}, ...]"
          " (SIP023)\n";
@@ -593,6 +583,34 @@ std::string help_text(cxxopts::Options& options, Role role) {
     << "  2022 methods take a base64 key as the password (make one with --genkey METHOD); "
        "\"none\" does not encrypt (measurements only).\n";
   return s.str();
+}
+
+// The program's name and the first line of its help.
+struct RoleText {
+  const char* program;
+  const char* description;
+};
+
+RoleText role_text(Role role) {
+  switch (role) {
+    case Role::Local:
+      return {"ss-local", "Shadowsocks client with a SOCKS5 front end"};
+    case Role::Server:
+      return {"ss-server", "Shadowsocks server"};
+    case Role::Tunnel:
+      return {"ss-tunnel", "Shadowsocks client forwarding to one target"};
+    case Role::Redir:
+      return {"ss-redir",
+              "Shadowsocks client for connections redirected by the firewall (iptables REDIRECT "
+              "or TPROXY)"};
+  }
+  return {"ss", "Shadowsocks"};
+}
+
+// ss-redir relays TCP only for now: UDP needs TPROXY datagrams, which the UDP relay cannot take
+// yet. Refused rather than ignored.
+std::string redir_udp_refused(std::string_view what) {
+  return std::string(what) + ": UDP for ss-redir is not supported yet";
 }
 
 // cxxopts names the option in its messages as 'x' or ‘x’; turn that into -x / --xyz.
@@ -637,8 +655,16 @@ void add_flags(cxxopts::Options& options, Role role) {
           std::to_string(Config{}.udp_max_associations) + ")",
       value<std::string>(), "N");
   if (role == Role::Tunnel) add("L", "target to forward to", value<std::string>(), "HOST:PORT");
-  add("u", "relay TCP and UDP");
-  add("U", "relay UDP only");
+  if (role == Role::Redir) {
+    add("T", "use TPROXY instead of REDIRECT (transparent listeners; needs CAP_NET_ADMIN)");
+  }
+  if (role == Role::Redir) {
+    add("u", "relay TCP and UDP (not supported yet: refused)");
+    add("U", "relay UDP only (not supported yet: refused)");
+  } else {
+    add("u", "relay TCP and UDP");
+    add("U", "relay UDP only");
+  }
   add("6", "prefer IPv6 when resolving");
   add("no-delay", "set TCP_NODELAY");
   add("reuse-port", "set SO_REUSEPORT on listening sockets");
@@ -694,7 +720,12 @@ void apply_flags(Config& cfg, const cxxopts::ParseResult& r) {
         count_value(text("udp-max-associations"), "--udp-max-associations", 1, kMaxUdpAssociations);
   }
   if (r.count("L")) cfg.tunnel_target = tunnel_value(text("L"), "-L");
+  if (r.count("T")) cfg.tcp_tproxy = true;
   if (r.count("u") && r.count("U")) fail("-u, -U: give only one (-u: TCP and UDP, -U: UDP only)");
+  if (cfg.role == Role::Redir) {
+    if (r.count("u")) fail(redir_udp_refused("-u"));
+    if (r.count("U")) fail(redir_udp_refused("-U"));
+  }
   if (r.count("u")) cfg.mode = Mode::TcpAndUdp;
   if (r.count("U")) cfg.mode = Mode::UdpOnly;
   if (r.count("6")) cfg.ipv6_first = true;
@@ -809,6 +840,10 @@ size_t skip_blank(std::string_view t, size_t i) {
 }
 
 }  // namespace
+
+const char* program_name(Role role) {
+  return role_text(role).program;
+}
 
 std::string version_text(Role role) {
   std::ostringstream s;
@@ -970,6 +1005,10 @@ void finalize_config(Config& cfg) {
   if (cfg.role == Role::Tunnel && !cfg.tunnel_target) {
     fail(R"(tunnel_address: missing (set "tunnel_address" or -L host:port))");
   }
+  if (cfg.role == Role::Redir && cfg.mode != Mode::TcpOnly) fail(redir_udp_refused("mode"));
+  // shadowsocks-libev reads "tcp_tproxy" in every binary and only ss-redir uses it: a file shared
+  // with ss-local must not make ss-local's listener transparent.
+  if (cfg.role != Role::Redir) cfg.tcp_tproxy = false;
   if ((cfg.rust_locals || cfg.rust_servers) && cfg.mode != Mode::TcpOnly) {
     fail(std::string(cfg.rust_locals ? "locals" : "servers") +
          ": UDP (mode) with shadowsocks-rust's locals/servers form is not supported yet");
@@ -1001,6 +1040,9 @@ void finalize_config(Config& cfg) {
     if (cfg.role == Role::Tunnel) {
       cfg.listeners.push_back(
           {ListenerSpec::Protocol::Tunnel, cfg.local_address, cfg.local_port, cfg.tunnel_target});
+    } else if (cfg.role == Role::Redir) {
+      cfg.listeners.push_back(
+          {ListenerSpec::Protocol::Redir, cfg.local_address, cfg.local_port, {}});
     } else {
       cfg.listeners.push_back(
           {ListenerSpec::Protocol::Mixed, cfg.local_address, cfg.local_port, {}});
@@ -1017,10 +1059,7 @@ void finalize_config(Config& cfg) {
 
 std::optional<Config> load_config(Role role, int argc, const char* const* argv, std::ostream& out,
                                   std::ostream& warn) {
-  cxxopts::Options options(std::string(program_name(role)),
-                           role == Role::Server  ? "Shadowsocks server"
-                           : role == Role::Local ? "Shadowsocks client with a SOCKS5 front end"
-                                                 : "Shadowsocks client forwarding to one target");
+  cxxopts::Options options(program_name(role), role_text(role).description);
   options.custom_help("[options]");
   options.allow_unrecognised_options();
   add_flags(options, role);

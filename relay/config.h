@@ -1,6 +1,6 @@
 #pragma once
-// Configuration shared by ss-local, ss-tunnel and ss-server: shadowsocks-libev's JSON keys and
-// command-line flags. Flags override the file.
+// Configuration shared by ss-local, ss-tunnel, ss-redir and ss-server: shadowsocks-libev's JSON
+// keys and command-line flags. Flags override the file.
 
 #include <cstdint>
 #include <iosfwd>
@@ -19,7 +19,7 @@ namespace ss {
 
 class UserTable;
 
-enum class Role { Local, Server, Tunnel };
+enum class Role { Local, Server, Tunnel, Redir };
 enum class Mode { TcpOnly, TcpAndUdp, UdpOnly };
 // Classic AEAD (SIP004/SIP007), no encryption ("none", for measurements only), or the 2022
 // edition (SIP022/SIP023).
@@ -59,7 +59,7 @@ struct ServerSpec {
 // listener, ss-tunnel one tunnel and ss-server one Shadowsocks listener per "server" address;
 // shadowsocks-rust's "locals" list gives ss-local several.
 struct ListenerSpec {
-  enum class Protocol : uint8_t { Mixed, Tunnel, Shadowsocks };
+  enum class Protocol : uint8_t { Mixed, Tunnel, Redir, Shadowsocks };
   Protocol protocol = Protocol::Mixed;
   std::string address;
   uint16_t port = 0;
@@ -94,13 +94,16 @@ struct Config {
   bool reuse_port = false;
   bool fast_open = false;
   std::optional<Address> tunnel_target;  // Tunnel: -L host:port
-  int verbose = 0;                       // -v count
-  bool quiet = false;                    // -q: errors only
-  std::string log_file;                  // --log-file: append log lines here instead of stderr
-  bool use_syslog = false;               // "use_syslog": log to syslog(3) instead of stderr
-  std::string run_as_user;               // -a / "user": drop privileges to this user after binding
-  std::string pid_file;                  // -f: write the pid here and run in the background
-  long long nofile = 0;                  // -n / "nofile": raise RLIMIT_NOFILE to this; 0 = leave
+  // Redir: -T / "tcp_tproxy": connections arrive by TPROXY (the listeners are transparent), not
+  // by REDIRECT. Always false for the other roles.
+  bool tcp_tproxy = false;
+  int verbose = 0;          // -v count
+  bool quiet = false;       // -q: errors only
+  std::string log_file;     // --log-file: append log lines here instead of stderr
+  bool use_syslog = false;  // "use_syslog": log to syslog(3) instead of stderr
+  std::string run_as_user;  // -a / "user": drop privileges to this user after binding
+  std::string pid_file;     // -f: write the pid here and run in the background
+  long long nofile = 0;     // -n / "nofile": raise RLIMIT_NOFILE to this; 0 = leave
   // ss-local: shadowsocks-rust's user file for SOCKS5 and HTTP authentication, and its table.
   std::string socks5_auth_config_path;
   std::shared_ptr<const UserTable> local_users;
@@ -122,6 +125,9 @@ struct Config {
 // The flat keys' servers: one ServerSpec per "server" host, with the config's method and keys
 // (finalize_config fills cfg.servers with these unless rust's "servers" is given).
 std::vector<ServerSpec> flat_servers(const Config& cfg);
+
+// "ss-local", "ss-server", "ss-tunnel" or "ss-redir".
+const char* program_name(Role role);
 
 // Parses argv (with argv[0]) and, if -c is given, that JSON file. Returns nullopt after printing
 // the help text to `out` for -h/--help, the version for -V/--version, or a key for --genkey (the

@@ -141,18 +141,25 @@ AcceptInfo Connection::accept_info() const {
   const uv_tcp_t* t = &peers_[kClient].tcp;
   sockaddr_storage ss{};
   int len = sizeof ss;
+  // A dual-stack listener reports an IPv4 connection with IPv4-mapped IPv6 addresses: inbounds
+  // see them as the IPv4 addresses they are (a target ::ffff:a.b.c.d would reach ss-server as an
+  // IPv6 address).
   if (uv_tcp_getsockname(t, reinterpret_cast<sockaddr*>(&ss), &len) == 0) {
-    info.local = Address::from_sockaddr(reinterpret_cast<const sockaddr*>(&ss));
+    info.local = Address::from_sockaddr(reinterpret_cast<const sockaddr*>(&ss)).unmapped();
   }
   len = sizeof ss;
   if (uv_tcp_getpeername(t, reinterpret_cast<sockaddr*>(&ss), &len) == 0) {
-    info.peer = Address::from_sockaddr(reinterpret_cast<const sockaddr*>(&ss));
+    info.peer = Address::from_sockaddr(reinterpret_cast<const sockaddr*>(&ss)).unmapped();
   }
   uv_os_fd_t fd;
   if (inbound_->wants_original_dst() &&
       uv_fileno(reinterpret_cast<const uv_handle_t*>(t), &fd) == 0) {
-    // netfilter's NAT: the address the client connected to before REDIRECT/DNAT (Linux
-    // SO_ORIGINAL_DST, IPv4; IP6T_SO_ORIGINAL_DST, the same number at SOL_IPV6, IPv6).
+    // netfilter's NAT: the address the client connected to before REDIRECT/DNAT. Linux's
+    // SO_ORIGINAL_DST at SOL_IP for an IPv4 connection, IP6T_SO_ORIGINAL_DST (the same number)
+    // at SOL_IPV6 for an IPv6 one. The family is the connection's, not the socket's: an IPv4
+    // connection on a dual-stack IPv6 socket has an IPv4 conntrack entry, which SOL_IP finds
+    // (the kernel passes SOL_IP on an IPv6 socket to IPv4's handler), while SOL_IPV6 would look
+    // for an IPv6 one and fail. info.local, unmapped above, has the connection's family.
     constexpr int kSoOriginalDst = 80;
     socklen_t olen = sizeof ss;
     const int level = info.local.type == Address::Type::IPv6 ? SOL_IPV6 : SOL_IP;

@@ -306,6 +306,8 @@ void UdpRelay::handle_inbound(uv_udp_t* h, const uint8_t* data, size_t n, const 
       if (m != 0) send_out(a, reinterpret_cast<sockaddr*>(&server_addr_), wbuf_.get(), m);
       return;
     }
+    case Role::Redir:  // no UDP relay: its config refuses UDP
+      return;
   }
 }
 
@@ -359,6 +361,8 @@ void UdpRelay::handle_outbound(Assoc* a, const uint8_t* data, size_t n, const so
       reply_to_client(a, pbuf_.get() + used, *len - used);
       return;
     }
+    case Role::Redir:  // no UDP relay: its config refuses UDP
+      return;
   }
 }
 

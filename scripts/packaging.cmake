@@ -1,10 +1,12 @@
 # Installation (cmake --install) and the Debian package (cpack). Included by the top-level
 # CMakeLists.txt after every target exists; GNUInstallDirs is included there.
 #
-#   bin/                                  ss-local ss-server ss-tunnel
-#   share/man/man1/                       ss-local.1 ss-server.1 ss-tunnel.1 (as shadowsocks-libev)
+#   bin/                                  ss-local ss-server ss-tunnel ss-redir
+#   share/man/man1/                       ss-local.1 ss-server.1 ss-tunnel.1 ss-redir.1 (as libev)
 #   share/doc/shadowsocks-uv/examples/    config.example.json
 #   <SS_SYSTEMD_UNIT_DIR>/                ss-local@.service ss-server@.service ss-tunnel@.service
+#                                         (none for ss-redir: it needs firewall rules beside it and,
+#                                         with -T, CAP_NET_ADMIN)
 #   <sysconfdir>/shadowsocks-uv/          empty: NAME.json for the units
 #
 # Relative directories are under the prefix given at install time (cmake --install --prefix DIR);
@@ -14,8 +16,8 @@ set(SS_SYSTEMD_UNIT_DIR "lib/systemd/system" CACHE STRING
     "Where the systemd units are installed: relative to the install prefix (/lib/systemd/system \
 when the prefix is /usr), or absolute")
 
-install(TARGETS ss-local ss-server ss-tunnel RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
-install(FILES docs/man/ss-local.1 docs/man/ss-server.1 docs/man/ss-tunnel.1
+install(TARGETS ss-local ss-server ss-tunnel ss-redir RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
+install(FILES docs/man/ss-local.1 docs/man/ss-server.1 docs/man/ss-tunnel.1 docs/man/ss-redir.1
         DESTINATION ${CMAKE_INSTALL_MANDIR}/man1)
 install(FILES config.example.json DESTINATION ${CMAKE_INSTALL_DOCDIR}/examples)
 # The units name the installed binaries and configuration directory, which depend on the prefix
@@ -30,13 +32,15 @@ set(CPACK_PACKAGE_VERSION ${PROJECT_VERSION})
 # The project's own contact, as in its commits.
 set(CPACK_PACKAGE_CONTACT
     "shadowsocks-uv maintainers <maintainers@users.noreply.h-seed-f28bbac0.example>")
-set(CPACK_PACKAGE_DESCRIPTION_SUMMARY "Shadowsocks proxy (ss-local, ss-tunnel, ss-server) on libuv")
+set(CPACK_PACKAGE_DESCRIPTION_SUMMARY
+    "Shadowsocks proxy (ss-local, ss-tunnel, ss-redir, ss-server) on libuv")
 # The .deb's long description: lines as they appear in the control file.
 set(CPACK_PACKAGE_DESCRIPTION [=[shadowsocks-uv is a Shadowsocks implementation in C++ on libuv: ss-local (a
-SOCKS5 proxy), ss-tunnel (a fixed port forward) and ss-server (the remote
-end), with the AEAD ciphers and the Shadowsocks 2022 methods. Its wire
-format, command-line flags and JSON keys are those of shadowsocks-libev,
-whose binary names it shares. systemd template units run one instance per
+SOCKS5 proxy), ss-tunnel (a fixed port forward), ss-redir (a transparent
+proxy for iptables REDIRECT and TPROXY) and ss-server (the remote end), with
+the AEAD ciphers and the Shadowsocks 2022 methods. Its wire format,
+command-line flags and JSON keys are those of shadowsocks-libev, whose
+binary names it shares. systemd template units run one instance per
 /etc/shadowsocks-uv/NAME.json.]=])
 set(CPACK_PACKAGING_INSTALL_PREFIX /usr)
 set(CPACK_STRIP_FILES ON)
@@ -45,7 +49,8 @@ set(CPACK_DEBIAN_PACKAGE_SECTION net)
 set(CPACK_DEBIAN_PACKAGE_PRIORITY optional)
 # Library dependencies from dpkg-shlibdeps (package dpkg-dev).
 set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
-# shadowsocks-libev installs /usr/bin/ss-server, ss-local, ss-tunnel and their man pages too.
+# shadowsocks-libev installs /usr/bin/ss-server, ss-local, ss-tunnel, ss-redir and their man pages
+# too.
 # No Replaces: installing this package must not silently take over libev's files.
 set(CPACK_DEBIAN_PACKAGE_CONFLICTS shadowsocks-libev)
 # systemd reads new and changed unit files after daemon-reload, as debhelper's scripts do.

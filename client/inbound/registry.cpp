@@ -3,6 +3,7 @@
 #include "client/inbound/registry.h"
 
 #include "client/inbound/mixed_inbound.h"
+#include "client/inbound/redir_inbound.h"
 #include "client/inbound/tunnel_inbound.h"
 
 namespace ss {
@@ -13,6 +14,8 @@ Listener::Factory local_inbound_factory(const ListenerSpec& spec) {
       const Address target = *spec.forward;
       return [target](Listener&) { return std::make_unique<TunnelInbound>(target); };
     }
+    case ListenerSpec::Protocol::Redir:
+      return [](Listener& l) { return std::make_unique<RedirInbound>(l.config().tcp_tproxy); };
     case ListenerSpec::Protocol::Mixed:
     case ListenerSpec::Protocol::Shadowsocks:  // not a local protocol; never configured locally
       break;

@@ -12,7 +12,7 @@ import re
 import stat
 import tempfile
 
-from packaging_util import PROGRAMS, Failures, arguments, check_unit, run
+from packaging_util import PROGRAMS, UNIT_PROGRAMS, Failures, arguments, check_unit, run
 
 
 def main():
@@ -64,7 +64,7 @@ def main():
         files = {path for path, mode in entries.items() if not mode.startswith("d")}
         want = {f"./usr/bin/{p}" for p in PROGRAMS}
         want |= {f"./usr/share/man/man1/{p}.1" for p in PROGRAMS}
-        want |= {f"./lib/systemd/system/{p}@.service" for p in PROGRAMS}
+        want |= {f"./lib/systemd/system/{p}@.service" for p in UNIT_PROGRAMS}
         want.add("./usr/share/doc/shadowsocks-uv/examples/config.example.json")
         fails.check(not (want - files), f"missing from the .deb: {sorted(want - files)}")
         fails.check(not (files - want), f"not expected in the .deb: {sorted(files - want)}")
@@ -77,11 +77,12 @@ def main():
         # Extracted (not installed): the units and the binaries.
         root = os.path.join(tmp, "root")
         run(["dpkg-deb", "-x", deb, root])
-        for p in PROGRAMS:
+        for p in UNIT_PROGRAMS:
             with open(os.path.join(root, f"lib/systemd/system/{p}@.service"),
                       encoding="utf-8") as f:
                 check_unit(fails, f".deb {p}@.service", f.read(), p, "/usr/bin",
                            "/etc/shadowsocks-uv")
+        for p in PROGRAMS:
             exe = os.path.join(root, "usr/bin", p)
             r = run([exe, "--help"], check=False, timeout=10)
             fails.check(r.returncode == 0 and f"{p} [options]" in r.stdout,

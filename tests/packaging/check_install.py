@@ -9,7 +9,8 @@ import json
 import os
 import tempfile
 
-from packaging_util import PROGRAMS, Failures, arguments, check_unit, cmake_install, run
+from packaging_util import (PROGRAMS, UNIT_PROGRAMS, Failures, arguments, check_unit,
+                            cmake_install, run)
 
 
 def tree(root):
@@ -28,7 +29,7 @@ def expected_tree(prefix_rel, etc_rel, units_rel):
     files = {os.path.join(prefix_rel, "bin", p) for p in PROGRAMS}
     files |= {os.path.join(prefix_rel, "share/man/man1", p + ".1") for p in PROGRAMS}
     files.add(os.path.join(prefix_rel, "share/doc/shadowsocks-uv/examples/config.example.json"))
-    files |= {os.path.join(units_rel, p + "@.service") for p in PROGRAMS}
+    files |= {os.path.join(units_rel, p + "@.service") for p in UNIT_PROGRAMS}
     files.add(os.path.join(etc_rel, "shadowsocks-uv") + "/")
     return {os.path.normpath(f) + ("/" if f.endswith("/") else "") for f in files}
 
@@ -51,7 +52,7 @@ def check_layout(fails, label, root, prefix_rel, etc_rel, units_rel, bindir, etc
                     filecmp.cmp(man, os.path.join(source, "docs/man", p + ".1"), shallow=False),
                     f"{label}: {man} differs from docs/man/{p}.1")
         unit = os.path.join(root, units_rel, p + "@.service")
-        if fails.check(os.path.isfile(unit), f"{label}: no {unit}"):
+        if p in UNIT_PROGRAMS and fails.check(os.path.isfile(unit), f"{label}: no {unit}"):
             with open(unit, encoding="utf-8") as f:
                 check_unit(fails, f"{label}: {p}@.service", f.read(), p, bindir,
                            etcdir + "/shadowsocks-uv")

@@ -20,7 +20,7 @@ import subprocess
 import tempfile
 import time
 
-from packaging_util import (PROGRAMS, Failures, arguments, check_unit, cmake_install, parse_unit,
+from packaging_util import (UNIT_PROGRAMS, Failures, arguments, check_unit, cmake_install, parse_unit,
                             run)
 
 
@@ -72,7 +72,7 @@ def main():
         prefix = os.path.join(tmp, "prefix")
         cmake_install(args.cmake, args.build_dir, prefix)
         unit_dir = os.path.join(prefix, "lib/systemd/system")
-        for p in PROGRAMS:
+        for p in UNIT_PROGRAMS:
             unit = os.path.join(unit_dir, p + "@.service")
             with open(unit, encoding="utf-8") as f:
                 check_unit(fails, p + "@.service", f.read(), p, prefix + "/bin",

@@ -6,7 +6,11 @@ import os
 import subprocess
 import sys
 
-PROGRAMS = ("ss-server", "ss-local", "ss-tunnel")
+# Every installed program, with its man page.
+PROGRAMS = ("ss-server", "ss-local", "ss-tunnel", "ss-redir")
+# The programs with a systemd template unit. ss-redir has none: it needs firewall rules beside it,
+# and with -T the CAP_NET_ADMIN capability, which the units' sandbox does not grant.
+UNIT_PROGRAMS = ("ss-server", "ss-local", "ss-tunnel")
 
 # The [Service] settings every unit must have, exactly (besides ExecStart and LoadCredential,
 # which depend on where it is installed).

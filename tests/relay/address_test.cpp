@@ -317,4 +317,16 @@ TEST_CASE("parse_host_port", "[relay]") {
   }
 }
 
+TEST_CASE("Address::unmapped: IPv4-mapped IPv6 to IPv4, anything else unchanged", "[relay]") {
+  const Address mapped = *make_address("::ffff:10.201.0.1", 80);
+  CHECK(mapped.type == Address::Type::IPv6);
+  CHECK(mapped.unmapped() == *make_address("10.201.0.1", 80));
+  for (const char* host :
+       {"10.201.0.1", "fd00::1", "::1", "::", "::ffff:0:1.2.3.4", "example.com"}) {
+    INFO(host);
+    const Address a = *make_address(host, 443);
+    CHECK(a.unmapped() == a);
+  }
+}
+
 }  // namespace ss

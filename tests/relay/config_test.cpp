@@ -528,6 +528,58 @@ TEST_CASE("flags: ss-tunnel -L and --key", "[relay]") {
       "-L: "));
 }
 
+TEST_CASE("flags: ss-redir -T and tcp_tproxy", "[relay]") {
+  auto redirect =
+      load(Role::Redir, {"-s", "h", "-p", "1", "-l", "1080", "-b", "0.0.0.0", "-k", "p"});
+  REQUIRE(redirect.cfg);
+  CHECK(redirect.cfg->role == Role::Redir);
+  CHECK_FALSE(redirect.cfg->tcp_tproxy);
+  CHECK(redirect.cfg->local_address == "0.0.0.0");
+
+  auto tproxy = load(Role::Redir, {"-s", "h", "-p", "1", "-l", "1080", "-k", "p", "-T"});
+  REQUIRE(tproxy.cfg);
+  CHECK(tproxy.cfg->tcp_tproxy);
+
+  TempFile file(R"({"server": "h", "server_port": 1, "local_port": 2, "password": "p",
+                    "tcp_tproxy": true})");
+  auto from_file = load(Role::Redir, {"-c", file.path()});
+  REQUIRE(from_file.cfg);
+  CHECK(from_file.cfg->tcp_tproxy);
+  CHECK(from_file.warn.empty());
+  // libev reads the key in every binary and only ss-redir uses it: a shared file does not make
+  // ss-local's listener transparent.
+  auto local = load(Role::Local, {"-c", file.path()});
+  REQUIRE(local.cfg);
+  CHECK_FALSE(local.cfg->tcp_tproxy);
+  CHECK(local.warn.empty());
+  CHECK(starts_with(json_error(Role::Redir, R"({"tcp_tproxy": 1})"), "tcp_tproxy: "));
+
+  CHECK_THAT(load_error(Role::Local, {"-T"}), Catch::Contains("-T"));
+  CHECK_THAT(load_error(Role::Tunnel, {"-T"}), Catch::Contains("-T"));
+  CHECK_THAT(load_error(Role::Server, {"-T"}), Catch::Contains("-T"));
+}
+
+TEST_CASE("flags: ss-redir refuses UDP (not supported yet) rather than ignore it", "[relay]") {
+  CHECK(load_error(Role::Redir, {"-s", "h", "-p", "1", "-l", "2", "-k", "p", "-u"}) ==
+        "-u: UDP for ss-redir is not supported yet");
+  CHECK(load_error(Role::Redir, {"-s", "h", "-p", "1", "-l", "2", "-k", "p", "-U"}) ==
+        "-U: UDP for ss-redir is not supported yet");
+  for (const char* mode : {"tcp_and_udp", "udp_only"}) {
+    const std::string json =
+        std::string(R"({"server": "h", "server_port": 1, "local_port": 2, "password": "p", )") +
+        R"("mode": ")" + mode + R"("})";
+    CHECK(finalize_error(Role::Redir, json) == "mode: UDP for ss-redir is not supported yet");
+  }
+}
+
+TEST_CASE("flags: ss-redir's -h and -V name it", "[relay]") {
+  const std::string help = load(Role::Redir, {"-h"}).out;
+  CHECK_THAT(help, Catch::StartsWith("Shadowsocks client for connections redirected"));
+  CHECK_THAT(help, Catch::Contains("ss-redir [options]"));
+  CHECK_THAT(help, Catch::Contains("relay UDP only (not supported yet: refused)"));
+  CHECK_THAT(load(Role::Redir, {"-V"}).out, Catch::StartsWith("ss-redir (shadowsocks-uv) "));
+}
+
 TEST_CASE("flags: ss-server, repeatable -s", "[relay]") {
   auto r = load(Role::Server, {"-s", "::", "-s", "0.0.0.0", "-p", "8388", "-k", "p"});
   REQUIRE(r.cfg);
@@ -597,7 +649,7 @@ TEST_CASE("flags: errors name the flag", "[relay]") {
 }
 
 TEST_CASE("flags: -h prints the help and returns nullopt", "[relay]") {
-  for (Role role : {Role::Local, Role::Server, Role::Tunnel}) {
+  for (Role role : {Role::Local, Role::Server, Role::Tunnel, Role::Redir}) {
     for (const char* flag : {"-h", "--help"}) {
       auto r = load(role, {flag});
       CHECK_FALSE(r.cfg);
@@ -611,6 +663,8 @@ TEST_CASE("flags: -h prints the help and returns nullopt", "[relay]") {
       CHECK_THAT(r.out, Catch::Contains("chacha20-ietf-poly1305"));
       CHECK((r.out.find("-L") != std::string::npos) == (role == Role::Tunnel));
       CHECK((r.out.find("tunnel_address") != std::string::npos) == (role == Role::Tunnel));
+      CHECK((r.out.find("tcp_tproxy") != std::string::npos) == (role == Role::Redir));
+      CHECK((r.out.find("  -T ") != std::string::npos) == (role == Role::Redir));
     }
   }
   // Help wins even when other flags are incomplete.
