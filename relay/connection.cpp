@@ -188,6 +188,7 @@ void Connection::dispatch(InboundAction action) {
       drain(true);
       return;
     case InboundAction::Close:
+    case InboundAction::Handover:  // only a second handover in a row: a bug, not a peer's doing
       close("bad request");
       return;
     case InboundAction::Reject:
@@ -395,7 +396,15 @@ bool Connection::handle_read(Side s, Block* block, size_t n) {
         ReplyBytes reply;
         if (early_ == nullptr) early_ = BlockPool::local().acquire();
         EarlyData early{early_->data, kBlockCapacity, 0};
-        const InboundAction action = inbound_->feed(block->data, n, reply, early);
+        InboundAction action = inbound_->feed(block->data, n, reply, early);
+        if (action == InboundAction::Handover) {
+          if (std::unique_ptr<Inbound> next = inbound_->take_next()) {
+            inbound_ = std::move(next);
+            action = inbound_->feed(block->data, n, reply, early);
+          } else {
+            action = InboundAction::Close;
+          }
+        }
         early_->len = static_cast<uint32_t>(early.len);
         if (early.len == 0) {
           BlockPool::local().release(early_);

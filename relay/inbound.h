@@ -25,6 +25,8 @@ enum class InboundAction : uint8_t {
   Close,         // close at once, sending nothing more
   Reject,        // the reject policy: no byte, no FIN; read and discard until the client closes
                  // or the handshake deadline (probe resistance; see failure())
+  Handover,      // another inbound takes over (take_next()) and gets the same bytes (the mixed
+                 // port, once the first byte has told the protocol)
 };
 
 // Why an inbound rejected a client, for the operator's warnings.
@@ -72,6 +74,9 @@ class Inbound {
   // appends the payload that followed the request to `early` (bounded by early.cap; more is an
   // error the inbound reports as Close).
   virtual InboundAction feed(const uint8_t* in, size_t n, ReplyBytes& reply, EarlyData& early) = 0;
+
+  // After Handover: the inbound that serves this connection from now on.
+  virtual std::unique_ptr<Inbound> take_next() { return nullptr; }
 
   // The destination, once feed() or start() said Connect (or UdpAssociate: the address the
   // client will send its datagrams from, port 0 if unknown).

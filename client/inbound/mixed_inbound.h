@@ -1,7 +1,7 @@
 #pragma once
 // ss-local's listening port: SOCKS5, SOCKS4/4a and HTTP proxying on one port, told apart by the
-// client's first byte (5, 4, or an upper-case letter starting an HTTP method). Anything else is
-// closed without a reply.
+// client's first byte (5, 4, or an upper-case letter starting an HTTP method). It hands the
+// connection over to that protocol's inbound; anything else is closed without a reply.
 
 #include <memory>
 
@@ -20,20 +20,13 @@ class MixedInbound final : public Inbound {
 
   const char* name() const override { return "local"; }
   InboundAction feed(const uint8_t* in, size_t n, ReplyBytes& reply, EarlyData& early) override;
-  void connected_reply(ReplyBytes& reply) override;
-  void failed_reply(int uv_err, ReplyBytes& reply) override;
-  void refused_reply(ReplyBytes& reply) override;
-  void udp_reply(const Address& relay, ReplyBytes& reply) override;
-  size_t forwardable(const uint8_t* in, size_t n) override;
-  std::string_view user() const override;
-  std::string_view failure() const override;
-  bool auth_failed() const override;
+  std::unique_ptr<Inbound> take_next() override { return std::move(next_); }
 
  private:
   bool connect_;
   bool udp_;
   const UserTable* users_;
-  std::unique_ptr<Inbound> inner_;  // chosen by the first byte
+  std::unique_ptr<Inbound> next_;  // chosen by the first byte
 };
 
 }  // namespace ss
