@@ -123,7 +123,7 @@ start web python3 -m http.server --bind 127.0.0.1 --directory "$work/www" "$web_
 wait_port web "$web_port"
 
 url="http://127.0.0.1:$web_port/"
-echo "demo: ss-server on 127.0.0.1:$server_port, ss-local (SOCKS5) on 127.0.0.1:$local_port," \
+echo "demo: ss-server on 127.0.0.1:$server_port, ss-local (SOCKS5, SOCKS4, HTTP) on 127.0.0.1:$local_port," \
   "method $method, web server on 127.0.0.1:$web_port"
 echo "demo: \$ curl --socks5-hostname 127.0.0.1:$local_port $url"
 if ! body=$(curl --silent --show-error --fail --max-time 10 --noproxy '' \
@@ -146,8 +146,9 @@ if [[ $once -eq 1 ]]; then exit 0; fi
 
 cat <<EOF
 
-The proxy is running. Use it as a SOCKS5 proxy at 127.0.0.1:$local_port, for example:
+The proxy is running. Use it as a SOCKS5, SOCKS4 or HTTP proxy at 127.0.0.1:$local_port, for example:
   curl --socks5-hostname 127.0.0.1:$local_port $url
+  curl -x http://127.0.0.1:$local_port $url
   curl --socks5-hostname 127.0.0.1:$local_port https://example.com/   (if this machine has internet)
   or set 127.0.0.1:$local_port as the SOCKS5 proxy of a browser (with remote DNS).
 Server and client settings are in config.example.json. Press Ctrl-C to stop.
