@@ -29,6 +29,7 @@
 #include <cstdio>
 #include <cstring>
 
+#include "relay/address.h"
 #include "relay/ip_policy.h"
 #include "relay/listener.h"
 #include "relay/log.h"
@@ -43,26 +44,6 @@ uv_stream_t* stream_of(uv_tcp_t* t) {
 }
 uv_handle_t* handle_of(uv_tcp_t* t) {
   return reinterpret_cast<uv_handle_t*>(t);
-}
-
-// Parses an IP literal host (with or without brackets) into a sockaddr.
-bool literal_to_sockaddr(const std::string& host, uint16_t port, sockaddr_storage& out) {
-  std::string h = host;
-  if (h.size() >= 2 && h.front() == '[' && h.back() == ']') h = h.substr(1, h.size() - 2);
-  std::memset(&out, 0, sizeof out);
-  auto* v4 = reinterpret_cast<sockaddr_in*>(&out);
-  if (inet_pton(AF_INET, h.c_str(), &v4->sin_addr) == 1) {
-    v4->sin_family = AF_INET;
-    v4->sin_port = htons(port);
-    return true;
-  }
-  auto* v6 = reinterpret_cast<sockaddr_in6*>(&out);
-  if (inet_pton(AF_INET6, h.c_str(), &v6->sin6_addr) == 1) {
-    v6->sin6_family = AF_INET6;
-    v6->sin6_port = htons(port);
-    return true;
-  }
-  return false;
 }
 
 // Sessions closed while their lookup runs in libuv's thread pool (see orphaned_lookups()).

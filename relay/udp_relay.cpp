@@ -26,6 +26,7 @@
 
 #include "crypto/kdf.h"
 #include "crypto/udp_packet.h"
+#include "relay/address.h"
 #include "relay/ip_policy.h"
 #include "relay/log.h"
 #include "relay/warnings.h"
@@ -43,27 +44,8 @@ uv_handle_t* as_handle(uv_udp_t* u) {
   return reinterpret_cast<uv_handle_t*>(u);
 }
 
-bool literal_sockaddr(const std::string& host, uint16_t port, sockaddr_storage& out) {
-  std::memset(&out, 0, sizeof out);
-  auto* v4 = reinterpret_cast<sockaddr_in*>(&out);
-  if (inet_pton(AF_INET, host.c_str(), &v4->sin_addr) == 1) {
-    v4->sin_family = AF_INET;
-    v4->sin_port = htons(port);
-    return true;
-  }
-  auto* v6 = reinterpret_cast<sockaddr_in6*>(&out);
-  std::string h = host;
-  if (h.size() >= 2 && h.front() == '[' && h.back() == ']') h = h.substr(1, h.size() - 2);
-  if (inet_pton(AF_INET6, h.c_str(), &v6->sin6_addr) == 1) {
-    v6->sin6_family = AF_INET6;
-    v6->sin6_port = htons(port);
-    return true;
-  }
-  return false;
-}
-
 bool resolve_now(const std::string& host, uint16_t port, sockaddr_storage& out) {
-  if (literal_sockaddr(host, port, out)) return true;
+  if (literal_to_sockaddr(host, port, out)) return true;
   addrinfo hints{};
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_DGRAM;
@@ -730,7 +712,7 @@ void UdpRelay::reply_to_client(Assoc* a, const uint8_t* data, size_t n) {
 
 void UdpRelay::send_to_target(Assoc* a, const Address& target, const uint8_t* data, size_t n) {
   sockaddr_storage ss;
-  if (target.to_sockaddr(ss) || literal_sockaddr(target.host, target.port, ss)) {
+  if (target.to_sockaddr(ss) || literal_to_sockaddr(target.host, target.port, ss)) {
     send_out(a, reinterpret_cast<sockaddr*>(&ss), data, n);
     return;
   }
