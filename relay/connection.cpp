@@ -33,6 +33,7 @@
 #include "relay/ip_policy.h"
 #include "relay/listener.h"
 #include "relay/log.h"
+#include "relay/resolve.h"
 #include "relay/udp_relay.h"
 #include "relay/warnings.h"
 
@@ -794,15 +795,7 @@ void Connection::on_resolved(uv_getaddrinfo_t* req, int status, addrinfo* res) {
     s->release_ref();
     return;
   }
-  // Prefer the configured family; otherwise keep the resolver's order.
-  int preferred = s->config().ipv6_first ? AF_INET6 : AF_INET;
-  const addrinfo* pick = res;
-  for (const addrinfo* ai = res; ai != nullptr; ai = ai->ai_next) {
-    if (ai->ai_family == preferred) {
-      pick = ai;
-      break;
-    }
-  }
+  const addrinfo* pick = pick_address(res, s->config().ipv6_first);
   sockaddr_storage ss;
   std::memcpy(&ss, pick->ai_addr, std::min<size_t>(pick->ai_addrlen, sizeof ss));
   uv_freeaddrinfo(res);

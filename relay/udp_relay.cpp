@@ -29,6 +29,7 @@
 #include "relay/address.h"
 #include "relay/ip_policy.h"
 #include "relay/log.h"
+#include "relay/resolve.h"
 #include "relay/warnings.h"
 
 namespace ss {
@@ -758,14 +759,7 @@ void UdpRelay::on_resolved(uv_getaddrinfo_t* req, int status, addrinfo* res) {
   UdpRelay* self = p->relay;
   self->resolving_.erase(p->it);
   if (status == 0 && res != nullptr && !self->shut_down_) {
-    int preferred = self->cfg_.ipv6_first ? AF_INET6 : AF_INET;
-    const addrinfo* pick = res;
-    for (const addrinfo* ai = res; ai != nullptr; ai = ai->ai_next) {
-      if (ai->ai_family == preferred) {
-        pick = ai;
-        break;
-      }
-    }
+    const addrinfo* pick = pick_address(res, self->cfg_.ipv6_first);
     if (self->dns_cache_.size() >= kMaxDnsCache) self->dns_cache_.clear();
     DnsEntry& e = self->dns_cache_[p->host];
     std::memcpy(&e.addr, pick->ai_addr, std::min<size_t>(pick->ai_addrlen, sizeof e.addr));
