@@ -26,7 +26,6 @@
 
 #include <algorithm>
 #include <atomic>
-#include <cstdio>
 #include <cstring>
 
 #include "relay/address.h"
@@ -761,14 +760,10 @@ void Connection::connect_remote(const Address& target, const char* what) {
     connect_to(reinterpret_cast<sockaddr*>(&ss));
     return;
   }
-  addrinfo hints{};
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  hints.ai_flags = AI_ADDRCONFIG;
-  char port[8];
-  std::snprintf(port, sizeof port, "%u", static_cast<unsigned>(target.port));
+  const LookupArgs args(SOCK_STREAM, AI_ADDRCONFIG, target.port);
   dns_req_.data = this;
-  int r = uv_getaddrinfo(loop(), &dns_req_, on_resolved, target.host.c_str(), port, &hints);
+  int r =
+      uv_getaddrinfo(loop(), &dns_req_, on_resolved, target.host.c_str(), args.port, &args.hints);
   if (r != 0) {
     on_remote_failed(r);
     return;

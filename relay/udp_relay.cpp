@@ -47,13 +47,9 @@ uv_handle_t* as_handle(uv_udp_t* u) {
 
 bool resolve_now(const std::string& host, uint16_t port, sockaddr_storage& out) {
   if (literal_to_sockaddr(host, port, out)) return true;
-  addrinfo hints{};
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_DGRAM;
+  const LookupArgs args(SOCK_DGRAM, 0, port);
   addrinfo* res = nullptr;
-  char p[8];
-  snprintf(p, sizeof p, "%u", static_cast<unsigned>(port));
-  if (getaddrinfo(host.c_str(), p, &hints, &res) != 0 || res == nullptr) return false;
+  if (getaddrinfo(host.c_str(), args.port, &args.hints, &res) != 0 || res == nullptr) return false;
   std::memcpy(&out, res->ai_addr, res->ai_addrlen);
   freeaddrinfo(res);
   return true;
@@ -739,13 +735,8 @@ void UdpRelay::send_to_target(Assoc* a, const Address& target, const uint8_t* da
   p->port = target.port;
   p->data.assign(data, data + n);
   p->req.data = p;
-  addrinfo hints{};
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_DGRAM;
-  hints.ai_flags = AI_ADDRCONFIG;
-  char port[8];
-  snprintf(port, sizeof port, "%u", static_cast<unsigned>(target.port));
-  if (uv_getaddrinfo(loop_, &p->req, on_resolved, p->host.c_str(), port, &hints) != 0) {
+  const LookupArgs args(SOCK_DGRAM, AI_ADDRCONFIG, target.port);
+  if (uv_getaddrinfo(loop_, &p->req, on_resolved, p->host.c_str(), args.port, &args.hints) != 0) {
     ++stats_.drop_resolve;
     delete p;
     return;
