@@ -391,6 +391,50 @@ size_t udp2022_padding(Udp2022Padding policy, std::span<const uint8_t> address,
   return 1 + get_be16(r) % (kMaxPadding2022 - payload_len);
 }
 
+// ---- Udp2022Header
+
+Udp2022Status Udp2022Header::open(const Method2022& method, AesBlock& header_dec, Aead* xchacha,
+                                  std::span<const uint8_t> packet, std::span<uint8_t> out,
+                                  size_t prefix, size_t fixed_len) {
+  const size_t n = packet.size();
+  if (n < prefix + fixed_len + kUdp2022TagLen) return err(Udp2022Error::TooShort);
+  if (out.size() < n) return err(Udp2022Error::OutputTooSmall);
+  if (is_aes(method)) {
+    if (!header_dec.apply(packet.data(), plain_.data())) return err(Udp2022Error::Crypto);
+    session_id = get_be64(plain_.data());
+    packet_id = get_be64(plain_.data() + 8);
+    body_offset_ = prefix;
+  } else {
+    if (!xchacha->open(packet.data(), packet.data() + kUdp2022NonceLen, n - kUdp2022NonceLen,
+                       out.data())) {
+      return err(Udp2022Error::BadTag);
+    }
+    plain_len_ = n - kUdp2022NonceLen - kUdp2022TagLen;
+    session_id = get_be64(out.data());
+    packet_id = get_be64(out.data() + 8);
+    opened_ = true;
+  }
+  packet_ = packet.data();
+  packet_len_ = n;
+  out_ = out.data();
+  return {};
+}
+
+Udp2022Status Udp2022Header::open_body(Udp2022SessionKey& key, std::span<const uint8_t> psk,
+                                       std::span<const uint8_t>& body) const {
+  if (opened_) {
+    body = {out_ + kUdp2022ChaChaIdsLen, plain_len_ - kUdp2022ChaChaIdsLen};
+    return {};
+  }
+  if (!key.ensure(psk, session_id)) return err(Udp2022Error::Crypto);
+  const size_t sealed = packet_len_ - body_offset_;
+  if (!key.aead()->open(plain_.data() + 4, packet_ + body_offset_, sealed, out_)) {
+    return err(Udp2022Error::BadTag);
+  }
+  body = {out_, sealed - kUdp2022TagLen};
+  return {};
+}
+
 // ---- Udp2022Client
 
 Udp2022Client::Udp2022Client(const Method2022& method, std::span<const std::vector<uint8_t>> keys)
@@ -466,52 +510,19 @@ Udp2022Status Udp2022Client::open_response_header(std::span<const uint8_t> packe
                                                   std::span<uint8_t> out, Udp2022Header& h) {
   h = Udp2022Header{};
   if (!valid_) return err(Udp2022Error::Crypto);
-  const size_t n = packet.size();
-  const size_t prefix = body_prefix(*method_, 0);
-  if (n < prefix + kUdp2022ResponseFixedLen + kUdp2022TagLen) return err(Udp2022Error::TooShort);
-  if (out.size() < n) return err(Udp2022Error::OutputTooSmall);
-  if (is_aes(*method_)) {
-    if (!header_dec_.apply(packet.data(), h.plain_.data())) return err(Udp2022Error::Crypto);
-    h.session_id = get_be64(h.plain_.data());
-    h.packet_id = get_be64(h.plain_.data() + 8);
-    h.body_offset_ = prefix;
-  } else {
-    if (!xchacha_->open(packet.data(), packet.data() + kUdp2022NonceLen, n - kUdp2022NonceLen,
-                        out.data())) {
-      return err(Udp2022Error::BadTag);
-    }
-    h.plain_len_ = n - kUdp2022NonceLen - kUdp2022TagLen;
-    h.session_id = get_be64(out.data());
-    h.packet_id = get_be64(out.data() + 8);
-    h.opened_ = true;
-  }
-  h.packet_ = packet.data();
-  h.packet_len_ = n;
-  h.out_ = out.data();
-  return {};
+  return h.open(*method_, header_dec_, xchacha_ ? &*xchacha_ : nullptr, packet, out,
+                body_prefix(*method_, 0), kUdp2022ResponseFixedLen);
 }
 
 Udp2022Status Udp2022Client::open_response_body(const Udp2022Header& h, Udp2022SessionKey& key,
                                                 int64_t now, Udp2022Response& r) {
   r = Udp2022Response{};
   if (!valid_ || h.packet_ == nullptr || h.request_) return err(Udp2022Error::Crypto);
-  const uint8_t* body = nullptr;
-  size_t len = 0;
-  if (h.opened_) {
-    body = h.out_ + kUdp2022ChaChaIdsLen;
-    len = h.plain_len_ - kUdp2022ChaChaIdsLen;
-  } else {
-    if (!key.ensure(keys_.back(), h.session_id)) return err(Udp2022Error::Crypto);
-    const size_t sealed = h.packet_len_ - h.body_offset_;
-    if (!key.aead()->open(h.plain_.data() + 4, h.packet_ + h.body_offset_, sealed, h.out_)) {
-      return err(Udp2022Error::BadTag);
-    }
-    body = h.out_;
-    len = sealed - kUdp2022TagLen;
-  }
+  std::span<const uint8_t> body;
+  if (Udp2022Status st = h.open_body(key, keys_.back(), body); !st.ok()) return st;
   r.server_session_id = h.session_id;
   r.packet_id = h.packet_id;
-  return parse_response_body(body, len, now, r);
+  return parse_response_body(body.data(), body.size(), now, r);
 }
 
 // ---- Udp2022Server
@@ -606,46 +617,29 @@ Udp2022Status Udp2022Server::open_request_header(std::span<const uint8_t> packet
                                                  std::span<uint8_t> out, Udp2022Header& h) {
   h = Udp2022Header{};
   if (!valid_) return err(Udp2022Error::Crypto);
-  const size_t n = packet.size();
   const size_t identities = users_.empty() ? 0 : 1;
-  const size_t prefix = body_prefix(*method_, identities);
-  if (n < prefix + kUdp2022RequestFixedLen + kUdp2022TagLen) {
-    return err(Udp2022Error::TooShort);
+  if (Udp2022Status st = h.open(*method_, header_dec_, xchacha_ ? &*xchacha_ : nullptr, packet, out,
+                                body_prefix(*method_, identities), kUdp2022RequestFixedLen);
+      !st.ok()) {
+    return st;
   }
-  if (out.size() < n) return err(Udp2022Error::OutputTooSmall);
   h.request_ = true;
-  if (is_aes(*method_)) {
-    if (!header_dec_.apply(packet.data(), h.plain_.data())) return err(Udp2022Error::Crypto);
-    if (identities != 0) {
-      HashEntry probe{};
-      if (!eih_dec_.apply(packet.data() + kUdp2022HeaderLen, probe.hash.data())) {
-        return err(Udp2022Error::Crypto);
-      }
-      for (size_t j = 0; j < kUdp2022EihLen; ++j) probe.hash[j] ^= h.plain_[j];
-      const auto it =
-          std::lower_bound(by_hash_.begin(), by_hash_.end(), probe,
-                           [](const HashEntry& a, const HashEntry& b) { return a.hash < b.hash; });
-      if (it == by_hash_.end() || it->hash != probe.hash) {
-        return err(Udp2022Error::UnknownUser);
-      }
-      h.user = it->user;
-    }
-    h.session_id = get_be64(h.plain_.data());
-    h.packet_id = get_be64(h.plain_.data() + 8);
-    h.body_offset_ = prefix;
-  } else {
-    if (!xchacha_->open(packet.data(), packet.data() + kUdp2022NonceLen, n - kUdp2022NonceLen,
-                        out.data())) {
-      return err(Udp2022Error::BadTag);
-    }
-    h.plain_len_ = n - kUdp2022NonceLen - kUdp2022TagLen;
-    h.session_id = get_be64(out.data());
-    h.packet_id = get_be64(out.data() + 8);
-    h.opened_ = true;
+  if (identities == 0) return {};
+  // The identity header names the user by BLAKE3(uPSK)[0..16] XOR the plaintext separate header.
+  HashEntry probe{};
+  if (!eih_dec_.apply(packet.data() + kUdp2022HeaderLen, probe.hash.data())) {
+    h = Udp2022Header{};
+    return err(Udp2022Error::Crypto);
   }
-  h.packet_ = packet.data();
-  h.packet_len_ = n;
-  h.out_ = out.data();
+  for (size_t j = 0; j < kUdp2022EihLen; ++j) probe.hash[j] ^= h.plain_[j];
+  const auto it =
+      std::lower_bound(by_hash_.begin(), by_hash_.end(), probe,
+                       [](const HashEntry& a, const HashEntry& b) { return a.hash < b.hash; });
+  if (it == by_hash_.end() || it->hash != probe.hash) {
+    h = Udp2022Header{};
+    return err(Udp2022Error::UnknownUser);
+  }
+  h.user = it->user;
   return {};
 }
 
@@ -653,25 +647,13 @@ Udp2022Status Udp2022Server::open_request_body(const Udp2022Header& h, Udp2022Se
                                                int64_t now, Udp2022Request& r) {
   r = Udp2022Request{};
   if (!valid_ || h.packet_ == nullptr || !h.request_) return err(Udp2022Error::Crypto);
-  const uint8_t* body = nullptr;
-  size_t len = 0;
-  if (h.opened_) {
-    body = h.out_ + kUdp2022ChaChaIdsLen;
-    len = h.plain_len_ - kUdp2022ChaChaIdsLen;
-  } else {
-    if (!key.ensure(body_key(h.user), h.session_id)) return err(Udp2022Error::Crypto);
-    const size_t sealed = h.packet_len_ - h.body_offset_;
-    if (!key.aead()->open(h.plain_.data() + 4, h.packet_ + h.body_offset_, sealed, h.out_)) {
-      return err(Udp2022Error::BadTag);
-    }
-    body = h.out_;
-    len = sealed - kUdp2022TagLen;
-  }
+  std::span<const uint8_t> body;
+  if (Udp2022Status st = h.open_body(key, body_key(h.user), body); !st.ok()) return st;
   r.session_id = h.session_id;
   r.packet_id = h.packet_id;
   r.user = h.user;
   r.user_name = user_name(h.user);
-  return parse_request_body(body, len, now, r);
+  return parse_request_body(body.data(), body.size(), now, r);
 }
 
 size_t Udp2022Server::response_payload_offset(size_t address_len, size_t padding) const {
