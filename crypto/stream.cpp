@@ -27,6 +27,30 @@ size_t chunk_overhead(const CipherSpec& spec) {
 
 }  // namespace
 
+namespace detail {
+
+const uint8_t* take_block(std::unique_ptr<uint8_t[]>& partial, size_t& held, size_t capacity,
+                          const uint8_t* in, size_t n, size_t& pos, size_t need) {
+  if (held == 0 && n - pos >= need) {
+    const uint8_t* block = in + pos;
+    pos += need;
+    return block;
+  }
+  if (!partial) {
+    partial.reset(new (std::nothrow) uint8_t[capacity]);
+    if (!partial) return nullptr;
+  }
+  const size_t take = std::min(need - held, n - pos);
+  std::memcpy(partial.get() + held, in + pos, take);
+  held += take;
+  pos += take;
+  if (held < need) return nullptr;
+  held = 0;  // the block stays intact in partial until the next copy
+  return partial.get();
+}
+
+}  // namespace detail
+
 StreamEncryptor::StreamEncryptor(const CipherSpec& spec, std::span<const uint8_t> master_key)
     : spec_(&spec), aead_(spec) {
   random_bytes({salt_.data(), spec.salt_len});
@@ -107,25 +131,10 @@ void StreamDecryptor::fail() {
 }
 
 const uint8_t* StreamDecryptor::take_block(const uint8_t* in, size_t n, size_t& pos, size_t need) {
-  if (partial_len_ == 0 && n - pos >= need) {
-    const uint8_t* block = in + pos;
-    pos += need;
-    return block;
-  }
-  if (!partial_) {
-    partial_.reset(new (std::nothrow) uint8_t[kMaxChunkPayload + kTagLen]);
-    if (!partial_) {
-      fail();
-      return nullptr;
-    }
-  }
-  const size_t take = std::min(need - partial_len_, n - pos);
-  std::memcpy(partial_.get() + partial_len_, in + pos, take);
-  partial_len_ += take;
-  pos += take;
-  if (partial_len_ < need) return nullptr;
-  partial_len_ = 0;  // the block stays intact in partial_ until the next copy
-  return partial_.get();
+  const uint8_t* block =
+      detail::take_block(partial_, partial_len_, kMaxChunkPayload + kTagLen, in, n, pos, need);
+  if (block == nullptr && !partial_) fail();
+  return block;
 }
 
 StreamDecryptor::Result StreamDecryptor::feed(const uint8_t* in, size_t n, uint8_t* out) {

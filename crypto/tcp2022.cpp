@@ -40,6 +40,7 @@
 #include <new>
 
 #include "crypto/aead.h"
+#include "crypto/internal.h"
 #include "crypto/kdf.h"
 
 namespace ss {
@@ -329,25 +330,10 @@ class Opener2022 : public TcpOpener {
   // incomplete (everything buffered) or when the buffer cannot be allocated (then state_ is
   // Failed).
   const uint8_t* take_block(const uint8_t* in, size_t n, size_t& pos, size_t need) {
-    if (partial_len_ == 0 && n - pos >= need) {
-      const uint8_t* block = in + pos;
-      pos += need;
-      return block;
-    }
-    if (!partial_) {
-      partial_.reset(new (std::nothrow) uint8_t[kMaxChunk + kTagLen]);
-      if (!partial_) {
-        error("out of memory", 0);
-        return nullptr;
-      }
-    }
-    const size_t take = std::min(need - partial_len_, n - pos);
-    std::memcpy(partial_.get() + partial_len_, in + pos, take);
-    partial_len_ += take;
-    pos += take;
-    if (partial_len_ < need) return nullptr;
-    partial_len_ = 0;  // the block stays intact in partial_ until the next copy
-    return partial_.get();
+    const uint8_t* block =
+        detail::take_block(partial_, partial_len_, kMaxChunk + kTagLen, in, n, pos, need);
+    if (block == nullptr && !partial_) error("out of memory", 0);
+    return block;
   }
 
   // Length and payload chunks from in[pos..n); the subclasses handle their headers first.

@@ -166,6 +166,77 @@ void wipe(std::vector<uint8_t>& v) {
   secure_zero(v);
 }
 
+// What differs between sealing a request and a response (see seal_packet()).
+struct PacketSeal {
+  const Method2022* method = nullptr;
+  // Identity headers between the separate header and the body (AES requests only).
+  size_t identities = 0;
+  uint64_t session_id = 0;  // the sender's
+  uint64_t packet_id = 0;
+  uint8_t type = 0;                           // 0x00 request, 0x01 response
+  std::optional<uint64_t> client_session_id;  // responses only
+  // ChaCha: the AEAD keyed with the PSK, and the source of the nonce.
+  Aead* xchacha = nullptr;
+  Udp2022RandomFn random = nullptr;
+  // AES: the PSK behind the session subkey; per identity header BLAKE3(next key)[0..16] and the
+  // block that encrypts it; the block that encrypts the separate header.
+  std::span<const uint8_t> body_psk;
+  std::span<const std::array<uint8_t, kUdp2022EihLen>> eih_hashes;
+  std::span<AesBlock> eih_enc;
+  AesBlock* header_enc = nullptr;
+};
+
+// Lays out and seals one packet in `packet` (exactly the sealed size): the body in place
+// (payload first, as it may already sit at its final place), then its seal; for AES the identity
+// headers and the separate header after. Returns packet.size(), 0 if a library call failed.
+size_t seal_packet(const PacketSeal& s, Udp2022SessionKey& key, std::span<const uint8_t> address,
+                   size_t padding, std::span<const uint8_t> payload, int64_t now,
+                   std::span<uint8_t> packet) {
+  const size_t total = packet.size();
+  uint8_t* const p = packet.data();
+  const bool aes = is_aes(*s.method);
+  const size_t body_off =
+      aes ? kUdp2022HeaderLen + s.identities * kUdp2022EihLen : kUdp2022NonceLen;
+  uint8_t* const body = p + body_off;
+  uint8_t* const fixed = aes ? body : body + kUdp2022ChaChaIdsLen;
+  const size_t fixed_len = s.client_session_id ? kUdp2022ResponseFixedLen : kUdp2022RequestFixedLen;
+  const size_t payload_off = static_cast<size_t>(fixed - p) + fixed_len + padding + address.size();
+
+  // The payload first: it may already sit at its final place, or elsewhere (then memmove).
+  if (!payload.empty() && payload.data() != p + payload_off) {
+    std::memmove(p + payload_off, payload.data(), payload.size());
+  }
+  fixed[0] = s.type;
+  put_be64(fixed + 1, static_cast<uint64_t>(now));
+  if (s.client_session_id) put_be64(fixed + 9, *s.client_session_id);
+  put_be16(fixed + fixed_len - 2, padding);
+  std::memset(fixed + fixed_len, 0, padding);
+  if (!address.empty()) {
+    std::memcpy(fixed + fixed_len + padding, address.data(), address.size());
+  }
+  const size_t body_len = total - body_off - kUdp2022TagLen;
+
+  if (!aes) {
+    put_be64(body, s.session_id);
+    put_be64(body + 8, s.packet_id);
+    s.random({p, kUdp2022NonceLen});
+    return s.xchacha->seal(p, body, body_len, body) ? total : 0;
+  }
+  std::array<uint8_t, kUdp2022HeaderLen> hdr;
+  put_be64(hdr.data(), s.session_id);
+  put_be64(hdr.data() + 8, s.packet_id);
+  if (!key.ensure(s.body_psk, s.session_id) ||
+      !key.aead()->seal(hdr.data() + 4, body, body_len, body)) {
+    return 0;
+  }
+  for (size_t i = 0; i < s.identities; ++i) {
+    uint8_t block[kUdp2022EihLen];
+    for (size_t j = 0; j < kUdp2022EihLen; ++j) block[j] = s.eih_hashes[i][j] ^ hdr[j];
+    if (!s.eih_enc[i].apply(block, p + kUdp2022HeaderLen + i * kUdp2022EihLen)) return 0;
+  }
+  return s.header_enc->apply(hdr.data(), p) ? total : 0;
+}
+
 }  // namespace
 
 // ---- Udp2022Status
@@ -320,6 +391,50 @@ size_t udp2022_padding(Udp2022Padding policy, std::span<const uint8_t> address,
   return 1 + get_be16(r) % (kMaxPadding2022 - payload_len);
 }
 
+// ---- Udp2022Header
+
+Udp2022Status Udp2022Header::open(const Method2022& method, AesBlock& header_dec, Aead* xchacha,
+                                  std::span<const uint8_t> packet, std::span<uint8_t> out,
+                                  size_t prefix, size_t fixed_len) {
+  const size_t n = packet.size();
+  if (n < prefix + fixed_len + kUdp2022TagLen) return err(Udp2022Error::TooShort);
+  if (out.size() < n) return err(Udp2022Error::OutputTooSmall);
+  if (is_aes(method)) {
+    if (!header_dec.apply(packet.data(), plain_.data())) return err(Udp2022Error::Crypto);
+    session_id = get_be64(plain_.data());
+    packet_id = get_be64(plain_.data() + 8);
+    body_offset_ = prefix;
+  } else {
+    if (!xchacha->open(packet.data(), packet.data() + kUdp2022NonceLen, n - kUdp2022NonceLen,
+                       out.data())) {
+      return err(Udp2022Error::BadTag);
+    }
+    plain_len_ = n - kUdp2022NonceLen - kUdp2022TagLen;
+    session_id = get_be64(out.data());
+    packet_id = get_be64(out.data() + 8);
+    opened_ = true;
+  }
+  packet_ = packet.data();
+  packet_len_ = n;
+  out_ = out.data();
+  return {};
+}
+
+Udp2022Status Udp2022Header::open_body(Udp2022SessionKey& key, std::span<const uint8_t> psk,
+                                       std::span<const uint8_t>& body) const {
+  if (opened_) {
+    body = {out_ + kUdp2022ChaChaIdsLen, plain_len_ - kUdp2022ChaChaIdsLen};
+    return {};
+  }
+  if (!key.ensure(psk, session_id)) return err(Udp2022Error::Crypto);
+  const size_t sealed = packet_len_ - body_offset_;
+  if (!key.aead()->open(plain_.data() + 4, packet_ + body_offset_, sealed, out_)) {
+    return err(Udp2022Error::BadTag);
+  }
+  body = {out_, sealed - kUdp2022TagLen};
+  return {};
+}
+
 // ---- Udp2022Client
 
 Udp2022Client::Udp2022Client(const Method2022& method, std::span<const std::vector<uint8_t>> keys)
@@ -376,98 +491,38 @@ size_t Udp2022Client::seal_request(Udp2022SessionKey& key, uint64_t session_id, 
   if (!valid_ || padding > 0xFFFF) return 0;
   const size_t total = request_size(address.size(), padding, payload.size());
   if (out.size() < total) return 0;
-  uint8_t* const p = out.data();
-  const bool aes = is_aes(*method_);
-  const size_t identities = keys_.size() - 1;
-  const size_t body_off = aes ? kUdp2022HeaderLen + identities * kUdp2022EihLen : kUdp2022NonceLen;
-  uint8_t* const body = p + body_off;
-  uint8_t* const fixed = aes ? body : body + kUdp2022ChaChaIdsLen;
-  const size_t payload_off = request_payload_offset(address.size(), padding);
-
-  // The payload first: it may already sit at its final place, or elsewhere (then memmove).
-  if (!payload.empty() && payload.data() != p + payload_off) {
-    std::memmove(p + payload_off, payload.data(), payload.size());
-  }
-  fixed[0] = 0x00;
-  put_be64(fixed + 1, static_cast<uint64_t>(now));
-  put_be16(fixed + 9, padding);
-  std::memset(fixed + kUdp2022RequestFixedLen, 0, padding);
-  if (!address.empty()) {
-    std::memcpy(fixed + kUdp2022RequestFixedLen + padding, address.data(), address.size());
-  }
-  const size_t body_len = total - body_off - kUdp2022TagLen;
-
-  if (!aes) {
-    put_be64(body, session_id);
-    put_be64(body + 8, packet_id);
-    random_({p, kUdp2022NonceLen});
-    return xchacha_->seal(p, body, body_len, body) ? total : 0;
-  }
-  std::array<uint8_t, kUdp2022HeaderLen> hdr;
-  put_be64(hdr.data(), session_id);
-  put_be64(hdr.data() + 8, packet_id);
-  if (!key.ensure(keys_.back(), session_id) ||
-      !key.aead()->seal(hdr.data() + 4, body, body_len, body)) {
-    return 0;
-  }
-  for (size_t i = 0; i < identities; ++i) {
-    uint8_t block[kUdp2022EihLen];
-    for (size_t j = 0; j < kUdp2022EihLen; ++j) block[j] = eih_hashes_[i][j] ^ hdr[j];
-    if (!eih_enc_[i].apply(block, p + kUdp2022HeaderLen + i * kUdp2022EihLen)) return 0;
-  }
-  return header_enc_.apply(hdr.data(), p) ? total : 0;
+  PacketSeal s;
+  s.method = method_;
+  s.identities = keys_.size() - 1;
+  s.session_id = session_id;
+  s.packet_id = packet_id;
+  s.type = 0x00;
+  s.xchacha = xchacha_ ? &*xchacha_ : nullptr;
+  s.random = random_;
+  s.body_psk = keys_.back();
+  s.eih_hashes = eih_hashes_;
+  s.eih_enc = eih_enc_;
+  s.header_enc = &header_enc_;
+  return seal_packet(s, key, address, padding, payload, now, out.first(total));
 }
 
 Udp2022Status Udp2022Client::open_response_header(std::span<const uint8_t> packet,
                                                   std::span<uint8_t> out, Udp2022Header& h) {
   h = Udp2022Header{};
   if (!valid_) return err(Udp2022Error::Crypto);
-  const size_t n = packet.size();
-  const size_t prefix = body_prefix(*method_, 0);
-  if (n < prefix + kUdp2022ResponseFixedLen + kUdp2022TagLen) return err(Udp2022Error::TooShort);
-  if (out.size() < n) return err(Udp2022Error::OutputTooSmall);
-  if (is_aes(*method_)) {
-    if (!header_dec_.apply(packet.data(), h.plain_.data())) return err(Udp2022Error::Crypto);
-    h.session_id = get_be64(h.plain_.data());
-    h.packet_id = get_be64(h.plain_.data() + 8);
-    h.body_offset_ = prefix;
-  } else {
-    if (!xchacha_->open(packet.data(), packet.data() + kUdp2022NonceLen, n - kUdp2022NonceLen,
-                        out.data())) {
-      return err(Udp2022Error::BadTag);
-    }
-    h.plain_len_ = n - kUdp2022NonceLen - kUdp2022TagLen;
-    h.session_id = get_be64(out.data());
-    h.packet_id = get_be64(out.data() + 8);
-    h.opened_ = true;
-  }
-  h.packet_ = packet.data();
-  h.packet_len_ = n;
-  h.out_ = out.data();
-  return {};
+  return h.open(*method_, header_dec_, xchacha_ ? &*xchacha_ : nullptr, packet, out,
+                body_prefix(*method_, 0), kUdp2022ResponseFixedLen);
 }
 
 Udp2022Status Udp2022Client::open_response_body(const Udp2022Header& h, Udp2022SessionKey& key,
                                                 int64_t now, Udp2022Response& r) {
   r = Udp2022Response{};
   if (!valid_ || h.packet_ == nullptr || h.request_) return err(Udp2022Error::Crypto);
-  const uint8_t* body = nullptr;
-  size_t len = 0;
-  if (h.opened_) {
-    body = h.out_ + kUdp2022ChaChaIdsLen;
-    len = h.plain_len_ - kUdp2022ChaChaIdsLen;
-  } else {
-    if (!key.ensure(keys_.back(), h.session_id)) return err(Udp2022Error::Crypto);
-    const size_t sealed = h.packet_len_ - h.body_offset_;
-    if (!key.aead()->open(h.plain_.data() + 4, h.packet_ + h.body_offset_, sealed, h.out_)) {
-      return err(Udp2022Error::BadTag);
-    }
-    body = h.out_;
-    len = sealed - kUdp2022TagLen;
-  }
+  std::span<const uint8_t> body;
+  if (Udp2022Status st = h.open_body(key, keys_.back(), body); !st.ok()) return st;
   r.server_session_id = h.session_id;
   r.packet_id = h.packet_id;
-  return parse_response_body(body, len, now, r);
+  return parse_response_body(body.data(), body.size(), now, r);
 }
 
 // ---- Udp2022Server
@@ -562,46 +617,29 @@ Udp2022Status Udp2022Server::open_request_header(std::span<const uint8_t> packet
                                                  std::span<uint8_t> out, Udp2022Header& h) {
   h = Udp2022Header{};
   if (!valid_) return err(Udp2022Error::Crypto);
-  const size_t n = packet.size();
   const size_t identities = users_.empty() ? 0 : 1;
-  const size_t prefix = body_prefix(*method_, identities);
-  if (n < prefix + kUdp2022RequestFixedLen + kUdp2022TagLen) {
-    return err(Udp2022Error::TooShort);
+  if (Udp2022Status st = h.open(*method_, header_dec_, xchacha_ ? &*xchacha_ : nullptr, packet, out,
+                                body_prefix(*method_, identities), kUdp2022RequestFixedLen);
+      !st.ok()) {
+    return st;
   }
-  if (out.size() < n) return err(Udp2022Error::OutputTooSmall);
   h.request_ = true;
-  if (is_aes(*method_)) {
-    if (!header_dec_.apply(packet.data(), h.plain_.data())) return err(Udp2022Error::Crypto);
-    if (identities != 0) {
-      HashEntry probe{};
-      if (!eih_dec_.apply(packet.data() + kUdp2022HeaderLen, probe.hash.data())) {
-        return err(Udp2022Error::Crypto);
-      }
-      for (size_t j = 0; j < kUdp2022EihLen; ++j) probe.hash[j] ^= h.plain_[j];
-      const auto it =
-          std::lower_bound(by_hash_.begin(), by_hash_.end(), probe,
-                           [](const HashEntry& a, const HashEntry& b) { return a.hash < b.hash; });
-      if (it == by_hash_.end() || it->hash != probe.hash) {
-        return err(Udp2022Error::UnknownUser);
-      }
-      h.user = it->user;
-    }
-    h.session_id = get_be64(h.plain_.data());
-    h.packet_id = get_be64(h.plain_.data() + 8);
-    h.body_offset_ = prefix;
-  } else {
-    if (!xchacha_->open(packet.data(), packet.data() + kUdp2022NonceLen, n - kUdp2022NonceLen,
-                        out.data())) {
-      return err(Udp2022Error::BadTag);
-    }
-    h.plain_len_ = n - kUdp2022NonceLen - kUdp2022TagLen;
-    h.session_id = get_be64(out.data());
-    h.packet_id = get_be64(out.data() + 8);
-    h.opened_ = true;
+  if (identities == 0) return {};
+  // The identity header names the user by BLAKE3(uPSK)[0..16] XOR the plaintext separate header.
+  HashEntry probe{};
+  if (!eih_dec_.apply(packet.data() + kUdp2022HeaderLen, probe.hash.data())) {
+    h = Udp2022Header{};
+    return err(Udp2022Error::Crypto);
   }
-  h.packet_ = packet.data();
-  h.packet_len_ = n;
-  h.out_ = out.data();
+  for (size_t j = 0; j < kUdp2022EihLen; ++j) probe.hash[j] ^= h.plain_[j];
+  const auto it =
+      std::lower_bound(by_hash_.begin(), by_hash_.end(), probe,
+                       [](const HashEntry& a, const HashEntry& b) { return a.hash < b.hash; });
+  if (it == by_hash_.end() || it->hash != probe.hash) {
+    h = Udp2022Header{};
+    return err(Udp2022Error::UnknownUser);
+  }
+  h.user = it->user;
   return {};
 }
 
@@ -609,25 +647,13 @@ Udp2022Status Udp2022Server::open_request_body(const Udp2022Header& h, Udp2022Se
                                                int64_t now, Udp2022Request& r) {
   r = Udp2022Request{};
   if (!valid_ || h.packet_ == nullptr || !h.request_) return err(Udp2022Error::Crypto);
-  const uint8_t* body = nullptr;
-  size_t len = 0;
-  if (h.opened_) {
-    body = h.out_ + kUdp2022ChaChaIdsLen;
-    len = h.plain_len_ - kUdp2022ChaChaIdsLen;
-  } else {
-    if (!key.ensure(body_key(h.user), h.session_id)) return err(Udp2022Error::Crypto);
-    const size_t sealed = h.packet_len_ - h.body_offset_;
-    if (!key.aead()->open(h.plain_.data() + 4, h.packet_ + h.body_offset_, sealed, h.out_)) {
-      return err(Udp2022Error::BadTag);
-    }
-    body = h.out_;
-    len = sealed - kUdp2022TagLen;
-  }
+  std::span<const uint8_t> body;
+  if (Udp2022Status st = h.open_body(key, body_key(h.user), body); !st.ok()) return st;
   r.session_id = h.session_id;
   r.packet_id = h.packet_id;
   r.user = h.user;
   r.user_name = user_name(h.user);
-  return parse_request_body(body, len, now, r);
+  return parse_request_body(body.data(), body.size(), now, r);
 }
 
 size_t Udp2022Server::response_payload_offset(size_t address_len, size_t padding) const {
@@ -648,41 +674,17 @@ size_t Udp2022Server::seal_response(Udp2022SessionKey& key, size_t user, uint64_
   if (users_.empty() ? user != kUdp2022NoUser : user >= users_.size()) return 0;
   const size_t total = response_size(address.size(), padding, payload.size());
   if (out.size() < total) return 0;
-  uint8_t* const p = out.data();
-  const bool aes = is_aes(*method_);
-  const size_t body_off = aes ? kUdp2022HeaderLen : kUdp2022NonceLen;
-  uint8_t* const body = p + body_off;
-  uint8_t* const fixed = aes ? body : body + kUdp2022ChaChaIdsLen;
-  const size_t payload_off = response_payload_offset(address.size(), padding);
-
-  if (!payload.empty() && payload.data() != p + payload_off) {
-    std::memmove(p + payload_off, payload.data(), payload.size());
-  }
-  fixed[0] = 0x01;
-  put_be64(fixed + 1, static_cast<uint64_t>(now));
-  put_be64(fixed + 9, client_session_id);
-  put_be16(fixed + 17, padding);
-  std::memset(fixed + kUdp2022ResponseFixedLen, 0, padding);
-  if (!address.empty()) {
-    std::memcpy(fixed + kUdp2022ResponseFixedLen + padding, address.data(), address.size());
-  }
-  const size_t body_len = total - body_off - kUdp2022TagLen;
-
-  if (!aes) {
-    put_be64(body, server_session_id);
-    put_be64(body + 8, packet_id);
-    random_({p, kUdp2022NonceLen});
-    return xchacha_->seal(p, body, body_len, body) ? total : 0;
-  }
-  std::array<uint8_t, kUdp2022HeaderLen> hdr;
-  put_be64(hdr.data(), server_session_id);
-  put_be64(hdr.data() + 8, packet_id);
-  if (!key.ensure(body_key(user), server_session_id) ||
-      !key.aead()->seal(hdr.data() + 4, body, body_len, body)) {
-    return 0;
-  }
-  AesBlock& enc = users_.empty() ? header_enc_ : users_[user].header_enc;
-  return enc.apply(hdr.data(), p) ? total : 0;
+  PacketSeal s;
+  s.method = method_;
+  s.session_id = server_session_id;
+  s.packet_id = packet_id;
+  s.type = 0x01;
+  s.client_session_id = client_session_id;
+  s.xchacha = xchacha_ ? &*xchacha_ : nullptr;
+  s.random = random_;
+  s.body_psk = body_key(user);
+  s.header_enc = users_.empty() ? &header_enc_ : &users_[user].header_enc;
+  return seal_packet(s, key, address, padding, payload, now, out.first(total));
 }
 
 }  // namespace ss

@@ -147,6 +147,19 @@ class Udp2022Header {
  private:
   friend class Udp2022Client;
   friend class Udp2022Server;
+
+  // Phase 1 for either direction, on a fresh header: TooShort unless `packet` holds `prefix`
+  // bytes, `fixed_len` body bytes and the tag; then AES decrypts the separate header with
+  // `header_dec`, ChaCha opens the whole packet into `out` with `xchacha`; last the IDs are read
+  // and the buffers remembered for phase 2.
+  Udp2022Status open(const Method2022& method, AesBlock& header_dec, Aead* xchacha,
+                     std::span<const uint8_t> packet, std::span<uint8_t> out, size_t prefix,
+                     size_t fixed_len);
+  // The AEAD of phase 2 for either direction: `body` gets the body plaintext (ChaCha: opened in
+  // phase 1; AES: opened here with `key`, keyed for `psk` and this header's session ID).
+  Udp2022Status open_body(Udp2022SessionKey& key, std::span<const uint8_t> psk,
+                          std::span<const uint8_t>& body) const;
+
   const uint8_t* packet_ = nullptr;
   size_t packet_len_ = 0;
   uint8_t* out_ = nullptr;

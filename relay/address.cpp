@@ -303,6 +303,23 @@ std::optional<Address> make_address(std::string_view host, uint16_t port) {
   return a;
 }
 
+bool literal_to_sockaddr(std::string_view host, uint16_t port, sockaddr_storage& out) {
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+  }
+  Address a;
+  a.port = port;
+  if (parse_ip_literal(AF_INET, host, a.ip.data())) {
+    a.type = Address::Type::IPv4;
+  } else if (parse_ip_literal(AF_INET6, host, a.ip.data())) {
+    a.type = Address::Type::IPv6;
+  } else {
+    std::memset(&out, 0, sizeof out);
+    return false;
+  }
+  return a.to_sockaddr(out);
+}
+
 std::optional<Address> parse_host_port(std::string_view text) {
   std::string_view host;
   std::string_view port_text;

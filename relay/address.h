@@ -58,4 +58,8 @@ std::optional<Address> parse_host_port(std::string_view text);
 // nullopt if the host is empty, longer than 255, or has bytes that can never be a host name.
 std::optional<Address> make_address(std::string_view host, uint16_t port);
 
+// An IP literal host, with or without brackets ("192.0.2.1", "2001:db8::1", "[2001:db8::1]"),
+// and a port as a sockaddr. False for anything else (a host name): then `out` is all zeros.
+bool literal_to_sockaddr(std::string_view host, uint16_t port, sockaddr_storage& out);
+
 }  // namespace ss

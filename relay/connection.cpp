@@ -26,12 +26,13 @@
 
 #include <algorithm>
 #include <atomic>
-#include <cstdio>
 #include <cstring>
 
+#include "relay/address.h"
 #include "relay/ip_policy.h"
 #include "relay/listener.h"
 #include "relay/log.h"
+#include "relay/resolve.h"
 #include "relay/udp_relay.h"
 #include "relay/warnings.h"
 
@@ -43,26 +44,6 @@ uv_stream_t* stream_of(uv_tcp_t* t) {
 }
 uv_handle_t* handle_of(uv_tcp_t* t) {
   return reinterpret_cast<uv_handle_t*>(t);
-}
-
-// Parses an IP literal host (with or without brackets) into a sockaddr.
-bool literal_to_sockaddr(const std::string& host, uint16_t port, sockaddr_storage& out) {
-  std::string h = host;
-  if (h.size() >= 2 && h.front() == '[' && h.back() == ']') h = h.substr(1, h.size() - 2);
-  std::memset(&out, 0, sizeof out);
-  auto* v4 = reinterpret_cast<sockaddr_in*>(&out);
-  if (inet_pton(AF_INET, h.c_str(), &v4->sin_addr) == 1) {
-    v4->sin_family = AF_INET;
-    v4->sin_port = htons(port);
-    return true;
-  }
-  auto* v6 = reinterpret_cast<sockaddr_in6*>(&out);
-  if (inet_pton(AF_INET6, h.c_str(), &v6->sin6_addr) == 1) {
-    v6->sin6_family = AF_INET6;
-    v6->sin6_port = htons(port);
-    return true;
-  }
-  return false;
 }
 
 // Sessions closed while their lookup runs in libuv's thread pool (see orphaned_lookups()).
@@ -788,14 +769,10 @@ void Connection::connect_remote(const Address& target, const char* what) {
     connect_to(reinterpret_cast<sockaddr*>(&ss));
     return;
   }
-  addrinfo hints{};
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  hints.ai_flags = AI_ADDRCONFIG;
-  char port[8];
-  std::snprintf(port, sizeof port, "%u", static_cast<unsigned>(target.port));
+  const LookupArgs args(SOCK_STREAM, AI_ADDRCONFIG, target.port);
   dns_req_.data = this;
-  int r = uv_getaddrinfo(loop(), &dns_req_, on_resolved, target.host.c_str(), port, &hints);
+  int r =
+      uv_getaddrinfo(loop(), &dns_req_, on_resolved, target.host.c_str(), args.port, &args.hints);
   if (r != 0) {
     on_remote_failed(r);
     return;
@@ -822,15 +799,7 @@ void Connection::on_resolved(uv_getaddrinfo_t* req, int status, addrinfo* res) {
     s->release_ref();
     return;
   }
-  // Prefer the configured family; otherwise keep the resolver's order.
-  int preferred = s->config().ipv6_first ? AF_INET6 : AF_INET;
-  const addrinfo* pick = res;
-  for (const addrinfo* ai = res; ai != nullptr; ai = ai->ai_next) {
-    if (ai->ai_family == preferred) {
-      pick = ai;
-      break;
-    }
-  }
+  const addrinfo* pick = pick_address(res, s->config().ipv6_first);
   sockaddr_storage ss;
   std::memcpy(&ss, pick->ai_addr, std::min<size_t>(pick->ai_addrlen, sizeof ss));
   uv_freeaddrinfo(res);

@@ -17,6 +17,7 @@
 #include "relay/connection.h"
 #include "relay/log.h"
 #include "relay/method.h"
+#include "relay/resolve.h"
 
 namespace ss {
 
@@ -94,16 +95,11 @@ void Listener::on_relisten(uv_timer_t* t) {
 }
 
 int Listener::bind_and_listen(const std::string& host, uint16_t port) {
-  addrinfo hints{};
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+  const LookupArgs args(SOCK_STREAM, AI_PASSIVE | AI_NUMERICSERV, port);
   std::string h = host;
   if (h.size() >= 2 && h.front() == '[' && h.back() == ']') h = h.substr(1, h.size() - 2);
-  char port_text[8];
-  snprintf(port_text, sizeof port_text, "%u", static_cast<unsigned>(port));
   addrinfo* res = nullptr;
-  int gai = getaddrinfo(h.empty() ? nullptr : h.c_str(), port_text, &hints, &res);
+  int gai = getaddrinfo(h.empty() ? nullptr : h.c_str(), args.port, &args.hints, &res);
   if (gai != 0 || res == nullptr) return UV_EAI_NONAME;
 
   auto* tcp = new uv_tcp_t;

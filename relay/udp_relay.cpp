@@ -26,8 +26,10 @@
 
 #include "crypto/kdf.h"
 #include "crypto/udp_packet.h"
+#include "relay/address.h"
 #include "relay/ip_policy.h"
 #include "relay/log.h"
+#include "relay/resolve.h"
 #include "relay/warnings.h"
 
 namespace ss {
@@ -43,34 +45,11 @@ uv_handle_t* as_handle(uv_udp_t* u) {
   return reinterpret_cast<uv_handle_t*>(u);
 }
 
-bool literal_sockaddr(const std::string& host, uint16_t port, sockaddr_storage& out) {
-  std::memset(&out, 0, sizeof out);
-  auto* v4 = reinterpret_cast<sockaddr_in*>(&out);
-  if (inet_pton(AF_INET, host.c_str(), &v4->sin_addr) == 1) {
-    v4->sin_family = AF_INET;
-    v4->sin_port = htons(port);
-    return true;
-  }
-  auto* v6 = reinterpret_cast<sockaddr_in6*>(&out);
-  std::string h = host;
-  if (h.size() >= 2 && h.front() == '[' && h.back() == ']') h = h.substr(1, h.size() - 2);
-  if (inet_pton(AF_INET6, h.c_str(), &v6->sin6_addr) == 1) {
-    v6->sin6_family = AF_INET6;
-    v6->sin6_port = htons(port);
-    return true;
-  }
-  return false;
-}
-
 bool resolve_now(const std::string& host, uint16_t port, sockaddr_storage& out) {
-  if (literal_sockaddr(host, port, out)) return true;
-  addrinfo hints{};
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_DGRAM;
+  if (literal_to_sockaddr(host, port, out)) return true;
+  const LookupArgs args(SOCK_DGRAM, 0, port);
   addrinfo* res = nullptr;
-  char p[8];
-  snprintf(p, sizeof p, "%u", static_cast<unsigned>(port));
-  if (getaddrinfo(host.c_str(), p, &hints, &res) != 0 || res == nullptr) return false;
+  if (getaddrinfo(host.c_str(), args.port, &args.hints, &res) != 0 || res == nullptr) return false;
   std::memcpy(&out, res->ai_addr, res->ai_addrlen);
   freeaddrinfo(res);
   return true;
@@ -730,7 +709,7 @@ void UdpRelay::reply_to_client(Assoc* a, const uint8_t* data, size_t n) {
 
 void UdpRelay::send_to_target(Assoc* a, const Address& target, const uint8_t* data, size_t n) {
   sockaddr_storage ss;
-  if (target.to_sockaddr(ss) || literal_sockaddr(target.host, target.port, ss)) {
+  if (target.to_sockaddr(ss) || literal_to_sockaddr(target.host, target.port, ss)) {
     send_out(a, reinterpret_cast<sockaddr*>(&ss), data, n);
     return;
   }
@@ -756,13 +735,8 @@ void UdpRelay::send_to_target(Assoc* a, const Address& target, const uint8_t* da
   p->port = target.port;
   p->data.assign(data, data + n);
   p->req.data = p;
-  addrinfo hints{};
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_DGRAM;
-  hints.ai_flags = AI_ADDRCONFIG;
-  char port[8];
-  snprintf(port, sizeof port, "%u", static_cast<unsigned>(target.port));
-  if (uv_getaddrinfo(loop_, &p->req, on_resolved, p->host.c_str(), port, &hints) != 0) {
+  const LookupArgs args(SOCK_DGRAM, AI_ADDRCONFIG, target.port);
+  if (uv_getaddrinfo(loop_, &p->req, on_resolved, p->host.c_str(), args.port, &args.hints) != 0) {
     ++stats_.drop_resolve;
     delete p;
     return;
@@ -776,14 +750,7 @@ void UdpRelay::on_resolved(uv_getaddrinfo_t* req, int status, addrinfo* res) {
   UdpRelay* self = p->relay;
   self->resolving_.erase(p->it);
   if (status == 0 && res != nullptr && !self->shut_down_) {
-    int preferred = self->cfg_.ipv6_first ? AF_INET6 : AF_INET;
-    const addrinfo* pick = res;
-    for (const addrinfo* ai = res; ai != nullptr; ai = ai->ai_next) {
-      if (ai->ai_family == preferred) {
-        pick = ai;
-        break;
-      }
-    }
+    const addrinfo* pick = pick_address(res, self->cfg_.ipv6_first);
     if (self->dns_cache_.size() >= kMaxDnsCache) self->dns_cache_.clear();
     DnsEntry& e = self->dns_cache_[p->host];
     std::memcpy(&e.addr, pick->ai_addr, std::min<size_t>(pick->ai_addrlen, sizeof e.addr));

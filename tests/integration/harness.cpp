@@ -4,6 +4,7 @@
 #define CATCH_CONFIG_EXTERNAL_INTERFACES
 #include <catch2/catch.hpp>
 
+#include <latch>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -217,6 +218,39 @@ bool wait_log(const Node& node, const std::string& needle, size_t count,
     std::this_thread::sleep_for(
         std::chrono::milliseconds(10));  // a log file gives no notification to wait on
   }
+}
+
+size_t concurrent_socks_echo(uint16_t socks_port, uint16_t target_port, size_t n,
+                             const std::function<size_t(size_t)>& payload_size) {
+  std::vector<std::string> errors(n);
+  std::latch start(static_cast<std::ptrdiff_t>(n));
+  std::vector<std::thread> clients;
+  for (size_t i = 0; i < n; ++i) {
+    clients.emplace_back([&, i] {
+      try {
+        const Bytes payload = random_bytes(payload_size(i));
+        start.arrive_and_wait();
+        auto conn = socks5_connect(socks_port, AddrType::IPv4, "127.0.0.1", target_port, 30s);
+        if (!conn.reply || conn.reply->rep != 0) {
+          errors[i] = "SOCKS5 CONNECT failed";
+          return;
+        }
+        const TransferResult r = duplex_transfer(conn.socket, payload, payload.size(), 30s);
+        if (to_hex(r.received_sha256) != sha256_hex(payload)) errors[i] = "echo differs";
+      } catch (const std::exception& e) {
+        errors[i] = e.what();
+      }
+    });
+  }
+  for (auto& t : clients) t.join();
+  size_t failed = 0;
+  for (size_t i = 0; i < n; ++i) {
+    if (!errors[i].empty()) {
+      ++failed;
+      UNSCOPED_INFO("connection " << i << ": " << errors[i]);
+    }
+  }
+  return failed;
 }
 
 }  // namespace ss::test

@@ -6,6 +6,7 @@
 #include <array>
 #include <chrono>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -69,5 +70,11 @@ bool wait_log(const Node& node, const std::string& needle, size_t count = 1,
 
 // Log lines that are not empty.
 std::vector<std::string> nonempty_lines(const std::string& text);
+
+// `n` clients, released together, each SOCKS5 CONNECT through the proxy at 127.0.0.1:socks_port
+// to the echo target at 127.0.0.1:target_port and echo payload_size(i) random bytes, byte-exact
+// (30 s each). Returns how many failed, with an UNSCOPED_INFO line for each.
+size_t concurrent_socks_echo(uint16_t socks_port, uint16_t target_port, size_t n,
+                             const std::function<size_t(size_t)>& payload_size);
 
 }  // namespace ss::test

@@ -10,7 +10,6 @@
 #include <atomic>
 #include <filesystem>
 #include <fstream>
-#include <latch>
 #include <map>
 #include <thread>
 
@@ -109,34 +108,8 @@ TEST_CASE("workers: 200 concurrent connections through ss-local and ss-server wi
   const auto srv_before = thread_wakeups(srv.proc->pid());
   const auto local_before = thread_wakeups(local.proc->pid());
 
-  std::vector<std::string> errors(kConnections);
-  std::latch start(static_cast<std::ptrdiff_t>(kConnections));
-  std::vector<std::thread> clients;
-  for (size_t i = 0; i < kConnections; ++i) {
-    clients.emplace_back([&, i] {
-      try {
-        const Bytes payload = random_bytes(2048 + (i * 131) % 30000);
-        start.arrive_and_wait();
-        auto conn = socks5_connect(local.port, AddrType::IPv4, "127.0.0.1", target.port(), 30s);
-        if (!conn.reply || conn.reply->rep != 0) {
-          errors[i] = "SOCKS5 CONNECT failed";
-          return;
-        }
-        const TransferResult r = duplex_transfer(conn.socket, payload, payload.size(), 30s);
-        if (to_hex(r.received_sha256) != sha256_hex(payload)) errors[i] = "echo differs";
-      } catch (const std::exception& e) {
-        errors[i] = e.what();
-      }
-    });
-  }
-  for (auto& t : clients) t.join();
-  size_t failed = 0;
-  for (size_t i = 0; i < kConnections; ++i) {
-    if (!errors[i].empty()) {
-      ++failed;
-      UNSCOPED_INFO("connection " << i << ": " << errors[i]);
-    }
-  }
+  const size_t failed = concurrent_socks_echo(local.port, target.port(), kConnections,
+                                              [](size_t i) { return 2048 + (i * 131) % 30000; });
   CHECK(failed == 0);
   CHECK(target.accepted() == kConnections);
 

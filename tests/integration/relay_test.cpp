@@ -4,8 +4,6 @@
 #include <catch2/catch.hpp>
 
 #include <atomic>
-#include <latch>
-#include <thread>
 
 #include "tests/integration/harness.h"
 
@@ -81,34 +79,8 @@ void concurrent_echo(Impl client, Impl server, size_t n) {
   Node srv = start_server(server, opt);
   Node local = start_local(client, opt, srv.port);
 
-  std::vector<std::string> errors(n);
-  std::latch start(static_cast<std::ptrdiff_t>(n));
-  std::vector<std::thread> clients;
-  for (size_t i = 0; i < n; ++i) {
-    clients.emplace_back([&, i] {
-      try {
-        const Bytes payload = random_bytes(1024 + (i * 97) % 7168);
-        start.arrive_and_wait();
-        auto conn = socks5_connect(local.port, AddrType::IPv4, "127.0.0.1", target.port(), 30s);
-        if (!conn.reply || conn.reply->rep != 0) {
-          errors[i] = "SOCKS5 CONNECT failed";
-          return;
-        }
-        const TransferResult r = duplex_transfer(conn.socket, payload, payload.size(), 30s);
-        if (to_hex(r.received_sha256) != sha256_hex(payload)) errors[i] = "echo differs";
-      } catch (const std::exception& e) {
-        errors[i] = e.what();
-      }
-    });
-  }
-  for (auto& t : clients) t.join();
-  size_t failed = 0;
-  for (size_t i = 0; i < n; ++i) {
-    if (!errors[i].empty()) {
-      ++failed;
-      UNSCOPED_INFO("connection " << i << ": " << errors[i]);
-    }
-  }
+  const size_t failed = concurrent_socks_echo(local.port, target.port(), n,
+                                              [](size_t i) { return 1024 + (i * 97) % 7168; });
   CHECK(failed == 0);
   CHECK(target.accepted() == n);
 

@@ -1,5 +1,5 @@
 // Address header codec: parse_address, encode_address, Address helpers, parse_host_port,
-// make_address.
+// make_address, literal_to_sockaddr.
 
 #include "relay/address.h"
 
@@ -253,6 +253,28 @@ TEST_CASE("Address: sockaddr round trip", "[relay]") {
   SECTION("domain has no sockaddr") {
     sockaddr_storage ss{};
     CHECK_FALSE(make_address("example.com", 80)->to_sockaddr(ss));
+  }
+}
+
+TEST_CASE("literal_to_sockaddr: IP literals with or without brackets, no names", "[relay]") {
+  sockaddr_storage ss{};
+  REQUIRE(literal_to_sockaddr("192.0.2.1", 8388, ss));
+  CHECK(Address::from_sockaddr(reinterpret_cast<const sockaddr*>(&ss)).to_string() ==
+        "192.0.2.1:8388");
+  REQUIRE(literal_to_sockaddr("[192.0.2.1]", 53, ss));
+  CHECK(Address::from_sockaddr(reinterpret_cast<const sockaddr*>(&ss)).to_string() ==
+        "192.0.2.1:53");
+  for (const char* host : {"2001:db8::1", "[2001:db8::1]"}) {
+    INFO(host);
+    REQUIRE(literal_to_sockaddr(host, 443, ss));
+    CHECK(ss.ss_family == AF_INET6);
+    CHECK(Address::from_sockaddr(reinterpret_cast<const sockaddr*>(&ss)).to_string() ==
+          "[2001:db8::1]:443");
+  }
+  for (const char* host : {"example.com", "", "[]", "[example.com]", "1.2.3", "[::1", "::1]"}) {
+    INFO(host);
+    CHECK_FALSE(literal_to_sockaddr(host, 80, ss));
+    CHECK(ss.ss_family == 0);
   }
 }
 
