@@ -15,6 +15,8 @@ packages=(
   iptables
   # packaging: cpack's .deb (dpkg-shlibdeps), man page checks, systemd-analyze for the units
   dpkg-dev groff-base man-db systemd
+  # real clients through ss-local's mixed port (tests/scripts/real_clients_test.sh)
+  proxychains4 chromium iproute2
 )
 
 for arg in "$@"; do

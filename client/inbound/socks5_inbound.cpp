@@ -126,7 +126,7 @@ InboundAction Socks5Inbound::feed(const uint8_t* data, size_t n, ReplyBytes& rep
   }
   step_ = Step::Done;
   const size_t total = hs_len_ + rest_len;
-  if (total > early.cap) return InboundAction::Close;
+  if (total > early.cap - early.len) return InboundAction::Close;
   std::memcpy(early.data + early.len, hs_, hs_len_);
   std::memcpy(early.data + early.len + hs_len_, rest, rest_len);
   early.len += total;

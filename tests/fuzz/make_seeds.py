@@ -231,6 +231,57 @@ def http1_seeds():
     write(t, "basic", b"\3\0Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ==")
 
 
+def inbounds_seeds():
+    t = "fuzz_inbounds"
+    # [mode][client bytes]: mode bit 0 users (alice/secret, bob/hunter2), bit 1 UDP, bit 2
+    # udp_only, bits 3-5 the connect error.
+    plain, auth, udp, udp_only = b"\0", b"\1", b"\2", b"\4"
+
+    def rfc1929(user, password, ver=1):
+        return bytes([ver, len(user)]) + user + bytes([len(password)]) + password
+
+    s4 = bytes([4, 1]) + port(80) + bytes([192, 0, 2, 1]) + b"id\0"
+    s4a = bytes([4, 1]) + port(443) + bytes([0, 0, 0, 1]) + b"\0example.com\0"
+    hello = bytes([0x16, 3, 1, 0, 5]) + b"hello"
+    write(t, "socks5", plain + bytes([5, 1, 0, 5, 1, 0]) + V4)
+    write(t, "socks5_domain_payload",
+          plain + bytes([5, 2, 0, 2, 5, 1, 0]) + domain("example.com", 443) + hello)
+    write(t, "socks5_ipv6", b"\x08" + bytes([5, 1, 0, 5, 1, 0]) + V6)
+    write(t, "socks5_no_method", plain + bytes([5, 1, 0x80]))
+    write(t, "socks5_bind", plain + bytes([5, 1, 0, 5, 2, 0]) + V4)
+    write(t, "socks5_udp", udp + bytes([5, 1, 0, 5, 3, 0, 1, 0, 0, 0, 0, 0, 0]))
+    write(t, "socks5_udp_only", udp_only + bytes([5, 1, 0, 5, 1, 0]) + V4)
+    write(t, "socks5_bad_atyp", plain + bytes([5, 1, 0, 5, 1, 0, 9, 1, 2, 3, 4, 0, 80]))
+    write(t, "socks5_auth", auth + bytes([5, 1, 2]) + rfc1929(b"alice", b"secret") +
+          bytes([5, 1, 0]) + domain("example.com", 80) + b"GET / HTTP/1.1\r\n\r\n")
+    write(t, "socks5_auth_wrong", auth + bytes([5, 1, 2]) + rfc1929(b"bob", b"secret") +
+          bytes([5, 1, 0]) + V4)
+    write(t, "socks5_auth_ulen0", auth + bytes([5, 1, 2, 1, 0, 1]) + b"p")
+    write(t, "socks5_auth_noauth_offered", auth + bytes([5, 1, 0, 5, 1, 0]) + V4)
+    write(t, "socks4", plain + s4 + hello)
+    write(t, "socks4a", b"\x10" + s4a)
+    write(t, "socks4_with_users", auth + s4)
+    write(t, "socks4_bind", plain + bytes([4, 2]) + port(80) + bytes([1, 2, 3, 4, 0]))
+    write(t, "http_connect", plain + b"CONNECT example.com:443 HTTP/1.1\r\n"
+                             b"Host: example.com:443\r\n\r\n" + hello)
+    write(t, "http_connect_auth", auth + b"CONNECT [2001:db8::1]:443 HTTP/1.1\r\n"
+                                  b"Proxy-Authorization: Basic YWxpY2U6c2VjcmV0\r\n\r\n")
+    write(t, "http_get_auth_wrong", auth + b"GET http://a.example/ HTTP/1.1\r\n"
+                                    b"Proxy-Authorization: Basic Ym9iOnNlY3JldA==\r\n\r\n")
+    write(t, "http_get", b"\x18" + b"GET http://example.com:8080/a?b HTTP/1.1\r\nHost: x\r\n"
+                         b"Proxy-Connection: keep-alive\r\nConnection: X-Hop\r\nX-Hop: 1\r\n\r\n"
+                         b"GET http://example.com/next HTTP/1.1\r\n\r\n")
+    write(t, "http_post_length", plain + b"POST http://a.example/f HTTP/1.1\r\n"
+                                 b"Content-Length: 5\r\n\r\nhelloEXTRA")
+    write(t, "http_post_chunked", plain + b"POST http://a.example/ HTTP/1.1\r\n"
+                                  b"Transfer-Encoding: chunked\r\n\r\n"
+                                  b"5;x=1\r\nhello\r\n0\r\nT: 1\r\n\r\nEXTRA")
+    write(t, "http_bad", plain + b"GET / HTTP/1.1\r\n\r\n")
+    write(t, "tls", plain + bytes([0x16, 3, 1, 2, 0, 1, 0, 1, 0xFC, 3, 3]))
+    write(t, "lower_case", plain + b"get http://a.example/ HTTP/1.1\r\n\r\n")
+    write(t, "nul", auth + bytes([0, 5, 1, 0]))
+
+
 # protocol.md §6.2: password "密码", two streams per method (P1, P2).
 STREAMS_62 = {
     "aes-128-gcm": [
@@ -471,6 +522,7 @@ def main():
     socks5_auth_seeds()
     users_file_seeds()
     http1_seeds()
+    inbounds_seeds()
 
 
 if __name__ == "__main__":
