@@ -64,7 +64,10 @@ struct Outcome {
 // After Connect the remaining bytes are relayed as the connection would: through forwardable(),
 // piece by piece, until it keeps fewer than it was given; or, for a Shadowsocks inbound, opened by
 // the inbound's opener. `early_cap` is the early data capacity.
-Outcome drive(Inbound& ib, const Bytes& in, size_t piece, size_t early_cap = 1 << 17) {
+// A Handover is followed as the connection follows it: the next inbound (kept in *owner) gets the
+// same bytes.
+Outcome drive_impl(Inbound* ib, std::unique_ptr<Inbound>* owner, const Bytes& in, size_t piece,
+                   size_t early_cap) {
   Outcome o;
   std::vector<uint8_t> early_buf(early_cap);
   size_t off = 0;
@@ -75,8 +78,8 @@ Outcome drive(Inbound& ib, const Bytes& in, size_t piece, size_t early_cap = 1 <
     const size_t n = std::min(step, in.size() - off);
     if (decided) {
       if (o.action != InboundAction::Connect) break;
-      if (ib.suite() != nullptr) {
-        if (!opener) opener = ib.take_opener();
+      if (ib->suite() != nullptr) {
+        if (!opener) opener = ib->take_opener();
         REQUIRE(opener);
         Bytes plain(opener->max_output(n));
         const TcpOpener::Result r = opener->feed(in.data() + off, n, plain.data());
@@ -86,7 +89,7 @@ Outcome drive(Inbound& ib, const Bytes& in, size_t piece, size_t early_cap = 1 <
         off += n;
         continue;
       }
-      const size_t keep = ib.forwardable(in.data() + off, n);
+      const size_t keep = ib->forwardable(in.data() + off, n);
       REQUIRE(keep <= n);
       o.upstream.insert(o.upstream.end(), in.begin() + static_cast<ptrdiff_t>(off),
                         in.begin() + static_cast<ptrdiff_t>(off + keep));
@@ -96,7 +99,16 @@ Outcome drive(Inbound& ib, const Bytes& in, size_t piece, size_t early_cap = 1 <
     }
     ReplyBytes reply;
     EarlyData early{early_buf.data(), early_buf.size(), 0};
-    const InboundAction a = ib.feed(in.data() + off, n, reply, early);
+    InboundAction a = ib->feed(in.data() + off, n, reply, early);
+    if (a == InboundAction::Handover) {
+      REQUIRE(owner != nullptr);
+      std::unique_ptr<Inbound> next = ib->take_next();
+      REQUIRE(next);
+      *owner = std::move(next);
+      ib = owner->get();
+      a = ib->feed(in.data() + off, n, reply, early);
+      REQUIRE(a != InboundAction::Handover);
+    }
     REQUIRE(reply.len <= ReplyBytes::kCapacity);
     REQUIRE(early.len <= early.cap);
     o.reply.append(reinterpret_cast<const char*>(reply.data), reply.len);
@@ -111,10 +123,19 @@ Outcome drive(Inbound& ib, const Bytes& in, size_t piece, size_t early_cap = 1 <
     o.fed = off;
     o.early.assign(early.data, early.data + early.len);
     o.upstream = o.early;
-    o.target = ib.target();
+    o.target = ib->target();
   }
-  if (!decided) o.target = ib.target();
+  if (!decided) o.target = ib->target();
   return o;
+}
+
+Outcome drive(std::unique_ptr<Inbound>& ib, const Bytes& in, size_t piece,
+              size_t early_cap = 1 << 17) {
+  return drive_impl(ib.get(), &ib, in, piece, early_cap);
+}
+// For an inbound that never hands over (tunnel, Shadowsocks).
+Outcome drive(Inbound& ib, const Bytes& in, size_t piece, size_t early_cap = 1 << 17) {
+  return drive_impl(&ib, nullptr, in, piece, early_cap);
 }
 
 std::string action_name(InboundAction a) {
@@ -131,6 +152,8 @@ std::string action_name(InboundAction a) {
       return "Close";
     case InboundAction::Reject:
       return "Reject";
+    case InboundAction::Handover:
+      return "Handover";
   }
   return "?";
 }
@@ -140,10 +163,10 @@ std::string action_name(InboundAction a) {
 // (for connected_reply() and friends).
 Outcome run(const Factory& make, const Bytes& in, std::unique_ptr<Inbound>* last = nullptr) {
   std::unique_ptr<Inbound> whole_ib = make();
-  const Outcome whole = drive(*whole_ib, in, 0);
+  const Outcome whole = drive(whole_ib, in, 0);
   for (size_t piece : {1, 7, 100}) {
     std::unique_ptr<Inbound> ib = make();
-    const Outcome split = drive(*ib, in, piece);
+    const Outcome split = drive(ib, in, piece);
     INFO("pieces of " << piece << " bytes; whole: " << action_name(whole.action)
                       << ", split: " << action_name(split.action));
     CHECK(split.action == whole.action);
@@ -387,7 +410,7 @@ TEST_CASE("mixed inbound: SOCKS5 payload pipelined after the request is early da
   // More than the early data buffer holds: closed, never written past it.
   auto ib = mixed(false)();
   const Bytes flight = cat({kGreetNoAuth, s5_request(1, v4_addr({1, 2, 3, 4}, 80)), hello});
-  const Outcome small = drive(*ib, flight, 0, hello.size() - 1);
+  const Outcome small = drive(ib, flight, 0, hello.size() - 1);
   CHECK(small.action == InboundAction::Close);
 }
 
@@ -812,7 +835,11 @@ TEST_CASE("mixed inbound: early data is appended within the room the buffer has 
       EarlyData early{buf.data(), kHeld + room, kHeld};
       ReplyBytes reply;
       auto ib = mixed(false)();
-      const InboundAction a = ib->feed(in.data(), in.size(), reply, early);
+      InboundAction a = ib->feed(in.data(), in.size(), reply, early);
+      if (a == InboundAction::Handover) {  // the mixed port hands over after the first byte
+        ib = ib->take_next();
+        a = ib->feed(in.data(), in.size(), reply, early);
+      }
       CHECK(a == (room < payload.size() ? InboundAction::Close : InboundAction::Connect));
       CHECK(early.len <= early.cap);
       CHECK(std::all_of(buf.begin(), buf.begin() + kHeld, [](uint8_t b) { return b == 'h'; }));

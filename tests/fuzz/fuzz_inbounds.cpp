@@ -120,7 +120,8 @@ void check_after(Inbound& ib, const Outcome& o, const Mode& m, uint8_t first) {
     case InboundAction::NeedMore:
       break;
     case InboundAction::Reject:
-      FUZZ_CHECK(false);  // the mixed port never uses the probe-resistant reject
+    case InboundAction::Handover:  // followed by drive(); never an outcome
+      FUZZ_CHECK(false);           // the mixed port never uses the probe-resistant reject
   }
   if (!m.with_users) FUZZ_CHECK(!o.auth_failed);
   if (o.auth_failed) FUZZ_CHECK(o.action == InboundAction::Reply);
@@ -139,7 +140,9 @@ void check_after(Inbound& ib, const Outcome& o, const Mode& m, uint8_t first) {
 // Feeds `in` in pieces from `rng` (or whole if rng is null) to a new inbound. `cap`: room for
 // early data, of which `held` bytes are already used.
 Outcome drive(Bytes in, const Mode& m, fuzz::Rng* rng, size_t cap, size_t held) {
-  MixedInbound ib(m.connect, m.udp, m.with_users ? &users() : nullptr);
+  std::unique_ptr<Inbound> owner =
+      std::make_unique<MixedInbound>(m.connect, m.udp, m.with_users ? &users() : nullptr);
+  Inbound* ibp = owner.get();
   fuzz::ExactBuffer buf(cap);
   std::memset(buf.data(), 0xA5, held);
   Outcome o;
@@ -151,7 +154,7 @@ Outcome drive(Bytes in, const Mode& m, fuzz::Rng* rng, size_t cap, size_t held) 
     off += n;
     if (decided) {
       // Relaying: only Connect gets here.
-      const size_t keep = ib.forwardable(p, n);
+      const size_t keep = ibp->forwardable(p, n);
       FUZZ_CHECK(keep <= n);
       FUZZ_CHECK(!o.forward_stopped || keep == 0);
       o.upstream.append(as_string(p, keep));
@@ -160,7 +163,17 @@ Outcome drive(Bytes in, const Mode& m, fuzz::Rng* rng, size_t cap, size_t held) 
     }
     ReplyBytes reply;
     EarlyData early{buf.data(), cap, held};
-    const InboundAction a = ib.feed(p, n, reply, early);
+    InboundAction a = ibp->feed(p, n, reply, early);
+    if (a == InboundAction::Handover) {
+      // As the connection does: the protocol's inbound takes over and gets the same bytes.
+      FUZZ_CHECK(reply.len == 0 && early.len == held);
+      std::unique_ptr<Inbound> next = ibp->take_next();
+      FUZZ_CHECK(next != nullptr);
+      owner = std::move(next);
+      ibp = owner.get();
+      a = ibp->feed(p, n, reply, early);
+      FUZZ_CHECK(a != InboundAction::Handover);
+    }
     FUZZ_CHECK(early.cap == cap && early.len >= held && early.len <= cap);
     for (size_t i = 0; i < held; ++i) FUZZ_CHECK(buf.data()[i] == 0xA5);
     o.reply += reply_text(reply);
@@ -172,14 +185,14 @@ Outcome drive(Bytes in, const Mode& m, fuzz::Rng* rng, size_t cap, size_t held) 
     if (a != InboundAction::Connect) FUZZ_CHECK(early.len == held || a == InboundAction::Close);
     decided = true;
     o.action = a;
-    o.target = ib.target();
-    o.user = std::string(ib.user());
-    o.auth_failed = ib.auth_failed();
+    o.target = ibp->target();
+    o.user = std::string(ibp->user());
+    o.auth_failed = ibp->auth_failed();
     if (a == InboundAction::Connect) o.upstream = as_string(buf.data() + held, early.len - held);
     if (a != InboundAction::Connect) break;
   }
   if (!in.empty()) {
-    check_after(ib, o, m, in[0]);
+    check_after(*ibp, o, m, in[0]);
     if (!served_first_byte(in[0], m)) {
       FUZZ_CHECK(o.action == InboundAction::Close && o.reply.empty());
     }
