@@ -112,7 +112,8 @@ void Connection::start(uv_stream_t* server) {
   c.connected = true;
   if (config().no_delay) uv_tcp_nodelay(&c.tcp, 1);
   set_deadline_ms(std::min<uint64_t>(kMaxHandshakeMs, uint64_t(config().timeout) * 1000));
-  const InboundAction first = inbound_->start(accept_info());
+  const InboundAction first =
+      inbound_->start(inbound_->wants_accept_info() ? accept_info() : AcceptInfo{});
   if (first == InboundAction::NeedMore) set_want_read(kClient, true);
   dispatch(first);
 }

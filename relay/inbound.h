@@ -68,7 +68,10 @@ class Inbound {
   virtual const char* name() const = 0;
   // Called once at accept: an inbound that needs no bytes (tunnel, redir) answers Connect here.
   virtual InboundAction start(const AcceptInfo&) { return InboundAction::NeedMore; }
-  // True if start() needs AcceptInfo::original_dst (one getsockopt per connection).
+  // True if start() reads the AcceptInfo (two or three system calls per connection, so only the
+  // inbounds that take their target from the socket ask: redir); otherwise it is left empty.
+  virtual bool wants_accept_info() const { return false; }
+  // True if start() needs AcceptInfo::original_dst (one more getsockopt per connection).
   virtual bool wants_original_dst() const { return false; }
   // Consumes all of `in` (client bytes). Appends bytes for the client to `reply`. On Connect,
   // appends the payload that followed the request to `early` (bounded by early.cap; more is an

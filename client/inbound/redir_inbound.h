@@ -13,6 +13,7 @@ class RedirInbound final : public Inbound {
   // REDIRECT (the target is SO_ORIGINAL_DST).
   explicit RedirInbound(bool tproxy) : tproxy_(tproxy) {}
   const char* name() const override { return "redir"; }
+  bool wants_accept_info() const override { return true; }
   bool wants_original_dst() const override { return !tproxy_; }
   InboundAction start(const AcceptInfo& info) override;
   InboundAction feed(const uint8_t*, size_t, ReplyBytes&, EarlyData&) override {
