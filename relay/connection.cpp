@@ -216,15 +216,10 @@ void Connection::route_and_connect() {
   }
   outbound_ = owner_.router().route(target);
   if (outbound_ == nullptr) {
+    warn::target_refused(peer_text(kClient), target.to_string(), "no route");
     ReplyBytes reply;
     inbound_->refused_reply(reply);
-    if (reply.len > 0) send_copy(kClient, reply.data, reply.len);
-    warn::target_refused(peer_text(kClient), target.to_string(), "no route");
-    if (reply.len > 0) {
-      drain(true);
-    } else {
-      close("no route");
-    }
+    reply_and_end(reply, "no route");
     return;
   }
   if (outbound_->kind == Outbound::Kind::Shadowsocks) {
@@ -247,8 +242,7 @@ void Connection::udp_associate() {
       uv_tcp_getpeername(&peers_[kClient].tcp, reinterpret_cast<sockaddr*>(&peer), &len) != 0 ||
       uv_tcp_getsockname(&peers_[kClient].tcp, reinterpret_cast<sockaddr*>(&local), &len2) != 0) {
     inbound_->failed_reply(UV_EINVAL, reply);
-    if (reply.len > 0) send_copy(kClient, reply.data, reply.len);
-    drain(true);
+    reply_and_end(reply, "UDP association failed");
     return;
   }
   // The inbound's target is where the client will send from; a zero port means "not known yet".
@@ -280,6 +274,11 @@ void Connection::on_remote_connected() {
       Block* out = BlockPool::local().acquire();
       out->len = static_cast<uint32_t>(seal_request(b->data, b->len, out->data));
       BlockPool::local().release(b);
+      if (out->len == 0) {
+        BlockPool::local().release(out);
+        close("encryption failed");
+        return;
+      }
       if (!send(kRemote, out)) return;
     } else if (!send(kRemote, b)) {
       return;
@@ -295,10 +294,20 @@ void Connection::on_remote_failed(int err) {
     LOG_DEBUG("%s: cannot reach %s: %s", inbound_->name(), remote_.to_string().c_str(),
               uv_strerror(err));
   }
+  // End the client's stream promptly (FIN after the reply, if any) rather than leave it hanging.
   ReplyBytes reply;
   inbound_->failed_reply(err, reply);
   if (reply.len > 0) send_copy(kClient, reply.data, reply.len);
-  // End the client's stream promptly (FIN after the reply, if any) rather than leave it hanging.
+  drain(true);
+}
+
+void Connection::reply_and_end(const ReplyBytes& reply, const char* why) {
+  if (reply.len == 0) {
+    close(why);
+    return;
+  }
+  // The answer, then a FIN once it is written; the client's bytes are discarded meanwhile.
+  send_copy(kClient, reply.data, reply.len);
   drain(true);
 }
 
@@ -311,12 +320,7 @@ void Connection::on_target_blocked(const sockaddr* sa) {
       "a private address (" + resolved.to_string() + "); allow_private_targets permits it");
   ReplyBytes reply;
   inbound_->refused_reply(reply);
-  if (reply.len > 0) {
-    send_copy(kClient, reply.data, reply.len);
-    drain(true);
-    return;
-  }
-  close("target not allowed");
+  reply_and_end(reply, "target not allowed");
 }
 
 // ---- reading ----------------------------------------------------------------------------------

@@ -122,7 +122,8 @@ class Connection {
   // Routes the inbound's target and connects the chosen outbound.
   void route_and_connect();
   void udp_associate();
-  // Sends the reply bytes (if any) and stops: drain with a FIN after them.
+  // A refusal: sends the inbound's answer and ends with a FIN after it (draining the client
+  // meanwhile), or, for a protocol with no answer, closes at once (`why` for the log).
   void reply_and_end(const ReplyBytes& reply, const char* why);
   void on_remote_connected();
   void on_remote_failed(int err);
