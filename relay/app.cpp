@@ -171,6 +171,21 @@ struct MainState {
   }
 };
 
+// What a listener serves, for its start-up line.
+const char* protocol_text(ListenerSpec::Protocol p) {
+  switch (p) {
+    case ListenerSpec::Protocol::Mixed:
+      return "SOCKS5, SOCKS4, HTTP";
+    case ListenerSpec::Protocol::Tunnel:
+      return "tunnel";
+    case ListenerSpec::Protocol::Redir:
+      return "redir";
+    case ListenerSpec::Protocol::Shadowsocks:
+      return "Shadowsocks";
+  }
+  return "?";
+}
+
 std::string errno_text(int err) {
   return std::strerror(err);
 }
@@ -413,9 +428,7 @@ int run_app(Role role, int argc, char** argv, const InboundRegistry& inbounds) {
         break;
       }
       if (i == 0) {
-        const char* what = spec.protocol == ListenerSpec::Protocol::Tunnel  ? "tunnel"
-                           : spec.protocol == ListenerSpec::Protocol::Mixed ? "SOCKS5, SOCKS4, HTTP"
-                                                                            : "Shadowsocks";
+        const char* what = protocol_text(spec.protocol);
         LOG_NOTICE("%s listening on TCP %s port %u (%s; %s, %d worker%s)", prog, host.c_str(),
                    static_cast<unsigned>(port), what,
                    cfg.rust_servers ? "servers from \"servers\"" : cfg.method.c_str(), nworkers,
