@@ -9,6 +9,8 @@
 
 #include "client/socks5.h"
 
+#include <cstring>
+
 namespace ss::socks5 {
 namespace {
 
@@ -119,6 +121,16 @@ size_t make_udp_header(const Address& source, uint8_t* out) {
   out[1] = 0x00;
   out[2] = 0x00;
   return kUdpPrefixLen + encode_address(source, out + kUdpPrefixLen);
+}
+
+size_t make_udp_datagram(std::span<const uint8_t> address, std::span<const uint8_t> payload,
+                         std::span<uint8_t> out) {
+  const size_t n = kUdpPrefixLen + address.size() + payload.size();
+  if (out.size() < n) return 0;
+  out[0] = out[1] = out[2] = 0x00;
+  std::memcpy(out.data() + kUdpPrefixLen, address.data(), address.size());
+  std::memcpy(out.data() + kUdpPrefixLen + address.size(), payload.data(), payload.size());
+  return n;
 }
 
 }  // namespace ss::socks5

@@ -85,4 +85,9 @@ ParseStatus parse_udp_header(std::span<const uint8_t> in, uint8_t& frag, Address
 // its size. `out` must hold kMaxUdpHeaderLen (3 + kMaxAddressLen) bytes.
 size_t make_udp_header(const Address& source, uint8_t* out);
 
+// A whole datagram for the SOCKS client: 00 00 00, the source's address header as it is (ATYP,
+// address, port), then the payload. Returns its size, 0 if `out` is too small.
+size_t make_udp_datagram(std::span<const uint8_t> address, std::span<const uint8_t> payload,
+                         std::span<uint8_t> out);
+
 }  // namespace ss::socks5

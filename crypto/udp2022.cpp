@@ -28,6 +28,7 @@
 // and encrypts the separate header (the body needs the plaintext header for its nonce).
 
 #include "crypto/udp2022.h"
+#include "crypto/udp_cipher.h"
 
 #include <openssl/err.h>
 #include <openssl/evp.h>
@@ -65,8 +66,9 @@ size_t get_be16(const uint8_t* p) {
   return static_cast<size_t>(p[0]) << 8 | p[1];
 }
 
-// Size of the address header at p (n bytes available), 0 if malformed or cut short.
-size_t address_len(const uint8_t* p, size_t n) {
+}  // namespace
+
+size_t udp_address_header_len(const uint8_t* p, size_t n) {
   if (n < 1) return 0;
   size_t len = 0;
   switch (p[0]) {
@@ -85,6 +87,8 @@ size_t address_len(const uint8_t* p, size_t n) {
   }
   return len <= n ? len : 0;
 }
+
+namespace {
 
 Udp2022Status err(Udp2022Error e) {
   return Udp2022Status{e, 0};
@@ -111,7 +115,7 @@ Udp2022Status parse_tail(const uint8_t* p, size_t n, std::span<const uint8_t>& a
   if (2 + pad > n) return err(Udp2022Error::BadPadding);
   const uint8_t* a = p + 2 + pad;
   const size_t rest = n - 2 - pad;
-  const size_t alen = address_len(a, rest);
+  const size_t alen = udp_address_header_len(a, rest);
   if (alen == 0) return err(Udp2022Error::BadAddress);
   address = {a, alen};
   payload = {a + alen, rest - alen};

@@ -2,9 +2,10 @@
 //
 // One libuv loop per worker thread. Each worker owns its TCP listener(s), bound with
 // SO_REUSEPORT when there is more than one worker so the kernel spreads new connections, and the
-// sessions it accepted. UDP runs on worker 0 only, so a 2022 UDP session or an ss-local UDP
-// association never has to move between loops; ss-local's other workers reach it through its
-// thread-safe control registry. The cipher suite (and with it any replay pool) is shared.
+// sessions it accepted, and its UDP NAT with its own UDP socket per listen address (SO_REUSEPORT
+// likewise). What UDP must share is process-wide and guarded: ss-local's UDP ASSOCIATE registry
+// and the 2022 sessions' replay windows. The cipher suites (and with them any replay pool) are
+// shared.
 //
 // The main thread only handles signals. On SIGINT/SIGTERM every worker stops accepting and
 // closes its UDP side; live TCP sessions get a grace period (min(timeout, 10 s)) to finish, then
@@ -38,6 +39,8 @@
 #include "relay/connection.h"
 #include "relay/log.h"
 #include "relay/method.h"
+#include "relay/udp_front.h"
+#include "relay/udp_nat.h"
 #include "relay/udp_relay.h"
 
 namespace ss {
@@ -51,7 +54,7 @@ enum Command : int { kRun = 0, kDrain = 1, kCloseAll = 2 };
 struct Worker {
   int index = 0;
   uv_loop_t loop;
-  std::unique_ptr<UdpRelay> udp;
+  std::unique_ptr<UdpNat> udp;
   std::vector<std::unique_ptr<Listener>> listeners;  // one per ListenerSpec
   uv_async_t wake;
   uv_timer_t drain_poll;
@@ -363,6 +366,17 @@ int run_app(Role role, int argc, char** argv, const InboundRegistry& inbounds) {
         "alters this traffic, and anyone can use this proxy. For measurements only.");
   }
 
+  std::unique_ptr<UdpRelay> udp_relay;
+  std::unique_ptr<UdpFronts> udp_fronts;
+  if (serve_udp) {
+    udp_relay = std::make_unique<UdpRelay>();
+    udp_fronts = UdpFronts::make(cfg, *udp_relay, &suite_error);
+    if (!udp_fronts) {
+      std::fprintf(stderr, "%s: password: %s\n", prog, suite_error.c_str());
+      return 1;
+    }
+  }
+
   // Set up every worker's loop and sockets on this thread, so a bind error ends start-up cleanly.
   std::vector<std::unique_ptr<Worker>> workers;
   auto live_sessions = std::make_shared<std::atomic<size_t>>(0);
@@ -393,7 +407,15 @@ int run_app(Role role, int argc, char** argv, const InboundRegistry& inbounds) {
     auto w = std::make_unique<Worker>();
     w->index = i;
     uv_loop_init(&w->loop);
-    if (i == 0 && serve_udp) w->udp = std::make_unique<UdpRelay>(&w->loop, cfg);
+    if (serve_udp) {
+      w->udp = std::make_unique<UdpNat>(
+          &w->loop, *udp_relay,
+          UdpNatOptions{cfg.udp_timeout,
+                        // The cap is the process's: shared out among the workers' NATs.
+                        std::max<size_t>(1, (cfg.udp_max_associations + nworkers - 1) /
+                                                static_cast<size_t>(nworkers)),
+                        cfg.ipv6_first, cfg.reuse_port || nworkers > 1});
+    }
     const size_t share =
         max_sessions == 0
             ? 0
@@ -402,16 +424,19 @@ int run_app(Role role, int argc, char** argv, const InboundRegistry& inbounds) {
     for (const ListenerSpec& spec : cfg.listeners) {
       const std::string& host = spec.address;
       const uint16_t port = spec.port;
-      if (i == 0 && w->udp) {
-        int r = w->udp->listen(host, port);
+      if (w->udp && udp_fronts->serves(spec)) {
+        int r = w->udp->listen(host, port, udp_fronts->inbound(spec), udp_fronts->outbound(spec));
         if (r != 0) {
           std::fprintf(stderr, "%s: cannot listen on UDP %s port %u: %s\n", prog, host.c_str(),
                        static_cast<unsigned>(port), uv_strerror(r));
           status = 1;
           break;
         }
-        LOG_NOTICE("%s listening on UDP %s port %u (%s)", prog, host.c_str(),
-                   static_cast<unsigned>(port), cfg.method.c_str());
+        if (i == 0) {
+          LOG_NOTICE("%s listening on UDP %s port %u (%s)", prog, host.c_str(),
+                     static_cast<unsigned>(port),
+                     cfg.rust_servers ? "servers from \"servers\"" : cfg.method.c_str());
+        }
       }
       if (!serve_tcp) continue;
       auto l = std::make_unique<Listener>(&w->loop, cfg, inbounds(spec), suite, router);
@@ -445,10 +470,10 @@ int run_app(Role role, int argc, char** argv, const InboundRegistry& inbounds) {
     uv_timer_init(&w->loop, &w->drain_poll);
     workers.push_back(std::move(w));
   }
-  // Every worker can reach the UDP relay (ss-local's UDP ASSOCIATE).
-  if (!workers.empty() && workers.front()->udp) {
+  // Every worker's connections reach the UDP ASSOCIATE registry.
+  if (udp_relay) {
     for (auto& w : workers) {
-      for (auto& l : w->listeners) l->set_udp(workers.front()->udp.get());
+      for (auto& l : w->listeners) l->set_udp(udp_relay.get());
     }
   }
   if (role != Role::Server && status == 0 && !cfg.servers.empty()) {
@@ -490,10 +515,12 @@ int run_app(Role role, int argc, char** argv, const InboundRegistry& inbounds) {
   for (auto& w : workers) {
     if (w->thread.joinable()) w->thread.join();
     w->listeners.clear();
+    if (w->udp) udp_relay->add_stats(w->udp->stats());
     w->udp.reset();
     if (uv_loop_close(&w->loop) != 0)
       LOG_WARN("worker %d: event loop closed with live handles", w->index);
   }
+  if (udp_relay && status == 0) udp_relay->log_summary();
   if (uv_loop_close(&main_loop) != 0) LOG_WARN("main loop closed with live handles");
   if (ready_fd >= 0 && status == 0) unlink(cfg.pid_file.c_str());  // may fail after -a: harmless
   return status;

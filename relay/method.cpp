@@ -11,6 +11,23 @@
 
 namespace ss {
 
+namespace {
+
+// A client's Config for one upstream server: its method and keys, nothing else.
+Config client_config(const ServerSpec& spec, int64_t clock_offset) {
+  Config c;
+  c.role = Role::Local;
+  c.method_kind = spec.method_kind;
+  c.cipher = spec.cipher;
+  c.method2022 = spec.method2022;
+  c.key = spec.key;
+  c.psk_keys = spec.psk_keys;
+  c.clock_offset = clock_offset;
+  return c;
+}
+
+}  // namespace
+
 std::shared_ptr<const TcpCipherSuite> make_tcp_suite(const Config& cfg, std::string* error) {
   switch (cfg.method_kind) {
     case MethodKind::None:
@@ -44,15 +61,36 @@ std::shared_ptr<const TcpCipherSuite> make_tcp_suite(const Config& cfg, std::str
 
 std::shared_ptr<const TcpCipherSuite> make_client_suite(const ServerSpec& spec,
                                                         int64_t clock_offset, std::string* error) {
-  Config c;
-  c.role = Role::Local;
-  c.method_kind = spec.method_kind;
-  c.cipher = spec.cipher;
-  c.method2022 = spec.method2022;
-  c.key = spec.key;
-  c.psk_keys = spec.psk_keys;
-  c.clock_offset = clock_offset;
-  return make_tcp_suite(c, error);
+  return make_tcp_suite(client_config(spec, clock_offset), error);
+}
+
+std::shared_ptr<const UdpCipherSuite> make_udp_suite(const Config& cfg, std::string* error) {
+  switch (cfg.method_kind) {
+    case MethodKind::None:
+      return make_none_udp_suite();
+    case MethodKind::Classic:
+      return make_classic_udp_suite(*cfg.cipher, cfg.key);
+    case MethodKind::Aead2022: {
+      Udp2022Options o;
+      o.method = cfg.method2022;
+      if (cfg.role == Role::Server) {
+        o.server_psk = cfg.psk_keys.front();
+        for (const User2022& u : cfg.users) o.users.push_back({u.name, u.key});
+      } else {
+        o.client_keys = cfg.psk_keys;
+      }
+      const int64_t offset = cfg.clock_offset;
+      o.clock = [offset] { return static_cast<int64_t>(time(nullptr)) + offset; };
+      return make_2022_udp_suite(std::move(o), error);
+    }
+  }
+  return nullptr;
+}
+
+std::shared_ptr<const UdpCipherSuite> make_client_udp_suite(const ServerSpec& spec,
+                                                            int64_t clock_offset,
+                                                            std::string* error) {
+  return make_udp_suite(client_config(spec, clock_offset), error);
 }
 
 std::shared_ptr<Router> make_router(const Config& cfg, std::string* error) {

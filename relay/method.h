@@ -5,6 +5,7 @@
 #include <string>
 
 #include "crypto/tcp_cipher.h"
+#include "crypto/udp_cipher.h"
 #include "relay/config.h"
 #include "relay/outbound.h"
 
@@ -20,6 +21,15 @@ std::shared_ptr<const TcpCipherSuite> make_tcp_suite(const Config& cfg,
 std::shared_ptr<const TcpCipherSuite> make_client_suite(const ServerSpec& spec,
                                                         int64_t clock_offset,
                                                         std::string* error = nullptr);
+
+// The UDP packet suite for the configured method (ss-server's side, or a client's with the
+// flat keys), and a client's for one upstream server. nullptr, with the reason in *error, if the
+// keys do not suit the method.
+std::shared_ptr<const UdpCipherSuite> make_udp_suite(const Config& cfg,
+                                                     std::string* error = nullptr);
+std::shared_ptr<const UdpCipherSuite> make_client_udp_suite(const ServerSpec& spec,
+                                                            int64_t clock_offset,
+                                                            std::string* error = nullptr);
 
 // The router: ss-server relays directly (binding to local_address, with the SSRF guard unless
 // allow_private_targets); ss-local and ss-tunnel go round robin over cfg.servers, each with its

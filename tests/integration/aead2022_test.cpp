@@ -958,7 +958,12 @@ TEST_CASE(
   REQUIRE(target.wait_received(base + 3, 5s));
   CHECK(b.recv(3s).has_value());
   CHECK_FALSE(c.recv(200ms).has_value());
-  CHECK(count_occurrences(srv.proc->log_text(), "udp: new association") == sessions_before + 2);
+  // Two sessions; with several workers, session 1 moving to c may land on another worker's
+  // socket, which then keeps an association of its own for it (sharing its replay window).
+  const size_t created =
+      count_occurrences(srv.proc->log_text(), "udp: new association") - sessions_before;
+  CHECK(created >= 2);
+  CHECK(created <= 3);
   check_clean_shutdown(srv);
 }
 

@@ -1,0 +1,53 @@
+// The Shadowsocks datagram outbound: requests sealed by the association's client session of its
+// server's packet suite (SIP004 AEAD, none, or SIP022 2022), responses opened by it; which
+// edition it is stays inside the suite.
+
+#include "client/udp/ss_udp_outbound.h"
+
+namespace ss {
+namespace {
+
+struct Flow final : UdpFlowState {
+  const UdpServer* server = nullptr;
+  std::unique_ptr<UdpClientSession> session;
+};
+
+}  // namespace
+
+std::unique_ptr<UdpFlowState> ShadowsocksUdpOutbound::open_flow() {
+  auto f = std::make_unique<Flow>();
+  if (servers_->empty()) return f;
+  f->server = &(*servers_)[next_->fetch_add(1, std::memory_order_relaxed) % servers_->size()];
+  f->session = f->server->suite->client_session();
+  return f;
+}
+
+bool ShadowsocksUdpOutbound::send(UdpFlowState* state, std::span<const uint8_t> address,
+                                  std::span<const uint8_t> payload, std::span<uint8_t> scratch,
+                                  Address& to, std::span<const uint8_t>& bytes, UdpStats& stats) {
+  auto* f = static_cast<Flow*>(state);
+  if (f->session == nullptr) return false;
+  const size_t n = f->session->seal(address, payload, scratch);
+  if (n == 0) {
+    ++stats.drop_malformed;
+    return false;
+  }
+  to = f->server->address;
+  bytes = scratch.first(n);
+  return true;
+}
+
+bool ShadowsocksUdpOutbound::receive(UdpFlowState* state, std::span<const uint8_t> datagram,
+                                     const sockaddr*, std::span<uint8_t> scratch, UdpPacket& reply,
+                                     UdpStats& stats) {
+  auto* f = static_cast<Flow*>(state);
+  if (f->session == nullptr) return false;
+  const UdpStatus st = f->session->open(datagram, scratch, reply);
+  if (!st.ok()) {
+    note_udp_drop(st, nullptr, "server's or this client's", stats);
+    return false;
+  }
+  return true;
+}
+
+}  // namespace ss

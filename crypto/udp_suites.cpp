@@ -1,0 +1,165 @@
+// The UDP packet suites without sessions: classic AEAD (SIP004: every packet is
+// [salt][AEAD(address header + payload)][tag] under HKDF-SHA1(master key, salt, "ss-subkey") and
+// stands alone) and "none" (the plaintext as it is). Either way a request's session is its
+// sender's address, so the server opener has nothing to look up between its two steps.
+
+#include <cstring>
+#include <optional>
+
+#include "crypto/aead.h"
+#include "crypto/udp_cipher.h"
+#include "crypto/udp_packet.h"
+
+namespace ss {
+namespace {
+
+// address + payload as one run: in place when they already are one (the usual case: both point
+// into the datagram received), else copied to `out` at `offset`.
+const uint8_t* contiguous(std::span<const uint8_t> address, std::span<const uint8_t> payload,
+                          uint8_t* out, size_t offset) {
+  if (address.empty() || address.data() + address.size() == payload.data()) {
+    return address.empty() ? payload.data() : address.data();
+  }
+  std::memmove(out + offset + address.size(), payload.data(), payload.size());
+  std::memcpy(out + offset, address.data(), address.size());
+  return out + offset;
+}
+
+// A plaintext request or response: the address header, then the payload.
+UdpStatus split(const uint8_t* pt, size_t n, UdpPacket& result) {
+  const size_t alen = udp_address_header_len(pt, n);
+  if (alen == 0) return {UdpDrop::Malformed};
+  result.address = {pt, alen};
+  result.payload = {pt + alen, n - alen};
+  return {};
+}
+
+// Transform of one packet: classic AEAD with the master key, or none.
+struct PacketCodec {
+  std::optional<Aead> aead;
+  std::span<const uint8_t> key;
+
+  size_t seal(std::span<const uint8_t> address, std::span<const uint8_t> payload,
+              std::span<uint8_t> out) {
+    const size_t n = address.size() + payload.size();
+    if (!aead) {
+      if (out.size() < n) return 0;
+      const uint8_t* pt = contiguous(address, payload, out.data(), 0);
+      if (pt != out.data()) std::memmove(out.data(), pt, n);
+      return n;
+    }
+    const CipherSpec& spec = aead->spec();
+    if (out.size() < udp_sealed_size(spec, n)) return 0;
+    const uint8_t* pt = contiguous(address, payload, out.data(), spec.salt_len);
+    return udp_seal(*aead, key, pt, n, out.data());
+  }
+
+  UdpStatus open(std::span<const uint8_t> packet, std::span<uint8_t> out, UdpPacket& result) {
+    if (out.size() < packet.size()) return {UdpDrop::Auth};
+    size_t n = packet.size();
+    if (!aead) {
+      std::memmove(out.data(), packet.data(), n);
+    } else {
+      std::optional<size_t> m = udp_open(*aead, key, packet.data(), packet.size(), out.data());
+      if (!m) return {UdpDrop::Auth};
+      n = *m;
+    }
+    return split(out.data(), n, result);
+  }
+};
+
+class Suite;
+
+class ClientSession final : public UdpClientSession {
+ public:
+  explicit ClientSession(const Suite& suite);
+  size_t seal(std::span<const uint8_t> address, std::span<const uint8_t> payload,
+              std::span<uint8_t> out) override {
+    return codec_.seal(address, payload, out);
+  }
+  UdpStatus open(std::span<const uint8_t> packet, std::span<uint8_t> out,
+                 UdpPacket& result) override {
+    return codec_.open(packet, out, result);
+  }
+
+ private:
+  PacketCodec codec_;
+};
+
+// A session of the server opener: seals with the opener's codec (same worker, outlives it).
+class ServerSession final : public UdpServerSession {
+ public:
+  explicit ServerSession(PacketCodec& codec) : codec_(codec) {}
+  size_t seal(std::span<const uint8_t> address, std::span<const uint8_t> payload,
+              std::span<uint8_t> out) override {
+    return codec_.seal(address, payload, out);
+  }
+
+ private:
+  PacketCodec& codec_;
+};
+
+class ServerOpener final : public UdpServerOpener {
+ public:
+  explicit ServerOpener(const Suite& suite);
+  UdpStatus open_header(std::span<const uint8_t> packet, std::span<uint8_t> out,
+                        UdpSessionId& id) override {
+    id = UdpSessionId{};
+    last_ = codec_.open(packet, out, opened_);
+    return last_;
+  }
+  UdpStatus open_body(UdpServerSession* session, UdpPacket& result,
+                      std::unique_ptr<UdpServerSession>& created) override {
+    if (!last_.ok()) return last_;
+    result = opened_;
+    if (session == nullptr) created = std::make_unique<ServerSession>(codec_);
+    return {};
+  }
+
+ private:
+  // The per-association sessions seal with this codec too; it lives as long as the worker.
+  PacketCodec codec_;
+  UdpStatus last_;
+  UdpPacket opened_;
+};
+
+class Suite final : public UdpCipherSuite {
+ public:
+  Suite(const CipherSpec* spec, std::span<const uint8_t> key)
+      : spec_(spec), key_(key.begin(), key.end()) {}
+  size_t max_overhead() const override {
+    return spec_ == nullptr ? 0 : spec_->salt_len + spec_->tag_len;
+  }
+  std::unique_ptr<UdpClientSession> client_session() const override {
+    return std::make_unique<ClientSession>(*this);
+  }
+  std::unique_ptr<UdpServerOpener> server_opener() const override {
+    return std::make_unique<ServerOpener>(*this);
+  }
+  PacketCodec codec() const {
+    PacketCodec c;
+    if (spec_ != nullptr) c.aead.emplace(*spec_);
+    c.key = key_;
+    return c;
+  }
+
+ private:
+  const CipherSpec* spec_;
+  std::vector<uint8_t> key_;
+};
+
+ClientSession::ClientSession(const Suite& suite) : codec_(suite.codec()) {}
+ServerOpener::ServerOpener(const Suite& suite) : codec_(suite.codec()) {}
+
+}  // namespace
+
+std::shared_ptr<const UdpCipherSuite> make_classic_udp_suite(const CipherSpec& spec,
+                                                             std::span<const uint8_t> master_key) {
+  return std::make_shared<Suite>(&spec, master_key);
+}
+
+std::shared_ptr<const UdpCipherSuite> make_none_udp_suite() {
+  return std::make_shared<Suite>(nullptr, std::span<const uint8_t>{});
+}
+
+}  // namespace ss

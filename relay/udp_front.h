@@ -1,0 +1,38 @@
+#pragma once
+// What each worker's NAT serves on a listener spec: the datagram inbound of the spec's protocol
+// and the outbound (direct for a Shadowsocks listener, else the configured servers). Made once
+// per process, with the suites every worker shares.
+
+#include <atomic>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "relay/config.h"
+#include "relay/udp_flow.h"
+
+namespace ss {
+
+class UdpRelay;
+struct UdpServer;
+
+class UdpFronts {
+ public:
+  // nullptr, with the reason in *error, if a method's keys are unusable.
+  static std::unique_ptr<UdpFronts> make(const Config& cfg, UdpRelay& relay, std::string* error);
+
+  // Whether `spec`'s protocol takes datagrams.
+  bool serves(const ListenerSpec& spec) const;
+  std::unique_ptr<UdpInbound> inbound(const ListenerSpec& spec) const;
+  std::unique_ptr<UdpOutbound> outbound(const ListenerSpec& spec) const;
+
+ private:
+  UdpFronts(UdpRelay& relay) : relay_(relay) {}
+  UdpRelay& relay_;
+  bool block_private_ = true;
+  std::shared_ptr<const UdpCipherSuite> server_suite_;  // a Shadowsocks listener's
+  std::shared_ptr<const std::vector<UdpServer>> servers_;
+  std::shared_ptr<std::atomic<size_t>> next_ = std::make_shared<std::atomic<size_t>>(0);
+};
+
+}  // namespace ss

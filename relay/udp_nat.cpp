@@ -1,0 +1,365 @@
+// One worker's UDP NAT (the UDP side of every binary):
+//
+//   client --datagram--> listening socket --inbound.receive--> (flow, target, payload)
+//          --> association of that flow --outbound.send--> (where, bytes) --> its socket
+//   reply  --> association's socket --outbound.receive--> (source, payload)
+//          --inbound.reply--> the client, from the listening socket
+//
+// An association is created only for a datagram that authenticated and parsed, with one outbound
+// socket per address family, created on first use. Associations expire after udp_timeout idle
+// seconds (a sweep once a second) and the least recently used is evicted beyond
+// udp_max_associations. Names (targets, servers) are resolved with uv_getaddrinfo and cached for
+// 60 s; a datagram waiting for an answer is held (at most 64 at a time), never the loop. Nothing
+// queues: a send that would block drops the datagram and counts it.
+
+#include "relay/udp_nat.h"
+
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "relay/ip_policy.h"
+#include "relay/log.h"
+#include "relay/resolve.h"
+#include "relay/udp_relay.h"
+#include "relay/warnings.h"
+
+namespace ss {
+namespace {
+
+constexpr size_t kBufSize = 65536 + 4096;
+constexpr size_t kMaxPendingResolves = 64;
+constexpr size_t kMaxDnsCache = 1024;
+constexpr uint64_t kDnsCacheMs = 60'000;
+constexpr int kSocketBuffer = 4 << 20;
+
+uv_handle_t* as_handle(uv_udp_t* u) {
+  return reinterpret_cast<uv_handle_t*>(u);
+}
+
+size_t sockaddr_len(const sockaddr* sa) {
+  return sa->sa_family == AF_INET6 ? sizeof(sockaddr_in6) : sizeof(sockaddr_in);
+}
+
+}  // namespace
+
+struct UdpNat::PendingResolve {
+  uv_getaddrinfo_t req;
+  UdpNat* nat;
+  UdpFlowKey key;
+  std::string host;
+  std::vector<uint8_t> data;
+  std::list<PendingResolve*>::iterator it;
+};
+
+UdpNat::UdpNat(uv_loop_t* loop, UdpRelay& relay, UdpNatOptions options)
+    : loop_(loop),
+      relay_(relay),
+      options_(options),
+      rbuf_(new uint8_t[kBufSize]),
+      abuf_(new uint8_t[kBufSize]),
+      bbuf_(new uint8_t[kBufSize]) {
+  uv_timer_init(loop_, &sweep_);
+  sweep_.data = this;
+  uv_timer_start(&sweep_, on_sweep, 1000, 1000);
+  closer_.data = this;
+  uv_async_init(loop_, &closer_, on_closer);
+}
+
+UdpNat::~UdpNat() = default;
+
+int UdpNat::listen(const std::string& host, uint16_t port, std::unique_ptr<UdpInbound> inbound,
+                   std::unique_ptr<UdpOutbound> outbound) {
+  sockaddr_storage ss;
+  if (!literal_to_sockaddr(host, port, ss)) {
+    // A name: resolved once, at start-up, before the loops run.
+    const LookupArgs args(SOCK_DGRAM, 0, port);
+    addrinfo* res = nullptr;
+    if (getaddrinfo(host.c_str(), args.port, &args.hints, &res) != 0 || res == nullptr) {
+      return UV_EAI_NONAME;
+    }
+    std::memcpy(&ss, res->ai_addr, std::min<size_t>(res->ai_addrlen, sizeof ss));
+    freeaddrinfo(res);
+  }
+  auto l = std::make_unique<Listening>();
+  l->nat = this;
+  l->index = static_cast<uint16_t>(listening_.size());
+  l->inbound = std::move(inbound);
+  l->outbound = std::move(outbound);
+  int r = uv_udp_init_ex(loop_, &l->udp, ss.ss_family);
+  if (r != 0) return r;
+  l->udp.data = l.get();
+  Listening* lp = l.get();
+  listening_.push_back(std::move(l));  // closed by shutdown() from now on
+  uv_os_fd_t fd;
+  if (options_.reuse_port && uv_fileno(as_handle(&lp->udp), &fd) == 0) {
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+  }
+  r = uv_udp_bind(&lp->udp, reinterpret_cast<sockaddr*>(&ss), 0);
+  if (r == 0) r = uv_udp_recv_start(&lp->udp, on_alloc_in, on_inbound);
+  if (r != 0) return r;
+  int size = kSocketBuffer;
+  uv_recv_buffer_size(as_handle(&lp->udp), &size);
+  size = kSocketBuffer;
+  uv_send_buffer_size(as_handle(&lp->udp), &size);
+  sockaddr_storage bound{};
+  int len = sizeof bound;
+  if (uv_udp_getsockname(&lp->udp, reinterpret_cast<sockaddr*>(&bound), &len) == 0) {
+    relay_.set_port(Address::from_sockaddr(reinterpret_cast<sockaddr*>(&bound)).port);
+  }
+  return 0;
+}
+
+void UdpNat::shutdown() {
+  if (shut_down_) return;
+  shut_down_ = true;
+  relay_.detach(this);
+  for (auto& l : listening_) uv_close(as_handle(&l->udp), nullptr);
+  while (!lru_.empty()) close_assoc(lru_.front());
+  for (PendingResolve* p : resolving_) uv_cancel(reinterpret_cast<uv_req_t*>(&p->req));
+  uv_close(reinterpret_cast<uv_handle_t*>(&sweep_), nullptr);
+  uv_close(reinterpret_cast<uv_handle_t*>(&closer_), nullptr);
+}
+
+void UdpNat::post_close(uint64_t id, const UdpFlowKey& key) {
+  {
+    std::lock_guard<std::mutex> lock(close_mu_);
+    to_close_.emplace_back(id, key);
+  }
+  uv_async_send(&closer_);
+}
+
+void UdpNat::on_closer(uv_async_t* h) {
+  auto* self = static_cast<UdpNat*>(h->data);
+  std::vector<std::pair<uint64_t, UdpFlowKey>> batch;
+  {
+    std::lock_guard<std::mutex> lock(self->close_mu_);
+    batch.swap(self->to_close_);
+  }
+  for (auto& [id, key] : batch) {
+    auto it = self->by_key_.find(key);
+    if (it != self->by_key_.end() && it->second->control == id) self->close_assoc(it->second);
+  }
+}
+
+UdpFlowState* UdpNat::inbound_state(const UdpFlowKey& key) {
+  auto it = by_key_.find(key);
+  return it == by_key_.end() ? nullptr : it->second->in_state.get();
+}
+
+void UdpNat::on_alloc_in(uv_handle_t* h, size_t, uv_buf_t* buf) {
+  buf->base = reinterpret_cast<char*>(static_cast<Listening*>(h->data)->nat->rbuf_.get());
+  buf->len = kBufSize;
+}
+
+void UdpNat::on_alloc_out(uv_handle_t* h, size_t, uv_buf_t* buf) {
+  buf->base = reinterpret_cast<char*>(static_cast<Socket*>(h->data)->assoc->owner->rbuf_.get());
+  buf->len = kBufSize;
+}
+
+void UdpNat::on_inbound(uv_udp_t* h, ssize_t n, const uv_buf_t* buf, const sockaddr* from,
+                        unsigned flags) {
+  auto* l = static_cast<Listening*>(h->data);
+  if (n <= 0 || from == nullptr || (flags & UV_UDP_PARTIAL) != 0) return;
+  l->nat->handle_inbound(*l, reinterpret_cast<const uint8_t*>(buf->base), static_cast<size_t>(n),
+                         from);
+}
+
+void UdpNat::on_outbound(uv_udp_t* h, ssize_t n, const uv_buf_t* buf, const sockaddr* from,
+                         unsigned flags) {
+  auto* s = static_cast<Socket*>(h->data);
+  if (n <= 0 || from == nullptr || (flags & UV_UDP_PARTIAL) != 0 || s->assoc->closing) return;
+  s->assoc->owner->handle_outbound(s->assoc, reinterpret_cast<const uint8_t*>(buf->base),
+                                   static_cast<size_t>(n), from);
+}
+
+void UdpNat::handle_inbound(Listening& l, const uint8_t* data, size_t n, const sockaddr* from) {
+  ++stats_.packets_in;
+  UdpRequest req;
+  if (!l.inbound->receive({data, n}, from, *this, {abuf_.get(), kBufSize}, req, stats_)) return;
+  req.key.listener = l.index;
+  Assoc* a = nullptr;
+  auto it = by_key_.find(req.key);
+  if (it != by_key_.end()) {
+    a = it->second;
+    touch(a);
+  } else {
+    a = create(l, req, from);
+  }
+  if (req.follow) {
+    // Follow the client to a new address, but only on a packet that fully validated.
+    std::memcpy(&a->client, from, sockaddr_len(from));
+  }
+  Address to;
+  std::span<const uint8_t> bytes;
+  if (!l.outbound->send(a->out_state.get(), req.address, req.payload, {bbuf_.get(), kBufSize}, to,
+                        bytes, stats_)) {
+    return;
+  }
+  deliver(a, to, bytes);
+}
+
+void UdpNat::handle_outbound(Assoc* a, const uint8_t* data, size_t n, const sockaddr* from) {
+  Listening& l = *a->listening;
+  if (shut_down_ || !l.inbound->alive(a->in_state.get())) return;
+  UdpPacket reply;
+  if (!l.outbound->receive(a->out_state.get(), {data, n}, from, {abuf_.get(), kBufSize}, reply,
+                           stats_)) {
+    return;
+  }
+  const size_t m =
+      l.inbound->reply(a->in_state.get(), reply.address, reply.payload, {bbuf_.get(), kBufSize});
+  if (m == 0) {
+    ++stats_.drop_malformed;
+    return;
+  }
+  uv_buf_t b = uv_buf_init(reinterpret_cast<char*>(bbuf_.get()), static_cast<unsigned>(m));
+  if (uv_udp_try_send(&l.udp, &b, 1, reinterpret_cast<sockaddr*>(&a->client)) < 0) {
+    ++stats_.drop_overflow;
+  } else {
+    ++stats_.packets_out;
+  }
+}
+
+UdpNat::Assoc* UdpNat::create(Listening& l, const UdpRequest& req, const sockaddr* from) {
+  while (by_key_.size() >= std::max<size_t>(1, options_.max_associations) && !lru_.empty()) {
+    ++stats_.associations_evicted;
+    close_assoc(lru_.back());
+  }
+  auto* a = new Assoc;
+  a->owner = this;
+  a->key = req.key;
+  a->listening = &l;
+  std::memcpy(&a->client, from, sockaddr_len(from));
+  a->in_state = std::move(const_cast<UdpRequest&>(req).state);
+  a->out_state = l.outbound->open_flow();
+  a->control = req.control;
+  a->last_active = uv_now(loop_);
+  lru_.push_front(a);
+  a->lru = lru_.begin();
+  by_key_.emplace(a->key, a);
+  ++stats_.associations_created;
+  if (req.control != 0) relay_.bind(req.control, a->key, this);
+  LOG_DEBUG("udp: new association for %s", Address::from_sockaddr(from).to_string().c_str());
+  return a;
+}
+
+void UdpNat::touch(Assoc* a) {
+  a->last_active = uv_now(loop_);
+  if (a->lru != lru_.begin()) lru_.splice(lru_.begin(), lru_, a->lru);
+}
+
+void UdpNat::close_assoc(Assoc* a) {
+  if (a->closing) return;
+  a->closing = true;
+  by_key_.erase(a->key);
+  lru_.erase(a->lru);
+  for (Socket& s : a->out) {
+    if (!s.inited) continue;
+    uv_close(as_handle(&s.udp), [](uv_handle_t* h) {
+      Assoc* owner = static_cast<Socket*>(h->data)->assoc;
+      if (--owner->refs == 0) delete owner;
+    });
+  }
+  if (a->refs == 0) delete a;
+}
+
+void UdpNat::on_sweep(uv_timer_t* t) {
+  auto* self = static_cast<UdpNat*>(t->data);
+  const uint64_t now = uv_now(self->loop_);
+  const uint64_t idle = static_cast<uint64_t>(self->options_.udp_timeout) * 1000;
+  while (!self->lru_.empty() && self->lru_.back()->last_active + idle <= now) {
+    ++self->stats_.associations_expired;
+    self->close_assoc(self->lru_.back());
+  }
+}
+
+void UdpNat::send_out(Assoc* a, const sockaddr* to, std::span<const uint8_t> bytes) {
+  if (a->listening->outbound->block_private() && is_private_address(to)) {
+    ++stats_.drop_blocked;
+    warn::target_refused(
+        Address::from_sockaddr(reinterpret_cast<const sockaddr*>(&a->client)).to_string(),
+        Address::from_sockaddr(to).to_string(),
+        "a private address (UDP); allow_private_targets permits it");
+    return;
+  }
+  Socket& s = a->out[to->sa_family == AF_INET6 ? 1 : 0];
+  if (!s.inited) {
+    if (uv_udp_init(loop_, &s.udp) != 0) return;
+    s.udp.data = &s;
+    s.assoc = a;
+    s.inited = true;
+    ++a->refs;
+    sockaddr_storage any{};
+    any.ss_family = to->sa_family;
+    if (uv_udp_bind(&s.udp, reinterpret_cast<sockaddr*>(&any), 0) != 0 ||
+        uv_udp_recv_start(&s.udp, on_alloc_out, on_outbound) != 0) {
+      ++stats_.drop_overflow;
+      return;
+    }
+  }
+  uv_buf_t b = uv_buf_init(const_cast<char*>(reinterpret_cast<const char*>(bytes.data())),
+                           static_cast<unsigned>(bytes.size()));
+  if (uv_udp_try_send(&s.udp, &b, 1, to) < 0) ++stats_.drop_overflow;
+}
+
+void UdpNat::deliver(Assoc* a, const Address& to, std::span<const uint8_t> bytes) {
+  sockaddr_storage ss;
+  if (to.to_sockaddr(ss) || literal_to_sockaddr(to.host, to.port, ss)) {
+    send_out(a, reinterpret_cast<sockaddr*>(&ss), bytes);
+    return;
+  }
+  auto cached = dns_cache_.find(to.host);
+  if (cached != dns_cache_.end() && cached->second.expires > uv_now(loop_)) {
+    std::memcpy(&ss, &cached->second.addr, sizeof ss);
+    if (ss.ss_family == AF_INET) {
+      reinterpret_cast<sockaddr_in*>(&ss)->sin_port = htons(to.port);
+    } else {
+      reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port = htons(to.port);
+    }
+    send_out(a, reinterpret_cast<sockaddr*>(&ss), bytes);
+    return;
+  }
+  if (resolving_.size() >= kMaxPendingResolves) {
+    ++stats_.drop_resolve;
+    return;
+  }
+  auto* p = new PendingResolve;
+  p->nat = this;
+  p->key = a->key;
+  p->host = to.host;
+  p->data.assign(bytes.begin(), bytes.end());
+  p->req.data = p;
+  const LookupArgs args(SOCK_DGRAM, AI_ADDRCONFIG, to.port);
+  if (uv_getaddrinfo(loop_, &p->req, on_resolved, p->host.c_str(), args.port, &args.hints) != 0) {
+    ++stats_.drop_resolve;
+    delete p;
+    return;
+  }
+  resolving_.push_front(p);
+  p->it = resolving_.begin();
+}
+
+void UdpNat::on_resolved(uv_getaddrinfo_t* req, int status, addrinfo* res) {
+  auto* p = static_cast<PendingResolve*>(req->data);
+  UdpNat* self = p->nat;
+  self->resolving_.erase(p->it);
+  if (status == 0 && res != nullptr && !self->shut_down_) {
+    const addrinfo* pick = pick_address(res, self->options_.ipv6_first);
+    if (self->dns_cache_.size() >= kMaxDnsCache) self->dns_cache_.clear();
+    DnsEntry& e = self->dns_cache_[p->host];
+    std::memcpy(&e.addr, pick->ai_addr, std::min<size_t>(pick->ai_addrlen, sizeof e.addr));
+    e.expires = uv_now(self->loop_) + kDnsCacheMs;
+    auto it = self->by_key_.find(p->key);
+    if (it != self->by_key_.end()) self->send_out(it->second, pick->ai_addr, p->data);
+  } else if (!self->shut_down_) {
+    ++self->stats_.drop_resolve;
+    LOG_DEBUG("udp: cannot resolve %s", p->host.c_str());
+  }
+  if (res != nullptr) uv_freeaddrinfo(res);
+  delete p;
+}
+
+}  // namespace ss

@@ -1,0 +1,123 @@
+#pragma once
+// One worker's UDP: its listening sockets (one per listen address, each with its datagram
+// inbound and outbound) and the NAT of associations, one per flow, each with its own outbound
+// socket per address family.
+
+#include <uv.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <list>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "relay/udp_flow.h"
+
+namespace ss {
+
+class UdpRelay;
+
+struct UdpNatOptions {
+  int udp_timeout = 60;            // idle seconds before an association expires
+  size_t max_associations = 1024;  // least recently used evicted beyond
+  bool ipv6_first = false;         // resolver answers: prefer IPv6
+  bool reuse_port = false;         // SO_REUSEPORT on the listening sockets (several workers)
+};
+
+class UdpNat final : public UdpFlows {
+ public:
+  UdpNat(uv_loop_t* loop, UdpRelay& relay, UdpNatOptions options);
+  ~UdpNat() override;
+  UdpNat(const UdpNat&) = delete;
+  UdpNat& operator=(const UdpNat&) = delete;
+
+  // Binds a UDP socket to host:port whose datagrams `inbound` reads and `outbound` carries on.
+  // Returns 0 or a libuv error. The first port bound is announced through the relay.
+  int listen(const std::string& host, uint16_t port, std::unique_ptr<UdpInbound> inbound,
+             std::unique_ptr<UdpOutbound> outbound);
+  // Closes every socket and timer; the loop can then finish.
+  void shutdown();
+  // Any thread: the association for `key` ends if it still belongs to control `id`.
+  void post_close(uint64_t id, const UdpFlowKey& key);
+
+  UdpFlowState* inbound_state(const UdpFlowKey& key) override;
+  size_t association_count() const { return by_key_.size(); }
+  const UdpStats& stats() const { return stats_; }
+
+ private:
+  struct Assoc;
+  struct Listening {
+    UdpNat* nat = nullptr;
+    uint16_t index = 0;
+    uv_udp_t udp;
+    std::unique_ptr<UdpInbound> inbound;
+    std::unique_ptr<UdpOutbound> outbound;
+  };
+  struct Socket {
+    uv_udp_t udp;
+    Assoc* assoc = nullptr;
+    bool inited = false;
+  };
+  struct Assoc {
+    UdpNat* owner = nullptr;
+    UdpFlowKey key;
+    Listening* listening = nullptr;
+    sockaddr_storage client{};  // where replies go
+    std::unique_ptr<UdpFlowState> in_state;
+    std::unique_ptr<UdpFlowState> out_state;
+    Socket out[2];  // [0] IPv4, [1] IPv6
+    uint64_t last_active = 0;
+    uint64_t control = 0;
+    int refs = 0;  // open handles
+    bool closing = false;
+    std::list<Assoc*>::iterator lru;
+  };
+  struct PendingResolve;
+  struct DnsEntry {
+    sockaddr_storage addr;
+    uint64_t expires;
+  };
+
+  static void on_alloc_in(uv_handle_t* h, size_t suggested, uv_buf_t* buf);
+  static void on_alloc_out(uv_handle_t* h, size_t suggested, uv_buf_t* buf);
+  static void on_inbound(uv_udp_t* h, ssize_t n, const uv_buf_t* buf, const sockaddr* from,
+                         unsigned flags);
+  static void on_outbound(uv_udp_t* h, ssize_t n, const uv_buf_t* buf, const sockaddr* from,
+                          unsigned flags);
+  static void on_sweep(uv_timer_t* t);
+  static void on_closer(uv_async_t* a);
+  static void on_resolved(uv_getaddrinfo_t* req, int status, addrinfo* res);
+
+  void handle_inbound(Listening& l, const uint8_t* data, size_t n, const sockaddr* from);
+  void handle_outbound(Assoc* a, const uint8_t* data, size_t n, const sockaddr* from);
+  Assoc* create(Listening& l, const UdpRequest& req, const sockaddr* from);
+  void touch(Assoc* a);
+  void close_assoc(Assoc* a);
+  // Sends to `to` (resolving a name, bounded) through the association's socket of its family.
+  void deliver(Assoc* a, const Address& to, std::span<const uint8_t> bytes);
+  void send_out(Assoc* a, const sockaddr* to, std::span<const uint8_t> bytes);
+
+  uv_loop_t* loop_;
+  UdpRelay& relay_;
+  UdpNatOptions options_;
+  std::vector<std::unique_ptr<Listening>> listening_;
+  uv_timer_t sweep_;
+  uv_async_t closer_;
+  bool shut_down_ = false;
+  std::unordered_map<UdpFlowKey, Assoc*, UdpFlowKeyHash> by_key_;
+  std::list<Assoc*> lru_;  // front = most recently used
+  std::mutex close_mu_;
+  std::vector<std::pair<uint64_t, UdpFlowKey>> to_close_;  // associations whose control ended
+  std::list<PendingResolve*> resolving_;
+  std::unordered_map<std::string, DnsEntry> dns_cache_;  // name -> address, 60 s
+  UdpStats stats_;
+  // Datagrams are handled synchronously: one receive buffer and two work buffers per worker.
+  std::unique_ptr<uint8_t[]> rbuf_;
+  std::unique_ptr<uint8_t[]> abuf_;
+  std::unique_ptr<uint8_t[]> bbuf_;
+};
+
+}  // namespace ss

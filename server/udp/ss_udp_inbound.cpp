@@ -1,0 +1,76 @@
+// ss-server's datagram inbound. A packet is opened in the suite's two steps around the NAT
+// lookup: the first authenticates what it can and names the session (the sender's address for
+// classic AEAD and none; the client session ID and SIP023 user for the 2022 edition, SIP022
+// §3.2), the second opens the rest with that session's state, so a 2022 session is found by its
+// ID and followed to a new address only once a packet of it fully validated. Nothing is created
+// for a packet that fails.
+
+#include "server/udp/ss_udp_inbound.h"
+
+#include <cstring>
+
+#include "relay/address.h"
+#include "relay/log.h"
+
+namespace ss {
+namespace {
+
+struct Session final : UdpFlowState {
+  std::unique_ptr<UdpServerSession> session;
+};
+
+}  // namespace
+
+bool ShadowsocksUdpInbound::receive(std::span<const uint8_t> datagram, const sockaddr* from,
+                                    UdpFlows& flows, std::span<uint8_t> scratch, UdpRequest& req,
+                                    UdpStats& stats) {
+  UdpSessionId id;
+  UdpStatus st = opener_->open_header(datagram, scratch, id);
+  if (!st.ok()) {
+    note_udp_drop(st, from, "client's or this server's", stats);
+    return false;
+  }
+  if (id.by_address) {
+    req.key = flow_key_of(from);
+  } else {
+    req.key.kind = 22;
+    std::memcpy(req.key.id.data(), &id.session_id, 8);
+    std::memcpy(req.key.id.data() + 8, &id.user, 8);
+    req.follow = true;
+  }
+  auto* known = static_cast<Session*>(flows.inbound_state(req.key));
+  UdpPacket packet;
+  std::unique_ptr<UdpServerSession> created;
+  st = opener_->open_body(known != nullptr ? known->session.get() : nullptr, packet, created);
+  if (!st.ok()) {
+    note_udp_drop(st, from, "client's or this server's", stats);
+    return false;
+  }
+  Address target;
+  size_t used = 0;
+  if (parse_address(packet.address, target, used) != ParseStatus::Ok) {
+    ++stats.drop_malformed;
+    return false;
+  }
+  req.address = packet.address;
+  req.payload = packet.payload;
+  if (created) {
+    if (!created->user().empty()) {
+      LOG_INFO("udp: session of user %.*s from %s", static_cast<int>(created->user().size()),
+               created->user().data(), Address::from_sockaddr(from).to_string().c_str());
+    }
+    auto s = std::make_unique<Session>();
+    s->session = std::move(created);
+    req.state = std::move(s);
+  }
+  return true;
+}
+
+size_t ShadowsocksUdpInbound::reply(UdpFlowState* state, std::span<const uint8_t> address,
+                                    std::span<const uint8_t> payload, std::span<uint8_t> out) {
+  auto* s = static_cast<Session*>(state);
+  if (s == nullptr || s->session == nullptr) return 0;
+  return s->session->seal(address, payload, out);
+}
+
+}  // namespace ss
