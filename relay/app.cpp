@@ -515,7 +515,11 @@ int run_app(Role role, int argc, char** argv, const InboundRegistry& inbounds) {
   for (auto& w : workers) {
     if (w->thread.joinable()) w->thread.join();
     w->listeners.clear();
-    if (w->udp) udp_relay->add_stats(w->udp->stats());
+    if (w->udp) {
+      LOG_DEBUG("udp: worker %d: %llu datagrams in", w->index,
+                static_cast<unsigned long long>(w->udp->stats().packets_in));
+      udp_relay->add_stats(w->udp->stats());
+    }
     w->udp.reset();
     if (uv_loop_close(&w->loop) != 0)
       LOG_WARN("worker %d: event loop closed with live handles", w->index);

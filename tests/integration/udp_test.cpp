@@ -12,6 +12,7 @@
 #include <catch2/catch.hpp>
 
 #include <algorithm>
+#include <regex>
 #include <thread>
 
 #include "tests/integration/harness.h"
@@ -624,7 +625,65 @@ void dns_through_tunnel(Impl tunnel, Impl server) {
   check_clean_shutdown(srv);
 }
 
+// Workers whose NAT received datagrams, from the "udp: worker N: M datagrams in" lines at
+// shutdown (-vv).
+size_t busy_workers(const Node& node) {
+  const std::string log = node.proc->log_text();
+  static const std::regex line("udp: worker [0-9]+: ([0-9]+) datagrams in");
+  size_t busy = 0;
+  for (auto it = std::sregex_iterator(log.begin(), log.end(), line); it != std::sregex_iterator();
+       ++it) {
+    if (std::stoull((*it)[1].str()) > 0) ++busy;
+  }
+  return busy;
+}
+
 }  // namespace
+
+TEST_CASE("UDP: with 4 workers, 64 source ports through ss-tunnel and ss-server all get answers",
+          "[integration][udp]") {
+  UdpTarget dns("127.0.0.1", dns_answer);
+  const NodeOptions opt = udp_options("aes-128-gcm", {"-u", "--workers", "4"});
+  Node srv = start_server(Impl::Ours, opt);
+  Node tun = start_tunnel(Impl::Ours, opt, srv.port, dns.host(), dns.port());
+  // Each socket's 4-tuple picks one of each binary's four UDP sockets (SO_REUSEPORT).
+  std::vector<std::unique_ptr<UdpSocket>> sockets;
+  for (int i = 0; i < 64; ++i) sockets.push_back(std::make_unique<UdpSocket>("127.0.0.1"));
+  for (size_t i = 0; i < sockets.size(); ++i) {
+    INFO("socket " << i << ", port " << sockets[i]->port());
+    const Bytes query = dns_query(static_cast<uint16_t>(0x1000 + i), "w.example.test");
+    auto answer = dns_exchange(*sockets[i], tun.port, query, true);
+    REQUIRE(answer.has_value());
+    CHECK(answer->port == tun.port);
+    CHECK(answer->data == *dns_answer(query));
+  }
+  check_clean_shutdown(tun);
+  check_clean_shutdown(srv);
+  // More than one worker served them, on both sides.
+  CHECK(busy_workers(tun) >= 2);
+  CHECK(busy_workers(srv) >= 2);
+}
+
+TEST_CASE("UDP: ss-tunnel -u reaches a server given by name", "[integration][udp]") {
+  UdpTarget dns("127.0.0.1", dns_answer);
+  const NodeOptions opt = udp_options("chacha20-ietf-poly1305");
+  Node srv = start_server(Impl::Ours, opt);
+  const uint16_t port = pick_free_port();
+  Node tun = start_node(Impl::Ours, "ss-tunnel",
+                        {"-s", "localhost", "-p", std::to_string(srv.port), "-k", opt.password,
+                         "-m", opt.method, "-vv", "-u", "-b", "127.0.0.1", "-l",
+                         std::to_string(port), "-L", "127.0.0.1:" + std::to_string(dns.port())},
+                        port, "ss-tunnel-by-name");
+  UdpSocket s("127.0.0.1");
+  for (uint16_t id = 0x200; id < 0x204; ++id) {
+    const Bytes query = dns_query(id, "by-name.example.test");
+    auto answer = dns_exchange(s, tun.port, query, true);
+    REQUIRE(answer.has_value());
+    CHECK(answer->data == *dns_answer(query));
+  }
+  check_clean_shutdown(tun);
+  check_clean_shutdown(srv);
+}
 
 TEST_CASE("UDP: DNS through ss-tunnel -u ours x ours", "[integration][udp]") {
   dns_through_tunnel(Impl::Ours, Impl::Ours);
