@@ -339,9 +339,16 @@ int run_app(Role role, int argc, char** argv, const InboundRegistry& inbounds) {
   int nworkers = cfg.workers > 0
                      ? cfg.workers
                      : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
-  // ss-local needs its TCP listener for SOCKS5 even in udp_only mode (UDP ASSOCIATE).
-  bool serve_tcp = cfg.mode != Mode::UdpOnly || role == Role::Local;
-  bool serve_udp = cfg.mode != Mode::TcpOnly;
+  // Each listener's mode (rust's "locals" may give their own). The mixed port keeps its TCP
+  // listener even in udp_only mode: SOCKS5's UDP ASSOCIATE needs it.
+  auto serve_tcp = [&cfg](const ListenerSpec& spec) {
+    return spec.mode.value_or(cfg.mode) != Mode::UdpOnly ||
+           spec.protocol == ListenerSpec::Protocol::Mixed;
+  };
+  auto udp_mode = [&cfg](const ListenerSpec& spec) {
+    return spec.mode.value_or(cfg.mode) != Mode::TcpOnly;
+  };
+  const bool serve_udp = std::any_of(cfg.listeners.begin(), cfg.listeners.end(), udp_mode);
   std::string suite_error;
   // The method of the flat keys: ss-server's inbound suite, and the UDP relay's. With rust's
   // "servers" each server has its own (in the router).
@@ -424,7 +431,7 @@ int run_app(Role role, int argc, char** argv, const InboundRegistry& inbounds) {
     for (const ListenerSpec& spec : cfg.listeners) {
       const std::string& host = spec.address;
       const uint16_t port = spec.port;
-      if (w->udp && udp_fronts->serves(spec)) {
+      if (w->udp && udp_mode(spec) && udp_fronts->serves(spec)) {
         int r = w->udp->listen(host, port, udp_fronts->inbound(spec), udp_fronts->outbound(spec));
         if (r != 0) {
           std::fprintf(stderr, "%s: cannot listen on UDP %s port %u: %s\n", prog, host.c_str(),
@@ -438,7 +445,7 @@ int run_app(Role role, int argc, char** argv, const InboundRegistry& inbounds) {
                      cfg.rust_servers ? "servers from \"servers\"" : cfg.method.c_str());
         }
       }
-      if (!serve_tcp) continue;
+      if (!serve_tcp(spec)) continue;
       auto l = std::make_unique<Listener>(&w->loop, cfg, inbounds(spec), suite, router);
       l->set_reuse_port(cfg.reuse_port || nworkers > 1);
       l->set_transparent(cfg.tcp_tproxy);

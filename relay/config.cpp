@@ -335,9 +335,7 @@ void locals_value(Config& c, const json& v) {
       } else if (k == "forward_port") {
         forward_port = port_value(val, key);
       } else if (k == "mode") {
-        if (mode_value(val, key) != Mode::TcpOnly) {
-          fail(key + ": UDP on a \"locals\" listener is not supported yet");
-        }
+        spec.mode = mode_value(val, key);
       } else {
         fail(key + ": not supported by shadowsocks-uv in a \"locals\" entry");
       }
@@ -1009,10 +1007,6 @@ void finalize_config(Config& cfg) {
   // shadowsocks-libev reads "tcp_tproxy" in every binary and only ss-redir uses it: a file shared
   // with ss-local must not make ss-local's listener transparent.
   if (cfg.role != Role::Redir) cfg.tcp_tproxy = false;
-  if ((cfg.rust_locals || cfg.rust_servers) && cfg.mode != Mode::TcpOnly) {
-    fail(std::string(cfg.rust_locals ? "locals" : "servers") +
-         ": UDP (mode) with shadowsocks-rust's locals/servers form is not supported yet");
-  }
   if (!cfg.socks5_auth_config_path.empty()) {
     if (cfg.role != Role::Local) fail("socks5_auth_config_path: only ss-local takes a user file");
     std::string error;
@@ -1031,21 +1025,24 @@ void finalize_config(Config& cfg) {
   if (server_role) {
     cfg.listeners.clear();
     for (const std::string& host : cfg.server) {
-      cfg.listeners.push_back({ListenerSpec::Protocol::Shadowsocks, host, cfg.server_port, {}});
+      cfg.listeners.push_back({ListenerSpec::Protocol::Shadowsocks, host, cfg.server_port, {}, {}});
     }
     return;
   }
   if (!cfg.rust_locals) {
     cfg.listeners.clear();
     if (cfg.role == Role::Tunnel) {
-      cfg.listeners.push_back(
-          {ListenerSpec::Protocol::Tunnel, cfg.local_address, cfg.local_port, cfg.tunnel_target});
+      cfg.listeners.push_back({ListenerSpec::Protocol::Tunnel,
+                               cfg.local_address,
+                               cfg.local_port,
+                               cfg.tunnel_target,
+                               {}});
     } else if (cfg.role == Role::Redir) {
       cfg.listeners.push_back(
-          {ListenerSpec::Protocol::Redir, cfg.local_address, cfg.local_port, {}});
+          {ListenerSpec::Protocol::Redir, cfg.local_address, cfg.local_port, {}, {}});
     } else {
       cfg.listeners.push_back(
-          {ListenerSpec::Protocol::Mixed, cfg.local_address, cfg.local_port, {}});
+          {ListenerSpec::Protocol::Mixed, cfg.local_address, cfg.local_port, {}, {}});
     }
   }
   if (flat) {

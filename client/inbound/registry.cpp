@@ -20,9 +20,11 @@ Listener::Factory local_inbound_factory(const ListenerSpec& spec) {
     case ListenerSpec::Protocol::Shadowsocks:  // not a local protocol; never configured locally
       break;
   }
-  return [](Listener& l) {
+  const std::optional<Mode> own = spec.mode;
+  return [own](Listener& l) {
     const Config& cfg = l.config();
-    return std::make_unique<MixedInbound>(cfg.mode != Mode::UdpOnly, cfg.mode != Mode::TcpOnly,
+    const Mode mode = own.value_or(cfg.mode);
+    return std::make_unique<MixedInbound>(mode != Mode::UdpOnly, mode != Mode::TcpOnly,
                                           cfg.local_users.get());
   };
 }

@@ -12,6 +12,8 @@
 #include <catch2/catch.hpp>
 
 #include <algorithm>
+#include <filesystem>
+#include <fstream>
 #include <regex>
 #include <thread>
 
@@ -683,6 +685,57 @@ TEST_CASE("UDP: ss-tunnel -u reaches a server given by name", "[integration][udp
   }
   check_clean_shutdown(tun);
   check_clean_shutdown(srv);
+}
+
+TEST_CASE("UDP: rust-form locals (socks tcp_and_udp, tunnel udp_only) over two servers",
+          "[integration][udp]") {
+  UdpTarget echo;
+  UdpTarget dns("127.0.0.1", dns_answer);
+  const NodeOptions a = udp_options("aes-256-gcm");
+  const NodeOptions b = udp_options("chacha20-ietf-poly1305");
+  Node srv_a = start_server(Impl::Ours, a);
+  Node srv_b = start_server(Impl::Ours, b);
+  const uint16_t socks_port = pick_free_port();
+  const uint16_t tunnel_port = pick_free_port();
+  std::filesystem::path cfg = test_log_path("rust-config");
+  cfg.replace_extension(".json");
+  std::ofstream(cfg) << R"({"locals": [
+      {"protocol": "socks", "mode": "tcp_and_udp", "local_address": "127.0.0.1",
+       "local_port": )"
+                     << socks_port << R"(},
+      {"protocol": "tunnel", "mode": "udp_only", "local_address": "127.0.0.1",
+       "local_port": )"
+                     << tunnel_port << R"(, "forward_address": "127.0.0.1", "forward_port": )"
+                     << dns.port() << R"(}],
+    "servers": [
+      {"server": "127.0.0.1", "server_port": )"
+                     << srv_a.port << R"(, "method": ")" << a.method << R"(", "password": ")"
+                     << a.password << R"("},
+      {"server": "127.0.0.1", "server_port": )"
+                     << srv_b.port << R"(, "method": ")" << b.method << R"(", "password": ")"
+                     << b.password << R"("}]})";
+  Node local =
+      start_node(Impl::Ours, "ss-local", {"-c", cfg.string(), "-vv"}, socks_port, "ss-local");
+  {
+    UdpClient client(socks_port);
+    client.wait_ready(echo);
+    check_echo(client, echo, 1400);
+  }
+  // Associations take the servers in turn: four more through the tunnel reach both.
+  for (uint16_t id = 0x300; id < 0x304; ++id) {
+    UdpSocket s("127.0.0.1");
+    const Bytes query = dns_query(id, "rust.example.test");
+    auto answer = dns_exchange(s, tunnel_port, query, true);
+    REQUIRE(answer.has_value());
+    CHECK(answer->data == *dns_answer(query));
+  }
+  CHECK(associations_created(srv_a) >= 1);
+  CHECK(associations_created(srv_b) >= 1);
+  // udp_only: the tunnel has no TCP listener.
+  CHECK_FALSE(wait_until_listening(tunnel_port, 0ms));
+  check_clean_shutdown(local);
+  check_clean_shutdown(srv_a);
+  check_clean_shutdown(srv_b);
 }
 
 TEST_CASE("UDP: DNS through ss-tunnel -u ours x ours", "[integration][udp]") {
