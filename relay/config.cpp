@@ -1025,24 +1025,21 @@ void finalize_config(Config& cfg) {
   if (server_role) {
     cfg.listeners.clear();
     for (const std::string& host : cfg.server) {
-      cfg.listeners.push_back({ListenerSpec::Protocol::Shadowsocks, host, cfg.server_port, {}, {}});
+      cfg.listeners.push_back({ListenerSpec::Protocol::Shadowsocks, host, cfg.server_port, {}});
     }
     return;
   }
   if (!cfg.rust_locals) {
     cfg.listeners.clear();
     if (cfg.role == Role::Tunnel) {
-      cfg.listeners.push_back({ListenerSpec::Protocol::Tunnel,
-                               cfg.local_address,
-                               cfg.local_port,
-                               cfg.tunnel_target,
-                               {}});
+      cfg.listeners.push_back(
+          {ListenerSpec::Protocol::Tunnel, cfg.local_address, cfg.local_port, cfg.tunnel_target});
     } else if (cfg.role == Role::Redir) {
       cfg.listeners.push_back(
-          {ListenerSpec::Protocol::Redir, cfg.local_address, cfg.local_port, {}, {}});
+          {ListenerSpec::Protocol::Redir, cfg.local_address, cfg.local_port, {}});
     } else {
       cfg.listeners.push_back(
-          {ListenerSpec::Protocol::Mixed, cfg.local_address, cfg.local_port, {}, {}});
+          {ListenerSpec::Protocol::Mixed, cfg.local_address, cfg.local_port, {}});
     }
   }
   if (flat) {

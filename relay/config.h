@@ -64,7 +64,7 @@ struct ListenerSpec {
   std::string address;
   uint16_t port = 0;
   std::optional<Address> forward;  // Tunnel: the fixed destination
-  std::optional<Mode> mode;        // rust's per-local "mode"; else the process's
+  std::optional<Mode> mode{};      // rust's per-local "mode"; else the process's
 };
 
 struct Config {
