@@ -431,11 +431,14 @@ int run_app(Role role, int argc, char** argv, const InboundRegistry& inbounds) {
     for (const ListenerSpec& spec : cfg.listeners) {
       const std::string& host = spec.address;
       const uint16_t port = spec.port;
-      if (w->udp && udp_mode(spec) && udp_fronts->serves(spec)) {
-        int r = w->udp->listen(host, port, udp_fronts->inbound(spec), udp_fronts->outbound(spec));
+      if (w->udp && udp_mode(spec)) {
+        const bool tproxy = udp_fronts->transparent(spec);
+        int r = w->udp->listen(host, port, udp_fronts->inbound(spec), udp_fronts->outbound(spec),
+                               tproxy);
         if (r != 0) {
-          std::fprintf(stderr, "%s: cannot listen on UDP %s port %u: %s\n", prog, host.c_str(),
-                       static_cast<unsigned>(port), uv_strerror(r));
+          std::fprintf(stderr, "%s: cannot listen on UDP %s port %u: %s%s\n", prog, host.c_str(),
+                       static_cast<unsigned>(port), uv_strerror(r),
+                       tproxy && r == UV_EPERM ? " (TPROXY needs CAP_NET_ADMIN)" : "");
           status = 1;
           break;
         }

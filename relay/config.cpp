@@ -605,12 +605,6 @@ RoleText role_text(Role role) {
   return {"ss", "Shadowsocks"};
 }
 
-// ss-redir relays TCP only for now: UDP needs TPROXY datagrams, which the UDP relay cannot take
-// yet. Refused rather than ignored.
-std::string redir_udp_refused(std::string_view what) {
-  return std::string(what) + ": UDP for ss-redir is not supported yet";
-}
-
 // cxxopts names the option in its messages as 'x' or ‘x’; turn that into -x / --xyz.
 std::string flag_from_message(std::string_view what) {
   for (std::string_view open : {std::string_view("\xE2\x80\x98"), std::string_view("'")}) {
@@ -657,8 +651,8 @@ void add_flags(cxxopts::Options& options, Role role) {
     add("T", "use TPROXY instead of REDIRECT (transparent listeners; needs CAP_NET_ADMIN)");
   }
   if (role == Role::Redir) {
-    add("u", "relay TCP and UDP (not supported yet: refused)");
-    add("U", "relay UDP only (not supported yet: refused)");
+    add("u", "relay TCP and UDP (UDP by TPROXY; needs CAP_NET_ADMIN)");
+    add("U", "relay UDP only (by TPROXY; needs CAP_NET_ADMIN)");
   } else {
     add("u", "relay TCP and UDP");
     add("U", "relay UDP only");
@@ -720,10 +714,6 @@ void apply_flags(Config& cfg, const cxxopts::ParseResult& r) {
   if (r.count("L")) cfg.tunnel_target = tunnel_value(text("L"), "-L");
   if (r.count("T")) cfg.tcp_tproxy = true;
   if (r.count("u") && r.count("U")) fail("-u, -U: give only one (-u: TCP and UDP, -U: UDP only)");
-  if (cfg.role == Role::Redir) {
-    if (r.count("u")) fail(redir_udp_refused("-u"));
-    if (r.count("U")) fail(redir_udp_refused("-U"));
-  }
   if (r.count("u")) cfg.mode = Mode::TcpAndUdp;
   if (r.count("U")) cfg.mode = Mode::UdpOnly;
   if (r.count("6")) cfg.ipv6_first = true;
@@ -1003,7 +993,6 @@ void finalize_config(Config& cfg) {
   if (cfg.role == Role::Tunnel && !cfg.tunnel_target) {
     fail(R"(tunnel_address: missing (set "tunnel_address" or -L host:port))");
   }
-  if (cfg.role == Role::Redir && cfg.mode != Mode::TcpOnly) fail(redir_udp_refused("mode"));
   // shadowsocks-libev reads "tcp_tproxy" in every binary and only ss-redir uses it: a file shared
   // with ss-local must not make ss-local's listener transparent.
   if (cfg.role != Role::Redir) cfg.tcp_tproxy = false;

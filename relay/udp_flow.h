@@ -84,13 +84,17 @@ struct UdpRequest {
 class UdpInbound {
  public:
   virtual ~UdpInbound() = default;
-  // A datagram from `from`. False: drop it (counted in `stats`). `scratch` holds a datagram.
-  virtual bool receive(std::span<const uint8_t> datagram, const sockaddr* from, UdpFlows& flows,
-                       std::span<uint8_t> scratch, UdpRequest& req, UdpStats& stats) = 0;
+  // A datagram from `from`, sent to `dest` (a transparent socket's original destination; null on
+  // an ordinary socket). False: drop it (counted in `stats`). `scratch` holds a datagram.
+  virtual bool receive(std::span<const uint8_t> datagram, const sockaddr* from,
+                       const sockaddr* dest, UdpFlows& flows, std::span<uint8_t> scratch,
+                       UdpRequest& req, UdpStats& stats) = 0;
   // Frames a reply from `address` (the source's address header) to the client of the
   // association with inbound state `state`. Returns its size, 0 to drop it.
   virtual size_t reply(UdpFlowState* state, std::span<const uint8_t> address,
                        std::span<const uint8_t> payload, std::span<uint8_t> out) = 0;
+  // Replies leave from their source's address (TPROXY), not from the listening socket.
+  virtual bool reply_from_source() const { return false; }
   // Whether an association may still carry datagrams.
   virtual bool alive(const UdpFlowState* /*state*/) const { return true; }
 };

@@ -41,10 +41,6 @@ std::unique_ptr<UdpFronts> UdpFronts::make(const Config& cfg, UdpRelay& relay, s
   return f;
 }
 
-bool UdpFronts::serves(const ListenerSpec& spec) const {
-  return spec.protocol != ListenerSpec::Protocol::Redir;
-}
-
 std::unique_ptr<UdpInbound> UdpFronts::inbound(const ListenerSpec& spec) const {
   switch (spec.protocol) {
     case ListenerSpec::Protocol::Mixed:
@@ -54,7 +50,7 @@ std::unique_ptr<UdpInbound> UdpFronts::inbound(const ListenerSpec& spec) const {
     case ListenerSpec::Protocol::Shadowsocks:
       return std::make_unique<ShadowsocksUdpInbound>(*server_suite_);
     case ListenerSpec::Protocol::Redir:
-      break;
+      return std::make_unique<RedirUdpInbound>();
   }
   return nullptr;
 }

@@ -21,10 +21,12 @@ class UdpFronts {
   // nullptr, with the reason in *error, if a method's keys are unusable.
   static std::unique_ptr<UdpFronts> make(const Config& cfg, UdpRelay& relay, std::string* error);
 
-  // Whether `spec`'s protocol takes datagrams.
-  bool serves(const ListenerSpec& spec) const;
   std::unique_ptr<UdpInbound> inbound(const ListenerSpec& spec) const;
   std::unique_ptr<UdpOutbound> outbound(const ListenerSpec& spec) const;
+  // Whether `spec`'s socket takes its datagrams by TPROXY (ss-redir).
+  bool transparent(const ListenerSpec& spec) const {
+    return spec.protocol == ListenerSpec::Protocol::Redir;
+  }
 
  private:
   UdpFronts(UdpRelay& relay) : relay_(relay) {}

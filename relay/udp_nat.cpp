@@ -15,6 +15,7 @@
 #include "relay/udp_nat.h"
 
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstring>
@@ -23,6 +24,7 @@
 #include "relay/log.h"
 #include "relay/resolve.h"
 #include "relay/udp_relay.h"
+#include "relay/udp_tproxy.h"
 #include "relay/warnings.h"
 
 namespace ss {
@@ -33,6 +35,8 @@ constexpr size_t kMaxPendingResolves = 64;
 constexpr size_t kMaxDnsCache = 1024;
 constexpr uint64_t kDnsCacheMs = 60'000;
 constexpr int kSocketBuffer = 4 << 20;
+constexpr size_t kMaxSenders = 1024;    // transparent reply sockets per worker
+constexpr int kMaxReadsPerWakeup = 64;  // a transparent socket's datagrams per poll event
 
 uv_handle_t* as_handle(uv_udp_t* u) {
   return reinterpret_cast<uv_handle_t*>(u);
@@ -70,7 +74,7 @@ UdpNat::UdpNat(uv_loop_t* loop, UdpRelay& relay, UdpNatOptions options)
 UdpNat::~UdpNat() = default;
 
 int UdpNat::listen(const std::string& host, uint16_t port, std::unique_ptr<UdpInbound> inbound,
-                   std::unique_ptr<UdpOutbound> outbound) {
+                   std::unique_ptr<UdpOutbound> outbound, bool transparent) {
   sockaddr_storage ss;
   if (!literal_to_sockaddr(host, port, ss)) {
     // A name: resolved once, at start-up, before the loops run.
@@ -87,6 +91,28 @@ int UdpNat::listen(const std::string& host, uint16_t port, std::unique_ptr<UdpIn
   l->index = static_cast<uint16_t>(listening_.size());
   l->inbound = std::move(inbound);
   l->outbound = std::move(outbound);
+  if (transparent) {
+    const int fd = tproxy_listen_socket(reinterpret_cast<sockaddr*>(&ss), options_.reuse_port);
+    if (fd < 0) return fd;
+    int r = uv_poll_init_socket(loop_, &l->poll, fd);
+    if (r != 0) {
+      close(fd);
+      return r;
+    }
+    l->transparent = true;
+    l->fd = fd;
+    l->poll.data = l.get();
+    listening_.push_back(std::move(l));  // closed by shutdown() from now on
+    Listening* lp = listening_.back().get();
+    r = uv_poll_start(&lp->poll, UV_READABLE, on_transparent);
+    if (r != 0) return r;
+    sockaddr_storage bound{};
+    socklen_t len = sizeof bound;
+    if (getsockname(fd, reinterpret_cast<sockaddr*>(&bound), &len) == 0) {
+      relay_.set_port(Address::from_sockaddr(reinterpret_cast<sockaddr*>(&bound)).port);
+    }
+    return 0;
+  }
   int r = uv_udp_init_ex(loop_, &l->udp, ss.ss_family);
   if (r != 0) return r;
   l->udp.data = l.get();
@@ -116,7 +142,15 @@ void UdpNat::shutdown() {
   if (shut_down_) return;
   shut_down_ = true;
   relay_.detach(this);
-  for (auto& l : listening_) uv_close(as_handle(&l->udp), nullptr);
+  for (auto& l : listening_) {
+    if (!l->transparent) {
+      uv_close(as_handle(&l->udp), nullptr);
+      continue;
+    }
+    uv_close(reinterpret_cast<uv_handle_t*>(&l->poll),
+             [](uv_handle_t* h) { close(static_cast<Listening*>(h->data)->fd); });
+  }
+  while (!senders_lru_.empty()) close_sender(senders_lru_.front());
   while (!lru_.empty()) close_assoc(lru_.front());
   for (PendingResolve* p : resolving_) uv_cancel(reinterpret_cast<uv_req_t*>(&p->req));
   uv_close(reinterpret_cast<uv_handle_t*>(&sweep_), nullptr);
@@ -164,7 +198,26 @@ void UdpNat::on_inbound(uv_udp_t* h, ssize_t n, const uv_buf_t* buf, const socka
   auto* l = static_cast<Listening*>(h->data);
   if (n <= 0 || from == nullptr || (flags & UV_UDP_PARTIAL) != 0) return;
   l->nat->handle_inbound(*l, reinterpret_cast<const uint8_t*>(buf->base), static_cast<size_t>(n),
-                         from);
+                         from, nullptr);
+}
+
+void UdpNat::on_transparent(uv_poll_t* p, int status, int events) {
+  auto* l = static_cast<Listening*>(p->data);
+  if (status < 0 || (events & UV_READABLE) == 0) return;
+  UdpNat* self = l->nat;
+  for (int i = 0; i < kMaxReadsPerWakeup && !self->shut_down_; ++i) {
+    sockaddr_storage from;
+    sockaddr_storage dst;
+    const ssize_t n = tproxy_recv(l->fd, self->rbuf_.get(), kBufSize, from, dst);
+    if (n < 0) {
+      if (errno == EAGAIN || errno == EWOULDBLOCK) return;
+      continue;  // a truncated datagram, or an error queued on the socket: next
+    }
+    if (n == 0) continue;
+    self->handle_inbound(*l, self->rbuf_.get(), static_cast<size_t>(n),
+                         reinterpret_cast<sockaddr*>(&from),
+                         dst.ss_family == 0 ? nullptr : reinterpret_cast<sockaddr*>(&dst));
+  }
 }
 
 void UdpNat::on_outbound(uv_udp_t* h, ssize_t n, const uv_buf_t* buf, const sockaddr* from,
@@ -175,10 +228,13 @@ void UdpNat::on_outbound(uv_udp_t* h, ssize_t n, const uv_buf_t* buf, const sock
                                    static_cast<size_t>(n), from);
 }
 
-void UdpNat::handle_inbound(Listening& l, const uint8_t* data, size_t n, const sockaddr* from) {
+void UdpNat::handle_inbound(Listening& l, const uint8_t* data, size_t n, const sockaddr* from,
+                            const sockaddr* dest) {
   ++stats_.packets_in;
   UdpRequest req;
-  if (!l.inbound->receive({data, n}, from, *this, {abuf_.get(), kBufSize}, req, stats_)) return;
+  if (!l.inbound->receive({data, n}, from, dest, *this, {abuf_.get(), kBufSize}, req, stats_)) {
+    return;
+  }
   req.key.listener = l.index;
   Assoc* a = nullptr;
   auto it = by_key_.find(req.key);
@@ -215,8 +271,13 @@ void UdpNat::handle_outbound(Assoc* a, const uint8_t* data, size_t n, const sock
     ++stats_.drop_malformed;
     return;
   }
+  const sockaddr* client = reinterpret_cast<sockaddr*>(&a->client);
+  if (l.inbound->reply_from_source()) {
+    if (send_from(reply.address, client, {bbuf_.get(), m})) ++stats_.packets_out;
+    return;
+  }
   uv_buf_t b = uv_buf_init(reinterpret_cast<char*>(bbuf_.get()), static_cast<unsigned>(m));
-  if (uv_udp_try_send(&l.udp, &b, 1, reinterpret_cast<sockaddr*>(&a->client)) < 0) {
+  if (uv_udp_try_send(&l.udp, &b, 1, client) < 0) {
     ++stats_.drop_overflow;
   } else {
     ++stats_.packets_out;
@@ -274,6 +335,69 @@ void UdpNat::on_sweep(uv_timer_t* t) {
     ++self->stats_.associations_expired;
     self->close_assoc(self->lru_.back());
   }
+  while (!self->senders_lru_.empty() && self->senders_lru_.back()->last_used + idle <= now) {
+    self->close_sender(self->senders_lru_.back());
+  }
+}
+
+bool UdpNat::send_from(std::span<const uint8_t> source, const sockaddr* client,
+                       std::span<const uint8_t> bytes) {
+  Address src;
+  size_t used = 0;
+  sockaddr_storage src_sa;
+  if (parse_address(source, src, used) != ParseStatus::Ok || !src.to_sockaddr(src_sa)) {
+    ++stats_.drop_malformed;
+    return false;
+  }
+  // An IPv4 client on a dual-stack socket is answered from an IPv4 socket: unmap its address.
+  sockaddr_storage to;
+  if (!Address::from_sockaddr(client).unmapped().to_sockaddr(to) ||
+      to.ss_family != src_sa.ss_family) {
+    ++stats_.drop_malformed;
+    return false;
+  }
+  const UdpFlowKey key = flow_key_of(reinterpret_cast<sockaddr*>(&src_sa));
+  Sender* s = nullptr;
+  if (auto it = senders_.find(key); it != senders_.end()) {
+    s = it->second;
+    if (s->lru != senders_lru_.begin())
+      senders_lru_.splice(senders_lru_.begin(), senders_lru_, s->lru);
+  } else {
+    const int fd = tproxy_send_socket(reinterpret_cast<sockaddr*>(&src_sa));
+    if (fd < 0) {
+      ++stats_.drop_overflow;
+      LOG_DEBUG("udp: cannot send from %s: %s", src.to_string().c_str(), uv_strerror(fd));
+      return false;
+    }
+    if (senders_.size() >= kMaxSenders) close_sender(senders_lru_.back());
+    s = new Sender;
+    s->key = key;
+    uv_udp_init(loop_, &s->udp);
+    s->udp.data = s;
+    if (uv_udp_open(&s->udp, fd) != 0) {
+      close(fd);
+      uv_close(as_handle(&s->udp), [](uv_handle_t* h) { delete static_cast<Sender*>(h->data); });
+      ++stats_.drop_overflow;
+      return false;
+    }
+    senders_lru_.push_front(s);
+    s->lru = senders_lru_.begin();
+    senders_.emplace(key, s);
+  }
+  s->last_used = uv_now(loop_);
+  uv_buf_t b = uv_buf_init(const_cast<char*>(reinterpret_cast<const char*>(bytes.data())),
+                           static_cast<unsigned>(bytes.size()));
+  if (uv_udp_try_send(&s->udp, &b, 1, reinterpret_cast<sockaddr*>(&to)) < 0) {
+    ++stats_.drop_overflow;
+    return false;
+  }
+  return true;
+}
+
+void UdpNat::close_sender(Sender* s) {
+  senders_.erase(s->key);
+  senders_lru_.erase(s->lru);
+  uv_close(as_handle(&s->udp), [](uv_handle_t* h) { delete static_cast<Sender*>(h->data); });
 }
 
 void UdpNat::send_out(Assoc* a, const sockaddr* to, std::span<const uint8_t> bytes) {

@@ -36,8 +36,9 @@ class UdpNat final : public UdpFlows {
 
   // Binds a UDP socket to host:port whose datagrams `inbound` reads and `outbound` carries on.
   // Returns 0 or a libuv error. The first port bound is announced through the relay.
+  // With `transparent` the socket takes datagrams by TPROXY (relay/udp_tproxy.h).
   int listen(const std::string& host, uint16_t port, std::unique_ptr<UdpInbound> inbound,
-             std::unique_ptr<UdpOutbound> outbound);
+             std::unique_ptr<UdpOutbound> outbound, bool transparent = false);
   // Closes every socket and timer; the loop can then finish.
   void shutdown();
   // Any thread: the association for `key` ends if it still belongs to control `id`.
@@ -53,6 +54,10 @@ class UdpNat final : public UdpFlows {
     UdpNat* nat = nullptr;
     uint16_t index = 0;
     uv_udp_t udp;
+    // Transparent (TPROXY): a socket of our own, polled, instead of `udp`.
+    bool transparent = false;
+    int fd = -1;
+    uv_poll_t poll;
     std::unique_ptr<UdpInbound> inbound;
     std::unique_ptr<UdpOutbound> outbound;
   };
@@ -75,6 +80,13 @@ class UdpNat final : public UdpFlows {
     bool closing = false;
     std::list<Assoc*>::iterator lru;
   };
+  // A transparent socket bound to a reply's source address (TPROXY), kept while it is used.
+  struct Sender {
+    uv_udp_t udp;
+    UdpFlowKey key;
+    uint64_t last_used = 0;
+    std::list<Sender*>::iterator lru;
+  };
   struct PendingResolve;
   struct DnsEntry {
     sockaddr_storage addr;
@@ -87,11 +99,17 @@ class UdpNat final : public UdpFlows {
                          unsigned flags);
   static void on_outbound(uv_udp_t* h, ssize_t n, const uv_buf_t* buf, const sockaddr* from,
                           unsigned flags);
+  static void on_transparent(uv_poll_t* p, int status, int events);
   static void on_sweep(uv_timer_t* t);
   static void on_closer(uv_async_t* a);
   static void on_resolved(uv_getaddrinfo_t* req, int status, addrinfo* res);
 
-  void handle_inbound(Listening& l, const uint8_t* data, size_t n, const sockaddr* from);
+  void handle_inbound(Listening& l, const uint8_t* data, size_t n, const sockaddr* from,
+                      const sockaddr* dest);
+  // Sends a reply to `client` from `source` (an address header) through a transparent socket.
+  bool send_from(std::span<const uint8_t> source, const sockaddr* client,
+                 std::span<const uint8_t> bytes);
+  void close_sender(Sender* s);
   void handle_outbound(Assoc* a, const uint8_t* data, size_t n, const sockaddr* from);
   Assoc* create(Listening& l, const UdpRequest& req, const sockaddr* from);
   void touch(Assoc* a);
@@ -111,6 +129,8 @@ class UdpNat final : public UdpFlows {
   std::list<Assoc*> lru_;  // front = most recently used
   std::mutex close_mu_;
   std::vector<std::pair<uint64_t, UdpFlowKey>> to_close_;  // associations whose control ended
+  std::unordered_map<UdpFlowKey, Sender*, UdpFlowKeyHash> senders_;
+  std::list<Sender*> senders_lru_;  // front = most recently used
   std::list<PendingResolve*> resolving_;
   std::unordered_map<std::string, DnsEntry> dns_cache_;  // name -> address, 60 s
   UdpStats stats_;

@@ -20,11 +20,18 @@ struct ControlState final : UdpFlowState {
   std::shared_ptr<std::atomic<bool>> alive;
 };
 
+// A reply without its address header (the client knows where it sent to).
+size_t payload_only(std::span<const uint8_t> payload, std::span<uint8_t> out) {
+  if (out.size() < payload.size()) return 0;
+  std::memcpy(out.data(), payload.data(), payload.size());
+  return payload.size();
+}
+
 }  // namespace
 
 bool Socks5UdpInbound::receive(std::span<const uint8_t> datagram, const sockaddr* from,
-                               UdpFlows& flows, std::span<uint8_t>, UdpRequest& req,
-                               UdpStats& stats) {
+                               const sockaddr*, UdpFlows& flows, std::span<uint8_t>,
+                               UdpRequest& req, UdpStats& stats) {
   uint8_t frag = 0;
   Address target;
   size_t header_len = 0;
@@ -66,8 +73,9 @@ bool Socks5UdpInbound::alive(const UdpFlowState* state) const {
 TunnelUdpInbound::TunnelUdpInbound(const Address& target)
     : target_len_(encode_address(target, target_)) {}
 
-bool TunnelUdpInbound::receive(std::span<const uint8_t> datagram, const sockaddr* from, UdpFlows&,
-                               std::span<uint8_t>, UdpRequest& req, UdpStats&) {
+bool TunnelUdpInbound::receive(std::span<const uint8_t> datagram, const sockaddr* from,
+                               const sockaddr*, UdpFlows&, std::span<uint8_t>, UdpRequest& req,
+                               UdpStats&) {
   req.key = flow_key_of(from);
   req.address = {target_, target_len_};
   req.payload = datagram;
@@ -76,9 +84,26 @@ bool TunnelUdpInbound::receive(std::span<const uint8_t> datagram, const sockaddr
 
 size_t TunnelUdpInbound::reply(UdpFlowState*, std::span<const uint8_t>,
                                std::span<const uint8_t> payload, std::span<uint8_t> out) {
-  if (out.size() < payload.size()) return 0;
-  std::memcpy(out.data(), payload.data(), payload.size());
-  return payload.size();
+  return payload_only(payload, out);
+}
+
+bool RedirUdpInbound::receive(std::span<const uint8_t> datagram, const sockaddr* from,
+                              const sockaddr* dest, UdpFlows&, std::span<uint8_t> scratch,
+                              UdpRequest& req, UdpStats& stats) {
+  if (dest == nullptr || (dest->sa_family != AF_INET && dest->sa_family != AF_INET6)) {
+    ++stats.drop_malformed;  // not delivered by TPROXY: no destination to take
+    return false;
+  }
+  req.key = flow_key_of(from);
+  const size_t n = encode_address(Address::from_sockaddr(dest).unmapped(), scratch.data());
+  req.address = scratch.first(n);
+  req.payload = datagram;
+  return true;
+}
+
+size_t RedirUdpInbound::reply(UdpFlowState*, std::span<const uint8_t>,
+                              std::span<const uint8_t> payload, std::span<uint8_t> out) {
+  return payload_only(payload, out);
 }
 
 }  // namespace ss

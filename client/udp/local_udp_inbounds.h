@@ -15,8 +15,9 @@ class UdpRelay;
 class Socks5UdpInbound final : public UdpInbound {
  public:
   explicit Socks5UdpInbound(UdpRelay& relay) : relay_(relay) {}
-  bool receive(std::span<const uint8_t> datagram, const sockaddr* from, UdpFlows& flows,
-               std::span<uint8_t> scratch, UdpRequest& req, UdpStats& stats) override;
+  bool receive(std::span<const uint8_t> datagram, const sockaddr* from, const sockaddr* dest,
+               UdpFlows& flows, std::span<uint8_t> scratch, UdpRequest& req,
+               UdpStats& stats) override;
   size_t reply(UdpFlowState* state, std::span<const uint8_t> address,
                std::span<const uint8_t> payload, std::span<uint8_t> out) override;
   bool alive(const UdpFlowState* state) const override;
@@ -29,14 +30,27 @@ class Socks5UdpInbound final : public UdpInbound {
 class TunnelUdpInbound final : public UdpInbound {
  public:
   explicit TunnelUdpInbound(const Address& target);
-  bool receive(std::span<const uint8_t> datagram, const sockaddr* from, UdpFlows& flows,
-               std::span<uint8_t> scratch, UdpRequest& req, UdpStats& stats) override;
+  bool receive(std::span<const uint8_t> datagram, const sockaddr* from, const sockaddr* dest,
+               UdpFlows& flows, std::span<uint8_t> scratch, UdpRequest& req,
+               UdpStats& stats) override;
   size_t reply(UdpFlowState* state, std::span<const uint8_t> address,
                std::span<const uint8_t> payload, std::span<uint8_t> out) override;
 
  private:
   uint8_t target_[kMaxAddressLen];
   size_t target_len_;
+};
+
+// ss-redir through TPROXY: every datagram goes to the address it was sent to (its original
+// destination); a reply goes back from its source's address, as if that had answered.
+class RedirUdpInbound final : public UdpInbound {
+ public:
+  bool receive(std::span<const uint8_t> datagram, const sockaddr* from, const sockaddr* dest,
+               UdpFlows& flows, std::span<uint8_t> scratch, UdpRequest& req,
+               UdpStats& stats) override;
+  size_t reply(UdpFlowState* state, std::span<const uint8_t> address,
+               std::span<const uint8_t> payload, std::span<uint8_t> out) override;
+  bool reply_from_source() const override { return true; }
 };
 
 }  // namespace ss

@@ -22,7 +22,7 @@ struct Session final : UdpFlowState {
 }  // namespace
 
 bool ShadowsocksUdpInbound::receive(std::span<const uint8_t> datagram, const sockaddr* from,
-                                    UdpFlows& flows, std::span<uint8_t> scratch, UdpRequest& req,
+                                    const sockaddr*, UdpFlows& flows, std::span<uint8_t> scratch, UdpRequest& req,
                                     UdpStats& stats) {
   UdpSessionId id;
   UdpStatus st = opener_->open_header(datagram, scratch, id);

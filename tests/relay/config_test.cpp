@@ -316,8 +316,7 @@ TEST_CASE("config: keys that would change behaviour and are not implemented are 
           "[relay]") {
   for (const char* key :
        {"plugin", "plugin_opts", "plugin_args", "plugin_mode", "acl", "nameserver", "dns", "mtu",
-        "mptcp", "port_password", "manager_address", "protocol",
-        "local_ipv4_address", "dscp"}) {
+        "mptcp", "port_password", "manager_address", "protocol", "local_ipv4_address", "dscp"}) {
     INFO(key);
     const std::string e = json_error(Role::Server, std::string("{\"") + key + "\": \"x\"}");
     CHECK(starts_with(e, std::string(key) + ": not supported by shadowsocks-uv: "));
@@ -559,24 +558,25 @@ TEST_CASE("flags: ss-redir -T and tcp_tproxy", "[relay]") {
   CHECK_THAT(load_error(Role::Server, {"-T"}), Catch::Contains("-T"));
 }
 
-TEST_CASE("flags: ss-redir refuses UDP (not supported yet) rather than ignore it", "[relay]") {
-  CHECK(load_error(Role::Redir, {"-s", "h", "-p", "1", "-l", "2", "-k", "p", "-u"}) ==
-        "-u: UDP for ss-redir is not supported yet");
-  CHECK(load_error(Role::Redir, {"-s", "h", "-p", "1", "-l", "2", "-k", "p", "-U"}) ==
-        "-U: UDP for ss-redir is not supported yet");
-  for (const char* mode : {"tcp_and_udp", "udp_only"}) {
-    const std::string json =
-        std::string(R"({"server": "h", "server_port": 1, "local_port": 2, "password": "p", )") +
-        R"("mode": ")" + mode + R"("})";
-    CHECK(finalize_error(Role::Redir, json) == "mode: UDP for ss-redir is not supported yet");
-  }
+TEST_CASE("flags: ss-redir takes UDP (-u, -U, mode) on its redir listener", "[relay]") {
+  auto u = load(Role::Redir, {"-s", "h", "-p", "1", "-l", "2", "-k", "p", "-u"});
+  REQUIRE(u.cfg);
+  CHECK(u.cfg->mode == Mode::TcpAndUdp);
+  REQUIRE(u.cfg->listeners.size() == 1);
+  CHECK(u.cfg->listeners[0].protocol == ListenerSpec::Protocol::Redir);
+  auto only = load(Role::Redir, {"-s", "h", "-p", "1", "-l", "2", "-k", "p", "-U"});
+  REQUIRE(only.cfg);
+  CHECK(only.cfg->mode == Mode::UdpOnly);
+  CHECK(finalize_error(Role::Redir, R"({"server": "h", "server_port": 1, "local_port": 2,
+      "password": "p", "mode": "udp_only"})")
+            .empty());
 }
 
 TEST_CASE("flags: ss-redir's -h and -V name it", "[relay]") {
   const std::string help = load(Role::Redir, {"-h"}).out;
   CHECK_THAT(help, Catch::StartsWith("Shadowsocks client for connections redirected"));
   CHECK_THAT(help, Catch::Contains("ss-redir [options]"));
-  CHECK_THAT(help, Catch::Contains("relay UDP only (not supported yet: refused)"));
+  CHECK_THAT(help, Catch::Contains("relay UDP only (by TPROXY;"));
   CHECK_THAT(load(Role::Redir, {"-V"}).out, Catch::StartsWith("ss-redir (shadowsocks-uv) "));
 }
 
