@@ -11,9 +11,21 @@
 #   veth 10.200.0.2/30  <---->    veth 10.200.0.1/30        ss-redir, ss-server on 127.0.0.1
 #        fd00:200::2/64                fd00:200::1/64
 #                                 lo 10.201.0.1/32, fd00:201::1/128: the web server
+#                                 veth 10.202.0.1/30  <---->  veth 10.202.0.2/30   target ns
+#                                      fd00:202::1/64              fd00:202::2/64
+#                                                             lo 10.203.0.1/32, fd00:203::1/128:
+#                                                                the UDP echo server
 #
-# Cases: ours x ours, REDIRECT and TPROXY, IPv4 and IPv6, and IPv4 clients on a dual-stack
-# listener; our ss-redir -> libev's ss-server, libev's ss-redir -> our ss-server; a connection to
+# UDP through TPROXY: the client's datagrams to the UDP target are delivered to ss-redir -u,
+# which relays them through ss-server and sends each reply back from the target's address. The
+# UDP target lives in a third namespace because those replies leave from a socket bound
+# (transparently) to its address, which must not be one of the router's own sockets' addresses.
+# The client sends datagrams of several sizes from two sockets and checks each echo byte for
+# byte and that it came from the target's address and port; the echo server logs where each
+# datagram came from, which must be ss-server's side, not the client.
+#
+# Cases: ours x ours, REDIRECT and TPROXY, TCP and UDP, IPv4 and IPv6, and IPv4 clients on a
+# dual-stack listener; our ss-redir -> libev's ss-server, libev's ss-redir -> our ss-server; a connection to
 # ss-redir's port that was not redirected is closed; with ss-server stopped the fetch fails.
 # An IPv6 case whose ip6tables rule the kernel refuses (no IPv6 NAT or TPROXY) is reported as
 # skipped; an IPv4 one fails.
@@ -44,6 +56,7 @@ done
 
 ns_c=ssredir-c-$$
 ns_r=ssredir-r-$$
+ns_t=ssredir-t-$$
 tmp=$(mktemp -d /tmp/ss-redir-test.XXXXXX)
 pids=()
 cleanup() {
@@ -52,6 +65,7 @@ cleanup() {
   for p in "${pids[@]}"; do wait "$p" 2>/dev/null; done
   ip netns del "$ns_c" 2>/dev/null
   ip netns del "$ns_r" 2>/dev/null
+  ip netns del "$ns_t" 2>/dev/null
   rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -59,9 +73,11 @@ trap 'exit 1' INT TERM
 
 in_c() { ip netns exec "$ns_c" "$@"; }
 in_r() { ip netns exec "$ns_r" "$@"; }
+in_t() { ip netns exec "$ns_t" "$@"; }
 
 ip netns add "$ns_c" 2>/dev/null || skip "cannot create a network namespace (ip netns add)"
 ip netns add "$ns_r" || skip "cannot create a second network namespace"
+ip netns add "$ns_t" || skip "cannot create a third network namespace"
 
 # --- the two namespaces ---
 client4=10.200.0.2
@@ -71,6 +87,9 @@ client6=fd00:200::2
 router6=fd00:200::1
 target6=fd00:201::1
 web=8080
+utarget4=10.203.0.1
+utarget6=fd00:203::1
+uecho=7007
 pw='redir test password'
 method=chacha20-ietf-poly1305
 
@@ -86,6 +105,15 @@ setup() {
   # TPROXY: marked packets are delivered locally (to the transparent listener).
   in_r ip rule add fwmark 1 lookup 100 && in_r ip route add local 0.0.0.0/0 dev lo table 100 || return 1
   in_r ip -6 rule add fwmark 1 lookup 100 && in_r ip -6 route add local ::/0 dev lo table 100 || return 1
+  # The UDP target's namespace, behind the router.
+  ip link add r1 netns "$ns_r" type veth peer name t0 netns "$ns_t" || return 1
+  in_t ip link set lo up || return 1
+  in_r ip addr add 10.202.0.1/30 dev r1 && in_r ip addr add fd00:202::1/64 dev r1 nodad || return 1
+  in_t ip addr add 10.202.0.2/30 dev t0 && in_t ip addr add fd00:202::2/64 dev t0 nodad || return 1
+  in_r ip link set r1 up && in_t ip link set t0 up || return 1
+  in_t ip addr add "$utarget4/32" dev lo && in_t ip addr add "$utarget6/128" dev lo nodad || return 1
+  in_r ip route add "$utarget4/32" via 10.202.0.2 && in_r ip -6 route add "$utarget6/128" via fd00:202::2 || return 1
+  in_c ip route add "$utarget4/32" via "$router4" && in_c ip -6 route add "$utarget6/128" via "$router6" || return 1
 }
 setup || skip "cannot set up the veth pair, addresses or routes in the namespaces"
 in_r iptables -t nat -L >/dev/null 2>&1 || skip "iptables (nat) does not work in a network namespace here"
@@ -119,6 +147,17 @@ wait_listen() {
   return 1
 }
 
+# wait_udp PORT [PID]: until a UDP socket in the router namespace is bound to PORT.
+wait_udp() {
+  local i
+  for ((i = 0; i < 200; i++)); do
+    [[ -n $(in_r ss -Hlun "sport = :$1") ]] && return 0
+    if [[ -n ${2:-} ]] && ! kill -0 "$2" 2>/dev/null; then return 1; fi
+    sleep 0.05
+  done
+  return 1
+}
+
 # The web server, one per family (python's http.server logs "ADDRESS - - [...] "GET ...").
 start web4 python3 -u -m http.server --bind "$target4" --directory "$tmp" "$web"
 web4_pid=$pid
@@ -129,13 +168,30 @@ for ((i = 0; i < 100; i++)); do
   sleep 0.05
 done
 
-start server "$bin/ss-server" -s 127.0.0.1 -p 8388 -k "$pw" -m "$method" --allow-private-targets
+# The UDP echo server, one per family, in the target namespace: each datagram back as it came,
+# and its sender's address on a line of its log.
+udp_echo='
+import socket, sys
+fam = socket.AF_INET6 if ":" in sys.argv[1] else socket.AF_INET
+s = socket.socket(fam, socket.SOCK_DGRAM)
+s.bind((sys.argv[1], int(sys.argv[2])))
+while True:
+    d, a = s.recvfrom(65535)
+    print(a[0], flush=True)
+    s.sendto(d, a)
+'
+ip netns exec "$ns_t" python3 -c "$udp_echo" "$utarget4" "$uecho" >"$tmp/uecho4.log" 2>&1 &
+pids+=("$!")
+ip netns exec "$ns_t" python3 -c "$udp_echo" "$utarget6" "$uecho" >"$tmp/uecho6.log" 2>&1 &
+pids+=("$!")
+
+start server "$bin/ss-server" -s 127.0.0.1 -p 8388 -k "$pw" -m "$method" --allow-private-targets -u
 our_server=$pid
 wait_listen 8388 "$our_server" || { cat "$tmp/server.log"; skip "our ss-server did not start"; }
 have_libev=0
 if [[ -x $libev_server && -x $libev_redir ]]; then
   have_libev=1
-  start libev-server "$libev_server" -s 127.0.0.1 -p 8389 -k "$pw" -m "$method"
+  start libev-server "$libev_server" -s 127.0.0.1 -p 8389 -k "$pw" -m "$method" -u
   wait_listen 8389 "$pid" || { cat "$tmp/libev-server.log"; skip "libev's ss-server did not start"; }
 fi
 
@@ -258,6 +314,93 @@ if [[ $have_libev -eq 1 ]]; then
   check "libev's ss-redir (REDIRECT, IPv6) -> our ss-server" redirect 6 "${libev[@]}" -b ::
 else
   echo "note: shadowsocks-libev's ss-redir/ss-server not installed: interop cases not run"
+fi
+
+# --- UDP through TPROXY ---
+# The client side: datagrams of each size (comma-separated) from two sockets to the UDP target;
+# each must come back byte for byte from the target's address and port. The first is resent
+# until it does (ss-redir's UDP socket may still be starting).
+udp_client='
+import os, socket, sys, time
+host, port = sys.argv[1], int(sys.argv[2])
+sizes = [int(n) for n in sys.argv[3].split(",")]
+fam = socket.AF_INET6 if ":" in host else socket.AF_INET
+def exchange(s, data, tries):
+    for _ in range(tries):
+        s.sendto(data, (host, port))
+        end = time.time() + 1.0
+        while time.time() < end:
+            s.settimeout(max(0.01, end - time.time()))
+            try:
+                d, a = s.recvfrom(65535)
+            except socket.timeout:
+                break
+            if d == data:
+                return a
+    return None
+first = True
+for i in range(2):
+    s = socket.socket(fam, socket.SOCK_DGRAM)
+    for n in sizes:
+        data = os.urandom(n)
+        a = exchange(s, data, 10 if first else 3)
+        first = False
+        if a is None:
+            sys.exit("socket %d: no byte-exact echo of %d bytes" % (i, n))
+        if a[0] != host or a[1] != port:
+            sys.exit("the echo of %d bytes came from %s port %d, want %s port %d" % (n, a[0], a[1], host, port))
+print("ok")
+'
+
+# check_udp NAME FAMILY SIZES REDIR_CMD...: the TPROXY rule for the client's UDP to the target,
+# start the redir, exchange, stop, flush.
+check_udp() {
+  local name=$1 fam=$2 sizes=$3
+  shift 3
+  local port=$((next_port++)) ipt=iptables dst=$utarget4 log=$tmp/uecho4.log from=10.202.0.1
+  [[ $fam == 6 ]] && ipt=ip6tables dst=$utarget6 log=$tmp/uecho6.log from=fd00:202::1
+  if ! in_r "$ipt" -t mangle -A PREROUTING -i r0 -p udp -d "$dst" --dport "$uecho" \
+    -j TPROXY --on-port "$port" --tproxy-mark 1 2>"$tmp/rules.err"; then
+    if [[ $fam == 6 ]]; then
+      echo "skip: $name: ip6tables refused the rule: $(cat "$tmp/rules.err")"
+      skipped=$((skipped + 1))
+    else
+      not_ok "$name: iptables refused the rule: $(cat "$tmp/rules.err")"
+    fi
+    flush_rules
+    return
+  fi
+  start "redir-$port" "$@" -l "$port"
+  local redir=$pid before seen
+  before=$(wc -l <"$log")
+  if ! wait_udp "$port" "$redir"; then
+    not_ok "$name: ss-redir did not bind its UDP socket: $(tail -3 "$tmp/redir-$port.log")"
+  elif ! in_c python3 -c "$udp_client" "$dst" "$uecho" "$sizes" >"$tmp/uclient.log" 2>&1; then
+    not_ok "$name: $(tail -1 "$tmp/uclient.log")"
+    tail -5 "$tmp/redir-$port.log" | sed 's/^/  redir: /'
+  else
+    # Every datagram reached the target from ss-server's side of the router, none from the client.
+    seen=$(tail -n +"$((before + 1))" "$log" | sort -u | tr '\n' ' ')
+    if [[ $seen != "$from " ]]; then
+      not_ok "$name: the UDP target saw datagrams from '$seen', want only $from (ss-server's side)"
+    else
+      ok "$name"
+    fi
+  fi
+  stop "$redir"
+  flush_rules
+}
+
+check_udp "TPROXY UDP (-u), IPv4" 4 1,1400,8000 "${ours[@]}" -u -b 0.0.0.0
+check_udp "TPROXY UDP (-u), IPv4 client on a dual-stack [::] listener" 4 1,1400,8000 \
+  "${ours[@]}" -u -b ::
+check_udp "TPROXY UDP (-u), IPv6" 6 1,1400,8000 "${ours[@]}" -u -b ::
+check_udp "TPROXY UDP only (-U), IPv4" 4 1,1400 "${ours[@]}" -U -b 0.0.0.0
+if [[ $have_libev -eq 1 ]]; then
+  # libev relays UDP datagrams up to about 2.7 KB without --mtu: 1400 at most.
+  check_udp "our ss-redir (TPROXY UDP) -> libev's ss-server" 4 1,700,1400 \
+    "${ours_to_libev[@]}" -u -b 0.0.0.0
+  check_udp "libev's ss-redir (TPROXY UDP) -> our ss-server" 4 1,700,1400 "${libev[@]}" -u -b 0.0.0.0
 fi
 
 # --- a connection that was not redirected is closed, and reaches nothing ---
