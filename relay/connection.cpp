@@ -249,7 +249,7 @@ void Connection::udp_associate() {
   udp_control_ =
       udp_relay()->open_control(reinterpret_cast<sockaddr*>(&peer), inbound_->target().port);
   Address bind = Address::from_sockaddr(reinterpret_cast<sockaddr*>(&local));
-  bind.port = udp_relay()->port();
+  bind.port = udp_relay()->port_for(bind.port);
   inbound_->udp_reply(bind, reply);
   if (!send_copy(kClient, reply.data, reply.len)) return;
   LOG_DEBUG("%s: UDP ASSOCIATE from %s, relay at %s", inbound_->name(),

@@ -68,7 +68,8 @@ class UdpFlowState {
 class UdpFlows {
  public:
   virtual ~UdpFlows() = default;
-  // The inbound state of the association for `key` (listener filled in by the NAT), or null.
+  // The inbound state of the association for `key` on the listening socket whose datagram is
+  // being handled (the NAT fills in `key.listener`), or null.
   virtual UdpFlowState* inbound_state(const UdpFlowKey& key) = 0;
 };
 

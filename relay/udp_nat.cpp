@@ -109,7 +109,7 @@ int UdpNat::listen(const std::string& host, uint16_t port, std::unique_ptr<UdpIn
     sockaddr_storage bound{};
     socklen_t len = sizeof bound;
     if (getsockname(fd, reinterpret_cast<sockaddr*>(&bound), &len) == 0) {
-      relay_.set_port(Address::from_sockaddr(reinterpret_cast<sockaddr*>(&bound)).port);
+      relay_.add_port(Address::from_sockaddr(reinterpret_cast<sockaddr*>(&bound)).port);
     }
     return 0;
   }
@@ -133,7 +133,7 @@ int UdpNat::listen(const std::string& host, uint16_t port, std::unique_ptr<UdpIn
   sockaddr_storage bound{};
   int len = sizeof bound;
   if (uv_udp_getsockname(&lp->udp, reinterpret_cast<sockaddr*>(&bound), &len) == 0) {
-    relay_.set_port(Address::from_sockaddr(reinterpret_cast<sockaddr*>(&bound)).port);
+    relay_.add_port(Address::from_sockaddr(reinterpret_cast<sockaddr*>(&bound)).port);
   }
   return 0;
 }
@@ -179,7 +179,9 @@ void UdpNat::on_closer(uv_async_t* h) {
 }
 
 UdpFlowState* UdpNat::inbound_state(const UdpFlowKey& key) {
-  auto it = by_key_.find(key);
+  UdpFlowKey k = key;
+  k.listener = current_listener_;
+  auto it = by_key_.find(k);
   return it == by_key_.end() ? nullptr : it->second->in_state.get();
 }
 
@@ -231,6 +233,7 @@ void UdpNat::on_outbound(uv_udp_t* h, ssize_t n, const uv_buf_t* buf, const sock
 void UdpNat::handle_inbound(Listening& l, const uint8_t* data, size_t n, const sockaddr* from,
                             const sockaddr* dest) {
   ++stats_.packets_in;
+  current_listener_ = l.index;
   UdpRequest req;
   if (!l.inbound->receive({data, n}, from, dest, *this, {abuf_.get(), kBufSize}, req, stats_)) {
     return;
@@ -242,7 +245,7 @@ void UdpNat::handle_inbound(Listening& l, const uint8_t* data, size_t n, const s
     a = it->second;
     touch(a);
   } else {
-    a = create(l, req, from);
+    a = create(l, std::move(req.state), req, from);
   }
   if (req.follow) {
     // Follow the client to a new address, but only on a packet that fully validated.
@@ -284,7 +287,8 @@ void UdpNat::handle_outbound(Assoc* a, const uint8_t* data, size_t n, const sock
   }
 }
 
-UdpNat::Assoc* UdpNat::create(Listening& l, const UdpRequest& req, const sockaddr* from) {
+UdpNat::Assoc* UdpNat::create(Listening& l, std::unique_ptr<UdpFlowState> in_state,
+                              const UdpRequest& req, const sockaddr* from) {
   while (by_key_.size() >= std::max<size_t>(1, options_.max_associations) && !lru_.empty()) {
     ++stats_.associations_evicted;
     close_assoc(lru_.back());
@@ -294,7 +298,7 @@ UdpNat::Assoc* UdpNat::create(Listening& l, const UdpRequest& req, const sockadd
   a->key = req.key;
   a->listening = &l;
   std::memcpy(&a->client, from, sockaddr_len(from));
-  a->in_state = std::move(const_cast<UdpRequest&>(req).state);
+  a->in_state = std::move(in_state);
   a->out_state = l.outbound->open_flow();
   a->control = req.control;
   a->last_active = uv_now(loop_);

@@ -35,7 +35,7 @@ class UdpNat final : public UdpFlows {
   UdpNat& operator=(const UdpNat&) = delete;
 
   // Binds a UDP socket to host:port whose datagrams `inbound` reads and `outbound` carries on.
-  // Returns 0 or a libuv error. The first port bound is announced through the relay.
+  // Returns 0 or a libuv error. The port bound is made known to the relay (UDP ASSOCIATE).
   // With `transparent` the socket takes datagrams by TPROXY (relay/udp_tproxy.h).
   int listen(const std::string& host, uint16_t port, std::unique_ptr<UdpInbound> inbound,
              std::unique_ptr<UdpOutbound> outbound, bool transparent = false);
@@ -111,7 +111,8 @@ class UdpNat final : public UdpFlows {
                  std::span<const uint8_t> bytes);
   void close_sender(Sender* s);
   void handle_outbound(Assoc* a, const uint8_t* data, size_t n, const sockaddr* from);
-  Assoc* create(Listening& l, const UdpRequest& req, const sockaddr* from);
+  Assoc* create(Listening& l, std::unique_ptr<UdpFlowState> in_state, const UdpRequest& req,
+                const sockaddr* from);
   void touch(Assoc* a);
   void close_assoc(Assoc* a);
   // Sends to `to` (resolving a name, bounded) through the association's socket of its family.
@@ -125,6 +126,7 @@ class UdpNat final : public UdpFlows {
   uv_timer_t sweep_;
   uv_async_t closer_;
   bool shut_down_ = false;
+  uint16_t current_listener_ = 0;  // the listening socket whose datagram is being handled
   std::unordered_map<UdpFlowKey, Assoc*, UdpFlowKeyHash> by_key_;
   std::list<Assoc*> lru_;  // front = most recently used
   std::mutex close_mu_;

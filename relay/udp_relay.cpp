@@ -89,6 +89,19 @@ void note_udp_drop(const UdpStatus& st, const sockaddr* from, const char* whose,
   }
 }
 
+uint16_t UdpRelay::port_for(uint16_t tcp_port) {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (uint16_t p : ports_) {
+    if (p == tcp_port) return p;
+  }
+  return ports_.empty() ? 0 : ports_.front();
+}
+
+void UdpRelay::add_port(uint16_t port) {
+  std::lock_guard<std::mutex> lock(mu_);
+  ports_.push_back(port);
+}
+
 uint64_t UdpRelay::open_control(const sockaddr* client, uint16_t expected_port) {
   Entry e;
   e.client = flow_key_of(client);
@@ -118,7 +131,11 @@ std::optional<UdpRelay::Control> UdpRelay::control_for(const sockaddr* from,
   for (auto& [id, c] : controls_) {
     if (c.client.kind != k.kind || c.client.id != k.id) continue;
     if (c.client.port != 0 && c.client.port != k.port) continue;
-    if (c.bound && !(c.bound_key == key)) continue;
+    // Bound: only that flow (from whichever listening socket; `key.listener` is not known yet).
+    if (c.bound && (c.bound_key.kind != key.kind || c.bound_key.id != key.id ||
+                    c.bound_key.port != key.port)) {
+      continue;
+    }
     return Control{id, c.alive};
   }
   return std::nullopt;

@@ -25,12 +25,12 @@ class UdpRelay {
   UdpRelay(const UdpRelay&) = delete;
   UdpRelay& operator=(const UdpRelay&) = delete;
 
-  // Port of the first UDP socket bound (announced in UDP ASSOCIATE replies).
-  uint16_t port() const { return port_.load(); }
-  void set_port(uint16_t port) {
-    uint16_t zero = 0;
-    port_.compare_exchange_strong(zero, port);
-  }
+  // The UDP port to announce in a UDP ASSOCIATE reply to a connection accepted on TCP port
+  // `tcp_port`: the same port when a UDP socket is bound to it (the usual case: a listener's
+  // TCP and UDP sockets share the port number), else the first UDP port bound.
+  uint16_t port_for(uint16_t tcp_port);
+  // A UDP socket is bound to `port`.
+  void add_port(uint16_t port);
 
   // ss-local: a UDP ASSOCIATE from `client` (the TCP peer). Datagrams are accepted only from that
   // IP, and from `expected_port` if it is not 0. Returns an id for close_control(). Any thread.
@@ -65,7 +65,7 @@ class UdpRelay {
   std::mutex mu_;
   std::unordered_map<uint64_t, Entry> controls_;
   uint64_t next_ = 1;
-  std::atomic<uint16_t> port_{0};
+  std::vector<uint16_t> ports_;
   UdpStats total_;
 };
 

@@ -699,14 +699,15 @@ TEST_CASE("UDP: rust-form locals (socks tcp_and_udp, tunnel udp_only) over two s
   const uint16_t tunnel_port = pick_free_port();
   std::filesystem::path cfg = test_log_path("rust-config");
   cfg.replace_extension(".json");
+  // The socks local second: its flows are those of the second listening socket.
   std::ofstream(cfg) << R"({"locals": [
-      {"protocol": "socks", "mode": "tcp_and_udp", "local_address": "127.0.0.1",
-       "local_port": )"
-                     << socks_port << R"(},
       {"protocol": "tunnel", "mode": "udp_only", "local_address": "127.0.0.1",
        "local_port": )"
                      << tunnel_port << R"(, "forward_address": "127.0.0.1", "forward_port": )"
-                     << dns.port() << R"(}],
+                     << dns.port() << R"(},
+      {"protocol": "socks", "mode": "tcp_and_udp", "local_address": "127.0.0.1",
+       "local_port": )"
+                     << socks_port << R"(}],
     "servers": [
       {"server": "127.0.0.1", "server_port": )"
                      << srv_a.port << R"(, "method": ")" << a.method << R"(", "password": ")"
@@ -720,6 +721,7 @@ TEST_CASE("UDP: rust-form locals (socks tcp_and_udp, tunnel udp_only) over two s
     UdpClient client(socks_port);
     client.wait_ready(echo);
     check_echo(client, echo, 1400);
+    check_echo(client, echo, 8000);
   }
   // Associations take the servers in turn: four more through the tunnel reach both.
   for (uint16_t id = 0x300; id < 0x304; ++id) {
