@@ -22,6 +22,9 @@
 
 namespace ss {
 
+// UdpInbound::reply(): nothing to send.
+inline constexpr size_t kNoReply = SIZE_MAX;
+
 // Largest UDP payload over IPv4 or IPv6 (65535 - 8-byte UDP header - 20-byte IPv4 header).
 inline constexpr size_t kMaxDatagram = 65507;
 
@@ -91,7 +94,8 @@ class UdpInbound {
                        const sockaddr* dest, UdpFlows& flows, std::span<uint8_t> scratch,
                        UdpRequest& req, UdpStats& stats) = 0;
   // Frames a reply from `address` (the source's address header) to the client of the
-  // association with inbound state `state`. Returns its size, 0 to drop it.
+  // association with inbound state `state`. Returns its size (0: an empty datagram), or
+  // kNoReply to drop it.
   virtual size_t reply(UdpFlowState* state, std::span<const uint8_t> address,
                        std::span<const uint8_t> payload, std::span<uint8_t> out) = 0;
   // Replies leave from their source's address (TPROXY), not from the listening socket.

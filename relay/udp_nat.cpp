@@ -270,7 +270,7 @@ void UdpNat::handle_outbound(Assoc* a, const uint8_t* data, size_t n, const sock
   }
   const size_t m =
       l.inbound->reply(a->in_state.get(), reply.address, reply.payload, {bbuf_.get(), kBufSize});
-  if (m == 0) {
+  if (m == kNoReply) {
     ++stats_.drop_malformed;
     return;
   }

@@ -22,7 +22,7 @@ struct ControlState final : UdpFlowState {
 
 // A reply without its address header (the client knows where it sent to).
 size_t payload_only(std::span<const uint8_t> payload, std::span<uint8_t> out) {
-  if (out.size() < payload.size()) return 0;
+  if (out.size() < payload.size()) return kNoReply;
   std::memcpy(out.data(), payload.data(), payload.size());
   return payload.size();
 }
@@ -62,7 +62,8 @@ bool Socks5UdpInbound::receive(std::span<const uint8_t> datagram, const sockaddr
 
 size_t Socks5UdpInbound::reply(UdpFlowState*, std::span<const uint8_t> address,
                                std::span<const uint8_t> payload, std::span<uint8_t> out) {
-  return socks5::make_udp_datagram(address, payload, out);
+  const size_t n = socks5::make_udp_datagram(address, payload, out);
+  return n == 0 ? kNoReply : n;
 }
 
 bool Socks5UdpInbound::alive(const UdpFlowState* state) const {

@@ -69,8 +69,9 @@ bool ShadowsocksUdpInbound::receive(std::span<const uint8_t> datagram, const soc
 size_t ShadowsocksUdpInbound::reply(UdpFlowState* state, std::span<const uint8_t> address,
                                     std::span<const uint8_t> payload, std::span<uint8_t> out) {
   auto* s = static_cast<Session*>(state);
-  if (s == nullptr || s->session == nullptr) return 0;
-  return s->session->seal(address, payload, out);
+  if (s == nullptr || s->session == nullptr) return kNoReply;
+  const size_t n = s->session->seal(address, payload, out);
+  return n == 0 ? kNoReply : n;
 }
 
 }  // namespace ss
