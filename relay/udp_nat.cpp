@@ -99,6 +99,8 @@ int UdpNat::listen(const std::string& host, uint16_t port, std::unique_ptr<UdpIn
       close(fd);
       return r;
     }
+    int size = kSocketBuffer;
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof size);
     l->transparent = true;
     l->fd = fd;
     l->poll.data = l.get();
