@@ -25,9 +25,6 @@ namespace ss {
 // UdpInbound::reply(): nothing to send.
 inline constexpr size_t kNoReply = SIZE_MAX;
 
-// Largest UDP payload over IPv4 or IPv6 (65535 - 8-byte UDP header - 20-byte IPv4 header).
-inline constexpr size_t kMaxDatagram = 65507;
-
 // Per worker, summed when read. Nothing reads them on the data path.
 struct UdpStats {
   uint64_t packets_in = 0;         // datagrams received from clients
