@@ -36,6 +36,7 @@
 #include <vector>
 
 #include "relay/connection.h"
+#include "relay/counters.h"
 #include "relay/log.h"
 #include "relay/method.h"
 #include "relay/udp_relay.h"
@@ -101,7 +102,6 @@ struct MainState {
   uv_timer_t grace;
   uv_timer_t settle;  // after the first signal: are only orphaned DNS lookups left?
   uv_async_t worker_done;
-  std::shared_ptr<std::atomic<size_t>> live;
   uint64_t grace_ms = kMaxGraceMs;
   int signals = 0;
 
@@ -137,10 +137,10 @@ struct MainState {
   // Every session left is closed and waits only for a lookup running in libuv's thread pool,
   // which cannot be cancelled and may take the resolver's whole timeout (30 s and more): the
   // loops would not end before it returns. Nothing is left to flush, so exit now.
-  static void on_settle(uv_timer_t* t) {
-    auto* m = static_cast<MainState*>(t->data);
+  static void on_settle(uv_timer_t*) {
     const size_t orphans = Connection::orphaned_lookups();
-    if (orphans == 0 || m->live->load() != orphans) return;
+    const int64_t live = counters::read(Counter::LiveConnections);
+    if (orphans == 0 || live != static_cast<int64_t>(orphans)) return;
     LOG_NOTICE("exiting without waiting for %zu DNS lookup%s still running in the resolver",
                orphans, orphans == 1 ? "" : "s");
     std::fflush(stdout);
@@ -365,7 +365,6 @@ int run_app(Role role, int argc, char** argv, const InboundRegistry& inbounds) {
 
   // Set up every worker's loop and sockets on this thread, so a bind error ends start-up cleanly.
   std::vector<std::unique_ptr<Worker>> workers;
-  auto live_sessions = std::make_shared<std::atomic<size_t>>(0);
   uv_loop_t main_loop;
   uv_loop_init(&main_loop);
   MainState m;
@@ -375,7 +374,6 @@ int run_app(Role role, int argc, char** argv, const InboundRegistry& inbounds) {
   uv_signal_init(&main_loop, &m.sigterm);
   uv_timer_init(&main_loop, &m.grace);
   uv_timer_init(&main_loop, &m.settle);
-  m.live = live_sessions;
   uv_async_init(&main_loop, &m.worker_done, MainState::on_worker_done);
   m.sigint.data = m.sigterm.data = m.grace.data = m.settle.data = m.worker_done.data = &m;
 
@@ -417,7 +415,7 @@ int run_app(Role role, int argc, char** argv, const InboundRegistry& inbounds) {
       auto l = std::make_unique<Listener>(&w->loop, cfg, inbounds(spec), suite, router);
       l->set_reuse_port(cfg.reuse_port || nworkers > 1);
       l->set_transparent(cfg.tcp_tproxy);
-      l->set_connection_limit(live_sessions, max_sessions, share);
+      l->set_connection_limit(max_sessions, share);
       int r = l->listen(host, port);
       if (r != 0) {
         std::fprintf(stderr, "%s: cannot listen on TCP %s port %u: %s%s\n", prog, host.c_str(),

@@ -29,6 +29,7 @@
 #include <cstring>
 
 #include "relay/address.h"
+#include "relay/counters.h"
 #include "relay/ip_policy.h"
 #include "relay/listener.h"
 #include "relay/log.h"
@@ -46,9 +47,6 @@ uv_handle_t* handle_of(uv_tcp_t* t) {
   return reinterpret_cast<uv_handle_t*>(t);
 }
 
-// Sessions closed while their lookup runs in libuv's thread pool (see orphaned_lookups()).
-std::atomic<size_t> g_orphaned_lookups{0};
-
 }  // namespace
 
 bool ReplyBytes::append(const uint8_t* p, size_t n) {
@@ -59,7 +57,7 @@ bool ReplyBytes::append(const uint8_t* p, size_t n) {
 }
 
 size_t Connection::orphaned_lookups() {
-  return g_orphaned_lookups.load();
+  return static_cast<size_t>(counters::read(Counter::OrphanedLookups));
 }
 
 Connection::Connection(Listener& owner, std::unique_ptr<Inbound> inbound)
@@ -722,7 +720,7 @@ void Connection::close(const char* reason, int err) {
   }
   if (dns_pending_ && uv_cancel(reinterpret_cast<uv_req_t*>(&dns_req_)) != 0) {
     dns_orphaned_ = true;
-    g_orphaned_lookups.fetch_add(1);
+    counters::add(Counter::OrphanedLookups);
   }
   close_peer(kClient, abortive_);
   close_peer(kRemote, abortive_);
@@ -791,7 +789,7 @@ void Connection::on_resolved(uv_getaddrinfo_t* req, int status, addrinfo* res) {
   s->dns_pending_ = false;
   if (s->dns_orphaned_) {
     s->dns_orphaned_ = false;
-    g_orphaned_lookups.fetch_sub(1);
+    counters::sub(Counter::OrphanedLookups);
   }
   if (s->phase_ == Phase::Closing || status < 0 || res == nullptr) {
     if (res != nullptr) uv_freeaddrinfo(res);

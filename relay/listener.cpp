@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "relay/connection.h"
+#include "relay/counters.h"
 #include "relay/log.h"
 #include "relay/method.h"
 #include "relay/resolve.h"
@@ -44,7 +45,6 @@ Listener::Listener(uv_loop_t* loop, const Config& cfg, Factory factory,
   if (!suite_ && !cfg.rust_servers) suite_ = make_tcp_suite(cfg);
   if (!router_) router_ = make_router(cfg);
   reuse_port_ = cfg.reuse_port;
-  live_ = std::make_shared<std::atomic<size_t>>(0);
   max_connections_ = share_ = default_max_connections(cfg);
 }
 
@@ -176,7 +176,8 @@ void Listener::on_connection(uv_stream_t* server, int status) {
     self->refuse(server);
     return;
   }
-  self->live_->fetch_add(1);
+  counters::add(Counter::LiveConnections);
+  counters::add(Counter::Accepted);
   Connection* s = new Connection(*self, self->factory_(*self));
   s->next_ = self->head_;
   if (self->head_ != nullptr) self->head_->prev_ = s;
@@ -200,6 +201,7 @@ bool Listener::evict_oldest() {
 }
 
 void Listener::log_cap(const char* what) {
+  counters::add(Counter::Refused);
   uint64_t now = uv_now(loop_);
   if (now - last_cap_log_ >= 1000) {
     last_cap_log_ = now;
@@ -246,7 +248,7 @@ void Listener::destroy(Connection* s) {
   if (s->next_ != nullptr) s->next_->prev_ = s->prev_;
   if (head_ == s) head_ = s->next_;
   --count_;
-  live_->fetch_sub(1);
+  counters::sub(Counter::LiveConnections);
   delete s;
 }
 

@@ -46,10 +46,11 @@ class Listener {
   int listen(const std::string& host, uint16_t port);
   // The connection cap: `max` for the whole process (the config's max_connections, or about half
   // the descriptor limit), of which this listener may hold `share` (max / workers: the kernel
-  // spreads SO_REUSEPORT connections evenly, and a worker can only evict its own sessions).
-  // `live` counts every worker's sessions. By default a listener counts alone and holds all.
-  void set_connection_limit(std::shared_ptr<std::atomic<size_t>> live, size_t max, size_t share) {
-    live_ = std::move(live);
+  // spreads SO_REUSEPORT connections evenly, and a worker can only evict its own sessions). The
+  // cap is enforced on this listener's own count, exact and without a shared atomic on accept;
+  // the process-wide count (Counter::LiveConnections) is only read for shutdown. By default a
+  // listener holds all of `max`.
+  void set_connection_limit(size_t max, size_t share) {
     max_connections_ = max;
     share_ = share;
   }
@@ -118,7 +119,6 @@ class Listener {
   bool stopped_ = false;
   bool reuse_port_ = false;
   bool transparent_ = false;
-  std::shared_ptr<std::atomic<size_t>> live_;
   size_t max_connections_ = 0;  // the process-wide cap (for messages)
   size_t share_ = 0;            // this listener's part of it; 0 = no cap
   uint64_t last_cap_log_ = 0;
