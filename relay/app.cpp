@@ -38,7 +38,7 @@
 #include "relay/connection.h"
 #include "relay/counters.h"
 #include "relay/log.h"
-#include "relay/method.h"
+#include "relay/runtime.h"
 #include "relay/udp_relay.h"
 
 namespace ss {
@@ -339,24 +339,17 @@ int run_app(Role role, int argc, char** argv, const InboundRegistry& inbounds) {
   // ss-local needs its TCP listener for SOCKS5 even in udp_only mode (UDP ASSOCIATE).
   bool serve_tcp = cfg.mode != Mode::UdpOnly || role == Role::Local;
   bool serve_udp = cfg.mode != Mode::TcpOnly;
-  std::string suite_error;
-  // The method of the flat keys: ss-server's inbound suite, and the UDP relay's. With rust's
-  // "servers" each server has its own (in the router).
-  std::shared_ptr<const TcpCipherSuite> suite;
-  if (!cfg.rust_servers) {
-    suite = make_tcp_suite(cfg, &suite_error);
-    if (!suite) {
-      std::fprintf(stderr, "%s: password: %s\n", prog, suite_error.c_str());
-      return 1;
-    }
-  }
-  std::shared_ptr<Router> router = make_router(cfg, &suite_error);
-  if (!router) {
-    std::fprintf(stderr, "%s: servers: %s\n", prog, suite_error.c_str());
+  // The engine's snapshot: suites, router, limits. Listeners share it; each connection keeps a
+  // reference to the one it was accepted with.
+  const Specs specs = specs_of(cfg);
+  std::string runtime_error;
+  const std::shared_ptr<const Runtime> runtime = make_runtime(specs, &runtime_error);
+  if (!runtime) {
+    std::fprintf(stderr, "%s: %s\n", prog, runtime_error.c_str());
     return 1;
   }
-  bool none = cfg.method_kind == MethodKind::None && !cfg.rust_servers;
-  for (const ServerSpec& spec : cfg.servers) none = none || spec.method_kind == MethodKind::None;
+  bool none = specs.inbound && specs.inbound->method_kind == MethodKind::None;
+  for (const ServerSpec& spec : specs.servers) none = none || spec.method_kind == MethodKind::None;
   if (none) {
     LOG_WARN(
         "method \"none\": NO ENCRYPTION, NO AUTHENTICATION. Anyone on the path reads and "
@@ -385,7 +378,7 @@ int run_app(Role role, int argc, char** argv, const InboundRegistry& inbounds) {
   m.sighup.data = &m;
   uv_signal_start(&m.sighup, MainState::on_hup, SIGHUP);
 
-  size_t max_sessions = default_max_connections(cfg);
+  size_t max_sessions = default_max_connections(cfg.max_connections, cfg.workers);
   int status = 0;
   for (int i = 0; i < nworkers && status == 0; ++i) {
     auto w = std::make_unique<Worker>();
@@ -396,8 +389,8 @@ int run_app(Role role, int argc, char** argv, const InboundRegistry& inbounds) {
         max_sessions == 0
             ? 0
             : std::max<size_t>(1, max_sessions / (static_cast<size_t>(nworkers) *
-                                                  std::max<size_t>(1, cfg.listeners.size())));
-    for (const ListenerSpec& spec : cfg.listeners) {
+                                                  std::max<size_t>(1, specs.listeners.size())));
+    for (const ListenerSpec& spec : specs.listeners) {
       const std::string& host = spec.address;
       const uint16_t port = spec.port;
       if (i == 0 && w->udp) {
@@ -412,15 +405,15 @@ int run_app(Role role, int argc, char** argv, const InboundRegistry& inbounds) {
                    static_cast<unsigned>(port), cfg.method.c_str());
       }
       if (!serve_tcp) continue;
-      auto l = std::make_unique<Listener>(&w->loop, cfg, inbounds(spec), suite, router);
+      auto l = std::make_unique<Listener>(&w->loop, runtime, inbounds(spec));
       l->set_reuse_port(cfg.reuse_port || nworkers > 1);
-      l->set_transparent(cfg.tcp_tproxy);
+      l->set_transparent(spec.transparent);
       l->set_connection_limit(max_sessions, share);
       int r = l->listen(host, port);
       if (r != 0) {
         std::fprintf(stderr, "%s: cannot listen on TCP %s port %u: %s%s\n", prog, host.c_str(),
                      static_cast<unsigned>(port), uv_strerror(r),
-                     cfg.tcp_tproxy && r == UV_EPERM ? " (TPROXY, -T, needs CAP_NET_ADMIN)" : "");
+                     spec.transparent && r == UV_EPERM ? " (TPROXY, -T, needs CAP_NET_ADMIN)" : "");
         status = 1;
         w->listeners.push_back(std::move(l));
         break;
@@ -449,8 +442,8 @@ int run_app(Role role, int argc, char** argv, const InboundRegistry& inbounds) {
       for (auto& l : w->listeners) l->set_udp(workers.front()->udp.get());
     }
   }
-  if (role != Role::Server && status == 0 && !cfg.servers.empty()) {
-    for (const ServerSpec& spec : cfg.servers) {
+  if (status == 0) {
+    for (const ServerSpec& spec : specs.servers) {
       LOG_NOTICE("server %s port %u (%s)", spec.host.c_str(), static_cast<unsigned>(spec.port),
                  spec.method.c_str());
     }

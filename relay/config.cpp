@@ -279,6 +279,7 @@ void servers_value(Config& c, const json& v) {
         fail(key + ": not supported by shadowsocks-uv in a \"servers\" entry");
       }
     }
+    spec.source = "servers";
     if (spec.host.empty()) fail(at + ".server: missing");
     if (spec.port == 0) fail(at + ".server_port: missing");
     c.servers.push_back(std::move(spec));
@@ -1021,6 +1022,44 @@ std::vector<ServerSpec> flat_servers(const Config& cfg) {
     out.push_back(std::move(spec));
   }
   return out;
+}
+
+Specs specs_of(const Config& cfg) {
+  Specs s;
+  s.limits.timeout = cfg.timeout;
+  s.limits.udp_timeout = cfg.udp_timeout;
+  s.limits.udp_max_associations = cfg.udp_max_associations;
+  s.limits.max_connections = cfg.max_connections;
+  s.limits.replay_capacity = cfg.replay_capacity;
+  s.limits.replay_fp_rate = cfg.replay_fp_rate;
+  s.tcp = {cfg.no_delay, cfg.ipv6_first, cfg.fast_open};
+  s.clock_offset = cfg.clock_offset;
+  s.listeners = cfg.listeners;
+  for (ListenerSpec& l : s.listeners) {
+    l.transparent = cfg.tcp_tproxy && l.protocol == ListenerSpec::Protocol::Redir;
+    l.tcp = cfg.mode != Mode::UdpOnly;
+    l.udp = cfg.mode != Mode::TcpOnly;
+    if (l.protocol == ListenerSpec::Protocol::Mixed) l.users = cfg.local_users;
+  }
+  // ss-server's flat keys: "server" is where to listen (the listeners above), the method and
+  // keys are the Shadowsocks inbound's, "local_address" is where outbound connections bind.
+  if (cfg.role == Role::Server) {
+    ServerSpec in;
+    in.method = cfg.method;
+    in.method_kind = cfg.method_kind;
+    in.cipher = cfg.cipher;
+    in.method2022 = cfg.method2022;
+    in.key = cfg.key;
+    in.psk_keys = cfg.psk_keys;
+    s.inbound = std::move(in);
+    s.users = cfg.users;
+    s.direct = DirectSpec{cfg.local_address, !cfg.allow_private_targets};
+    return s;
+  }
+  // The clients' flat keys: "server" are the upstreams. A Config not made by finalize_config
+  // (tests) has only the flat keys.
+  s.servers = cfg.servers.empty() ? flat_servers(cfg) : cfg.servers;
+  return s;
 }
 
 void finalize_config(Config& cfg) {

@@ -61,7 +61,7 @@ size_t Connection::orphaned_lookups() {
 }
 
 Connection::Connection(Listener& owner, std::unique_ptr<Inbound> inbound)
-    : owner_(owner), inbound_(std::move(inbound)) {
+    : owner_(owner), runtime_(owner.runtime()), inbound_(std::move(inbound)) {
   for (int i = 0; i < 2; ++i) {
     peers_[i].conn = this;
     peers_[i].side = static_cast<Side>(i);
@@ -83,9 +83,6 @@ std::string_view Connection::user() const {
   return u;
 }
 
-const Config& Connection::config() const {
-  return owner_.config();
-}
 uv_loop_t* Connection::loop() const {
   return owner_.loop();
 }
@@ -108,8 +105,8 @@ void Connection::start(uv_stream_t* server) {
     return;
   }
   c.connected = true;
-  if (config().no_delay) uv_tcp_nodelay(&c.tcp, 1);
-  set_deadline_ms(std::min<uint64_t>(kMaxHandshakeMs, uint64_t(config().timeout) * 1000));
+  if (runtime().tcp.no_delay) uv_tcp_nodelay(&c.tcp, 1);
+  set_deadline_ms(std::min<uint64_t>(kMaxHandshakeMs, uint64_t(runtime().limits.timeout) * 1000));
   const InboundAction first =
       inbound_->start(inbound_->wants_accept_info() ? accept_info() : AcceptInfo{});
   if (first == InboundAction::NeedMore) set_want_read(kClient, true);
@@ -212,7 +209,7 @@ void Connection::route_and_connect() {
     peers_[kClient].opener = std::move(opener);
     peers_[kClient].server_suite = inbound_->suite();
   }
-  outbound_ = owner_.router().route(target);
+  outbound_ = runtime_->router->route(target);
   if (outbound_ == nullptr) {
     warn::target_refused(peer_text(kClient), target.to_string(), "no route");
     ReplyBytes reply;
@@ -672,7 +669,7 @@ void Connection::drain(bool send_fin) {
   // what the client sent; otherwise (or if none is left) drain for at most the handshake time.
   uint64_t now = uv_now(loop());
   if (!in_handshake || deadline_ <= now) {
-    set_deadline_ms(std::min<uint64_t>(kMaxHandshakeMs, uint64_t(config().timeout) * 1000));
+    set_deadline_ms(std::min<uint64_t>(kMaxHandshakeMs, uint64_t(runtime().limits.timeout) * 1000));
   }
   Peer& c = peers_[kClient];
   c.throttled = false;
@@ -802,7 +799,7 @@ void Connection::on_resolved(uv_getaddrinfo_t* req, int status, addrinfo* res) {
     s->release_ref();
     return;
   }
-  const addrinfo* pick = pick_address(res, s->config().ipv6_first);
+  const addrinfo* pick = pick_address(res, s->runtime().tcp.ipv6_first);
   sockaddr_storage ss;
   std::memcpy(&ss, pick->ai_addr, std::min<size_t>(pick->ai_addrlen, sizeof ss));
   uv_freeaddrinfo(res);
@@ -816,7 +813,6 @@ void Connection::connect_to(const sockaddr* sa) {
     return;
   }
   Peer& r = peers_[kRemote];
-  const Config& cfg = config();
   int rc = uv_tcp_init_ex(loop(), &r.tcp, sa->sa_family);
   if (rc != 0) {
     on_remote_failed(rc);
@@ -825,7 +821,7 @@ void Connection::connect_to(const sockaddr* sa) {
   r.tcp.data = &r;
   r.inited = true;
   ++refs_;
-  if (cfg.fast_open) {
+  if (runtime().tcp.fast_open) {
     // The SYN carries the first write (Linux >= 4.11). The connect "completes" at once, so a
     // refused peer shows up as a reset on that write instead of a connect error.
     uv_os_fd_t fd;
@@ -862,7 +858,7 @@ void Connection::on_connect(uv_connect_t* req, int status) {
   }
   Peer& r = s->peers_[kRemote];
   r.connected = true;
-  if (s->config().no_delay) uv_tcp_nodelay(&r.tcp, 1);
+  if (s->runtime().tcp.no_delay) uv_tcp_nodelay(&r.tcp, 1);
   s->on_remote_connected();
 }
 
@@ -890,7 +886,7 @@ void Connection::arm_timer() {
   // A side we stopped reading (backpressure) is not watched by the loop: look at it every 250 ms
   // so a reset is noticed before the idle timeout.
   if (peers_[kClient].throttled || peers_[kRemote].throttled) consider(now + kThrottledCheckMs);
-  if (phase_ == Phase::Relay) consider(last_active_ + uint64_t(config().timeout) * 1000);
+  if (phase_ == Phase::Relay) consider(last_active_ + uint64_t(runtime().limits.timeout) * 1000);
   if (next == 0) {
     uv_timer_stop(&timer_);
     return;
@@ -932,7 +928,8 @@ void Connection::on_timer(uv_timer_t* t) {
       return;
     }
   }
-  if (s->phase_ == Phase::Relay && now >= s->last_active_ + uint64_t(s->config().timeout) * 1000) {
+  if (s->phase_ == Phase::Relay &&
+      now >= s->last_active_ + uint64_t(s->runtime().limits.timeout) * 1000) {
     s->abort("idle timeout");
     return;
   }

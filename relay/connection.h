@@ -20,6 +20,7 @@
 #include "relay/config.h"
 #include "relay/inbound.h"
 #include "relay/outbound.h"
+#include "relay/runtime.h"
 
 namespace ss {
 
@@ -111,7 +112,7 @@ class Connection {
   };
 
   static Side other(Side s) { return s == kClient ? kRemote : kClient; }
-  const Config& config() const;
+  const Runtime& runtime() const { return *runtime_; }
   uv_loop_t* loop() const;
   UdpRelay* udp_relay() const;
 
@@ -182,6 +183,9 @@ class Connection {
   void set_phase(Phase p);
 
   Listener& owner_;
+  // The snapshot taken at accept: the suites, router and outbounds this connection uses live as
+  // long as it does, whatever the listener is given later. Declared before what refers into it.
+  std::shared_ptr<const Runtime> runtime_;
   std::unique_ptr<Inbound> inbound_;
   const Outbound* outbound_ = nullptr;  // chosen by the router; owned by it
   Phase phase_ = Phase::Handshake;

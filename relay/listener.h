@@ -16,27 +16,25 @@
 #include "relay/config.h"
 #include "relay/inbound.h"
 #include "relay/outbound.h"
+#include "relay/runtime.h"
 
 namespace ss {
 
 class Connection;
 class UdpRelay;
 
-// The session cap a listener uses when none is shared: max_connections, or half the descriptor
-// limit.
-size_t default_max_connections(const Config& cfg);
+// The session cap a listener uses when none is shared: `configured` (max_connections), or half
+// the descriptor limit less a reserve for `workers` event loops (0: one per CPU).
+size_t default_max_connections(size_t configured, int workers);
 
 class Listener {
  public:
   // Makes the inbound (the protocol state machine) for each accepted connection.
   using Factory = std::function<std::unique_ptr<Inbound>(Listener&)>;
 
-  // `suite` is the method's cipher suite (the Shadowsocks inbound's, and by default the servers'
-  // of the router); `router` picks each request's outbound. By default both are made from the
-  // config.
-  Listener(uv_loop_t* loop, const Config& cfg, Factory factory,
-           std::shared_ptr<const TcpCipherSuite> suite = nullptr,
-           std::shared_ptr<Router> router = nullptr);
+  // `runtime` is the snapshot new connections take: the Shadowsocks inbound's suite, the router,
+  // the limits and socket options.
+  Listener(uv_loop_t* loop, std::shared_ptr<const Runtime> runtime, Factory factory);
   ~Listener();
   Listener(const Listener&) = delete;
   Listener& operator=(const Listener&) = delete;
@@ -54,7 +52,7 @@ class Listener {
     max_connections_ = max;
     share_ = share;
   }
-  // SO_REUSEPORT on sockets bound from now on (several workers share a port); default: the config.
+  // SO_REUSEPORT on sockets bound from now on (several workers share a port); default: off.
   void set_reuse_port(bool on) { reuse_port_ = on; }
   // IP_TRANSPARENT / IPV6_TRANSPARENT on sockets bound from now on (TPROXY: accept connections
   // addressed to any address; needs CAP_NET_ADMIN).
@@ -67,9 +65,11 @@ class Listener {
   // Stops accepting and closes every session.
   void shutdown();
 
-  const Config& config() const { return cfg_; }
-  const TcpCipherSuite& suite() const { return *suite_; }
-  Router& router() const { return *router_; }
+  // The snapshot connections accepted from now on take; those already accepted keep theirs.
+  void set_runtime(std::shared_ptr<const Runtime> runtime) { runtime_ = std::move(runtime); }
+  const std::shared_ptr<const Runtime>& runtime() const { return runtime_; }
+  // The current snapshot's Shadowsocks inbound suite (for the inbound factory).
+  const TcpCipherSuite& suite() const { return *runtime_->inbound_suite; }
   uv_loop_t* loop() const { return loop_; }
   size_t session_count() const { return count_; }
   // The port the first listening socket is bound to (useful after listening on port 0); 0 if none.
@@ -97,10 +97,8 @@ class Listener {
   void log_cap(const char* what);
 
   uv_loop_t* loop_;
-  const Config& cfg_;
+  std::shared_ptr<const Runtime> runtime_;
   Factory factory_;
-  std::shared_ptr<const TcpCipherSuite> suite_;
-  std::shared_ptr<Router> router_;
   std::vector<uv_tcp_t*> listeners_;
   Connection* head_ = nullptr;
   size_t count_ = 0;

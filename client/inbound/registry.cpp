@@ -15,15 +15,15 @@ Listener::Factory local_inbound_factory(const ListenerSpec& spec) {
       return [target](Listener&) { return std::make_unique<TunnelInbound>(target); };
     }
     case ListenerSpec::Protocol::Redir:
-      return [](Listener& l) { return std::make_unique<RedirInbound>(l.config().tcp_tproxy); };
+      return [transparent = spec.transparent](Listener&) {
+        return std::make_unique<RedirInbound>(transparent);
+      };
     case ListenerSpec::Protocol::Mixed:
     case ListenerSpec::Protocol::Shadowsocks:  // not a local protocol; never configured locally
       break;
   }
-  return [](Listener& l) {
-    const Config& cfg = l.config();
-    return std::make_unique<MixedInbound>(cfg.mode != Mode::UdpOnly, cfg.mode != Mode::TcpOnly,
-                                          cfg.local_users.get());
+  return [tcp = spec.tcp, udp = spec.udp, users = spec.users](Listener&) {
+    return std::make_unique<MixedInbound>(tcp, udp, users.get());
   };
 }
 

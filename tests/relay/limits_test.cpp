@@ -31,7 +31,7 @@ class CappedListener {
  public:
   CappedListener(Config cfg, Listener::Factory factory) : cfg_(std::move(cfg)) {
     REQUIRE(uv_loop_init(&loop_) == 0);
-    listener_ = std::make_unique<Listener>(&loop_, cfg_, std::move(factory));
+    listener_ = std::make_unique<Listener>(&loop_, make_runtime(cfg_), std::move(factory));
     listener_->set_connection_limit(3, 3);
     REQUIRE(listener_->listen("127.0.0.1", 0) == 0);
     stop_.data = listener_.get();
@@ -133,8 +133,8 @@ TEST_CASE(
   cfg.server_port = upstream_port;
   cfg.tunnel_target = parse_host_port("127.0.0.1:9");
   REQUIRE(cfg.tunnel_target.has_value());
-  CappedListener tun(
-      cfg, [](Listener& l) { return std::make_unique<TunnelInbound>(*l.config().tunnel_target); });
+  const Address target = *cfg.tunnel_target;
+  CappedListener tun(cfg, [target](Listener&) { return std::make_unique<TunnelInbound>(target); });
 
   std::vector<Socket> held;
   for (int i = 0; i < 3; ++i) held.push_back(connect_tcp("127.0.0.1", tun.port()));
