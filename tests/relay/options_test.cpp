@@ -206,3 +206,27 @@ TEST_CASE("options: rows sharing a key or a flag share its setter", "[relay]") {
 
 }  // namespace
 }  // namespace ss
+
+namespace ss {
+namespace {
+
+TEST_CASE("options: the defaults -h states are the config's", "[relay]") {
+  const Config defaults;
+  auto help_of = [](std::string_view key) {
+    for (const Option& o : option_table()) {
+      if (o.key == key) return std::string(o.help) + " | " + std::string(o.key_help);
+    }
+    return std::string();
+  };
+  CHECK_THAT(help_of("timeout"),
+             Catch::Contains("(default " + std::to_string(defaults.timeout) + ")"));
+  CHECK_THAT(help_of("udp_timeout"),
+             Catch::Contains("(default " + std::to_string(defaults.udp_timeout) + ")"));
+  CHECK_THAT(help_of("udp_max_associations"),
+             Catch::Contains("(default " + std::to_string(defaults.udp_max_associations) + ")"));
+  std::ostringstream warn;
+  CHECK_THAT(help_of("method"), Catch::Contains(parse_config_json(Role::Local, "{}", warn).method));
+}
+
+}  // namespace
+}  // namespace ss
