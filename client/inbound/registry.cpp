@@ -5,6 +5,7 @@
 #include "client/inbound/mixed_inbound.h"
 #include "client/inbound/redir_inbound.h"
 #include "client/inbound/tunnel_inbound.h"
+#include "relay/ip_policy.h"
 
 namespace ss {
 
@@ -15,8 +16,13 @@ Listener::Factory local_inbound_factory(const ListenerSpec& spec) {
       return [target](Listener&) { return std::make_unique<TunnelInbound>(target); };
     }
     case ListenerSpec::Protocol::Redir:
-      return [transparent = spec.transparent](Listener&) {
-        return std::make_unique<RedirInbound>(transparent);
+      // The configured port; only a listener on port 0 (tests) asks the socket, per connection.
+      return [tproxy = spec.transparent, configured = spec.port](Listener& l) {
+        const uint16_t port = !tproxy || configured != 0 ? configured : l.port();
+        return std::make_unique<RedirInbound>(tproxy, port, [](const Address& a) {
+          sockaddr_storage sa{};
+          return a.to_sockaddr(sa) && is_own_address(reinterpret_cast<const sockaddr*>(&sa));
+        });
       };
     case ListenerSpec::Protocol::Mixed:
     case ListenerSpec::Protocol::Shadowsocks:  // not a local protocol; never configured locally
