@@ -267,22 +267,11 @@ void Connection::on_remote_connected() {
   inbound_->connected_reply(reply);
   if (reply.len > 0 && !send_copy(kClient, reply.data, reply.len)) return;
   if (early_ != nullptr) {
+    // With a Shadowsocks outbound: the address header and the pipelined bytes in one flight.
     Block* b = early_;
     early_ = nullptr;
-    if (pending_header_) {
-      // Address header and the pipelined bytes in one encrypted flight.
-      Block* out = BlockPool::local().acquire();
-      out->len = static_cast<uint32_t>(seal_request(b->data, b->len, out->data));
-      BlockPool::local().release(b);
-      if (out->len == 0) {
-        BlockPool::local().release(out);
-        close("encryption failed");
-        return;
-      }
-      if (!send(kRemote, out)) return;
-    } else if (!send(kRemote, b)) {
-      return;
-    }
+    if (!forward(kRemote, b, b->len)) BlockPool::local().release(b);
+    if (phase_ == Phase::Closing || !peers_[kRemote].connected) return;
   }
   start_relay();
 }
@@ -359,6 +348,11 @@ void Connection::on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf
   } else if (nread < 0) {
     // A reset or error: what was already read has been queued towards the other side, so let it
     // drain before closing (bounded by the deadline).
+    if (p->side == kRemote && s->response_ended_ && s->phase_ == Phase::Relay) {
+      s->drop_upstream();  // an idle kept-alive upstream was reset: not the client's concern
+      BlockPool::local().release(block);
+      return;
+    }
     p->eof = true;
     s->update_reading(p->side);
     Side dst = other(p->side);
@@ -380,22 +374,7 @@ bool Connection::handle_read(Side s, Block* block, size_t n) {
     case Phase::Handshake:
       if (s == kClient) {
         ReplyBytes reply;
-        if (early_ == nullptr) early_ = BlockPool::local().acquire();
-        EarlyData early{early_->data, kBlockCapacity, 0};
-        InboundAction action = inbound_->feed(block->data, n, reply, early);
-        if (action == InboundAction::Handover) {
-          if (std::unique_ptr<Inbound> next = inbound_->take_next()) {
-            inbound_ = std::move(next);
-            action = inbound_->feed(block->data, n, reply, early);
-          } else {
-            action = InboundAction::Close;
-          }
-        }
-        early_->len = static_cast<uint32_t>(early.len);
-        if (early.len == 0) {
-          BlockPool::local().release(early_);
-          early_ = nullptr;
-        }
+        const InboundAction action = feed_inbound(block->data, n, reply);
         if (reply.len > 0 && !send_copy(kClient, reply.data, reply.len)) return false;
         dispatch(action);
       }
@@ -410,12 +389,40 @@ bool Connection::handle_read(Side s, Block* block, size_t n) {
   return false;
 }
 
+InboundAction Connection::feed_inbound(const uint8_t* data, size_t n, ReplyBytes& reply) {
+  if (early_ == nullptr) early_ = BlockPool::local().acquire();
+  EarlyData early{early_->data, kBlockCapacity, 0};
+  InboundAction action = inbound_->feed(data, n, reply, early);
+  if (action == InboundAction::Handover) {
+    if (std::unique_ptr<Inbound> next = inbound_->take_next()) {
+      inbound_ = std::move(next);
+      action = inbound_->feed(data, n, reply, early);
+    } else {
+      action = InboundAction::Close;
+    }
+  }
+  early_->len = static_cast<uint32_t>(early.len);
+  if (early.len == 0) {
+    BlockPool::local().release(early_);
+    early_ = nullptr;
+  }
+  return action;
+}
+
 void Connection::handle_eof(Side s) {
   Peer& p = peers_[s];
   p.eof = true;
   update_reading(s);
   if (phase_ != Phase::Relay) {
     close(s == kClient ? "client closed" : "remote closed");
+    return;
+  }
+  if (s == kRemote && response_ended_) {
+    drop_upstream();  // an idle kept-alive upstream closed: the next request connects again
+    return;
+  }
+  if (s == kClient && between_requests_) {
+    end_after_response();  // the client is done, between two requests
     return;
   }
   if (p.opener && p.opener->buffered() > 0) {
@@ -449,6 +456,7 @@ void Connection::start_relay() {
   if (pending_header_) header_flush_at_ = uv_now(loop()) + kHeaderFlushDelayMs;
   // A FIN that arrived while connecting is forwarded now.
   if (peers_[kClient].eof) handle_eof(kClient);
+  note_request_done();
   arm_timer();
 }
 
@@ -478,10 +486,8 @@ bool Connection::open_into(Side s, const uint8_t* data, size_t n, Block* out) {
 }
 
 bool Connection::relay(Side src, Block* in, size_t n) {
-  const Side dst = other(src);
-  Peer& from = peers_[src];
-  Peer& to = peers_[dst];
-  if (from.opener) {
+  Block* data = in;  // the plaintext
+  if (peers_[src].opener) {
     Block* out = BlockPool::local().acquire();
     if (!open_into(src, in->data, n, out)) {
       BlockPool::local().release(out);
@@ -492,20 +498,38 @@ bool Connection::relay(Side src, Block* in, size_t n) {
       BlockPool::local().release(out);
       return false;
     }
-    send(dst, out);
-    return false;
+    data = out;
+    n = out->len;
   }
-  if (src == kClient) {
-    // The inbound may end the request here (an HTTP message to its origin): what follows is not
-    // forwarded, and the client is no longer read.
-    const size_t keep = inbound_->forwardable(in->data, n);
-    if (keep < n) {
-      request_ended_ = true;
-      set_want_read(kClient, false);
+  bool taken = false;
+  if (src == kClient && between_requests_) {
+    read_next_request(data->data, n);  // the inbound reads the next request
+  } else if (src == kRemote && response_ended_) {
+    drop_upstream();  // bytes nobody asked for: this upstream is out of step
+  } else {
+    // Only the bytes of the current exchange go on (all of them, but for HTTP forwarding).
+    ResponseEnd end = ResponseEnd::No;
+    size_t keep = n;
+    if (src == kClient) {
+      keep = inbound_->forwardable(data->data, n);
+      if (keep < n) end_request();
+    } else {
+      end = inbound_->response(data->data, n, keep);
     }
-    n = keep;
-    if (n == 0) return false;
+    taken = keep != 0 && forward(other(src), data, keep);
+    if (src == kClient) {
+      note_request_done();
+    } else {
+      after_response(end);
+    }
   }
+  if (data == in) return taken;
+  if (!taken) BlockPool::local().release(data);
+  return false;
+}
+
+bool Connection::forward(Side dst, Block* in, size_t n) {
+  Peer& to = peers_[dst];
   if (!to.sealer && to.server_suite != nullptr) {
     to.sealer = to.server_suite->server_sealer(*to.opener);
   }
@@ -526,6 +550,117 @@ bool Connection::relay(Side src, Block* in, size_t n) {
   in->len = static_cast<uint32_t>(n);
   send(dst, in);
   return true;
+}
+
+// ---- one exchange after another (HTTP forward proxying) ----------------------------------------
+// The inbound tells where each request and each response ends (forwardable(), request_done(),
+// response()); for every other inbound the one exchange never ends and none of this runs. Once
+// both have ended, the inbound reads the next request (feed(), as in the handshake), and its
+// Connect either goes on the same upstream or, for another target (or a closed upstream), on a
+// new one through the router: the old remote handle is closed first and the same Peer is
+// initialised again after its close callback, so refs_ and the single close path are unchanged.
+
+void Connection::end_request() {
+  if (request_ended_) return;
+  request_ended_ = true;
+  set_want_read(kClient, false);  // the inbound holds what follows until the response ends
+}
+
+void Connection::note_request_done() {
+  if (phase_ == Phase::Relay && inbound_->request_done()) end_request();
+  if (request_ended_ && response_ended_) next_request();
+}
+
+void Connection::after_response(ResponseEnd end) {
+  if (phase_ != Phase::Relay) return;
+  switch (end) {
+    case ResponseEnd::No:
+      return;
+    case ResponseEnd::Reuse:
+      response_ended_ = true;
+      if (request_ended_) next_request();
+      return;
+    case ResponseEnd::Last:
+      end_after_response();
+      return;
+    case ResponseEnd::Bad:
+      LOG_DEBUG("%s: bad response from %s", inbound_->name(), target_.to_string().c_str());
+      abort("bad response from the origin");
+      return;
+  }
+}
+
+void Connection::end_after_response() {
+  end_request();
+  close_peer(kRemote);
+  peers_[kRemote].eof = true;
+  maybe_shutdown(kClient);  // a FIN once the response is written; maybe_finish() then closes
+}
+
+void Connection::drop_upstream() {
+  close_peer(kRemote);
+  peers_[kRemote].eof = true;
+}
+
+void Connection::next_request() {
+  request_ended_ = false;
+  response_ended_ = false;
+  between_requests_ = true;
+  read_next_request(nullptr, 0);  // the inbound may hold it already
+  if (!between_requests_ || phase_ != Phase::Relay) return;
+  if (peers_[kClient].eof) {
+    end_after_response();
+    return;
+  }
+  set_want_read(kClient, true);
+}
+
+void Connection::read_next_request(const uint8_t* data, size_t n) {
+  ReplyBytes reply;
+  const InboundAction action = feed_inbound(data, n, reply);
+  if (reply.len > 0 && !send_copy(kClient, reply.data, reply.len)) return;
+  if (action == InboundAction::NeedMore) return;
+  between_requests_ = false;
+  if (action != InboundAction::Connect) {
+    dispatch(action);  // an error answer and the end, or a close
+    return;
+  }
+  Peer& r = peers_[kRemote];
+  if (inbound_->reuses_upstream() && inbound_->target() == target_ && r.connected && !r.eof &&
+      !r.shut_sent) {
+    LOG_DEBUG("%s: next request to %s on the same upstream", inbound_->name(),
+              target_.to_string().c_str());
+    if (early_ != nullptr) {
+      Block* b = early_;
+      early_ = nullptr;
+      if (!forward(kRemote, b, b->len)) BlockPool::local().release(b);
+    }
+    note_request_done();
+    return;
+  }
+  // Another target, or the upstream is gone: a new one, routed like the first.
+  set_want_read(kClient, false);
+  connect_after_close_ = true;
+  if (r.inited) {
+    close_peer(kRemote);  // on_closed() goes on with connect_next_upstream()
+    return;
+  }
+  connect_next_upstream();
+}
+
+void Connection::connect_next_upstream() {
+  connect_after_close_ = false;
+  if (phase_ != Phase::Relay) return;
+  Peer& r = peers_[kRemote];
+  r.connected = r.reading = r.want_read = r.throttled = false;
+  r.eof = r.shut_sent = r.shut_done = false;
+  r.opener.reset();
+  r.sealer.reset();
+  r.server_suite = nullptr;
+  peers_[kClient].throttled = false;
+  pending_header_.reset();
+  header_flush_at_ = 0;
+  route_and_connect();
 }
 
 void Connection::on_decrypt_error(Side s) {
@@ -736,7 +871,10 @@ void Connection::on_closed(uv_handle_t* h) {
   if (h->type == UV_TIMER) {
     s = static_cast<Connection*>(h->data);
   } else {
-    s = static_cast<Peer*>(h->data)->conn;
+    Peer* p = static_cast<Peer*>(h->data);
+    s = p->conn;
+    p->inited = false;  // the handle may be initialised again (a new upstream)
+    if (p->side == kRemote && s->connect_after_close_) s->connect_next_upstream();
   }
   s->release_ref();
 }

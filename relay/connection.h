@@ -169,6 +169,21 @@ class Connection {
 
   // Returns true if it took ownership of `block` (relayed without a copy).
   bool handle_read(Side s, Block* block, size_t n);
+  // Client bytes to the inbound (the handshake, or the next request); early data into early_.
+  InboundAction feed_inbound(const uint8_t* data, size_t n, ReplyBytes& reply);
+  // n plaintext bytes of `in` to dst, sealed if dst has a cipher state. True if the block itself
+  // went on (ownership taken).
+  bool forward(Side dst, Block* in, size_t n);
+  // One exchange after another (see connection.cpp): the request or the response ended, the
+  // next request is read, and goes on the same upstream or a new one.
+  void end_request();
+  void note_request_done();
+  void after_response(ResponseEnd end);
+  void end_after_response();
+  void drop_upstream();
+  void next_request();
+  void read_next_request(const uint8_t* data, size_t n);
+  void connect_next_upstream();
   void handle_eof(Side s);
   bool relay(Side src, Block* block, size_t n);
   void update_reading(Side s);
@@ -199,9 +214,12 @@ class Connection {
   uint64_t deadline_ = 0;         // absolute loop time; 0 = none
   uint64_t header_flush_at_ = 0;  // absolute loop time; 0 = none
   bool close_when_flushed_ = false;
-  bool holding_ = false;        // hold_after_handshake() was called
-  bool request_ended_ = false;  // the inbound said the client's request is complete
-  bool abortive_ = false;       // close with resets (abort())
+  bool holding_ = false;              // hold_after_handshake() was called
+  bool request_ended_ = false;        // the inbound said the client's request is complete
+  bool response_ended_ = false;       // ... and that the response to it is (the upstream may stay)
+  bool between_requests_ = false;     // the inbound reads the client's next request
+  bool connect_after_close_ = false;  // the old upstream is closing; a new one follows
+  bool abortive_ = false;             // close with resets (abort())
   std::optional<Address> pending_header_;
   Address target_;  // where the client's bytes finally go (for logs)
   Address remote_;  // what the remote socket connects to (target, or ss-server)
