@@ -193,7 +193,8 @@ def users_file_seeds():
 def http1_seeds():
     t = "fuzz_http1"
     # [mode][seed][bytes]: mode 0 request, 1 response (seed % 4: GET, HEAD, CONNECT, POST),
-    # 2 chunked body, 3 length / until-close bodies and Basic credentials.
+    # 2 chunked body, 3 length / until-close bodies and Basic credentials, 4 ResponseFramer
+    # (seed bit 0: the request was HEAD).
     write(t, "connect", b"\0\0CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n"
                         b"Proxy-Authorization: Basic dXNlcjpwYXNz\r\n\r\n\x16\x03\x01")
     write(t, "connect_v6", b"\0\0CONNECT [2001:db8::1]:8443 HTTP/1.0\r\n\r\n")
@@ -229,6 +230,13 @@ def http1_seeds():
     write(t, "chunked_bad", b"\2\0" + b"5\r\nhelloX\r\n")
     write(t, "length_body", b"\3\5" + b"hellonext")
     write(t, "basic", b"\3\0Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ==")
+    write(t, "framer_100_chunked", b"\4\0HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\n"
+                                   b"Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\nHTTP")
+    write(t, "framer_head", b"\4\1HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nHTTP/1.1")
+    write(t, "framer_304", b"\4\0HTTP/1.1 304 Not Modified\r\nETag: \"a\"\r\n\r\n")
+    write(t, "framer_bad_chunk", b"\4\0HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                                 b"zz\r\n")
+    write(t, "framer_close", b"\4\0HTTP/1.0 200 OK\r\n\r\nuntil close")
 
 
 def inbounds_seeds():
