@@ -441,6 +441,16 @@ void Connection::handle_eof(Side s) {
     b->len = static_cast<uint32_t>(seal_request(nullptr, 0, b->data));
     if (!send(kRemote, b)) return;
   }
+  if (s == kRemote && !response_started_) {
+    // Nothing came back for the request: the inbound may say so (HTTP: 502), then it ends.
+    ReplyBytes reply;
+    inbound_->no_response_reply(reply);
+    if (reply.len > 0) {
+      send_copy(kClient, reply.data, reply.len);
+      end_after_response();
+      return;
+    }
+  }
   maybe_shutdown(other(s));
   maybe_finish();
 }
@@ -514,6 +524,7 @@ bool Connection::relay(Side src, Block* in, size_t n) {
       keep = inbound_->forwardable(data->data, n);
       if (keep < n) end_request();
     } else {
+      response_started_ = true;
       end = inbound_->response(data->data, n, keep);
     }
     taken = keep != 0 && forward(other(src), data, keep);
@@ -605,6 +616,7 @@ void Connection::drop_upstream() {
 void Connection::next_request() {
   request_ended_ = false;
   response_ended_ = false;
+  response_started_ = false;
   between_requests_ = true;
   read_next_request(nullptr, 0);  // the inbound may hold it already
   if (!between_requests_ || phase_ != Phase::Relay) return;

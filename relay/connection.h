@@ -217,6 +217,7 @@ class Connection {
   bool holding_ = false;              // hold_after_handshake() was called
   bool request_ended_ = false;        // the inbound said the client's request is complete
   bool response_ended_ = false;       // ... and that the response to it is (the upstream may stay)
+  bool response_started_ = false;     // a byte of the current response came from the remote
   bool between_requests_ = false;     // the inbound reads the client's next request
   bool connect_after_close_ = false;  // the old upstream is closing; a new one follows
   bool abortive_ = false;             // close with resets (abort())

@@ -130,6 +130,10 @@ class Inbound {
     take = n;
     return ResponseEnd::No;
   }
+  // The remote closed before a byte of the current response came (with a Shadowsocks outbound,
+  // how a target the server could not reach shows): what the client is told before its
+  // connection ends (HTTP: 502). Nothing by default.
+  virtual void no_response_reply(ReplyBytes&) {}
   // After a later Connect (the next request): whether an open upstream to the same target may
   // carry it (false: always a fresh one, e.g. for a CONNECT tunnel).
   virtual bool reuses_upstream() const { return false; }

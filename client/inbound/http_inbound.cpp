@@ -155,6 +155,12 @@ ResponseEnd HttpInbound::response(const uint8_t* in, size_t n, size_t& take) {
   return response_.keep_alive() && client_keep_alive_ ? ResponseEnd::Reuse : ResponseEnd::Last;
 }
 
+void HttpInbound::no_response_reply(ReplyBytes& reply) {
+  if (!connect_ && awaiting_response_) {
+    reply.append(http1::error_response(http1::Status::BadGateway, true));
+  }
+}
+
 void HttpInbound::connected_reply(ReplyBytes& reply) {
   if (connect_) reply.append(http1::connect_established_response());
 }

@@ -33,6 +33,7 @@ class HttpInbound final : public Inbound {
   bool request_done() const override { return !connect_ && request_done_; }
   ResponseEnd response(const uint8_t* in, size_t n, size_t& take) override;
   bool reuses_upstream() const override { return !connect_; }
+  void no_response_reply(ReplyBytes& reply) override;
   std::string_view user() const override { return user_; }
   std::string_view failure() const override { return failure_; }
   bool auth_failed() const override { return auth_failed_; }
