@@ -279,6 +279,13 @@ def inbounds_seeds():
     write(t, "http_get", b"\x18" + b"GET http://example.com:8080/a?b HTTP/1.1\r\nHost: x\r\n"
                          b"Proxy-Connection: keep-alive\r\nConnection: X-Hop\r\nX-Hop: 1\r\n\r\n"
                          b"GET http://example.com/next HTTP/1.1\r\n\r\n")
+    write(t, "http_keepalive_chain", plain + b"GET http://a.example/1 HTTP/1.1\r\n\r\n"
+          b"POST http://b.example:81/2 HTTP/1.1\r\nContent-Length: 2\r\n\r\nok"
+          b"HEAD http://a.example/3 HTTP/1.1\r\n\r\nCONNECT c.example:443 HTTP/1.1\r\n\r\nx")
+    write(t, "http_keepalive_auth", auth + b"GET http://a.example/ HTTP/1.1\r\n"
+          b"Proxy-Authorization: Basic YWxpY2U6c2VjcmV0\r\n\r\n"
+          b"GET http://a.example/2 HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"
+          b"GET http://a.example/3 HTTP/1.1\r\nX: \x01\r\n\r\n")
     write(t, "http_post_length", plain + b"POST http://a.example/f HTTP/1.1\r\n"
                                  b"Content-Length: 5\r\n\r\nhelloEXTRA")
     write(t, "http_post_chunked", plain + b"POST http://a.example/ HTTP/1.1\r\n"
