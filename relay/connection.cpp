@@ -531,7 +531,7 @@ bool Connection::relay(Side src, Block* in, size_t n) {
     if (src == kClient) {
       note_request_done();
     } else {
-      after_response(end);
+      after_response(end, keep < n);
     }
   }
   if (data == in) return taken;
@@ -578,17 +578,19 @@ void Connection::end_request() {
 }
 
 void Connection::note_request_done() {
-  if (phase_ == Phase::Relay && inbound_->request_done()) end_request();
+  if (phase_ != Phase::Relay) return;
+  if (inbound_->request_done()) end_request();
   if (request_ended_ && response_ended_) next_request();
 }
 
-void Connection::after_response(ResponseEnd end) {
+void Connection::after_response(ResponseEnd end, bool more) {
   if (phase_ != Phase::Relay) return;
   switch (end) {
     case ResponseEnd::No:
       return;
     case ResponseEnd::Reuse:
       response_ended_ = true;
+      if (more) drop_upstream();  // bytes after the response: this upstream is out of step
       if (request_ended_) next_request();
       return;
     case ResponseEnd::Last:

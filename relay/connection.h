@@ -178,7 +178,8 @@ class Connection {
   // next request is read, and goes on the same upstream or a new one.
   void end_request();
   void note_request_done();
-  void after_response(ResponseEnd end);
+  // `more`: the remote sent bytes after the response's end.
+  void after_response(ResponseEnd end, bool more);
   void end_after_response();
   void drop_upstream();
   void next_request();
