@@ -162,6 +162,7 @@ start "$work/origin.log" "$py_port" python3 "$work/origin.py" "$py_port" "$work/
 
 start "$work/server.log" "$server_port" "$bin_dir/ss-server" -s 127.0.0.1 -p "$server_port" \
   -k "$password" -m "$method" --allow-private-targets -v
+server_pid=${pids[-1]}
 start "$work/local.log" "$local_port" "$bin_dir/ss-local" -s 127.0.0.1 -p "$server_port" \
   -b 127.0.0.1 -l "$local_port" -k "$password" -m "$method" -v
 
@@ -246,6 +247,7 @@ if [[ $requests -eq 7 ]]; then pass "nginx served 7 requests"; else fail "nginx 
 
 start "$work/local2.log" "$local_port" "$bin_dir/ss-local" -s 127.0.0.1 -p "$server_port" \
   -b 127.0.0.1 -l "$local_port" -k "$password" -m "$method" -v
+local2_pid=${pids[-1]}
 
 # raw REQUEST_FILE OUT: sends the request through the proxy, reads until the proxy closes (at
 # most 10 s); the status is timeout's (124 if the connection stayed open).
@@ -299,6 +301,15 @@ assert out[head_end + len(body):].startswith(b"HTTP/1.1 502 Bad Gateway\r\n"), o
   pass "a pipelined request to a dead port: the first response whole, then 502 and the end"
 else
   fail "pipelined request to a dead port: $(head -c 200 "$work/two.out" 2>/dev/null)"
+fi
+
+# Our binaries end cleanly on SIGTERM, and (in a sanitizer build) their logs hold no report.
+kill "$local2_pid" "$server_pid" 2>/dev/null || true
+wait "$local2_pid" "$server_pid" 2>/dev/null || true
+if grep -lE 'Sanitizer|runtime error:' "$work/local.log" "$work/local2.log" "$work/server.log"; then
+  fail "a sanitizer report in the logs above"
+else
+  pass "no sanitizer report in ss-local's and ss-server's logs"
 fi
 
 echo "$passed passed, $failed failed"
