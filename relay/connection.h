@@ -64,8 +64,9 @@ class Connection {
   // nothing but the resolver's answer, so shutdown does not wait for it.
   static size_t orphaned_lookups();
 
-  // True while relaying payload (the graceful shutdown lets only these finish).
-  bool relaying() const { return phase_ == Phase::Relay; }
+  // True while relaying payload (the graceful shutdown lets only these finish). An HTTP client
+  // connection idle between two exchanges is not: it may be closed at any time (RFC 9112 §9.5).
+  bool relaying() const { return phase_ == Phase::Relay && !between_requests_; }
   // True before the client's greeting or request is complete, and while a rejected client is
   // drained: the sessions the listener closes first, oldest first, when the connection cap is
   // reached (so a flood of half-finished handshakes cannot lock genuine clients out).

@@ -303,6 +303,26 @@ else
   fail "pipelined request to a dead port: $(head -c 200 "$work/two.out" 2>/dev/null)"
 fi
 
+# SIGTERM: a client connection idle between two requests is closed at once (it is not relaying).
+if timeout 10 python3 -c '
+import os, signal, socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+s.sendall(("GET %s HTTP/1.1\r\n\r\n" % sys.argv[3]).encode())
+buf = b""
+while b"\r\n\r\n" not in buf:
+    buf += s.recv(65536)
+head, _, body = buf.partition(b"\r\n\r\n")
+length = [l.split(b":")[1] for l in head.split(b"\r\n") if l.lower().startswith(b"content-length:")]
+while len(body) < int(length[0]):
+    body += s.recv(65536)
+os.kill(int(sys.argv[2]), signal.SIGTERM)
+s.settimeout(5)  # the graceful shutdown would give a relaying connection 10 s
+assert s.recv(1) == b""' "$local_port" "$local2_pid" "$p/b.bin"; then
+  pass "SIGTERM closes a keep-alive connection idle between requests at once"
+else
+  fail "SIGTERM left a keep-alive connection idle between requests open"
+fi
+
 # Our binaries end cleanly on SIGTERM, and (in a sanitizer build) their logs hold no report.
 kill "$local2_pid" "$server_pid" 2>/dev/null || true
 wait "$local2_pid" "$server_pid" 2>/dev/null || true
