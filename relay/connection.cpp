@@ -9,7 +9,9 @@
 // what goes to a side with one is sealed, and between two plaintext sides the read block itself
 // is passed on. Each side is a Stream (relay/net/stream.h): each read becomes one pooled block,
 // and each block is written through the other side's stream. When a side's queued
-// bytes pass kHighWater the other side stops reading, and resumes once they fall to kLowWater.
+// bytes pass Pump::kHighWater the other side stops reading, and resumes once they fall to
+// Pump::kLowWater. A pump's limiter (none by default) may also hold its source's reading back
+// until a retry time, which the timer serves.
 // A FIN is forwarded as a shutdown once the queued bytes towards that side are written; the
 // session closes when both directions have ended, on an error, or on a deadline.
 //
@@ -57,6 +59,8 @@ size_t Connection::orphaned_lookups() {
 
 Connection::Connection(Listener& owner, std::unique_ptr<Inbound> inbound)
     : owner_(owner), inbound_(std::move(inbound)) {
+  pumps_[kClient].set_limiter(owner.limiters().from_client);
+  pumps_[kRemote].set_limiter(owner.limiters().from_remote);
   for (int i = 0; i < 2; ++i) {
     peers_[i].side = static_cast<Side>(i);
     peers_[i].tcp.set_handler(this, static_cast<uint8_t>(i));
@@ -308,7 +312,8 @@ void Connection::set_want_read(Side s, bool on) {
 
 void Connection::update_reading(Side s) {
   Peer& p = peers_[s];
-  bool want = p.connected && p.want_read && !p.throttled && !p.eof && phase_ != Phase::Closing;
+  bool want =
+      p.connected && p.want_read && !pumps_[s].paused() && !p.eof && phase_ != Phase::Closing;
   if (want == p.reading) return;
   if (want) {
     if (p.stream->read_start() == 0) p.reading = true;
@@ -371,6 +376,10 @@ bool Connection::handle_read(Side s, Block* block, size_t n) {
       }
       return false;
     case Phase::Relay:
+      if (pumps_[s].charge(n, last_active_)) {
+        update_reading(s);
+        arm_timer();
+      }
       return relay(s, block, n);
     case Phase::Draining:  // discard
     case Phase::Connecting:
@@ -532,10 +541,8 @@ bool Connection::send(Side dst, Block* b) {
     abort(dst == kClient ? "client write error" : "remote write error", r);
     return false;
   }
-  if (p.stream->queued() > kHighWater) {
-    Peer& src = peers_[other(dst)];
-    src.throttled = true;
-    update_reading(src.side);
+  if (pumps_[other(dst)].sink_queued(p.stream->queued())) {
+    update_reading(other(dst));
     arm_timer();  // start watching the now unread side for a reset
   }
   return true;
@@ -554,10 +561,7 @@ void Connection::on_stream_written(uint8_t ctx, int status) {
 void Connection::after_write(Side dst) {
   Peer& p = peers_[dst];
   Peer& src = peers_[other(dst)];
-  if (src.throttled && p.stream->queued() <= kLowWater) {
-    src.throttled = false;
-    update_reading(src.side);
-  }
+  if (pumps_[src.side].sink_written(p.stream->queued())) update_reading(src.side);
   if (p.stream->queued() != 0) return;
   if (close_when_flushed_) {
     close("peer reset, pending data delivered");
@@ -613,7 +617,7 @@ void Connection::drain(bool send_fin) {
     set_deadline_ms(std::min<uint64_t>(kMaxHandshakeMs, uint64_t(config().timeout) * 1000));
   }
   Peer& c = peers_[kClient];
-  c.throttled = false;
+  pumps_[kClient].release();
   set_want_read(kClient, true);
   if (send_fin && c.connected && !c.shut_sent) {
     // uv_shutdown waits for queued writes (a SOCKS5 error reply) to complete first.
@@ -812,7 +816,10 @@ void Connection::arm_timer() {
   consider(header_flush_at_);
   // A side we stopped reading (backpressure) is not watched by the loop: look at it every 250 ms
   // so a reset is noticed before the idle timeout.
-  if (peers_[kClient].throttled || peers_[kRemote].throttled) consider(now + kThrottledCheckMs);
+  // A side its limiter holds back is likewise not read until the limiter lets it.
+  if (pumps_[kClient].paused() || pumps_[kRemote].paused()) consider(now + kThrottledCheckMs);
+  consider(pumps_[kClient].resume_at());
+  consider(pumps_[kRemote].resume_at());
   if (phase_ == Phase::Relay) consider(last_active_ + uint64_t(config().timeout) * 1000);
   if (next == 0) {
     uv_timer_stop(&timer_);
@@ -844,7 +851,10 @@ void Connection::on_timer(uv_timer_t* t) {
     if (!s->send(kRemote, b)) return;
   }
   for (Peer& p : s->peers_) {
-    if (!p.throttled || !p.connected) continue;
+    if (s->pumps_[p.side].retry(now)) s->update_reading(p.side);
+  }
+  for (Peer& p : s->peers_) {
+    if (!s->pumps_[p.side].paused() || !p.connected) continue;
     if (const int err = p.stream->pending_error(); err != 0) {
       s->abort(p.side == kClient ? "client reset while throttled" : "remote reset while throttled",
                err);

@@ -21,6 +21,7 @@
 #include "relay/inbound.h"
 #include "relay/net/tcp_stream.h"
 #include "relay/outbound.h"
+#include "relay/pump.h"
 
 namespace ss {
 
@@ -31,9 +32,6 @@ class Connection final : private StreamHandler {
  public:
   enum Side : uint8_t { kClient = 0, kRemote = 1 };
 
-  // Backpressure marks on a side's queued (handed to libuv, not yet written) bytes.
-  static constexpr size_t kHighWater = 128 * 1024;
-  static constexpr size_t kLowWater = 32 * 1024;
   // How long a client-first flight may wait for its first bytes before the address header goes
   // alone (for protocols where the server speaks first).
   static constexpr uint64_t kHeaderFlushDelayMs = 50;
@@ -96,7 +94,6 @@ class Connection final : private StreamHandler {
     bool connected = false;  // may be read and written
     bool reading = false;    // uv_read_start is active
     bool want_read = false;  // the phase wants this side read
-    bool throttled = false;  // the other side's queue is above the high mark
     bool eof = false;        // this side sent FIN
     bool shut_sent = false;  // we shut down our writing towards this side
     bool shut_done = false;
@@ -188,6 +185,9 @@ class Connection final : private StreamHandler {
   const Outbound* outbound_ = nullptr;  // chosen by the router; owned by it
   Phase phase_ = Phase::Handshake;
   Peer peers_[2];
+  // The two directions' flow control, indexed by their source side: pumps_[kClient] reads the
+  // client and writes to the remote.
+  Pump pumps_[2];
   Block* early_ = nullptr;    // plaintext that came with the request, sent once connected
   uint64_t udp_control_ = 0;  // the UDP association this connection keeps alive (0: none)
   uv_timer_t timer_;
