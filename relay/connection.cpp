@@ -820,7 +820,9 @@ void Connection::arm_timer() {
   if (pumps_[kClient].paused() || pumps_[kRemote].paused()) consider(now + kThrottledCheckMs);
   consider(pumps_[kClient].resume_at());
   consider(pumps_[kRemote].resume_at());
-  if (phase_ == Phase::Relay) consider(last_active_ + uint64_t(config().timeout) * 1000);
+  if (phase_ == Phase::Relay && !limited()) {
+    consider(last_active_ + uint64_t(config().timeout) * 1000);
+  }
   if (next == 0) {
     uv_timer_stop(&timer_);
     return;
@@ -851,7 +853,10 @@ void Connection::on_timer(uv_timer_t* t) {
     if (!s->send(kRemote, b)) return;
   }
   for (Peer& p : s->peers_) {
-    if (s->pumps_[p.side].retry(now)) s->update_reading(p.side);
+    if (!s->pumps_[p.side].retry(now)) continue;
+    // Waiting for a limiter is not idleness: the idle time counts from the end of the wait.
+    s->last_active_ = now;
+    s->update_reading(p.side);
   }
   for (Peer& p : s->peers_) {
     if (!s->pumps_[p.side].paused() || !p.connected) continue;
@@ -861,7 +866,8 @@ void Connection::on_timer(uv_timer_t* t) {
       return;
     }
   }
-  if (s->phase_ == Phase::Relay && now >= s->last_active_ + uint64_t(s->config().timeout) * 1000) {
+  if (s->phase_ == Phase::Relay && !s->limited() &&
+      now >= s->last_active_ + uint64_t(s->config().timeout) * 1000) {
     s->abort("idle timeout");
     return;
   }

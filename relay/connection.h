@@ -176,6 +176,8 @@ class Connection final : private StreamHandler {
   void maybe_finish();
   void connect_to(const sockaddr* sa);
   void arm_timer();
+  // A pump waits for its limiter (the connection is then not idle).
+  bool limited() const { return pumps_[kClient].limited() || pumps_[kRemote].limited(); }
   void release_ref();
   // Every phase change goes through here, so the listener's evictable list stays exact.
   void set_phase(Phase p);

@@ -124,14 +124,14 @@ class RecordingLimiter final : public PumpLimiter {
 // A SOCKS5 listener relaying straight to its targets, on a loop in a background thread.
 class DirectProxy {
  public:
-  explicit DirectProxy(PumpLimiters limiters) {
+  explicit DirectProxy(PumpLimiters limiters, int timeout_s = 30) {
     cfg_.role = Role::Local;
     cfg_.method = "aes-128-gcm";
     cfg_.cipher = find_cipher(cfg_.method);
     REQUIRE(cfg_.cipher != nullptr);
     cfg_.key = derive_master_key("pump test", cfg_.cipher->key_len);
     cfg_.server = {"127.0.0.1"};
-    cfg_.timeout = 30;
+    cfg_.timeout = timeout_s;
     REQUIRE(uv_loop_init(&loop_) == 0);
     auto router = std::make_shared<FixedRouter>(std::vector<Outbound>{Outbound{}});
     listener_ = std::make_unique<Listener>(
@@ -204,4 +204,28 @@ TEST_CASE("pump: a token bucket on a connection pauses and resumes its reading, 
   // cannot have been faster than that (a lower bound only, so a slow machine cannot fail it).
   const double floor_s = double(kSize - kBurst - kReadSize) / double(kRate);
   CHECK(std::chrono::duration<double>(elapsed).count() >= floor_s * 0.99);
+}
+
+TEST_CASE("pump: a wait for the limiter longer than the idle timeout is not idleness", "[relay]") {
+  // One 64 KiB upload at 16 KiB/s with a 1 KiB burst: about 4 s of waiting for tokens, with a
+  // 1 s idle timeout. The echo comes back byte-exact instead of the connection being aborted.
+  constexpr size_t kSize = 64 * 1024;
+  auto up = std::make_shared<RecordingLimiter>(16 * 1024, 1024);
+  TargetServer target(TargetBehavior::echo());
+  DirectProxy proxy(PumpLimiters{up, nullptr}, 1);
+  {
+    auto conn = socks5_connect(proxy.port(), AddrType::IPv4, "127.0.0.1", target.port());
+    REQUIRE(conn.reply);
+    REQUIRE(conn.reply->rep == 0);
+    Bytes data = random_bytes(kSize);
+    auto got = duplex_transfer(conn.socket, data, data.size(), 20000ms, true);
+    CHECK(got.received == data.size());
+    CHECK(got.received_sha256 == sha256(data));
+    CHECK(recv_until_eof(conn.socket, 5000ms).empty());
+  }
+  target.wait_reports(1);
+  CHECK(proxy.finish() == 0);
+  CHECK(up->consumed == kSize);
+  CHECK(up->pauses >= 1);
+  CHECK(up->reads_while_paused == 0);
 }
