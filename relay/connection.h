@@ -19,20 +19,19 @@
 #include "relay/buffer_pool.h"
 #include "relay/config.h"
 #include "relay/inbound.h"
+#include "relay/net/tcp_stream.h"
 #include "relay/outbound.h"
+#include "relay/pump.h"
 
 namespace ss {
 
 class Listener;
 class UdpRelay;
 
-class Connection {
+class Connection final : private StreamHandler {
  public:
   enum Side : uint8_t { kClient = 0, kRemote = 1 };
 
-  // Backpressure marks on a side's queued (handed to libuv, not yet written) bytes.
-  static constexpr size_t kHighWater = 128 * 1024;
-  static constexpr size_t kLowWater = 32 * 1024;
   // How long a client-first flight may wait for its first bytes before the address header goes
   // alone (for protocols where the server speaks first).
   static constexpr uint64_t kHeaderFlushDelayMs = 50;
@@ -89,19 +88,17 @@ class Connection {
   enum class Phase : uint8_t { Handshake, Connecting, Relay, Draining, Closing };
 
   struct Peer {
-    uv_tcp_t tcp;
-    uv_shutdown_t shutdown_req;
-    Connection* conn = nullptr;
+    // The socket, and the Stream the relay uses (the socket itself for every side today).
+    TcpStream tcp;
+    Stream* stream = &tcp;
     Side side = kClient;
-    bool inited = false;     // uv_tcp_init succeeded: needs uv_close
+    bool live = false;       // the stream was opened and its close has not completed
     bool connected = false;  // may be read and written
     bool reading = false;    // uv_read_start is active
     bool want_read = false;  // the phase wants this side read
-    bool throttled = false;  // the other side's queue is above the high mark
     bool eof = false;        // this side sent FIN
     bool shut_sent = false;  // we shut down our writing towards this side
     bool shut_done = false;
-    size_t queued = 0;        // bytes handed to uv_write, not yet completed
     uint64_t bytes_read = 0;  // from this side
     // This side's cipher state: what we read from it is opened, what we write to it sealed.
     // Both null for a plaintext side. The Shadowsocks inbound's sealer is made from `suite`
@@ -159,14 +156,17 @@ class Connection {
   // Ciphertext from side s to plaintext in `out`; false on an authentication error.
   bool open_into(Side s, const uint8_t* data, size_t n, Block* out);
 
-  static void on_alloc(uv_handle_t* h, size_t suggested, uv_buf_t* buf);
-  static void on_read(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf);
-  static void on_write(uv_write_t* req, int status);
-  static void on_shutdown(uv_shutdown_t* req, int status);
-  static void on_connect(uv_connect_t* req, int status);
+  // StreamHandler: the events of both sides' streams (ctx is the Side).
+  bool on_stream_read(uint8_t ctx, Block* block, size_t n) override;
+  void on_stream_end(uint8_t ctx, int err) override;
+  void on_stream_written(uint8_t ctx, int status) override;
+  void on_stream_shutdown(uint8_t ctx, int status) override;
+  void on_stream_connected(uint8_t ctx, int status) override;
+  void on_stream_closed(uint8_t ctx) override;
+
   static void on_resolved(uv_getaddrinfo_t* req, int status, addrinfo* res);
   static void on_timer(uv_timer_t* t);
-  static void on_closed(uv_handle_t* h);
+  static void on_timer_closed(uv_handle_t* h);
 
   // Returns true if it took ownership of `block` (relayed without a copy).
   bool handle_read(Side s, Block* block, size_t n);
@@ -194,6 +194,8 @@ class Connection {
   void maybe_finish();
   void connect_to(const sockaddr* sa);
   void arm_timer();
+  // A pump waits for its limiter (the connection is then not idle).
+  bool limited() const { return pumps_[kClient].limited() || pumps_[kRemote].limited(); }
   void release_ref();
   // Every phase change goes through here, so the listener's evictable list stays exact.
   void set_phase(Phase p);
@@ -203,10 +205,12 @@ class Connection {
   const Outbound* outbound_ = nullptr;  // chosen by the router; owned by it
   Phase phase_ = Phase::Handshake;
   Peer peers_[2];
+  // The two directions' flow control, indexed by their source side: pumps_[kClient] reads the
+  // client and writes to the remote.
+  Pump pumps_[2];
   Block* early_ = nullptr;    // plaintext that came with the request, sent once connected
   uint64_t udp_control_ = 0;  // the UDP association this connection keeps alive (0: none)
   uv_timer_t timer_;
-  uv_connect_t connect_req_;
   uv_getaddrinfo_t dns_req_;
   bool dns_pending_ = false;
   bool dns_orphaned_ = false;  // counted in orphaned_lookups()
