@@ -15,6 +15,11 @@
 // A FIN is forwarded as a shutdown once the queued bytes towards that side are written; the
 // session closes when both directions have ended, on an error, or on a deadline.
 //
+// An inbound that carries one exchange after another (HTTP forward proxying) goes from Relay back
+// to Connecting when its next request names another target or the upstream has closed: the
+// remote stream is closed, opened again once its close completes, and routed and connected like
+// the first (see "one exchange after another" below).
+//
 // One timer serves every deadline: the handshake/connect/drain deadline, the idle timeout while
 // relaying, and the short wait for a client's first bytes before the address header goes alone.
 
