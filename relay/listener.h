@@ -16,6 +16,7 @@
 #include "relay/config.h"
 #include "relay/inbound.h"
 #include "relay/outbound.h"
+#include "relay/pump.h"
 #include "relay/runtime.h"
 
 namespace ss {
@@ -57,6 +58,10 @@ class Listener {
   // IP_TRANSPARENT / IPV6_TRANSPARENT on sockets bound from now on (TPROXY: accept connections
   // addressed to any address; needs CAP_NET_ADMIN).
   void set_transparent(bool on) { transparent_ = on; }
+  // The limiters of the connections accepted from now on (shared by all of them); none by
+  // default.
+  void set_limiters(PumpLimiters limiters) { limiters_ = std::move(limiters); }
+  const PumpLimiters& limiters() const { return limiters_; }
   // Closes the listening sockets; live sessions go on.
   void stop_accepting();
   // Stops accepting and closes every session that is not relaying payload (handshakes, probes
@@ -110,6 +115,7 @@ class Listener {
   size_t evicted_pending_ = 0;  // evicted sessions not yet freed
   uint64_t last_accept_error_log_ = 0;
   UdpRelay* udp_ = nullptr;
+  PumpLimiters limiters_;
   std::vector<std::pair<std::string, uint16_t>> addresses_;  // what listen() bound, to re-listen
   uv_timer_t relisten_;
   bool relisten_inited_ = false;
