@@ -37,8 +37,9 @@
 #include <vector>
 
 #include "relay/connection.h"
+#include "relay/counters.h"
 #include "relay/log.h"
-#include "relay/method.h"
+#include "relay/runtime.h"
 #include "relay/udp_front.h"
 #include "relay/udp_nat.h"
 #include "relay/udp_relay.h"
@@ -104,7 +105,6 @@ struct MainState {
   uv_timer_t grace;
   uv_timer_t settle;  // after the first signal: are only orphaned DNS lookups left?
   uv_async_t worker_done;
-  std::shared_ptr<std::atomic<size_t>> live;
   uint64_t grace_ms = kMaxGraceMs;
   int signals = 0;
 
@@ -140,10 +140,10 @@ struct MainState {
   // Every session left is closed and waits only for a lookup running in libuv's thread pool,
   // which cannot be cancelled and may take the resolver's whole timeout (30 s and more): the
   // loops would not end before it returns. Nothing is left to flush, so exit now.
-  static void on_settle(uv_timer_t* t) {
-    auto* m = static_cast<MainState*>(t->data);
+  static void on_settle(uv_timer_t*) {
     const size_t orphans = Connection::orphaned_lookups();
-    if (orphans == 0 || m->live->load() != orphans) return;
+    const int64_t live = counters::read(Counter::LiveConnections);
+    if (orphans == 0 || live != static_cast<int64_t>(orphans)) return;
     LOG_NOTICE("exiting without waiting for %zu DNS lookup%s still running in the resolver",
                orphans, orphans == 1 ? "" : "s");
     std::fflush(stdout);
@@ -339,54 +339,44 @@ int run_app(Role role, int argc, char** argv, const InboundRegistry& inbounds) {
   int nworkers = cfg.workers > 0
                      ? cfg.workers
                      : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
-  // Each listener's mode (rust's "locals" may give their own). The mixed port keeps its TCP
-  // listener even in udp_only mode: SOCKS5's UDP ASSOCIATE needs it.
-  auto serve_tcp = [&cfg](const ListenerSpec& spec) {
-    return spec.mode.value_or(cfg.mode) != Mode::UdpOnly ||
-           spec.protocol == ListenerSpec::Protocol::Mixed;
-  };
-  auto udp_mode = [&cfg](const ListenerSpec& spec) {
-    return spec.mode.value_or(cfg.mode) != Mode::TcpOnly;
-  };
-  const bool serve_udp = std::any_of(cfg.listeners.begin(), cfg.listeners.end(), udp_mode);
-  std::string suite_error;
-  // The method of the flat keys: ss-server's inbound suite, and the UDP relay's. With rust's
-  // "servers" each server has its own (in the router).
-  std::shared_ptr<const TcpCipherSuite> suite;
-  if (!cfg.rust_servers) {
-    suite = make_tcp_suite(cfg, &suite_error);
-    if (!suite) {
-      std::fprintf(stderr, "%s: password: %s\n", prog, suite_error.c_str());
-      return 1;
-    }
-  }
-  std::shared_ptr<Router> router = make_router(cfg, &suite_error);
-  if (!router) {
-    std::fprintf(stderr, "%s: servers: %s\n", prog, suite_error.c_str());
+  // The engine's snapshot: suites, router, limits. Listeners share it; each connection keeps a
+  // reference to the one it was accepted with.
+  const Specs specs = specs_of(cfg);
+  std::string runtime_error;
+  const std::shared_ptr<const Runtime> runtime = make_runtime(specs, &runtime_error);
+  if (!runtime) {
+    std::fprintf(stderr, "%s: %s\n", prog, runtime_error.c_str());
     return 1;
   }
-  bool none = cfg.method_kind == MethodKind::None && !cfg.rust_servers;
-  for (const ServerSpec& spec : cfg.servers) none = none || spec.method_kind == MethodKind::None;
+  bool none = specs.inbound && specs.inbound->method_kind == MethodKind::None;
+  for (const ServerSpec& spec : specs.servers) none = none || spec.method_kind == MethodKind::None;
   if (none) {
     LOG_WARN(
         "method \"none\": NO ENCRYPTION, NO AUTHENTICATION. Anyone on the path reads and "
         "alters this traffic, and anyone can use this proxy. For measurements only.");
   }
 
+  // Each listener's TCP and UDP (rust's "locals" may give their own mode). The mixed port keeps
+  // its TCP listener even in udp_only mode: SOCKS5's UDP ASSOCIATE needs it.
+  auto serve_tcp = [](const ListenerSpec& spec) {
+    return spec.tcp || spec.protocol == ListenerSpec::Protocol::Mixed;
+  };
+  const bool serve_udp = std::any_of(specs.listeners.begin(), specs.listeners.end(),
+                                     [](const ListenerSpec& spec) { return spec.udp; });
   std::unique_ptr<UdpRelay> udp_relay;
   std::unique_ptr<UdpFronts> udp_fronts;
   if (serve_udp) {
     udp_relay = std::make_unique<UdpRelay>();
-    udp_fronts = UdpFronts::make(cfg, *udp_relay, &suite_error);
+    std::string udp_error;
+    udp_fronts = UdpFronts::make(specs, *udp_relay, &udp_error);
     if (!udp_fronts) {
-      std::fprintf(stderr, "%s: password: %s\n", prog, suite_error.c_str());
+      std::fprintf(stderr, "%s: password: %s\n", prog, udp_error.c_str());
       return 1;
     }
   }
 
   // Set up every worker's loop and sockets on this thread, so a bind error ends start-up cleanly.
   std::vector<std::unique_ptr<Worker>> workers;
-  auto live_sessions = std::make_shared<std::atomic<size_t>>(0);
   uv_loop_t main_loop;
   uv_loop_init(&main_loop);
   MainState m;
@@ -396,7 +386,6 @@ int run_app(Role role, int argc, char** argv, const InboundRegistry& inbounds) {
   uv_signal_init(&main_loop, &m.sigterm);
   uv_timer_init(&main_loop, &m.grace);
   uv_timer_init(&main_loop, &m.settle);
-  m.live = live_sessions;
   uv_async_init(&main_loop, &m.worker_done, MainState::on_worker_done);
   m.sigint.data = m.sigterm.data = m.grace.data = m.settle.data = m.worker_done.data = &m;
 
@@ -408,7 +397,7 @@ int run_app(Role role, int argc, char** argv, const InboundRegistry& inbounds) {
   m.sighup.data = &m;
   uv_signal_start(&m.sighup, MainState::on_hup, SIGHUP);
 
-  size_t max_sessions = default_max_connections(cfg);
+  size_t max_sessions = default_max_connections(cfg.max_connections, cfg.workers);
   int status = 0;
   for (int i = 0; i < nworkers && status == 0; ++i) {
     auto w = std::make_unique<Worker>();
@@ -417,21 +406,21 @@ int run_app(Role role, int argc, char** argv, const InboundRegistry& inbounds) {
     if (serve_udp) {
       w->udp = std::make_unique<UdpNat>(
           &w->loop, *udp_relay,
-          UdpNatOptions{cfg.udp_timeout,
+          UdpNatOptions{specs.limits.udp_timeout,
                         // The cap is the process's: shared out among the workers' NATs.
-                        std::max<size_t>(1, (cfg.udp_max_associations + nworkers - 1) /
+                        std::max<size_t>(1, (specs.limits.udp_max_associations + nworkers - 1) /
                                                 static_cast<size_t>(nworkers)),
-                        cfg.ipv6_first, cfg.reuse_port || nworkers > 1});
+                        specs.tcp.ipv6_first, cfg.reuse_port || nworkers > 1});
     }
     const size_t share =
         max_sessions == 0
             ? 0
             : std::max<size_t>(1, max_sessions / (static_cast<size_t>(nworkers) *
-                                                  std::max<size_t>(1, cfg.listeners.size())));
-    for (const ListenerSpec& spec : cfg.listeners) {
+                                                  std::max<size_t>(1, specs.listeners.size())));
+    for (const ListenerSpec& spec : specs.listeners) {
       const std::string& host = spec.address;
       const uint16_t port = spec.port;
-      if (w->udp && udp_mode(spec)) {
+      if (w->udp && spec.udp) {
         const bool tproxy = udp_fronts->transparent(spec);
         int r = w->udp->listen(host, port, udp_fronts->inbound(spec), udp_fronts->outbound(spec),
                                tproxy);
@@ -449,15 +438,15 @@ int run_app(Role role, int argc, char** argv, const InboundRegistry& inbounds) {
         }
       }
       if (!serve_tcp(spec)) continue;
-      auto l = std::make_unique<Listener>(&w->loop, cfg, inbounds(spec), suite, router);
+      auto l = std::make_unique<Listener>(&w->loop, runtime, inbounds(spec));
       l->set_reuse_port(cfg.reuse_port || nworkers > 1);
-      l->set_transparent(cfg.tcp_tproxy);
-      l->set_connection_limit(live_sessions, max_sessions, share);
+      l->set_transparent(spec.transparent);
+      l->set_connection_limit(max_sessions, share);
       int r = l->listen(host, port);
       if (r != 0) {
         std::fprintf(stderr, "%s: cannot listen on TCP %s port %u: %s%s\n", prog, host.c_str(),
                      static_cast<unsigned>(port), uv_strerror(r),
-                     cfg.tcp_tproxy && r == UV_EPERM ? " (TPROXY, -T, needs CAP_NET_ADMIN)" : "");
+                     spec.transparent && r == UV_EPERM ? " (TPROXY, -T, needs CAP_NET_ADMIN)" : "");
         status = 1;
         w->listeners.push_back(std::move(l));
         break;
@@ -486,8 +475,8 @@ int run_app(Role role, int argc, char** argv, const InboundRegistry& inbounds) {
       for (auto& l : w->listeners) l->set_udp(udp_relay.get());
     }
   }
-  if (role != Role::Server && status == 0 && !cfg.servers.empty()) {
-    for (const ServerSpec& spec : cfg.servers) {
+  if (status == 0) {
+    for (const ServerSpec& spec : specs.servers) {
       LOG_NOTICE("server %s port %u (%s)", spec.host.c_str(), static_cast<unsigned>(spec.port),
                  spec.method.c_str());
     }

@@ -30,7 +30,6 @@ Block* BlockPool::acquire() {
   b->next = nullptr;
   b->len = 0;
   b->off = 0;
-  b->side = 0;
   return b;
 }
 

@@ -25,7 +25,6 @@ struct Block {
   Block* next;
   uint32_t len;  // bytes of data in use
   uint32_t off;  // bytes already written by uv_try_write
-  uint8_t side;  // which session side the write goes to
   alignas(16) uint8_t data[kBlockCapacity];
 };
 

@@ -3,6 +3,7 @@
 // password and the key never appear in a message: their errors only say what is wrong.
 
 #include "relay/config.h"
+#include "relay/options.h"
 
 // GCC 12 reports false "may be used uninitialized" warnings inside <regex>, which cxxopts uses,
 // in optimized sanitizer builds (clang does not know the warning).
@@ -249,22 +250,6 @@ int workers_value(const json& v, std::string_view name) {
   return static_cast<int>(*n);
 }
 
-// --- The table of JSON keys. ---
-// A row with a setter is implemented. A row without one is a key of shadowsocks-libev or
-// shadowsocks-rust that is not implemented here: with a reason it changes what the proxy does
-// (its transport, security or routing), so the process refuses to start rather than run without
-// it; without a reason it is harmless here and only warned about. To support a key, give its row
-// a setter.
-
-struct KeySpec {
-  std::string_view name;
-  void (*apply)(Config& cfg, const json& v);
-  const char* refused = nullptr;  // why running without it would be wrong (apply == nullptr)
-};
-
-constexpr const char* kPluginRefused = "plugins (SIP003) are not supported yet";
-constexpr const char* kAclRefused = "access control lists are not supported yet";
-
 // shadowsocks-rust's "servers": [{"server"|"address": host, "server_port": port, "method": ...,
 // "password": ...}, ...]. Each server keeps its own method and keys.
 void servers_value(Config& c, const json& v) {
@@ -294,6 +279,7 @@ void servers_value(Config& c, const json& v) {
         fail(key + ": not supported by shadowsocks-uv in a \"servers\" entry");
       }
     }
+    spec.source = "servers";
     if (spec.host.empty()) fail(at + ".server: missing");
     if (spec.port == 0) fail(at + ".server_port: missing");
     c.servers.push_back(std::move(spec));
@@ -359,90 +345,252 @@ long long nofile_value(const json& v, std::string_view name) {
   return static_cast<long long>(count_value(v, name, 1, 1'048'576));
 }
 
-constexpr KeySpec kKeys[] = {
-    {"server", [](Config& c, const json& v) { c.server = server_value(v, "server"); }},
-    {"server_port", [](Config& c, const json& v) { c.server_port = port_value(v, "server_port"); }},
-    {"local_address",
-     [](Config& c, const json& v) { c.local_address = string_value(v, "local_address"); }},
-    {"local_port", [](Config& c, const json& v) { c.local_port = port_value(v, "local_port"); }},
-    {"password", [](Config& c, const json& v) { c.password = string_value(v, "password"); }},
-    {"key", [](Config& c, const json& v) { c.key_b64 = string_value(v, "key"); }},
-    {"method", [](Config& c, const json& v) { c.method = string_value(v, "method"); }},
-    {"timeout", [](Config& c, const json& v) { c.timeout = timeout_value(v, "timeout"); }},
-    {"udp_timeout",
-     [](Config& c, const json& v) { c.udp_timeout = timeout_value(v, "udp_timeout"); }},
-    {"udp_max_associations",
-     [](Config& c, const json& v) {
-       c.udp_max_associations = count_value(v, "udp_max_associations", 1, kMaxUdpAssociations);
-     }},
-    {"mode", [](Config& c, const json& v) { c.mode = mode_value(v, "mode"); }},
-    {"no_delay", [](Config& c, const json& v) { c.no_delay = bool_value(v, "no_delay"); }},
-    {"ipv6_first", [](Config& c, const json& v) { c.ipv6_first = bool_value(v, "ipv6_first"); }},
-    {"reuse_port", [](Config& c, const json& v) { c.reuse_port = bool_value(v, "reuse_port"); }},
-    {"fast_open", [](Config& c, const json& v) { c.fast_open = bool_value(v, "fast_open"); }},
-    {"tunnel_address",
-     [](Config& c, const json& v) { c.tunnel_target = tunnel_value(v, "tunnel_address"); }},
-    {"tcp_tproxy", [](Config& c, const json& v) { c.tcp_tproxy = bool_value(v, "tcp_tproxy"); }},
-    {"workers", [](Config& c, const json& v) { c.workers = workers_value(v, "workers"); }},
-    {"users", [](Config& c, const json& v) { c.users = users_value(v, "users"); }},
-    {"max_connections",
-     [](Config& c, const json& v) {
-       c.max_connections = count_value(v, "max_connections", 0, 10'000'000);
-     }},
-    {"allow_private_targets",
-     [](Config& c, const json& v) {
-       c.allow_private_targets = bool_value(v, "allow_private_targets");
-     }},
-    {"user",
-     [](Config& c, const json& v) {
-       c.run_as_user = string_value(v, "user");
-       if (c.run_as_user.empty()) fail("user: must not be empty");
-     }},
-    {"nofile", [](Config& c, const json& v) { c.nofile = nofile_value(v, "nofile"); }},
-    {"use_syslog", [](Config& c, const json& v) { c.use_syslog = bool_value(v, "use_syslog"); }},
-    {"socks5_auth_config_path",
-     [](Config& c, const json& v) {
-       c.socks5_auth_config_path = string_value(v, "socks5_auth_config_path");
-       if (c.socks5_auth_config_path.empty()) fail("socks5_auth_config_path: must not be empty");
-     }},
+// Setters for rows whose key or flag writes one field, through one of the value parsers above.
+template <auto Field, auto Parse>
+void set(Config& c, const json& v, std::string_view name) {
+  c.*Field = Parse(v, name);
+}
+
+// A string that must not be empty (a user, a file).
+template <auto Field>
+void set_nonempty(Config& c, const json& v, std::string_view name) {
+  c.*Field = string_value(v, name);
+  if ((c.*Field).empty()) fail(std::string(name) + ": must not be empty");
+}
+
+template <auto Field>
+void set_string(Config& c, const json& v, std::string_view name) {
+  c.*Field = string_value(v, name);
+}
+
+template <auto Field>
+void set_bool(Config& c, const json& v, std::string_view name) {
+  c.*Field = bool_value(v, name);
+}
+
+size_t udp_associations_value(const json& v, std::string_view name) {
+  return count_value(v, name, 1, kMaxUdpAssociations);
+}
+
+size_t max_connections_value(const json& v, std::string_view name) {
+  return count_value(v, name, 0, 10'000'000);
+}
+
+std::optional<Address> optional_tunnel_value(const json& v, std::string_view name) {
+  return tunnel_value(v, name);
+}
+
+using Arg = Option::Arg;
+
+constexpr const char* kPluginRefused = "plugins (SIP003) are not supported yet";
+constexpr const char* kAclRefused = "access control lists are not supported yet";
+constexpr const char* kDnsRefused =
+    "a custom name server is not supported yet (the system resolver is used)";
+constexpr const char* kManagerRefused = "ss-manager is not supported yet";
+constexpr const char* kFamilyBindRefused =
+    "binding outbound connections per family is not supported";
+
+// --- The options table. ---
+// A row with a setter is implemented. A row without one and with a reason is a key or flag of
+// shadowsocks-libev or shadowsocks-rust that is not implemented here and that changes what the
+// proxy does (its transport, security or routing): the process refuses to start rather than run
+// without it. A key row with neither is harmless here and only warned about. To support a key,
+// give its row a setter. The order of the rows is the order of -h.
+constexpr Option kOptions[] = {
+    {"", "c", Arg::Text, "FILE", kAllRoles, "JSON config file", ""},
+    // ss-server: the flat keys name the addresses to listen on and the outbound bind address.
+    {"server", "s", Arg::List, "HOST", kServerOnly,
+     "address to listen on (repeatable; default 0.0.0.0)",
+     "address or array of addresses to listen on (default \"0.0.0.0\")",
+     set<&Config::server, server_value>},
+    {"server_port", "p", Arg::Text, "PORT", kServerOnly, "port to listen on", "port to listen on",
+     set<&Config::server_port, port_value>},
+    {"local_address", "b", Arg::Text, "ADDR", kServerOnly, "address outbound connections bind to",
+     "address outbound connections bind to", set_string<&Config::local_address>},
+    // ss-local, ss-tunnel, ss-redir: the server(s) to use and the address to listen on.
+    {"server", "s", Arg::List, "HOST", kClients, "ss-server host (repeatable)",
+     "ss-server host, or an array of hosts", set<&Config::server, server_value>},
+    {"server_port", "p", Arg::Text, "PORT", kClients, "ss-server port", "ss-server port",
+     set<&Config::server_port, port_value>},
+    {"local_port", "l", Arg::Text, "PORT", kClients, "port to listen on", "port to listen on",
+     set<&Config::local_port, port_value>},
+    {"local_address", "b", Arg::Text, "ADDR", kClients, "address to listen on (default 127.0.0.1)",
+     "address to listen on (default \"127.0.0.1\")", set_string<&Config::local_address>},
+    {"password", "k", Arg::Text, "PASSWORD", kAllRoles, "password",
+     "password the key is derived from", set_string<&Config::password>},
+    {"key", "key", Arg::Text, "BASE64", kAllRoles,
+     "base64 master key (used instead of the password)",
+     "base64 master key, used instead of password", set_string<&Config::key_b64>},
+    {"method", "m", Arg::Text, "METHOD", kAllRoles, "cipher (default chacha20-ietf-poly1305)",
+     "cipher (default \"chacha20-ietf-poly1305\")", set_string<&Config::method>},
+    {"timeout", "t", Arg::Text, "TIMEOUT", kAllRoles, "idle timeout in seconds (default 60)",
+     "idle timeout in seconds (default 60)", set<&Config::timeout, timeout_value>},
+    {"udp_timeout", "udp-timeout", Arg::Text, "SECONDS", kAllRoles,
+     "idle seconds before a UDP association expires (default 60)",
+     "idle seconds before a UDP association expires (default 60)",
+     set<&Config::udp_timeout, timeout_value>},
+    {"udp_max_associations", "udp-max-associations", Arg::Text, "N", kAllRoles,
+     "UDP associations kept, least recently used evicted beyond (default 1024)",
+     "UDP associations kept, oldest evicted beyond (default 1024)",
+     set<&Config::udp_max_associations, udp_associations_value>},
+    {"tunnel_address", "L", Arg::Text, "HOST:PORT", kTunnelOnly, "target to forward to",
+     "\"host:port\" to forward to", set<&Config::tunnel_target, optional_tunnel_value>},
+    {"tcp_tproxy", "T", Arg::None, "", kRedirOnly,
+     "use TPROXY instead of REDIRECT (transparent listeners; needs CAP_NET_ADMIN)",
+     "true: connections arrive by TPROXY (as -T)", set_bool<&Config::tcp_tproxy>},
+    {"mode", "", Arg::None, "", kAllRoles, "",
+     "\"tcp_only\" (default), \"tcp_and_udp\" or \"udp_only\"", set<&Config::mode, mode_value>},
+    {"", "u", Arg::None, "", kServerOnly | kLocalOnly | kTunnelOnly, "relay TCP and UDP", "",
+     [](Config& c, const json&, std::string_view) { c.mode = Mode::TcpAndUdp; }},
+    {"", "U", Arg::None, "", kServerOnly | kLocalOnly | kTunnelOnly, "relay UDP only", "",
+     [](Config& c, const json&, std::string_view) { c.mode = Mode::UdpOnly; }},
+    {"", "u", Arg::None, "", kRedirOnly,
+     "relay TCP and UDP (UDP by TPROXY; needs CAP_NET_ADMIN)", "",
+     [](Config& c, const json&, std::string_view) { c.mode = Mode::TcpAndUdp; }},
+    {"", "U", Arg::None, "", kRedirOnly, "relay UDP only (by TPROXY; needs CAP_NET_ADMIN)", "",
+     [](Config& c, const json&, std::string_view) { c.mode = Mode::UdpOnly; }},
+    {"ipv6_first", "6", Arg::None, "", kAllRoles, "prefer IPv6 when resolving",
+     "true: prefer IPv6 when resolving", set_bool<&Config::ipv6_first>},
+    {"no_delay", "no-delay", Arg::None, "", kAllRoles, "set TCP_NODELAY", "true: set TCP_NODELAY",
+     set_bool<&Config::no_delay>},
+    {"reuse_port", "reuse-port", Arg::None, "", kAllRoles, "set SO_REUSEPORT on listening sockets",
+     "true: set SO_REUSEPORT on listening sockets", set_bool<&Config::reuse_port>},
+    {"fast_open", "fast-open", Arg::None, "", kAllRoles, "use TCP Fast Open",
+     "true: use TCP Fast Open", set_bool<&Config::fast_open>},
+    {"workers", "workers", Arg::Text, "N", kAllRoles, "event-loop threads (default: one per CPU)",
+     "event-loop threads (default: one per CPU)", set<&Config::workers, workers_value>},
+    {"max_connections", "max-connections", Arg::Text, "N", kAllRoles,
+     "concurrent TCP connections (default: about half the descriptor limit)",
+     "concurrent TCP connections (default: about half the descriptor limit)",
+     set<&Config::max_connections, max_connections_value>},
+    {"allow_private_targets", "allow-private-targets", Arg::None, "", kServerOnly,
+     "also relay to loopback, private and link-local targets",
+     "true: also relay to loopback/private/link-local targets",
+     set_bool<&Config::allow_private_targets>},
+    {"", "genkey", Arg::Text, "METHOD", kAllRoles,
+     "print a new random base64 key for METHOD and exit", ""},
+    {"user", "a", Arg::Text, "USER", kAllRoles, "drop privileges to USER after binding",
+     "drop privileges to this user after binding (as -a)", set_nonempty<&Config::run_as_user>},
+    {"", "f", Arg::Text, "PIDFILE", kAllRoles,
+     "run in the background and write the process id to PIDFILE", "",
+     set_nonempty<&Config::pid_file>},
+    {"nofile", "n", Arg::Text, "NOFILE", kAllRoles,
+     "raise the open-file limit (RLIMIT_NOFILE) to NOFILE",
+     "raise the open-file limit to this (as -n)", set<&Config::nofile, nofile_value>},
+    {"", "log-file", Arg::Text, "PATH", kAllRoles, "append log lines to PATH instead of stderr", "",
+     set_nonempty<&Config::log_file>},
+    {"use_syslog", "", Arg::None, "", kAllRoles, "", "true: log to syslog instead of stderr",
+     set_bool<&Config::use_syslog>},
+    {"", "q", Arg::None, "", kAllRoles, "quiet: log errors only", "",
+     [](Config& c, const json&, std::string_view) { c.quiet = true; }},
+    {"", "v", Arg::Count, "", kAllRoles, "verbose: one line per connection; -vv: debugging detail",
+     "", [](Config& c, const json& v, std::string_view) { c.verbose = v.get<int>(); }},
+    {"", "V,version", Arg::None, "", kAllRoles,
+     "print the version and the crypto libraries, and exit", ""},
+    {"", "h,help", Arg::None, "", kAllRoles, "print this help and exit", ""},
+    {"socks5_auth_config_path", "", Arg::None, "", kLocalOnly, "",
+     "user file for SOCKS5/HTTP authentication (rust's format)",
+     set_nonempty<&Config::socks5_auth_config_path>},
+    {"users", "", Arg::None, "", kServerOnly, "",
+     "2022 methods: [{\"name\": ..., \"password\": <base64 uPSK>}, ...] (SIP023)",
+     set<&Config::users, users_value>},
+    {"locals", "", Arg::None, "", kLocalOnly, "", "",
+     [](Config& c, const json& v, std::string_view) { locals_value(c, v); }},
+    {"servers", "", Arg::None, "", kClients, "", "",
+     [](Config& c, const json& v, std::string_view) { servers_value(c, v); }},
     // Not implemented, and running without them would do something else than asked: refused.
-    {"plugin", nullptr, kPluginRefused},
-    {"plugin_opts", nullptr, kPluginRefused},
-    {"plugin_args", nullptr, kPluginRefused},
-    {"plugin_mode", nullptr, kPluginRefused},
-    {"acl", nullptr, kAclRefused},
-    {"nameserver", nullptr,
-     "a custom name server is not supported yet (the system resolver is used)"},
-    {"dns", nullptr, "a custom name server is not supported yet (the system resolver is used)"},
-    {"mtu", nullptr, "UDP fragmentation by MTU is not supported"},
-    {"mptcp", nullptr, "Multipath TCP is not supported"},
-    {"port_password", nullptr, "several ports in one process are not supported yet"},
-    {"manager_address", nullptr, "ss-manager is not supported yet"},
-    {"manager_port", nullptr, "ss-manager is not supported yet"},
-    {"local_ipv4_address", nullptr, "binding outbound connections per family is not supported"},
-    {"local_ipv6_address", nullptr, "binding outbound connections per family is not supported"},
-    {"dscp", nullptr, "DSCP marking is not supported"},
-    {"auth", nullptr, "one-time authentication (OTA) was removed from Shadowsocks"},
-    {"locals", [](Config& c, const json& v) { locals_value(c, v); }},
-    {"servers", [](Config& c, const json& v) { servers_value(c, v); }},
-    {"protocol", nullptr, "\"protocol\" belongs inside a \"locals\" entry"},
-    {"balancer", nullptr, "server balancing is not supported yet"},
-    {"outbound_fwmark", nullptr, "socket marks are not supported"},
-    {"outbound_bind_interface", nullptr, "binding to an interface is not supported"},
-    {"outbound_bind_addr", nullptr, "binding outbound connections here is not supported"},
-    {"ipv6_only", nullptr, "IPv6-only listening is not supported"},
-    {"local_udp_address", nullptr, "a separate UDP listen address is not supported"},
-    {"local_udp_port", nullptr, "a separate UDP listen port is not supported"},
+    {"plugin", "", {}, "", kAllRoles, "", "", nullptr, kPluginRefused},
+    {"plugin_opts", "", {}, "", kAllRoles, "", "", nullptr, kPluginRefused},
+    {"plugin_args", "", {}, "", kAllRoles, "", "", nullptr, kPluginRefused},
+    {"plugin_mode", "", {}, "", kAllRoles, "", "", nullptr, kPluginRefused},
+    {"acl", "", {}, "", kAllRoles, "", "", nullptr, kAclRefused},
+    {"nameserver", "", {}, "", kAllRoles, "", "", nullptr, kDnsRefused},
+    {"dns", "", {}, "", kAllRoles, "", "", nullptr, kDnsRefused},
+    {"mtu", "", {}, "", kAllRoles, "", "", nullptr, "UDP fragmentation by MTU is not supported"},
+    {"mptcp", "", {}, "", kAllRoles, "", "", nullptr, "Multipath TCP is not supported"},
+    {"port_password",
+     "",
+     {},
+     "",
+     kAllRoles,
+     "",
+     "",
+     nullptr,
+     "several ports in one process are not supported yet"},
+    {"manager_address", "", {}, "", kAllRoles, "", "", nullptr, kManagerRefused},
+    {"manager_port", "", {}, "", kAllRoles, "", "", nullptr, kManagerRefused},
+    {"local_ipv4_address", "", {}, "", kAllRoles, "", "", nullptr, kFamilyBindRefused},
+    {"local_ipv6_address", "", {}, "", kAllRoles, "", "", nullptr, kFamilyBindRefused},
+    {"dscp", "", {}, "", kAllRoles, "", "", nullptr, "DSCP marking is not supported"},
+    {"auth",
+     "",
+     {},
+     "",
+     kAllRoles,
+     "",
+     "",
+     nullptr,
+     "one-time authentication (OTA) was removed from Shadowsocks"},
+    {"protocol",
+     "",
+     {},
+     "",
+     kAllRoles,
+     "",
+     "",
+     nullptr,
+     "\"protocol\" belongs inside a \"locals\" entry"},
+    {"balancer", "", {}, "", kAllRoles, "", "", nullptr, "server balancing is not supported yet"},
+    {"outbound_fwmark", "", {}, "", kAllRoles, "", "", nullptr, "socket marks are not supported"},
+    {"outbound_bind_interface",
+     "",
+     {},
+     "",
+     kAllRoles,
+     "",
+     "",
+     nullptr,
+     "binding to an interface is not supported"},
+    {"outbound_bind_addr",
+     "",
+     {},
+     "",
+     kAllRoles,
+     "",
+     "",
+     nullptr,
+     "binding outbound connections here is not supported"},
+    {"ipv6_only", "", {}, "", kAllRoles, "", "", nullptr, "IPv6-only listening is not supported"},
+    {"local_udp_address",
+     "",
+     {},
+     "",
+     kAllRoles,
+     "",
+     "",
+     nullptr,
+     "a separate UDP listen address is not supported"},
+    {"local_udp_port",
+     "",
+     {},
+     "",
+     kAllRoles,
+     "",
+     "",
+     nullptr,
+     "a separate UDP listen port is not supported"},
     // Harmless here: warned about and ignored.
-    {"disable_sni", nullptr},  // only used by libev's ACL matching
-    {"executable", nullptr},   // ss-manager's
-    {"workdir", nullptr},      // ss-manager's
-    {"log", nullptr},          // shadowsocks-rust's log section (levels come from -q/-v)
+    {"disable_sni", "", {}, "", kAllRoles, "", ""},  // only used by libev's ACL matching
+    {"executable", "", {}, "", kAllRoles, "", ""},   // ss-manager's
+    {"workdir", "", {}, "", kAllRoles, "", ""},      // ss-manager's
+    {"log", "", {}, "", kAllRoles, "", ""},  // shadowsocks-rust's log section (levels come from
+                                             // -q/-v)
 };
 
-const KeySpec* find_key(std::string_view name) {
-  for (const KeySpec& k : kKeys) {
-    if (k.name == name) return &k;
+// The first row with this JSON key (rows sharing a key share its setter).
+const Option* find_key(std::string_view name) {
+  for (const Option& o : kOptions) {
+    if (!o.key.empty() && o.key == name) return &o;
   }
   return nullptr;
 }
@@ -497,7 +645,7 @@ json parse_document(const std::string& text, const std::string& source) {
 
 void apply_json(Config& cfg, const json& doc, std::ostream& warn) {
   for (const auto& [name, value] : doc.items()) {
-    const KeySpec* spec = find_key(name);
+    const Option* spec = find_key(name);
     if (spec == nullptr) {
       warn << "config: ignoring unknown key " << quote(name) << '\n';
     } else if (spec->apply == nullptr && spec->refused != nullptr) {
@@ -506,7 +654,7 @@ void apply_json(Config& cfg, const json& doc, std::ostream& warn) {
     } else if (spec->apply == nullptr) {
       warn << "config: ignoring key " << quote(name) << " (not used by shadowsocks-uv)\n";
     } else {
-      spec->apply(cfg, value);
+      spec->apply(cfg, value, name);
     }
   }
 }
@@ -534,45 +682,10 @@ std::string help_text(cxxopts::Options& options, Role role) {
   std::ostringstream s;
   s << options.help();
   s << "\nConfig file keys (-c FILE, JSON object; flags override the file):\n";
-  if (role == Role::Server) {
-    s << "  server           address or array of addresses to listen on (default \"0.0.0.0\")\n"
-      << "  server_port      port to listen on\n"
-      << "  local_address    address outbound connections bind to\n";
-  } else {
-    s << "  server           ss-server host, or an array of hosts\n"
-      << "  server_port      ss-server port\n"
-      << "  local_address    address to listen on (default \"127.0.0.1\")\n"
-      << "  local_port       port to listen on\n";
-  }
-  s << "  password         password the key is derived from\n"
-    << "  key              base64 master key, used instead of password\n"
-    << "  method           cipher (default \"" << kDefaultMethod << "\")\n"
-    << "  timeout          idle timeout in seconds (default " << kDefaultTimeout << ")\n"
-    << "  udp_timeout      idle seconds before a UDP association expires (default "
-    << Config{}.udp_timeout << ")\n"
-    << "  udp_max_associations  UDP associations kept, oldest evicted beyond (default "
-    << Config{}.udp_max_associations << ")\n"
-    << "  mode             \"tcp_only\" (default), \"tcp_and_udp\" or \"udp_only\"\n"
-    << "  no_delay         true: set TCP_NODELAY\n"
-    << "  ipv6_first       true: prefer IPv6 when resolving\n"
-    << "  reuse_port       true: set SO_REUSEPORT on listening sockets\n"
-    << "  fast_open        true: use TCP Fast Open\n"
-    << "  workers          event-loop threads (default: one per CPU)\n"
-    << "  max_connections  concurrent TCP connections (default: about half the descriptor limit)\n"
-    << "  user             drop privileges to this user after binding (as -a)\n"
-    << "  nofile           raise the open-file limit to this (as -n)\n"
-    << "  use_syslog       true: log to syslog instead of stderr\n";
-  if (role == Role::Local) {
-    s << "  socks5_auth_config_path  user file for SOCKS5/HTTP authentication (rust's format)\n";
-  }
-  if (role == Role::Server) {
-    s << "  allow_private_targets  true: also relay to loopback/private/link-local targets\n";
-  }
-  if (role == Role::Tunnel) s << "  tunnel_address   \"host:port\" to forward to\n";
-  if (role == Role::Redir) s << "  tcp_tproxy       true: connections arrive by TPROXY (as -T)\n";
-  if (role == Role::Server) {
-    s << "  users            2022 methods: [{\"name\": ..., \"password\": <base64 uPSK>}, ...]"
-         " (SIP023)\n";
+  for (const Option& o : kOptions) {
+    if (o.key.empty() || o.key_help.empty() || !o.for_role(role)) continue;
+    s << "  " << o.key << std::string(std::max<size_t>(o.key.size(), 15) - o.key.size() + 2, ' ')
+      << o.key_help << '\n';
   }
   s << "\nMethods:";
   for (const CipherSpec& c : classic_ciphers()) s << ' ' << c.name;
@@ -622,125 +735,60 @@ std::string flag_from_message(std::string_view what) {
 void add_flags(cxxopts::Options& options, Role role) {
   using cxxopts::value;
   auto add = options.add_options();
-  add("c", "JSON config file", value<std::string>(), "FILE");
-  if (role == Role::Server) {
-    add("s", "address to listen on (repeatable; default 0.0.0.0)",
-        value<std::vector<std::string>>(), "HOST");
-    add("p", "port to listen on", value<std::string>(), "PORT");
-    add("b", "address outbound connections bind to", value<std::string>(), "ADDR");
-  } else {
-    add("s", "ss-server host (repeatable)", value<std::vector<std::string>>(), "HOST");
-    add("p", "ss-server port", value<std::string>(), "PORT");
-    add("l", "port to listen on", value<std::string>(), "PORT");
-    add("b", "address to listen on (default 127.0.0.1)", value<std::string>(), "ADDR");
+  for (const Option& o : kOptions) {
+    if (o.flag.empty() || !o.for_role(role)) continue;
+    const std::string flag(o.flag), help(o.help), arg(o.value);
+    switch (o.arg) {
+      case Arg::None:
+      case Arg::Count:
+        add(flag, help);
+        break;
+      case Arg::Text:
+        add(flag, help, value<std::string>(), arg);
+        break;
+      case Arg::List:
+        add(flag, help, value<std::vector<std::string>>(), arg);
+        break;
+    }
   }
-  add("k", "password", value<std::string>(), "PASSWORD");
-  add("key", "base64 master key (used instead of the password)", value<std::string>(), "BASE64");
-  add("m", "cipher (default " + std::string(kDefaultMethod) + ")", value<std::string>(), "METHOD");
-  add("t", "idle timeout in seconds (default 60)", value<std::string>(), "TIMEOUT");
-  add("udp-timeout",
-      "idle seconds before a UDP association expires (default " +
-          std::to_string(Config{}.udp_timeout) + ")",
-      value<std::string>(), "SECONDS");
-  add("udp-max-associations",
-      "UDP associations kept, least recently used evicted beyond (default " +
-          std::to_string(Config{}.udp_max_associations) + ")",
-      value<std::string>(), "N");
-  if (role == Role::Tunnel) add("L", "target to forward to", value<std::string>(), "HOST:PORT");
-  if (role == Role::Redir) {
-    add("T", "use TPROXY instead of REDIRECT (transparent listeners; needs CAP_NET_ADMIN)");
-  }
-  if (role == Role::Redir) {
-    add("u", "relay TCP and UDP (UDP by TPROXY; needs CAP_NET_ADMIN)");
-    add("U", "relay UDP only (by TPROXY; needs CAP_NET_ADMIN)");
-  } else {
-    add("u", "relay TCP and UDP");
-    add("U", "relay UDP only");
-  }
-  add("6", "prefer IPv6 when resolving");
-  add("no-delay", "set TCP_NODELAY");
-  add("reuse-port", "set SO_REUSEPORT on listening sockets");
-  add("fast-open", "use TCP Fast Open");
-  add("workers", "event-loop threads (default: one per CPU)", value<std::string>(), "N");
-  add("max-connections", "concurrent TCP connections (default: about half the descriptor limit)",
-      value<std::string>(), "N");
-  if (role == Role::Server) {
-    add("allow-private-targets", "also relay to loopback, private and link-local targets");
-  }
-  add("genkey", "print a new random base64 key for METHOD and exit", value<std::string>(),
-      "METHOD");
-  add("a", "drop privileges to USER after binding", value<std::string>(), "USER");
-  add("f", "run in the background and write the process id to PIDFILE", value<std::string>(),
-      "PIDFILE");
-  add("n", "raise the open-file limit (RLIMIT_NOFILE) to NOFILE", value<std::string>(), "NOFILE");
-  add("log-file", "append log lines to PATH instead of stderr", value<std::string>(), "PATH");
-  add("q", "quiet: log errors only");
-  add("v", "verbose: one line per connection; -vv: debugging detail");
-  add("V,version", "print the version and the crypto libraries, and exit");
-  add("h,help", "print this help and exit");
 }
 
+// The flags' values, through each row's setter, in the table's order.
 void apply_flags(Config& cfg, const cxxopts::ParseResult& r) {
-  auto text = [&](const char* name) { return json(r[name].as<std::string>()); };
-  if (r.count("s")) {
-    std::vector<std::string> hosts;
-    for (const std::string& h : r["s"].as<std::vector<std::string>>()) {
-      if (h.empty()) fail("-s: must not be empty");
-      hosts.push_back(h);
-    }
-    if (hosts.empty()) fail("-s: must not be empty");
-    cfg.server = std::move(hosts);
-  }
-  if (r.count("p")) cfg.server_port = port_value(text("p"), "-p");
-  if (r.count("l")) cfg.local_port = port_value(text("l"), "-l");
-  if (r.count("b")) cfg.local_address = r["b"].as<std::string>();
+  if (r.count("u") && r.count("U")) fail("-u, -U: give only one (-u: TCP and UDP, -U: UDP only)");
+  if (r.count("q") && r.count("v")) fail("-q, -v: give only one");
   // A credential given on the command line replaces both credentials from the file; otherwise a
   // file's "key" would silently win over -k.
   if (r.count("k") || r.count("key")) {
     cfg.password.clear();
     cfg.key_b64.clear();
-    if (r.count("k")) cfg.password = r["k"].as<std::string>();
-    if (r.count("key")) cfg.key_b64 = r["key"].as<std::string>();
   }
-  if (r.count("m")) cfg.method = r["m"].as<std::string>();
-  if (r.count("t")) cfg.timeout = timeout_value(text("t"), "-t");
-  if (r.count("udp-timeout")) {
-    cfg.udp_timeout = timeout_value(text("udp-timeout"), "--udp-timeout");
+  for (const Option& o : kOptions) {
+    if (o.flag.empty() || !o.for_role(cfg.role)) continue;
+    const std::string lookup(o.flag_name());
+    if (r.count(lookup) == 0) continue;
+    const std::string name = (lookup.size() == 1 ? "-" : "--") + lookup;
+    if (o.apply == nullptr) {
+      if (o.refused != nullptr) fail(name + ": " + o.refused);
+      continue;  // -c, --genkey, -h, -V: the loader's
+    }
+    json v;
+    switch (o.arg) {
+      case Arg::None:
+        v = true;
+        break;
+      case Arg::Count:
+        v = r.count(lookup);
+        break;
+      case Arg::Text:
+        v = r[lookup].as<std::string>();
+        break;
+      case Arg::List:
+        v = r[lookup].as<std::vector<std::string>>();
+        break;
+    }
+    o.apply(cfg, v, name);
   }
-  if (r.count("udp-max-associations")) {
-    cfg.udp_max_associations =
-        count_value(text("udp-max-associations"), "--udp-max-associations", 1, kMaxUdpAssociations);
-  }
-  if (r.count("L")) cfg.tunnel_target = tunnel_value(text("L"), "-L");
-  if (r.count("T")) cfg.tcp_tproxy = true;
-  if (r.count("u") && r.count("U")) fail("-u, -U: give only one (-u: TCP and UDP, -U: UDP only)");
-  if (r.count("u")) cfg.mode = Mode::TcpAndUdp;
-  if (r.count("U")) cfg.mode = Mode::UdpOnly;
-  if (r.count("6")) cfg.ipv6_first = true;
-  if (r.count("no-delay")) cfg.no_delay = true;
-  if (r.count("reuse-port")) cfg.reuse_port = true;
-  if (r.count("fast-open")) cfg.fast_open = true;
-  if (r.count("workers")) cfg.workers = workers_value(text("workers"), "--workers");
-  if (r.count("max-connections")) {
-    cfg.max_connections = count_value(text("max-connections"), "--max-connections", 0, 10'000'000);
-  }
-  if (r.count("allow-private-targets")) cfg.allow_private_targets = true;
-  if (r.count("a")) {
-    cfg.run_as_user = r["a"].as<std::string>();
-    if (cfg.run_as_user.empty()) fail("-a: must not be empty");
-  }
-  if (r.count("f")) {
-    cfg.pid_file = r["f"].as<std::string>();
-    if (cfg.pid_file.empty()) fail("-f: must not be empty");
-  }
-  if (r.count("n")) cfg.nofile = nofile_value(text("n"), "-n");
-  if (r.count("log-file")) {
-    cfg.log_file = r["log-file"].as<std::string>();
-    if (cfg.log_file.empty()) fail("--log-file: must not be empty");
-  }
-  if (r.count("q") && r.count("v")) fail("-q, -v: give only one");
-  cfg.quiet = r.count("q") > 0;
-  cfg.verbose = static_cast<int>(r.count("v"));
 }
 
 std::string methods_2022_list() {
@@ -828,6 +876,10 @@ size_t skip_blank(std::string_view t, size_t i) {
 }
 
 }  // namespace
+
+std::span<const Option> option_table() {
+  return kOptions;
+}
 
 const char* program_name(Role role) {
   return role_text(role).program;
@@ -962,6 +1014,45 @@ std::vector<ServerSpec> flat_servers(const Config& cfg) {
     out.push_back(std::move(spec));
   }
   return out;
+}
+
+Specs specs_of(const Config& cfg) {
+  Specs s;
+  s.limits.timeout = cfg.timeout;
+  s.limits.udp_timeout = cfg.udp_timeout;
+  s.limits.udp_max_associations = cfg.udp_max_associations;
+  s.limits.max_connections = cfg.max_connections;
+  s.limits.replay_capacity = cfg.replay_capacity;
+  s.limits.replay_fp_rate = cfg.replay_fp_rate;
+  s.tcp = {cfg.no_delay, cfg.ipv6_first, cfg.fast_open};
+  s.clock_offset = cfg.clock_offset;
+  s.listeners = cfg.listeners;
+  for (ListenerSpec& l : s.listeners) {
+    l.transparent = cfg.tcp_tproxy && l.protocol == ListenerSpec::Protocol::Redir;
+    const Mode mode = l.mode.value_or(cfg.mode);
+    l.tcp = mode != Mode::UdpOnly;
+    l.udp = mode != Mode::TcpOnly;
+    if (l.protocol == ListenerSpec::Protocol::Mixed) l.users = cfg.local_users;
+  }
+  // ss-server's flat keys: "server" is where to listen (the listeners above), the method and
+  // keys are the Shadowsocks inbound's, "local_address" is where outbound connections bind.
+  if (cfg.role == Role::Server) {
+    ServerSpec in;
+    in.method = cfg.method;
+    in.method_kind = cfg.method_kind;
+    in.cipher = cfg.cipher;
+    in.method2022 = cfg.method2022;
+    in.key = cfg.key;
+    in.psk_keys = cfg.psk_keys;
+    s.inbound = std::move(in);
+    s.users = cfg.users;
+    s.direct = DirectSpec{cfg.local_address, !cfg.allow_private_targets};
+    return s;
+  }
+  // The clients' flat keys: "server" are the upstreams. A Config not made by finalize_config
+  // (tests) has only the flat keys.
+  s.servers = cfg.servers.empty() ? flat_servers(cfg) : cfg.servers;
+  return s;
 }
 
 void finalize_config(Config& cfg) {

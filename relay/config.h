@@ -32,10 +32,34 @@ class ConfigError : public std::runtime_error {
 };
 
 // A SIP023 user of a 2022 ss-server: a name for logs and the user PSK.
-struct User2022 {
+struct UserSpec {
   std::string name;
   std::string password;  // base64 uPSK as configured (never logged)
   std::vector<uint8_t> key;
+};
+using User2022 = UserSpec;
+
+// The limits the engine enforces, whatever the binary.
+struct Limits {
+  int timeout = 60;                    // idle timeout, seconds
+  int udp_timeout = 60;                // idle seconds before a UDP association expires
+  size_t udp_max_associations = 1024;  // least recently used evicted beyond this
+  size_t max_connections = 0;          // concurrent TCP connections; 0 = from the descriptor limit
+  size_t replay_capacity = 1'000'000;  // classic Shadowsocks inbound's replay filter; 0 = off
+  double replay_fp_rate = 1e-10;
+};
+
+// Socket and resolver options of every TCP connection.
+struct TcpOptions {
+  bool no_delay = false;
+  bool ipv6_first = false;
+  bool fast_open = false;
+};
+
+// The direct outbound (ss-server relays to the targets itself).
+struct DirectSpec {
+  std::string bind_address;   // outbound connections bind here; empty: any
+  bool block_private = true;  // refuse loopback, private, link-local... targets (SSRF guard)
 };
 
 // One upstream Shadowsocks server of ss-local/ss-tunnel: its address and its method's keys.
@@ -47,6 +71,8 @@ struct ServerSpec {
   std::string method;
   std::string password;  // as configured (never logged)
   std::string key_b64;
+  // The key its errors are reported under: "password" (libev's flat keys) or "servers".
+  std::string source = "password";
   // Derived by finalize_config.
   MethodKind method_kind = MethodKind::Classic;
   const CipherSpec* cipher = nullptr;
@@ -64,7 +90,25 @@ struct ListenerSpec {
   std::string address;
   uint16_t port = 0;
   std::optional<Address> forward;  // Tunnel: the fixed destination
-  std::optional<Mode> mode{};      // rust's per-local "mode"; else the process's
+  bool transparent = false;        // Redir: connections arrive by TPROXY, not REDIRECT
+  bool tcp = true;                 // Mixed: TCP requests (CONNECT) are served
+  bool udp = false;                // Mixed: SOCKS5 UDP ASSOCIATE is served
+  std::shared_ptr<const UserTable> users = nullptr;  // Mixed: the proxy's own users (auth), or none
+  std::optional<Mode> mode{};  // rust's per-local "mode" (tcp/udp above follow it); else the top
+};
+
+// What the engine is built from (see relay/runtime.h): pure, validated, with no field whose
+// meaning depends on the binary. ss-server has Shadowsocks listeners, the inbound method and a
+// direct outbound; ss-local, ss-tunnel and ss-redir have local listeners and upstream servers.
+struct Specs {
+  std::vector<ListenerSpec> listeners;
+  std::vector<ServerSpec> servers;    // the Shadowsocks outbounds (upstream servers)
+  std::optional<ServerSpec> inbound;  // the Shadowsocks listeners' method and keys
+  std::vector<UserSpec> users;        // SIP023 users of the Shadowsocks inbound
+  std::optional<DirectSpec> direct;   // the direct outbound
+  Limits limits;
+  TcpOptions tcp;
+  int64_t clock_offset = 0;  // seconds added to the clock (2022 timestamps; tests)
 };
 
 struct Config {
@@ -126,6 +170,10 @@ struct Config {
 // The flat keys' servers: one ServerSpec per "server" host, with the config's method and keys
 // (finalize_config fills cfg.servers with these unless rust's "servers" is given).
 std::vector<ServerSpec> flat_servers(const Config& cfg);
+
+// The specs of a finalized config: libev's flat keys become one listener per address and one
+// server per host, rust's "locals"/"servers" their own.
+Specs specs_of(const Config& cfg);
 
 // "ss-local", "ss-server", "ss-tunnel" or "ss-redir".
 const char* program_name(Role role);

@@ -7,11 +7,18 @@
 //
 // Relay moves bytes both ways (the pump): what is read from a side with a cipher state is opened,
 // what goes to a side with one is sealed, and between two plaintext sides the read block itself
-// is passed on. Each read becomes one pooled block, written with uv_try_write first, uv_write for
-// what is left. When a side's queued
-// bytes pass kHighWater the other side stops reading, and resumes once they fall to kLowWater.
+// is passed on. Each side is a Stream (relay/net/stream.h): each read becomes one pooled block,
+// and each block is written through the other side's stream. When a side's queued
+// bytes pass Pump::kHighWater the other side stops reading, and resumes once they fall to
+// Pump::kLowWater. A pump's limiter (none by default) may also hold its source's reading back
+// until a retry time, which the timer serves.
 // A FIN is forwarded as a shutdown once the queued bytes towards that side are written; the
 // session closes when both directions have ended, on an error, or on a deadline.
+//
+// An inbound that carries one exchange after another (HTTP forward proxying) goes from Relay back
+// to Connecting when its next request names another target or the upstream has closed: the
+// remote stream is closed, opened again once its close completes, and routed and connected like
+// the first (see "one exchange after another" below).
 //
 // One timer serves every deadline: the handshake/connect/drain deadline, the idle timeout while
 // relaying, and the short wait for a client's first bytes before the address header goes alone.
@@ -29,6 +36,7 @@
 #include <cstring>
 
 #include "relay/address.h"
+#include "relay/counters.h"
 #include "relay/ip_policy.h"
 #include "relay/listener.h"
 #include "relay/log.h"
@@ -37,19 +45,6 @@
 #include "relay/warnings.h"
 
 namespace ss {
-namespace {
-
-uv_stream_t* stream_of(uv_tcp_t* t) {
-  return reinterpret_cast<uv_stream_t*>(t);
-}
-uv_handle_t* handle_of(uv_tcp_t* t) {
-  return reinterpret_cast<uv_handle_t*>(t);
-}
-
-// Sessions closed while their lookup runs in libuv's thread pool (see orphaned_lookups()).
-std::atomic<size_t> g_orphaned_lookups{0};
-
-}  // namespace
 
 bool ReplyBytes::append(const uint8_t* p, size_t n) {
   if (n > kCapacity - len) return false;
@@ -59,14 +54,16 @@ bool ReplyBytes::append(const uint8_t* p, size_t n) {
 }
 
 size_t Connection::orphaned_lookups() {
-  return g_orphaned_lookups.load();
+  return static_cast<size_t>(counters::read(Counter::OrphanedLookups));
 }
 
 Connection::Connection(Listener& owner, std::unique_ptr<Inbound> inbound)
-    : owner_(owner), inbound_(std::move(inbound)) {
+    : owner_(owner), runtime_(owner.runtime()), inbound_(std::move(inbound)) {
+  pumps_[kClient].set_limiter(owner.limiters().from_client);
+  pumps_[kRemote].set_limiter(owner.limiters().from_remote);
   for (int i = 0; i < 2; ++i) {
-    peers_[i].conn = this;
     peers_[i].side = static_cast<Side>(i);
+    peers_[i].tcp.set_handler(this, static_cast<uint8_t>(i));
   }
   uv_timer_init(owner.loop(), &timer_);
   timer_.data = this;
@@ -85,9 +82,6 @@ std::string_view Connection::user() const {
   return u;
 }
 
-const Config& Connection::config() const {
-  return owner_.config();
-}
 uv_loop_t* Connection::loop() const {
   return owner_.loop();
 }
@@ -97,21 +91,20 @@ UdpRelay* Connection::udp_relay() const {
 
 void Connection::start(uv_stream_t* server) {
   Peer& c = peers_[kClient];
-  if (uv_tcp_init(loop(), &c.tcp) != 0) {
+  if (c.tcp.init(loop()) != 0) {
     close("tcp init failed");
     return;
   }
-  c.tcp.data = &c;
-  c.inited = true;
+  c.live = true;
   ++refs_;
-  int r = uv_accept(server, stream_of(&c.tcp));
+  int r = c.tcp.accept(server);
   if (r != 0) {
     close("accept failed", r);
     return;
   }
   c.connected = true;
-  if (config().no_delay) uv_tcp_nodelay(&c.tcp, 1);
-  set_deadline_ms(std::min<uint64_t>(kMaxHandshakeMs, uint64_t(config().timeout) * 1000));
+  if (runtime().tcp.no_delay) c.tcp.set_nodelay(true);
+  set_deadline_ms(std::min<uint64_t>(kMaxHandshakeMs, uint64_t(runtime().limits.timeout) * 1000));
   const InboundAction first =
       inbound_->start(inbound_->wants_accept_info() ? accept_info() : AcceptInfo{});
   if (first == InboundAction::NeedMore) set_want_read(kClient, true);
@@ -120,34 +113,22 @@ void Connection::start(uv_stream_t* server) {
 
 AcceptInfo Connection::accept_info() const {
   AcceptInfo info;
-  const uv_tcp_t* t = &peers_[kClient].tcp;
+  const TcpStream& t = peers_[kClient].tcp;
   sockaddr_storage ss{};
-  int len = sizeof ss;
   // A dual-stack listener reports an IPv4 connection with IPv4-mapped IPv6 addresses: inbounds
   // see them as the IPv4 addresses they are (a target ::ffff:a.b.c.d would reach ss-server as an
   // IPv6 address).
-  if (uv_tcp_getsockname(t, reinterpret_cast<sockaddr*>(&ss), &len) == 0) {
+  if (t.local_address(ss)) {
     info.local = Address::from_sockaddr(reinterpret_cast<const sockaddr*>(&ss)).unmapped();
   }
-  len = sizeof ss;
-  if (uv_tcp_getpeername(t, reinterpret_cast<sockaddr*>(&ss), &len) == 0) {
+  if (t.peer_address(ss)) {
     info.peer = Address::from_sockaddr(reinterpret_cast<const sockaddr*>(&ss)).unmapped();
   }
-  uv_os_fd_t fd;
+  // netfilter's NAT: the address the client connected to before REDIRECT/DNAT, looked up for
+  // the connection's family (info.local, unmapped above), not the socket's.
   if (inbound_->wants_original_dst() &&
-      uv_fileno(reinterpret_cast<const uv_handle_t*>(t), &fd) == 0) {
-    // netfilter's NAT: the address the client connected to before REDIRECT/DNAT. Linux's
-    // SO_ORIGINAL_DST at SOL_IP for an IPv4 connection, IP6T_SO_ORIGINAL_DST (the same number)
-    // at SOL_IPV6 for an IPv6 one. The family is the connection's, not the socket's: an IPv4
-    // connection on a dual-stack IPv6 socket has an IPv4 conntrack entry, which SOL_IP finds
-    // (the kernel passes SOL_IP on an IPv6 socket to IPv4's handler), while SOL_IPV6 would look
-    // for an IPv6 one and fail. info.local, unmapped above, has the connection's family.
-    constexpr int kSoOriginalDst = 80;
-    socklen_t olen = sizeof ss;
-    const int level = info.local.type == Address::Type::IPv6 ? SOL_IPV6 : SOL_IP;
-    if (getsockopt(fd, level, kSoOriginalDst, &ss, &olen) == 0) {
-      info.original_dst = Address::from_sockaddr(reinterpret_cast<const sockaddr*>(&ss));
-    }
+      t.original_dst(info.local.type == Address::Type::IPv6, ss)) {
+    info.original_dst = Address::from_sockaddr(reinterpret_cast<const sockaddr*>(&ss));
   }
   return info;
 }
@@ -214,7 +195,7 @@ void Connection::route_and_connect() {
     peers_[kClient].opener = std::move(opener);
     peers_[kClient].server_suite = inbound_->suite();
   }
-  outbound_ = owner_.router().route(target);
+  outbound_ = runtime_->router->route(target);
   if (outbound_ == nullptr) {
     warn::target_refused(peer_text(kClient), target.to_string(), "no route");
     ReplyBytes reply;
@@ -235,12 +216,9 @@ void Connection::route_and_connect() {
 
 void Connection::udp_associate() {
   sockaddr_storage peer{}, local{};
-  int len = sizeof peer;
-  int len2 = sizeof local;
   ReplyBytes reply;
-  if (udp_relay() == nullptr ||
-      uv_tcp_getpeername(&peers_[kClient].tcp, reinterpret_cast<sockaddr*>(&peer), &len) != 0 ||
-      uv_tcp_getsockname(&peers_[kClient].tcp, reinterpret_cast<sockaddr*>(&local), &len2) != 0) {
+  const Stream& client = *peers_[kClient].stream;
+  if (udp_relay() == nullptr || !client.peer_address(peer) || !client.local_address(local)) {
     inbound_->failed_reply(UV_EINVAL, reply);
     reply_and_end(reply, "UDP association failed");
     return;
@@ -267,22 +245,11 @@ void Connection::on_remote_connected() {
   inbound_->connected_reply(reply);
   if (reply.len > 0 && !send_copy(kClient, reply.data, reply.len)) return;
   if (early_ != nullptr) {
+    // With a Shadowsocks outbound: the address header and the pipelined bytes in one flight.
     Block* b = early_;
     early_ = nullptr;
-    if (pending_header_) {
-      // Address header and the pipelined bytes in one encrypted flight.
-      Block* out = BlockPool::local().acquire();
-      out->len = static_cast<uint32_t>(seal_request(b->data, b->len, out->data));
-      BlockPool::local().release(b);
-      if (out->len == 0) {
-        BlockPool::local().release(out);
-        close("encryption failed");
-        return;
-      }
-      if (!send(kRemote, out)) return;
-    } else if (!send(kRemote, b)) {
-      return;
-    }
+    if (!forward(kRemote, b, b->len)) BlockPool::local().release(b);
+    if (phase_ == Phase::Closing || !peers_[kRemote].connected) return;
   }
   start_relay();
 }
@@ -332,46 +299,45 @@ void Connection::set_want_read(Side s, bool on) {
 
 void Connection::update_reading(Side s) {
   Peer& p = peers_[s];
-  bool want = p.connected && p.want_read && !p.throttled && !p.eof && phase_ != Phase::Closing;
+  bool want =
+      p.connected && p.want_read && !pumps_[s].paused() && !p.eof && phase_ != Phase::Closing;
   if (want == p.reading) return;
   if (want) {
-    if (uv_read_start(stream_of(&p.tcp), on_alloc, on_read) == 0) p.reading = true;
+    if (p.stream->read_start() == 0) p.reading = true;
   } else {
-    uv_read_stop(stream_of(&p.tcp));
+    p.stream->read_stop();
     p.reading = false;
   }
 }
 
-void Connection::on_alloc(uv_handle_t*, size_t, uv_buf_t* buf) {
-  Block* b = BlockPool::local().acquire();
-  *buf = uv_buf_init(reinterpret_cast<char*>(b->data), kReadSize);
+bool Connection::on_stream_read(uint8_t ctx, Block* block, size_t n) {
+  Peer& p = peers_[ctx];
+  p.bytes_read += n;
+  return handle_read(p.side, block, n);  // true: passed on
 }
 
-void Connection::on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf) {
-  Peer* p = static_cast<Peer*>(stream->data);
-  Connection* s = p->conn;
-  Block* block = buf->base != nullptr ? block_from_base(buf->base) : nullptr;
-  if (nread > 0) {
-    p->bytes_read += static_cast<uint64_t>(nread);
-    if (s->handle_read(p->side, block, static_cast<size_t>(nread))) return;  // passed on
-  } else if (nread == UV_EOF) {
-    s->handle_eof(p->side);
-  } else if (nread < 0) {
-    // A reset or error: what was already read has been queued towards the other side, so let it
-    // drain before closing (bounded by the deadline).
-    p->eof = true;
-    s->update_reading(p->side);
-    Side dst = other(p->side);
-    if (s->phase_ == Phase::Relay && s->peers_[dst].queued > 0) {
-      s->close_when_flushed_ = true;
-      s->set_deadline_ms(kConnectTimeoutMs);
-    } else {
-      // Graceful: the other side still gets every byte read before the error, then a FIN.
-      s->close(p->side == kClient ? "client read error" : "remote read error",
-               static_cast<int>(nread));
-    }
+void Connection::on_stream_end(uint8_t ctx, int err) {
+  Peer& p = peers_[ctx];
+  if (err == UV_EOF) {
+    handle_eof(p.side);
+    return;
   }
-  BlockPool::local().release(block);
+  if (p.side == kRemote && response_ended_ && phase_ == Phase::Relay) {
+    drop_upstream();  // an idle kept-alive upstream was reset: not the client's concern
+    return;
+  }
+  // A reset or error: what was already read has been queued towards the other side, so let it
+  // drain before closing (bounded by the deadline).
+  p.eof = true;
+  update_reading(p.side);
+  Side dst = other(p.side);
+  if (phase_ == Phase::Relay && peers_[dst].stream->queued() > 0) {
+    close_when_flushed_ = true;
+    set_deadline_ms(kConnectTimeoutMs);
+  } else {
+    // Graceful: the other side still gets every byte read before the error, then a FIN.
+    close(p.side == kClient ? "client read error" : "remote read error", err);
+  }
 }
 
 bool Connection::handle_read(Side s, Block* block, size_t n) {
@@ -380,27 +346,16 @@ bool Connection::handle_read(Side s, Block* block, size_t n) {
     case Phase::Handshake:
       if (s == kClient) {
         ReplyBytes reply;
-        if (early_ == nullptr) early_ = BlockPool::local().acquire();
-        EarlyData early{early_->data, kBlockCapacity, 0};
-        InboundAction action = inbound_->feed(block->data, n, reply, early);
-        if (action == InboundAction::Handover) {
-          if (std::unique_ptr<Inbound> next = inbound_->take_next()) {
-            inbound_ = std::move(next);
-            action = inbound_->feed(block->data, n, reply, early);
-          } else {
-            action = InboundAction::Close;
-          }
-        }
-        early_->len = static_cast<uint32_t>(early.len);
-        if (early.len == 0) {
-          BlockPool::local().release(early_);
-          early_ = nullptr;
-        }
+        const InboundAction action = feed_inbound(block->data, n, reply);
         if (reply.len > 0 && !send_copy(kClient, reply.data, reply.len)) return false;
         dispatch(action);
       }
       return false;
     case Phase::Relay:
+      if (pumps_[s].charge(n, last_active_)) {
+        update_reading(s);
+        arm_timer();
+      }
       return relay(s, block, n);
     case Phase::Draining:  // discard
     case Phase::Connecting:
@@ -410,12 +365,40 @@ bool Connection::handle_read(Side s, Block* block, size_t n) {
   return false;
 }
 
+InboundAction Connection::feed_inbound(const uint8_t* data, size_t n, ReplyBytes& reply) {
+  if (early_ == nullptr) early_ = BlockPool::local().acquire();
+  EarlyData early{early_->data, kBlockCapacity, 0};
+  InboundAction action = inbound_->feed(data, n, reply, early);
+  if (action == InboundAction::Handover) {
+    if (std::unique_ptr<Inbound> next = inbound_->take_next()) {
+      inbound_ = std::move(next);
+      action = inbound_->feed(data, n, reply, early);
+    } else {
+      action = InboundAction::Close;
+    }
+  }
+  early_->len = static_cast<uint32_t>(early.len);
+  if (early.len == 0) {
+    BlockPool::local().release(early_);
+    early_ = nullptr;
+  }
+  return action;
+}
+
 void Connection::handle_eof(Side s) {
   Peer& p = peers_[s];
   p.eof = true;
   update_reading(s);
   if (phase_ != Phase::Relay) {
     close(s == kClient ? "client closed" : "remote closed");
+    return;
+  }
+  if (s == kRemote && response_ended_) {
+    drop_upstream();  // an idle kept-alive upstream closed: the next request connects again
+    return;
+  }
+  if (s == kClient && between_requests_) {
+    end_after_response();  // the client is done, between two requests
     return;
   }
   if (p.opener && p.opener->buffered() > 0) {
@@ -434,6 +417,16 @@ void Connection::handle_eof(Side s) {
     b->len = static_cast<uint32_t>(seal_request(nullptr, 0, b->data));
     if (!send(kRemote, b)) return;
   }
+  if (s == kRemote && !response_started_) {
+    // Nothing came back for the request: the inbound may say so (HTTP: 502), then it ends.
+    ReplyBytes reply;
+    inbound_->no_response_reply(reply);
+    if (reply.len > 0) {
+      send_copy(kClient, reply.data, reply.len);
+      end_after_response();
+      return;
+    }
+  }
   maybe_shutdown(other(s));
   maybe_finish();
 }
@@ -449,17 +442,12 @@ void Connection::start_relay() {
   if (pending_header_) header_flush_at_ = uv_now(loop()) + kHeaderFlushDelayMs;
   // A FIN that arrived while connecting is forwarded now.
   if (peers_[kClient].eof) handle_eof(kClient);
+  note_request_done();
   arm_timer();
 }
 
 std::string Connection::peer_text(Side s) const {
-  sockaddr_storage ss{};
-  int len = sizeof ss;
-  const Peer& p = peers_[s];
-  if (!p.inited || uv_tcp_getpeername(&p.tcp, reinterpret_cast<sockaddr*>(&ss), &len) != 0) {
-    return "?";
-  }
-  return Address::from_sockaddr(reinterpret_cast<const sockaddr*>(&ss)).to_string();
+  return peers_[s].stream->peer_text();
 }
 
 size_t Connection::seal_request(const uint8_t* pt, size_t n, uint8_t* out) {
@@ -478,10 +466,8 @@ bool Connection::open_into(Side s, const uint8_t* data, size_t n, Block* out) {
 }
 
 bool Connection::relay(Side src, Block* in, size_t n) {
-  const Side dst = other(src);
-  Peer& from = peers_[src];
-  Peer& to = peers_[dst];
-  if (from.opener) {
+  Block* data = in;  // the plaintext
+  if (peers_[src].opener) {
     Block* out = BlockPool::local().acquire();
     if (!open_into(src, in->data, n, out)) {
       BlockPool::local().release(out);
@@ -492,20 +478,39 @@ bool Connection::relay(Side src, Block* in, size_t n) {
       BlockPool::local().release(out);
       return false;
     }
-    send(dst, out);
-    return false;
+    data = out;
+    n = out->len;
   }
-  if (src == kClient) {
-    // The inbound may end the request here (an HTTP message to its origin): what follows is not
-    // forwarded, and the client is no longer read.
-    const size_t keep = inbound_->forwardable(in->data, n);
-    if (keep < n) {
-      request_ended_ = true;
-      set_want_read(kClient, false);
+  bool taken = false;
+  if (src == kClient && between_requests_) {
+    read_next_request(data->data, n);  // the inbound reads the next request
+  } else if (src == kRemote && response_ended_) {
+    drop_upstream();  // bytes nobody asked for: this upstream is out of step
+  } else {
+    // Only the bytes of the current exchange go on (all of them, but for HTTP forwarding).
+    ResponseEnd end = ResponseEnd::No;
+    size_t keep = n;
+    if (src == kClient) {
+      keep = inbound_->forwardable(data->data, n);
+      if (keep < n) end_request();
+    } else {
+      response_started_ = true;
+      end = inbound_->response(data->data, n, keep);
     }
-    n = keep;
-    if (n == 0) return false;
+    taken = keep != 0 && forward(other(src), data, keep);
+    if (src == kClient) {
+      note_request_done();
+    } else {
+      after_response(end, keep < n);
+    }
   }
+  if (data == in) return taken;
+  if (!taken) BlockPool::local().release(data);
+  return false;
+}
+
+bool Connection::forward(Side dst, Block* in, size_t n) {
+  Peer& to = peers_[dst];
   if (!to.sealer && to.server_suite != nullptr) {
     to.sealer = to.server_suite->server_sealer(*to.opener);
   }
@@ -526,6 +531,120 @@ bool Connection::relay(Side src, Block* in, size_t n) {
   in->len = static_cast<uint32_t>(n);
   send(dst, in);
   return true;
+}
+
+// ---- one exchange after another (HTTP forward proxying) ----------------------------------------
+// The inbound tells where each request and each response ends (forwardable(), request_done(),
+// response()); for every other inbound the one exchange never ends and none of this runs. Once
+// both have ended, the inbound reads the next request (feed(), as in the handshake), and its
+// Connect either goes on the same upstream or, for another target (or a closed upstream), on a
+// new one through the router: the old remote handle is closed first and the same Peer is
+// initialised again after its close callback, so refs_ and the single close path are unchanged.
+
+void Connection::end_request() {
+  if (request_ended_) return;
+  request_ended_ = true;
+  set_want_read(kClient, false);  // the inbound holds what follows until the response ends
+}
+
+void Connection::note_request_done() {
+  if (phase_ != Phase::Relay) return;
+  if (inbound_->request_done()) end_request();
+  if (request_ended_ && response_ended_) next_request();
+}
+
+void Connection::after_response(ResponseEnd end, bool more) {
+  if (phase_ != Phase::Relay) return;
+  switch (end) {
+    case ResponseEnd::No:
+      return;
+    case ResponseEnd::Reuse:
+      response_ended_ = true;
+      if (more) drop_upstream();  // bytes after the response: this upstream is out of step
+      if (request_ended_) next_request();
+      return;
+    case ResponseEnd::Last:
+      end_after_response();
+      return;
+    case ResponseEnd::Bad:
+      LOG_DEBUG("%s: bad response from %s", inbound_->name(), target_.to_string().c_str());
+      abort("bad response from the origin");
+      return;
+  }
+}
+
+void Connection::end_after_response() {
+  end_request();
+  close_peer(kRemote);
+  peers_[kRemote].eof = true;
+  maybe_shutdown(kClient);  // a FIN once the response is written; maybe_finish() then closes
+}
+
+void Connection::drop_upstream() {
+  close_peer(kRemote);
+  peers_[kRemote].eof = true;
+}
+
+void Connection::next_request() {
+  request_ended_ = false;
+  response_ended_ = false;
+  response_started_ = false;
+  between_requests_ = true;
+  read_next_request(nullptr, 0);  // the inbound may hold it already
+  if (!between_requests_ || phase_ != Phase::Relay) return;
+  if (peers_[kClient].eof) {
+    end_after_response();
+    return;
+  }
+  set_want_read(kClient, true);
+}
+
+void Connection::read_next_request(const uint8_t* data, size_t n) {
+  ReplyBytes reply;
+  const InboundAction action = feed_inbound(data, n, reply);
+  if (reply.len > 0 && !send_copy(kClient, reply.data, reply.len)) return;
+  if (action == InboundAction::NeedMore) return;
+  between_requests_ = false;
+  if (action != InboundAction::Connect) {
+    dispatch(action);  // an error answer and the end, or a close
+    return;
+  }
+  Peer& r = peers_[kRemote];
+  if (inbound_->reuses_upstream() && inbound_->target() == target_ && r.connected && !r.eof &&
+      !r.shut_sent) {
+    LOG_DEBUG("%s: next request to %s on the same upstream", inbound_->name(),
+              target_.to_string().c_str());
+    if (early_ != nullptr) {
+      Block* b = early_;
+      early_ = nullptr;
+      if (!forward(kRemote, b, b->len)) BlockPool::local().release(b);
+    }
+    note_request_done();
+    return;
+  }
+  // Another target, or the upstream is gone: a new one, routed like the first.
+  set_want_read(kClient, false);
+  connect_after_close_ = true;
+  if (r.live) {
+    close_peer(kRemote);  // on_stream_closed() goes on with connect_next_upstream()
+    return;
+  }
+  connect_next_upstream();
+}
+
+void Connection::connect_next_upstream() {
+  connect_after_close_ = false;
+  if (phase_ != Phase::Relay) return;
+  Peer& r = peers_[kRemote];
+  r.connected = r.reading = r.want_read = false;
+  r.eof = r.shut_sent = r.shut_done = false;
+  r.opener.reset();
+  r.sealer.reset();
+  r.server_suite = nullptr;
+  pumps_[kClient].sink_written(0);  // the new remote's queue is empty: no watermark pause
+  pending_header_.reset();
+  header_flush_at_ = 0;
+  route_and_connect();
 }
 
 void Connection::on_decrypt_error(Side s) {
@@ -559,67 +678,37 @@ bool Connection::send_copy(Side dst, const uint8_t* data, size_t n) {
 
 bool Connection::send(Side dst, Block* b) {
   Peer& p = peers_[dst];
-  b->side = dst;
-  b->off = 0;
   if (!p.connected || p.shut_sent || phase_ == Phase::Closing) {
     BlockPool::local().release(b);
     return false;
   }
-  if (p.queued == 0) {
-    uv_buf_t buf = uv_buf_init(reinterpret_cast<char*>(b->data), b->len);
-    int r = uv_try_write(stream_of(&p.tcp), &buf, 1);
-    if (r == static_cast<int>(b->len)) {
-      BlockPool::local().release(b);
-      return true;
-    }
-    if (r >= 0) {
-      b->off = static_cast<uint32_t>(r);
-    } else if (r != UV_EAGAIN) {
-      BlockPool::local().release(b);
-      abort(dst == kClient ? "client write error" : "remote write error", r);
-      return false;
-    }
-  }
-  uv_buf_t buf = uv_buf_init(reinterpret_cast<char*>(b->data + b->off), b->len - b->off);
-  b->req.data = this;
-  int r = uv_write(&b->req, stream_of(&p.tcp), &buf, 1, on_write);
+  const int r = p.stream->write(b);
   if (r != 0) {
-    BlockPool::local().release(b);
     abort(dst == kClient ? "client write error" : "remote write error", r);
     return false;
   }
-  p.queued += b->len - b->off;
-  if (p.queued > kHighWater) {
-    Peer& src = peers_[other(dst)];
-    src.throttled = true;
-    update_reading(src.side);
+  if (pumps_[other(dst)].sink_queued(p.stream->queued())) {
+    update_reading(other(dst));
     arm_timer();  // start watching the now unread side for a reset
   }
   return true;
 }
 
-void Connection::on_write(uv_write_t* req, int status) {
-  Block* b = reinterpret_cast<Block*>(req);  // req is the first member
-  Connection* s = static_cast<Connection*>(req->data);
-  Side dst = static_cast<Side>(b->side);
-  s->peers_[dst].queued -= b->len - b->off;
-  BlockPool::local().release(b);
+void Connection::on_stream_written(uint8_t ctx, int status) {
+  const Side dst = static_cast<Side>(ctx);
   if (status == UV_ECANCELED) return;  // the handle is closing; the session is still alive
   if (status < 0) {
-    s->abort(dst == kClient ? "client write error" : "remote write error", status);
+    abort(dst == kClient ? "client write error" : "remote write error", status);
     return;
   }
-  s->after_write(dst);
+  after_write(dst);
 }
 
 void Connection::after_write(Side dst) {
   Peer& p = peers_[dst];
   Peer& src = peers_[other(dst)];
-  if (src.throttled && p.queued <= kLowWater) {
-    src.throttled = false;
-    update_reading(src.side);
-  }
-  if (p.queued != 0) return;
+  if (pumps_[src.side].sink_written(p.stream->queued())) update_reading(src.side);
+  if (p.stream->queued() != 0) return;
   if (close_when_flushed_) {
     close("peer reset, pending data delivered");
     return;
@@ -633,25 +722,22 @@ void Connection::maybe_shutdown(Side dst) {
   Peer& p = peers_[dst];
   Side src = other(dst);
   bool src_done = peers_[src].eof && phase_ == Phase::Relay;
-  if (!src_done || !p.connected || p.shut_sent || p.queued != 0) return;
-  p.shutdown_req.data = &p;
-  if (uv_shutdown(&p.shutdown_req, stream_of(&p.tcp), on_shutdown) != 0) {
+  if (!src_done || !p.connected || p.shut_sent || p.stream->queued() != 0) return;
+  if (p.stream->shutdown() != 0) {
     close("shutdown failed");
     return;
   }
   p.shut_sent = true;
 }
 
-void Connection::on_shutdown(uv_shutdown_t* req, int status) {
-  Peer* p = static_cast<Peer*>(req->data);
+void Connection::on_stream_shutdown(uint8_t ctx, int status) {
   if (status == UV_ECANCELED) return;
-  Connection* s = p->conn;
   if (status < 0) {
-    s->close("shutdown failed", status);
+    close("shutdown failed", status);
     return;
   }
-  p->shut_done = true;
-  s->maybe_finish();
+  peers_[ctx].shut_done = true;
+  maybe_finish();
 }
 
 void Connection::maybe_finish() {
@@ -674,15 +760,14 @@ void Connection::drain(bool send_fin) {
   // what the client sent; otherwise (or if none is left) drain for at most the handshake time.
   uint64_t now = uv_now(loop());
   if (!in_handshake || deadline_ <= now) {
-    set_deadline_ms(std::min<uint64_t>(kMaxHandshakeMs, uint64_t(config().timeout) * 1000));
+    set_deadline_ms(std::min<uint64_t>(kMaxHandshakeMs, uint64_t(runtime().limits.timeout) * 1000));
   }
   Peer& c = peers_[kClient];
-  c.throttled = false;
+  pumps_[kClient].release();
   set_want_read(kClient, true);
   if (send_fin && c.connected && !c.shut_sent) {
     // uv_shutdown waits for queued writes (a SOCKS5 error reply) to complete first.
-    c.shutdown_req.data = &c;
-    if (uv_shutdown(&c.shutdown_req, stream_of(&c.tcp), on_shutdown) == 0) c.shut_sent = true;
+    if (c.stream->shutdown() == 0) c.shut_sent = true;
   }
   arm_timer();
 }
@@ -692,10 +777,8 @@ void Connection::close_peer(Side s, bool reset) {
   bool was_connected = p.connected;
   p.connected = false;
   p.reading = false;
-  if (!p.inited || uv_is_closing(handle_of(&p.tcp))) return;
-  // uv_tcp_close_reset refuses a handle with a shutdown in progress; then a FIN it is.
-  if (reset && was_connected && uv_tcp_close_reset(&p.tcp, on_closed) == 0) return;
-  uv_close(handle_of(&p.tcp), on_closed);
+  // A stream may refuse the reset (a TCP socket with a shutdown in progress): then a FIN it is.
+  p.stream->close(reset && was_connected);
 }
 
 void Connection::abort(const char* reason, int err) {
@@ -722,23 +805,24 @@ void Connection::close(const char* reason, int err) {
   }
   if (dns_pending_ && uv_cancel(reinterpret_cast<uv_req_t*>(&dns_req_)) != 0) {
     dns_orphaned_ = true;
-    g_orphaned_lookups.fetch_add(1);
+    counters::add(Counter::OrphanedLookups);
   }
   close_peer(kClient, abortive_);
   close_peer(kRemote, abortive_);
   if (!uv_is_closing(reinterpret_cast<uv_handle_t*>(&timer_))) {
-    uv_close(reinterpret_cast<uv_handle_t*>(&timer_), on_closed);
+    uv_close(reinterpret_cast<uv_handle_t*>(&timer_), on_timer_closed);
   }
 }
 
-void Connection::on_closed(uv_handle_t* h) {
-  Connection* s;
-  if (h->type == UV_TIMER) {
-    s = static_cast<Connection*>(h->data);
-  } else {
-    s = static_cast<Peer*>(h->data)->conn;
-  }
-  s->release_ref();
+void Connection::on_timer_closed(uv_handle_t* h) {
+  static_cast<Connection*>(h->data)->release_ref();
+}
+
+void Connection::on_stream_closed(uint8_t ctx) {
+  Peer& p = peers_[ctx];
+  p.live = false;  // the stream may be opened again (a new upstream)
+  if (p.side == kRemote && connect_after_close_) connect_next_upstream();
+  release_ref();
 }
 
 void Connection::set_phase(Phase p) {
@@ -791,7 +875,7 @@ void Connection::on_resolved(uv_getaddrinfo_t* req, int status, addrinfo* res) {
   s->dns_pending_ = false;
   if (s->dns_orphaned_) {
     s->dns_orphaned_ = false;
-    g_orphaned_lookups.fetch_sub(1);
+    counters::sub(Counter::OrphanedLookups);
   }
   if (s->phase_ == Phase::Closing || status < 0 || res == nullptr) {
     if (res != nullptr) uv_freeaddrinfo(res);
@@ -804,7 +888,7 @@ void Connection::on_resolved(uv_getaddrinfo_t* req, int status, addrinfo* res) {
     s->release_ref();
     return;
   }
-  const addrinfo* pick = pick_address(res, s->config().ipv6_first);
+  const addrinfo* pick = pick_address(res, s->runtime().tcp.ipv6_first);
   sockaddr_storage ss;
   std::memcpy(&ss, pick->ai_addr, std::min<size_t>(pick->ai_addrlen, sizeof ss));
   uv_freeaddrinfo(res);
@@ -818,33 +902,24 @@ void Connection::connect_to(const sockaddr* sa) {
     return;
   }
   Peer& r = peers_[kRemote];
-  const Config& cfg = config();
-  int rc = uv_tcp_init_ex(loop(), &r.tcp, sa->sa_family);
+  int rc = r.tcp.init(loop(), sa->sa_family);
+  if (rc == 0) r.live = true;
   if (rc != 0) {
     on_remote_failed(rc);
     return;
   }
-  r.tcp.data = &r;
-  r.inited = true;
   ++refs_;
-  if (cfg.fast_open) {
-    // The SYN carries the first write (Linux >= 4.11). The connect "completes" at once, so a
-    // refused peer shows up as a reset on that write instead of a connect error.
-    uv_os_fd_t fd;
-    int one = 1;
-    if (uv_fileno(reinterpret_cast<uv_handle_t*>(&r.tcp), &fd) == 0) {
-      setsockopt(fd, IPPROTO_TCP, TCP_FASTOPEN_CONNECT, &one, sizeof one);
-    }
-  }
+  // With TFO the connect "completes" at once, so a refused peer shows up as a reset on the first
+  // write instead of a connect error.
+  if (runtime().tcp.fast_open) r.tcp.set_fast_open_connect();
   if (!outbound_->bind_address.empty()) {
     sockaddr_storage local;
     if (literal_to_sockaddr(outbound_->bind_address, 0, local) &&
         local.ss_family == sa->sa_family) {
-      uv_tcp_bind(&r.tcp, reinterpret_cast<sockaddr*>(&local), 0);
+      r.tcp.bind(reinterpret_cast<sockaddr*>(&local));
     }
   }
-  connect_req_.data = this;
-  rc = uv_tcp_connect(&connect_req_, &r.tcp, sa, on_connect);
+  rc = r.tcp.connect(sa);
   if (rc != 0) {
     on_remote_failed(rc);
     return;
@@ -853,19 +928,18 @@ void Connection::connect_to(const sockaddr* sa) {
   if (deadline_ == 0 || left > kConnectTimeoutMs) set_deadline_ms(kConnectTimeoutMs);
 }
 
-void Connection::on_connect(uv_connect_t* req, int status) {
-  Connection* s = static_cast<Connection*>(req->data);
-  if (status == UV_ECANCELED || s->phase_ != Phase::Connecting) return;
+void Connection::on_stream_connected(uint8_t, int status) {
+  if (status == UV_ECANCELED || phase_ != Phase::Connecting) return;
   if (status < 0) {
-    LOG_DEBUG("%s: cannot connect to %s %s: %s", s->inbound_->name(), s->connect_what_,
-              s->remote_.to_string().c_str(), uv_strerror(status));
-    s->on_remote_failed(status);
+    LOG_DEBUG("%s: cannot connect to %s %s: %s", inbound_->name(), connect_what_,
+              remote_.to_string().c_str(), uv_strerror(status));
+    on_remote_failed(status);
     return;
   }
-  Peer& r = s->peers_[kRemote];
+  Peer& r = peers_[kRemote];
   r.connected = true;
-  if (s->config().no_delay) uv_tcp_nodelay(&r.tcp, 1);
-  s->on_remote_connected();
+  if (runtime().tcp.no_delay) r.tcp.set_nodelay(true);
+  on_remote_connected();
 }
 
 // ---- timer ------------------------------------------------------------------------------------
@@ -891,8 +965,13 @@ void Connection::arm_timer() {
   consider(header_flush_at_);
   // A side we stopped reading (backpressure) is not watched by the loop: look at it every 250 ms
   // so a reset is noticed before the idle timeout.
-  if (peers_[kClient].throttled || peers_[kRemote].throttled) consider(now + kThrottledCheckMs);
-  if (phase_ == Phase::Relay) consider(last_active_ + uint64_t(config().timeout) * 1000);
+  // A side its limiter holds back is likewise not read until the limiter lets it.
+  if (pumps_[kClient].paused() || pumps_[kRemote].paused()) consider(now + kThrottledCheckMs);
+  consider(pumps_[kClient].resume_at());
+  consider(pumps_[kRemote].resume_at());
+  if (phase_ == Phase::Relay && !limited()) {
+    consider(last_active_ + uint64_t(runtime().limits.timeout) * 1000);
+  }
   if (next == 0) {
     uv_timer_stop(&timer_);
     return;
@@ -923,18 +1002,21 @@ void Connection::on_timer(uv_timer_t* t) {
     if (!s->send(kRemote, b)) return;
   }
   for (Peer& p : s->peers_) {
-    if (!p.throttled || !p.connected) continue;
-    int so_error = 0;
-    socklen_t len = sizeof so_error;
-    uv_os_fd_t fd;
-    if (uv_fileno(handle_of(&p.tcp), &fd) == 0 &&
-        getsockopt(fd, SOL_SOCKET, SO_ERROR, &so_error, &len) == 0 && so_error != 0) {
+    if (!s->pumps_[p.side].retry(now)) continue;
+    // Waiting for a limiter is not idleness: the idle time counts from the end of the wait.
+    s->last_active_ = now;
+    s->update_reading(p.side);
+  }
+  for (Peer& p : s->peers_) {
+    if (!s->pumps_[p.side].paused() || !p.connected) continue;
+    if (const int err = p.stream->pending_error(); err != 0) {
       s->abort(p.side == kClient ? "client reset while throttled" : "remote reset while throttled",
-               uv_translate_sys_error(so_error));
+               err);
       return;
     }
   }
-  if (s->phase_ == Phase::Relay && now >= s->last_active_ + uint64_t(s->config().timeout) * 1000) {
+  if (s->phase_ == Phase::Relay && !s->limited() &&
+      now >= s->last_active_ + uint64_t(s->runtime().limits.timeout) * 1000) {
     s->abort("idle timeout");
     return;
   }

@@ -19,20 +19,20 @@
 #include "relay/buffer_pool.h"
 #include "relay/config.h"
 #include "relay/inbound.h"
+#include "relay/net/tcp_stream.h"
 #include "relay/outbound.h"
+#include "relay/pump.h"
+#include "relay/runtime.h"
 
 namespace ss {
 
 class Listener;
 class UdpRelay;
 
-class Connection {
+class Connection final : private StreamHandler {
  public:
   enum Side : uint8_t { kClient = 0, kRemote = 1 };
 
-  // Backpressure marks on a side's queued (handed to libuv, not yet written) bytes.
-  static constexpr size_t kHighWater = 128 * 1024;
-  static constexpr size_t kLowWater = 32 * 1024;
   // How long a client-first flight may wait for its first bytes before the address header goes
   // alone (for protocols where the server speaks first).
   static constexpr uint64_t kHeaderFlushDelayMs = 50;
@@ -64,8 +64,9 @@ class Connection {
   // nothing but the resolver's answer, so shutdown does not wait for it.
   static size_t orphaned_lookups();
 
-  // True while relaying payload (the graceful shutdown lets only these finish).
-  bool relaying() const { return phase_ == Phase::Relay; }
+  // True while relaying payload (the graceful shutdown lets only these finish). An HTTP client
+  // connection idle between two exchanges is not: it may be closed at any time (RFC 9112 §9.5).
+  bool relaying() const { return phase_ == Phase::Relay && !between_requests_; }
   // True before the client's greeting or request is complete, and while a rejected client is
   // drained: the sessions the listener closes first, oldest first, when the connection cap is
   // reached (so a flood of half-finished handshakes cannot lock genuine clients out).
@@ -88,19 +89,17 @@ class Connection {
   enum class Phase : uint8_t { Handshake, Connecting, Relay, Draining, Closing };
 
   struct Peer {
-    uv_tcp_t tcp;
-    uv_shutdown_t shutdown_req;
-    Connection* conn = nullptr;
+    // The socket, and the Stream the relay uses (the socket itself for every side today).
+    TcpStream tcp;
+    Stream* stream = &tcp;
     Side side = kClient;
-    bool inited = false;     // uv_tcp_init succeeded: needs uv_close
+    bool live = false;       // the stream was opened and its close has not completed
     bool connected = false;  // may be read and written
     bool reading = false;    // uv_read_start is active
     bool want_read = false;  // the phase wants this side read
-    bool throttled = false;  // the other side's queue is above the high mark
     bool eof = false;        // this side sent FIN
     bool shut_sent = false;  // we shut down our writing towards this side
     bool shut_done = false;
-    size_t queued = 0;        // bytes handed to uv_write, not yet completed
     uint64_t bytes_read = 0;  // from this side
     // This side's cipher state: what we read from it is opened, what we write to it sealed.
     // Both null for a plaintext side. The Shadowsocks inbound's sealer is made from `suite`
@@ -111,7 +110,7 @@ class Connection {
   };
 
   static Side other(Side s) { return s == kClient ? kRemote : kClient; }
-  const Config& config() const;
+  const Runtime& runtime() const { return *runtime_; }
   uv_loop_t* loop() const;
   UdpRelay* udp_relay() const;
 
@@ -158,17 +157,36 @@ class Connection {
   // Ciphertext from side s to plaintext in `out`; false on an authentication error.
   bool open_into(Side s, const uint8_t* data, size_t n, Block* out);
 
-  static void on_alloc(uv_handle_t* h, size_t suggested, uv_buf_t* buf);
-  static void on_read(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf);
-  static void on_write(uv_write_t* req, int status);
-  static void on_shutdown(uv_shutdown_t* req, int status);
-  static void on_connect(uv_connect_t* req, int status);
+  // StreamHandler: the events of both sides' streams (ctx is the Side).
+  bool on_stream_read(uint8_t ctx, Block* block, size_t n) override;
+  void on_stream_end(uint8_t ctx, int err) override;
+  void on_stream_written(uint8_t ctx, int status) override;
+  void on_stream_shutdown(uint8_t ctx, int status) override;
+  void on_stream_connected(uint8_t ctx, int status) override;
+  void on_stream_closed(uint8_t ctx) override;
+
   static void on_resolved(uv_getaddrinfo_t* req, int status, addrinfo* res);
   static void on_timer(uv_timer_t* t);
-  static void on_closed(uv_handle_t* h);
+  static void on_timer_closed(uv_handle_t* h);
 
   // Returns true if it took ownership of `block` (relayed without a copy).
   bool handle_read(Side s, Block* block, size_t n);
+  // Client bytes to the inbound (the handshake, or the next request); early data into early_.
+  InboundAction feed_inbound(const uint8_t* data, size_t n, ReplyBytes& reply);
+  // n plaintext bytes of `in` to dst, sealed if dst has a cipher state. True if the block itself
+  // went on (ownership taken).
+  bool forward(Side dst, Block* in, size_t n);
+  // One exchange after another (see connection.cpp): the request or the response ended, the
+  // next request is read, and goes on the same upstream or a new one.
+  void end_request();
+  void note_request_done();
+  // `more`: the remote sent bytes after the response's end.
+  void after_response(ResponseEnd end, bool more);
+  void end_after_response();
+  void drop_upstream();
+  void next_request();
+  void read_next_request(const uint8_t* data, size_t n);
+  void connect_next_upstream();
   void handle_eof(Side s);
   bool relay(Side src, Block* block, size_t n);
   void update_reading(Side s);
@@ -177,19 +195,26 @@ class Connection {
   void maybe_finish();
   void connect_to(const sockaddr* sa);
   void arm_timer();
+  // A pump waits for its limiter (the connection is then not idle).
+  bool limited() const { return pumps_[kClient].limited() || pumps_[kRemote].limited(); }
   void release_ref();
   // Every phase change goes through here, so the listener's evictable list stays exact.
   void set_phase(Phase p);
 
   Listener& owner_;
+  // The snapshot taken at accept: the suites, router and outbounds this connection uses live as
+  // long as it does, whatever the listener is given later. Declared before what refers into it.
+  std::shared_ptr<const Runtime> runtime_;
   std::unique_ptr<Inbound> inbound_;
   const Outbound* outbound_ = nullptr;  // chosen by the router; owned by it
   Phase phase_ = Phase::Handshake;
   Peer peers_[2];
+  // The two directions' flow control, indexed by their source side: pumps_[kClient] reads the
+  // client and writes to the remote.
+  Pump pumps_[2];
   Block* early_ = nullptr;    // plaintext that came with the request, sent once connected
   uint64_t udp_control_ = 0;  // the UDP association this connection keeps alive (0: none)
   uv_timer_t timer_;
-  uv_connect_t connect_req_;
   uv_getaddrinfo_t dns_req_;
   bool dns_pending_ = false;
   bool dns_orphaned_ = false;  // counted in orphaned_lookups()
@@ -199,9 +224,13 @@ class Connection {
   uint64_t deadline_ = 0;         // absolute loop time; 0 = none
   uint64_t header_flush_at_ = 0;  // absolute loop time; 0 = none
   bool close_when_flushed_ = false;
-  bool holding_ = false;        // hold_after_handshake() was called
-  bool request_ended_ = false;  // the inbound said the client's request is complete
-  bool abortive_ = false;       // close with resets (abort())
+  bool holding_ = false;              // hold_after_handshake() was called
+  bool request_ended_ = false;        // the inbound said the client's request is complete
+  bool response_ended_ = false;       // ... and that the response to it is (the upstream may stay)
+  bool response_started_ = false;     // a byte of the current response came from the remote
+  bool between_requests_ = false;     // the inbound reads the client's next request
+  bool connect_after_close_ = false;  // the old upstream is closing; a new one follows
+  bool abortive_ = false;             // close with resets (abort())
   std::optional<Address> pending_header_;
   Address target_;  // where the client's bytes finally go (for logs)
   Address remote_;  // what the remote socket connects to (target, or ss-server)

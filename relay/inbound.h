@@ -29,6 +29,15 @@ enum class InboundAction : uint8_t {
                  // port, once the first byte has told the protocol)
 };
 
+// Where the remote's bytes stand in the current response (see Inbound::response()).
+enum class ResponseEnd : uint8_t {
+  No,     // all of them belong to the response, which goes on
+  Reuse,  // the response ended: the next request may follow on this client connection, and an
+          // upstream to the same target may carry it
+  Last,   // the response ended and the client connection ends after it
+  Bad,    // the response is malformed (bad framing from the origin): close the client connection
+};
+
 // Why an inbound rejected a client, for the operator's warnings.
 enum class RejectKind : uint8_t { Auth, Replay, Clock, BadRequest };
 
@@ -104,11 +113,30 @@ class Inbound {
   // After Reply: true if the client failed the proxy's authentication (SOCKS5 RFC 1929, HTTP
   // Basic), for the operator's warning; failure() says how.
   virtual bool auth_failed() const { return false; }
-  // While relaying: how many of these n client bytes still belong to the request and may go to
-  // the outbound (all, by default). Fewer: the request has ended (an HTTP message forwarded on a
-  // connection to its origin); the connection stops reading the client and ends once the
-  // response is relayed.
+  // While relaying, for inbounds that carry one request/response exchange after another (HTTP
+  // forward proxying). The defaults describe one exchange that never ends, so other inbounds
+  // relay both ways untouched.
+  //
+  // How many of these n client bytes still belong to the current request and go to the outbound
+  // (all, by default). The inbound keeps the rest (the start of the next request) for a later
+  // feed(nullptr, 0, ...).
   virtual size_t forwardable(const uint8_t* /*in*/, size_t n) { return n; }
+  // True once the current request has been forwarded whole: the connection stops reading the
+  // client until the response has ended too.
+  virtual bool request_done() const { return false; }
+  // The remote's bytes on their way to the client: `take` of these n belong to the current
+  // response (the connection relays them); the answer says whether it ended there.
+  virtual ResponseEnd response(const uint8_t* /*in*/, size_t n, size_t& take) {
+    take = n;
+    return ResponseEnd::No;
+  }
+  // The remote closed before a byte of the current response came (with a Shadowsocks outbound,
+  // how a target the server could not reach shows): what the client is told before its
+  // connection ends (HTTP: 502). Nothing by default.
+  virtual void no_response_reply(ReplyBytes&) {}
+  // After a later Connect (the next request): whether an open upstream to the same target may
+  // carry it (false: always a fresh one, e.g. for a CONNECT tunnel).
+  virtual bool reuses_upstream() const { return false; }
   // The user the client authenticated as (SIP023, SOCKS5 or HTTP auth); empty if none.
   virtual std::string_view user() const { return {}; }
 

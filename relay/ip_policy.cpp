@@ -4,6 +4,7 @@
 #include "relay/ip_policy.h"
 
 #include <netinet/in.h>
+#include <unistd.h>
 
 #include <cstdint>
 #include <cstring>
@@ -58,6 +59,32 @@ bool is_private_address(const sockaddr* sa) {
     return private_v6(a);
   }
   return true;  // anything else is not a destination we relay to
+}
+
+bool is_own_address(const sockaddr* sa) {
+  sockaddr_storage ss{};
+  socklen_t len = 0;
+  if (sa->sa_family == AF_INET) {
+    len = sizeof(sockaddr_in);
+  } else if (sa->sa_family == AF_INET6) {
+    len = sizeof(sockaddr_in6);
+  } else {
+    return false;
+  }
+  std::memcpy(&ss, sa, len);
+  // Port 0: only the address is in question (and no port is taken).
+  if (ss.ss_family == AF_INET) {
+    reinterpret_cast<sockaddr_in*>(&ss)->sin_port = 0;
+  } else {
+    reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port = 0;
+  }
+  const int fd = socket(ss.ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return false;
+  // Without IP_TRANSPARENT (and with ip_nonlocal_bind off, the default) binding a foreign address
+  // fails with EADDRNOTAVAIL.
+  const bool own = bind(fd, reinterpret_cast<const sockaddr*>(&ss), len) == 0;
+  close(fd);
+  return own;
 }
 
 }  // namespace ss

@@ -11,4 +11,9 @@ namespace ss {
 // addresses, including IPv4 addresses embedded in IPv6 (::ffff:a.b.c.d, ::a.b.c.d, 64:ff9b::/96).
 bool is_private_address(const sockaddr* sa);
 
+// True if `sa` (AF_INET or AF_INET6, port ignored) is an address of this host, in this network
+// namespace: a plain (not transparent) socket can bind to it. Two system calls; for rare checks
+// only, never per packet.
+bool is_own_address(const sockaddr* sa);
+
 }  // namespace ss

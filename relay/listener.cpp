@@ -15,37 +15,28 @@
 #include <thread>
 
 #include "relay/connection.h"
+#include "relay/counters.h"
 #include "relay/log.h"
-#include "relay/method.h"
 #include "relay/resolve.h"
 
 namespace ss {
 
-size_t default_max_connections(const Config& cfg) {
-  if (cfg.max_connections > 0) return cfg.max_connections;
+size_t default_max_connections(size_t configured, int workers) {
+  if (configured > 0) return configured;
   rlimit lim{};
   if (getrlimit(RLIMIT_NOFILE, &lim) != 0 || lim.rlim_cur == RLIM_INFINITY) return 0;
   // Two descriptors per session, and some left over: 32 for the process (standard streams,
   // DNS, libuv's EMFILE reserve, ss-local's UDP sockets) and 8 per worker (its epoll and async
   // descriptors, its listening sockets, IPv4 and IPv6).
-  const size_t workers = cfg.workers > 0 ? static_cast<size_t>(cfg.workers)
-                                         : std::max<size_t>(1, std::thread::hardware_concurrency());
-  const size_t reserve = 32 + 8 * workers;
+  const size_t loops = workers > 0 ? static_cast<size_t>(workers)
+                                   : std::max<size_t>(1, std::thread::hardware_concurrency());
+  const size_t reserve = 32 + 8 * loops;
   return lim.rlim_cur > 2 * reserve ? static_cast<size_t>((lim.rlim_cur - reserve) / 2) : 16;
 }
 
-Listener::Listener(uv_loop_t* loop, const Config& cfg, Factory factory,
-                   std::shared_ptr<const TcpCipherSuite> suite, std::shared_ptr<Router> router)
-    : loop_(loop),
-      cfg_(cfg),
-      factory_(std::move(factory)),
-      suite_(std::move(suite)),
-      router_(std::move(router)) {
-  if (!suite_ && !cfg.rust_servers) suite_ = make_tcp_suite(cfg);
-  if (!router_) router_ = make_router(cfg);
-  reuse_port_ = cfg.reuse_port;
-  live_ = std::make_shared<std::atomic<size_t>>(0);
-  max_connections_ = share_ = default_max_connections(cfg);
+Listener::Listener(uv_loop_t* loop, std::shared_ptr<const Runtime> runtime, Factory factory)
+    : loop_(loop), runtime_(std::move(runtime)), factory_(std::move(factory)) {
+  max_connections_ = share_ = default_max_connections(runtime_->limits.max_connections, 0);
 }
 
 Listener::~Listener() = default;
@@ -126,7 +117,7 @@ int Listener::bind_and_listen(const std::string& host, uint16_t port) {
         return err;
       }
     }
-    if (cfg_.fast_open) {
+    if (runtime_->tcp.fast_open) {
       int qlen = 256;
       setsockopt(fd, IPPROTO_TCP, TCP_FASTOPEN, &qlen, sizeof qlen);
     }
@@ -176,7 +167,8 @@ void Listener::on_connection(uv_stream_t* server, int status) {
     self->refuse(server);
     return;
   }
-  self->live_->fetch_add(1);
+  counters::add(Counter::LiveConnections);
+  counters::add(Counter::Accepted);
   Connection* s = new Connection(*self, self->factory_(*self));
   s->next_ = self->head_;
   if (self->head_ != nullptr) self->head_->prev_ = s;
@@ -200,6 +192,7 @@ bool Listener::evict_oldest() {
 }
 
 void Listener::log_cap(const char* what) {
+  counters::add(Counter::Refused);
   uint64_t now = uv_now(loop_);
   if (now - last_cap_log_ >= 1000) {
     last_cap_log_ = now;
@@ -246,7 +239,7 @@ void Listener::destroy(Connection* s) {
   if (s->next_ != nullptr) s->next_->prev_ = s->prev_;
   if (head_ == s) head_ = s->next_;
   --count_;
-  live_->fetch_sub(1);
+  counters::sub(Counter::LiveConnections);
   delete s;
 }
 

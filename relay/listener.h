@@ -16,27 +16,26 @@
 #include "relay/config.h"
 #include "relay/inbound.h"
 #include "relay/outbound.h"
+#include "relay/pump.h"
+#include "relay/runtime.h"
 
 namespace ss {
 
 class Connection;
 class UdpRelay;
 
-// The session cap a listener uses when none is shared: max_connections, or half the descriptor
-// limit.
-size_t default_max_connections(const Config& cfg);
+// The session cap a listener uses when none is shared: `configured` (max_connections), or half
+// the descriptor limit less a reserve for `workers` event loops (0: one per CPU).
+size_t default_max_connections(size_t configured, int workers);
 
 class Listener {
  public:
   // Makes the inbound (the protocol state machine) for each accepted connection.
   using Factory = std::function<std::unique_ptr<Inbound>(Listener&)>;
 
-  // `suite` is the method's cipher suite (the Shadowsocks inbound's, and by default the servers'
-  // of the router); `router` picks each request's outbound. By default both are made from the
-  // config.
-  Listener(uv_loop_t* loop, const Config& cfg, Factory factory,
-           std::shared_ptr<const TcpCipherSuite> suite = nullptr,
-           std::shared_ptr<Router> router = nullptr);
+  // `runtime` is the snapshot new connections take: the Shadowsocks inbound's suite, the router,
+  // the limits and socket options.
+  Listener(uv_loop_t* loop, std::shared_ptr<const Runtime> runtime, Factory factory);
   ~Listener();
   Listener(const Listener&) = delete;
   Listener& operator=(const Listener&) = delete;
@@ -46,18 +45,23 @@ class Listener {
   int listen(const std::string& host, uint16_t port);
   // The connection cap: `max` for the whole process (the config's max_connections, or about half
   // the descriptor limit), of which this listener may hold `share` (max / workers: the kernel
-  // spreads SO_REUSEPORT connections evenly, and a worker can only evict its own sessions).
-  // `live` counts every worker's sessions. By default a listener counts alone and holds all.
-  void set_connection_limit(std::shared_ptr<std::atomic<size_t>> live, size_t max, size_t share) {
-    live_ = std::move(live);
+  // spreads SO_REUSEPORT connections evenly, and a worker can only evict its own sessions). The
+  // cap is enforced on this listener's own count, exact and without a shared atomic on accept;
+  // the process-wide count (Counter::LiveConnections) is only read for shutdown. By default a
+  // listener holds all of `max`.
+  void set_connection_limit(size_t max, size_t share) {
     max_connections_ = max;
     share_ = share;
   }
-  // SO_REUSEPORT on sockets bound from now on (several workers share a port); default: the config.
+  // SO_REUSEPORT on sockets bound from now on (several workers share a port); default: off.
   void set_reuse_port(bool on) { reuse_port_ = on; }
   // IP_TRANSPARENT / IPV6_TRANSPARENT on sockets bound from now on (TPROXY: accept connections
   // addressed to any address; needs CAP_NET_ADMIN).
   void set_transparent(bool on) { transparent_ = on; }
+  // The limiters of the connections accepted from now on (shared by all of them); none by
+  // default.
+  void set_limiters(PumpLimiters limiters) { limiters_ = std::move(limiters); }
+  const PumpLimiters& limiters() const { return limiters_; }
   // Closes the listening sockets; live sessions go on.
   void stop_accepting();
   // Stops accepting and closes every session that is not relaying payload (handshakes, probes
@@ -66,9 +70,11 @@ class Listener {
   // Stops accepting and closes every session.
   void shutdown();
 
-  const Config& config() const { return cfg_; }
-  const TcpCipherSuite& suite() const { return *suite_; }
-  Router& router() const { return *router_; }
+  // The snapshot connections accepted from now on take; those already accepted keep theirs.
+  void set_runtime(std::shared_ptr<const Runtime> runtime) { runtime_ = std::move(runtime); }
+  const std::shared_ptr<const Runtime>& runtime() const { return runtime_; }
+  // The current snapshot's Shadowsocks inbound suite (for the inbound factory).
+  const TcpCipherSuite& suite() const { return *runtime_->inbound_suite; }
   uv_loop_t* loop() const { return loop_; }
   size_t session_count() const { return count_; }
   // The port the first listening socket is bound to (useful after listening on port 0); 0 if none.
@@ -96,10 +102,8 @@ class Listener {
   void log_cap(const char* what);
 
   uv_loop_t* loop_;
-  const Config& cfg_;
+  std::shared_ptr<const Runtime> runtime_;
   Factory factory_;
-  std::shared_ptr<const TcpCipherSuite> suite_;
-  std::shared_ptr<Router> router_;
   std::vector<uv_tcp_t*> listeners_;
   Connection* head_ = nullptr;
   size_t count_ = 0;
@@ -111,6 +115,7 @@ class Listener {
   size_t evicted_pending_ = 0;  // evicted sessions not yet freed
   uint64_t last_accept_error_log_ = 0;
   UdpRelay* udp_ = nullptr;
+  PumpLimiters limiters_;
   std::vector<std::pair<std::string, uint16_t>> addresses_;  // what listen() bound, to re-listen
   uv_timer_t relisten_;
   bool relisten_inited_ = false;
@@ -118,7 +123,6 @@ class Listener {
   bool stopped_ = false;
   bool reuse_port_ = false;
   bool transparent_ = false;
-  std::shared_ptr<std::atomic<size_t>> live_;
   size_t max_connections_ = 0;  // the process-wide cap (for messages)
   size_t share_ = 0;            // this listener's part of it; 0 = no cap
   uint64_t last_cap_log_ = 0;

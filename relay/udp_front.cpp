@@ -3,28 +3,56 @@
 
 #include "relay/udp_front.h"
 
+#include <ctime>
+
 #include "client/udp/local_udp_inbounds.h"
 #include "client/udp/ss_udp_outbound.h"
-#include "relay/method.h"
 #include "relay/udp_direct.h"
 #include "relay/udp_relay.h"
 #include "server/udp/ss_udp_inbound.h"
 
 namespace ss {
 
-std::unique_ptr<UdpFronts> UdpFronts::make(const Config& cfg, UdpRelay& relay, std::string* error) {
-  std::unique_ptr<UdpFronts> f(new UdpFronts(relay));
-  f->block_private_ = !cfg.allow_private_targets;
-  bool shadowsocks = false;
-  for (const ListenerSpec& spec : cfg.listeners) {
-    shadowsocks = shadowsocks || spec.protocol == ListenerSpec::Protocol::Shadowsocks;
+namespace {
+
+// A method's packet suite: the Shadowsocks inbound's (`users`: its SIP023 users) or a client's
+// towards one server. Null, with the reason in *error, if the keys do not suit the method.
+std::shared_ptr<const UdpCipherSuite> udp_suite(const ServerSpec& spec, bool inbound,
+                                                const std::vector<UserSpec>& users,
+                                                int64_t clock_offset, std::string* error) {
+  switch (spec.method_kind) {
+    case MethodKind::None:
+      return make_none_udp_suite();
+    case MethodKind::Classic:
+      return make_classic_udp_suite(*spec.cipher, spec.key);
+    case MethodKind::Aead2022: {
+      Udp2022Options o;
+      o.method = spec.method2022;
+      if (inbound) {
+        o.server_psk = spec.psk_keys.front();
+        for (const UserSpec& u : users) o.users.push_back({u.name, u.key});
+      } else {
+        o.client_keys = spec.psk_keys;
+      }
+      o.clock = [clock_offset] { return static_cast<int64_t>(time(nullptr)) + clock_offset; };
+      return make_2022_udp_suite(std::move(o), error);
+    }
   }
-  if (shadowsocks) {
-    f->server_suite_ = make_udp_suite(cfg, error);
+  return nullptr;
+}
+
+}  // namespace
+
+std::unique_ptr<UdpFronts> UdpFronts::make(const Specs& specs, UdpRelay& relay,
+                                           std::string* error) {
+  std::unique_ptr<UdpFronts> f(new UdpFronts(relay));
+  f->block_private_ = !specs.direct || specs.direct->block_private;
+  if (specs.inbound) {
+    f->server_suite_ = udp_suite(*specs.inbound, true, specs.users, specs.clock_offset, error);
     if (!f->server_suite_) return nullptr;
   }
   auto servers = std::make_shared<std::vector<UdpServer>>();
-  for (const ServerSpec& spec : cfg.servers) {
+  for (const ServerSpec& spec : specs.servers) {
     UdpServer s;
     if (std::optional<Address> a = make_address(spec.host, spec.port)) {
       s.address = *a;
@@ -33,7 +61,7 @@ std::unique_ptr<UdpFronts> UdpFronts::make(const Config& cfg, UdpRelay& relay, s
       s.address.host = spec.host;
       s.address.port = spec.port;
     }
-    s.suite = make_client_udp_suite(spec, cfg.clock_offset, error);
+    s.suite = udp_suite(spec, false, {}, specs.clock_offset, error);
     if (!s.suite) return nullptr;
     servers->push_back(std::move(s));
   }

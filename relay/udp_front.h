@@ -19,7 +19,7 @@ struct UdpServer;
 class UdpFronts {
  public:
   // nullptr, with the reason in *error, if a method's keys are unusable.
-  static std::unique_ptr<UdpFronts> make(const Config& cfg, UdpRelay& relay, std::string* error);
+  static std::unique_ptr<UdpFronts> make(const Specs& specs, UdpRelay& relay, std::string* error);
 
   std::unique_ptr<UdpInbound> inbound(const ListenerSpec& spec) const;
   std::unique_ptr<UdpOutbound> outbound(const ListenerSpec& spec) const;

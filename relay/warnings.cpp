@@ -4,6 +4,7 @@
 
 #include <uv.h>
 
+#include "relay/counters.h"
 #include "relay/log.h"
 
 namespace ss::warn {
@@ -32,6 +33,7 @@ struct MoreText {
 }  // namespace
 
 void client_auth_failed(std::string_view from, std::string_view detail) {
+  counters::add(Counter::ClientAuthFailed);
   LOG_WARN_LIMITED(g_auth,
                    "server: a client from %.*s failed authentication (%.*s)%s: check that its "
                    "password and method match the server's, or it is a probe",
@@ -39,6 +41,7 @@ void client_auth_failed(std::string_view from, std::string_view detail) {
 }
 
 void client_replay(std::string_view from) {
+  counters::add(Counter::ClientReplays);
   LOG_WARN_LIMITED(g_replay,
                    "server: refused a replayed request from %.*s%s: someone resent a recorded "
                    "connection",
@@ -57,12 +60,14 @@ void target_refused(std::string_view from, std::string_view target, std::string_
 }
 
 void proxy_auth_failed(std::string_view from, std::string_view detail) {
+  counters::add(Counter::ProxyAuthFailed);
   LOG_WARN_LIMITED(g_proxy_auth,
                    "local: a client from %.*s failed the proxy's authentication (%.*s)%s",
                    len(from), from.data(), len(detail), detail.data(), MoreText(n).text);
 }
 
 void server_unreachable(std::string_view server, int uv_err) {
+  counters::add(Counter::ServerUnreachable);
   LOG_WARN_LIMITED(g_unreachable, "cannot reach the server %.*s: %s%s", len(server), server.data(),
                    uv_strerror(uv_err), MoreText(n).text);
 }

@@ -540,7 +540,11 @@ size_t rewrite_request_head(std::span<const uint8_t> in, const RequestHead& head
     w.put(line);
     w.put("\r\n");
   });
-  if (close_upstream) w.put("Connection: close\r\n");
+  if (close_upstream) {
+    w.put("Connection: close\r\n");
+  } else if (head.version == Version::Http10) {
+    w.put("Connection: keep-alive\r\n");
+  }
   w.put("\r\n");
   return w.result();
 }
@@ -710,6 +714,61 @@ bool BodyFramer::step(uint8_t c) {
     default:
       return false;
   }
+}
+
+// --- ResponseFramer ---
+
+void ResponseFramer::start(bool head_request) {
+  state_ = State::Head;
+  head_request_ = head_request;
+  keep_alive_ = false;
+  status_ = 0;
+  error_ = HeadError::None;
+  len_ = 0;
+  if (!head_) head_ = std::make_unique<uint8_t[]>(kMaxHeadLen);
+}
+
+ParseStatus ResponseFramer::fail(HeadError e) {
+  state_ = State::Failed;
+  error_ = e;
+  return ParseStatus::Error;
+}
+
+ParseStatus ResponseFramer::feed(std::span<const uint8_t> in, size_t& consumed) {
+  consumed = 0;
+  while (state_ == State::Head) {
+    // Copy what may still be head, then parse the head read so far (at most kMaxHeadLen bytes).
+    const size_t take = std::min(in.size() - consumed, kMaxHeadLen - len_);
+    if (take != 0) std::memcpy(head_.get() + len_, in.data() + consumed, take);
+    ResponseHead head;
+    HeadError e = HeadError::None;
+    const ParseStatus st =
+        parse_response_head({head_.get(), len_ + take}, head_request_ ? "HEAD" : "GET", head, e);
+    if (st == ParseStatus::NeedMore) {
+      len_ += take;
+      consumed += take;
+      if (len_ == kMaxHeadLen) return fail(HeadError::TooLarge);
+      return ParseStatus::NeedMore;
+    }
+    if (st == ParseStatus::Error) return fail(e);
+    consumed += head.head_len - len_;
+    len_ = 0;
+    if (head.informational) continue;  // 100 Continue, 102, 103: the final head follows
+    status_ = head.status;
+    keep_alive_ = head.keep_alive;
+    body_ = BodyFramer(head.body);
+    state_ = State::Body;
+  }
+  if (state_ == State::Body) {
+    size_t used = 0;
+    const ParseStatus st = body_.feed(in.subspan(consumed), used);
+    consumed += used;
+    if (st == ParseStatus::Error) return fail(HeadError::BadFraming);
+    if (st == ParseStatus::NeedMore) return st;
+    state_ = State::Done;
+    return ParseStatus::Ok;
+  }
+  return state_ == State::Done ? ParseStatus::Ok : ParseStatus::Error;
 }
 
 // --- Credentials and canned answers ---

@@ -17,6 +17,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <span>
 #include <string>
@@ -99,11 +100,12 @@ constexpr size_t rewritten_head_bound(size_t head_len) {
 // every received field except Host and the hop-by-hop ones (Connection and the fields it names,
 // Proxy-Connection, Keep-Alive, Proxy-Authorization, Proxy-Authenticate, TE, Trailer, Upgrade);
 // Content-Length once, normalised; Transfer-Encoding unchanged (the body is relayed unchanged);
-// and "Connection: close" when `close_upstream`. A field named in Connection is not removed if it
-// is Host, Content-Length or Transfer-Encoding: those frame the message and are ours to set.
-// `in` must be the buffer `head` was parsed from. Returns the size written, or 0 if `head` is not
-// a Forward request of `in` or `out` is smaller than needed (rewritten_head_bound() always is
-// enough).
+// and "Connection: close" when `close_upstream`, or "Connection: keep-alive" for an HTTP/1.0
+// request otherwise (HTTP/1.0 does not persist without it). A field named in Connection is not
+// removed if it is Host, Content-Length or Transfer-Encoding: those frame the message and are ours
+// to set. `in` must be the buffer `head` was parsed from. Returns the size written, or 0 if `head`
+// is not a Forward request of `in` or `out` is smaller than needed (rewritten_head_bound() always
+// is enough).
 size_t rewrite_request_head(std::span<const uint8_t> in, const RequestHead& head,
                             bool close_upstream, std::span<uint8_t> out);
 
@@ -168,6 +170,44 @@ class BodyFramer {
   State state_;
   uint64_t remaining_ = 0;  // Length / Data: bytes left; Size: the size read so far
   size_t count_ = 0;        // digits, extension or trailer bytes seen (bounds)
+};
+
+// Tracks one response from its first byte to its end, for relaying it unchanged on a
+// connection that may carry the next request afterwards: the head is copied as it passes (at
+// most kMaxHeadLen bytes; 1xx interim heads other than 101 are skipped and the next head read),
+// then the body is framed by BodyFramer. A resumable state machine; the head buffer is allocated
+// on the first response and kept for the next ones.
+class ResponseFramer {
+ public:
+  // Starts on the response to a request; `head_request`: the request's method was HEAD (no body).
+  void start(bool head_request);
+
+  // NeedMore: all of `in` belongs to the response, which goes on. Ok: the response ends after
+  // `consumed` bytes (what follows is not part of it; later feeds return Ok with 0). Error: the
+  // head or the body framing is invalid (consumed = the bytes before that was found; error()
+  // says how); later feeds return Error with 0. Before start(): Error.
+  ParseStatus feed(std::span<const uint8_t> in, size_t& consumed);
+
+  // After Ok: the origin allows another request on its connection (RFC 9112 §9.3).
+  bool keep_alive() const { return keep_alive_; }
+  // The origin closing its connection now ends the response properly (close-delimited body).
+  bool complete_at_eof() const { return state_ == State::Body && body_.complete_at_eof(); }
+  // The final response's status (0 until its head is read), and why feed() failed.
+  int status() const { return status_; }
+  HeadError error() const { return error_; }
+
+ private:
+  enum class State : uint8_t { Idle, Head, Body, Done, Failed };
+  ParseStatus fail(HeadError e);
+
+  State state_ = State::Idle;
+  bool head_request_ = false;
+  bool keep_alive_ = false;
+  int status_ = 0;
+  HeadError error_ = HeadError::None;
+  std::unique_ptr<uint8_t[]> head_;  // the head read so far
+  size_t len_ = 0;
+  BodyFramer body_{Body{}};
 };
 
 // Proxy-Authorization: Basic <base64 of user:password> (RFC 7617). nullopt for another scheme,

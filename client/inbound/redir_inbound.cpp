@@ -11,6 +11,13 @@ namespace ss {
 InboundAction RedirInbound::start(const AcceptInfo& info) {
   if (tproxy_) {
     if (info.local.port == 0) return InboundAction::Close;
+    // A connection made straight to our listening port, not intercepted: its "destination" is
+    // this host's own port, and connecting there would come straight back here. (Intercepted
+    // connections keep their foreign destination; the address check runs only when the port
+    // matches ours, which is rare.)
+    if (info.local.port == listen_port_ && own_ != nullptr && own_(info.local.unmapped())) {
+      return InboundAction::Close;
+    }
     target_ = info.local;
     return InboundAction::Connect;
   }

@@ -9,9 +9,15 @@ namespace ss {
 
 class RedirInbound final : public Inbound {
  public:
+  // Whether an address is one of this host's (is_own_address in relay/ip_policy.h; tests pass
+  // their own).
+  using OwnAddress = bool (*)(const Address&);
+
   // tproxy: connections arrive by TPROXY (the target is the socket's own address); otherwise by
-  // REDIRECT (the target is SO_ORIGINAL_DST).
-  explicit RedirInbound(bool tproxy) : tproxy_(tproxy) {}
+  // REDIRECT (the target is SO_ORIGINAL_DST). listen_port: the listener's port, so that a client
+  // connecting to it directly (not intercepted) is told from an intercepted connection.
+  explicit RedirInbound(bool tproxy, uint16_t listen_port = 0, OwnAddress own = nullptr)
+      : tproxy_(tproxy), listen_port_(listen_port), own_(own) {}
   const char* name() const override { return "redir"; }
   bool wants_accept_info() const override { return true; }
   bool wants_original_dst() const override { return !tproxy_; }
@@ -22,6 +28,8 @@ class RedirInbound final : public Inbound {
 
  private:
   bool tproxy_;
+  uint16_t listen_port_;
+  OwnAddress own_;
 };
 
 }  // namespace ss

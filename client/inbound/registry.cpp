@@ -5,6 +5,7 @@
 #include "client/inbound/mixed_inbound.h"
 #include "client/inbound/redir_inbound.h"
 #include "client/inbound/tunnel_inbound.h"
+#include "relay/ip_policy.h"
 
 namespace ss {
 
@@ -15,17 +16,20 @@ Listener::Factory local_inbound_factory(const ListenerSpec& spec) {
       return [target](Listener&) { return std::make_unique<TunnelInbound>(target); };
     }
     case ListenerSpec::Protocol::Redir:
-      return [](Listener& l) { return std::make_unique<RedirInbound>(l.config().tcp_tproxy); };
+      // The configured port; only a listener on port 0 (tests) asks the socket, per connection.
+      return [tproxy = spec.transparent, configured = spec.port](Listener& l) {
+        const uint16_t port = !tproxy || configured != 0 ? configured : l.port();
+        return std::make_unique<RedirInbound>(tproxy, port, [](const Address& a) {
+          sockaddr_storage sa{};
+          return a.to_sockaddr(sa) && is_own_address(reinterpret_cast<const sockaddr*>(&sa));
+        });
+      };
     case ListenerSpec::Protocol::Mixed:
     case ListenerSpec::Protocol::Shadowsocks:  // not a local protocol; never configured locally
       break;
   }
-  const std::optional<Mode> own = spec.mode;
-  return [own](Listener& l) {
-    const Config& cfg = l.config();
-    const Mode mode = own.value_or(cfg.mode);
-    return std::make_unique<MixedInbound>(mode != Mode::UdpOnly, mode != Mode::TcpOnly,
-                                          cfg.local_users.get());
+  return [tcp = spec.tcp, udp = spec.udp, users = spec.users](Listener&) {
+    return std::make_unique<MixedInbound>(tcp, udp, users.get());
   };
 }
 

@@ -441,6 +441,9 @@ TEST_CASE("http1: rewrite keeps the version and adds Connection: close on reques
         "GET /?q HTTP/1.1\r\nHost: a.example\r\n\r\n");
   CHECK(rewrite("GET http://[::1]:81/p HTTP/1.1\r\n\r\n") ==
         "GET /p HTTP/1.1\r\nHost: [::1]:81\r\n\r\n");
+  // HTTP/1.0 kept alive upstream says so (it does not persist by default).
+  CHECK(rewrite("GET http://a.example HTTP/1.0\r\nProxy-Connection: keep-alive\r\n\r\n") ==
+        "GET / HTTP/1.0\r\nHost: a.example\r\nConnection: keep-alive\r\n\r\n");
 }
 
 TEST_CASE("http1: Connection cannot strip the framing fields or Host", "[client]") {
@@ -715,6 +718,116 @@ TEST_CASE("BodyFramer: the largest chunk size", "[client]") {
 }
 
 // --- Credentials and answers ---
+
+namespace {
+
+// Feeds a ResponseFramer `in` in pieces of `piece` bytes; the last status and bytes consumed.
+std::pair<ParseStatus, size_t> track(std::string_view in, size_t piece, bool head_request = false,
+                                     ResponseFramer* out = nullptr) {
+  ResponseFramer local;
+  ResponseFramer& f = out != nullptr ? *out : local;
+  f.start(head_request);
+  size_t total = 0;
+  ParseStatus s = ParseStatus::NeedMore;
+  for (size_t at = 0; at < in.size(); at += piece) {
+    size_t used = 0;
+    s = f.feed(bytes(in.substr(at, piece)), used);
+    total += used;
+    if (s != ParseStatus::NeedMore) break;
+  }
+  return {s, total};
+}
+
+}  // namespace
+
+TEST_CASE("ResponseFramer: where each kind of response ends", "[client]") {
+  struct Case {
+    std::string_view response;
+    bool head_request;
+    bool keep_alive;
+  };
+  const Case cases[] = {
+      {"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello", false, true},
+      {"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", false, true},
+      {"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\nT: 1\r\n\r\n",
+       false, true},
+      {"HTTP/1.1 200 OK\r\nContent-Length: 500\r\n\r\n", true, true},  // HEAD: no body
+      {"HTTP/1.1 204 No Content\r\n\r\n", false, true},
+      {"HTTP/1.1 304 Not Modified\r\nContent-Length: 9\r\n\r\n", false, true},
+      {"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n"
+       "HTTP/1.1 201 Created\r\nContent-Length: 2\r\n\r\nok",
+       false, true},
+      {"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok", false, false},
+      {"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok", false, false},
+      {"HTTP/1.0 200 OK\r\nContent-Length: 2\r\nConnection: keep-alive\r\n\r\nok", false, true},
+  };
+  for (const Case& c : cases) {
+    for (size_t piece : {size_t{1}, size_t{3}, size_t{1000}}) {
+      INFO(c.response << " in pieces of " << piece);
+      ResponseFramer f;
+      // What follows the response is not part of it.
+      const std::string in = std::string(c.response) + "HTTP/1.1 200 OK\r\n";
+      CHECK(track(in, piece, c.head_request, &f) == std::pair{ParseStatus::Ok, c.response.size()});
+      CHECK(f.keep_alive() == c.keep_alive);
+      CHECK(f.status() >= 200);
+      size_t again = 1;
+      CHECK(f.feed(bytes("more"), again) == ParseStatus::Ok);
+      CHECK(again == 0);
+    }
+  }
+}
+
+TEST_CASE("ResponseFramer: close-delimited and unfinished responses", "[client]") {
+  ResponseFramer f;
+  CHECK(track("HTTP/1.1 200 OK\r\n\r\nbody until the origin closes", 4, false, &f) ==
+        std::pair{ParseStatus::NeedMore, size_t{47}});
+  CHECK(f.complete_at_eof());
+  CHECK_FALSE(f.keep_alive());
+  CHECK(track("HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort", 2, false, &f).first ==
+        ParseStatus::NeedMore);
+  CHECK_FALSE(f.complete_at_eof());
+  // Not started: nothing is expected.
+  ResponseFramer idle;
+  size_t used = 1;
+  CHECK(idle.feed(bytes("HTTP/1.1 200 OK\r\n\r\n"), used) == ParseStatus::Error);
+  CHECK(used == 0);
+}
+
+TEST_CASE("ResponseFramer: hostile responses are errors", "[client]") {
+  for (const std::string& bad : {
+           std::string("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n"),
+           std::string("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n") +
+               std::string(kMaxChunkSizeDigits + 1, 'f') + "\r\n",
+           std::string("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhelloXX"),
+           std::string(
+               "HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n"),
+           std::string("HTTP/1.1 200 OK\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n"),
+           std::string("HTTP/1.1 200 OK\nContent-Length: 3\n\n"),
+           std::string("HTTP/1.1 200 OK\r\nX: ") + std::string(kMaxHeadLen, 'a'),
+           std::string("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nX: ") +
+               std::string(kMaxHeadLen, 'a'),
+           std::string("SSH-2.0-OpenSSH\r\n"),
+       }) {
+    for (size_t piece : {size_t{1}, size_t{5}, size_t{100000}}) {
+      INFO(bad.substr(0, 80) << " in pieces of " << piece);
+      ResponseFramer f;
+      CHECK(track(bad, piece, false, &f).first == ParseStatus::Error);
+      CHECK(f.error() != HeadError::None);
+      size_t again = 1;
+      CHECK(f.feed(bytes("HTTP/1.1 200 OK\r\n\r\n"), again) == ParseStatus::Error);
+      CHECK(again == 0);
+    }
+  }
+}
+
+TEST_CASE("ResponseFramer: start() begins the next response on the same framer", "[client]") {
+  ResponseFramer f;
+  CHECK(track("HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\na", 1, false, &f).first ==
+        ParseStatus::Ok);
+  const std::string_view second = "HTTP/1.1 404 Not Found\r\nContent-Length: 2\r\n\r\nno";
+  CHECK(track(second, 7, false, &f) == std::pair{ParseStatus::Ok, second.size()});
+  CHECK(f.status() == 404);
+}
 
 TEST_CASE("http1: Basic credentials (RFC 7617)", "[client]") {
   // RFC 7617 §2: user "Aladdin", password "open sesame".

@@ -18,6 +18,7 @@
 #include <string_view>
 #include <vector>
 
+#include "client/inbound/http1.h"
 #include "client/inbound/mixed_inbound.h"
 #include "client/inbound/tunnel_inbound.h"
 #include "client/inbound/users_file.h"
@@ -666,13 +667,14 @@ TEST_CASE("mixed inbound: an absolute-form GET is rewritten into the early data"
   CHECK_FALSE(has(sent, "wrong.example"));
   CHECK_FALSE(has(sent, "Proxy-Connection"));
   CHECK(has(sent, "\r\nUser-Agent: test/1\r\n"));
-  CHECK(has(sent, "\r\nConnection: close\r\n"));
+  CHECK_FALSE(has(sent, "\r\nConnection:"));  // kept alive upstream too
   CHECK(sent.size() >= 4);
   CHECK(sent.substr(sent.size() - 4) == "\r\n\r\n");
   // The origin's response is relayed as it is: nothing from the proxy when connected.
   CHECK(reply_of(*ib, &Inbound::connected_reply).empty());
-  // One request per connection: a second request is not forwarded.
+  // Requests are not pipelined upstream: a second request is held, not forwarded.
   const Bytes next = bytes("GET http://example.com/second HTTP/1.1\r\n\r\n");
+  CHECK(ib->request_done());
   CHECK(ib->forwardable(next.data(), next.size()) == 0);
 
   // Pipelined second request in the same read: also held back, whole or split.
@@ -717,6 +719,145 @@ TEST_CASE("mixed inbound: a forwarded request's body is framed by Content-Length
     run(mixed(false), bytes("GET http://example.com/ HTTP/1.1\r\n\r\n"), &ib);
     const Bytes b = bytes("x");
     CHECK(ib->forwardable(b.data(), b.size()) == 0);
+  }
+}
+
+namespace {
+
+// Feeds a response through the inbound's response() hook whole, then split into pieces of
+// `piece` bytes; both must agree. Returns the answer and how many bytes belonged to it.
+std::pair<ResponseEnd, size_t> respond(Inbound& ib, std::string_view in, size_t piece) {
+  size_t total = 0;
+  ResponseEnd end = ResponseEnd::No;
+  for (size_t at = 0; at < in.size(); at += piece) {
+    size_t take = 0;
+    const Bytes b = bytes(in.substr(at, piece));
+    end = ib.response(b.data(), b.size(), take);
+    REQUIRE(take <= b.size());
+    total += take;
+    if (end != ResponseEnd::No) break;
+  }
+  return {end, total};
+}
+
+// Reads the next request held by (or fed to) the inbound, as the connection does between
+// exchanges.
+Outcome next_request(Inbound& ib, std::string_view in = {}) {
+  Outcome o;
+  static std::vector<uint8_t> buf(64 * 1024);
+  ReplyBytes reply;
+  EarlyData early{buf.data(), buf.size(), 0};
+  const Bytes b = bytes(in);
+  o.action = ib.feed(b.empty() ? nullptr : b.data(), b.size(), reply, early);
+  o.reply.assign(reinterpret_cast<const char*>(reply.data), reply.len);
+  o.early.assign(buf.begin(), buf.begin() + static_cast<ptrdiff_t>(early.len));
+  o.target = ib.target();
+  return o;
+}
+
+}  // namespace
+
+TEST_CASE("mixed inbound: HTTP keep-alive, one exchange after another", "[client]") {
+  const std::string first =
+      "GET http://a.example/1 HTTP/1.1\r\nProxy-Connection: keep-alive\r\n\r\n";
+  const std::string second =
+      "POST http://b.example:8080/2 HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc";
+  const std::string third = "HEAD http://a.example/3 HTTP/1.1\r\nConnection: close\r\n\r\n";
+  const std::string ok = "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello";
+  for (const size_t piece : {size_t{1}, size_t{7}, size_t{4096}}) {
+    INFO("piece " << piece);
+    std::unique_ptr<Inbound> ib;
+    // The first request, with the next two pipelined behind it in the same read.
+    const Outcome o = run(mixed(false), bytes(first + second + third), &ib);
+    REQUIRE(o.action == InboundAction::Connect);
+    CHECK(o.target == domain("a.example", 80));
+    CHECK(text(o.early) == "GET /1 HTTP/1.1\r\nHost: a.example\r\n\r\n");
+    CHECK(ib->request_done());
+    // Its response ends after exactly its bytes; the connection may go on.
+    CHECK(respond(*ib, ok + "EXTRA", piece) == std::pair{ResponseEnd::Reuse, ok.size()});
+    CHECK(ib->reuses_upstream());
+    // The second request comes from the held bytes: another target, body included.
+    const Outcome two = next_request(*ib);
+    REQUIRE(two.action == InboundAction::Connect);
+    CHECK(two.target == domain("b.example", 8080));
+    CHECK(text(two.early) ==
+          "POST /2 HTTP/1.1\r\nHost: b.example:8080\r\nContent-Length: 3\r\n\r\nabc");
+    CHECK(ib->request_done());
+    // A 100 Continue, then a chunked response with a trailer.
+    const std::string chunked =
+        "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 201 Created\r\nTransfer-Encoding: chunked\r\n\r\n"
+        "3\r\nabc\r\n0\r\nX-T: 1\r\n\r\n";
+    CHECK(respond(*ib, chunked, piece) == std::pair{ResponseEnd::Reuse, chunked.size()});
+    // The third asks to close: upstream too, and its HEAD response has no body.
+    const Outcome three = next_request(*ib);
+    REQUIRE(three.action == InboundAction::Connect);
+    CHECK(three.target == domain("a.example", 80));
+    CHECK(has(text(three.early), "\r\nConnection: close\r\n"));
+    const std::string head_resp = "HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n";
+    CHECK(respond(*ib, head_resp, piece) == std::pair{ResponseEnd::Last, head_resp.size()});
+  }
+}
+
+TEST_CASE("mixed inbound: HTTP responses that end the client connection or are bad", "[client]") {
+  const std::string get = "GET http://a.example/ HTTP/1.1\r\n\r\n";
+  auto fresh = [&] {
+    std::unique_ptr<Inbound> ib;
+    REQUIRE(run(mixed(false), bytes(get), &ib).action == InboundAction::Connect);
+    return ib;
+  };
+  SECTION("the origin says close") {
+    auto ib = fresh();
+    const std::string r = "HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n";
+    CHECK(respond(*ib, r, 3) == std::pair{ResponseEnd::Last, r.size()});
+  }
+  SECTION("close-delimited: the response goes on until the origin closes") {
+    auto ib = fresh();
+    CHECK(respond(*ib, "HTTP/1.1 200 OK\r\n\r\nanything at all", 5).first == ResponseEnd::No);
+  }
+  SECTION("HTTP/1.0 without keep-alive") {
+    std::unique_ptr<Inbound> ib;
+    const Outcome o = run(mixed(false), bytes("GET http://a.example/ HTTP/1.0\r\n\r\n"), &ib);
+    CHECK(has(text(o.early), "\r\nConnection: close\r\n"));
+    const std::string r = "HTTP/1.1 304 Not Modified\r\nETag: \"x\"\r\n\r\n";
+    CHECK(respond(*ib, r, 100) == std::pair{ResponseEnd::Last, r.size()});
+  }
+  SECTION("HTTP/1.0 with keep-alive asks the origin to keep it too") {
+    std::unique_ptr<Inbound> ib;
+    const Outcome o =
+        run(mixed(false), bytes("GET http://a.example/ HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"),
+            &ib);
+    CHECK(has(text(o.early), "\r\nConnection: keep-alive\r\n"));
+  }
+  SECTION("a bad chunk size") {
+    auto ib = fresh();
+    const std::string r = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n";
+    CHECK(respond(*ib, r, 4).first == ResponseEnd::Bad);
+  }
+  SECTION("Content-Length with Transfer-Encoding") {
+    auto ib = fresh();
+    CHECK(respond(*ib, "HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n",
+                  1000)
+              .first == ResponseEnd::Bad);
+  }
+  SECTION("an oversized response head") {
+    auto ib = fresh();
+    const std::string r = "HTTP/1.1 200 OK\r\nX: " + std::string(http1::kMaxHeadLen, 'a');
+    CHECK(respond(*ib, r, 1000).first == ResponseEnd::Bad);
+  }
+  SECTION("bytes after the response ended, before another request") {
+    auto ib = fresh();
+    const std::string r = "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
+    CHECK(respond(*ib, r, 100) == std::pair{ResponseEnd::Reuse, r.size()});
+    CHECK(respond(*ib, "junk", 100) == std::pair{ResponseEnd::Bad, size_t{0}});
+  }
+  SECTION("the next request's head is checked as the first one was") {
+    auto ib = fresh();
+    const std::string r = "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
+    CHECK(respond(*ib, r, 100).first == ResponseEnd::Reuse);
+    const Outcome big = next_request(
+        *ib, "GET http://a.example/ HTTP/1.1\r\nX: " + std::string(http1::kMaxHeadLen, 'a'));
+    CHECK(big.action == InboundAction::Reply);
+    CHECK(starts_with(big.reply, "HTTP/1.1 431 "));
   }
 }
 

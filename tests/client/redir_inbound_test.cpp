@@ -5,6 +5,8 @@
 
 #include <catch2/catch.hpp>
 
+#include "relay/ip_policy.h"
+
 namespace ss {
 namespace {
 
@@ -67,6 +69,33 @@ TEST_CASE("redir: TPROXY connects to the socket's own address", "[client]") {
   RedirInbound unknown(true);
   AcceptInfo no_name;  // getsockname failed
   CHECK(unknown.start(no_name) == InboundAction::Close);
+}
+
+TEST_CASE("redir: TPROXY refuses a connection made straight to its own port", "[client]") {
+  // Our addresses in this test: 10.200.0.1 and ::1.
+  const RedirInbound::OwnAddress own = [](const Address& a) {
+    return a == addr("10.200.0.1", a.port) || a == addr("::1", a.port);
+  };
+  RedirInbound self(true, 1080, own);
+  CHECK(self.start(info("10.200.0.1", 1080)) == InboundAction::Close);
+  RedirInbound self_mapped(true, 1080, own);  // a v4 client on a dual-stack listener
+  CHECK(self_mapped.start(info("::ffff:10.200.0.1", 1080)) == InboundAction::Close);
+  RedirInbound self6(true, 1080, own);
+  CHECK(self6.start(info("::1", 1080)) == InboundAction::Close);
+  // Intercepted: the same port on a foreign address, or our address on another port.
+  RedirInbound foreign(true, 1080, own);
+  CHECK(foreign.start(info("10.201.0.1", 1080)) == InboundAction::Connect);
+  CHECK(foreign.target() == addr("10.201.0.1", 1080));
+  RedirInbound other_port(true, 1080, own);
+  CHECK(other_port.start(info("10.200.0.1", 80)) == InboundAction::Connect);
+}
+
+TEST_CASE("redir: is_own_address knows loopback and refuses a documentation address", "[client]") {
+  sockaddr_storage sa{};
+  REQUIRE(literal_to_sockaddr("127.0.0.1", 1080, sa));
+  CHECK(is_own_address(reinterpret_cast<const sockaddr*>(&sa)));
+  REQUIRE(literal_to_sockaddr("192.0.2.77", 1080, sa));  // TEST-NET-1, never assigned here
+  CHECK_FALSE(is_own_address(reinterpret_cast<const sockaddr*>(&sa)));
 }
 
 TEST_CASE("redir: client bytes are never parsed", "[client]") {

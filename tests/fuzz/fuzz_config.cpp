@@ -60,6 +60,15 @@ void run(Role role, const std::string& text) {
     FUZZ_CHECK(cfg.cipher != nullptr);
     FUZZ_CHECK(cfg.key.size() == cfg.cipher->key_len);
   }
+  // The specs: ss-server has the Shadowsocks inbound and the direct outbound, the clients their
+  // upstream servers, each listener an address and a port.
+  const Specs specs = specs_of(cfg);
+  FUZZ_CHECK(!specs.listeners.empty());
+  for (const ListenerSpec& l : specs.listeners) FUZZ_CHECK(l.port != 0);
+  FUZZ_CHECK(specs.inbound.has_value() == (role == Role::Server));
+  FUZZ_CHECK(specs.direct.has_value() == (role == Role::Server));
+  FUZZ_CHECK(specs.servers.empty() == (role == Role::Server));
+  FUZZ_CHECK(specs.limits.timeout == cfg.timeout);
 }
 
 }  // namespace

@@ -9,6 +9,8 @@
 //     RFC 9112 §6.3 body rules; the rest goes through a BodyFramer.
 //   mode 2: a chunked BodyFramer on the bytes; mode 3: Length (seed) and UntilClose framers,
 //     and decode_basic_credentials round trips.
+//   mode 4: a ResponseFramer (to a HEAD request or not, seed) fed whole and split agrees with
+//     parse_response_head over the interim heads and a BodyFramer on the final one.
 // Every BodyFramer is fed the same bytes whole and split at input-chosen points: both must
 // agree on the status and on how many bytes belong to the message.
 
@@ -172,6 +174,7 @@ void check_rewrite(Bytes in, const RequestHead& head, bool close) {
   size_t hosts = 0;
   size_t lengths = 0;
   size_t closes = 0;
+  size_t keep_alives = 0;
   for (size_t at = first_eol + 2; at + 2 < out.size();) {
     const size_t eol = out.find("\r\n", at);
     const std::string_view line(out.data() + at, eol - at);
@@ -180,12 +183,15 @@ void check_rewrite(Bytes in, const RequestHead& head, bool close) {
     if (name == "Content-Length" || name == "content-length") ++lengths;
     if (line == "Connection: close") {
       ++closes;
+    } else if (line == "Connection: keep-alive") {
+      ++keep_alives;
     } else {
       FUZZ_CHECK(!is_hop_by_hop(name));
     }
     at = eol + 2;
   }
   FUZZ_CHECK(hosts >= 1 && lengths <= 1 && closes == (close ? 1u : 0u));
+  FUZZ_CHECK(keep_alives == (!close && head.version == Version::Http10 ? 1u : 0u));
 
   // Read back in absolute-form: the same request, rewritten to the same bytes.
   const std::string absolute = std::string(head.method) + " http://" + std::string(head.authority) +
@@ -199,7 +205,7 @@ void check_rewrite(Bytes in, const RequestHead& head, bool close) {
   FUZZ_CHECK(b.authority == head.authority && b.path == origin_path(head.path));
   FUZZ_CHECK(b.body.kind == head.body.kind && b.body.length == head.body.length);
   FUZZ_CHECK(b.host && *b.host == head.authority && !b.proxy_authorization);
-  FUZZ_CHECK(b.keep_alive == (!close && head.version == Version::Http11));
+  FUZZ_CHECK(b.keep_alive == !close);
   if (!close) FUZZ_CHECK(rewrite(bytes(absolute), b, false, bound + 512) == out);
 }
 
@@ -278,6 +284,64 @@ void check_response(Bytes in, std::string_view method, fuzz::Rng& rng) {
   check_framer(h.body, in.subspan(h.head_len), rng);
 }
 
+// What ResponseFramer must find: interim heads skipped, then the final head's body framed.
+ParseStatus reference_response(Bytes in, bool head_request, size_t& used) {
+  used = 0;
+  for (;;) {
+    const Resp r = parse_response(in.subspan(used), head_request ? "HEAD" : "GET");
+    if (r.status == ParseStatus::NeedMore) {
+      used = in.size();
+      return r.status;
+    }
+    if (r.status == ParseStatus::Error) return r.status;
+    used += r.head.head_len;
+    if (r.head.informational) continue;
+    BodyFramer body(r.head.body);
+    size_t u = 0;
+    const ParseStatus s = body.feed(in.subspan(used), u);
+    used += u;
+    return s;
+  }
+}
+
+void check_response_framer(Bytes in, bool head_request, fuzz::Rng& rng) {
+  size_t expected = 0;
+  const ParseStatus ref = reference_response(in, head_request, expected);
+  ResponseFramer whole;
+  whole.start(head_request);
+  size_t used = static_cast<size_t>(-1);
+  const ParseStatus s = whole.feed(in, used);
+  FUZZ_CHECK(s == ref);
+  if (s != ParseStatus::Error) FUZZ_CHECK(used == expected);
+  size_t again = 1;
+  if (s == ParseStatus::Ok) {
+    FUZZ_CHECK(whole.feed(in, again) == ParseStatus::Ok && again == 0);
+    FUZZ_CHECK(whole.status() >= 200 || whole.status() == 101);
+  }
+  if (s == ParseStatus::Error) {
+    FUZZ_CHECK(whole.error() != HeadError::None && !whole.complete_at_eof());
+    FUZZ_CHECK(whole.feed(in, again) == ParseStatus::Error && again == 0);
+  }
+
+  ResponseFramer split;
+  split.start(head_request);
+  size_t total = 0;
+  size_t at = 0;
+  ParseStatus t = ParseStatus::NeedMore;
+  do {
+    const size_t n = at < in.size() ? rng.piece(in.size() - at) : 0;
+    size_t u = static_cast<size_t>(-1);
+    t = split.feed(in.subspan(at, n), u);
+    FUZZ_CHECK(u <= n);
+    if (t == ParseStatus::NeedMore) FUZZ_CHECK(u == n);
+    total += u;
+    at += n;
+  } while (t == ParseStatus::NeedMore && at < in.size());
+  FUZZ_CHECK(t == s);
+  if (s != ParseStatus::Error) FUZZ_CHECK(total == used);
+  if (s == ParseStatus::Ok) FUZZ_CHECK(split.keep_alive() == whole.keep_alive());
+}
+
 // --- Credentials ---
 
 void check_basic(Bytes in) {
@@ -299,7 +363,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const uint8_t seed = data[1];
   const Bytes in(data + 2, size - 2);
   fuzz::Rng rng(fuzz::hash_bytes(in) ^ seed);
-  switch (mode % 4) {
+  switch (mode % 5) {
     case 0:
       check_request(in, rng, (seed & 1) != 0);
       break;
@@ -311,6 +375,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     }
     case 2:
       check_framer(Body{BodyKind::Chunked, 0}, in, rng);
+      break;
+    case 4:
+      check_response_framer(in, (seed & 1) != 0, rng);
       break;
     default:
       check_framer(Body{BodyKind::Length, seed}, in, rng);

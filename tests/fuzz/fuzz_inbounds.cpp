@@ -16,6 +16,9 @@
 // held; a Reply always says something, a first byte that is no protocol gets Close and nothing;
 // forwardable() never passes more than it is given, and after it held back bytes it passes none;
 // the replies for connected, failed, refused and UDP are non-empty where the protocol has them.
+// HTTP keep-alive: once a forwarded request is done, each run answers it with a canned response
+// and reads the next request from the bytes the inbound held (as the connection does between
+// exchanges), up to 8 times; A, B and C must see the same chain of requests.
 
 #include <uv.h>
 
@@ -67,6 +70,7 @@ struct Outcome {
   std::string user;
   bool auth_failed = false;
   bool forward_stopped = false;  // forwardable() held bytes back
+  std::string chain;             // the later exchanges: each action, target, early data, reply
 };
 
 std::string as_string(const uint8_t* p, size_t n) {
@@ -137,6 +141,36 @@ void check_after(Inbound& ib, const Outcome& o, const Mode& m, uint8_t first) {
   }
 }
 
+// One exchange after another on an HTTP inbound whose request is done: a response, then the next
+// request from the held bytes.
+void run_exchanges(Inbound& ib, Outcome& o) {
+  static std::vector<uint8_t> buf(kBigCap);
+  constexpr std::string_view kResponses[] = {
+      "HTTP/1.1 204 No Content\r\n\r\n",
+      "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+      "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n"};
+  for (int i = 0; i < 8 && ib.request_done(); ++i) {
+    const std::string_view resp = kResponses[i % 3];
+    size_t take = 0;
+    const ResponseEnd end =
+        ib.response(reinterpret_cast<const uint8_t*>(resp.data()), resp.size(), take);
+    FUZZ_CHECK(take <= resp.size());  // less for a HEAD request: no body
+    FUZZ_CHECK(end == ResponseEnd::Reuse || end == ResponseEnd::Last);
+    o.chain += end == ResponseEnd::Reuse ? "R" : "L";
+    if (end != ResponseEnd::Reuse) return;
+    ReplyBytes reply;
+    EarlyData early{buf.data(), buf.size(), 0};
+    const InboundAction a = ib.feed(nullptr, 0, reply, early);
+    FUZZ_CHECK(a != InboundAction::Handover && a != InboundAction::Reject);
+    FUZZ_CHECK(early.len <= early.cap);
+    if (a == InboundAction::Reply) FUZZ_CHECK(reply.len > 0);
+    if (a != InboundAction::Connect) FUZZ_CHECK(early.len == 0);
+    o.chain += "|" + std::to_string(static_cast<int>(a)) + " " + ib.target().to_string() + " " +
+               as_string(early.data, early.len) + reply_text(reply);
+    if (a != InboundAction::Connect) return;
+  }
+}
+
 // Feeds `in` in pieces from `rng` (or whole if rng is null) to a new inbound. `cap`: room for
 // early data, of which `held` bytes are already used.
 Outcome drive(Bytes in, const Mode& m, fuzz::Rng* rng, size_t cap, size_t held) {
@@ -197,12 +231,14 @@ Outcome drive(Bytes in, const Mode& m, fuzz::Rng* rng, size_t cap, size_t held) 
       FUZZ_CHECK(o.action == InboundAction::Close && o.reply.empty());
     }
   }
+  if (o.action == InboundAction::Connect) run_exchanges(*ibp, o);
   return o;
 }
 
 bool same(const Outcome& a, const Outcome& b) {
   return a.action == b.action && a.reply == b.reply && a.upstream == b.upstream &&
-         a.target == b.target && a.user == b.user && a.auth_failed == b.auth_failed;
+         a.target == b.target && a.user == b.user && a.auth_failed == b.auth_failed &&
+         a.chain == b.chain;
 }
 
 }  // namespace

@@ -193,7 +193,8 @@ def users_file_seeds():
 def http1_seeds():
     t = "fuzz_http1"
     # [mode][seed][bytes]: mode 0 request, 1 response (seed % 4: GET, HEAD, CONNECT, POST),
-    # 2 chunked body, 3 length / until-close bodies and Basic credentials.
+    # 2 chunked body, 3 length / until-close bodies and Basic credentials, 4 ResponseFramer
+    # (seed bit 0: the request was HEAD).
     write(t, "connect", b"\0\0CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n"
                         b"Proxy-Authorization: Basic dXNlcjpwYXNz\r\n\r\n\x16\x03\x01")
     write(t, "connect_v6", b"\0\0CONNECT [2001:db8::1]:8443 HTTP/1.0\r\n\r\n")
@@ -229,6 +230,13 @@ def http1_seeds():
     write(t, "chunked_bad", b"\2\0" + b"5\r\nhelloX\r\n")
     write(t, "length_body", b"\3\5" + b"hellonext")
     write(t, "basic", b"\3\0Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ==")
+    write(t, "framer_100_chunked", b"\4\0HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\n"
+                                   b"Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\nHTTP")
+    write(t, "framer_head", b"\4\1HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nHTTP/1.1")
+    write(t, "framer_304", b"\4\0HTTP/1.1 304 Not Modified\r\nETag: \"a\"\r\n\r\n")
+    write(t, "framer_bad_chunk", b"\4\0HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                                 b"zz\r\n")
+    write(t, "framer_close", b"\4\0HTTP/1.0 200 OK\r\n\r\nuntil close")
 
 
 def inbounds_seeds():
@@ -271,6 +279,13 @@ def inbounds_seeds():
     write(t, "http_get", b"\x18" + b"GET http://example.com:8080/a?b HTTP/1.1\r\nHost: x\r\n"
                          b"Proxy-Connection: keep-alive\r\nConnection: X-Hop\r\nX-Hop: 1\r\n\r\n"
                          b"GET http://example.com/next HTTP/1.1\r\n\r\n")
+    write(t, "http_keepalive_chain", plain + b"GET http://a.example/1 HTTP/1.1\r\n\r\n"
+          b"POST http://b.example:81/2 HTTP/1.1\r\nContent-Length: 2\r\n\r\nok"
+          b"HEAD http://a.example/3 HTTP/1.1\r\n\r\nCONNECT c.example:443 HTTP/1.1\r\n\r\nx")
+    write(t, "http_keepalive_auth", auth + b"GET http://a.example/ HTTP/1.1\r\n"
+          b"Proxy-Authorization: Basic YWxpY2U6c2VjcmV0\r\n\r\n"
+          b"GET http://a.example/2 HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"
+          b"GET http://a.example/3 HTTP/1.1\r\nX: \x01\r\n\r\n")
     write(t, "http_post_length", plain + b"POST http://a.example/f HTTP/1.1\r\n"
                                  b"Content-Length: 5\r\n\r\nhelloEXTRA")
     write(t, "http_post_chunked", plain + b"POST http://a.example/ HTTP/1.1\r\n"

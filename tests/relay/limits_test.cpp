@@ -15,6 +15,7 @@
 #include "client/inbound/tunnel_inbound.h"
 #include "crypto/cipher_spec.h"
 #include "crypto/kdf.h"
+#include "relay/counters.h"
 #include "relay/listener.h"
 #include "server/inbound_ss.h"
 #include "tests/support/net.h"
@@ -30,8 +31,8 @@ class CappedListener {
  public:
   CappedListener(Config cfg, Listener::Factory factory) : cfg_(std::move(cfg)) {
     REQUIRE(uv_loop_init(&loop_) == 0);
-    listener_ = std::make_unique<Listener>(&loop_, cfg_, std::move(factory));
-    listener_->set_connection_limit(live_, 3, 3);
+    listener_ = std::make_unique<Listener>(&loop_, make_runtime(cfg_), std::move(factory));
+    listener_->set_connection_limit(3, 3);
     REQUIRE(listener_->listen("127.0.0.1", 0) == 0);
     stop_.data = listener_.get();
     uv_async_init(&loop_, &stop_, [](uv_async_t* a) {
@@ -48,17 +49,17 @@ class CappedListener {
   }
 
   uint16_t port() const { return listener_->port(); }
-  size_t live() const { return live_->load(); }
+  // The process-wide count: this process runs one listener at a time.
+  static size_t live() { return static_cast<size_t>(counters::read(Counter::LiveConnections)); }
   size_t wait_live(size_t n) const {
-    for (int i = 0; i < 400 && live_->load() != n; ++i) std::this_thread::sleep_for(5ms);
-    return live_->load();
+    for (int i = 0; i < 400 && live() != n; ++i) std::this_thread::sleep_for(5ms);
+    return live();
   }
 
  private:
   Config cfg_;
   uv_loop_t loop_;
   std::unique_ptr<Listener> listener_;
-  std::shared_ptr<std::atomic<size_t>> live_ = std::make_shared<std::atomic<size_t>>(0);
   uv_async_t stop_;
   std::thread thread_;
 };
@@ -132,8 +133,8 @@ TEST_CASE(
   cfg.server_port = upstream_port;
   cfg.tunnel_target = parse_host_port("127.0.0.1:9");
   REQUIRE(cfg.tunnel_target.has_value());
-  CappedListener tun(
-      cfg, [](Listener& l) { return std::make_unique<TunnelInbound>(*l.config().tunnel_target); });
+  const Address target = *cfg.tunnel_target;
+  CappedListener tun(cfg, [target](Listener&) { return std::make_unique<TunnelInbound>(target); });
 
   std::vector<Socket> held;
   for (int i = 0; i < 3; ++i) held.push_back(connect_tcp("127.0.0.1", tun.port()));

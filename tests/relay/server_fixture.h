@@ -4,6 +4,7 @@
 // leaked).
 
 #include <catch2/catch.hpp>
+#include <future>
 #include <memory>
 #include <thread>
 
@@ -34,14 +35,30 @@ class LoopServer {
   explicit LoopServer(Config cfg, std::shared_ptr<const TcpCipherSuite> suite = nullptr)
       : cfg_(std::move(cfg)) {
     REQUIRE(uv_loop_init(&loop_) == 0);
-    listener_ = std::make_unique<Listener>(
-        &loop_, cfg_, [](Listener& l) { return std::make_unique<ShadowsocksInbound>(l.suite()); },
-        std::move(suite));
+    std::shared_ptr<const Runtime> runtime = make_runtime(cfg_);
+    REQUIRE(runtime);
+    if (suite) {
+      auto custom = std::make_shared<Runtime>(*runtime);
+      custom->inbound_suite = std::move(suite);
+      runtime = std::move(custom);
+    }
+    listener_ = std::make_unique<Listener>(&loop_, std::move(runtime), [](Listener& l) {
+      return std::make_unique<ShadowsocksInbound>(l.suite());
+    });
+    runtime_ = listener_->runtime();
     REQUIRE(listener_->listen("127.0.0.1", 0) == 0);
     stop_.data = this;
     uv_async_init(&loop_, &stop_, [](uv_async_t* a) {
-      static_cast<LoopServer*>(a->data)->listener_->shutdown();
+      auto* self = static_cast<LoopServer*>(a->data);
+      self->listener_->shutdown();
       uv_close(reinterpret_cast<uv_handle_t*>(a), nullptr);
+      uv_close(reinterpret_cast<uv_handle_t*>(&self->swap_), nullptr);
+    });
+    swap_.data = this;
+    uv_async_init(&loop_, &swap_, [](uv_async_t* a) {
+      auto* self = static_cast<LoopServer*>(a->data);
+      self->listener_->set_runtime(std::move(self->pending_));
+      self->swapped_->set_value();
     });
     thread_ = std::thread([this] { uv_run(&loop_, UV_RUN_DEFAULT); });
   }
@@ -59,12 +76,26 @@ class LoopServer {
   }
   uint16_t port() const { return listener_->port(); }
   const Config& config() const { return cfg_; }
+  // The snapshot the listener was made with.
+  std::weak_ptr<const Runtime> first_runtime() const { return runtime_; }
+  // Gives the listener a new snapshot, on its loop thread; returns once it is in place.
+  void set_runtime(std::shared_ptr<const Runtime> runtime) {
+    std::promise<void> done;
+    pending_ = std::move(runtime);
+    swapped_ = &done;
+    uv_async_send(&swap_);
+    done.get_future().wait();
+  }
 
  private:
   Config cfg_;
   uv_loop_t loop_;
   std::unique_ptr<Listener> listener_;
   uv_async_t stop_;
+  uv_async_t swap_;
+  std::shared_ptr<const Runtime> pending_;
+  std::promise<void>* swapped_ = nullptr;
+  std::weak_ptr<const Runtime> runtime_;
   std::thread thread_;
 };
 

@@ -47,14 +47,14 @@ class InProcessProxy {
       : server_cfg_(make_config(Role::Server, method)),
         local_cfg_(make_config(Role::Local, method)) {
     REQUIRE(uv_loop_init(&loop_) == 0);
-    server_ = std::make_unique<Listener>(&loop_, server_cfg_, [](Listener& l) {
+    server_ = std::make_unique<Listener>(&loop_, make_runtime(server_cfg_), [](Listener& l) {
       return std::make_unique<ShadowsocksInbound>(l.suite());
     });
     REQUIRE(server_->listen("127.0.0.1", 0) == 0);
     local_cfg_.server_port = server_->port();
-    local_ = std::make_unique<Listener>(&loop_, local_cfg_, [](Listener& l) {
-      return std::make_unique<Socks5Inbound>(l.config().mode != Mode::UdpOnly,
-                                             l.config().mode != Mode::TcpOnly);
+    const bool tcp = local_cfg_.mode != Mode::UdpOnly, udp = local_cfg_.mode != Mode::TcpOnly;
+    local_ = std::make_unique<Listener>(&loop_, make_runtime(local_cfg_), [tcp, udp](Listener&) {
+      return std::make_unique<Socks5Inbound>(tcp, udp);
     });
     REQUIRE(local_->listen("127.0.0.1", 0) == 0);
     stop_.data = this;

@@ -25,8 +25,9 @@
 # datagram came from, which must be ss-server's side, not the client.
 #
 # Cases: ours x ours, REDIRECT and TPROXY, TCP and UDP, IPv4 and IPv6, and IPv4 clients on a
-# dual-stack listener; our ss-redir -> libev's ss-server, libev's ss-redir -> our ss-server; a connection to
-# ss-redir's port that was not redirected is closed; with ss-server stopped the fetch fails.
+# dual-stack listener; our ss-redir -> libev's ss-server, libev's ss-redir -> our ss-server; a
+# connection made straight to ss-redir's port (REDIRECT or TPROXY mode) is closed; with ss-server
+# stopped the fetch fails.
 # An IPv6 case whose ip6tables rule the kernel refuses (no IPv6 NAT or TPROXY) is reported as
 # skipped; an IPv4 one fails.
 # Nothing here touches the root namespace's interfaces, routes or iptables, and nothing routes
@@ -403,30 +404,40 @@ if [[ $have_libev -eq 1 ]]; then
   check_udp "libev's ss-redir (TPROXY UDP) -> our ss-server" 4 1,700,1400 "${libev[@]}" -u -b 0.0.0.0
 fi
 
-# --- a connection that was not redirected is closed, and reaches nothing ---
-port=$((next_port++))
-start "redir-$port" "${ours[@]}" -b 0.0.0.0 -l "$port"
-redir=$pid
-if wait_listen "$port" "$redir"; then
-  before=$(wc -l <"$tmp/web4.log")
-  rules redirect 4 "$port"  # a NAT table, so conntrack sees the direct connection too
-  if in_c curl -sS --max-time 10 -o /dev/null "http://$router4:$port/blob" 2>/dev/null; then
-    not_ok "a direct connection to ss-redir's port was answered"
-  elif [[ $(wc -l <"$tmp/web4.log") -ne $before ]]; then
-    not_ok "a direct connection to ss-redir's port reached the web server"
-  else
-    sleep 0.2
-    if grep -q "closed: bad request" "$tmp/redir-$port.log"; then
-      ok "a connection to ss-redir's port that was not redirected is closed"
+# --- a connection made straight to ss-redir's port (not intercepted) is closed, reaches nothing ---
+# With REDIRECT the NAT entry changed nothing; with TPROXY the socket's own address is one of the
+# router's and the port is ss-redir's. Served, either would connect back to ss-redir, in a loop.
+direct_check() {
+  local mode=$1 port=$((next_port++))
+  shift
+  start "redir-$port" "${ours[@]}" -b 0.0.0.0 -l "$port" "$@"
+  local redir=$pid
+  if wait_listen "$port" "$redir"; then
+    local before
+    before=$(wc -l <"$tmp/web4.log")
+    rules "$mode" 4 "$port"  # with REDIRECT, a NAT table, so conntrack sees the direct connection
+    if in_c curl -sS --max-time 10 -o /dev/null "http://$router4:$port/blob" 2>/dev/null; then
+      not_ok "$mode: a direct connection to ss-redir's port was answered"
+    elif [[ $(wc -l <"$tmp/web4.log") -ne $before ]]; then
+      not_ok "$mode: a direct connection to ss-redir's port reached the web server"
     else
-      not_ok "direct connection: no 'closed: bad request' in ss-redir's log: $(tail -3 "$tmp/redir-$port.log")"
+      sleep 0.2
+      local accepted
+      accepted=$(grep -c "closed: bad request" "$tmp/redir-$port.log")
+      if [[ $accepted -eq 1 ]]; then
+        ok "$mode: a connection made straight to ss-redir's port is closed"
+      else
+        not_ok "$mode: direct connection: $accepted 'closed: bad request' lines in ss-redir's log, want 1: $(tail -3 "$tmp/redir-$port.log")"
+      fi
     fi
+    flush_rules
+  else
+    not_ok "$mode: ss-redir did not listen: $(tail -3 "$tmp/redir-$port.log")"
   fi
-  flush_rules
-else
-  not_ok "ss-redir did not listen: $(tail -3 "$tmp/redir-$port.log")"
-fi
-stop "$redir"
+  stop "$redir"
+}
+direct_check redirect
+direct_check tproxy -T
 
 # --- without ss-server, nothing gets through (the fetches above went through it) ---
 stop "$our_server"

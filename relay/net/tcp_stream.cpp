@@ -1,0 +1,179 @@
+// Stream over uv_tcp_t (see tcp_stream.h). Each read lands in a pooled block (no allocation per
+// chunk once the pool is warm); a write is tried at once with uv_try_write when nothing is
+// queued, and what is left goes to uv_write with the block's own request. A reset-on-close is
+// uv_tcp_close_reset (SO_LINGER 0), which libuv refuses while a shutdown is in progress: that
+// stream then ends with a FIN.
+
+#include "relay/net/tcp_stream.h"
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
+namespace ss {
+
+int TcpStream::init(uv_loop_t* loop, int family) {
+  const int r = uv_tcp_init_ex(loop, &tcp_, static_cast<unsigned>(family));
+  if (r != 0) return r;
+  tcp_.data = this;
+  inited_ = true;
+  return 0;
+}
+
+int TcpStream::accept(uv_stream_t* server) {
+  return uv_accept(server, stream());
+}
+
+void TcpStream::set_fast_open_connect() {
+  uv_os_fd_t fd;
+  int one = 1;
+  if (uv_fileno(handle(), &fd) == 0) {
+    setsockopt(fd, IPPROTO_TCP, TCP_FASTOPEN_CONNECT, &one, sizeof one);
+  }
+}
+
+void TcpStream::bind(const sockaddr* local) {
+  uv_tcp_bind(&tcp_, local, 0);
+}
+
+int TcpStream::connect(const sockaddr* sa) {
+  connect_req_.data = this;
+  return uv_tcp_connect(&connect_req_, &tcp_, sa, on_connect);
+}
+
+void TcpStream::set_nodelay(bool on) {
+  uv_tcp_nodelay(&tcp_, on ? 1 : 0);
+}
+
+bool TcpStream::original_dst(bool ipv6, sockaddr_storage& out) const {
+  // Linux's SO_ORIGINAL_DST at SOL_IP for an IPv4 connection, IP6T_SO_ORIGINAL_DST (the same
+  // number) at SOL_IPV6 for an IPv6 one. The family is the connection's, not the socket's: an
+  // IPv4 connection on a dual-stack IPv6 socket has an IPv4 conntrack entry, which SOL_IP finds
+  // (the kernel passes SOL_IP on an IPv6 socket to IPv4's handler), while SOL_IPV6 would look for
+  // an IPv6 one and fail.
+  constexpr int kSoOriginalDst = 80;
+  uv_os_fd_t fd;
+  if (!inited_ || uv_fileno(handle(), &fd) != 0) return false;
+  socklen_t len = sizeof out;
+  return getsockopt(fd, ipv6 ? SOL_IPV6 : SOL_IP, kSoOriginalDst, &out, &len) == 0;
+}
+
+// ---- reading ----------------------------------------------------------------------------------
+
+int TcpStream::read_start() {
+  return uv_read_start(stream(), on_alloc, on_read);
+}
+
+void TcpStream::read_stop() {
+  uv_read_stop(stream());
+}
+
+void TcpStream::on_alloc(uv_handle_t*, size_t, uv_buf_t* buf) {
+  Block* b = BlockPool::local().acquire();
+  *buf = uv_buf_init(reinterpret_cast<char*>(b->data), kReadSize);
+}
+
+void TcpStream::on_read(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf) {
+  auto* self = static_cast<TcpStream*>(s->data);
+  Block* block = buf->base != nullptr ? block_from_base(buf->base) : nullptr;
+  if (nread > 0) {
+    if (self->handler_->on_stream_read(self->ctx_, block, static_cast<size_t>(nread))) return;
+  } else if (nread < 0) {
+    self->handler_->on_stream_end(self->ctx_, static_cast<int>(nread));
+  }
+  BlockPool::local().release(block);
+}
+
+// ---- writing ----------------------------------------------------------------------------------
+
+int TcpStream::write(Block* b) {
+  b->off = 0;
+  if (queued_ == 0) {
+    uv_buf_t buf = uv_buf_init(reinterpret_cast<char*>(b->data), b->len);
+    const int r = uv_try_write(stream(), &buf, 1);
+    if (r == static_cast<int>(b->len)) {
+      BlockPool::local().release(b);
+      return 0;
+    }
+    if (r >= 0) {
+      b->off = static_cast<uint32_t>(r);
+    } else if (r != UV_EAGAIN) {
+      BlockPool::local().release(b);
+      return r;
+    }
+  }
+  uv_buf_t buf = uv_buf_init(reinterpret_cast<char*>(b->data + b->off), b->len - b->off);
+  b->req.data = this;
+  const int r = uv_write(&b->req, stream(), &buf, 1, on_write);
+  if (r != 0) {
+    BlockPool::local().release(b);
+    return r;
+  }
+  queued_ += b->len - b->off;
+  return 0;
+}
+
+void TcpStream::on_write(uv_write_t* req, int status) {
+  Block* b = reinterpret_cast<Block*>(req);  // req is the first member
+  auto* self = static_cast<TcpStream*>(req->data);
+  self->queued_ -= b->len - b->off;
+  BlockPool::local().release(b);
+  self->handler_->on_stream_written(self->ctx_, status);
+}
+
+int TcpStream::shutdown() {
+  shutdown_req_.data = this;
+  return uv_shutdown(&shutdown_req_, stream(), on_shutdown);
+}
+
+void TcpStream::on_shutdown(uv_shutdown_t* req, int status) {
+  auto* self = static_cast<TcpStream*>(req->data);
+  self->handler_->on_stream_shutdown(self->ctx_, status);
+}
+
+void TcpStream::on_connect(uv_connect_t* req, int status) {
+  auto* self = static_cast<TcpStream*>(req->data);
+  self->handler_->on_stream_connected(self->ctx_, status);
+}
+
+// ---- closing ----------------------------------------------------------------------------------
+
+bool TcpStream::is_open() const {
+  return inited_ && !uv_is_closing(handle());
+}
+
+void TcpStream::close(bool reset) {
+  if (!is_open()) return;
+  if (reset && uv_tcp_close_reset(&tcp_, on_closed) == 0) return;
+  uv_close(handle(), on_closed);
+}
+
+void TcpStream::on_closed(uv_handle_t* h) {
+  auto* self = static_cast<TcpStream*>(h->data);
+  self->handler_->on_stream_closed(self->ctx_);
+}
+
+// ---- queries ----------------------------------------------------------------------------------
+
+int TcpStream::pending_error() const {
+  int so_error = 0;
+  socklen_t len = sizeof so_error;
+  uv_os_fd_t fd;
+  if (!inited_ || uv_fileno(handle(), &fd) != 0 ||
+      getsockopt(fd, SOL_SOCKET, SO_ERROR, &so_error, &len) != 0 || so_error == 0) {
+    return 0;
+  }
+  return uv_translate_sys_error(so_error);
+}
+
+bool TcpStream::peer_address(sockaddr_storage& out) const {
+  int len = sizeof out;
+  return inited_ && uv_tcp_getpeername(&tcp_, reinterpret_cast<sockaddr*>(&out), &len) == 0;
+}
+
+bool TcpStream::local_address(sockaddr_storage& out) const {
+  int len = sizeof out;
+  return inited_ && uv_tcp_getsockname(&tcp_, reinterpret_cast<sockaddr*>(&out), &len) == 0;
+}
+
+}  // namespace ss

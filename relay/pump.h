@@ -1,0 +1,105 @@
+#pragma once
+// One direction of a relayed connection: bytes read from a source side go through a transform
+// (open, seal or identity: the sides' cipher states, applied by the connection) to the sink side.
+// The Pump holds that direction's flow control: the sink's 128/32 KiB watermarks, and one extra
+// pause condition, a PumpLimiter (a rate limit, a quota) that may hold reading back for a while.
+// With no limiter (the default) the extra condition costs one null check per read.
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+
+namespace ss {
+
+// Holds back the reading of the pumps it is given to (one or many, on one loop): each read is
+// charged after the fact (a read's size is only known once it is done), and the pump asks before
+// reading on. A pump may thus overdraw by at most one read.
+class PumpLimiter {
+ public:
+  virtual ~PumpLimiter() = default;
+  // `n` bytes were read at `now_ms` (the loop's clock, in ms).
+  virtual void consume(size_t n, uint64_t now_ms) = 0;
+  // 0 if reading may go on now; otherwise how many ms to wait before asking again.
+  virtual uint64_t wait_ms(uint64_t now_ms) = 0;
+};
+
+// A token bucket: `rate` bytes per second on average, at most `burst` bytes at once after an idle
+// while. Reading waits while the bucket is empty or overdrawn.
+class TokenBucket final : public PumpLimiter {
+ public:
+  // rate > 0, burst > 0 (bytes per second, bytes). The bucket starts full.
+  TokenBucket(uint64_t rate, uint64_t burst);
+  void consume(size_t n, uint64_t now_ms) override;
+  uint64_t wait_ms(uint64_t now_ms) override;
+  // Tokens now (bytes; negative when overdrawn), after refilling up to `now_ms`.
+  int64_t tokens(uint64_t now_ms);
+
+ private:
+  void refill(uint64_t now_ms);
+  uint64_t rate_;
+  int64_t burst_milli_;   // burst, in thousandths of a byte
+  int64_t tokens_milli_;  // thousandths of a byte: rate * ms adds exactly, with no rounding
+  uint64_t last_ms_ = 0;
+  bool started_ = false;
+};
+
+// The limiters a listener gives its connections' pumps: reading from the client (uploads) and
+// from the remote (downloads). Null: no limit.
+struct PumpLimiters {
+  std::shared_ptr<PumpLimiter> from_client;
+  std::shared_ptr<PumpLimiter> from_remote;
+};
+
+class Pump {
+ public:
+  // Backpressure marks on the sink's queued (handed to its stream, not yet written) bytes.
+  static constexpr size_t kHighWater = 128 * 1024;
+  static constexpr size_t kLowWater = 32 * 1024;
+
+  // The source is read only while neither pause holds.
+  bool paused() const { return throttled_ || limited_; }
+  // The watermark pause: the sink's queue went above the high mark and has not fallen to the low.
+  bool throttled() const { return throttled_; }
+  // The limiter's pause, until resume_at().
+  bool limited() const { return limited_; }
+  // Absolute loop time at which a limited pump asks its limiter again; 0 if not limited.
+  uint64_t resume_at() const { return limited_ ? resume_at_ : 0; }
+
+  void set_limiter(std::shared_ptr<PumpLimiter> limiter) { limiter_ = std::move(limiter); }
+
+  // The sink's queue after a write: true if it is above the high mark (the source must stop).
+  bool sink_queued(size_t queued) {
+    if (queued <= kHighWater) return false;
+    throttled_ = true;
+    return true;
+  }
+  // The sink's queue after a write completed: true if that ended the watermark pause.
+  bool sink_written(size_t queued) {
+    if (!throttled_ || queued > kLowWater) return false;
+    throttled_ = false;
+    return true;
+  }
+  // `n` bytes were read from the source: charges the limiter, if any. True if that started the
+  // limiter's pause.
+  bool charge(size_t n, uint64_t now_ms) {
+    if (!limiter_) return false;
+    return charge_limiter(n, now_ms);
+  }
+  // At or after resume_at(): asks the limiter again. True if the pause ended.
+  bool retry(uint64_t now_ms);
+  // Both pauses end (the connection stops relaying and drains its client).
+  void release() {
+    throttled_ = false;
+    limited_ = false;
+  }
+
+ private:
+  bool charge_limiter(size_t n, uint64_t now_ms);
+
+  std::shared_ptr<PumpLimiter> limiter_;
+  uint64_t resume_at_ = 0;
+  bool throttled_ = false;
+  bool limited_ = false;
+};
+
+}  // namespace ss

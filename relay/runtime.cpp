@@ -1,0 +1,126 @@
+// The runtime snapshot (see runtime.h): the cipher suites (classic AEAD with the inbound's replay
+// filter, none, or the 2022 edition with its salt pool), the router and its outbounds.
+
+#include "relay/runtime.h"
+
+#include <ctime>
+#include <functional>
+
+#include "crypto/none_suite.h"
+#include "crypto/replay_filter.h"
+#include "crypto/salt_pool.h"
+#include "crypto/tcp2022.h"
+
+namespace ss {
+namespace {
+
+std::function<uint64_t()> offset_clock(int64_t offset) {
+  if (offset == 0) return nullptr;
+  return [offset] { return static_cast<uint64_t>(time(nullptr) + offset); };
+}
+
+// The Shadowsocks inbound's suite: a classic cipher gets a replay filter (unless its capacity is
+// 0), the 2022 edition the server PSK, the SIP023 users and a salt pool, one per snapshot and
+// shared by every worker.
+std::shared_ptr<const TcpCipherSuite> inbound_suite(const Specs& specs, std::string* error) {
+  const ServerSpec& in = *specs.inbound;
+  switch (in.method_kind) {
+    case MethodKind::None:
+      return make_none_suite();
+    case MethodKind::Classic: {
+      std::shared_ptr<ReplayFilter> replay;
+      if (specs.limits.replay_capacity > 0) {
+        replay = std::make_shared<ReplayFilter>(specs.limits.replay_capacity,
+                                                specs.limits.replay_fp_rate);
+      }
+      return make_classic_suite(*in.cipher, in.key, std::move(replay));
+    }
+    case MethodKind::Aead2022: {
+      Tcp2022Options o;
+      o.method = in.method2022;
+      o.server_psk = in.psk_keys.front();
+      for (const UserSpec& u : specs.users) o.users.push_back({u.name, u.key});
+      o.salt_pool = std::make_shared<SaltPool>();
+      o.clock = offset_clock(specs.clock_offset);
+      return make_2022_suite(std::move(o), error);
+    }
+  }
+  return nullptr;
+}
+
+// A client's suite for one upstream server (its own method and keys).
+std::shared_ptr<const TcpCipherSuite> client_suite(const ServerSpec& spec, int64_t clock_offset,
+                                                   std::string* error) {
+  switch (spec.method_kind) {
+    case MethodKind::None:
+      return make_none_suite();
+    case MethodKind::Classic:
+      return make_classic_suite(*spec.cipher, spec.key, nullptr);
+    case MethodKind::Aead2022: {
+      Tcp2022Options o;
+      o.method = spec.method2022;
+      o.client_keys = spec.psk_keys;
+      o.clock = offset_clock(clock_offset);
+      return make_2022_suite(std::move(o), error);
+    }
+  }
+  return nullptr;
+}
+
+// The fixed router: the direct outbound if there is one (ss-server), and round robin over the
+// upstream servers, each with its own suite. Null, with "<its source>: <reason>" in *error, if a
+// server's keys do not suit its method.
+std::shared_ptr<Router> make_router(const Specs& specs, std::string* error) {
+  std::vector<Outbound> outbounds;
+  if (specs.direct) {
+    Outbound o;
+    o.kind = Outbound::Kind::Direct;
+    o.bind_address = specs.direct->bind_address;
+    o.block_private = specs.direct->block_private;
+    outbounds.push_back(std::move(o));
+  }
+  for (const ServerSpec& spec : specs.servers) {
+    Outbound o;
+    o.kind = Outbound::Kind::Shadowsocks;
+    if (std::optional<Address> a = make_address(spec.host, spec.port)) {
+      o.server = *a;
+    } else {
+      o.server.type = Address::Type::Domain;
+      o.server.host = spec.host;
+      o.server.port = spec.port;
+    }
+    std::string why;
+    o.suite = client_suite(spec, specs.clock_offset, &why);
+    if (!o.suite) {
+      if (error) *error = spec.source + ": " + why;
+      return nullptr;
+    }
+    outbounds.push_back(std::move(o));
+  }
+  return std::make_shared<FixedRouter>(std::move(outbounds));
+}
+
+}  // namespace
+
+std::shared_ptr<const Runtime> make_runtime(const Specs& specs, std::string* error) {
+  auto rt = std::make_shared<Runtime>();
+  rt->limits = specs.limits;
+  rt->tcp = specs.tcp;
+  std::string why;
+  if (specs.inbound) {
+    rt->inbound_suite = inbound_suite(specs, &why);
+    if (!rt->inbound_suite) {
+      if (error) *error = "password: " + why;
+      return nullptr;
+    }
+  }
+  rt->router = make_router(specs, error);
+  if (!rt->router) return nullptr;
+  return rt;
+}
+
+std::shared_ptr<const Runtime> make_runtime(const Config& cfg, std::string* error) {
+  return make_runtime(specs_of(cfg), error);
+}
+
+}  // namespace ss

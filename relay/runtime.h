@@ -1,0 +1,34 @@
+#pragma once
+// The runtime snapshot: what the engine runs on, built once from the specs and never changed.
+// Listeners hold the current one and connections take a reference at accept
+// (std::shared_ptr<const Runtime>), so a reload can give a listener a new snapshot while live
+// connections finish on theirs. State that outlives a snapshot (replay filters, counters) is
+// shared by reference count, never by raw pointer.
+
+#include <memory>
+#include <string>
+
+#include "crypto/tcp_cipher.h"
+#include "relay/config.h"
+#include "relay/outbound.h"
+
+namespace ss {
+
+struct Runtime {
+  // The Shadowsocks listeners' suite (ss-server), with its replay filter or salt pool; null
+  // when no listener serves Shadowsocks.
+  std::shared_ptr<const TcpCipherSuite> inbound_suite;
+  // Picks each request's outbound; the outbounds (and their suites) live as long as it does.
+  std::shared_ptr<Router> router;
+  Limits limits;
+  TcpOptions tcp;
+};
+
+// The snapshot of `specs`. Null, with a one-line reason in *error that starts with the key at
+// fault ("password: ..." or "servers: ..."), if keys do not suit their method.
+std::shared_ptr<const Runtime> make_runtime(const Specs& specs, std::string* error = nullptr);
+
+// The same from a config (finalized, or filled by hand in tests): make_runtime(specs_of(cfg)).
+std::shared_ptr<const Runtime> make_runtime(const Config& cfg, std::string* error = nullptr);
+
+}  // namespace ss
