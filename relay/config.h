@@ -91,10 +91,12 @@ struct ListenerSpec {
   uint16_t port = 0;
   std::optional<Address> forward;  // Tunnel: the fixed destination
   bool transparent = false;        // Redir: connections arrive by TPROXY, not REDIRECT
-  bool tcp = true;                 // Mixed: TCP requests (CONNECT) are served
-  bool udp = false;                // Mixed: SOCKS5 UDP ASSOCIATE is served
+  // TCP: a TCP listener (Mixed: CONNECT served; its listener stays for UDP ASSOCIATE anyway).
+  bool tcp = true;
+  // UDP: a UDP socket on the same port, in every worker (Mixed: UDP ASSOCIATE served).
+  bool udp = false;
   std::shared_ptr<const UserTable> users = nullptr;  // Mixed: the proxy's own users (auth), or none
-  std::optional<Mode> mode{};  // rust's per-local "mode" (tcp/udp above follow it); else the top
+  std::optional<Mode> mode{};  // rust's per-local "mode" (tcp/udp follow it); else the top-level
 };
 
 // What the engine is built from (see relay/runtime.h): pure, validated, with no field whose
