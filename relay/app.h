@@ -4,7 +4,7 @@
 #include <functional>
 
 #include "relay/config.h"
-#include "relay/listener.h"
+#include "relay/net/listener.h"
 
 namespace ss {
 

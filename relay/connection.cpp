@@ -38,9 +38,9 @@
 #include "relay/address.h"
 #include "relay/counters.h"
 #include "relay/ip_policy.h"
-#include "relay/listener.h"
 #include "relay/log.h"
-#include "relay/resolve.h"
+#include "relay/net/listener.h"
+#include "relay/net/resolve.h"
 #include "relay/udp_relay.h"
 #include "relay/warnings.h"
 

@@ -22,9 +22,9 @@
 
 #include "relay/ip_policy.h"
 #include "relay/log.h"
-#include "relay/resolve.h"
+#include "relay/net/resolve.h"
+#include "relay/net/udp_tproxy.h"
 #include "relay/udp_relay.h"
-#include "relay/udp_tproxy.h"
 #include "relay/warnings.h"
 
 namespace ss {

@@ -36,7 +36,7 @@ class UdpNat final : public UdpFlows {
 
   // Binds a UDP socket to host:port whose datagrams `inbound` reads and `outbound` carries on.
   // Returns 0 or a libuv error. The port bound is made known to the relay (UDP ASSOCIATE).
-  // With `transparent` the socket takes datagrams by TPROXY (relay/udp_tproxy.h).
+  // With `transparent` the socket takes datagrams by TPROXY (relay/net/udp_tproxy.h).
   int listen(const std::string& host, uint16_t port, std::unique_ptr<UdpInbound> inbound,
              std::unique_ptr<UdpOutbound> outbound, bool transparent = false);
   // Closes every socket and timer; the loop can then finish.

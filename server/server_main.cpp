@@ -1,5 +1,5 @@
 #include "relay/app.h"
-#include "relay/listener.h"
+#include "relay/net/listener.h"
 #include "server/inbound_ss.h"
 
 int main(int argc, char** argv) {

@@ -3,7 +3,7 @@
 // an inbound is its own file plus one case here.
 
 #include "relay/config.h"
-#include "relay/listener.h"
+#include "relay/net/listener.h"
 
 namespace ss {
 

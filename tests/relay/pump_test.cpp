@@ -9,7 +9,7 @@
 
 #include "client/inbound/socks5_inbound.h"
 #include "relay/buffer_pool.h"
-#include "relay/listener.h"
+#include "relay/net/listener.h"
 #include "relay/pump.h"
 #include "relay/runtime.h"
 #include "tests/support/net.h"

@@ -13,7 +13,7 @@
 #include "crypto/replay_filter.h"
 #include "crypto/stream.h"
 #include "crypto/tcp_cipher.h"
-#include "relay/listener.h"
+#include "relay/net/listener.h"
 #include "server/inbound_ss.h"
 #include "tests/relay/server_fixture.h"
 #include "tests/support/net.h"

@@ -1,6 +1,6 @@
-// relay/resolve.h: LookupArgs, pick_address.
+// relay/net/resolve.h: LookupArgs, pick_address.
 
-#include "relay/resolve.h"
+#include "relay/net/resolve.h"
 
 #include <sys/socket.h>
 

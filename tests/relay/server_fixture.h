@@ -10,7 +10,7 @@
 
 #include "crypto/kdf.h"
 #include "crypto/tcp_cipher.h"
-#include "relay/listener.h"
+#include "relay/net/listener.h"
 #include "server/inbound_ss.h"
 
 namespace ss::test {

@@ -16,7 +16,7 @@
 #include "crypto/cipher_spec.h"
 #include "crypto/kdf.h"
 #include "relay/buffer_pool.h"
-#include "relay/listener.h"
+#include "relay/net/listener.h"
 #include "server/inbound_ss.h"
 #include "tests/support/net.h"
 

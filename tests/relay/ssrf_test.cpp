@@ -15,7 +15,7 @@
 #include "crypto/stream.h"
 #include "relay/address.h"
 #include "relay/ip_policy.h"
-#include "relay/listener.h"
+#include "relay/net/listener.h"
 #include "server/inbound_ss.h"
 #include "tests/relay/server_fixture.h"
 #include "tests/support/net.h"

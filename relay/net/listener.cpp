@@ -1,7 +1,7 @@
 // Listening sockets and the list of live sessions. Sessions are created on accept and deleted
 // only from Connection::release_ref(), after libuv's last close callback for them.
 
-#include "relay/listener.h"
+#include "relay/net/listener.h"
 
 #include <netdb.h>
 #include <netinet/in.h>
@@ -17,7 +17,7 @@
 #include "relay/connection.h"
 #include "relay/counters.h"
 #include "relay/log.h"
-#include "relay/resolve.h"
+#include "relay/net/resolve.h"
 
 namespace ss {
 

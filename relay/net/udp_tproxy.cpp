@@ -5,7 +5,7 @@
 // it, which IP_TRANSPARENT allows although the address is not ours; SO_REUSEADDR lets several
 // such sockets, and a second client's, share it.
 
-#include "relay/udp_tproxy.h"
+#include "relay/net/udp_tproxy.h"
 
 #include <fcntl.h>
 #include <netinet/in.h>

@@ -1,4 +1,4 @@
-#include "relay/resolve.h"
+#include "relay/net/resolve.h"
 
 #include <sys/socket.h>
 
