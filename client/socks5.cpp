@@ -129,7 +129,9 @@ size_t make_udp_datagram(std::span<const uint8_t> address, std::span<const uint8
   if (out.size() < n) return 0;
   out[0] = out[1] = out[2] = 0x00;
   std::memcpy(out.data() + kUdpPrefixLen, address.data(), address.size());
-  std::memcpy(out.data() + kUdpPrefixLen + address.size(), payload.data(), payload.size());
+  if (!payload.empty()) {
+    std::memcpy(out.data() + kUdpPrefixLen + address.size(), payload.data(), payload.size());
+  }
   return n;
 }
 

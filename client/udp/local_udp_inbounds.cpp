@@ -23,7 +23,8 @@ struct ControlState final : UdpFlowState {
 // A reply without its address header (the client knows where it sent to).
 size_t payload_only(std::span<const uint8_t> payload, std::span<uint8_t> out) {
   if (out.size() < payload.size()) return kNoReply;
-  std::memcpy(out.data(), payload.data(), payload.size());
+  // An empty reply is a datagram too; its span may have no storage (memcpy must not see null).
+  if (!payload.empty()) std::memcpy(out.data(), payload.data(), payload.size());
   return payload.size();
 }
 
