@@ -43,7 +43,7 @@ for tool in curl python3 "$nginx_bin"; do
   fi
 done
 
-work=$(mktemp -d /tmp/ss-http-keepalive.XXXXXX)
+work=$(mktemp -d "${TMPDIR:-/tmp}/ss-http-keepalive.XXXXXX")
 chmod 755 "$work" # nginx's workers may run as another user
 pids=()
 cleanup() {
@@ -68,27 +68,8 @@ read -r nginx_port py_port server_port local_port dead_port < <(free_ports 5)
 method=aes-128-gcm
 password=http-keepalive-password
 
-wait_listening() {
-  local port=$1 i
-  for ((i = 0; i < 100; i++)); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && return 0
-    sleep 0.1
-  done
-  return 1
-}
-
-start() { # start LOG PORT PROGRAM ARGS...: runs it in the background, waits for PORT
-  local log=$1 port=$2
-  shift 2
-  "$@" >"$log" 2>&1 &
-  pids+=($!)
-  if ! wait_listening "$port"; then
-    echo "FAIL: $1 does not listen on $port; its log:"
-    cat "$log"
-    echo "0 passed, 1 failed"
-    exit 1
-  fi
-}
+# wait_listening, start
+source "$(dirname "$0")/lib.sh"
 
 # --- the origins ---
 

@@ -71,27 +71,8 @@ dead_port=11099       # nothing listens
 method=aes-128-gcm
 password=real-clients-password
 
-wait_listening() {
-  local port=$1 i
-  for ((i = 0; i < 100; i++)); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && return 0
-    sleep 0.1
-  done
-  return 1
-}
-
-start() { # start LOG PORT PROGRAM ARGS...: runs it in the background, waits for PORT
-  local log=$1 port=$2
-  shift 2
-  "$@" >"$log" 2>&1 &
-  pids+=($!)
-  if ! wait_listening "$port"; then
-    echo "FAIL: $1 does not listen on $port; its log:"
-    cat "$log"
-    echo "0 passed, 1 failed"
-    exit 1
-  fi
-}
+# wait_listening, start
+source "$(dirname "$0")/lib.sh"
 
 mkdir -p "$work/www"
 head -c $((1 << 20)) /dev/urandom >"$work/www/file.bin"
