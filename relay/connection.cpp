@@ -897,7 +897,7 @@ void Connection::on_resolved(uv_getaddrinfo_t* req, int status, addrinfo* res) {
 }
 
 void Connection::connect_to(const sockaddr* sa) {
-  if (outbound_->block_private && is_private_address(sa)) {
+  if (outbound_->block_private && is_refused_target(sa)) {
     on_target_blocked(sa);
     return;
   }
