@@ -315,6 +315,10 @@ int run_app(Role role, int argc, char** argv, const InboundRegistry& inbounds) {
     log_to_syslog(prog);
   }
   if (cfg.nofile > 0) raise_nofile(prog, cfg.nofile);
+  if (cfg.merged_listeners > 0) {
+    LOG_INFO("config: %zu duplicate listen address%s merged (one listener per distinct address)",
+             cfg.merged_listeners, cfg.merged_listeners == 1 ? "" : "es");
+  }
   // Look the user up now, so a typo fails before anything is bound or forked.
   std::optional<passwd> run_as;
   std::string run_as_name;

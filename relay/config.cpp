@@ -17,6 +17,8 @@
 #endif
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <cstddef>
 #include <cstdio>
@@ -27,6 +29,7 @@
 #include <sstream>
 #include <string_view>
 #include <system_error>
+#include <unordered_set>
 
 #include <blake3.h>
 #include <openssl/crypto.h>
@@ -35,6 +38,7 @@
 
 #include "client/inbound/users_file.h"
 #include "crypto/kdf.h"
+#include "relay/read_file.h"
 #include "relay/version.h"
 
 namespace ss {
@@ -444,9 +448,8 @@ constexpr Option kOptions[] = {
      [](Config& c, const json&, std::string_view) { c.mode = Mode::TcpAndUdp; }},
     {"", "U", Arg::None, "", kServerOnly | kLocalOnly | kTunnelOnly, "relay UDP only", "",
      [](Config& c, const json&, std::string_view) { c.mode = Mode::UdpOnly; }},
-    {"", "u", Arg::None, "", kRedirOnly,
-     "relay TCP and UDP (UDP by TPROXY; needs CAP_NET_ADMIN)", "",
-     [](Config& c, const json&, std::string_view) { c.mode = Mode::TcpAndUdp; }},
+    {"", "u", Arg::None, "", kRedirOnly, "relay TCP and UDP (UDP by TPROXY; needs CAP_NET_ADMIN)",
+     "", [](Config& c, const json&, std::string_view) { c.mode = Mode::TcpAndUdp; }},
     {"", "U", Arg::None, "", kRedirOnly, "relay UDP only (by TPROXY; needs CAP_NET_ADMIN)", "",
      [](Config& c, const json&, std::string_view) { c.mode = Mode::UdpOnly; }},
     {"ipv6_first", "6", Arg::None, "", kAllRoles, "prefer IPv6 when resolving",
@@ -608,12 +611,92 @@ Config default_config(Role role) {
   return cfg;
 }
 
+// What nlohmann's parser lets through silently, refused while it parses (its parse callback):
+// a key given twice in one object (it keeps the last) and a NUL (\u0000) inside a string or key
+// (C strings would cut it). Errors name the value by its path, e.g. servers[1].password. Frames
+// hold no path, only their key or index, so deep nesting costs no quadratic copying.
+class JsonChecker {
+ public:
+  bool operator()(int /*depth*/, json::parse_event_t event, json& parsed) {
+    switch (event) {
+      case json::parse_event_t::object_start:
+      case json::parse_event_t::array_start:
+        enter_element();
+        frames_.push_back({event == json::parse_event_t::array_start, 0, {}, {}});
+        break;
+      case json::parse_event_t::object_end:
+      case json::parse_event_t::array_end:
+        if (!frames_.empty()) frames_.pop_back();
+        break;
+      case json::parse_event_t::key: {
+        Frame& f = frames_.back();
+        const std::string& k = parsed.get_ref<const std::string&>();
+        f.key = k;
+        if (k.find('\0') != std::string::npos) {
+          fail(path_or_top() + ": a key contains a NUL character (\\u0000)");
+        }
+        if (!f.seen.insert(k).second) fail(path_or_top() + ": duplicate key (given twice)");
+        break;
+      }
+      case json::parse_event_t::value:
+        enter_element();
+        if (parsed.is_string() &&
+            parsed.get_ref<const std::string&>().find('\0') != std::string::npos) {
+          fail(path_or_top() + ": a NUL character (\\u0000) inside a string");
+        }
+        break;
+    }
+    return true;
+  }
+
+ private:
+  struct Frame {
+    bool array;
+    size_t index;     // arrays: how many elements have started
+    std::string key;  // objects: the current key
+    std::unordered_set<std::string> seen;
+  };
+
+  // An element starts in an array: it takes the array's next index.
+  void enter_element() {
+    if (!frames_.empty() && frames_.back().array) ++frames_.back().index;
+  }
+
+  // The path of the value being parsed: keys joined by '.', array indices in brackets; keys that
+  // are not plain words are quoted.
+  std::string path_or_top() const {
+    std::string p;
+    for (size_t i = 0; i < frames_.size(); ++i) {
+      const Frame& f = frames_[i];
+      if (f.array) {
+        // The element being parsed is the last one entered.
+        p += "[" + std::to_string(f.index - 1) + "]";
+      } else {
+        const bool plain = !f.key.empty() && std::all_of(f.key.begin(), f.key.end(), [](char c) {
+          return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-';
+        });
+        if (!p.empty()) p += '.';
+        p += plain ? f.key : quote(f.key);
+      }
+    }
+    return p.empty() ? "config" : p;
+  }
+
+  std::vector<Frame> frames_;
+};
+
 // Parses JSON text; `source` starts syntax error messages ("config", "config file \"x\"").
 // nlohmann's messages end with "; last read: '...'", which can quote the password: cut it.
 json parse_document(const std::string& text, const std::string& source) {
   try {
-    json doc = json::parse(strip_trailing_commas(text), nullptr, /*allow_exceptions=*/true,
-                           /*ignore_comments=*/true);
+    JsonChecker checker;
+    json doc = json::parse(
+        strip_trailing_commas(text),
+        [&checker](int depth, json::parse_event_t event, json& parsed) {
+          return checker(depth, event, parsed);
+        },
+        /*allow_exceptions=*/true,
+        /*ignore_comments=*/true);
     if (!doc.is_object()) fail(source + ": must be a JSON object ({ \"key\": value, ... })");
     return doc;
   } catch (const json::parse_error& e) {
@@ -660,19 +743,9 @@ void apply_json(Config& cfg, const json& doc, std::ostream& warn) {
 }
 
 std::string read_config_file(const std::string& path, const std::string& source) {
-  std::unique_ptr<FILE, int (*)(FILE*)> f(std::fopen(path.c_str(), "rb"), &std::fclose);
-  if (!f) fail(source + ": cannot read: " + std::generic_category().message(errno));
   std::string data;
-  char buf[8192];
-  size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, f.get())) > 0) {
-    data.append(buf, n);
-    if (data.size() > kMaxConfigFileSize) {
-      fail(source + ": too large (over " + std::to_string(kMaxConfigFileSize) + " bytes)");
-    }
-  }
-  if (std::ferror(f.get()))
-    fail(source + ": cannot read: " + std::generic_category().message(errno));
+  const std::string error = read_regular_file(path, kMaxConfigFileSize, data);
+  if (!error.empty()) fail(source + ": cannot read: " + error);
   return data;
 }
 
@@ -1055,6 +1128,27 @@ Specs specs_of(const Config& cfg) {
   return s;
 }
 
+namespace {
+
+// The same listen address given twice (as written or spelled differently: "::" and "0::0") would
+// open one more socket per copy and per worker: keep the first, count the rest.
+void merge_duplicate_listeners(Config& cfg) {
+  std::vector<ListenerSpec> kept;
+  std::unordered_set<std::string> seen;
+  for (ListenerSpec& l : cfg.listeners) {
+    const std::optional<Address> a = make_address(l.address, l.port);
+    std::string id = std::to_string(static_cast<int>(l.protocol)) + ' ' +
+                     (a ? a->to_string() : l.address + ':' + std::to_string(l.port));
+    if (l.forward) id += " > " + l.forward->to_string();
+    if (l.mode) id += " m" + std::to_string(static_cast<int>(*l.mode));
+    if (seen.insert(std::move(id)).second) kept.push_back(std::move(l));
+  }
+  cfg.merged_listeners = cfg.listeners.size() - kept.size();
+  cfg.listeners = std::move(kept);
+}
+
+}  // namespace
+
 void finalize_config(Config& cfg) {
   const bool server_role = cfg.role == Role::Server;
 
@@ -1107,6 +1201,7 @@ void finalize_config(Config& cfg) {
     for (const std::string& host : cfg.server) {
       cfg.listeners.push_back({ListenerSpec::Protocol::Shadowsocks, host, cfg.server_port, {}});
     }
+    merge_duplicate_listeners(cfg);
     return;
   }
   if (!cfg.rust_locals) {
@@ -1122,6 +1217,7 @@ void finalize_config(Config& cfg) {
           {ListenerSpec::Protocol::Mixed, cfg.local_address, cfg.local_port, {}});
     }
   }
+  merge_duplicate_listeners(cfg);
   if (flat) {
     cfg.servers = flat_servers(cfg);
   } else {
