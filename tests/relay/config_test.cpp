@@ -796,7 +796,7 @@ TEST_CASE("config: a NUL inside a string or a key is an error naming the key", "
         "b\n");
 }
 
-TEST_CASE("config: only regular files are read; a FIFO or a device is refused at once", "[relay]") {
+TEST_CASE("config: only regular files are read, a FIFO or a device is refused at once", "[relay]") {
   char dir[] = "/tmp/ss-config-fifo-XXXXXX";
   REQUIRE(mkdtemp(dir) != nullptr);
   const std::string fifo = std::string(dir) + "/fifo";
