@@ -214,11 +214,15 @@ void HostAddresses::refresh(uint64_t now_ms) {
   std::vector<Key> keys = source_();
   std::sort(keys.begin(), keys.end());
   keys.erase(std::unique(keys.begin(), keys.end()), keys.end());
-  snapshot_.store(std::make_shared<const std::vector<Key>>(std::move(keys)));
+  std::lock_guard<std::mutex> lock(refresh_mutex_);
+  const std::vector<Key>* now = current_.load(std::memory_order_relaxed);
+  if (now != nullptr && *now == keys) return;
+  snapshots_.push_back(std::make_unique<const std::vector<Key>>(std::move(keys)));
+  current_.store(snapshots_.back().get(), std::memory_order_release);
 }
 
 size_t HostAddresses::size() const {
-  auto snap = snapshot_.load();
+  const std::vector<Key>* snap = current_.load(std::memory_order_acquire);
   return snap ? snap->size() : 0;
 }
 
@@ -250,8 +254,8 @@ bool HostAddresses::contains(const sockaddr* sa, uint64_t now_ms) {
   } else {
     return false;
   }
-  const std::shared_ptr<const std::vector<Key>> snap = snapshot_.load();
-  if (!snap) return false;
+  const std::vector<Key>* snap = current_.load(std::memory_order_acquire);
+  if (snap == nullptr) return false;
   return std::binary_search(snap->begin(), snap->end(), k) ||
          (has_embedded && std::binary_search(snap->begin(), snap->end(), embedded));
 }

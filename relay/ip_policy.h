@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <vector>
 
 namespace ss {
@@ -20,10 +21,13 @@ namespace ss {
 // -compatible, NAT64 64:ff9b::/96, 6to4, Teredo) are judged by that IPv4 address. Pure.
 bool is_private_address(const sockaddr* sa);
 
-// This host's interface addresses (getifaddrs), as a snapshot shared by every worker: read
-// without a lock (an atomically swapped shared_ptr to a sorted vector, binary search), re-read at
-// most once per period by whichever thread first finds it stale. Addresses are kept as 16 bytes,
-// IPv4 as ::ffff:a.b.c.d.
+// This host's interface addresses (getifaddrs), as a snapshot shared by every worker: read with
+// one atomic load and a binary search over a sorted vector (no lock, no reference count on the
+// hot path), re-read at most once per period by whichever thread first finds it stale. A
+// snapshot is replaced only when the addresses changed, and replaced snapshots are kept until
+// the set is destroyed (RCU without reclamation: a reader may still be searching one; they are a
+// few dozen bytes per change of the host's addresses). Addresses are kept as 16 bytes, IPv4 as
+// ::ffff:a.b.c.d.
 class HostAddresses {
  public:
   using Key = std::array<uint8_t, 16>;
@@ -48,7 +52,9 @@ class HostAddresses {
   Source source_;
   const uint64_t period_ms_;
   std::atomic<uint64_t> next_refresh_ms_{0};
-  std::atomic<std::shared_ptr<const std::vector<Key>>> snapshot_;
+  std::atomic<const std::vector<Key>*> current_{nullptr};
+  std::mutex refresh_mutex_;  // refresh() only: serialises writers, never taken by readers
+  std::vector<std::unique_ptr<const std::vector<Key>>> snapshots_;  // every one published
 };
 
 // The process-wide set that the guard consults.
