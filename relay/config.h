@@ -154,13 +154,14 @@ struct Config {
   // ss-local: shadowsocks-rust's user file for SOCKS5 and HTTP authentication, and its table.
   std::string socks5_auth_config_path;
   std::shared_ptr<const UserTable> local_users;
+  // Listen addresses given more than once, merged by finalize_config (logged at -v).
+  size_t merged_listeners = 0;
   // The specs finalize_config derives (from the flat keys, or from rust's "locals"/"servers").
   std::vector<ListenerSpec> listeners;
   std::vector<ServerSpec> servers;
-  bool rust_locals = false;     // "locals" was given
-  size_t merged_listeners = 0;  // listen addresses given more than once, merged (logged at -v)
-  bool rust_servers = false;    // "servers" was given
-  int workers = 0;              // event-loop threads; 0 = one per CPU
+  bool rust_locals = false;   // "locals" was given
+  bool rust_servers = false;  // "servers" was given
+  int workers = 0;            // event-loop threads; 0 = one per CPU
   // ss-server: relay to loopback, private, link-local... destinations too (off: SSRF guard).
   bool allow_private_targets = false;
   // Concurrent TCP sessions per process; 0 = derived from the descriptor limit (two per session).

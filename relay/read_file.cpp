@@ -4,6 +4,7 @@
 #include "relay/read_file.h"
 
 #include <fcntl.h>
+#include <sodium.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -55,11 +56,15 @@ std::string read_regular_file(const std::string& path, size_t max_size, std::str
     }
     if (n == 0) break;
     if (out.size() + static_cast<size_t>(n) > max_size) {
+      // The file may hold passwords: leave no copy behind.
+      sodium_memzero(out.data(), out.size());
+      sodium_memzero(buf, sizeof buf);
       out.clear();
       return "larger than " + std::to_string(max_size) + " bytes";
     }
     out.append(buf, static_cast<size_t>(n));
   }
+  sodium_memzero(buf, sizeof buf);
   return "";
 }
 
