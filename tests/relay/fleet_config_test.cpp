@@ -92,7 +92,7 @@ TEST_CASE("fleet: --url prints URIs that parse back to the configured servers", 
             .find("--url") == 0);
 }
 
-TEST_CASE("fleet: servers entries: url, weight, disabled; plugins refused", "[relay]") {
+TEST_CASE("fleet: servers entries: url, weight, disabled, and plugins refused", "[relay]") {
   std::ostringstream warn;
   Config cfg = parse_config_json(
       Role::Local,

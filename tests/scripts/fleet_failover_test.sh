@@ -23,32 +23,8 @@ here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=tests/scripts/lib.sh
 source "$here/lib.sh"
 
-passed=0
-failed=0
-pass() {
-  echo "ok: $*"
-  passed=$((passed + 1))
-}
-fail() {
-  echo "FAIL: $*"
-  failed=$((failed + 1))
-}
-
-work=$(mktemp -d "${TMPDIR:-/tmp}/ss-fleet.XXXXXX")
-pids=()
-cleanup() {
-  local p
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-  [[ -n "${KEEP:-}" ]] || rm -rf "$work"
-}
-trap cleanup EXIT
-
-read -r origin_port s0 s1 s2 local_port local2_port libev_port < <(python3 -c '
-import socket
-socks = [socket.socket() for _ in range(7)]
-for s in socks: s.bind(("127.0.0.1", 0))
-print(*[s.getsockname()[1] for s in socks])')
+setup_work ss-fleet
+read -r origin_port s0 s1 s2 local_port local2_port libev_port < <(free_ports 7)
 
 # The origin: a small HTTP server whose body names the request path.
 cat >"$work/origin.py" <<'PY'
@@ -207,7 +183,7 @@ else
   fail "ss-local -s ss://... (2022) against our ss-server"
 fi
 if command -v ss-server >/dev/null && [[ -x /usr/bin/ss-server ]]; then
-  local3_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  local3_port=$(free_ports 1)
   start "$work/libev.log" "$libev_port" /usr/bin/ss-server -s 127.0.0.1 -p "$libev_port" \
     -m chacha20-ietf-poly1305 -k "libev pass:word/1"
   uri=$("$bin_dir/ss-local" -s 127.0.0.1 -p "$libev_port" -m chacha20-ietf-poly1305 \

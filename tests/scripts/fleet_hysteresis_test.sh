@@ -22,32 +22,8 @@ here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=tests/scripts/lib.sh
 source "$here/lib.sh"
 
-passed=0
-failed=0
-pass() {
-  echo "ok: $*"
-  passed=$((passed + 1))
-}
-fail() {
-  echo "FAIL: $*"
-  failed=$((failed + 1))
-}
-
-work=$(mktemp -d "${TMPDIR:-/tmp}/ss-hysteresis.XXXXXX")
-pids=()
-cleanup() {
-  local p
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-  [[ -n "${KEEP:-}" ]] || rm -rf "$work"
-}
-trap cleanup EXIT
-
-read -r origin_port sa sb pa pb l1 l2 < <(python3 -c '
-import socket
-socks = [socket.socket() for _ in range(7)]
-for s in socks: s.bind(("127.0.0.1", 0))
-print(*[s.getsockname()[1] for s in socks])')
+setup_work ss-hysteresis
+read -r origin_port sa sb pa pb l1 l2 < <(free_ports 7)
 
 cat >"$work/origin.py" <<'PY'
 import http.server, sys
