@@ -6,8 +6,10 @@
 # may fail after the failover window (1 s), and at most 1 % of all may fail inside it. ss-local
 # must log the server down and the switch. Then the killed server is started again: ss-local
 # must log it up again, and once the other two are killed, connections still succeed, through
-# it (its log shows them). Also `-s ss://` end to end against our ss-server and, if installed,
-# shadowsocks-libev's, and `--url` output used as the server list.
+# it (its log shows them). A server that accepts and closes without answering (the default
+# handshake probe finds it healthy) costs no connection: each is retried on the next server.
+# Also `-s ss://` end to end against our ss-server and, if installed, shadowsocks-libev's, and
+# `--url` output used as the server list.
 #
 # Usage: tests/scripts/fleet_failover_test.sh BIN_DIR   (BIN_DIR holds ss-local and ss-server)
 #
@@ -15,7 +17,7 @@
 set -euo pipefail
 
 if [[ $# -ne 1 ]]; then
-  sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//' >&2
+  sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//' >&2
   exit 2
 fi
 bin_dir=$(cd "$1" && pwd)
@@ -24,7 +26,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 source "$here/lib.sh"
 
 setup_work ss-fleet
-read -r origin_port s0 s1 s2 local_port local2_port libev_port < <(free_ports 7)
+read -r origin_port s0 s1 s2 local_port local2_port libev_port closer_port local4_port < <(free_ports 9)
 
 # The origin: a small HTTP server whose body names the request path.
 cat >"$work/origin.py" <<'PY'
@@ -171,6 +173,33 @@ if [[ $ok2 -eq 40 && $through -ge 40 ]]; then
   pass "with the other two gone, 40 of 40 connections went through the re-admitted server"
 else
   fail "after re-admission: $ok2 of 40 succeeded, $through reached the restarted server"
+fi
+
+# --- a server that accepts and closes before answering: the request goes to the next one ---------
+cat >"$work/closer.py" <<'PY'
+import socket, sys
+srv = socket.socket()
+srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+srv.bind(("127.0.0.1", int(sys.argv[1])))
+srv.listen(64)
+while True:
+    c, _ = srv.accept()
+    c.settimeout(2)
+    try: c.recv(65536)
+    except Exception: pass
+    c.close()
+PY
+start "$work/closer.log" "$closer_port" python3 "$work/closer.py" "$closer_port"
+# The default probe (a TCP handshake) finds the closer healthy: only failover saves the request.
+start "$work/local4.log" "$local4_port" "$bin_dir/ss-local" -l "$local4_port" -v \
+  -s "ss://2022-blake3-aes-128-gcm:$(python3 -c 'import sys, urllib.parse; print(urllib.parse.quote(sys.argv[1], safe=""))' "$k0")@127.0.0.1:$closer_port" \
+  -s "ss://2022-blake3-aes-128-gcm:$(python3 -c 'import sys, urllib.parse; print(urllib.parse.quote(sys.argv[1], safe=""))' "$k0")@127.0.0.1:$s0"
+python3 "$work/client.py" "$local4_port" "$origin_port" 20 1 "$work/run5.txt"
+retried=$(grep -c "server 127.0.0.1:$closer_port closed before answering; trying server 127.0.0.1:$s0" "$work/local4.log" || true)
+if [[ $(grep -c ' ok$' "$work/run5.txt" || true) -eq 20 && $retried -ge 1 ]]; then
+  pass "a server that closes before answering: 20 of 20 connections succeeded, $retried retried on the next"
+else
+  fail "a server that closes before answering: $(grep -c ' ok$' "$work/run5.txt" || true) of 20, $retried retried"
 fi
 
 # --- ss:// URIs end to end ------------------------------------------------------------------------
