@@ -191,6 +191,13 @@ void Balancer::mark_down(size_t i, const char* why) {
 }
 
 const Outbound* Balancer::route(const Address&) {
+  if (spec_.mode == BalancerSpec::Pick::RoundRobin) {
+    const size_t n = servers_.size();
+    const size_t start = next_.fetch_add(1, std::memory_order_relaxed);
+    for (size_t k = 0; k < n; ++k) {
+      if (up((start + k) % n)) return &servers_[(start + k) % n];
+    }
+  }
   if (spec_.mode == BalancerSpec::Pick::Weighted) {
     double total = 0;
     for (size_t i = 0; i < servers_.size(); ++i) {

@@ -21,7 +21,8 @@
 // "best" sends every new connection to the current server. The current one changes only when
 // another up server scored better by switch_margin (a fraction) in switch_rounds rounds in a row
 // and min_switch_interval has passed since the last change, or at once when the current one is
-// down. "weighted" spreads new connections over the up servers in proportion to their weights.
+// down. "weighted" spreads new connections over the up servers in proportion to their weights,
+// "round_robin" gives them to the up servers in turn (libev's and our former behaviour).
 // Down, up and switch lines are logged at the default level (warning, notice, notice): each
 // follows a state change, and a down server changes state again only through a probe, so there
 // is at most one pair per server per check interval.
@@ -88,6 +89,7 @@ class Balancer final : public Router {
   std::unique_ptr<Health[]> health_;
   std::unique_ptr<std::atomic<uint32_t>[]> rank_;  // server indices, best score first
   std::atomic<uint32_t> current_{0};
+  std::atomic<size_t> next_{0};  // round_robin
   std::atomic<uint64_t> last_switch_ms_{0};
 
   // Main loop only.

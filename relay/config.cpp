@@ -371,8 +371,10 @@ void balancer_value(Config& c, const json& v) {
         b.mode = BalancerSpec::Pick::Best;
       } else if (m == "weighted") {
         b.mode = BalancerSpec::Pick::Weighted;
+      } else if (m == "round_robin") {
+        b.mode = BalancerSpec::Pick::RoundRobin;
       } else {
-        fail(key + ": must be \"best\" or \"weighted\", got " + quote(m));
+        fail(key + ": must be \"best\", \"weighted\" or \"round_robin\", got " + quote(m));
       }
     } else if (k == "probe_target") {
       const std::string& t = string_value(val, key);

@@ -86,7 +86,7 @@ struct ServerSpec {
 // How a client picks among several servers (relay/balancer.h): shadowsocks-rust's "balancer"
 // keys plus ours for the probe and the hysteresis. Times in milliseconds.
 struct BalancerSpec {
-  enum class Pick : uint8_t { Best, Weighted };
+  enum class Pick : uint8_t { Best, Weighted, RoundRobin };
   Pick mode = Pick::Best;
   uint64_t max_server_rtt_ms = 5'000;        // a probe slower than this failed
   uint64_t check_interval_ms = 10'000;       // every server is probed this often

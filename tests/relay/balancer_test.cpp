@@ -77,5 +77,16 @@ TEST_CASE("balancer weighted: by weight over the up servers", "[relay]") {
   CHECK(count[0] + count[1] == 1000);
 }
 
+TEST_CASE("balancer round_robin: the up servers in turn", "[relay]") {
+  BalancerSpec spec;
+  spec.mode = BalancerSpec::Pick::RoundRobin;
+  Balancer b(servers(3), {}, spec);
+  std::vector<uint32_t> got;
+  for (int i = 0; i < 6; ++i) got.push_back(b.route(kTarget)->index);
+  CHECK(got == std::vector<uint32_t>{0, 1, 2, 0, 1, 2});
+  b.server_failed(servers(3)[1], UV_ECONNREFUSED);
+  for (int i = 0; i < 6; ++i) CHECK(b.route(kTarget)->index != 1);
+}
+
 }  // namespace
 }  // namespace ss
