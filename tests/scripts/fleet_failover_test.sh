@@ -123,6 +123,7 @@ cat >"$work/local.json" <<JSON
 }
 JSON
 start "$work/local.log" "$local_port" "$bin_dir/ss-local" -c "$work/local.json" -v
+local_pid=${pids[-1]}
 
 # --- the server in use is killed while connections arrive at 20/s ------------------------------
 python3 "$work/client.py" "$local_port" "$origin_port" 20 12 "$work/run1.txt" &
@@ -227,6 +228,22 @@ if command -v ss-server >/dev/null && [[ -x /usr/bin/ss-server ]]; then
   fi
 else
   echo "skip: shadowsocks-libev's ss-server is not installed"
+fi
+
+# ss-local ends cleanly on SIGTERM with its probes running (exit 0, no live handle left), and (in
+# a sanitizer build) no log holds a report.
+kill -TERM "$local_pid"
+rc=0
+wait "$local_pid" || rc=$?
+if [[ $rc -eq 0 ]] && ! grep -q "live handles" "$work/local.log"; then
+  pass "ss-local with the balancer exits 0 on SIGTERM, no handle left"
+else
+  fail "ss-local exit status $rc on SIGTERM; $(grep "live handles" "$work/local.log" || true)"
+fi
+if grep -lE 'Sanitizer|runtime error:' "$work"/*.log; then
+  fail "a sanitizer report in the logs above"
+else
+  pass "no sanitizer report in the logs"
 fi
 
 echo "$passed passed, $failed failed"
