@@ -99,6 +99,7 @@ struct Worker {
 
 struct MainState {
   std::vector<std::unique_ptr<Worker>>* workers;
+  Router* router = nullptr;  // its health probes run on the main loop until shutdown
   uv_signal_t sigint;
   uv_signal_t sigterm;
   uv_signal_t sighup;
@@ -129,6 +130,7 @@ struct MainState {
                  signum == SIGINT ? "SIGINT" : "SIGTERM",
                  static_cast<unsigned long long>(m->grace_ms / 1000));
       m->tell_all(kDrain);
+      if (m->router) m->router->stop_probes();
       uv_timer_start(&m->grace, on_grace, m->grace_ms, 0);
       uv_timer_start(&m->settle, on_settle, kDrainPollMs, kDrainPollMs);
     } else {
@@ -165,6 +167,7 @@ struct MainState {
     for (auto& w : *m->workers) {
       if (w->thread.joinable()) w->thread.join();
     }
+    if (m->router) m->router->stop_probes();
     uv_close(reinterpret_cast<uv_handle_t*>(&m->sigint), nullptr);
     uv_close(reinterpret_cast<uv_handle_t*>(&m->sigterm), nullptr);
     uv_close(reinterpret_cast<uv_handle_t*>(&m->sighup), nullptr);
@@ -373,6 +376,7 @@ int run_app(Role role, int argc, char** argv, const InboundRegistry& inbounds) {
     udp_relay = std::make_unique<UdpRelay>();
     std::string udp_error;
     udp_fronts = UdpFronts::make(specs, *udp_relay, &udp_error);
+    if (udp_fronts && !specs.direct) udp_fronts->set_router(runtime->router);
     if (!udp_fronts) {
       std::fprintf(stderr, "%s: password: %s\n", prog, udp_error.c_str());
       return 1;
@@ -513,6 +517,8 @@ int run_app(Role role, int argc, char** argv, const InboundRegistry& inbounds) {
     });
   }
   if (status != 0) m.tell_all(kCloseAll);
+  m.router = runtime->router.get();
+  if (status == 0) m.router->start_probes(&main_loop);
   uv_run(&main_loop, UV_RUN_DEFAULT);
 
   for (auto& w : workers) {

@@ -11,6 +11,8 @@
 #include "crypto/tcp_cipher.h"
 #include "relay/address.h"
 
+struct uv_loop_s;
+
 namespace ss {
 
 struct Outbound {
@@ -23,6 +25,8 @@ struct Outbound {
   // loopback, private, link-local... destinations (checked after DNS).
   std::string bind_address;
   bool block_private = false;
+  // Its place among the router's outbounds (failover remembers which were tried by this).
+  uint32_t index = 0;
 };
 
 // Maps a request to an outbound. Shared by every worker of a process (thread-safe), held by
@@ -32,6 +36,24 @@ class Router {
   virtual ~Router() = default;
   // Null: no outbound takes this target (the inbound's refused reply is sent).
   virtual const Outbound* route(const Address& target) = 0;
+  // Failover: another outbound for a request whose outbound failed before anything reached the
+  // target. `tried` has bit i set for the outbounds (by index) already tried. Null: none left.
+  virtual const Outbound* retry(const Address& target, uint64_t tried) {
+    (void)target;
+    (void)tried;
+    return nullptr;
+  }
+  // A connection could not reach this outbound's server (refused, unreachable, timed out).
+  virtual void server_failed(const Outbound& o, int uv_err) {
+    (void)o;
+    (void)uv_err;
+  }
+  // Health probes run on `loop` (the main thread's) from start_probes() until stop_probes()
+  // (idempotent), which closes every handle they use.
+  virtual void start_probes(uv_loop_s* loop) { (void)loop; }
+  virtual void stop_probes() {}
+  // Connect timeout towards a server, in ms (0: the connection's default).
+  virtual uint64_t connect_timeout_ms() const { return 0; }
 };
 
 // The fixed choice of ss-local, ss-tunnel and ss-server: one direct outbound, or round robin over

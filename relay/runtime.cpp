@@ -10,6 +10,7 @@
 #include "crypto/replay_filter.h"
 #include "crypto/salt_pool.h"
 #include "crypto/tcp2022.h"
+#include "relay/balancer.h"
 
 namespace ss {
 namespace {
@@ -67,9 +68,9 @@ std::shared_ptr<const TcpCipherSuite> client_suite(const ServerSpec& spec, int64
   return nullptr;
 }
 
-// The fixed router: the direct outbound if there is one (ss-server), and round robin over the
-// upstream servers, each with its own suite. Null, with "<its source>: <reason>" in *error, if a
-// server's keys do not suit its method.
+// The router: the direct outbound if there is one (ss-server); one upstream server; or the
+// balancer over several, each with its own suite. Null, with "<its source>: <reason>" in *error, if
+// a server's keys do not suit its method.
 std::shared_ptr<Router> make_router(const Specs& specs, std::string* error) {
   std::vector<Outbound> outbounds;
   if (specs.direct) {
@@ -95,7 +96,14 @@ std::shared_ptr<Router> make_router(const Specs& specs, std::string* error) {
       if (error) *error = spec.source + ": " + why;
       return nullptr;
     }
+    o.index = static_cast<uint32_t>(outbounds.size());
     outbounds.push_back(std::move(o));
+  }
+  // Several upstream servers: the balancer (health checks, hysteresis, failover).
+  if (!specs.direct && specs.servers.size() > 1) {
+    std::vector<double> weights;
+    for (const ServerSpec& spec : specs.servers) weights.push_back(spec.weight);
+    return std::make_shared<Balancer>(std::move(outbounds), std::move(weights), specs.balancer);
   }
   return std::make_shared<FixedRouter>(std::move(outbounds));
 }
