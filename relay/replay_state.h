@@ -60,7 +60,7 @@ class ReplayStateFile {
   std::shared_ptr<ReplayFilter> filter_;
   std::shared_ptr<SaltPool> pool_;
   std::function<uint64_t()> clock_;
-  uint64_t saved_generation_ = UINT64_MAX;
+  uint64_t saved_generation_ = 0;  // fresh filters: nothing to write yet
   std::string last_error_;
 };
 
