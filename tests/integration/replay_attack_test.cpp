@@ -299,4 +299,99 @@ TEST_CASE("ss-local refuses a replayed, reflected or salt-reusing fake server, e
   check_clean_shutdown(server);
 }
 
+namespace {
+
+// A first flight as our ss-local sends it for a CONNECT to 127.0.0.1:`target_port` with
+// `payload`: ss-local's server is a listener that only records, so no server has seen it.
+Bytes capture_first_flight(const NodeOptions& opt, uint16_t target_port, const Bytes& payload) {
+  TargetServer recorder(TargetBehavior::sink());
+  Node local = start_local(Impl::Ours, opt, recorder.port());
+  auto conn = socks5_connect(local.port, AddrType::IPv4, "127.0.0.1", target_port);
+  REQUIRE(conn.reply.has_value());
+  send_all(conn.socket, payload);
+  conn.socket.shutdown_write();
+  const auto reports = recorder.wait_reports(1, 10s);
+  REQUIRE(reports.size() == 1);
+  conn.socket.reset();
+  check_clean_shutdown(local);
+  const std::string& head = reports[0].received_head;
+  REQUIRE(head.size() > payload.size());
+  REQUIRE(head.size() < 4096);  // all of it
+  return Bytes(head.begin(), head.end());
+}
+
+// Sends the flight on a new connection; true if any byte comes back within a second.
+bool answered(uint16_t port, const Bytes& flight) {
+  Socket s = connect_tcp("127.0.0.1", port);
+  send_all(s, flight);
+  pollfd p{s.fd(), POLLIN, 0};
+  if (::poll(&p, 1, 1000) <= 0) return false;
+  uint8_t b;
+  return ::recv(s.fd(), &b, 1, 0) == 1;
+}
+
+}  // namespace
+
+TEST_CASE("ss-server keeps its replay filter across a graceful restart; a corrupt file is ignored",
+          "[integration][hostile]") {
+  const std::string method = GENERATE(as<std::string>(), "aes-256-gcm", "chacha20-ietf-poly1305",
+                                      "2022-blake3-aes-128-gcm", "2022-blake3-chacha20-poly1305");
+  INFO("method " << method);
+  NodeOptions opt{method, password_for(method), 30, {}};
+  TargetServer target(TargetBehavior::echo());
+  const std::filesystem::path dir = test_state_dir() / ("restart-" + method);
+  std::filesystem::remove_all(dir);
+  const uint16_t port = pick_free_port();
+  const std::filesystem::path file = dir / ("ss-server-" + std::to_string(port) + ".replay");
+  auto start = [&](const char* label) {
+    return start_node(Impl::Ours, "ss-server",
+                      {"-s", "127.0.0.1", "-p", std::to_string(port), "-k", opt.password, "-m",
+                       method, "-t", "30", "-vv", "--allow-private-targets", "--state-dir",
+                       dir.string(), "--replay-state-interval", "3600"},
+                      port, label);
+  };
+  const Bytes flight = capture_first_flight(opt, target.port(), random_bytes(64));
+
+  Node server = start("ss-server-first");
+  CHECK(answered(port, flight));
+  CHECK(target.wait_reports(1, 5s).size() == 1);
+  check_clean_shutdown(server);
+  REQUIRE(std::filesystem::exists(file));
+
+  // Restarted: the file is loaded, the flight is refused (no byte, no connect to the target).
+  server = start("ss-server-restarted");
+  CHECK(wait_log(server, "replay state: loaded"));
+  CHECK_FALSE(answered(port, flight));
+  CHECK(target.accepted() == 1);
+  CHECK(wait_log(server, is_2022(method) ? "replayed salt" : "refused a replayed request"));
+  check_clean_shutdown(server, 12s);
+
+  // Control: without the file the same flight is accepted again after a restart.
+  std::filesystem::remove(file);
+  server = start("ss-server-without-state");
+  CHECK(wait_log(server, "does not exist yet"));
+  CHECK(answered(port, flight));
+  CHECK(target.wait_reports(2, 5s).size() == 2);
+  check_clean_shutdown(server);
+  REQUIRE(std::filesystem::exists(file));
+
+  // A corrupt file (one byte flipped): a warning naming the file, and the server starts.
+  {
+    std::fstream f(file, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(20);
+    f.put('\x5a');
+  }
+  server = start("ss-server-corrupt-state");
+  CHECK(wait_log(server, "WARN  replay state: " + file.string() + " is unusable (checksum"));
+  // Garbage that is not a state file at all: the same.
+  check_clean_shutdown(server);
+  {
+    std::ofstream f(file, std::ios::binary | std::ios::trunc);
+    f << "not a state file";
+  }
+  server = start("ss-server-garbage-state");
+  CHECK(wait_log(server, "is unusable (too short"));
+  check_clean_shutdown(server);
+}
+
 }  // namespace ss::test
