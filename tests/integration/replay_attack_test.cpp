@@ -332,7 +332,7 @@ bool answered(uint16_t port, const Bytes& flight) {
 
 }  // namespace
 
-TEST_CASE("ss-server keeps its replay filter across a graceful restart; a corrupt file is ignored",
+TEST_CASE("ss-server keeps its replay filter across a graceful restart, a corrupt file is ignored",
           "[integration][hostile]") {
   const std::string method = GENERATE(as<std::string>(), "aes-256-gcm", "chacha20-ietf-poly1305",
                                       "2022-blake3-aes-128-gcm", "2022-blake3-chacha20-poly1305");
