@@ -10,7 +10,8 @@
 //
 // And ss-server restarted (SIGTERM, graceful) with its replay state file: a flight accepted
 // before the restart is refused after it, classic and 2022; a corrupt state file is logged and
-// the server starts.
+// the server starts; with --replay-state-interval the file is written while the server runs, so
+// even a killed server's successor refuses the flight.
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -18,6 +19,7 @@
 #include <sys/socket.h>
 
 #include <catch2/catch.hpp>
+#include <csignal>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -392,6 +394,37 @@ TEST_CASE("ss-server keeps its replay filter across a graceful restart, a corrup
   server = start("ss-server-garbage-state");
   CHECK(wait_log(server, "is unusable (too short"));
   check_clean_shutdown(server);
+}
+
+TEST_CASE("ss-server writes its replay state every replay_state_interval seconds: a kill keeps it",
+          "[integration][hostile]") {
+  const std::string method = "aes-128-gcm";
+  NodeOptions opt{method, password_for(method), 30, {}};
+  TargetServer target(TargetBehavior::echo());
+  const std::filesystem::path dir = test_state_dir() / "interval";
+  std::filesystem::remove_all(dir);
+  const uint16_t port = pick_free_port();
+  const std::filesystem::path file = dir / ("ss-server-" + std::to_string(port) + ".replay");
+  auto start = [&](const char* label) {
+    return start_node(Impl::Ours, "ss-server",
+                      {"-s", "127.0.0.1", "-p", std::to_string(port), "-k", opt.password, "-m",
+                       method, "-t", "30", "-vv", "--allow-private-targets", "--state-dir",
+                       dir.string(), "--replay-state-interval", "1"},
+                      port, label);
+  };
+  const Bytes flight = capture_first_flight(opt, target.port(), random_bytes(64));
+  Node server = start("ss-server-interval");
+  CHECK(answered(port, flight));
+  // Written by the timer while the server runs; then the server dies without a graceful exit.
+  CHECK(wait_log(server, "replay state: saved", 1, 5s));
+  CHECK(std::filesystem::exists(file));
+  server.proc->signal(SIGKILL);
+  server.proc->wait_exit(5s);
+  server = start("ss-server-after-kill");
+  CHECK(wait_log(server, "replay state: loaded"));
+  CHECK_FALSE(answered(port, flight));
+  CHECK(target.accepted() == 1);
+  check_clean_shutdown(server, 12s);
 }
 
 }  // namespace ss::test
