@@ -592,6 +592,17 @@ constexpr Option kOptions[] = {
     {"", "V,version", Arg::None, "", kAllRoles,
      "print the version and the crypto libraries, and exit", ""},
     {"", "h,help", Arg::None, "", kAllRoles, "print this help and exit", ""},
+    // The replay filters' state file (relay/replay_state): see README, "Replay state".
+    {"state_dir", "state-dir", Arg::Text, "DIR", kAllRoles,
+     "directory of the replay state file (default ./ss-state; \"\" for none)",
+     "directory of the replay state file (default \"ss-state\"; \"\": none)",
+     set_string<&Config::state_dir>},
+    {"replay_state_interval", "replay-state-interval", Arg::Text, "SECONDS", kAllRoles,
+     "write the replay state every SECONDS, and on exit (default 60; 0: on exit only)",
+     "seconds between writes of the replay state (default 60; 0: on exit only)",
+     [](Config& c, const json& v, std::string_view name) {
+       c.replay_state_interval = static_cast<int>(count_value(v, name, 0, 86400));
+     }},
     {"socks5_auth_config_path", "", Arg::None, "", kLocalOnly, "",
      "user file for SOCKS5/HTTP authentication (rust's format)",
      set_nonempty<&Config::socks5_auth_config_path>},

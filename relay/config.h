@@ -194,6 +194,11 @@ struct Config {
   // ss-server, classic ciphers: the replay filter (capacity 0 = off).
   size_t replay_capacity = 1'000'000;
   double replay_fp_rate = 1e-10;
+  // The replay filters' state file goes in this directory (relative to the working directory at
+  // start; empty: no state file), rewritten every replay_state_interval seconds when it changed
+  // (0: at exit only) and at exit.
+  std::string state_dir = "ss-state";
+  int replay_state_interval = 60;
 };
 
 // The flat keys' servers: one ServerSpec per "server" host, with the config's method and keys
