@@ -8,11 +8,11 @@
 // Relay moves bytes both ways (the pump): what is read from a side with a cipher state is opened,
 // what goes to a side with one is sealed, and between two plaintext sides the read block itself
 // is passed on. Each side is a Stream (relay/net/stream.h): each read becomes one pooled block,
-// and each block is written through the other side's stream. When a side's queued
-// bytes pass Pump::kHighWater the other side stops reading, and resumes once they fall to
-// Pump::kLowWater. A pump's limiter (none by default) may also hold its source's reading back
-// until a retry time, which the timer serves.
-// A FIN is forwarded as a shutdown once the queued bytes towards that side are written; the
+// and each block is written through the other side's stream. Each read takes at most the room
+// left under Pump::kHighWater in the queue it goes to; when a side's queued bytes reach the mark
+// the other side stops reading, and resumes once they fall to Pump::kLowWater. A pump's limiter
+// (none by default) may also hold its source's reading back until a retry time, which the timer
+// serves. A FIN is forwarded as a shutdown once the queued bytes towards that side are written; the
 // session closes when both directions have ended, on an error, or on a deadline.
 //
 // An inbound that carries one exchange after another (HTTP forward proxying) goes from Relay back
@@ -308,6 +308,12 @@ void Connection::update_reading(Side s) {
     p.stream->read_stop();
     p.reading = false;
   }
+}
+
+size_t Connection::read_size(uint8_t ctx) {
+  // The room under the high mark of the side this read goes to (none yet: a whole read).
+  const Peer& sink = peers_[other(static_cast<Side>(ctx))];
+  return Pump::read_size(sink.live ? sink.stream->queued() : 0);
 }
 
 bool Connection::on_stream_read(uint8_t ctx, Block* block, size_t n) {

@@ -5,9 +5,12 @@
 // pause condition, a PumpLimiter (a rate limit, a quota) that may hold reading back for a while.
 // With no limiter (the default) the extra condition costs one null check per read.
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+
+#include "relay/buffer_pool.h"
 
 namespace ss {
 
@@ -56,6 +59,16 @@ class Pump {
   static constexpr size_t kHighWater = 128 * 1024;
   static constexpr size_t kLowWater = 32 * 1024;
 
+  // How many bytes the next read from the source may take, given the sink's queue: the room left
+  // under the high mark, at most one full read (kReadSize), at least one byte (a source is only
+  // read while its sink is below the mark). So a sink's queue ends at the high mark plus what the
+  // transform adds to one read (AEAD overhead, or a chunk an opener held back), not a whole read
+  // above it.
+  static size_t read_size(size_t sink_queued) {
+    const size_t room = sink_queued < kHighWater ? kHighWater - sink_queued : 1;
+    return std::min(room, kReadSize);
+  }
+
   // The source is read only while neither pause holds.
   bool paused() const { return throttled_ || limited_; }
   // The watermark pause: the sink's queue went above the high mark and has not fallen to the low.
@@ -67,9 +80,9 @@ class Pump {
 
   void set_limiter(std::shared_ptr<PumpLimiter> limiter) { limiter_ = std::move(limiter); }
 
-  // The sink's queue after a write: true if it is above the high mark (the source must stop).
+  // The sink's queue after a write: true if it reached the high mark (the source must stop).
   bool sink_queued(size_t queued) {
-    if (queued <= kHighWater) return false;
+    if (queued < kHighWater) return false;
     throttled_ = true;
     return true;
   }

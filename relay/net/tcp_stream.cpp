@@ -10,6 +10,8 @@
 #include <netinet/tcp.h>
 #include <sys/socket.h>
 
+#include <algorithm>
+
 namespace ss {
 
 int TcpStream::init(uv_loop_t* loop, int family) {
@@ -68,9 +70,11 @@ void TcpStream::read_stop() {
   uv_read_stop(stream());
 }
 
-void TcpStream::on_alloc(uv_handle_t*, size_t, uv_buf_t* buf) {
+void TcpStream::on_alloc(uv_handle_t* h, size_t, uv_buf_t* buf) {
+  auto* self = static_cast<TcpStream*>(h->data);
+  const size_t n = std::clamp<size_t>(self->handler_->read_size(self->ctx_), 1, kReadSize);
   Block* b = BlockPool::local().acquire();
-  *buf = uv_buf_init(reinterpret_cast<char*>(b->data), kReadSize);
+  *buf = uv_buf_init(reinterpret_cast<char*>(b->data), static_cast<unsigned>(n));
 }
 
 void TcpStream::on_read(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf) {

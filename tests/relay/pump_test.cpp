@@ -6,6 +6,7 @@
 #include <chrono>
 #include <memory>
 #include <thread>
+#include <vector>
 
 #include "client/inbound/socks5_inbound.h"
 #include "relay/buffer_pool.h"
@@ -47,8 +48,8 @@ TEST_CASE("token bucket: a slow rate refills exactly over whole milliseconds", "
 TEST_CASE("pump: watermarks pause at the high mark and resume at the low mark", "[relay]") {
   Pump pump;
   CHECK_FALSE(pump.paused());
-  CHECK_FALSE(pump.sink_queued(Pump::kHighWater));
-  CHECK(pump.sink_queued(Pump::kHighWater + 1));
+  CHECK_FALSE(pump.sink_queued(Pump::kHighWater - 1));
+  CHECK(pump.sink_queued(Pump::kHighWater));
   CHECK(pump.throttled());
   CHECK_FALSE(pump.sink_written(Pump::kLowWater + 1));
   CHECK(pump.paused());
@@ -57,6 +58,70 @@ TEST_CASE("pump: watermarks pause at the high mark and resume at the low mark", 
   // No limiter: reads are never held back.
   CHECK_FALSE(pump.charge(1 << 30, 0));
   CHECK(pump.resume_at() == 0);
+}
+
+TEST_CASE("pump: a read takes at most the room left under the high mark", "[relay]") {
+  CHECK(Pump::read_size(0) == kReadSize);
+  CHECK(Pump::read_size(Pump::kHighWater - kReadSize) == kReadSize);
+  CHECK(Pump::read_size(Pump::kHighWater - kReadSize + 1) == kReadSize - 1);
+  CHECK(Pump::read_size(Pump::kHighWater - 100) == 100);
+  CHECK(Pump::read_size(Pump::kHighWater - 1) == 1);
+  // At or above the mark the source should not be read; a read that comes anyway is one byte.
+  CHECK(Pump::read_size(Pump::kHighWater) == 1);
+  CHECK(Pump::read_size(10 * Pump::kHighWater) == 1);
+}
+
+TEST_CASE("pump: a sink that takes nothing queues the high mark plus one read's overhead",
+          "[relay]") {
+  // Each read is as large as the pump allows and the transform adds `overhead` bytes to it (AEAD
+  // tags and lengths); nothing is written out. Reading stops at the mark, never a read above it.
+  for (const size_t overhead : {size_t{0}, size_t{34}, size_t{4 * 34 + 32}}) {
+    Pump pump;
+    size_t queued = 0;
+    int reads = 0;
+    while (!pump.paused()) {
+      queued += Pump::read_size(queued) + overhead;
+      pump.sink_queued(queued);
+      REQUIRE(++reads < 100);
+    }
+    CHECK(queued >= Pump::kHighWater);
+    CHECK(queued <= Pump::kHighWater + overhead);
+    CHECK(reads <= static_cast<int>((Pump::kHighWater + kReadSize - 1) / kReadSize));
+    // The sink drains to the low mark: reading resumes, and fills up to the mark again.
+    CHECK(pump.sink_written(Pump::kLowWater));
+    queued = Pump::kLowWater;
+    while (!pump.paused()) {
+      queued += Pump::read_size(queued) + overhead;
+      pump.sink_queued(queued);
+    }
+    CHECK(queued <= Pump::kHighWater + overhead);
+  }
+}
+
+TEST_CASE("block pool: the free list shrinks with the load", "[relay]") {
+  BlockPool& pool = BlockPool::local();
+  const size_t live0 = pool.live_blocks();
+  std::vector<Block*> burst;
+  for (int i = 0; i < 200; ++i) burst.push_back(pool.acquire());
+  CHECK(pool.live_blocks() == live0 + 200);
+  // Half the burst ends: a quarter of what is still live may stay free, above the minimum.
+  for (int i = 0; i < 100; ++i) {
+    pool.release(burst.back());
+    burst.pop_back();
+    CHECK(pool.free_blocks() <= pool.free_limit());
+  }
+  CHECK(pool.free_blocks() ==
+        std::min(BlockPool::kMaxFree, BlockPool::kMinFree + pool.live_blocks() / 4));
+  // The whole burst ends: only the minimum stays mapped.
+  for (Block* b : burst) pool.release(b);
+  CHECK(pool.live_blocks() == live0);
+  CHECK(pool.free_blocks() <= BlockPool::kMinFree + live0 / BlockPool::kLivePerFree);
+  // Blocks are reused from the free list: no new mapping while it holds some.
+  const size_t free_before = pool.free_blocks();
+  Block* b = pool.acquire();
+  CHECK(pool.free_blocks() == free_before - 1);
+  b->data[kBlockCapacity - 1] = 1;  // the whole block is writable
+  pool.release(b);
 }
 
 TEST_CASE("pump: a limiter pauses reading until its retry time", "[relay]") {
