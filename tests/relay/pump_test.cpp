@@ -48,53 +48,105 @@ TEST_CASE("token bucket: a slow rate refills exactly over whole milliseconds", "
 TEST_CASE("pump: watermarks pause at the high mark and resume at the low mark", "[relay]") {
   Pump pump;
   CHECK_FALSE(pump.paused());
-  CHECK_FALSE(pump.sink_queued(Pump::kHighWater - 1));
-  CHECK(pump.sink_queued(Pump::kHighWater));
+  CHECK(pump.high_water() == Pump::kStartHigh);
+  CHECK(pump.low_water() == Pump::kStartHigh / 4);
+  CHECK_FALSE(pump.sink_queued(Pump::kStartHigh - 1, 0));
+  CHECK(pump.sink_queued(Pump::kStartHigh, 0));
   CHECK(pump.throttled());
-  CHECK_FALSE(pump.sink_written(Pump::kLowWater + 1));
+  CHECK_FALSE(pump.sink_written(Pump::kStartHigh / 4 + 1, 500));
   CHECK(pump.paused());
-  CHECK(pump.sink_written(Pump::kLowWater));
+  CHECK(pump.sink_written(Pump::kStartHigh / 4, 500));  // neither fast nor slow: marks stay
   CHECK_FALSE(pump.paused());
+  CHECK(pump.high_water() == Pump::kStartHigh);
   // No limiter: reads are never held back.
   CHECK_FALSE(pump.charge(1 << 30, 0));
   CHECK(pump.resume_at() == 0);
 }
 
+TEST_CASE("pump: a sink that drains fast raises the marks to 128/32 KiB, a slow one lowers them",
+          "[relay]") {
+  Pump pump;
+  uint64_t now = 1000;
+  // A sink that drains to the low mark within kFastDrainMs: the high mark doubles each time.
+  std::vector<size_t> highs;
+  for (int i = 0; i < 5; ++i) {
+    REQUIRE(pump.sink_queued(pump.high_water(), now));
+    now += Pump::kFastDrainMs - 1;
+    REQUIRE(pump.sink_written(pump.low_water(), now));
+    highs.push_back(pump.high_water());
+  }
+  CHECK(highs == std::vector<size_t>{32 * 1024, 64 * 1024, 128 * 1024, 128 * 1024, 128 * 1024});
+  CHECK(pump.high_water() == Pump::kHighWater);
+  CHECK(pump.low_water() == Pump::kLowWater);
+  // A sink read slowly: each pause of kSlowDrainMs or more halves it, down to kStartHigh.
+  highs.clear();
+  for (int i = 0; i < 5; ++i) {
+    REQUIRE(pump.sink_queued(pump.high_water(), now));
+    now += Pump::kSlowDrainMs;
+    REQUIRE(pump.sink_written(pump.low_water(), now));
+    highs.push_back(pump.high_water());
+  }
+  CHECK(highs == std::vector<size_t>{64 * 1024, 32 * 1024, 16 * 1024, 16 * 1024, 16 * 1024});
+  // A queue still above the mark after more writes does not restart the pause's clock.
+  REQUIRE(pump.sink_queued(pump.high_water(), now));
+  REQUIRE(pump.sink_queued(pump.high_water() + 1, now + Pump::kSlowDrainMs));
+  REQUIRE(pump.sink_written(0, now + Pump::kSlowDrainMs + 1));
+  CHECK(pump.high_water() == Pump::kStartHigh);
+}
+
 TEST_CASE("pump: a read takes at most the room left under the high mark", "[relay]") {
-  CHECK(Pump::read_size(0) == kReadSize);
-  CHECK(Pump::read_size(Pump::kHighWater - kReadSize) == kReadSize);
-  CHECK(Pump::read_size(Pump::kHighWater - kReadSize + 1) == kReadSize - 1);
-  CHECK(Pump::read_size(Pump::kHighWater - 100) == 100);
-  CHECK(Pump::read_size(Pump::kHighWater - 1) == 1);
+  Pump pump;
+  const size_t high = pump.high_water();
+  CHECK(pump.read_size(0) == std::min(high, kReadSize));
+  CHECK(pump.read_size(high - 100) == 100);
+  CHECK(pump.read_size(high - 1) == 1);
   // At or above the mark the source should not be read; a read that comes anyway is one byte.
-  CHECK(Pump::read_size(Pump::kHighWater) == 1);
-  CHECK(Pump::read_size(10 * Pump::kHighWater) == 1);
+  CHECK(pump.read_size(high) == 1);
+  CHECK(pump.read_size(10 * Pump::kHighWater) == 1);
+  // At the ceiling, one read is at most kReadSize.
+  uint64_t now = 0;
+  while (pump.high_water() < Pump::kHighWater) {
+    pump.sink_queued(pump.high_water(), now);
+    pump.sink_written(0, ++now);
+  }
+  CHECK(pump.read_size(0) == kReadSize);
+  CHECK(pump.read_size(Pump::kHighWater - kReadSize) == kReadSize);
+  CHECK(pump.read_size(Pump::kHighWater - kReadSize + 1) == kReadSize - 1);
 }
 
 TEST_CASE("pump: a sink that takes nothing queues the high mark plus one read's overhead",
           "[relay]") {
   // Each read is as large as the pump allows and the transform adds `overhead` bytes to it (AEAD
-  // tags and lengths); nothing is written out. Reading stops at the mark, never a read above it.
-  for (const size_t overhead : {size_t{0}, size_t{34}, size_t{4 * 34 + 32}}) {
-    Pump pump;
-    size_t queued = 0;
-    int reads = 0;
-    while (!pump.paused()) {
-      queued += Pump::read_size(queued) + overhead;
-      pump.sink_queued(queued);
-      REQUIRE(++reads < 100);
+  // tags and lengths); nothing is written out. Reading stops at the mark, never a read above it,
+  // at the start mark and at the ceiling.
+  for (const bool grown : {false, true}) {
+    for (const size_t overhead : {size_t{0}, size_t{34}, size_t{4 * 34 + 32}}) {
+      Pump pump;
+      uint64_t now = 0;
+      while (grown && pump.high_water() < Pump::kHighWater) {
+        pump.sink_queued(pump.high_water(), now);
+        pump.sink_written(0, ++now);
+      }
+      const size_t high = pump.high_water();
+      size_t queued = 0;
+      int reads = 0;
+      while (!pump.paused()) {
+        queued += pump.read_size(queued) + overhead;
+        pump.sink_queued(queued, now);
+        REQUIRE(++reads < 100);
+      }
+      CHECK(queued >= high);
+      CHECK(queued <= high + overhead);
+      CHECK(reads <= static_cast<int>((high + kReadSize - 1) / kReadSize) + 1);
+      // The sink drains to the low mark: reading resumes, and fills up to the mark again.
+      CHECK(pump.sink_written(pump.low_water(), now + 500));
+      queued = pump.low_water();
+      while (!pump.paused()) {
+        queued += pump.read_size(queued) + overhead;
+        pump.sink_queued(queued, now + 500);
+      }
+      CHECK(queued <= pump.high_water() + overhead);
     }
-    CHECK(queued >= Pump::kHighWater);
-    CHECK(queued <= Pump::kHighWater + overhead);
-    CHECK(reads <= static_cast<int>((Pump::kHighWater + kReadSize - 1) / kReadSize));
-    // The sink drains to the low mark: reading resumes, and fills up to the mark again.
-    CHECK(pump.sink_written(Pump::kLowWater));
-    queued = Pump::kLowWater;
-    while (!pump.paused()) {
-      queued += Pump::read_size(queued) + overhead;
-      pump.sink_queued(queued);
-    }
-    CHECK(queued <= Pump::kHighWater + overhead);
   }
 }
 
@@ -139,8 +191,8 @@ TEST_CASE("pump: a limiter pauses reading until its retry time", "[relay]") {
   CHECK(pump.resume_at() == 0);
   // Both pauses at once: each ends on its own condition.
   CHECK(pump.charge(200, 51));
-  CHECK(pump.sink_queued(Pump::kHighWater + 1));
-  CHECK(pump.sink_written(0));
+  CHECK(pump.sink_queued(Pump::kHighWater + 1, 0));
+  CHECK(pump.sink_written(0, 0));
   CHECK(pump.paused());  // the limiter still holds it
   pump.release();
   CHECK_FALSE(pump.paused());
