@@ -61,12 +61,12 @@ class Pump {
   // of the high one. Each time the sink drains to the low mark within kFastDrainMs of the pause
   // that the high mark started, the high mark doubles, up to kHighWater; a pause that lasts
   // kSlowDrainMs or more halves it, down to kStartHigh. A sink that keeps up (a bulk transfer
-  // into a fast reader) gets the full 128/32 KiB after three quick pauses; a sink read slowly
+  // into a fast reader) gets the full 128/32 KiB after four quick pauses; a sink read slowly
   // holds at most kStartHigh in user space (its kernel socket buffer holds more), so a slow
   // reader costs little memory.
   static constexpr size_t kHighWater = 128 * 1024;
   static constexpr size_t kLowWater = 32 * 1024;
-  static constexpr size_t kStartHigh = 16 * 1024;
+  static constexpr size_t kStartHigh = 8 * 1024;
   static constexpr uint64_t kFastDrainMs = 100;
   static constexpr uint64_t kSlowDrainMs = 1000;
 
