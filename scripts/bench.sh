@@ -800,30 +800,35 @@ print(d["ok"], d["failed"], (d["after"][t] - d["before"][t]) / ok,
 
   # (g) RSS per slow-reading connection: the proxies' queues towards readers of 1 KB/s fill up.
   if wants g; then
+    # fresh: the processes' first connections; warm: after 64 connections that each received a
+    # few hundred KiB and closed (one-time pages, such as the replay filters', are resident).
     for n in "${slow_counts[@]}"; do
-      for config in "${cfgs[@]}"; do
-        pair_start_or_note "$config" "$conn_cipher" "$slow_port" || continue
-        run_bounded 200 "$work/slow.out" "$py" "$root/scripts/bench/slow.py" open "$tun_port" "$n" \
-          "$tun_pid,$srv_pid" --warmup 0 --time-limit 150 || true
-        r=$(grep '^{' "$work/slow.out" || true)
-        if [[ -n $r ]]; then
-          read -r ok failed tun_kib srv_kib kern_kib settled < <("$py" -c '
+      for start in fresh:0 warm:64; do
+        for config in "${cfgs[@]}"; do
+          pair_start_or_note "$config" "$conn_cipher" "$slow_port" || continue
+          run_bounded 200 "$work/slow.out" "$py" "$root/scripts/bench/slow.py" open "$tun_port" "$n" \
+            "$tun_pid,$srv_pid" --warmup "${start#*:}" --time-limit 150 || true
+          r=$(grep '^{' "$work/slow.out" || true)
+          if [[ -n $r ]]; then
+            read -r ok failed tun_kib srv_kib kern_kib settled < <("$py" -c '
 import json, sys
 d = json.loads(sys.argv[1]); t, s = sys.argv[2], sys.argv[3]
 ok = max(d["ok"], 1); k = d["kernel_pages"]
 print(d["ok"], d["failed"], (d["after"][t] - d["before"][t]) / ok,
       (d["after"][s] - d["before"][s]) / ok, (k["after"] - k["before"]) * 4 / ok, d["settled_s"])' \
-            "$r" "$tun_pid" "$srv_pid")
-          record g "$n/tunnel" "$config" "$rep" "$tun_kib"
-          record g "$n/server" "$config" "$rep" "$srv_kib"
-          record g "$n/both" "$config" "$rep" "$(awk -v a="$tun_kib" -v b="$srv_kib" 'BEGIN {printf "%.2f", a + b}')"
-          record g "$n/kernel" "$config" "$rep" "$kern_kib"
-          ((failed == 0)) || note "Slow-reader section: $failed of $n connections failed ($config, repetition $rep)"
-          say "rep $rep  g  $n  $config: tunnel $(printf %.1f "$tun_kib") + server $(printf %.1f "$srv_kib") KiB per connection, kernel TCP $(printf %.0f "$kern_kib") KiB ($ok ok, steady after $settled s)"
-        else
-          note "Slow-reader section: the readers failed ($n, $config, repetition $rep)"
-        fi
-        pair_stop "slow readers, $n, $config"
+              "$r" "$tun_pid" "$srv_pid")
+            key=$n/${start%%:*}
+            record g "$key/tunnel" "$config" "$rep" "$tun_kib"
+            record g "$key/server" "$config" "$rep" "$srv_kib"
+            record g "$key/both" "$config" "$rep" "$(awk -v a="$tun_kib" -v b="$srv_kib" 'BEGIN {printf "%.2f", a + b}')"
+            record g "$key/kernel" "$config" "$rep" "$kern_kib"
+            ((failed == 0)) || note "Slow-reader section: $failed of $n connections failed ($config, ${start%%:*}, repetition $rep)"
+            say "rep $rep  g  $n ${start%%:*}  $config: tunnel $(printf %.1f "$tun_kib") + server $(printf %.1f "$srv_kib") KiB per connection, kernel TCP $(printf %.0f "$kern_kib") KiB ($ok ok, steady after $settled s)"
+          else
+            note "Slow-reader section: the readers failed ($n, $config, ${start%%:*}, repetition $rep)"
+          fi
+          pair_stop "slow readers, $n, $config"
+        done
       done
     done
   fi
