@@ -36,6 +36,13 @@ void unmap_block(Block* b) {
 
 }  // namespace
 
+void BlockPool::drop_written(Block* b) {
+  const auto page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
+  const auto begin = (reinterpret_cast<uintptr_t>(b->data) + page - 1) & ~(page - 1);
+  const auto end = (reinterpret_cast<uintptr_t>(b->data) + b->off) & ~(page - 1);
+  if (end > begin) madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
+}
+
 BlockPool& BlockPool::local() {
   thread_local BlockPool pool;
   return pool;

@@ -39,6 +39,9 @@ class BlockPool {
   // Never fails short of memory exhaustion (which aborts, as operator new does).
   Block* acquire();
   void release(Block* b);
+  // The sink took only the first b->off bytes at once and the rest waits: the whole pages
+  // before b->data + b->off go back to the OS (the sink may be read slowly; the block will wait).
+  void drop_written(Block* b);
   size_t free_blocks() const { return free_count_; }
   size_t live_blocks() const { return live_; }
 

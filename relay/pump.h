@@ -62,8 +62,8 @@ class Pump {
   // that the high mark started, the high mark doubles, up to kHighWater; a pause that lasts
   // kSlowDrainMs or more halves it, down to kStartHigh. A sink that keeps up (a bulk transfer
   // into a fast reader) gets the full 128/32 KiB after four quick pauses; a sink read slowly
-  // holds at most kStartHigh in user space (its kernel socket buffer holds more), so a slow
-  // reader costs little memory.
+  // holds little in user space (its kernel socket buffer holds more), so a slow reader costs
+  // little memory.
   static constexpr size_t kHighWater = 128 * 1024;
   static constexpr size_t kLowWater = 32 * 1024;
   static constexpr size_t kStartHigh = 8 * 1024;
@@ -74,12 +74,15 @@ class Pump {
   size_t high_water() const { return high_; }
   size_t low_water() const { return high_ / 4; }
 
-  // How many bytes the next read from the source may take, given the sink's queue: the room left
-  // under the high mark, at most one full read (kReadSize), at least one byte (a source is only
-  // read while its sink is below the mark). So a sink's queue ends at the high mark plus what the
-  // transform adds to one read (AEAD overhead, or a chunk an opener held back), not a whole read
-  // above it.
+  // How many bytes the next read from the source may take, given the sink's queue. An empty
+  // queue (the sink takes what it is given) gets a whole read (kReadSize), so a bulk transfer
+  // into a fast sink reads 64 KiB at a time at any mark. Otherwise the room left under the high
+  // mark, at most kReadSize, at least one byte (a source is only read while its sink is below
+  // the mark). So a sink's queue ends at the high mark plus what the transform adds to one read
+  // (AEAD overhead, or a chunk an opener held back), or at what is left of the one whole read
+  // that found the sink full (TcpStream gives the pages already written back: drop_written).
   size_t read_size(size_t sink_queued) const {
+    if (sink_queued == 0) return kReadSize;
     const size_t room = sink_queued < high_ ? high_ - sink_queued : 1;
     return std::min(room, kReadSize);
   }

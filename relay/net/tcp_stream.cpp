@@ -101,6 +101,7 @@ int TcpStream::write(Block* b) {
     }
     if (r >= 0) {
       b->off = static_cast<uint32_t>(r);
+      BlockPool::local().drop_written(b);
     } else if (r != UV_EAGAIN) {
       BlockPool::local().release(b);
       return r;
