@@ -1,8 +1,9 @@
 // Stream over uv_tcp_t (see tcp_stream.h). Each read lands in a pooled block (no allocation per
-// chunk once the pool is warm); a write is tried at once with uv_try_write when nothing is
-// queued, and what is left goes to uv_write with the block's own request. A reset-on-close is
-// uv_tcp_close_reset (SO_LINGER 0), which libuv refuses while a shutdown is in progress: that
-// stream then ends with a FIN.
+// chunk once the pool is warm), sized by the handler (the room its pump allows); a write is tried
+// at once with uv_try_write when nothing is queued, and what is left goes to uv_write with the
+// block's own request (the pages already written go back to the OS: it may wait long). A
+// reset-on-close is uv_tcp_close_reset (SO_LINGER 0), which libuv refuses while a shutdown is in
+// progress: that stream then ends with a FIN.
 
 #include "relay/net/tcp_stream.h"
 
