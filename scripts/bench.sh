@@ -30,8 +30,8 @@
 # Mbit/s received, both ways; (g) RSS per slow-reading connection: N clients read 1 KB/s each
 # from a source that writes as fast as it can, through ss-tunnel and ss-server, fresh processes
 # for each N. Everything runs on 127.0.0.1 with ports picked free; every process
-# started is stopped on exit. A full run takes about 19 minutes on 2 CPUs, --quick about 6 (plus
-# the build).
+# started is stopped on exit. A full run takes about 24 minutes on 2 CPUs, --quick about 11
+# (plus the build); section g alone about 5.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
