@@ -8,11 +8,12 @@
 // Relay moves bytes both ways (the pump): what is read from a side with a cipher state is opened,
 // what goes to a side with one is sealed, and between two plaintext sides the read block itself
 // is passed on. Each side is a Stream (relay/net/stream.h): each read becomes one pooled block,
-// and each block is written through the other side's stream. When a side's queued
-// bytes pass Pump::kHighWater the other side stops reading, and resumes once they fall to
-// Pump::kLowWater. A pump's limiter (none by default) may also hold its source's reading back
-// until a retry time, which the timer serves.
-// A FIN is forwarded as a shutdown once the queued bytes towards that side are written; the
+// and each block is written through the other side's stream. Each read takes at most the room
+// left under its pump's high mark in the queue it goes to; when a side's queued bytes reach the
+// mark the other side stops reading, and resumes once they fall to the low mark (the marks adapt
+// to how fast that side drains, up to Pump::kHighWater and Pump::kLowWater). A pump's limiter
+// (none by default) may also hold its source's reading back until a retry time, which the timer
+// serves. A FIN is forwarded as a shutdown once the queued bytes towards that side are written; the
 // session closes when both directions have ended, on an error, or on a deadline.
 //
 // An inbound that carries one exchange after another (HTTP forward proxying) goes from Relay back
@@ -398,6 +399,12 @@ void Connection::update_reading(Side s) {
   }
 }
 
+size_t Connection::read_size(uint8_t ctx) {
+  // The room under the high mark of the side this read goes to (none yet: a whole read).
+  const Peer& sink = peers_[other(static_cast<Side>(ctx))];
+  return pumps_[ctx].read_size(sink.live ? sink.stream->queued() : 0);
+}
+
 bool Connection::on_stream_read(uint8_t ctx, Block* block, size_t n) {
   Peer& p = peers_[ctx];
   p.bytes_read += n;
@@ -733,7 +740,8 @@ void Connection::connect_next_upstream() {
   r.opener.reset();
   r.sealer.reset();
   r.server_suite = nullptr;
-  pumps_[kClient].sink_written(0);  // the new remote's queue is empty: no watermark pause
+  pumps_[kClient].sink_written(
+      0, uv_now(loop()));  // the new remote's queue is empty: no watermark pause
   pending_header_.reset();
   header_flush_at_ = 0;
   // A new exchange: its own failover.
@@ -783,7 +791,7 @@ bool Connection::send(Side dst, Block* b) {
     abort(dst == kClient ? "client write error" : "remote write error", r);
     return false;
   }
-  if (pumps_[other(dst)].sink_queued(p.stream->queued())) {
+  if (pumps_[other(dst)].sink_queued(p.stream->queued(), uv_now(loop()))) {
     update_reading(other(dst));
     arm_timer();  // start watching the now unread side for a reset
   }
@@ -803,7 +811,9 @@ void Connection::on_stream_written(uint8_t ctx, int status) {
 void Connection::after_write(Side dst) {
   Peer& p = peers_[dst];
   Peer& src = peers_[other(dst)];
-  if (pumps_[src.side].sink_written(p.stream->queued())) update_reading(src.side);
+  if (pumps_[src.side].sink_written(p.stream->queued(), uv_now(loop()))) {
+    update_reading(src.side);
+  }
   if (p.stream->queued() != 0) return;
   if (close_when_flushed_) {
     close("peer reset, pending data delivered");

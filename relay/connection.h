@@ -165,6 +165,7 @@ class Connection final : private StreamHandler {
   bool open_into(Side s, const uint8_t* data, size_t n, Block* out);
 
   // StreamHandler: the events of both sides' streams (ctx is the Side).
+  size_t read_size(uint8_t ctx) override;
   bool on_stream_read(uint8_t ctx, Block* block, size_t n) override;
   void on_stream_end(uint8_t ctx, int err) override;
   void on_stream_written(uint8_t ctx, int status) override;
