@@ -258,7 +258,8 @@ bool Connection::fail_over(const char* what) {
   set_phase(Phase::Connecting);
   set_want_read(kClient, false);
   header_flush_at_ = 0;
-  pumps_[kClient].sink_written(0);  // the next remote's queue is empty: no watermark pause
+  pumps_[kClient].sink_written(
+      0, uv_now(loop()));  // the next remote's queue is empty: no watermark pause
   Peer& r = peers_[kRemote];
   r.connected = false;
   if (r.live) {
