@@ -43,6 +43,8 @@ class ReplayFilter {
   int hashes() const { return hashes_; }
 
  private:
+  // One block per page: a salt's k bits all fall in one (see replay_filter.cpp).
+  static constexpr size_t kBlockBits = 4096 * 8;
   struct Bloom {
     // calloc'd: zero pages cost no memory until a salt sets a bit in them.
     std::unique_ptr<uint64_t[], void (*)(void*)> words{nullptr, &std::free};

@@ -118,8 +118,8 @@ TEST_CASE("replay state: damaged files are refused whole", "[relay]") {
   }
   SECTION("wrong version") {
     Bytes b = good;
-    b[8] = 2;
-    refused(b, "version 2");
+    b[8] = static_cast<uint8_t>(kReplayStateVersion + 1);
+    refused(b, "version " + std::to_string(kReplayStateVersion + 1));
   }
   SECTION("a flipped bit anywhere") {
     for (size_t i = 12; i < good.size(); i += 7) {
