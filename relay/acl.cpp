@@ -27,6 +27,8 @@
 
 #include "relay/acl.h"
 
+#include "relay/outbound.h"
+
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <re2/re2.h>
@@ -453,6 +455,12 @@ bool Acl::has_client_rules() const {
 
 bool Acl::has_outbound_rules() const {
   return outbound_block_all_ || !lists_[kBlock].empty() || !lists_[kAllow].empty();
+}
+
+// ---- AclRouter (relay/outbound.h) ----------------------------------------------------------
+
+const Outbound* AclRouter::route(const Address& target) {
+  return acl_->bypass(target) ? &direct_ : proxy_->route(target);
 }
 
 }  // namespace ss

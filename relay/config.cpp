@@ -35,6 +35,7 @@
 
 #include "client/inbound/users_file.h"
 #include "crypto/kdf.h"
+#include "relay/acl.h"
 #include "relay/version.h"
 
 namespace ss {
@@ -383,7 +384,6 @@ std::optional<Address> optional_tunnel_value(const json& v, std::string_view nam
 using Arg = Option::Arg;
 
 constexpr const char* kPluginRefused = "plugins (SIP003) are not supported yet";
-constexpr const char* kAclRefused = "access control lists are not supported yet";
 constexpr const char* kDnsRefused =
     "a custom name server is not supported yet (the system resolver is used)";
 constexpr const char* kManagerRefused = "ss-manager is not supported yet";
@@ -444,9 +444,8 @@ constexpr Option kOptions[] = {
      [](Config& c, const json&, std::string_view) { c.mode = Mode::TcpAndUdp; }},
     {"", "U", Arg::None, "", kServerOnly | kLocalOnly | kTunnelOnly, "relay UDP only", "",
      [](Config& c, const json&, std::string_view) { c.mode = Mode::UdpOnly; }},
-    {"", "u", Arg::None, "", kRedirOnly,
-     "relay TCP and UDP (UDP by TPROXY; needs CAP_NET_ADMIN)", "",
-     [](Config& c, const json&, std::string_view) { c.mode = Mode::TcpAndUdp; }},
+    {"", "u", Arg::None, "", kRedirOnly, "relay TCP and UDP (UDP by TPROXY; needs CAP_NET_ADMIN)",
+     "", [](Config& c, const json&, std::string_view) { c.mode = Mode::TcpAndUdp; }},
     {"", "U", Arg::None, "", kRedirOnly, "relay UDP only (by TPROXY; needs CAP_NET_ADMIN)", "",
      [](Config& c, const json&, std::string_view) { c.mode = Mode::UdpOnly; }},
     {"ipv6_first", "6", Arg::None, "", kAllRoles, "prefer IPv6 when resolving",
@@ -488,6 +487,10 @@ constexpr Option kOptions[] = {
     {"", "V,version", Arg::None, "", kAllRoles,
      "print the version and the crypto libraries, and exit", ""},
     {"", "h,help", Arg::None, "", kAllRoles, "print this help and exit", ""},
+    {"acl", "acl", Arg::Text, "FILE", kLocalOnly | kRedirOnly | kServerOnly,
+     "ACL file (libev's format, rust's extensions): bypass/proxy lists on ss-local and "
+     "ss-redir; client and outbound block lists on ss-server",
+     "ACL file, as --acl", set_nonempty<&Config::acl_path>},
     {"socks5_auth_config_path", "", Arg::None, "", kLocalOnly, "",
      "user file for SOCKS5/HTTP authentication (rust's format)",
      set_nonempty<&Config::socks5_auth_config_path>},
@@ -503,7 +506,6 @@ constexpr Option kOptions[] = {
     {"plugin_opts", "", {}, "", kAllRoles, "", "", nullptr, kPluginRefused},
     {"plugin_args", "", {}, "", kAllRoles, "", "", nullptr, kPluginRefused},
     {"plugin_mode", "", {}, "", kAllRoles, "", "", nullptr, kPluginRefused},
-    {"acl", "", {}, "", kAllRoles, "", "", nullptr, kAclRefused},
     {"nameserver", "", {}, "", kAllRoles, "", "", nullptr, kDnsRefused},
     {"dns", "", {}, "", kAllRoles, "", "", nullptr, kDnsRefused},
     {"mtu", "", {}, "", kAllRoles, "", "", nullptr, "UDP fragmentation by MTU is not supported"},
@@ -1026,6 +1028,7 @@ Specs specs_of(const Config& cfg) {
   s.limits.replay_fp_rate = cfg.replay_fp_rate;
   s.tcp = {cfg.no_delay, cfg.ipv6_first, cfg.fast_open};
   s.clock_offset = cfg.clock_offset;
+  s.acl = cfg.acl;
   s.listeners = cfg.listeners;
   for (ListenerSpec& l : s.listeners) {
     l.transparent = cfg.tcp_tproxy && l.protocol == ListenerSpec::Protocol::Redir;
@@ -1053,6 +1056,25 @@ Specs specs_of(const Config& cfg) {
   // (tests) has only the flat keys.
   s.servers = cfg.servers.empty() ? flat_servers(cfg) : cfg.servers;
   return s;
+}
+
+// --acl: ss-local and ss-redir route by it (TCP only so far), ss-server filters clients and
+// targets by it; ss-tunnel's target is fixed, so an ACL would have nothing to decide.
+void finalize_acl(Config& cfg) {
+  if (cfg.role == Role::Tunnel) fail("acl: ss-tunnel takes no ACL (its target is fixed)");
+  std::string error;
+  std::shared_ptr<const Acl> acl = Acl::load(cfg.acl_path, &error);
+  if (!acl) fail("acl: " + error);
+  if (cfg.role != Role::Server) {
+    bool udp = cfg.mode != Mode::TcpOnly;
+    for (const ListenerSpec& l : cfg.listeners) udp = udp || (l.mode && *l.mode != Mode::TcpOnly);
+    if (udp) {
+      fail(
+          "acl: not supported with the UDP relay (-u, -U, \"mode\") on ss-local and ss-redir "
+          "yet: UDP would not follow the ACL");
+    }
+  }
+  cfg.acl = std::move(acl);
 }
 
 void finalize_config(Config& cfg) {
@@ -1095,6 +1117,7 @@ void finalize_config(Config& cfg) {
     if (!users) fail(error);
     cfg.local_users = std::make_shared<const UserTable>(std::move(*users));
   }
+  if (!cfg.acl_path.empty()) finalize_acl(cfg);
   if (cfg.timeout <= 0) fail("timeout: must be a positive number of seconds");
   if (cfg.udp_timeout <= 0) fail("udp_timeout: must be a positive number of seconds");
   if (cfg.udp_max_associations == 0) fail("udp_max_associations: must be at least 1");

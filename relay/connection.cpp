@@ -35,6 +35,7 @@
 #include <atomic>
 #include <cstring>
 
+#include "relay/acl.h"
 #include "relay/address.h"
 #include "relay/counters.h"
 #include "relay/ip_policy.h"
@@ -103,6 +104,15 @@ void Connection::start(uv_stream_t* server) {
     return;
   }
   c.connected = true;
+  if (runtime().client_acl) {
+    sockaddr_storage peer{};
+    if (c.tcp.peer_address(peer) &&
+        runtime().client_acl->client_blocked(reinterpret_cast<const sockaddr*>(&peer))) {
+      warn::client_refused(peer_text(kClient));
+      close("client refused by the ACL");
+      return;
+    }
+  }
   if (runtime().tcp.no_delay) c.tcp.set_nodelay(true);
   set_deadline_ms(std::min<uint64_t>(kMaxHandshakeMs, uint64_t(runtime().limits.timeout) * 1000));
   const InboundAction first =
@@ -203,6 +213,15 @@ void Connection::route_and_connect() {
     reply_and_end(reply, "no route");
     return;
   }
+  acl_allowed_ = false;
+  if (outbound_->acl != nullptr) {
+    const Acl::Verdict v = outbound_->acl->outbound(target);
+    if (v == Acl::Verdict::Block) {
+      on_target_blocked(nullptr);
+      return;
+    }
+    acl_allowed_ = v == Acl::Verdict::Allow;
+  }
   if (outbound_->kind == Outbound::Kind::Shadowsocks) {
     Peer& r = peers_[kRemote];
     r.sealer = outbound_->suite->client_sealer();
@@ -280,11 +299,18 @@ void Connection::reply_and_end(const ReplyBytes& reply, const char* why) {
 
 void Connection::on_target_blocked(const sockaddr* sa) {
   // The client authenticated: it holds the key, so there is nothing to hide from it. Close at
-  // once rather than leave it waiting for the handshake deadline.
-  const Address resolved = Address::from_sockaddr(sa);
-  warn::target_refused(
-      peer_text(kClient), remote_.to_string(),
-      "a private address (" + resolved.to_string() + "); allow_private_targets permits it");
+  // once rather than leave it waiting for the handshake deadline. `sa`: the resolved address
+  // refused (by the SSRF guard or the ACL), or null: the ACL refused the target as requested.
+  if (sa == nullptr) {
+    warn::target_refused(peer_text(kClient), target_.to_string(), "the ACL blocks it");
+  } else if (outbound_->block_private && is_private_address(sa)) {
+    warn::target_refused(peer_text(kClient), remote_.to_string(),
+                         "a private address (" + Address::from_sockaddr(sa).to_string() +
+                             "); allow_private_targets permits it");
+  } else {
+    warn::target_refused(peer_text(kClient), remote_.to_string(),
+                         "the ACL blocks its address " + Address::from_sockaddr(sa).to_string());
+  }
   ReplyBytes reply;
   inbound_->refused_reply(reply);
   reply_and_end(reply, "target not allowed");
@@ -897,7 +923,8 @@ void Connection::on_resolved(uv_getaddrinfo_t* req, int status, addrinfo* res) {
 }
 
 void Connection::connect_to(const sockaddr* sa) {
-  if (outbound_->block_private && is_private_address(sa)) {
+  if ((outbound_->block_private && is_private_address(sa)) ||
+      (outbound_->acl != nullptr && !acl_allowed_ && outbound_->acl->outbound_blocked(sa))) {
     on_target_blocked(sa);
     return;
   }

@@ -207,6 +207,7 @@ class Connection final : private StreamHandler {
   std::shared_ptr<const Runtime> runtime_;
   std::unique_ptr<Inbound> inbound_;
   const Outbound* outbound_ = nullptr;  // chosen by the router; owned by it
+  bool acl_allowed_ = false;  // the outbound's ACL allowed the target by name: no check after DNS
   Phase phase_ = Phase::Handshake;
   Peer peers_[2];
   // The two directions' flow control, indexed by their source side: pumps_[kClient] reads the

@@ -13,6 +13,8 @@
 
 namespace ss {
 
+class Acl;
+
 struct Outbound {
   enum class Kind : uint8_t { Direct, Shadowsocks };
   Kind kind = Kind::Direct;
@@ -23,6 +25,9 @@ struct Outbound {
   // loopback, private, link-local... destinations (checked after DNS).
   std::string bind_address;
   bool block_private = false;
+  // Direct: the ACL whose outbound block/allow lists refuse targets, by name and after DNS by
+  // address, on top of the SSRF guard (ss-server's --acl); null: none.
+  const Acl* acl = nullptr;
 };
 
 // Maps a request to an outbound. Shared by every worker of a process (thread-safe), held by
@@ -47,6 +52,20 @@ class FixedRouter final : public Router {
  private:
   std::vector<Outbound> outbounds_;
   std::atomic<size_t> next_{0};
+};
+
+// ss-local's and ss-redir's --acl: a target the ACL bypasses takes the direct outbound, any other
+// the wrapped router's choice (the proxy servers).
+class AclRouter final : public Router {
+ public:
+  AclRouter(std::shared_ptr<const Acl> acl, std::shared_ptr<Router> proxy, Outbound direct)
+      : acl_(std::move(acl)), proxy_(std::move(proxy)), direct_(std::move(direct)) {}
+  const Outbound* route(const Address& target) override;
+
+ private:
+  std::shared_ptr<const Acl> acl_;
+  std::shared_ptr<Router> proxy_;
+  Outbound direct_;
 };
 
 }  // namespace ss

@@ -10,6 +10,7 @@
 #include "crypto/replay_filter.h"
 #include "crypto/salt_pool.h"
 #include "crypto/tcp2022.h"
+#include "relay/acl.h"
 
 namespace ss {
 namespace {
@@ -77,6 +78,7 @@ std::shared_ptr<Router> make_router(const Specs& specs, std::string* error) {
     o.kind = Outbound::Kind::Direct;
     o.bind_address = specs.direct->bind_address;
     o.block_private = specs.direct->block_private;
+    if (specs.acl && specs.acl->has_outbound_rules()) o.acl = specs.acl.get();
     outbounds.push_back(std::move(o));
   }
   for (const ServerSpec& spec : specs.servers) {
@@ -97,7 +99,15 @@ std::shared_ptr<Router> make_router(const Specs& specs, std::string* error) {
     }
     outbounds.push_back(std::move(o));
   }
-  return std::make_shared<FixedRouter>(std::move(outbounds));
+  auto fixed = std::make_shared<FixedRouter>(std::move(outbounds));
+  if (specs.acl && !specs.direct) {
+    // A client's ACL: what it bypasses goes direct, with no SSRF guard (bypassing is the
+    // operator's choice, as in libev), from any local address.
+    Outbound direct;
+    direct.kind = Outbound::Kind::Direct;
+    return std::make_shared<AclRouter>(specs.acl, std::move(fixed), std::move(direct));
+  }
+  return fixed;
 }
 
 }  // namespace
@@ -114,6 +124,7 @@ std::shared_ptr<const Runtime> make_runtime(const Specs& specs, std::string* err
       return nullptr;
     }
   }
+  if (specs.inbound && specs.acl && specs.acl->has_client_rules()) rt->client_acl = specs.acl;
   rt->router = make_router(specs, error);
   if (!rt->router) return nullptr;
   return rt;
