@@ -113,7 +113,7 @@ uint8_t plain_rule_of(std::string_view re, std::string& name) {
   } else {
     return 0;
   }
-  return unescape_name(re, name) ? flag : 0;
+  return unescape_name(re, name) && name.size() <= 255 ? flag : 0;
 }
 
 using U128 = unsigned __int128;
@@ -182,8 +182,42 @@ size_t AclRules::Hash::operator()(std::string_view s) const noexcept {
   return static_cast<size_t>(h);
 }
 
+void AclRules::build_domains() {
+  domain_count_ = building_.size();
+  if (domain_count_ == 0) return;
+  size_t cap = 16;
+  while (cap < domain_count_ * 2) cap <<= 1;
+  slots_.assign(cap, Slot{});
+  for (const auto& [name, flags] : building_) {
+    Slot s;
+    s.hash = Hash{}(name);
+    s.offset = static_cast<uint32_t>(arena_.size());
+    s.len = static_cast<uint8_t>(name.size());
+    s.flags = flags;
+    arena_ += name;
+    size_t i = s.hash & (cap - 1);
+    while (slots_[i].len != 0) i = (i + 1) & (cap - 1);
+    slots_[i] = s;
+  }
+  arena_.shrink_to_fit();
+  building_ = {};
+}
+
+uint8_t AclRules::find_domain(std::string_view name) const {
+  const uint64_t h = Hash{}(name);
+  const size_t mask = slots_.size() - 1;
+  for (size_t i = h & mask; slots_[i].len != 0; i = (i + 1) & mask) {
+    const Slot& s = slots_[i];
+    if (s.hash == h && s.len == name.size() &&
+        std::memcmp(arena_.data() + s.offset, name.data(), s.len) == 0) {
+      return s.flags;
+    }
+  }
+  return 0;
+}
+
 bool AclRules::empty() const {
-  return !has_ip_rules() && domains_.empty() && regex_count_ == 0;
+  return !has_ip_rules() && domain_count_ == 0 && regex_count_ == 0;
 }
 
 bool AclRules::match_ip(const Address& a) const {
@@ -207,14 +241,10 @@ bool AclRules::match_host(std::string_view host) const {
     buf[i] = static_cast<char>(std::tolower(static_cast<unsigned char>(host[i])));
   }
   std::string_view h(buf.data(), host.size());
-  if (!domains_.empty()) {
-    auto it = domains_.find(h);
-    if (it != domains_.end() && (it->second & (kExact | kSelfAndSubdomains))) return true;
+  if (domain_count_ > 0) {
+    if (find_domain(h) & (kExact | kSelfAndSubdomains)) return true;
     for (size_t dot = h.find('.'); dot != std::string_view::npos; dot = h.find('.', dot + 1)) {
-      it = domains_.find(h.substr(dot + 1));
-      if (it != domains_.end() && (it->second & (kSelfAndSubdomains | kSubdomainsOnly))) {
-        return true;
-      }
+      if (find_domain(h.substr(dot + 1)) & (kSelfAndSubdomains | kSubdomainsOnly)) return true;
     }
   }
   if (regex_count_ > 0) return regex_->set.Match(re2::StringPiece(h.data(), h.size()), nullptr);
@@ -251,7 +281,7 @@ class AclParser {
     }
     std::string name;
     if (uint8_t flag = plain_rule_of(s, name)) {
-      r.domains_[name] |= flag;
+      r.building_[name] |= flag;
       return true;
     }
     return regex_rule(r, s, why);
@@ -261,6 +291,7 @@ class AclParser {
     for (AclRules& r : acl_.lists_) {
       merge_ranges(r.v4_);
       merge_ranges(r.v6_);
+      r.build_domains();
       if (r.regex_ && !r.regex_->set.Compile()) {
         *why = "the regular expressions do not fit in memory";
         return false;
@@ -311,7 +342,7 @@ class AclParser {
       *why = "not a domain name: " + std::string(s);
       return false;
     }
-    r.domains_[name] |= flag;
+    r.building_[name] |= flag;
     return true;
   }
 

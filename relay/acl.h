@@ -43,7 +43,7 @@ class AclRules {
   // Sizes, for tests and the benchmark.
   size_t ipv4_ranges() const { return v4_.size(); }
   size_t ipv6_ranges() const { return v6_.size(); }
-  size_t domain_rules() const { return domains_.size(); }
+  size_t domain_rules() const { return domain_count_; }
   size_t regex_rules() const { return regex_count_; }
 
  private:
@@ -59,8 +59,21 @@ class AclRules {
   using U128 = unsigned __int128;
   std::vector<std::pair<uint32_t, uint32_t>> v4_;  // sorted, merged, inclusive
   std::vector<std::pair<U128, U128>> v6_;
-  // Domain -> kExact | kSelfAndSubdomains | kSubdomainsOnly.
-  std::unordered_map<std::string, uint8_t, Hash, Eq> domains_;
+  // While parsing: domain -> kExact | kSelfAndSubdomains | kSubdomainsOnly. Then a flat
+  // open-addressing table (linear probing, at most half full) over one arena of names: a probe
+  // that misses touches one 16-byte slot, not a node and its string.
+  std::unordered_map<std::string, uint8_t, Hash, Eq> building_;
+  struct Slot {
+    uint64_t hash = 0;
+    uint32_t offset = 0;
+    uint8_t len = 0;  // 0: empty (names are never empty)
+    uint8_t flags = 0;
+  };
+  std::vector<Slot> slots_;
+  std::string arena_;
+  size_t domain_count_ = 0;
+  void build_domains();
+  uint8_t find_domain(std::string_view name) const;
   struct RegexSet;
   std::unique_ptr<RegexSet> regex_;
   size_t regex_count_ = 0;
