@@ -20,10 +20,12 @@
 // RE2::Set (RE2 measured faster than PCRE2 for this: docs/BENCHMARKS.md, "ACL lookups").
 //
 // Precedence (libev): on ss-local the bypass list wins over the proxy list, then the mode
-// decides. A domain target is matched by its name only: libev would also resolve it (blocking
-// its loop) and check the address; we do not. On ss-server the outbound block list wins over
-// the allow list; a domain that no name rule decides is checked again on its resolved address;
-// clients are refused if in the black list (accept_all) or not in the white list (reject_all).
+// decides. A domain target is matched by its name; if no name rule decides and the list that
+// could change the default has IP rules, the name is resolved (asynchronously; libev blocks its
+// loop) and its address decides, and a name that does not resolve is proxied. On ss-server the
+// outbound block list wins over the allow list; a domain that no name rule decides is checked again
+// on its resolved address; clients are refused if in the black list (accept_all) or not in the
+// white list (reject_all).
 
 #include "relay/acl.h"
 
@@ -456,6 +458,22 @@ bool Acl::bypass(const Address& target) const {
   return mode_ == Mode::BypassAll;
 }
 
+bool Acl::needs_address(const Address& target) const {
+  if (target.type != Address::Type::Domain) return false;
+  if (lists_[kBypass].match_host(target.host) || lists_[kProxy].match_host(target.host)) {
+    return false;
+  }
+  // Only the list that can change the mode's default matters (rust skips the lookup otherwise;
+  // libev always resolves, to the same result).
+  return (mode_ == Mode::ProxyAll ? lists_[kBypass] : lists_[kProxy]).has_ip_rules();
+}
+
+bool Acl::bypass_resolved(const sockaddr* resolved) const {
+  if (lists_[kBypass].match_ip(resolved)) return true;
+  if (lists_[kProxy].match_ip(resolved)) return false;
+  return mode_ == Mode::BypassAll;
+}
+
 Acl::Verdict Acl::outbound(const Address& target) const {
   if (target.type == Address::Type::Domain) {
     if (lists_[kBlock].match_host(target.host)) return Verdict::Block;
@@ -492,6 +510,14 @@ bool Acl::has_outbound_rules() const {
 
 const Outbound* AclRouter::route(const Address& target) {
   return acl_->bypass(target) ? &direct_ : proxy_->route(target);
+}
+
+bool AclRouter::needs_address(const Address& target) {
+  return acl_->needs_address(target);
+}
+
+const Outbound* AclRouter::route_resolved(const Address& target, const sockaddr* resolved) {
+  return resolved != nullptr && acl_->bypass_resolved(resolved) ? &direct_ : proxy_->route(target);
 }
 
 }  // namespace ss

@@ -91,9 +91,14 @@ class Acl {
   static std::unique_ptr<const Acl> load(const std::string& path, std::string* error);
 
   // ss-local, ss-redir: true if `target` goes direct (shadowsocks-libev's order: the bypass
-  // list, then the proxy list, then the mode). A domain is matched by name only; an IP target by
-  // its address.
+  // list, then the proxy list, then the mode). A domain is matched by name, an IP target by its
+  // address.
   bool bypass(const Address& target) const;
+  // A domain target no name rule decides, while the ACL has IP rules that could: libev's ss-local
+  // then resolves the name and decides by the address (bypass_resolved); so do we, without
+  // blocking the loop. A name that does not resolve is proxied (libev's choice).
+  bool needs_address(const Address& target) const;
+  bool bypass_resolved(const sockaddr* resolved) const;
 
   // ss-server, an outbound target. A name is matched against the name rules; a domain no name
   // rule decides is Undecided, and its resolved address goes to outbound_blocked(sockaddr).

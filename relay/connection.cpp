@@ -205,7 +205,29 @@ void Connection::route_and_connect() {
     peers_[kClient].opener = std::move(opener);
     peers_[kClient].server_suite = inbound_->suite();
   }
+  if (target.type == Address::Type::Domain && runtime_->router->needs_address(target)) {
+    // The route depends on the name's address: look it up first (on_resolved goes on).
+    set_phase(Phase::Connecting);
+    set_want_read(kClient, false);
+    dns_for_route_ = true;
+    const LookupArgs args(SOCK_STREAM, AI_ADDRCONFIG, target.port);
+    dns_req_.data = this;
+    if (uv_getaddrinfo(loop(), &dns_req_, on_resolved, target.host.c_str(), args.port,
+                       &args.hints) != 0) {
+      dns_for_route_ = false;
+      outbound_ = runtime_->router->route_resolved(target, nullptr);
+      connect_routed(target, nullptr);
+      return;
+    }
+    dns_pending_ = true;
+    ++refs_;
+    return;
+  }
   outbound_ = runtime_->router->route(target);
+  connect_routed(target, nullptr);
+}
+
+void Connection::connect_routed(const Address& target, const sockaddr* resolved) {
   if (outbound_ == nullptr) {
     warn::target_refused(peer_text(kClient), target.to_string(), "no route");
     ReplyBytes reply;
@@ -230,7 +252,7 @@ void Connection::route_and_connect() {
     connect_remote(outbound_->server, "server");
     return;
   }
-  connect_remote(target, "target");
+  connect_remote(target, "target", resolved);
 }
 
 void Connection::udp_associate() {
@@ -869,12 +891,16 @@ void Connection::release_ref() {
 
 // ---- connecting -------------------------------------------------------------------------------
 
-void Connection::connect_remote(const Address& target, const char* what) {
+void Connection::connect_remote(const Address& target, const char* what, const sockaddr* resolved) {
   set_phase(Phase::Connecting);
   remote_ = target;
   if (!pending_header_) target_ = target;
   connect_what_ = what;
   set_want_read(kClient, false);
+  if (resolved != nullptr) {
+    connect_to(resolved);
+    return;
+  }
   sockaddr_storage ss;
   if (target.to_sockaddr(ss)) {
     connect_to(reinterpret_cast<sockaddr*>(&ss));
@@ -902,6 +928,25 @@ void Connection::on_resolved(uv_getaddrinfo_t* req, int status, addrinfo* res) {
   if (s->dns_orphaned_) {
     s->dns_orphaned_ = false;
     counters::sub(Counter::OrphanedLookups);
+  }
+  if (s->dns_for_route_) {
+    // The router's lookup: route by the address (null: the name did not resolve), then connect,
+    // to that address if the route is direct.
+    s->dns_for_route_ = false;
+    if (s->phase_ != Phase::Closing) {
+      sockaddr_storage ss{};
+      const sockaddr* sa = nullptr;
+      if (status == 0 && res != nullptr) {
+        const addrinfo* pick = pick_address(res, s->runtime().tcp.ipv6_first);
+        std::memcpy(&ss, pick->ai_addr, std::min<size_t>(pick->ai_addrlen, sizeof ss));
+        sa = reinterpret_cast<const sockaddr*>(&ss);
+      }
+      s->outbound_ = s->runtime_->router->route_resolved(s->target_, sa);
+      s->connect_routed(s->target_, sa);
+    }
+    if (res != nullptr) uv_freeaddrinfo(res);
+    s->release_ref();
+    return;
   }
   if (s->phase_ == Phase::Closing || status < 0 || res == nullptr) {
     if (res != nullptr) uv_freeaddrinfo(res);

@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include <sys/socket.h>
+
 #include "crypto/tcp_cipher.h"
 #include "relay/address.h"
 
@@ -37,6 +39,13 @@ class Router {
   virtual ~Router() = default;
   // Null: no outbound takes this target (the inbound's refused reply is sent).
   virtual const Outbound* route(const Address& target) = 0;
+  // A domain target whose route depends on its address (an ACL's IP rules, as libev's ss-local
+  // resolves such names): true, and the connection resolves the name first and asks
+  // route_resolved() with the address (null if the name did not resolve).
+  virtual bool needs_address(const Address& /*target*/) { return false; }
+  virtual const Outbound* route_resolved(const Address& target, const sockaddr* /*resolved*/) {
+    return route(target);
+  }
 };
 
 // The fixed choice of ss-local, ss-tunnel and ss-server: one direct outbound, or round robin over
@@ -61,6 +70,8 @@ class AclRouter final : public Router {
   AclRouter(std::shared_ptr<const Acl> acl, std::shared_ptr<Router> proxy, Outbound direct)
       : acl_(std::move(acl)), proxy_(std::move(proxy)), direct_(std::move(direct)) {}
   const Outbound* route(const Address& target) override;
+  bool needs_address(const Address& target) override;
+  const Outbound* route_resolved(const Address& target, const sockaddr* resolved) override;
 
  private:
   std::shared_ptr<const Acl> acl_;

@@ -125,6 +125,15 @@ TEST_CASE("ACL ss-local bypass_all: only the proxy list is proxied, same as libe
        {"localhost", false}});
 }
 
+TEST_CASE("ACL ss-local: a name no rule names is decided by its resolved address, same as libev",
+          "[integration][interop]") {
+  // localhost resolves to 127.0.0.1 or ::1 (both listed); no name rule matches it.
+  check_local_cases("[proxy_all]\n[bypass_list]\n127.0.0.1\n::1\n(^|\\.)other\\.test$\n",
+                    {{"localhost", true}, {"127.0.0.2", false}});
+  check_local_cases("[bypass_all]\n[proxy_list]\n127.0.0.1\n::1\n",
+                    {{"localhost", false}, {"127.0.0.2", true}});
+}
+
 TEST_CASE("ACL ss-local: proxied targets do go through ss-server, bypassed ones direct",
           "[integration]") {
   Targets targets;

@@ -144,6 +144,25 @@ TEST_CASE("ACL: adjacent and overlapping ranges merge, lookups at the edges", "[
   CHECK_FALSE(acl->bypass(addr("9.255.255.255")));
 }
 
+TEST_CASE("ACL: names no rule decides are resolved only if IP rules could decide", "[relay]") {
+  auto acl = parse_ok(
+      "[proxy_all]\n[bypass_list]\n198.51.100.0/24\n||direct.test\n"
+      "[proxy_list]\n||proxied.test\n");
+  CHECK(acl->needs_address(addr("other.test")));
+  CHECK_FALSE(acl->needs_address(addr("a.direct.test")));
+  CHECK_FALSE(acl->needs_address(addr("proxied.test")));
+  CHECK_FALSE(acl->needs_address(addr("198.51.100.1")));
+  sockaddr_storage in = sa("198.51.100.9"), out = sa("192.0.2.1");
+  CHECK(acl->bypass_resolved(reinterpret_cast<sockaddr*>(&in)));
+  CHECK_FALSE(acl->bypass_resolved(reinterpret_cast<sockaddr*>(&out)));
+  // proxy_all: only the bypass list's IP rules could change the default.
+  CHECK_FALSE(parse_ok("[proxy_list]\n10.0.0.0/8\n")->needs_address(addr("x.test")));
+  auto bypass_all = parse_ok("[bypass_all]\n[proxy_list]\n198.51.100.0/24\n");
+  CHECK(bypass_all->needs_address(addr("x.test")));
+  CHECK_FALSE(bypass_all->bypass_resolved(reinterpret_cast<sockaddr*>(&in)));
+  CHECK(bypass_all->bypass_resolved(reinterpret_cast<sockaddr*>(&out)));
+}
+
 TEST_CASE("ACL: server outbound block and allow lists", "[relay]") {
   auto acl = parse_ok(
       "[outbound_block_list]\n127.0.0.0/8\n||blocked.test\n::1\n"
