@@ -13,7 +13,7 @@
 //
 // Lookup. The regexes that are really plain rules are recognised and turned into domain rules:
 // `(^|\.)name$` and `(?:^|\.)name$` (the name and its subdomains), `^name$` (the name only),
-// `\.name$`, `^.*\.name$`, `^.+\.name$` (subdomains only), where name is labels of
+// `\.name$`, `^.*\.name$` (subdomains only), where name is labels of
 // [A-Za-z0-9_-] joined by `\.`. Domain rules live in one hash table keyed by the name; a host
 // is looked up whole, then at each suffix that follows a dot (one probe per label). IP rules are
 // sorted, merged ranges searched by bisection. The remaining regexes are compiled into one
@@ -108,7 +108,7 @@ uint8_t plain_rule_of(std::string_view re, std::string& name) {
   uint8_t flag = 0;
   if (strip_prefix(re, "(^|\\.)") || strip_prefix(re, "(?:^|\\.)")) {
     flag = kSelfAndSubdomains;
-  } else if (strip_prefix(re, "^.*\\.") || strip_prefix(re, "^.+\\.") || strip_prefix(re, "\\.")) {
+  } else if (strip_prefix(re, "^.*\\.") || strip_prefix(re, "\\.")) {
     flag = kSubdomainsOnly;
   } else if (strip_prefix(re, "^")) {
     flag = kExact;
