@@ -252,4 +252,34 @@ TEST_CASE("ACL ss-server black_list refuses clients by address, same as libev",
   }
 }
 
+TEST_CASE("ACL ss-server -u: the outbound block list drops datagrams to blocked targets",
+          "[integration][udp]") {
+  // libev's ss-server applies no ACL to UDP: ours only.
+  UdpTarget allowed("127.0.0.1"), blocked("127.0.0.2");
+  const std::string path = write_acl("[outbound_block_list]\n127.0.0.2\n");
+  NodeOptions opt = kOpt;
+  opt.extra_args = {"-u"};
+  NodeOptions sopt = opt;
+  sopt.extra_args.insert(sopt.extra_args.end(), {"--acl", path});
+  Node server = start_server(Impl::Ours, sopt);
+  Node to_allowed = start_tunnel(Impl::Ours, opt, server.port, "127.0.0.1", allowed.port());
+  Node to_blocked = start_tunnel(Impl::Ours, opt, server.port, "127.0.0.2", blocked.port());
+  UdpSocket client("127.0.0.1");
+  const Bytes ping = random_bytes(100);
+  bool echoed = false;
+  for (int i = 0; i < 20 && !echoed; ++i) {  // the tunnel's UDP socket may not be ready at once
+    client.send_to("127.0.0.1", to_allowed.port, ping);
+    auto back = client.recv(Millis(250));
+    echoed = back && back->data == ping;
+  }
+  CHECK(echoed);
+  for (int i = 0; i < 5; ++i) client.send_to("127.0.0.1", to_blocked.port, ping);
+  CHECK_FALSE(client.recv(Millis(500)).has_value());
+  CHECK(blocked.received() == 0);
+  CHECK(wait_log(server, "the ACL blocks"));
+  check_clean_shutdown(to_allowed);
+  check_clean_shutdown(to_blocked);
+  check_clean_shutdown(server);
+}
+
 }  // namespace ss::test
