@@ -1,6 +1,10 @@
 // Ping-pong Bloom filters for salts. Sizing: m = -n ln p / (ln 2)^2 bits and k = (m / n) ln 2
 // hash functions per filter, with k indexes derived by double hashing from one keyed 128-bit
 // SipHash (libsodium crypto_shorthash, two keys).
+//
+// Exported state (little-endian): capacity u64, bits u64, hashes u32, current u32, key[16], then
+// for each filter its count u64 and its words as runs: zero words u32, literal words u32, the
+// literal words (u64 each), until bits / 64 words are covered.
 
 #include "crypto/replay_filter.h"
 
@@ -12,6 +16,7 @@
 #include <new>
 
 #include "crypto/kdf.h"
+#include "crypto/state_bytes.h"
 
 namespace ss {
 
@@ -64,22 +69,97 @@ void ReplayFilter::add_locked(uint64_t h1, uint64_t h2) {
     filters_[current_].count = 0;
   }
   add(filters_[current_], h1, h2);
+  ++generation_;
 }
 
 bool ReplayFilter::check_and_insert(std::span<const uint8_t> salt) {
+  std::lock_guard<std::mutex> lock(mu_);  // the key may be replaced by import_state
   uint64_t h1, h2;
   hash(salt, h1, h2);
-  std::lock_guard<std::mutex> lock(mu_);
   if (contains(filters_[0], h1, h2) || contains(filters_[1], h1, h2)) return true;
   add_locked(h1, h2);
   return false;
 }
 
 void ReplayFilter::insert(std::span<const uint8_t> salt) {
+  std::lock_guard<std::mutex> lock(mu_);  // the key may be replaced by import_state
   uint64_t h1, h2;
   hash(salt, h1, h2);
-  std::lock_guard<std::mutex> lock(mu_);
   add_locked(h1, h2);
+}
+
+uint64_t ReplayFilter::generation() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return generation_;
+}
+
+void ReplayFilter::export_state(std::vector<uint8_t>& out) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  put_u64(out, capacity_);
+  put_u64(out, bits_);
+  put_u32(out, static_cast<uint32_t>(hashes_));
+  put_u32(out, static_cast<uint32_t>(current_));
+  put_bytes(out, key_);
+  const size_t words = bits_ / 64;
+  for (const Bloom& b : filters_) {
+    put_u64(out, b.count);
+    size_t i = 0;
+    while (i < words) {
+      size_t zeros = 0;
+      while (i + zeros < words && zeros < UINT32_MAX && b.words[i + zeros] == 0) ++zeros;
+      i += zeros;
+      size_t lit = 0;
+      while (i + lit < words && lit < UINT32_MAX && b.words[i + lit] != 0) ++lit;
+      put_u32(out, static_cast<uint32_t>(zeros));
+      put_u32(out, static_cast<uint32_t>(lit));
+      for (size_t j = 0; j < lit; ++j) put_u64(out, b.words[i + j]);
+      i += lit;
+    }
+  }
+}
+
+bool ReplayFilter::import_state(std::span<const uint8_t> in, std::string* why) {
+  auto fail = [why](const char* text) {
+    if (why) *why = text;
+    return false;
+  };
+  ByteReader r(in);
+  const uint64_t capacity = r.u64();
+  const uint64_t bits = r.u64();
+  const uint32_t hashes = r.u32();
+  const uint32_t current = r.u32();
+  uint8_t key[sizeof key_];
+  r.copy(key);
+  if (!r.ok()) return fail("truncated classic filter");
+  if (capacity != capacity_ || bits != bits_ || hashes != static_cast<uint32_t>(hashes_)) {
+    return fail("the classic filter was sized for another capacity or rate");
+  }
+  if (current > 1) return fail("malformed classic filter");
+  const size_t words = bits_ / 64;
+  Bloom loaded[2];
+  for (Bloom& b : loaded) {
+    b.words.reset(static_cast<uint64_t*>(std::calloc(words, sizeof(uint64_t))));
+    if (!b.words) return fail("out of memory");
+    b.count = r.u64();
+    size_t i = 0;
+    while (i < words && r.ok()) {
+      const size_t zeros = r.u32();
+      const size_t lit = r.u32();
+      if (zeros > words - i || lit > words - i - zeros) return fail("malformed classic filter");
+      i += zeros;
+      for (size_t j = 0; j < lit; ++j) b.words[i + j] = r.u64();
+      i += lit;
+    }
+    if (!r.ok()) return fail("truncated classic filter");
+    if (b.count > capacity_) return fail("malformed classic filter");
+  }
+  if (!r.done()) return fail("malformed classic filter");
+  std::lock_guard<std::mutex> lock(mu_);
+  std::memcpy(key_, key, sizeof key_);
+  for (int i = 0; i < 2; ++i) filters_[i] = std::move(loaded[i]);
+  current_ = static_cast<int>(current);
+  ++generation_;
+  return true;
 }
 
 }  // namespace ss

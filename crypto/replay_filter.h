@@ -12,6 +12,8 @@
 #include <memory>
 #include <mutex>
 #include <span>
+#include <string>
+#include <vector>
 
 namespace ss {
 
@@ -24,6 +26,17 @@ class ReplayFilter {
   bool check_and_insert(std::span<const uint8_t> salt);
   // Adds without checking (the server's own outgoing salts, so a reflected stream is refused).
   void insert(std::span<const uint8_t> salt);
+
+  // The state file's section (relay/replay_state): the sizing, the SipHash key and both filters'
+  // bits, zero runs compressed. It holds no salt: a bit array under a random key only answers
+  // "maybe seen?" for a salt one already has. Taken under the lock (a few ms for the default
+  // size); appended to `out`.
+  void export_state(std::vector<uint8_t>& out) const;
+  // Replaces the key and the bits with an exported state. False, with the reason in *why and the
+  // filter unchanged, if it is malformed or sized for another capacity or rate.
+  bool import_state(std::span<const uint8_t> in, std::string* why);
+  // Changes with every salt added: the state file is rewritten only when it moved.
+  uint64_t generation() const;
 
   size_t capacity() const { return capacity_; }
   size_t bits_per_filter() const { return bits_; }
@@ -44,9 +57,10 @@ class ReplayFilter {
   size_t bits_;
   int hashes_;
   uint8_t key_[16];
-  std::mutex mu_;
+  mutable std::mutex mu_;
   Bloom filters_[2];
   int current_ = 0;
+  uint64_t generation_ = 0;
 };
 
 }  // namespace ss

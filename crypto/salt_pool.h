@@ -6,6 +6,10 @@
 // timestamp at most 60 s after it was first accepted). Only authenticated salts may be inserted,
 // so memory grows with the authenticated connection rate only. Expired entries are dropped on
 // every call. Thread-safe (one mutex; used once per connection, never per chunk).
+//
+// A salt is kept as its 128-bit keyed BLAKE2b digest under a random per-pool key (a false
+// positive needs a 2^-128 collision), so the pool can be written to the state file
+// (relay/replay_state) without revealing a salt.
 
 #include <array>
 #include <cstddef>
@@ -13,7 +17,9 @@
 #include <deque>
 #include <mutex>
 #include <span>
+#include <string>
 #include <unordered_set>
+#include <vector>
 
 #include "crypto/aead2022.h"
 
@@ -34,15 +40,21 @@ class SaltPool {
   void purge(uint64_t now);
   size_t size() const;
 
+  // The state file's section: the digest key and every entry with its insertion time (no salt).
+  void export_state(std::vector<uint8_t>& out) const;
+  // Replaces the key and the entries with an exported state, dropping those expired by `now`.
+  // False, with the reason in *why and the pool unchanged, if it is malformed.
+  bool import_state(std::span<const uint8_t> in, uint64_t now, std::string* why);
+  // Changes with every entry added or dropped.
+  uint64_t generation() const;
+
  private:
   struct Key {
-    std::array<uint8_t, 32> bytes{};
-    uint8_t len = 0;
-    bool operator==(const Key& o) const { return len == o.len && bytes == o.bytes; }
+    std::array<uint8_t, 16> digest{};  // keyed BLAKE2b of the salt
+    bool operator==(const Key& o) const { return digest == o.digest; }
   };
   struct Hash {
-    const uint8_t* key;  // SipHash key, random per pool
-    size_t operator()(const Key& k) const;
+    size_t operator()(const Key& k) const;  // the digest is already keyed and uniform
   };
   struct Entry {
     uint64_t inserted;
@@ -51,10 +63,11 @@ class SaltPool {
   void purge_locked(uint64_t now);
 
   uint64_t lifetime_;
-  uint8_t hash_key_[16];
+  uint8_t hash_key_[32];
   mutable std::mutex mu_;
   std::unordered_set<Key, Hash> set_;
   std::deque<Entry> order_;  // insertion order
+  uint64_t generation_ = 0;
 };
 
 }  // namespace ss

@@ -69,9 +69,11 @@ class TcpCipherSuite {
 
 class ReplayFilter;
 
-// SIP004/SIP007 AEAD with a master key. With a replay filter (ss-server), a request's salt is
-// checked and recorded once its first chunk authenticates (a replay is an Error), and the
-// server's own response salts are recorded so a reflected stream is refused.
+// SIP004/SIP007 AEAD with a master key. With a replay filter, the peer's salt is checked and
+// recorded once its first chunk authenticates (a replay is an Error), and our own salts are
+// recorded so a reflected stream is refused: ss-server's filter holds request salts and its
+// responses', ss-local's its requests' and the responses'. A client opener also refuses its own
+// request's salt exactly, filter or not.
 std::unique_ptr<TcpCipherSuite> make_classic_suite(const CipherSpec& spec,
                                                    std::span<const uint8_t> master_key,
                                                    std::shared_ptr<ReplayFilter> replay = nullptr);

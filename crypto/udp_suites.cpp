@@ -2,7 +2,18 @@
 // [salt][AEAD(address header + payload)][tag] under HKDF-SHA1(master key, salt, "ss-subkey") and
 // stands alone) and "none" (the plaintext as it is). Either way a request's session is its
 // sender's address, so the server opener has nothing to look up between its two steps.
+//
+// Reflection (client side): a classic request packet authenticates under the same key as a
+// response, so a path attacker without the key could send our own request back and the
+// application would receive its own datagram as the target's reply. A client session therefore
+// remembers the salts of its last kOwnSalts requests (their first 8 bytes: salts are random, and
+// a reply is only compared after it authenticated, so a false match needs a 2^-64 coincidence)
+// and drops a reply that carries one of them (UdpDrop::Replay). A server reply replayed within
+// an association is not caught: SIP004 packets carry no sequence number, a duplicate datagram is
+// ordinary UDP, and a filter checked per packet would put a shared lock on the data path (the
+// 2022 edition's packet IDs cover it).
 
+#include <array>
 #include <cstring>
 #include <optional>
 
@@ -75,15 +86,37 @@ class ClientSession final : public UdpClientSession {
   explicit ClientSession(const Suite& suite);
   size_t seal(std::span<const uint8_t> address, std::span<const uint8_t> payload,
               std::span<uint8_t> out) override {
-    return codec_.seal(address, payload, out);
+    const size_t n = codec_.seal(address, payload, out);
+    if (n != 0 && codec_.aead) {
+      own_[next_++ % kOwnSalts] = fingerprint(out.data());
+      if (used_ < kOwnSalts) ++used_;
+    }
+    return n;
   }
   UdpStatus open(std::span<const uint8_t> packet, std::span<uint8_t> out,
                  UdpPacket& result) override {
-    return codec_.open(packet, out, result);
+    UdpStatus st = codec_.open(packet, out, result);
+    if (st.ok() && codec_.aead) {
+      const uint64_t f = fingerprint(packet.data());
+      for (size_t i = 0; i < used_; ++i) {
+        if (own_[i] == f) return {UdpDrop::Replay};  // our own request sent back
+      }
+    }
+    return st;
   }
 
  private:
+  static constexpr size_t kOwnSalts = 64;
+  // The salt's first 8 bytes (every classic salt has at least 16).
+  static uint64_t fingerprint(const uint8_t* salt) {
+    uint64_t f;
+    std::memcpy(&f, salt, sizeof f);
+    return f;
+  }
   PacketCodec codec_;
+  std::array<uint64_t, kOwnSalts> own_{};
+  size_t next_ = 0;
+  size_t used_ = 0;
 };
 
 // A session of the server opener: seals with the opener's codec (same worker, outlives it).

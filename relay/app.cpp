@@ -12,6 +12,10 @@
 // are closed, and the process exits 0. A second signal closes everything at once. Sessions that
 // are closed but wait for a DNS lookup already running in libuv's thread pool are not waited for:
 // once only those are left, the process exits 0 at once.
+//
+// The replay state file (relay/replay_state) is loaded before the workers start, written from the
+// main loop every replay_state_interval seconds (a snapshot taken under the filters' locks, the
+// file written off the workers' loops), and written last once every worker has ended.
 
 #include "relay/app.h"
 
@@ -39,6 +43,7 @@
 #include "relay/connection.h"
 #include "relay/counters.h"
 #include "relay/log.h"
+#include "relay/replay_state.h"
 #include "relay/runtime.h"
 #include "relay/udp_front.h"
 #include "relay/udp_nat.h"
@@ -99,12 +104,15 @@ struct Worker {
 
 struct MainState {
   std::vector<std::unique_ptr<Worker>>* workers;
+  Router* router = nullptr;  // its health probes run on the main loop until shutdown
   uv_signal_t sigint;
   uv_signal_t sigterm;
   uv_signal_t sighup;
   uv_timer_t grace;
   uv_timer_t settle;  // after the first signal: are only orphaned DNS lookups left?
   uv_async_t worker_done;
+  uv_timer_t state_timer;            // writes the replay state file
+  ReplayStateFile* state = nullptr;  // null: no state file
   uint64_t grace_ms = kMaxGraceMs;
   int signals = 0;
 
@@ -129,6 +137,7 @@ struct MainState {
                  signum == SIGINT ? "SIGINT" : "SIGTERM",
                  static_cast<unsigned long long>(m->grace_ms / 1000));
       m->tell_all(kDrain);
+      if (m->router) m->router->stop_probes();
       uv_timer_start(&m->grace, on_grace, m->grace_ms, 0);
       uv_timer_start(&m->settle, on_settle, kDrainPollMs, kDrainPollMs);
     } else {
@@ -140,15 +149,22 @@ struct MainState {
   // Every session left is closed and waits only for a lookup running in libuv's thread pool,
   // which cannot be cancelled and may take the resolver's whole timeout (30 s and more): the
   // loops would not end before it returns. Nothing is left to flush, so exit now.
-  static void on_settle(uv_timer_t*) {
+  static void on_settle(uv_timer_t* t) {
     const size_t orphans = Connection::orphaned_lookups();
     const int64_t live = counters::read(Counter::LiveConnections);
     if (orphans == 0 || live != static_cast<int64_t>(orphans)) return;
     LOG_NOTICE("exiting without waiting for %zu DNS lookup%s still running in the resolver",
                orphans, orphans == 1 ? "" : "s");
+    auto* m = static_cast<MainState*>(t->data);
+    if (m->state) m->state->save();
     std::fflush(stdout);
     std::fflush(stderr);
     std::_Exit(0);
+  }
+
+  static void on_state_timer(uv_timer_t* t) {
+    auto* m = static_cast<MainState*>(t->data);
+    m->state->save();
   }
 
   static void on_grace(uv_timer_t* t) {
@@ -165,11 +181,13 @@ struct MainState {
     for (auto& w : *m->workers) {
       if (w->thread.joinable()) w->thread.join();
     }
+    if (m->router) m->router->stop_probes();
     uv_close(reinterpret_cast<uv_handle_t*>(&m->sigint), nullptr);
     uv_close(reinterpret_cast<uv_handle_t*>(&m->sigterm), nullptr);
     uv_close(reinterpret_cast<uv_handle_t*>(&m->sighup), nullptr);
     uv_close(reinterpret_cast<uv_handle_t*>(&m->grace), nullptr);
     uv_close(reinterpret_cast<uv_handle_t*>(&m->settle), nullptr);
+    uv_close(reinterpret_cast<uv_handle_t*>(&m->state_timer), nullptr);
     uv_close(reinterpret_cast<uv_handle_t*>(&m->worker_done), nullptr);
   }
 };
@@ -285,6 +303,24 @@ bool finish_daemon(const char* prog, const std::string& pid_file, int ready_fd) 
   return true;
 }
 
+// The replay state file of this process: `state_dir`/<program>-<first listening port>.replay,
+// the directory made absolute now (-f changes to / later). Null with no state_dir, or nothing to
+// keep (no classic filter, no 2022 salt pool).
+std::unique_ptr<ReplayStateFile> replay_state_file(const char* prog, const Config& cfg,
+                                                   const Specs& specs, const Runtime& rt) {
+  if (cfg.state_dir.empty() || (!rt.replay_filter && !rt.salt_pool)) return nullptr;
+  std::string dir = cfg.state_dir;
+  if (dir.front() != '/') {
+    char cwd[4096];
+    if (getcwd(cwd, sizeof cwd) != nullptr) dir = std::string(cwd) + "/" + dir;
+  }
+  const unsigned port = specs.listeners.empty() ? 0u : specs.listeners.front().port;
+  const int64_t offset = specs.clock_offset;
+  return std::make_unique<ReplayStateFile>(
+      dir, std::string(prog) + "-" + std::to_string(port) + ".replay", rt.replay_filter,
+      rt.salt_pool, [offset] { return static_cast<uint64_t>(time(nullptr) + offset); });
+}
+
 }  // namespace
 
 int run_app(Role role, int argc, char** argv, const InboundRegistry& inbounds) {
@@ -315,6 +351,10 @@ int run_app(Role role, int argc, char** argv, const InboundRegistry& inbounds) {
     log_to_syslog(prog);
   }
   if (cfg.nofile > 0) raise_nofile(prog, cfg.nofile);
+  if (cfg.merged_listeners > 0) {
+    LOG_INFO("config: %zu duplicate listen address%s merged (one listener per distinct address)",
+             cfg.merged_listeners, cfg.merged_listeners == 1 ? "" : "es");
+  }
   // Look the user up now, so a typo fails before anything is bound or forked.
   std::optional<passwd> run_as;
   std::string run_as_name;
@@ -369,6 +409,7 @@ int run_app(Role role, int argc, char** argv, const InboundRegistry& inbounds) {
     udp_relay = std::make_unique<UdpRelay>();
     std::string udp_error;
     udp_fronts = UdpFronts::make(specs, *udp_relay, &udp_error);
+    if (udp_fronts && !specs.direct) udp_fronts->set_router(runtime->router);
     if (!udp_fronts) {
       std::fprintf(stderr, "%s: password: %s\n", prog, udp_error.c_str());
       return 1;
@@ -387,7 +428,18 @@ int run_app(Role role, int argc, char** argv, const InboundRegistry& inbounds) {
   uv_timer_init(&main_loop, &m.grace);
   uv_timer_init(&main_loop, &m.settle);
   uv_async_init(&main_loop, &m.worker_done, MainState::on_worker_done);
-  m.sigint.data = m.sigterm.data = m.grace.data = m.settle.data = m.worker_done.data = &m;
+  uv_timer_init(&main_loop, &m.state_timer);
+  m.sigint.data = m.sigterm.data = m.grace.data = m.settle.data = m.worker_done.data =
+      m.state_timer.data = &m;
+  std::unique_ptr<ReplayStateFile> state = replay_state_file(prog, cfg, specs, *runtime);
+  if (state) {
+    state->load();
+    m.state = state.get();
+    if (cfg.replay_state_interval > 0) {
+      const uint64_t ms = static_cast<uint64_t>(cfg.replay_state_interval) * 1000;
+      uv_timer_start(&m.state_timer, MainState::on_state_timer, ms, ms);
+    }
+  }
 
   // Handlers before any socket is bound: a signal that arrives while the workers are set up is
   // handled once the main loop runs, rather than killing the process with the default action.
@@ -509,6 +561,8 @@ int run_app(Role role, int argc, char** argv, const InboundRegistry& inbounds) {
     });
   }
   if (status != 0) m.tell_all(kCloseAll);
+  m.router = runtime->router.get();
+  if (status == 0) m.router->start_probes(&main_loop);
   uv_run(&main_loop, UV_RUN_DEFAULT);
 
   for (auto& w : workers) {
@@ -524,6 +578,7 @@ int run_app(Role role, int argc, char** argv, const InboundRegistry& inbounds) {
       LOG_WARN("worker %d: event loop closed with live handles", w->index);
   }
   if (udp_relay && status == 0) udp_relay->log_summary();
+  if (state) state->save();
   if (uv_loop_close(&main_loop) != 0) LOG_WARN("main loop closed with live handles");
   if (ready_fd >= 0 && status == 0) unlink(cfg.pid_file.c_str());  // may fail after -a: harmless
   return status;

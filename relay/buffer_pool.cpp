@@ -1,9 +1,47 @@
 // Per-thread block pool: blocks are taken for one read or one queued write and given back as
-// soon as that I/O completes, so an idle connection holds none.
+// soon as that I/O completes, so an idle connection holds none. Blocks are mapped one by one
+// (mmap), and the free list is bounded by the load (BlockPool::free_limit): after a burst the
+// blocks it no longer needs are unmapped as they come back, so RSS falls with the load.
 
 #include "relay/buffer_pool.h"
 
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <new>
+
 namespace ss {
+
+namespace {
+
+size_t mapping_size() {
+  static const size_t size = [] {
+    const auto page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+    return (sizeof(Block) + page - 1) / page * page;
+  }();
+  return size;
+}
+
+Block* map_block() {
+  void* p =
+      mmap(nullptr, mapping_size(), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) throw std::bad_alloc();
+  return new (p) Block;  // default-initialised: nothing is written, no page is touched yet
+}
+
+void unmap_block(Block* b) {
+  b->~Block();
+  munmap(b, mapping_size());
+}
+
+}  // namespace
+
+void BlockPool::drop_written(Block* b) {
+  const auto page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
+  const auto begin = (reinterpret_cast<uintptr_t>(b->data) + page - 1) & ~(page - 1);
+  const auto end = (reinterpret_cast<uintptr_t>(b->data) + b->off) & ~(page - 1);
+  if (end > begin) madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
+}
 
 BlockPool& BlockPool::local() {
   thread_local BlockPool pool;
@@ -14,7 +52,7 @@ BlockPool::~BlockPool() {
   while (free_ != nullptr) {
     Block* b = free_;
     free_ = b->next;
-    delete b;
+    unmap_block(b);
   }
 }
 
@@ -24,7 +62,7 @@ Block* BlockPool::acquire() {
     free_ = b->next;
     --free_count_;
   } else {
-    b = new Block;  // default-initialised: the data bytes are not zeroed
+    b = map_block();
   }
   ++live_;
   b->next = nullptr;
@@ -36,13 +74,17 @@ Block* BlockPool::acquire() {
 void BlockPool::release(Block* b) {
   if (b == nullptr) return;
   --live_;
-  if (free_count_ >= kMaxFree) {
-    delete b;
-    return;
-  }
   b->next = free_;
   free_ = b;
   ++free_count_;
+  // Back down to the limit, which falls with the load (usually this block alone, or none).
+  const size_t limit = free_limit();
+  while (free_count_ > limit) {
+    Block* extra = free_;
+    free_ = extra->next;
+    --free_count_;
+    unmap_block(extra);
+  }
 }
 
 }  // namespace ss

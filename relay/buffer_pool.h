@@ -1,6 +1,8 @@
 #pragma once
 // Fixed-size I/O blocks on a per-thread free list. A block carries its own uv_write_t, so a queued
 // write owns both its request and its bytes until the write callback returns the block.
+// Each block is its own anonymous mapping: only the pages a block has used count in RSS, and a
+// block the free list does not keep goes back to the OS at once (no heap to fragment).
 
 #include <uv.h>
 
@@ -37,11 +39,24 @@ class BlockPool {
   // Never fails short of memory exhaustion (which aborts, as operator new does).
   Block* acquire();
   void release(Block* b);
+  // The sink took only the first b->off bytes at once and the rest waits: the whole pages
+  // before b->data + b->off go back to the OS (the sink may be read slowly; the block will wait).
+  void drop_written(Block* b);
   size_t free_blocks() const { return free_count_; }
   size_t live_blocks() const { return live_; }
 
- private:
+  // The free list keeps kMinFree blocks, plus one for every kLivePerFree blocks in use (the
+  // blocks a burst needs again soon), at most kMaxFree: so it shrinks as the load does, and an
+  // idle thread holds kMinFree blocks. A release above the limit unmaps.
+  static constexpr size_t kMinFree = 4;
+  static constexpr size_t kLivePerFree = 4;
   static constexpr size_t kMaxFree = 64;
+  size_t free_limit() const {
+    const size_t n = kMinFree + live_ / kLivePerFree;
+    return n < kMaxFree ? n : kMaxFree;
+  }
+
+ private:
   Block* free_ = nullptr;
   size_t free_count_ = 0;
   size_t live_ = 0;

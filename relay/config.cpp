@@ -17,6 +17,8 @@
 #endif
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <cstddef>
 #include <cstdio>
@@ -27,6 +29,7 @@
 #include <sstream>
 #include <string_view>
 #include <system_error>
+#include <unordered_set>
 
 #include <blake3.h>
 #include <openssl/crypto.h>
@@ -36,6 +39,9 @@
 #include "client/inbound/users_file.h"
 #include "crypto/kdf.h"
 #include "relay/acl.h"
+#include "relay/qr_text.h"
+#include "relay/read_file.h"
+#include "relay/sip002.h"
 #include "relay/version.h"
 
 namespace ss {
@@ -251,8 +257,30 @@ int workers_value(const json& v, std::string_view name) {
   return static_cast<int>(*n);
 }
 
-// shadowsocks-rust's "servers": [{"server"|"address": host, "server_port": port, "method": ...,
-// "password": ...}, ...]. Each server keeps its own method and keys.
+constexpr const char* kPluginRefused = "plugins (SIP003) are not supported yet";
+
+// A server from a SIP002 ss:// URI (relay/sip002.h); `at` names where it came from. Its plugin is
+// refused until SIP003 is supported. The URI is never quoted (it holds the password).
+ServerSpec server_from_uri(std::string_view uri, const std::string& at) {
+  std::string why;
+  std::optional<Sip002> u = parse_sip002(uri, &why);
+  if (!u) fail(at + ": invalid ss:// URI: " + why);
+  if (!u->plugin.empty()) {
+    fail(at + ": the URI's ?plugin= (" + u->plugin + ") is refused: " + kPluginRefused);
+  }
+  if (!make_address(u->host, 0)) fail(at + ": invalid host " + quote(u->host));
+  ServerSpec spec;
+  spec.host = u->host;
+  spec.port = u->port;
+  spec.method = u->method;
+  spec.password = u->password;
+  spec.tag = u->tag;
+  return spec;
+}
+
+// shadowsocks-rust's "servers": [{"server"|"address": host, "server_port"|"port": port, "method":
+// ..., "password": ..., "weight"?, "disabled"?, "remarks"?} or {"url": "ss://..."}, ...]. Each
+// server keeps its own method and keys; a disabled one is left out.
 void servers_value(Config& c, const json& v) {
   if (!v.is_array() || v.empty()) fail("servers: must be a non-empty array of server objects");
   c.servers.clear();
@@ -261,9 +289,13 @@ void servers_value(Config& c, const json& v) {
     const json& o = v[i];
     if (!o.is_object()) fail(at + ": must be an object");
     ServerSpec spec;
+    bool disabled = false;
+    if (o.contains("url")) spec = server_from_uri(string_value(o["url"], at + ".url"), at + ".url");
     for (const auto& [k, val] : o.items()) {
       const std::string key = at + "." + k;
-      if (k == "server" || k == "address") {
+      if (k == "url") {
+        continue;
+      } else if (k == "server" || k == "address") {
         spec.host = string_value(val, key);
         if (spec.host.empty() || !make_address(spec.host, 0)) fail(key + ": invalid host");
       } else if (k == "server_port" || k == "port") {
@@ -274,7 +306,18 @@ void servers_value(Config& c, const json& v) {
         spec.password = string_value(val, key);
       } else if (k == "key") {
         spec.key_b64 = string_value(val, key);
-      } else if (k == "remarks" || k == "id" || k == "timeout" || k == "mode") {
+      } else if (k == "weight") {
+        if (!val.is_number() || !(val.get<double>() > 0) || val.get<double>() > 1e6) {
+          fail(key + ": must be a positive number, got " + show(val));
+        }
+        spec.weight = val.get<double>();
+      } else if (k == "disabled") {
+        disabled = bool_value(val, key);
+      } else if (k == "remarks") {
+        spec.tag = string_value(val, key);
+      } else if (k == "plugin" || k == "plugin_opts" || k == "plugin_args" || k == "plugin_mode") {
+        fail(key + ": " + kPluginRefused);
+      } else if (k == "id" || k == "timeout" || k == "mode") {
         // Labels, or settings the process-wide keys already give.
       } else {
         fail(key + ": not supported by shadowsocks-uv in a \"servers\" entry");
@@ -283,9 +326,70 @@ void servers_value(Config& c, const json& v) {
     spec.source = "servers";
     if (spec.host.empty()) fail(at + ".server: missing");
     if (spec.port == 0) fail(at + ".server_port: missing");
-    c.servers.push_back(std::move(spec));
+    if (!disabled) c.servers.push_back(std::move(spec));
   }
+  if (c.servers.empty()) fail("servers: every server is disabled");
   c.rust_servers = true;
+}
+
+uint64_t millis_value(const json& v, std::string_view name, uint64_t lo, uint64_t hi) {
+  const std::optional<long long> n = integer_value(v);
+  if (!n || *n < static_cast<long long>(lo) || *n > static_cast<long long>(hi)) {
+    fail(std::string(name) + ": must be an integer from " + std::to_string(lo) + " to " +
+         std::to_string(hi) + ", got " + show(v));
+  }
+  return static_cast<uint64_t>(*n);
+}
+
+// "balancer": shadowsocks-rust's max_server_rtt, check_interval and check_best_interval (seconds)
+// plus ours (relay/balancer.h): mode, switch_margin, switch_rounds, min_switch_interval,
+// window, connect_timeout (seconds), probe_target ("host:port").
+void balancer_value(Config& c, const json& v) {
+  if (!v.is_object()) fail("balancer: must be an object");
+  BalancerSpec& b = c.balancer;
+  for (const auto& [k, val] : v.items()) {
+    const std::string key = "balancer." + k;
+    if (k == "max_server_rtt") {
+      b.max_server_rtt_ms = millis_value(val, key, 1, 600) * 1000;
+    } else if (k == "check_interval") {
+      b.check_interval_ms = millis_value(val, key, 1, 86400) * 1000;
+    } else if (k == "check_best_interval") {
+      b.check_best_interval_ms = millis_value(val, key, 1, 86400) * 1000;
+    } else if (k == "min_switch_interval") {
+      b.min_switch_interval_ms = millis_value(val, key, 0, 86400) * 1000;
+    } else if (k == "connect_timeout") {
+      b.connect_timeout_ms = millis_value(val, key, 1, 600) * 1000;
+    } else if (k == "check_interval_ms") {  // for tests: sub-second probing
+      b.check_interval_ms = millis_value(val, key, 50, 86'400'000);
+    } else if (k == "switch_rounds") {
+      b.switch_rounds = static_cast<int>(millis_value(val, key, 1, 1000));
+    } else if (k == "window") {
+      b.window = static_cast<int>(millis_value(val, key, 1, 100));
+    } else if (k == "switch_margin") {
+      if (!val.is_number() || val.get<double>() < 0 || val.get<double>() > 10) {
+        fail(key + ": must be a number from 0 to 10, got " + show(val));
+      }
+      b.switch_margin = val.get<double>();
+    } else if (k == "mode") {
+      const std::string& m = string_value(val, key);
+      if (m == "best") {
+        b.mode = BalancerSpec::Pick::Best;
+      } else if (m == "weighted") {
+        b.mode = BalancerSpec::Pick::Weighted;
+      } else if (m == "round_robin") {
+        b.mode = BalancerSpec::Pick::RoundRobin;
+      } else {
+        fail(key + ": must be \"best\", \"weighted\" or \"round_robin\", got " + quote(m));
+      }
+    } else if (k == "probe_target") {
+      const std::string& t = string_value(val, key);
+      std::optional<Address> a = parse_host_port(t);
+      if (!a) fail(key + ": must be host:port, got " + quote(t));
+      b.probe_target = *a;
+    } else {
+      fail(key + ": unknown balancer key");
+    }
+  }
 }
 
 // shadowsocks-rust's "locals": [{"protocol": "socks"|"http"|"tunnel", "local_address": ...,
@@ -383,7 +487,6 @@ std::optional<Address> optional_tunnel_value(const json& v, std::string_view nam
 
 using Arg = Option::Arg;
 
-constexpr const char* kPluginRefused = "plugins (SIP003) are not supported yet";
 constexpr const char* kDnsRefused =
     "a custom name server is not supported yet (the system resolver is used)";
 constexpr const char* kManagerRefused = "ss-manager is not supported yet";
@@ -466,6 +569,8 @@ constexpr Option kOptions[] = {
      "also relay to loopback, private and link-local targets",
      "true: also relay to loopback/private/link-local targets",
      set_bool<&Config::allow_private_targets>},
+    {"", "url", Arg::None, "", kClients, "print each server's ss:// URI (SIP002) and exit", ""},
+    {"", "qr", Arg::None, "", kClients, "print each server's ss:// URI as a QR code and exit", ""},
     {"", "genkey", Arg::Text, "METHOD", kAllRoles,
      "print a new random base64 key for METHOD and exit", ""},
     {"user", "a", Arg::Text, "USER", kAllRoles, "drop privileges to USER after binding",
@@ -491,6 +596,17 @@ constexpr Option kOptions[] = {
      "ACL file (libev's format, rust's extensions): bypass/proxy lists on ss-local and "
      "ss-redir; client and outbound block lists on ss-server",
      "ACL file, as --acl", set_nonempty<&Config::acl_path>},
+    // The replay filters' state file (relay/replay_state): see README, "Replay state".
+    {"state_dir", "state-dir", Arg::Text, "DIR", kAllRoles,
+     "directory of the replay state file (default ./ss-state; \"\" for none)",
+     "directory of the replay state file (default \"ss-state\"; \"\": none)",
+     set_string<&Config::state_dir>},
+    {"replay_state_interval", "replay-state-interval", Arg::Text, "SECONDS", kAllRoles,
+     "write the replay state every SECONDS, and on exit (default 60; 0: on exit only)",
+     "seconds between writes of the replay state (default 60; 0: on exit only)",
+     [](Config& c, const json& v, std::string_view name) {
+       c.replay_state_interval = static_cast<int>(count_value(v, name, 0, 86400));
+     }},
     {"socks5_auth_config_path", "", Arg::None, "", kLocalOnly, "",
      "user file for SOCKS5/HTTP authentication (rust's format)",
      set_nonempty<&Config::socks5_auth_config_path>},
@@ -542,7 +658,9 @@ constexpr Option kOptions[] = {
      "",
      nullptr,
      "\"protocol\" belongs inside a \"locals\" entry"},
-    {"balancer", "", {}, "", kAllRoles, "", "", nullptr, "server balancing is not supported yet"},
+    {"balancer", "", Arg::None, "", kClients, "",
+     "several servers: {\"mode\": \"best\"|\"weighted\", \"check_interval\", ...} (ss-local(1))",
+     [](Config& c, const json& v, std::string_view) { balancer_value(c, v); }},
     {"outbound_fwmark", "", {}, "", kAllRoles, "", "", nullptr, "socket marks are not supported"},
     {"outbound_bind_interface",
      "",
@@ -610,12 +728,92 @@ Config default_config(Role role) {
   return cfg;
 }
 
+// What nlohmann's parser lets through silently, refused while it parses (its parse callback):
+// a key given twice in one object (it keeps the last) and a NUL (\u0000) inside a string or key
+// (C strings would cut it). Errors name the value by its path, e.g. servers[1].password. Frames
+// hold no path, only their key or index, so deep nesting costs no quadratic copying.
+class JsonChecker {
+ public:
+  bool operator()(int /*depth*/, json::parse_event_t event, json& parsed) {
+    switch (event) {
+      case json::parse_event_t::object_start:
+      case json::parse_event_t::array_start:
+        enter_element();
+        frames_.push_back({event == json::parse_event_t::array_start, 0, {}, {}});
+        break;
+      case json::parse_event_t::object_end:
+      case json::parse_event_t::array_end:
+        if (!frames_.empty()) frames_.pop_back();
+        break;
+      case json::parse_event_t::key: {
+        Frame& f = frames_.back();
+        const std::string& k = parsed.get_ref<const std::string&>();
+        f.key = k;
+        if (k.find('\0') != std::string::npos) {
+          fail(path_or_top() + ": a key contains a NUL character (\\u0000)");
+        }
+        if (!f.seen.insert(k).second) fail(path_or_top() + ": duplicate key (given twice)");
+        break;
+      }
+      case json::parse_event_t::value:
+        enter_element();
+        if (parsed.is_string() &&
+            parsed.get_ref<const std::string&>().find('\0') != std::string::npos) {
+          fail(path_or_top() + ": a NUL character (\\u0000) inside a string");
+        }
+        break;
+    }
+    return true;
+  }
+
+ private:
+  struct Frame {
+    bool array;
+    size_t index;     // arrays: how many elements have started
+    std::string key;  // objects: the current key
+    std::unordered_set<std::string> seen;
+  };
+
+  // An element starts in an array: it takes the array's next index.
+  void enter_element() {
+    if (!frames_.empty() && frames_.back().array) ++frames_.back().index;
+  }
+
+  // The path of the value being parsed: keys joined by '.', array indices in brackets; keys that
+  // are not plain words are quoted.
+  std::string path_or_top() const {
+    std::string p;
+    for (size_t i = 0; i < frames_.size(); ++i) {
+      const Frame& f = frames_[i];
+      if (f.array) {
+        // The element being parsed is the last one entered.
+        p += "[" + std::to_string(f.index - 1) + "]";
+      } else {
+        const bool plain = !f.key.empty() && std::all_of(f.key.begin(), f.key.end(), [](char c) {
+          return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-';
+        });
+        if (!p.empty()) p += '.';
+        p += plain ? f.key : quote(f.key);
+      }
+    }
+    return p.empty() ? "config" : p;
+  }
+
+  std::vector<Frame> frames_;
+};
+
 // Parses JSON text; `source` starts syntax error messages ("config", "config file \"x\"").
 // nlohmann's messages end with "; last read: '...'", which can quote the password: cut it.
 json parse_document(const std::string& text, const std::string& source) {
   try {
-    json doc = json::parse(strip_trailing_commas(text), nullptr, /*allow_exceptions=*/true,
-                           /*ignore_comments=*/true);
+    JsonChecker checker;
+    json doc = json::parse(
+        strip_trailing_commas(text),
+        [&checker](int depth, json::parse_event_t event, json& parsed) {
+          return checker(depth, event, parsed);
+        },
+        /*allow_exceptions=*/true,
+        /*ignore_comments=*/true);
     if (!doc.is_object()) fail(source + ": must be a JSON object ({ \"key\": value, ... })");
     return doc;
   } catch (const json::parse_error& e) {
@@ -662,19 +860,9 @@ void apply_json(Config& cfg, const json& doc, std::ostream& warn) {
 }
 
 std::string read_config_file(const std::string& path, const std::string& source) {
-  std::unique_ptr<FILE, int (*)(FILE*)> f(std::fopen(path.c_str(), "rb"), &std::fclose);
-  if (!f) fail(source + ": cannot read: " + std::generic_category().message(errno));
   std::string data;
-  char buf[8192];
-  size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, f.get())) > 0) {
-    data.append(buf, n);
-    if (data.size() > kMaxConfigFileSize) {
-      fail(source + ": too large (over " + std::to_string(kMaxConfigFileSize) + " bytes)");
-    }
-  }
-  if (std::ferror(f.get()))
-    fail(source + ": cannot read: " + std::generic_category().message(errno));
+  const std::string error = read_regular_file(path, kMaxConfigFileSize, data);
+  if (!error.empty()) fail(source + ": cannot read: " + error);
   return data;
 }
 
@@ -1013,6 +1201,8 @@ std::vector<ServerSpec> flat_servers(const Config& cfg) {
     spec.method2022 = cfg.method2022;
     spec.key = cfg.key;
     spec.psk_keys = cfg.psk_keys;
+    spec.password = cfg.password;
+    spec.key_b64 = cfg.key_b64;
     out.push_back(std::move(spec));
   }
   return out;
@@ -1055,6 +1245,7 @@ Specs specs_of(const Config& cfg) {
   // The clients' flat keys: "server" are the upstreams. A Config not made by finalize_config
   // (tests) has only the flat keys.
   s.servers = cfg.servers.empty() ? flat_servers(cfg) : cfg.servers;
+  s.balancer = cfg.balancer;
   return s;
 }
 
@@ -1077,6 +1268,27 @@ void finalize_acl(Config& cfg) {
   cfg.acl = std::move(acl);
 }
 
+namespace {
+
+// The same listen address given twice (as written or spelled differently: "::" and "0::0") would
+// open one more socket per copy and per worker: keep the first, count the rest.
+void merge_duplicate_listeners(Config& cfg) {
+  std::vector<ListenerSpec> kept;
+  std::unordered_set<std::string> seen;
+  for (ListenerSpec& l : cfg.listeners) {
+    const std::optional<Address> a = make_address(l.address, l.port);
+    std::string id = std::to_string(static_cast<int>(l.protocol)) + ' ' +
+                     (a ? a->to_string() : l.address + ':' + std::to_string(l.port));
+    if (l.forward) id += " > " + l.forward->to_string();
+    if (l.mode) id += " m" + std::to_string(static_cast<int>(*l.mode));
+    if (seen.insert(std::move(id)).second) kept.push_back(std::move(l));
+  }
+  cfg.merged_listeners = cfg.listeners.size() - kept.size();
+  cfg.listeners = std::move(kept);
+}
+
+}  // namespace
+
 void finalize_config(Config& cfg) {
   const bool server_role = cfg.role == Role::Server;
 
@@ -1087,9 +1299,23 @@ void finalize_config(Config& cfg) {
   if (cfg.rust_servers && server_role) {
     fail("servers: several servers in one ss-server are not supported yet");
   }
+  // ss:// URIs among the hosts of -s/"server" are servers of their own (clients only).
+  {
+    std::vector<std::string> hosts;
+    for (std::string& h : cfg.server) {
+      if (h.rfind("ss://", 0) != 0) {
+        hosts.push_back(std::move(h));
+      } else if (server_role) {
+        fail("server: an ss:// URI names a server to use; ss-server takes addresses to listen on");
+      } else {
+        cfg.urls.push_back(std::move(h));
+      }
+    }
+    cfg.server = std::move(hosts);
+  }
   if (cfg.rust_locals && cfg.role != Role::Local) fail("locals: only ss-local takes \"locals\"");
-  // With rust's "servers", the flat server keys are not needed (and not used).
-  const bool flat = !cfg.rust_servers;
+  // With rust's "servers" or only ss:// URIs, the flat server keys are not needed (and not used).
+  const bool flat = !cfg.rust_servers && !(cfg.server.empty() && !cfg.urls.empty());
   if (flat) {
     if (cfg.server.empty()) fail(R"(server: missing (set "server" or -s))");
     for (const std::string& host : cfg.server) {
@@ -1130,6 +1356,7 @@ void finalize_config(Config& cfg) {
     for (const std::string& host : cfg.server) {
       cfg.listeners.push_back({ListenerSpec::Protocol::Shadowsocks, host, cfg.server_port, {}});
     }
+    merge_duplicate_listeners(cfg);
     return;
   }
   if (!cfg.rust_locals) {
@@ -1145,12 +1372,44 @@ void finalize_config(Config& cfg) {
           {ListenerSpec::Protocol::Mixed, cfg.local_address, cfg.local_port, {}});
     }
   }
+  merge_duplicate_listeners(cfg);
   if (flat) {
     cfg.servers = flat_servers(cfg);
   } else {
     for (size_t i = 0; i < cfg.servers.size(); ++i) {
       finalize_server(cfg.servers[i], cfg.role, "servers[" + std::to_string(i) + "]");
     }
+  }
+  for (size_t i = 0; i < cfg.urls.size(); ++i) {
+    const std::string at = "server (ss:// URI " + std::to_string(i + 1) + ")";
+    ServerSpec spec = server_from_uri(cfg.urls[i], at);
+    spec.source = "server";
+    finalize_server(spec, cfg.role, at);
+    cfg.servers.push_back(std::move(spec));
+  }
+}
+
+std::string server_uri(const ServerSpec& spec) {
+  Sip002 u;
+  u.method = spec.method;
+  u.password = spec.password;
+  u.host = spec.host;
+  u.port = spec.port;
+  u.tag = spec.tag;
+  return format_sip002(u);
+}
+
+void print_server_uris(const Config& cfg, std::ostream& out, bool qr) {
+  for (size_t i = 0; i < cfg.servers.size(); ++i) {
+    const ServerSpec& spec = cfg.servers[i];
+    if (spec.password.empty()) {
+      // A classic server given by its key: a URI carries a password only.
+      fail("--url: server " + std::to_string(i + 1) + " (" + spec.host +
+           ") is given by \"key\", which an ss:// URI cannot carry; give its password");
+    }
+    const std::string uri = server_uri(spec);
+    if (qr) out << qr_text(uri);
+    out << uri << '\n';
   }
 }
 
@@ -1181,7 +1440,12 @@ std::optional<Config> load_config(Role role, int argc, const char* const* argv, 
     out << version_text(role);
     return std::nullopt;
   }
+  std::vector<std::string> uri_args;
   for (const std::string& arg : r.unmatched()) {
+    if (arg.rfind("ss://", 0) == 0 && role != Role::Server) {
+      uri_args.push_back(arg);  // a server, as with -s
+      continue;
+    }
     if (arg.size() > 1 && arg[0] == '-') {
       // "--name=value": name only (the value may be a secret).
       fail("unknown flag " + quote(arg.substr(0, arg.find('='))) + " (see -h)");
@@ -1223,7 +1487,12 @@ std::optional<Config> load_config(Role role, int argc, const char* const* argv, 
     apply_json(cfg, parse_document(read_config_file(path, source), source), warn);
   }
   apply_flags(cfg, r);
+  cfg.urls.insert(cfg.urls.end(), uri_args.begin(), uri_args.end());
   finalize_config(cfg);
+  if (r.count("url") || r.count("qr")) {
+    print_server_uris(cfg, out, r.count("qr") != 0);
+    return std::nullopt;
+  }
   return cfg;
 }
 

@@ -74,12 +74,32 @@ struct ServerSpec {
   std::string key_b64;
   // The key its errors are reported under: "password" (libev's flat keys) or "servers".
   std::string source = "password";
+  double weight = 1.0;  // rust's "weight": its share of new connections in the weighted mode
+  std::string tag;      // rust's "remarks", or a URI's #tag (for logs and --url)
   // Derived by finalize_config.
   MethodKind method_kind = MethodKind::Classic;
   const CipherSpec* cipher = nullptr;
   const Method2022* method2022 = nullptr;
   std::vector<uint8_t> key;
   std::vector<std::vector<uint8_t>> psk_keys;
+};
+
+// How a client picks among several servers (relay/balancer.h): shadowsocks-rust's "balancer"
+// keys plus ours for the probe and the hysteresis. Times in milliseconds.
+struct BalancerSpec {
+  enum class Pick : uint8_t { Best, Weighted, RoundRobin };
+  Pick mode = Pick::Best;
+  uint64_t max_server_rtt_ms = 5'000;        // a probe slower than this failed
+  uint64_t check_interval_ms = 10'000;       // every server is probed this often
+  uint64_t check_best_interval_ms = 0;       // the current one more often (0: check_interval)
+  uint64_t min_switch_interval_ms = 30'000;  // never switch more often, but on failure
+  double switch_margin = 0.2;                // another must score this much better (fraction) ...
+  int switch_rounds = 3;                     // ... in this many rounds in a row
+  int window = 10;                           // probes remembered per server for the score
+  uint64_t connect_timeout_ms = 5'000;       // a connect to a server slower than this failed
+  // The probe's target through the server ("host:port"); empty: a TCP handshake with the server
+  // only (see relay/balancer.h for why).
+  std::optional<Address> probe_target;
 };
 
 // One listening socket and the protocol it serves. libev's flat keys give ss-local one mixed
@@ -106,6 +126,7 @@ struct ListenerSpec {
 struct Specs {
   std::vector<ListenerSpec> listeners;
   std::vector<ServerSpec> servers;    // the Shadowsocks outbounds (upstream servers)
+  BalancerSpec balancer;              // how a request picks among them
   std::optional<ServerSpec> inbound;  // the Shadowsocks listeners' method and keys
   std::vector<UserSpec> users;        // SIP023 users of the Shadowsocks inbound
   std::optional<DirectSpec> direct;   // the direct outbound
@@ -161,6 +182,12 @@ struct Config {
   // --acl / "acl": the ACL file (ss-local, ss-redir, ss-server) and what it parsed to.
   std::string acl_path;
   std::shared_ptr<const Acl> acl;
+  // Listen addresses given more than once, merged by finalize_config (logged at -v).
+  size_t merged_listeners = 0;
+  // ss:// URIs given with -s, "server" or as arguments (each its own server spec).
+  std::vector<std::string> urls;
+  // The balancer over several servers (relay/balancer.h), from "balancer".
+  BalancerSpec balancer;
   // The specs finalize_config derives (from the flat keys, or from rust's "locals"/"servers").
   std::vector<ListenerSpec> listeners;
   std::vector<ServerSpec> servers;
@@ -174,6 +201,11 @@ struct Config {
   // ss-server, classic ciphers: the replay filter (capacity 0 = off).
   size_t replay_capacity = 1'000'000;
   double replay_fp_rate = 1e-10;
+  // The replay filters' state file goes in this directory (relative to the working directory at
+  // start; empty: no state file), rewritten every replay_state_interval seconds when it changed
+  // (0: at exit only) and at exit.
+  std::string state_dir = "ss-state";
+  int replay_state_interval = 60;
 };
 
 // The flat keys' servers: one ServerSpec per "server" host, with the config's method and keys
@@ -201,6 +233,12 @@ std::string strip_trailing_commas(std::string_view json_text);
 // "ss-server 0.1.0 (libuv 1.44.2, OpenSSL 3.0.x, libsodium 1.0.18, BLAKE3 1.3.1)" plus a line
 // naming the backend of each method, for -V/--version.
 std::string version_text(Role role);
+
+// The SIP002 URI of a server (its password, never its key).
+std::string server_uri(const ServerSpec& spec);
+// --url and --qr: each server's URI (as a QR code first with `qr`). Throws ConfigError for a
+// server that has a key but no password.
+void print_server_uris(const Config& cfg, std::ostream& out, bool qr);
 
 // Parses a config from JSON text only (no flags): for tests and for load_config itself.
 Config parse_config_json(Role role, const std::string& json_text, std::ostream& warn);

@@ -8,11 +8,12 @@
 // Relay moves bytes both ways (the pump): what is read from a side with a cipher state is opened,
 // what goes to a side with one is sealed, and between two plaintext sides the read block itself
 // is passed on. Each side is a Stream (relay/net/stream.h): each read becomes one pooled block,
-// and each block is written through the other side's stream. When a side's queued
-// bytes pass Pump::kHighWater the other side stops reading, and resumes once they fall to
-// Pump::kLowWater. A pump's limiter (none by default) may also hold its source's reading back
-// until a retry time, which the timer serves.
-// A FIN is forwarded as a shutdown once the queued bytes towards that side are written; the
+// and each block is written through the other side's stream. Each read takes at most the room
+// left under its pump's high mark in the queue it goes to; when a side's queued bytes reach the
+// mark the other side stops reading, and resumes once they fall to the low mark (the marks adapt
+// to how fast that side drains, up to Pump::kHighWater and Pump::kLowWater). A pump's limiter
+// (none by default) may also hold its source's reading back until a retry time, which the timer
+// serves. A FIN is forwarded as a shutdown once the queued bytes towards that side are written; the
 // session closes when both directions have ended, on an error, or on a deadline.
 //
 // An inbound that carries one exchange after another (HTTP forward proxying) goes from Relay back
@@ -75,6 +76,7 @@ Connection::Connection(Listener& owner, std::unique_ptr<Inbound> inbound)
 
 Connection::~Connection() {
   BlockPool::local().release(early_);
+  BlockPool::local().release(first_flight_);
 }
 
 std::string_view Connection::user() const {
@@ -245,14 +247,92 @@ void Connection::connect_routed(const Address& target, const sockaddr* resolved)
     acl_allowed_ = v == Acl::Verdict::Allow;
   }
   if (outbound_->kind == Outbound::Kind::Shadowsocks) {
-    Peer& r = peers_[kRemote];
-    r.sealer = outbound_->suite->client_sealer();
-    r.opener = outbound_->suite->client_opener(*r.sealer);
-    pending_header_ = target;
-    connect_remote(outbound_->server, "server");
+    tried_ = outbound_->index < 64 ? uint64_t{1} << outbound_->index : 0;
+    connect_server();
     return;
   }
   connect_remote(target, "target", resolved);
+}
+
+// ---- failover ---------------------------------------------------------------------------------
+// A request whose Shadowsocks server fails before answering goes to the next server the router
+// offers, until none is left (at most one try per server), and the client sees nothing of it:
+//
+//   Connecting --(connect refused/timed out, server unresolved)--+
+//   Relay, no response byte yet --(server closed or reset)-------+--> router.retry()
+//       --(another server)--> close the remote stream --(closed)--> Connecting to it, the kept
+//                             first flight as early data
+//       --(none left)--> the failure as before (the inbound's error reply, or the close)
+//
+// The inbound's connected reply goes to the client once, on the first connect that succeeds.
+// Plaintext sent to the server is kept (one block) until its first response byte; a first
+// flight longer than that cannot be replayed, and then no retry happens once it was sent. A
+// server that cannot be connected is reported to the router (server_failed), which stops
+// choosing it until its probes pass again.
+
+void Connection::connect_server() {
+  Peer& r = peers_[kRemote];
+  r.connected = r.reading = r.want_read = false;
+  r.eof = r.shut_sent = r.shut_done = false;
+  r.sealer = outbound_->suite->client_sealer();
+  r.opener = outbound_->suite->client_opener(*r.sealer);
+  pending_header_ = target_;
+  connect_remote(outbound_->server, "server");
+}
+
+bool Connection::fail_over(const char* what) {
+  if (outbound_ == nullptr || outbound_->kind != Outbound::Kind::Shadowsocks) return false;
+  if (!first_flight_whole_ || phase_ == Phase::Closing || phase_ == Phase::Draining) return false;
+  if (phase_ == Phase::Relay && response_started_) return false;
+  const Outbound* next = runtime_->router->retry(target_, tried_);
+  if (next == nullptr) return false;
+  LOG_INFO("%s: %s: server %s %s; trying server %s", inbound_->name(), target_.to_string().c_str(),
+           outbound_->server.to_string().c_str(), what, next->server.to_string().c_str());
+  outbound_ = next;
+  if (next->index < 64) tried_ |= uint64_t{1} << next->index;
+  if (first_flight_ != nullptr && early_ == nullptr) {
+    early_ = first_flight_;  // sent again, first, once the next server is connected
+    first_flight_ = nullptr;
+  }
+  drop_first_flight();
+  first_flight_whole_ = true;
+  set_phase(Phase::Connecting);
+  set_want_read(kClient, false);
+  header_flush_at_ = 0;
+  pumps_[kClient].sink_written(
+      0, uv_now(loop()));  // the next remote's queue is empty: no watermark pause
+  Peer& r = peers_[kRemote];
+  r.connected = false;
+  if (r.live) {
+    retry_after_close_ = true;
+    close_peer(kRemote);  // on_stream_closed() goes on with connect_server()
+    return true;
+  }
+  connect_server();
+  return true;
+}
+
+void Connection::keep_first_flight(const uint8_t* data, size_t n) {
+  if (outbound_ == nullptr || outbound_->kind != Outbound::Kind::Shadowsocks || response_started_ ||
+      !first_flight_whole_) {
+    return;
+  }
+  if (first_flight_ == nullptr) {
+    first_flight_ = BlockPool::local().acquire();
+    first_flight_->len = 0;
+  }
+  if (n > kBlockCapacity - first_flight_->len) {
+    first_flight_whole_ = false;  // too long to replay: this request is not retried any more
+    drop_first_flight();
+    return;
+  }
+  std::memcpy(first_flight_->data + first_flight_->len, data, n);
+  first_flight_->len += static_cast<uint32_t>(n);
+}
+
+void Connection::drop_first_flight() {
+  BlockPool::local().release(first_flight_);
+  first_flight_ = nullptr;
 }
 
 void Connection::udp_associate() {
@@ -282,9 +362,12 @@ void Connection::udp_associate() {
 }
 
 void Connection::on_remote_connected() {
-  ReplyBytes reply;
-  inbound_->connected_reply(reply);
-  if (reply.len > 0 && !send_copy(kClient, reply.data, reply.len)) return;
+  if (!client_answered_) {
+    client_answered_ = true;
+    ReplyBytes reply;
+    inbound_->connected_reply(reply);
+    if (reply.len > 0 && !send_copy(kClient, reply.data, reply.len)) return;
+  }
   if (early_ != nullptr) {
     // With a Shadowsocks outbound: the address header and the pipelined bytes in one flight.
     Block* b = early_;
@@ -298,6 +381,13 @@ void Connection::on_remote_connected() {
 void Connection::on_remote_failed(int err) {
   if (outbound_ != nullptr && outbound_->kind == Outbound::Kind::Shadowsocks) {
     warn::server_unreachable(remote_.to_string(), err);
+    runtime_->router->server_failed(*outbound_, err);
+    if (fail_over(uv_err_name(err))) return;
+    if (client_answered_) {
+      // A failover's last try failed after the client was told it is connected: just end.
+      close("no server answered", err);
+      return;
+    }
   } else {
     LOG_DEBUG("%s: cannot reach %s: %s", inbound_->name(), remote_.to_string().c_str(),
               uv_strerror(err));
@@ -325,7 +415,7 @@ void Connection::on_target_blocked(const sockaddr* sa) {
   // refused (by the SSRF guard or the ACL), or null: the ACL refused the target as requested.
   if (sa == nullptr) {
     warn::target_refused(peer_text(kClient), target_.to_string(), "the ACL blocks it");
-  } else if (outbound_->block_private && is_private_address(sa)) {
+  } else if (outbound_->block_private && is_refused_target(sa)) {
     warn::target_refused(peer_text(kClient), remote_.to_string(),
                          "a private address (" + Address::from_sockaddr(sa).to_string() +
                              "); allow_private_targets permits it");
@@ -358,6 +448,12 @@ void Connection::update_reading(Side s) {
   }
 }
 
+size_t Connection::read_size(uint8_t ctx) {
+  // The room under the high mark of the side this read goes to (none yet: a whole read).
+  const Peer& sink = peers_[other(static_cast<Side>(ctx))];
+  return pumps_[ctx].read_size(sink.live ? sink.stream->queued() : 0);
+}
+
 bool Connection::on_stream_read(uint8_t ctx, Block* block, size_t n) {
   Peer& p = peers_[ctx];
   p.bytes_read += n;
@@ -374,6 +470,7 @@ void Connection::on_stream_end(uint8_t ctx, int err) {
     drop_upstream();  // an idle kept-alive upstream was reset: not the client's concern
     return;
   }
+  if (p.side == kRemote && phase_ == Phase::Relay && fail_over("reset before answering")) return;
   // A reset or error: what was already read has been queued towards the other side, so let it
   // drain before closing (bounded by the deadline).
   p.eof = true;
@@ -445,6 +542,7 @@ void Connection::handle_eof(Side s) {
     drop_upstream();  // an idle kept-alive upstream closed: the next request connects again
     return;
   }
+  if (s == kRemote && fail_over("closed before answering")) return;
   if (s == kClient && between_requests_) {
     end_after_response();  // the client is done, between two requests
     return;
@@ -543,6 +641,7 @@ bool Connection::relay(Side src, Block* in, size_t n) {
       if (keep < n) end_request();
     } else {
       response_started_ = true;
+      drop_first_flight();
       end = inbound_->response(data->data, n, keep);
     }
     taken = keep != 0 && forward(other(src), data, keep);
@@ -559,6 +658,7 @@ bool Connection::relay(Side src, Block* in, size_t n) {
 
 bool Connection::forward(Side dst, Block* in, size_t n) {
   Peer& to = peers_[dst];
+  if (dst == kRemote) keep_first_flight(in->data, n);
   if (!to.sealer && to.server_suite != nullptr) {
     to.sealer = to.server_suite->server_sealer(*to.opener);
   }
@@ -689,9 +789,14 @@ void Connection::connect_next_upstream() {
   r.opener.reset();
   r.sealer.reset();
   r.server_suite = nullptr;
-  pumps_[kClient].sink_written(0);  // the new remote's queue is empty: no watermark pause
+  pumps_[kClient].sink_written(
+      0, uv_now(loop()));  // the new remote's queue is empty: no watermark pause
   pending_header_.reset();
   header_flush_at_ = 0;
+  // A new exchange: its own failover.
+  drop_first_flight();
+  first_flight_whole_ = true;
+  client_answered_ = false;
   route_and_connect();
 }
 
@@ -735,7 +840,7 @@ bool Connection::send(Side dst, Block* b) {
     abort(dst == kClient ? "client write error" : "remote write error", r);
     return false;
   }
-  if (pumps_[other(dst)].sink_queued(p.stream->queued())) {
+  if (pumps_[other(dst)].sink_queued(p.stream->queued(), uv_now(loop()))) {
     update_reading(other(dst));
     arm_timer();  // start watching the now unread side for a reset
   }
@@ -755,7 +860,9 @@ void Connection::on_stream_written(uint8_t ctx, int status) {
 void Connection::after_write(Side dst) {
   Peer& p = peers_[dst];
   Peer& src = peers_[other(dst)];
-  if (pumps_[src.side].sink_written(p.stream->queued())) update_reading(src.side);
+  if (pumps_[src.side].sink_written(p.stream->queued(), uv_now(loop()))) {
+    update_reading(src.side);
+  }
   if (p.stream->queued() != 0) return;
   if (close_when_flushed_) {
     close("peer reset, pending data delivered");
@@ -870,6 +977,10 @@ void Connection::on_stream_closed(uint8_t ctx) {
   Peer& p = peers_[ctx];
   p.live = false;  // the stream may be opened again (a new upstream)
   if (p.side == kRemote && connect_after_close_) connect_next_upstream();
+  if (p.side == kRemote && retry_after_close_) {
+    retry_after_close_ = false;
+    if (phase_ == Phase::Connecting) connect_server();
+  }
   release_ref();
 }
 
@@ -968,7 +1079,7 @@ void Connection::on_resolved(uv_getaddrinfo_t* req, int status, addrinfo* res) {
 }
 
 void Connection::connect_to(const sockaddr* sa) {
-  if ((outbound_->block_private && is_private_address(sa)) ||
+  if ((outbound_->block_private && is_refused_target(sa)) ||
       (outbound_->acl != nullptr && !acl_allowed_ && outbound_->acl->outbound_blocked(sa))) {
     on_target_blocked(sa);
     return;
@@ -996,8 +1107,12 @@ void Connection::connect_to(const sockaddr* sa) {
     on_remote_failed(rc);
     return;
   }
+  uint64_t timeout = kConnectTimeoutMs;
+  if (outbound_->kind == Outbound::Kind::Shadowsocks && runtime_->router->connect_timeout_ms()) {
+    timeout = runtime_->router->connect_timeout_ms();
+  }
   uint64_t left = deadline_ > uv_now(loop()) ? deadline_ - uv_now(loop()) : 0;
-  if (deadline_ == 0 || left > kConnectTimeoutMs) set_deadline_ms(kConnectTimeoutMs);
+  if (deadline_ == 0 || left > timeout) set_deadline_ms(timeout);
 }
 
 void Connection::on_stream_connected(uint8_t, int status) {

@@ -126,6 +126,13 @@ class Connection final : private StreamHandler {
   void reply_and_end(const ReplyBytes& reply, const char* why);
   void on_remote_connected();
   void on_remote_failed(int err);
+  // Failover (see connection.cpp): the chosen server's connection, from a fresh remote side.
+  void connect_server();
+  // The server failed before its first response byte: true if another one is being tried.
+  bool fail_over(const char* what);
+  // Plaintext on its way to the server, kept until its first response byte.
+  void keep_first_flight(const uint8_t* data, size_t n);
+  void drop_first_flight();
   void on_target_blocked(const sockaddr* sa);
   void on_reject();
   // A side's ciphertext failed to authenticate once relaying.
@@ -162,6 +169,7 @@ class Connection final : private StreamHandler {
   bool open_into(Side s, const uint8_t* data, size_t n, Block* out);
 
   // StreamHandler: the events of both sides' streams (ctx is the Side).
+  size_t read_size(uint8_t ctx) override;
   bool on_stream_read(uint8_t ctx, Block* block, size_t n) override;
   void on_stream_end(uint8_t ctx, int err) override;
   void on_stream_written(uint8_t ctx, int status) override;
@@ -241,6 +249,14 @@ class Connection final : private StreamHandler {
   Address target_;  // where the client's bytes finally go (for logs)
   Address remote_;  // what the remote socket connects to (target, or ss-server)
   const char* connect_what_ = "";
+  // Failover: the outbounds tried for this request (bit i: Outbound::index i), a copy of the
+  // plaintext sent to the server before its first response byte (one block at most: a longer
+  // first flight cannot be replayed), and whether the client has had its connected reply.
+  uint64_t tried_ = 0;
+  Block* first_flight_ = nullptr;
+  bool first_flight_whole_ = true;
+  bool client_answered_ = false;
+  bool retry_after_close_ = false;  // the failed remote is closing; the next server follows
 };
 
 }  // namespace ss

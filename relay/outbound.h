@@ -13,6 +13,8 @@
 #include "crypto/tcp_cipher.h"
 #include "relay/address.h"
 
+struct uv_loop_s;
+
 namespace ss {
 
 class Acl;
@@ -30,6 +32,8 @@ struct Outbound {
   // Direct: the ACL whose outbound block/allow lists refuse targets, by name and after DNS by
   // address, on top of the SSRF guard (ss-server's --acl); null: none.
   const Acl* acl = nullptr;
+  // Its place among the router's outbounds (failover remembers which were tried by this).
+  uint32_t index = 0;
 };
 
 // Maps a request to an outbound. Shared by every worker of a process (thread-safe), held by
@@ -46,6 +50,24 @@ class Router {
   virtual const Outbound* route_resolved(const Address& target, const sockaddr* /*resolved*/) {
     return route(target);
   }
+  // Failover: another outbound for a request whose outbound failed before anything reached the
+  // target. `tried` has bit i set for the outbounds (by index) already tried. Null: none left.
+  virtual const Outbound* retry(const Address& target, uint64_t tried) {
+    (void)target;
+    (void)tried;
+    return nullptr;
+  }
+  // A connection could not reach this outbound's server (refused, unreachable, timed out).
+  virtual void server_failed(const Outbound& o, int uv_err) {
+    (void)o;
+    (void)uv_err;
+  }
+  // Health probes run on `loop` (the main thread's) from start_probes() until stop_probes()
+  // (idempotent), which closes every handle they use.
+  virtual void start_probes(uv_loop_s* loop) { (void)loop; }
+  virtual void stop_probes() {}
+  // Connect timeout towards a server, in ms (0: the connection's default).
+  virtual uint64_t connect_timeout_ms() const { return 0; }
 };
 
 // The fixed choice of ss-local, ss-tunnel and ss-server: one direct outbound, or round robin over
@@ -72,6 +94,16 @@ class AclRouter final : public Router {
   const Outbound* route(const Address& target) override;
   bool needs_address(const Address& target) override;
   const Outbound* route_resolved(const Address& target, const sockaddr* resolved) override;
+  // The proxy router's failover, health and probes (the direct outbound has none).
+  const Outbound* retry(const Address& target, uint64_t tried) override {
+    return proxy_->retry(target, tried);
+  }
+  void server_failed(const Outbound& o, int uv_err) override {
+    if (&o != &direct_) proxy_->server_failed(o, uv_err);
+  }
+  void start_probes(uv_loop_s* loop) override { proxy_->start_probes(loop); }
+  void stop_probes() override { proxy_->stop_probes(); }
+  uint64_t connect_timeout_ms() const override { return proxy_->connect_timeout_ms(); }
 
  private:
   std::shared_ptr<const Acl> acl_;

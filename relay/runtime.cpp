@@ -11,6 +11,7 @@
 #include "crypto/salt_pool.h"
 #include "crypto/tcp2022.h"
 #include "relay/acl.h"
+#include "relay/balancer.h"
 
 namespace ss {
 namespace {
@@ -20,28 +21,34 @@ std::function<uint64_t()> offset_clock(int64_t offset) {
   return [offset] { return static_cast<uint64_t>(time(nullptr) + offset); };
 }
 
-// The Shadowsocks inbound's suite: a classic cipher gets a replay filter (unless its capacity is
-// 0), the 2022 edition the server PSK, the SIP023 users and a salt pool, one per snapshot and
-// shared by every worker.
-std::shared_ptr<const TcpCipherSuite> inbound_suite(const Specs& specs, std::string* error) {
+// The process's classic replay filter, if a classic suite is used on either side and the
+// capacity is not 0: one per snapshot, shared by every worker and every classic suite.
+std::shared_ptr<ReplayFilter> classic_filter(const Specs& specs) {
+  bool classic = specs.inbound && specs.inbound->method_kind == MethodKind::Classic;
+  for (const ServerSpec& s : specs.servers)
+    classic = classic || s.method_kind == MethodKind::Classic;
+  if (!classic || specs.limits.replay_capacity == 0) return nullptr;
+  return std::make_shared<ReplayFilter>(specs.limits.replay_capacity, specs.limits.replay_fp_rate);
+}
+
+// The Shadowsocks inbound's suite: a classic cipher gets the replay filter, the 2022 edition the
+// server PSK, the SIP023 users and a salt pool (rt.salt_pool), one per snapshot and shared by
+// every worker.
+std::shared_ptr<const TcpCipherSuite> inbound_suite(const Specs& specs, Runtime& rt,
+                                                    std::string* error) {
   const ServerSpec& in = *specs.inbound;
   switch (in.method_kind) {
     case MethodKind::None:
       return make_none_suite();
-    case MethodKind::Classic: {
-      std::shared_ptr<ReplayFilter> replay;
-      if (specs.limits.replay_capacity > 0) {
-        replay = std::make_shared<ReplayFilter>(specs.limits.replay_capacity,
-                                                specs.limits.replay_fp_rate);
-      }
-      return make_classic_suite(*in.cipher, in.key, std::move(replay));
-    }
+    case MethodKind::Classic:
+      return make_classic_suite(*in.cipher, in.key, rt.replay_filter);
     case MethodKind::Aead2022: {
       Tcp2022Options o;
       o.method = in.method2022;
       o.server_psk = in.psk_keys.front();
       for (const UserSpec& u : specs.users) o.users.push_back({u.name, u.key});
-      o.salt_pool = std::make_shared<SaltPool>();
+      rt.salt_pool = std::make_shared<SaltPool>();
+      o.salt_pool = rt.salt_pool;
       o.clock = offset_clock(specs.clock_offset);
       return make_2022_suite(std::move(o), error);
     }
@@ -49,14 +56,17 @@ std::shared_ptr<const TcpCipherSuite> inbound_suite(const Specs& specs, std::str
   return nullptr;
 }
 
-// A client's suite for one upstream server (its own method and keys).
+// A client's suite for one upstream server (its own method and keys; a classic one records its
+// request salts and the response salts in the process's filter, and refuses a response salt seen
+// before, so a replayed, reflected or reused response is refused).
 std::shared_ptr<const TcpCipherSuite> client_suite(const ServerSpec& spec, int64_t clock_offset,
+                                                   const std::shared_ptr<ReplayFilter>& replay,
                                                    std::string* error) {
   switch (spec.method_kind) {
     case MethodKind::None:
       return make_none_suite();
     case MethodKind::Classic:
-      return make_classic_suite(*spec.cipher, spec.key, nullptr);
+      return make_classic_suite(*spec.cipher, spec.key, replay);
     case MethodKind::Aead2022: {
       Tcp2022Options o;
       o.method = spec.method2022;
@@ -68,10 +78,10 @@ std::shared_ptr<const TcpCipherSuite> client_suite(const ServerSpec& spec, int64
   return nullptr;
 }
 
-// The fixed router: the direct outbound if there is one (ss-server), and round robin over the
-// upstream servers, each with its own suite. Null, with "<its source>: <reason>" in *error, if a
-// server's keys do not suit its method.
-std::shared_ptr<Router> make_router(const Specs& specs, std::string* error) {
+// The router: the direct outbound if there is one (ss-server); one upstream server; or the
+// balancer over several, each with its own suite. Null, with "<its source>: <reason>" in *error, if
+// a server's keys do not suit its method.
+std::shared_ptr<Router> make_router(const Specs& specs, const Runtime& rt, std::string* error) {
   std::vector<Outbound> outbounds;
   if (specs.direct) {
     Outbound o;
@@ -92,22 +102,31 @@ std::shared_ptr<Router> make_router(const Specs& specs, std::string* error) {
       o.server.port = spec.port;
     }
     std::string why;
-    o.suite = client_suite(spec, specs.clock_offset, &why);
+    o.suite = client_suite(spec, specs.clock_offset, rt.replay_filter, &why);
     if (!o.suite) {
       if (error) *error = spec.source + ": " + why;
       return nullptr;
     }
+    o.index = static_cast<uint32_t>(outbounds.size());
     outbounds.push_back(std::move(o));
   }
-  auto fixed = std::make_shared<FixedRouter>(std::move(outbounds));
+  // Several upstream servers: the balancer (health checks, hysteresis, failover).
+  std::shared_ptr<Router> proxy;
+  if (!specs.direct && specs.servers.size() > 1) {
+    std::vector<double> weights;
+    for (const ServerSpec& spec : specs.servers) weights.push_back(spec.weight);
+    proxy = std::make_shared<Balancer>(std::move(outbounds), std::move(weights), specs.balancer);
+  } else {
+    proxy = std::make_shared<FixedRouter>(std::move(outbounds));
+  }
   if (specs.acl && !specs.direct) {
     // A client's ACL: what it bypasses goes direct, with no SSRF guard (bypassing is the
     // operator's choice, as in libev), from any local address.
     Outbound direct;
     direct.kind = Outbound::Kind::Direct;
-    return std::make_shared<AclRouter>(specs.acl, std::move(fixed), std::move(direct));
+    return std::make_shared<AclRouter>(specs.acl, std::move(proxy), std::move(direct));
   }
-  return fixed;
+  return proxy;
 }
 
 }  // namespace
@@ -116,16 +135,17 @@ std::shared_ptr<const Runtime> make_runtime(const Specs& specs, std::string* err
   auto rt = std::make_shared<Runtime>();
   rt->limits = specs.limits;
   rt->tcp = specs.tcp;
+  rt->replay_filter = classic_filter(specs);
   std::string why;
   if (specs.inbound) {
-    rt->inbound_suite = inbound_suite(specs, &why);
+    rt->inbound_suite = inbound_suite(specs, *rt, &why);
     if (!rt->inbound_suite) {
       if (error) *error = "password: " + why;
       return nullptr;
     }
   }
   if (specs.inbound && specs.acl && specs.acl->has_client_rules()) rt->client_acl = specs.acl;
-  rt->router = make_router(specs, error);
+  rt->router = make_router(specs, *rt, error);
   if (!rt->router) return nullptr;
   return rt;
 }

@@ -14,6 +14,9 @@
 
 namespace ss {
 
+class ReplayFilter;
+class SaltPool;
+
 struct Runtime {
   // The Shadowsocks listeners' suite (ss-server), with its replay filter or salt pool; null
   // when no listener serves Shadowsocks.
@@ -24,6 +27,12 @@ struct Runtime {
   std::shared_ptr<const Acl> client_acl;
   Limits limits;
   TcpOptions tcp;
+  // The process's classic replay filter (ss-server: request and response salts; ss-local,
+  // ss-tunnel, ss-redir: its classic servers' response salts and its own request salts), and the
+  // 2022 inbound's salt pool; null where there is none. The suites hold them; here for the state
+  // file (relay/replay_state).
+  std::shared_ptr<ReplayFilter> replay_filter;
+  std::shared_ptr<SaltPool> salt_pool;
 };
 
 // The snapshot of `specs`. Null, with a one-line reason in *error that starts with the key at

@@ -90,7 +90,7 @@ std::unique_ptr<UdpOutbound> UdpFronts::outbound(const ListenerSpec& spec) const
   if (spec.protocol == ListenerSpec::Protocol::Shadowsocks) {
     return std::make_unique<DirectUdpOutbound>(block_private_, acl_.get());
   }
-  return std::make_unique<ShadowsocksUdpOutbound>(servers_, next_);
+  return std::make_unique<ShadowsocksUdpOutbound>(servers_, next_, router_);
 }
 
 }  // namespace ss

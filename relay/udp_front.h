@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "relay/config.h"
+#include "relay/outbound.h"
 #include "relay/udp_flow.h"
 
 namespace ss {
@@ -20,6 +21,8 @@ class UdpFronts {
  public:
   // nullptr, with the reason in *error, if a method's keys are unusable.
   static std::unique_ptr<UdpFronts> make(const Specs& specs, UdpRelay& relay, std::string* error);
+  // The clients' associations pick their server with the TCP side's router (the balancer).
+  void set_router(std::shared_ptr<Router> router) { router_ = std::move(router); }
 
   std::unique_ptr<UdpInbound> inbound(const ListenerSpec& spec) const;
   std::unique_ptr<UdpOutbound> outbound(const ListenerSpec& spec) const;
@@ -38,6 +41,7 @@ class UdpFronts {
   std::shared_ptr<const UdpCipherSuite> server_suite_;  // a Shadowsocks listener's
   std::shared_ptr<const std::vector<UdpServer>> servers_;
   std::shared_ptr<std::atomic<size_t>> next_ = std::make_shared<std::atomic<size_t>>(0);
+  std::shared_ptr<Router> router_;
 };
 
 }  // namespace ss

@@ -407,7 +407,7 @@ void UdpNat::close_sender(Sender* s) {
 }
 
 void UdpNat::send_out(Assoc* a, const sockaddr* to, std::span<const uint8_t> bytes) {
-  if (a->listening->outbound->block_private() && is_private_address(to)) {
+  if (a->listening->outbound->block_private() && is_refused_target(to)) {
     ++stats_.drop_blocked;
     warn::target_refused(
         Address::from_sockaddr(reinterpret_cast<const sockaddr*>(&a->client)).to_string(),

@@ -3,7 +3,7 @@
 # docs/BENCHMARKS.md (medians of alternating runs: ours, libev, libev, ours, ...).
 #
 # Usage: scripts/bench.sh [--quick] [--cipher NAME] [--reps N] [--workers N] [--conns LIST]
-#                         [--sections LIST] [--out FILE]
+#                         [--slow LIST] [--sections LIST] [--out FILE]
 #   --quick          3 ciphers, 1 s iperf3 tests, 2 s wrk tests, 2 repetitions, 2,000 idle
 #                    connections
 #   --cipher NAME    only this cipher (throughput, CPU/GB, UDP, HTTP and idle-connection sections).
@@ -13,8 +13,9 @@
 #   --workers N      pass --workers N to our binaries (default: not passed, so one per CPU)
 #   --conns LIST     idle-connection counts for the RSS section, comma-separated (default
 #                    2000,10000)
-#   --sections LIST  only these sections, comma-separated from a,b,c,d,e,f (udp is another name
-#                    for f); default all. The report then has only these sections, so give --out
+#   --slow LIST      slow-reader counts for section g, comma-separated (default 20,1000)
+#   --sections LIST  only these sections, comma-separated from a,b,c,d,e,f,g (udp is another
+#                    name for f); default all. The report then has only these sections, so give --out
 #                    too. E.g. `--quick --sections udp --out /tmp/udp.md`: the UDP rows alone
 #   --out FILE       where to write the report (default docs/BENCHMARKS.md)
 #
@@ -26,9 +27,11 @@
 # chacha20-ietf-poly1305; libev has no 2022 methods), next to ours with the classic one and
 # alternating with it, for the ratio 2022/classic; (f) UDP: iperf3 -u with
 # 1,200-byte datagrams at an unlimited rate through ss-tunnel -u and ss-server -u, datagrams/s and
-# Mbit/s received, both ways. Everything runs on 127.0.0.1 with ports picked free; every process
-# started is stopped on exit. A full run takes about 19 minutes on 2 CPUs, --quick about 6 (plus
-# the build).
+# Mbit/s received, both ways; (g) RSS per slow-reading connection: N clients read 1 KB/s each
+# from a source that writes as fast as it can, through ss-tunnel and ss-server, fresh processes
+# for each N. Everything runs on 127.0.0.1 with ports picked free; every process
+# started is stopped on exit. A full run takes about 24 minutes on 2 CPUs, --quick about 11
+# (plus the build); section g alone about 5.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -44,11 +47,12 @@ only_cipher=""
 reps=""
 workers=""
 conns_arg=""
-sections_arg=a,b,c,d,e,f
+slow_arg=20,1000
+sections_arg=a,b,c,d,e,f,g
 out=docs/BENCHMARKS.md
 command_line="scripts/bench.sh${*:+ $*}"
 
-usage() { sed -n '2,31p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,34p' "$0" | sed 's/^# \{0,1\}//'; }
 die() {
   echo "bench.sh: $*" >&2
   exit 2
@@ -64,13 +68,14 @@ in_list() {
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --quick) quick=1 ;;
-    --cipher | --reps | --workers | --conns | --sections | --out)
+    --cipher | --reps | --workers | --conns | --slow | --sections | --out)
       [[ $# -ge 2 ]] || die "$1 needs a value (try --help)"
       case "$1" in
         --cipher) only_cipher=$2 ;;
         --reps) reps=$2 ;;
         --workers) workers=$2 ;;
         --conns) conns_arg=$2 ;;
+        --slow) slow_arg=$2 ;;
         --sections) sections_arg=$2 ;;
         --out) out=$2 ;;
       esac
@@ -80,6 +85,7 @@ while [[ $# -gt 0 ]]; do
     --reps=*) reps=${1#*=} ;;
     --workers=*) workers=${1#*=} ;;
     --conns=*) conns_arg=${1#*=} ;;
+    --slow=*) slow_arg=${1#*=} ;;
     --sections=*) sections_arg=${1#*=} ;;
     --out=*) out=${1#*=} ;;
     -h | --help)
@@ -114,11 +120,13 @@ positive_int "$reps" || die "--reps: expected a positive integer, got '$reps'"
 [[ -z $workers ]] || positive_int "$workers" || die "--workers: expected a positive integer"
 IFS=, read -r -a conns <<<"$conns_arg"
 for n in "${conns[@]}"; do positive_int "$n" || die "--conns: expected counts like 2000,10000"; done
+IFS=, read -r -a slow_counts <<<"$slow_arg"
+for n in "${slow_counts[@]}"; do positive_int "$n" || die "--slow: expected counts like 20,1000"; done
 declare -A want=() # section letter -> 1 when it runs
 IFS=, read -r -a section_list <<<"$sections_arg"
 for x in "${section_list[@]}"; do
   [[ $x == udp ]] && x=f
-  [[ $x =~ ^[a-f]$ ]] || die "--sections: expected letters from a,b,c,d,e,f (or udp), got '$x'"
+  [[ $x =~ ^[a-g]$ ]] || die "--sections: expected letters from a,b,c,d,e,f,g (or udp), got '$x'"
   want[$x]=1
 done
 [[ ${#want[@]} -gt 0 ]] || die "--sections: no section given"
@@ -502,6 +510,13 @@ hold_start() {
   wait_listen "$hold_port" "$last_pid" "$last_log" || die "the connection holder did not start"
 }
 
+slow_port=""
+slow_start() {
+  slow_port=$(free_port)
+  start slow-source "$py" "$root/scripts/bench/slow.py" serve "$slow_port"
+  wait_listen "$slow_port" "$last_pid" "$last_log" || die "the fast source did not start"
+}
+
 # ---------------------------------------------------------------------------------------------
 # Limits and metadata.
 
@@ -510,6 +525,12 @@ hard_nofile=$(ulimit -Hn)
 ulimit -n "$hard_nofile"
 # ss-tunnel and ss-server each hold two descriptors per relayed connection.
 max_conns=$(((hard_nofile - 256) / 2 / 100 * 100))
+for i in "${!slow_counts[@]}"; do
+  if wants g && ((slow_counts[i] > max_conns)); then
+    note "Slow-reader section: ${slow_counts[i]} connections asked for, ${max_conns} measured (descriptor hard limit $hard_nofile)."
+    slow_counts[i]=$max_conns
+  fi
+done
 for i in "${!conns[@]}"; do
   if wants d && ((conns[i] > max_conns)); then
     note "RSS section: ${conns[i]} connections asked for, ${max_conns} measured: the descriptor hard limit is $hard_nofile (ulimit -Hn; raising it needs CAP_SYS_RESOURCE) and ss-tunnel and ss-server need two descriptors per connection."
@@ -551,6 +572,7 @@ meta conn_2022 "$conn_2022"
 meta ciphers "${ciphers[*]}"
 meta core_ciphers "${core_ciphers[*]}"
 meta conns "${conns[*]}"
+meta slow "${slow_counts[*]}"
 meta nofile "$hard_nofile"
 meta load_start "$(cut -d' ' -f1-3 /proc/loadavg)"
 
@@ -638,6 +660,7 @@ cpu_per_gb() {
 # The runs.
 
 wants d && hold_start
+wants g && slow_start
 wants c && nginx_start
 say "sections: $sections; ciphers: ${ciphers[*]}; reps $reps;" \
   "our workers: ${workers:-default ($ncpu CPUs)}; none: $have_none"
@@ -771,6 +794,41 @@ print(d["ok"], d["failed"], (d["after"][t] - d["before"][t]) / ok,
         throughput f "$cipher/fwd" "$config" "$rep" "$tun_port"
         throughput f "$cipher/rev" "$config" "$rep" "$tun_port" -R
         pair_stop "UDP, $cipher, $config"
+      done
+    done
+  fi
+
+  # (g) RSS per slow-reading connection: the proxies' queues towards readers of 1 KB/s fill up.
+  if wants g; then
+    # fresh: the processes' first connections; warm: after 64 connections that each received a
+    # few hundred KiB and closed (one-time pages, such as the replay filters', are resident).
+    for n in "${slow_counts[@]}"; do
+      for start in fresh:0 warm:64; do
+        for config in "${cfgs[@]}"; do
+          pair_start_or_note "$config" "$conn_cipher" "$slow_port" || continue
+          run_bounded 200 "$work/slow.out" "$py" "$root/scripts/bench/slow.py" open "$tun_port" "$n" \
+            "$tun_pid,$srv_pid" --warmup "${start#*:}" --time-limit 150 || true
+          r=$(grep '^{' "$work/slow.out" || true)
+          if [[ -n $r ]]; then
+            read -r ok failed tun_kib srv_kib kern_kib settled < <("$py" -c '
+import json, sys
+d = json.loads(sys.argv[1]); t, s = sys.argv[2], sys.argv[3]
+ok = max(d["ok"], 1); k = d["kernel_pages"]
+print(d["ok"], d["failed"], (d["after"][t] - d["before"][t]) / ok,
+      (d["after"][s] - d["before"][s]) / ok, (k["after"] - k["before"]) * 4 / ok, d["settled_s"])' \
+              "$r" "$tun_pid" "$srv_pid")
+            key=$n/${start%%:*}
+            record g "$key/tunnel" "$config" "$rep" "$tun_kib"
+            record g "$key/server" "$config" "$rep" "$srv_kib"
+            record g "$key/both" "$config" "$rep" "$(awk -v a="$tun_kib" -v b="$srv_kib" 'BEGIN {printf "%.2f", a + b}')"
+            record g "$key/kernel" "$config" "$rep" "$kern_kib"
+            ((failed == 0)) || note "Slow-reader section: $failed of $n connections failed ($config, ${start%%:*}, repetition $rep)"
+            say "rep $rep  g  $n ${start%%:*}  $config: tunnel $(printf %.1f "$tun_kib") + server $(printf %.1f "$srv_kib") KiB per connection, kernel TCP $(printf %.0f "$kern_kib") KiB ($ok ok, steady after $settled s)"
+          else
+            note "Slow-reader section: the readers failed ($n, $config, ${start%%:*}, repetition $rep)"
+          fi
+          pair_stop "slow readers, $n, $config"
+        done
       done
     done
   fi

@@ -69,8 +69,9 @@ print(s.getsockname()[1])'
 }
 
 # The demo page is on loopback, which ss-server refuses by default (SSRF guard).
-server_flags=(--allow-private-targets)
-local_flags=()
+# The replay state files go in the demo's own directory, not the repository.
+server_flags=(--allow-private-targets --state-dir "$work/state")
+local_flags=(--state-dir "$work/state")
 if ! port_is_free "$server_port"; then
   new=$(free_port)
   echo "demo: port $server_port is taken, ss-server listens on $new instead"

@@ -14,14 +14,13 @@
 
 #include <sodium.h>
 
-#include <cerrno>
-#include <cstdio>
 #include <cstring>
 #include <memory>
 
 #include <nlohmann/json.hpp>
 
 #include "crypto/kdf.h"
+#include "relay/read_file.h"
 
 namespace ss {
 namespace {
@@ -143,10 +142,6 @@ bool load_users(const json& doc, UserTable& table, std::string& problem) {
   return true;
 }
 
-struct FileCloser {
-  void operator()(std::FILE* f) const { std::fclose(f); }
-};
-
 }  // namespace
 
 UserTable::UserTable() {
@@ -226,23 +221,11 @@ std::optional<UserTable> parse_users_file(std::string_view text, std::string_vie
 std::optional<UserTable> read_users_file(const std::string& path, std::string_view source,
                                          std::string& error) {
   const std::string where = std::string(source) + ": \"" + path + "\"";
-  std::unique_ptr<std::FILE, FileCloser> f(std::fopen(path.c_str(), "rb"));
-  if (!f) {
-    error = where + ": " + std::strerror(errno);
-    return std::nullopt;
-  }
   std::string text;
-  char buf[16384];
-  size_t n = 0;
-  while ((n = std::fread(buf, 1, sizeof buf, f.get())) > 0) {
-    if (text.size() + n > kMaxUsersFileSize) {
-      error = where + ": larger than " + std::to_string(kMaxUsersFileSize) + " bytes";
-      return std::nullopt;
-    }
-    text.append(buf, n);
-  }
-  if (std::ferror(f.get())) {
-    error = where + ": read error";
+  const std::string problem = read_regular_file(path, kMaxUsersFileSize, text);
+  if (!problem.empty()) {
+    sodium_memzero(text.data(), text.size());
+    error = where + ": " + problem;
     return std::nullopt;
   }
   std::optional<UserTable> table = parse_users_file(text, source, error);

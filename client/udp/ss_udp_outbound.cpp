@@ -17,7 +17,12 @@ struct Flow final : UdpFlowState {
 std::unique_ptr<UdpFlowState> ShadowsocksUdpOutbound::open_flow() {
   auto f = std::make_unique<Flow>();
   if (servers_->empty()) return f;
-  f->server = &(*servers_)[next_->fetch_add(1, std::memory_order_relaxed) % servers_->size()];
+  size_t i = servers_->size();
+  if (router_) {
+    if (const Outbound* o = router_->route(Address{})) i = o->index;
+  }
+  if (i >= servers_->size()) i = next_->fetch_add(1, std::memory_order_relaxed) % servers_->size();
+  f->server = &(*servers_)[i];
   f->session = f->server->suite->client_session();
   return f;
 }

@@ -9,6 +9,7 @@
 
 #include "crypto/udp_cipher.h"
 #include "relay/address.h"
+#include "relay/outbound.h"
 #include "relay/udp_flow.h"
 
 namespace ss {
@@ -20,10 +21,13 @@ struct UdpServer {
 
 class ShadowsocksUdpOutbound final : public UdpOutbound {
  public:
-  // `next` is shared by the workers so the round robin spans the process.
+  // Each association's server: the router's choice (the TCP router's outbound index i is
+  // servers[i]: the balancer's current or weighted pick), else round robin with `next`, shared
+  // by the workers so it spans the process.
   ShadowsocksUdpOutbound(std::shared_ptr<const std::vector<UdpServer>> servers,
-                         std::shared_ptr<std::atomic<size_t>> next)
-      : servers_(std::move(servers)), next_(std::move(next)) {}
+                         std::shared_ptr<std::atomic<size_t>> next,
+                         std::shared_ptr<Router> router = nullptr)
+      : servers_(std::move(servers)), next_(std::move(next)), router_(std::move(router)) {}
   std::unique_ptr<UdpFlowState> open_flow() override;
   bool send(UdpFlowState* state, std::span<const uint8_t> address, std::span<const uint8_t> payload,
             std::span<uint8_t> scratch, Address& to, std::span<const uint8_t>& bytes,
@@ -34,6 +38,7 @@ class ShadowsocksUdpOutbound final : public UdpOutbound {
  private:
   std::shared_ptr<const std::vector<UdpServer>> servers_;
   std::shared_ptr<std::atomic<size_t>> next_;
+  std::shared_ptr<Router> router_;
 };
 
 }  // namespace ss

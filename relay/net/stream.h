@@ -19,6 +19,9 @@ namespace ss {
 
 class StreamHandler {
  public:
+  // How many bytes the next read may take (1 to kReadSize): a relay sizes each read to the room
+  // its sink has left under the high mark, so no read lands above it. By default a whole read.
+  virtual size_t read_size(uint8_t /*ctx*/) { return kReadSize; }
   // `n` (> 0) bytes were read into `block->data`. Return true to keep the block (the handler then
   // releases or forwards it); false and the stream gives it back to the pool.
   virtual bool on_stream_read(uint8_t ctx, Block* block, size_t n) = 0;

@@ -1,14 +1,17 @@
 // Stream over uv_tcp_t (see tcp_stream.h). Each read lands in a pooled block (no allocation per
-// chunk once the pool is warm); a write is tried at once with uv_try_write when nothing is
-// queued, and what is left goes to uv_write with the block's own request. A reset-on-close is
-// uv_tcp_close_reset (SO_LINGER 0), which libuv refuses while a shutdown is in progress: that
-// stream then ends with a FIN.
+// chunk once the pool is warm), sized by the handler (the room its pump allows); a write is tried
+// at once with uv_try_write when nothing is queued, and what is left goes to uv_write with the
+// block's own request (the pages already written go back to the OS: it may wait long). A
+// reset-on-close is uv_tcp_close_reset (SO_LINGER 0), which libuv refuses while a shutdown is in
+// progress: that stream then ends with a FIN.
 
 #include "relay/net/tcp_stream.h"
 
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
+
+#include <algorithm>
 
 namespace ss {
 
@@ -68,9 +71,11 @@ void TcpStream::read_stop() {
   uv_read_stop(stream());
 }
 
-void TcpStream::on_alloc(uv_handle_t*, size_t, uv_buf_t* buf) {
+void TcpStream::on_alloc(uv_handle_t* h, size_t, uv_buf_t* buf) {
+  auto* self = static_cast<TcpStream*>(h->data);
+  const size_t n = std::clamp<size_t>(self->handler_->read_size(self->ctx_), 1, kReadSize);
   Block* b = BlockPool::local().acquire();
-  *buf = uv_buf_init(reinterpret_cast<char*>(b->data), kReadSize);
+  *buf = uv_buf_init(reinterpret_cast<char*>(b->data), static_cast<unsigned>(n));
 }
 
 void TcpStream::on_read(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf) {
@@ -97,6 +102,7 @@ int TcpStream::write(Block* b) {
     }
     if (r >= 0) {
       b->off = static_cast<uint32_t>(r);
+      BlockPool::local().drop_written(b);
     } else if (r != UV_EAGAIN) {
       BlockPool::local().release(b);
       return r;

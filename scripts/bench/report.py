@@ -103,6 +103,7 @@ def main(argv):
     ciphers = meta.get("ciphers", "").split()
     core = meta.get("core_ciphers", "").split()
     conns = meta.get("conns", "").split()
+    slow = meta.get("slow", "").split()
     reps = meta.get("reps", "?")
     ncpu = meta.get("ncpu", "?")
     workers_flag = meta.get("workers_flag") == "1"
@@ -113,7 +114,7 @@ def main(argv):
                     else f"its default of {ncpu} workers (one per CPU)" if workers_flag
                     else "its defaults (this build has no `--workers`)")
     ours_label = "ours"
-    sections = set(meta.get("sections", "a b c d e f").split())
+    sections = set(meta.get("sections", "a b c d e f g").split())
     udp_len = meta.get("udp_len", "?")
     udp_bytes = f"{int(udp_len):,}" if udp_len.isdigit() else udp_len
     dirs = [("fwd", "upload"), ("rev", "download (-R)")]
@@ -218,6 +219,22 @@ def main(argv):
           "(datagrams missing from its sequence numbers: the sender outruns the relay, and "
           "datagrams that find a full socket buffer are dropped). Ours serves UDP on its first "
           "worker only, whatever `--workers` says.")
+    if "g" in sections:
+        w("- **g**: `scripts/bench/slow.py` runs a source that writes to every connection as fast "
+          "as it can, and opens N connections to it through ss-tunnel and ss-server, each read "
+          "1 KB once a second. The proxies' queues towards the readers fill (ours stops reading "
+          "at its 128 KiB high mark, libev when a write does not complete); VmRSS of each proxy "
+          "is read before the N connections and once the sum has "
+          "grown by less than 1 % over 3 s, at least 5 s after the last connection is up; the "
+          "difference divided by N is reported, for each proxy and for both. *Kernel* is the "
+          "growth of the host's TCP socket memory (`/proc/net/sockstat` TCP `mem`, pages) per "
+          "connection over the same time: the socket buffers of the readers, the proxies and "
+          "the source, not in any process's RSS. Fresh processes for each N and each row: "
+          "*fresh* measures their first connections, *warm* comes after 64 connections that "
+          "each received a few hundred KiB and closed, so that one-time pages (the replay "
+          "filters' bits that a salt sets, the first blocks, the threads' heaps) are already "
+          "resident. "
+          f"Cipher: {meta.get('conn_cipher', '?')}.")
     w("")
 
     # ---- targets
@@ -279,8 +296,16 @@ def main(argv):
             continue
         rows.append((label, f"ss-tunnel {rtext(rs[0])}, ss-server {rtext(rs[1])}",
                      "met" if all(x <= 0.5 for x in rs) else "not met"))
+    for n in slow if "g" in sections else ():
+        for start in ("fresh", "warm"):
+            key = f"{n}/{start}/both"
+            r = ratio(res.median("g", key, "ours"), res.median("g", key, "libev"))
+            rows.append((f"RSS per slow-reading connection at {int(n):,}, {start} processes ≤ "
+                         "libev (issue 16; lower is better)",
+                         "not measured" if r is None else f"{rtext(r)}",
+                         "—" if r is None else "met" if r <= 1.0 else "not met"))
     if rows:
-        w("## Targets (issue 5)")
+        w("## Targets (issues 5 and 16)")
         w("")
         w(f"Ours with {workers_desc}; ratios of medians.")
         w("")
@@ -476,6 +501,29 @@ def main(argv):
         w(f"Every datagram carries {udp_bytes} bytes of payload, so Mbit/s is datagrams/s "
           "times a constant and the ratio holds for both. The raw row is iperf3 straight to the "
           "iperf3 server, the same test without the proxies.")
+        w("")
+
+    if "g" in sections:
+        w(f"## g. RSS per slow-reading connection (KiB; lower is better; "
+          f"{meta.get('conn_cipher', '?')})")
+        w("")
+        w(f"| readers | processes | ss-tunnel {ours_label} | ss-tunnel libev | ss-server {ours_label} | "
+          f"ss-server libev | both {ours_label} | both libev | ours/libev | "
+          f"kernel TCP {ours_label} | kernel TCP libev |")
+        w("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+        f1, f0 = "{:.1f}", "{:,.0f}"
+        for n in slow:
+            for start in ("fresh", "warm"):
+                k = f"{n}/{start}"
+                cells = []
+                for proc in ("tunnel", "server", "both"):
+                    for cfg in ("ours", "libev"):
+                        cells.append(res.cell("g", f"{k}/{proc}", cfg, f1))
+                r = ratio(res.median("g", f"{k}/both", "ours"),
+                          res.median("g", f"{k}/both", "libev"))
+                w(f"| {int(n):,} | {start} | " + " | ".join(cells) + f" | {rtext(r)} | "
+                  f"{res.cell('g', f'{k}/kernel', 'ours', f0)} | "
+                  f"{res.cell('g', f'{k}/kernel', 'libev', f0)} |")
         w("")
 
     # ---- notes

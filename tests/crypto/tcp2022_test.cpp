@@ -1194,3 +1194,47 @@ TEST_CASE("2022 data path: no allocation per chunk after the header", "[crypto]"
     CHECK(ss::test::allocation_count() - before == 0);
   }
 }
+
+TEST_CASE(
+    "2022 client: a real response replayed into another session, or the request reflected, "
+    "is refused",
+    "[crypto]") {
+  for (const char* name : kMethods) {
+    const auto& m = method(name);
+    INFO(name);
+    const Bytes psk = rnd(m.key_len);
+    Rig rig;
+    auto suite = rig.suite(m, {psk}, psk);
+    // Session 1, end to end through the suite's own server side.
+    auto cs1 = suite->client_sealer();
+    const Bytes flight1 = seal_request(*cs1, addr_v4(80), {1, 2});
+    auto so = suite->server_opener();
+    REQUIRE(feed(*so, flight1).status == DecryptStatus::Ok);
+    auto ss1 = suite->server_sealer(*so);
+    const Bytes pt = {9, 8, 7};
+    Bytes recorded(ss1->max_sealed_size(pt.size()));
+    recorded.resize(ss1->seal(pt.data(), pt.size(), recorded.data()));
+    {
+      auto co = suite->client_opener(*cs1);
+      CHECK(feed(*co, recorded).out == pt);
+    }
+    // Session 2 gets session 1's response byte for byte: its header carries the other request's
+    // salt.
+    auto cs2 = suite->client_sealer();
+    const Bytes flight2 = seal_request(*cs2, addr_v4(80), {3});
+    {
+      auto co = suite->client_opener(*cs2);
+      const Fed f = feed(*co, recorded);
+      CHECK(f.status == DecryptStatus::Error);
+      CHECK(f.out.empty());
+      CHECK(co->failure() == "wrong request salt");
+    }
+    // Session 2's own first flight sent back: refused (it is not a response).
+    {
+      auto co = suite->client_opener(*cs2);
+      const Fed f = feed(*co, flight2);
+      CHECK(f.status == DecryptStatus::Error);
+      CHECK(f.out.empty());
+    }
+  }
+}

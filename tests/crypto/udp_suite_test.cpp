@@ -166,4 +166,34 @@ TEST_CASE("UDP suites: another key does not open, and keys that do not suit fail
   CHECK_FALSE(error.empty());
 }
 
+TEST_CASE("UDP suites: a client's own request sent back as the reply is dropped", "[crypto]") {
+  const std::string name =
+      GENERATE(as<std::string>{}, "aes-128-gcm", "aes-192-gcm", "aes-256-gcm",
+               "chacha20-ietf-poly1305", "xchacha20-ietf-poly1305", "2022-blake3-aes-128-gcm",
+               "2022-blake3-aes-256-gcm", "2022-blake3-chacha20-poly1305");
+  INFO(name);
+  Pair p = make_pair(name);
+  auto client = p.client->client_session();
+  Bytes wire(2000), back(2000), first(2000);
+  const Bytes payload = random_key(100);
+  const size_t n0 = client->seal(kAddress, payload, first);
+  REQUIRE(n0 > 0);
+  // The first request, sent back after 63 more (the last 64 are remembered).
+  for (int i = 0; i < 62; ++i) REQUIRE(client->seal(kAddress, payload, wire) > 0);
+  const size_t n = client->seal(kAddress, payload, wire);
+  UdpPacket r;
+  CHECK_FALSE(client->open({wire.data(), n}, back, r).ok());
+  CHECK_FALSE(client->open({first.data(), n0}, back, r).ok());
+  // A genuine reply still opens.
+  auto opener = p.server->server_opener();
+  UdpSessionId id;
+  Bytes open(2000), sealed(2000);
+  REQUIRE(opener->open_header({wire.data(), n}, open, id).ok());
+  UdpPacket req;
+  std::unique_ptr<UdpServerSession> session;
+  REQUIRE(opener->open_body(nullptr, req, session).ok());
+  const size_t m = session->seal(kAddress, payload, sealed);
+  CHECK(client->open({sealed.data(), m}, back, r).ok());
+}
+
 }  // namespace ss

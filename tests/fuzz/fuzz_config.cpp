@@ -53,8 +53,14 @@ void run(Role role, const std::string& text) {
     return;
   }
   check_ranges(cfg);
-  FUZZ_CHECK(!cfg.server.empty() && cfg.server_port != 0);
-  if (role != Role::Server) FUZZ_CHECK(cfg.local_port != 0);
+  // shadowsocks-rust's "servers" replaces the flat server keys (found with the dup_key_nested
+  // seed: a "servers" config used to fail this check).
+  if (cfg.rust_servers) {
+    FUZZ_CHECK(!cfg.servers.empty());
+  } else {
+    FUZZ_CHECK(!cfg.server.empty() && cfg.server_port != 0);
+  }
+  if (role != Role::Server && !cfg.rust_locals) FUZZ_CHECK(cfg.local_port != 0);
   if (role == Role::Tunnel) FUZZ_CHECK(cfg.tunnel_target.has_value());
   if (cfg.method_kind == MethodKind::Classic) {
     FUZZ_CHECK(cfg.cipher != nullptr);

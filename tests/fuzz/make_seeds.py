@@ -134,6 +134,17 @@ def config_seeds():
     write(t, "not_object", '[1, 2, 3]')
     write(t, "deep", '{"server":' + '[' * 64 + ']' * 64 + '}')
     write(t, "unicode", '{"password":"\\u5bc6\\u7801","server":"\\u00fc.example"}')
+    # Issue 16 item 5: a duplicate key (top level and nested), a NUL in a string and in a key, and
+    # one listen address given many times (merged into one listener).
+    write(t, "dup_key", '{"server":"h","server_port":1,"local_port":2,"password":"a",'
+                        '"password":"b"}')
+    write(t, "dup_key_nested", '{"local_port":2,"servers":[{"server":"a","server_port":1,'
+                               '"password":"p"},{"server":"b","server_port":2,"password":"x",'
+                               '"password":"y"}]}')
+    write(t, "nul_string", '{"server":"h","server_port":1,"local_port":2,"password":"a\\u0000b"}')
+    write(t, "nul_key", '{"server":"h","server_port":1,"local_port":2,"pass\\u0000word":"p"}')
+    write(t, "dup_listen", '{"server":[' + ','.join(['"0.0.0.0"'] * 64 + ['"::"', '"0::0"'])
+                           + '],"server_port":8388,"password":"p"}')
 
 
 def socks4_seeds():

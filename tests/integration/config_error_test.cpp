@@ -1,10 +1,17 @@
 // Invalid configuration: each of our binaries exits with status 1 and prints exactly one line that
 // names the offending key (or flag, or file).
 
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
 #include <catch2/catch.hpp>
 
+#include <cstring>
 #include <fstream>
 #include <map>
+#include <string_view>
 
 #include "tests/integration/harness.h"
 
@@ -127,6 +134,123 @@ TEST_CASE("config errors: exit 1 with one line naming the key", "[integration][c
   CHECK(named);
   // The password must never be echoed back.
   CHECK(log.find("correct-horse-42") == std::string::npos);
+}
+
+namespace {
+
+// Runs PROGRAM ARGS... and expects exit 1 within 5 s with one line containing each of `needles`.
+void expect_refused(std::vector<std::string> argv, const std::string& label,
+                    std::initializer_list<std::string_view> needles) {
+  auto proc = spawn(std::move(argv), label);
+  const std::optional<int> status = proc->wait_exit(5s);
+  const std::string log = proc->log_text();
+  INFO("$ " << proc->command_line() << "\n" << log);
+  REQUIRE(status.has_value());  // not hung (a FIFO without a writer blocked forever before)
+  CHECK(*status == 1);
+  const auto lines = nonempty_lines(log);
+  REQUIRE(lines.size() == 1);
+  for (std::string_view n : needles) CHECK(lines[0].find(n) != std::string::npos);
+  CHECK(log.find("correct-horse-42") == std::string::npos);
+}
+
+std::filesystem::path scratch(const std::string& label, const std::string& content) {
+  std::filesystem::path file = test_log_path(label);
+  file.replace_extension(".json");
+  std::filesystem::create_directories(file.parent_path());
+  std::ofstream(file) << content;
+  return file;
+}
+
+}  // namespace
+
+TEST_CASE("config hardening: -c with a FIFO, a socket or a device exits 1 at once naming the path",
+          "[integration][config]") {
+  const std::string program = GENERATE(as<std::string>{}, "ss-server", "ss-local");
+  // In /tmp: a Unix socket's path must fit in sun_path (108 bytes).
+  char dir[] = "/tmp/ss-config-special-XXXXXX";
+  REQUIRE(mkdtemp(dir) != nullptr);
+  const std::string fifo = std::string(dir) + "/fifo";
+  const std::string sock = std::string(dir) + "/sock";
+  REQUIRE(mkfifo(fifo.c_str(), 0600) == 0);
+  const int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+  REQUIRE(fd >= 0);
+  sockaddr_un un{};
+  un.sun_family = AF_UNIX;
+  REQUIRE(sock.size() < sizeof un.sun_path);
+  std::memcpy(un.sun_path, sock.c_str(), sock.size());
+  REQUIRE(bind(fd, reinterpret_cast<sockaddr*>(&un), sizeof un) == 0);
+  REQUIRE(listen(fd, 1) == 0);
+  const std::string bin = binary_path(Impl::Ours, program);
+  expect_refused({bin, "-c", fifo}, program, {fifo, "not a regular file (a FIFO)"});
+  expect_refused({bin, "-c", sock}, program, {sock, "not a regular file (a socket)"});
+  expect_refused({bin, "-c", "/dev/zero"}, program,
+                 {"/dev/zero", "not a regular file (a character device)"});
+  if (program == "ss-local") {
+    // A file the config names: ss-local's users file.
+    const auto file = scratch("users",
+                              "{\"server\": \"127.0.0.1\", \"server_port\": 1, "
+                              "\"local_port\": 2, \"password\": \"correct-horse-42\", "
+                              "\"socks5_auth_config_path\": \"" +
+                                  fifo + "\"}");
+    expect_refused({bin, "-c", file.string()}, program,
+                   {"socks5_auth_config_path", fifo, "not a regular file (a FIFO)"});
+  }
+  close(fd);
+  std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("config hardening: a duplicate key or a NUL in a string exits 1 naming the key",
+          "[integration][config]") {
+  const std::string program = GENERATE(as<std::string>{}, "ss-server", "ss-local");
+  const std::string bin = binary_path(Impl::Ours, program);
+  const std::string base =
+      "\"server\": \"127.0.0.1\", \"server_port\": 8388, "
+      "\"local_port\": 1080, ";
+  expect_refused({bin, "-c",
+                  scratch("dup", "{" + base +
+                                     "\"password\": \"correct-horse-42\", \"timeout\": 5, "
+                                     "\"timeout\": 6}")
+                      .string()},
+                 program, {"timeout: duplicate key"});
+  expect_refused(
+      {bin, "-c",
+       scratch("nul", "{" + base + "\"password\": \"correct\\u0000horse-42\"}").string()},
+      program, {"password: a NUL character"});
+  if (program == "ss-local") {
+    expect_refused({bin, "-c",
+                    scratch("dup_nested",
+                            "{\"local_port\": 1080, \"servers\": [{\"server\": \"a\", "
+                            "\"server_port\": 1, \"password\": \"correct-horse-42\"}, "
+                            "{\"server\": \"b\", \"server_port\": 2, \"password\": \"x\", "
+                            "\"password\": \"y\"}]}")
+                        .string()},
+                   program, {"servers[1].password: duplicate key"});
+  }
+}
+
+TEST_CASE("config hardening: 5,000 copies of one listen address open one listener",
+          "[integration][config]") {
+  const uint16_t port = pick_free_port();
+  std::string servers = "\"127.0.0.1\"";
+  for (int i = 0; i < 4999; ++i) servers += ", \"127.0.0.1\"";
+  const auto file =
+      scratch("merge", "{\"server\": [" + servers + "], \"server_port\": " + std::to_string(port) +
+                           ", \"password\": \"correct-horse-42\", "
+                           "\"mode\": \"tcp_and_udp\", \"workers\": 2}");
+  Node srv = start_node(Impl::Ours, "ss-server", {"-c", file.string(), "-v"}, port, "ss-server");
+  CHECK(wait_log(srv, "4999 duplicate listen addresses merged"));
+  // Two workers, each with one TCP and one UDP socket on the port, and a few more descriptors of
+  // the process's own: far from the 20,000 sockets 5,000 listeners would need.
+  size_t sockets = 0;
+  for (const auto& e :
+       std::filesystem::directory_iterator("/proc/" + std::to_string(srv.proc->pid()) + "/fd")) {
+    std::error_code ec;
+    const auto target = std::filesystem::read_symlink(e.path(), ec);
+    if (!ec && target.string().rfind("socket:", 0) == 0) ++sockets;
+  }
+  CHECK(sockets >= 4);
+  CHECK(sockets <= 16);
+  check_clean_shutdown(srv);
 }
 
 }  // namespace ss::test

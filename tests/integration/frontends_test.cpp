@@ -211,12 +211,13 @@ TEST_CASE("rust-form config: two locals and two servers with different methods i
                                                   R"(, "method": "chacha20-ietf-poly1305",
        "password": "server-b-password"}
     ],
+    "balancer": {"mode": "round_robin"},
     "timeout": 30
   })");
   Node local =
       start_node(Impl::Ours, "ss-local", {"-c", cfg.string(), "-vv"}, socks_port, "ss-local");
   REQUIRE(wait_until_listening(tunnel_port, 5s));
-  // Round robin over the two servers: four fetches use both, each byte-exact.
+  // Round robin (the balancer's mode) over the two servers: four fetches use both, byte-exact.
   const Mode socks = kModes[1];
   for (int i = 0; i < 4; ++i) {
     Result r = curl(socks, socks_port, web.port());

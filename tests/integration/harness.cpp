@@ -4,6 +4,7 @@
 #define CATCH_CONFIG_EXTERNAL_INTERFACES
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <latch>
 #include <map>
 #include <mutex>
@@ -64,6 +65,11 @@ std::optional<Node> try_start(Impl impl, const std::string& program,
                               const std::string& label, bool retry_on_port_in_use) {
   std::vector<std::string> argv = {binary_path(impl, program)};
   argv.insert(argv.end(), args.begin(), args.end());
+  // Our binaries keep their replay state beside the test's logs, not in the working directory.
+  if (impl == Impl::Ours && std::find(args.begin(), args.end(), "--state-dir") == args.end()) {
+    argv.push_back("--state-dir");
+    argv.push_back(test_state_dir().string());
+  }
   Node node;
   node.impl = impl;
   node.port = listen_port;
@@ -130,6 +136,11 @@ std::filesystem::path test_log_path(const std::string& label) {
   std::ostringstream name;
   name << (n < 10 ? "0" : "") << n << "-" << sanitize(label) << ".log";
   return dir / name.str();
+}
+
+std::filesystem::path test_state_dir() {
+  return std::filesystem::path(SS_TEST_LOG_DIR) /
+         sanitize(Catch::getResultCapture().getCurrentTestName()) / "state";
 }
 
 std::unique_ptr<Process> spawn(std::vector<std::string> argv, const std::string& label) {

@@ -29,6 +29,9 @@ inline constexpr std::array<const char*, 5> kAeadCiphers = {"aes-128-gcm", "aes-
 // A fresh log file path for this test: SS_TEST_LOG_DIR/<sanitized test name>/NN-<label>.log.
 std::filesystem::path test_log_path(const std::string& label);
 
+// SS_TEST_LOG_DIR/<sanitized test name>/state: our binaries' --state-dir unless a test gives one.
+std::filesystem::path test_state_dir();
+
 // A started proxy process and the port it listens on.
 struct Node {
   Impl impl = Impl::Ours;

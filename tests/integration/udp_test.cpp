@@ -714,7 +714,8 @@ TEST_CASE("UDP: rust-form locals (socks tcp_and_udp, tunnel udp_only) over two s
                      << a.password << R"("},
       {"server": "127.0.0.1", "server_port": )"
                      << srv_b.port << R"(, "method": ")" << b.method << R"(", "password": ")"
-                     << b.password << R"("}]})";
+                     << b.password << R"("}],
+    "balancer": {"mode": "round_robin"}})";
   Node local =
       start_node(Impl::Ours, "ss-local", {"-c", cfg.string(), "-vv"}, socks_port, "ss-local");
   {
@@ -723,7 +724,7 @@ TEST_CASE("UDP: rust-form locals (socks tcp_and_udp, tunnel udp_only) over two s
     check_echo(client, echo, 1400);
     check_echo(client, echo, 8000);
   }
-  // Associations take the servers in turn: four more through the tunnel reach both.
+  // Associations take the servers in turn (the balancer's round_robin): four more reach both.
   for (uint16_t id = 0x300; id < 0x304; ++id) {
     UdpSocket s("127.0.0.1");
     const Bytes query = dns_query(id, "rust.example.test");

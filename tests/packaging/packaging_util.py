@@ -40,6 +40,10 @@ SERVICE_SETTINGS = {
     "RestrictSUIDSGID": "yes",
     "SystemCallArchitectures": "native",
     "UMask": "0077",
+    # The instance's state directory is its working directory: the replay state file (state_dir,
+    # default ./ss-state) lands in /var/lib/shadowsocks-uv/NAME and survives restarts.
+    "StateDirectory": "shadowsocks-uv/%i",
+    "WorkingDirectory": "%S/shadowsocks-uv/%i",
 }
 
 

@@ -2,6 +2,7 @@
 
 #include "relay/config.h"
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -765,3 +766,74 @@ TEST_CASE("users: names with control characters are refused (they would forge lo
     CHECK(std::string(e.what()).find("users[0].name") != std::string::npos);
   }
 }
+
+namespace ss {
+
+// Issue 16, item 5: what nlohmann would let through silently is an error naming the value's path.
+TEST_CASE("config: a duplicate key is an error naming its path", "[relay]") {
+  CHECK(json_error(Role::Server, R"({"server_port": 1, "password": "a", "password": "b"})") ==
+        "password: duplicate key (given twice)");
+  CHECK(json_error(Role::Local, R"({"servers": [{"server": "a"},
+      {"server": "b", "password": "x", "password": "y"}]})") ==
+        "servers[1].password: duplicate key (given twice)");
+  CHECK(json_error(Role::Local, R"({"locals": [[], {"a b": 1, "a b": 2}]})") ==
+        "locals[1].\"a b\": duplicate key (given twice)");
+  // The same key in two different objects is not a duplicate.
+  CHECK(json_error(Role::Local, R"({"servers": [{"server": "a"}, {"server": "b"}]})")
+            .find("duplicate") == std::string::npos);
+}
+
+TEST_CASE("config: a NUL inside a string or a key is an error naming the key", "[relay]") {
+  CHECK(json_error(Role::Server, R"({"server_port": 1, "password": "a\u0000b"})") ==
+        "password: a NUL character (\\u0000) inside a string");
+  CHECK(json_error(Role::Local, R"({"server": ["h", "x\u0000"]})") ==
+        "server[1]: a NUL character (\\u0000) inside a string");
+  CHECK(json_error(Role::Local, R"({"pass\u0000word": "p"})") ==
+        "\"pass\\x00word\": a key contains a NUL character (\\u0000)");
+  // Other escapes are fine.
+  CHECK(parse_json(Role::Local, R"({"password": "a\u0001b\n"})").password ==
+        "a\x01"
+        "b\n");
+}
+
+TEST_CASE("config: only regular files are read, a FIFO or a device is refused at once", "[relay]") {
+  char dir[] = "/tmp/ss-config-fifo-XXXXXX";
+  REQUIRE(mkdtemp(dir) != nullptr);
+  const std::string fifo = std::string(dir) + "/fifo";
+  REQUIRE(mkfifo(fifo.c_str(), 0600) == 0);
+  // No writer: a blocking open would hang here forever.
+  CHECK(load_error(Role::Server, {"-c", fifo.c_str()}) ==
+        "config file \"" + fifo + "\": cannot read: not a regular file (a FIFO)");
+  CHECK(load_error(Role::Server, {"-c", "/dev/zero"}) ==
+        "config file \"/dev/zero\": cannot read: not a regular file (a character device)");
+  TempFile users(R"({"server": "h", "server_port": 1, "local_port": 2, "password": "p",
+                     "socks5_auth_config_path": ")" +
+                 fifo + "\"}");
+  CHECK(load_error(Role::Local, {"-c", users.path()}) ==
+        "socks5_auth_config_path: \"" + fifo + "\": not a regular file (a FIFO)");
+  std::remove(fifo.c_str());
+  rmdir(dir);
+}
+
+TEST_CASE("config: duplicate listen addresses are merged, one listener each", "[relay]") {
+  std::string servers = "\"0.0.0.0\"";
+  for (int i = 0; i < 4999; ++i) servers += ", \"0.0.0.0\"";
+  servers += ", \"::\", \"0::0\", \"0:0:0:0:0:0:0:0\"";
+  Config cfg = parse_json(Role::Server,
+                          R"({"server_port": 8388, "password": "p", "server": [)" + servers + "]}");
+  finalize_config(cfg);
+  CHECK(cfg.server.size() == 5003);
+  REQUIRE(cfg.listeners.size() == 2);
+  CHECK(cfg.listeners[0].address == "0.0.0.0");
+  CHECK(cfg.listeners[1].address == "::");
+  CHECK(cfg.merged_listeners == 5001);
+  CHECK(specs_of(cfg).listeners.size() == 2);
+  // Distinct addresses stay distinct.
+  Config two = parse_json(
+      Role::Server, R"({"server_port": 8388, "password": "p", "server": ["::1", "127.0.0.1"]})");
+  finalize_config(two);
+  CHECK(two.listeners.size() == 2);
+  CHECK(two.merged_listeners == 0);
+}
+
+}  // namespace ss

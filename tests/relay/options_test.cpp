@@ -38,6 +38,7 @@ const std::map<std::string, std::string>& samples() {
       {"NOFILE", "4096"},
       {"PATH", "/tmp/ss-options-test.log"},
       {"FILE", "/dev/null"},  // --acl: an empty ACL
+      {"DIR", "/tmp/ss-options-test-state"},
   };
   return m;
 }
@@ -51,6 +52,7 @@ const std::map<std::string, std::string>& key_samples() {
       {"users", R"([{"name": "alice", "password": "AAECAwQFBgcICQoLDA0ODw=="}])"},
       {"locals", R"([{"protocol": "socks", "local_port": 1080}])"},
       {"servers", R"([{"server": "127.0.0.1", "server_port": 8388, "password": "x"}])"},
+      {"balancer", R"({"mode": "weighted", "check_interval": 5})"},
   };
   return m;
 }

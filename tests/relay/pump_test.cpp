@@ -2,10 +2,15 @@
 // decisions, and a limiter plugged into a real connection on a loop (reading pauses and resumes,
 // and the transfer stays byte-exact).
 
+#include <sys/mman.h>
+#include <unistd.h>
+
 #include <catch2/catch.hpp>
 #include <chrono>
+#include <cstring>
 #include <memory>
 #include <thread>
+#include <vector>
 
 #include "client/inbound/socks5_inbound.h"
 #include "relay/buffer_pool.h"
@@ -47,16 +52,160 @@ TEST_CASE("token bucket: a slow rate refills exactly over whole milliseconds", "
 TEST_CASE("pump: watermarks pause at the high mark and resume at the low mark", "[relay]") {
   Pump pump;
   CHECK_FALSE(pump.paused());
-  CHECK_FALSE(pump.sink_queued(Pump::kHighWater));
-  CHECK(pump.sink_queued(Pump::kHighWater + 1));
+  CHECK(pump.high_water() == Pump::kStartHigh);
+  CHECK(pump.low_water() == Pump::kStartHigh / 4);
+  CHECK_FALSE(pump.sink_queued(Pump::kStartHigh - 1, 0));
+  CHECK(pump.sink_queued(Pump::kStartHigh, 0));
   CHECK(pump.throttled());
-  CHECK_FALSE(pump.sink_written(Pump::kLowWater + 1));
+  CHECK_FALSE(pump.sink_written(Pump::kStartHigh / 4 + 1, 500));
   CHECK(pump.paused());
-  CHECK(pump.sink_written(Pump::kLowWater));
+  CHECK(pump.sink_written(Pump::kStartHigh / 4, 500));  // neither fast nor slow: marks stay
   CHECK_FALSE(pump.paused());
+  CHECK(pump.high_water() == Pump::kStartHigh);
   // No limiter: reads are never held back.
   CHECK_FALSE(pump.charge(1 << 30, 0));
   CHECK(pump.resume_at() == 0);
+}
+
+TEST_CASE("pump: a sink that drains fast raises the marks to 128/32 KiB, a slow one lowers them",
+          "[relay]") {
+  Pump pump;
+  uint64_t now = 1000;
+  // A sink that drains to the low mark within kFastDrainMs: the high mark doubles each time.
+  std::vector<size_t> highs;
+  for (int i = 0; i < 5; ++i) {
+    REQUIRE(pump.sink_queued(pump.high_water(), now));
+    now += Pump::kFastDrainMs - 1;
+    REQUIRE(pump.sink_written(pump.low_water(), now));
+    highs.push_back(pump.high_water());
+  }
+  CHECK(highs == std::vector<size_t>{16 * 1024, 32 * 1024, 64 * 1024, 128 * 1024, 128 * 1024});
+  CHECK(pump.high_water() == Pump::kHighWater);
+  CHECK(pump.low_water() == Pump::kLowWater);
+  // A sink read slowly: each pause of kSlowDrainMs or more halves it, down to kStartHigh.
+  highs.clear();
+  for (int i = 0; i < 5; ++i) {
+    REQUIRE(pump.sink_queued(pump.high_water(), now));
+    now += Pump::kSlowDrainMs;
+    REQUIRE(pump.sink_written(pump.low_water(), now));
+    highs.push_back(pump.high_water());
+  }
+  CHECK(highs == std::vector<size_t>{64 * 1024, 32 * 1024, 16 * 1024, 8 * 1024, 8 * 1024});
+  // A queue still above the mark after more writes does not restart the pause's clock.
+  REQUIRE(pump.sink_queued(pump.high_water(), now));
+  REQUIRE(pump.sink_queued(pump.high_water() + 1, now + Pump::kSlowDrainMs));
+  REQUIRE(pump.sink_written(0, now + Pump::kSlowDrainMs + 1));
+  CHECK(pump.high_water() == Pump::kStartHigh);
+}
+
+TEST_CASE("pump: a read takes at most the room left under the high mark", "[relay]") {
+  Pump pump;
+  const size_t high = pump.high_water();
+  CHECK(pump.read_size(0) == kReadSize);  // an empty queue: the sink takes what it gets
+  CHECK(pump.read_size(1) == high - 1);
+  CHECK(pump.read_size(high - 100) == 100);
+  CHECK(pump.read_size(high - 1) == 1);
+  // At or above the mark the source should not be read; a read that comes anyway is one byte.
+  CHECK(pump.read_size(high) == 1);
+  CHECK(pump.read_size(10 * Pump::kHighWater) == 1);
+  // At the ceiling, one read is at most kReadSize.
+  uint64_t now = 0;
+  while (pump.high_water() < Pump::kHighWater) {
+    pump.sink_queued(pump.high_water(), now);
+    pump.sink_written(0, ++now);
+  }
+  CHECK(pump.read_size(0) == kReadSize);
+  CHECK(pump.read_size(1) == kReadSize);
+  CHECK(pump.read_size(Pump::kHighWater - kReadSize) == kReadSize);
+  CHECK(pump.read_size(Pump::kHighWater - kReadSize + 1) == kReadSize - 1);
+}
+
+TEST_CASE("pump: a sink that takes nothing queues the high mark or one read, plus its overhead",
+          "[relay]") {
+  // Each read is as large as the pump allows and the transform adds `overhead` bytes to it (AEAD
+  // tags and lengths); nothing is written out. Reading stops at the mark, never a read above it
+  // (but the first read into an empty queue is a whole one), at the start mark and at the
+  // ceiling.
+  for (const bool grown : {false, true}) {
+    for (const size_t overhead : {size_t{0}, size_t{34}, size_t{4 * 34 + 32}}) {
+      Pump pump;
+      uint64_t now = 0;
+      while (grown && pump.high_water() < Pump::kHighWater) {
+        pump.sink_queued(pump.high_water(), now);
+        pump.sink_written(0, ++now);
+      }
+      const size_t high = pump.high_water();
+      size_t queued = 0;
+      int reads = 0;
+      while (!pump.paused()) {
+        queued += pump.read_size(queued) + overhead;
+        pump.sink_queued(queued, now);
+        REQUIRE(++reads < 100);
+      }
+      CHECK(queued >= high);
+      CHECK(queued <= std::max(high, kReadSize) + overhead);
+      CHECK(reads <= static_cast<int>((high + kReadSize - 1) / kReadSize) + 1);
+      // The sink drains to the low mark (not empty): reading resumes, and fills up to the mark
+      // again, never above it.
+      CHECK(pump.sink_written(pump.low_water(), now + 500));
+      queued = pump.low_water();
+      while (!pump.paused()) {
+        queued += pump.read_size(queued) + overhead;
+        pump.sink_queued(queued, now + 500);
+      }
+      CHECK(queued <= pump.high_water() + overhead);
+    }
+  }
+}
+
+TEST_CASE("block pool: the free list shrinks with the load", "[relay]") {
+  BlockPool& pool = BlockPool::local();
+  const size_t live0 = pool.live_blocks();
+  std::vector<Block*> burst;
+  for (int i = 0; i < 200; ++i) burst.push_back(pool.acquire());
+  CHECK(pool.live_blocks() == live0 + 200);
+  // Half the burst ends: a quarter of what is still live may stay free, above the minimum.
+  for (int i = 0; i < 100; ++i) {
+    pool.release(burst.back());
+    burst.pop_back();
+    CHECK(pool.free_blocks() <= pool.free_limit());
+  }
+  CHECK(pool.free_blocks() ==
+        std::min(BlockPool::kMaxFree, BlockPool::kMinFree + pool.live_blocks() / 4));
+  // The whole burst ends: only the minimum stays mapped.
+  for (Block* b : burst) pool.release(b);
+  CHECK(pool.live_blocks() == live0);
+  CHECK(pool.free_blocks() <= BlockPool::kMinFree + live0 / BlockPool::kLivePerFree);
+  // Blocks are reused from the free list: no new mapping while it holds some.
+  const size_t free_before = pool.free_blocks();
+  Block* b = pool.acquire();
+  CHECK(pool.free_blocks() == free_before - 1);
+  b->data[kBlockCapacity - 1] = 1;  // the whole block is writable
+  pool.release(b);
+}
+
+TEST_CASE("block pool: the pages a sink already took go back, the rest stays", "[relay]") {
+  BlockPool& pool = BlockPool::local();
+  Block* b = pool.acquire();
+  std::memset(b->data, 7, kReadSize);
+  b->len = static_cast<uint32_t>(kReadSize);
+  b->off = 40'000;
+  pool.drop_written(b);
+  CHECK(b->len == kReadSize);
+  CHECK(b->off == 40'000);
+  CHECK(b->data[40'000] == 7);
+  CHECK(b->data[kReadSize - 1] == 7);
+  // A whole page inside the written part is no longer resident (Linux's mincore).
+  const auto page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
+  const uintptr_t inside = (reinterpret_cast<uintptr_t>(b->data) + page) & ~(page - 1);
+  unsigned char vec = 1;
+  REQUIRE(mincore(reinterpret_cast<void*>(inside), page, &vec) == 0);
+  CHECK((vec & 1) == 0);
+  // ... and the one holding bytes not yet written is.
+  const uintptr_t kept = (reinterpret_cast<uintptr_t>(b->data) + 40'000) & ~(page - 1);
+  REQUIRE(mincore(reinterpret_cast<void*>(kept), page, &vec) == 0);
+  CHECK((vec & 1) == 1);
+  pool.release(b);
 }
 
 TEST_CASE("pump: a limiter pauses reading until its retry time", "[relay]") {
@@ -74,8 +223,8 @@ TEST_CASE("pump: a limiter pauses reading until its retry time", "[relay]") {
   CHECK(pump.resume_at() == 0);
   // Both pauses at once: each ends on its own condition.
   CHECK(pump.charge(200, 51));
-  CHECK(pump.sink_queued(Pump::kHighWater + 1));
-  CHECK(pump.sink_written(0));
+  CHECK(pump.sink_queued(Pump::kHighWater + 1, 0));
+  CHECK(pump.sink_written(0, 0));
   CHECK(pump.paused());  // the limiter still holds it
   pump.release();
   CHECK_FALSE(pump.paused());

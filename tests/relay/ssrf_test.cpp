@@ -15,6 +15,7 @@
 #include "crypto/stream.h"
 #include "relay/address.h"
 #include "relay/ip_policy.h"
+#include "relay/log.h"
 #include "relay/net/listener.h"
 #include "server/inbound_ss.h"
 #include "tests/relay/server_fixture.h"
@@ -74,13 +75,147 @@ TEST_CASE("SSRF guard: private, loopback, link-local, multicast and mapped forms
   }
   for (const char* a :
        {"1.1.1.1", "8.8.8.8", "93.184.216.34", "172.32.0.1", "100.128.0.1", "192.169.0.1",
-        "2606:4700:4700::1111", "2001:db8::1", "::ffff:8.8.8.8", "64:ff9b::808:808"}) {
+        "2606:4700:4700::1111", "::ffff:8.8.8.8", "64:ff9b::808:808"}) {
     INFO(a);
     CHECK_FALSE(private_literal(a));
   }
 }
 
-namespace {}  // namespace
+TEST_CASE("SSRF guard: IANA special-purpose ranges and IPv6 forms that embed an IPv4 address",
+          "[relay]") {
+  // Refused: each special spelling of loopback/private, and the special-purpose blocks that are
+  // not globally reachable (IANA IPv4 and IPv6 Special-Purpose Address Registries).
+  for (const char* a :
+       {"0.1.2.3",
+        "0.255.255.255",
+        "192.0.2.1",
+        "198.51.100.7",
+        "203.0.113.200",
+        "240.0.0.0",
+        "254.255.255.255",
+        "255.255.255.255",
+        "192.88.99.1",
+        "198.19.255.255",
+        "192.0.0.170",
+        "192.0.0.0",
+        "::ffff:0:7f00:1",
+        "::ffff:0:a00:1",
+        "::ffff:0:c0a8:101",  // IPv4-translated
+        "2002:7f00:1::",
+        "2002:a00:1::1",
+        "2002:c0a8:101::",  // 6to4
+        "2002:a9fe:a9fe::",
+        "64:ff9b::7f00:1",
+        "64:ff9b::a9fe:a9fe",  // NAT64 /96
+        "64:ff9b:1::808:808",
+        "64:ff9b:1:ffff::1",  // NAT64 local /48
+        "::ffff:192.0.2.2",
+        "::ffff:0.0.0.0",
+        "::ffff:240.0.0.1",
+        "::2",
+        "2001:0:4136:e378:8000:63bf:80ff:fffe",  // Teredo, client 127.0.0.1 (inverted)
+        "2001:2::1",
+        "2001:10::1",
+        "2001:100::1",  // 2001::/23 rest
+        "2001:db8::1",
+        "2001:db8:ffff::1",
+        "3fff::1",
+        "3fff:fff::1",
+        "100::1",
+        "100:0:0:1::1",
+        "5f00::1"}) {
+    INFO(a);
+    CHECK(private_literal(a));
+  }
+  // Allowed: public addresses, whatever their spelling, and the globally reachable blocks inside
+  // refused ones.
+  for (const char* a : {"192.0.0.9",        "192.0.0.10",
+                        "192.0.3.1",        "203.0.114.1",
+                        "223.255.255.255",  "11.22.33.44",
+                        "::ffff:0:808:808", "2002:808:808::1",
+                        "64:ff9b::101:101", "2001:0:4136:e378:8000:63bf:f7f7:f7f7",
+                        "2001:1::1",        "2001:3::1",
+                        "2001:4:112::1",    "2001:20::1",
+                        "2001:200::1",      "2001:db9::1",
+                        "3fff:1000::1",     "64:ff9b:2::1",
+                        "100:0:0:2::1",     "2a00:1450:4001::1"}) {
+    INFO(a);
+    CHECK_FALSE(private_literal(a));
+  }
+}
+
+namespace {
+
+sockaddr_storage literal(const char* text) {
+  sockaddr_storage ss{};
+  REQUIRE(literal_to_sockaddr(text, 80, ss));
+  return ss;
+}
+
+HostAddresses::Key key_of(const char* text) {
+  sockaddr_storage ss = literal(text);
+  HostAddresses::Key k{};
+  if (ss.ss_family == AF_INET) {
+    k[10] = k[11] = 0xFF;
+    std::memcpy(k.data() + 12, &reinterpret_cast<sockaddr_in*>(&ss)->sin_addr, 4);
+  } else {
+    std::memcpy(k.data(), &reinterpret_cast<sockaddr_in6*>(&ss)->sin6_addr, 16);
+  }
+  return k;
+}
+
+}  // namespace
+
+TEST_CASE("SSRF guard: the host's interface addresses, in every spelling, refreshed per period",
+          "[relay]") {
+  std::vector<HostAddresses::Key> interfaces = {key_of("11.22.33.44"), key_of("2a00:1::5")};
+  int reads = 0;
+  HostAddresses host(
+      [&] {
+        ++reads;
+        return interfaces;
+      },
+      10'000);
+  CHECK(reads == 1);
+  const uint64_t t0 = monotonic_ms();
+  auto has = [&](const char* a, uint64_t now) {
+    sockaddr_storage ss = literal(a);
+    return host.contains(reinterpret_cast<sockaddr*>(&ss), now);
+  };
+  for (const char* a : {"11.22.33.44", "::ffff:11.22.33.44", "::ffff:0:b16:212c",
+                        "2002:b16:212c::", "64:ff9b::b16:212c", "2a00:1::5"}) {
+    INFO(a);
+    CHECK(has(a, t0));
+  }
+  CHECK_FALSE(has("11.22.33.45", t0));
+  CHECK_FALSE(has("2a00:1::6", t0));
+  // An address added later is seen once the period has passed, not before, and the set is read
+  // once per period however many lookups there are.
+  interfaces.push_back(key_of("11.22.33.99"));
+  CHECK_FALSE(has("11.22.33.99", t0 + 9'000));
+  CHECK(reads == 1);
+  CHECK(has("11.22.33.99", t0 + 10'001));
+  CHECK(has("11.22.33.99", t0 + 10'002));
+  CHECK(reads == 2);
+  // On demand.
+  interfaces.erase(interfaces.begin());
+  host.refresh(t0 + 10'003);
+  CHECK_FALSE(has("11.22.33.44", t0 + 10'004));
+  CHECK(host.size() == 2);
+}
+
+TEST_CASE("SSRF guard: getifaddrs lists this host's addresses, loopback among them", "[relay]") {
+  HostAddresses host;
+  CHECK(host.size() >= 1);
+  for (const char* a : {"127.0.0.1", "::ffff:127.0.0.1"}) {
+    sockaddr_storage ss = literal(a);
+    INFO(a);
+    CHECK(host.contains(reinterpret_cast<sockaddr*>(&ss)));
+    CHECK(is_refused_target(reinterpret_cast<sockaddr*>(&ss)));
+  }
+  sockaddr_storage pub = literal("93.184.216.34");
+  CHECK_FALSE(is_refused_target(reinterpret_cast<sockaddr*>(&pub)));
+}
 
 TEST_CASE("ss-server refuses private targets by default, literal or resolved", "[relay]") {
   const CipherSpec& spec = *find_cipher("chacha20-ietf-poly1305");

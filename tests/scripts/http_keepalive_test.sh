@@ -23,17 +23,6 @@ if [[ $# -ne 1 ]]; then
 fi
 bin_dir=$(cd "$1" && pwd)
 
-passed=0
-failed=0
-pass() {
-  echo "ok: $*"
-  passed=$((passed + 1))
-}
-fail() {
-  echo "FAIL: $*"
-  failed=$((failed + 1))
-}
-
 nginx_bin=$(command -v nginx || echo /usr/sbin/nginx)
 for tool in curl python3 "$nginx_bin"; do
   if ! command -v "$tool" >/dev/null; then

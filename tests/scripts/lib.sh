@@ -1,6 +1,18 @@
 # Shell helpers shared by the script tests that start our binaries on loopback (sourced, not run).
 # The caller defines the array `pids`; every process `start` runs is appended to it.
 
+# pass TEXT / fail TEXT: one result line, counted in $passed / $failed.
+passed=0
+failed=0
+pass() {
+  echo "ok: $*"
+  passed=$((passed + 1))
+}
+fail() {
+  echo "FAIL: $*"
+  failed=$((failed + 1))
+}
+
 # wait_listening PORT: until something accepts TCP on 127.0.0.1:PORT (10 s at most).
 wait_listening() {
   local port=$1 i
@@ -24,4 +36,27 @@ start() {
     echo "0 passed, 1 failed"
     exit 1
   fi
+}
+
+# setup_work NAME: a new directory in $work (under $TMPDIR) and an empty `pids`; at exit every
+# process in `pids` is stopped and the directory removed (kept if KEEP is set, for debugging).
+setup_work() {
+  work=$(mktemp -d "${TMPDIR:-/tmp}/$1.XXXXXX")
+  pids=()
+  trap cleanup_work EXIT
+}
+cleanup_work() {
+  local p
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+  [[ -n "${KEEP:-}" ]] || rm -rf "$work"
+}
+
+# free_ports N: N distinct free TCP ports on 127.0.0.1, on one line.
+free_ports() {
+  python3 -c '
+import socket, sys
+socks = [socket.socket() for _ in range(int(sys.argv[1]))]
+for s in socks: s.bind(("127.0.0.1", 0))
+print(*[s.getsockname()[1] for s in socks])' "$1"
 }

@@ -41,17 +41,6 @@ fi
 
 ip link set lo up
 
-passed=0
-failed=0
-pass() {
-  echo "ok: $*"
-  passed=$((passed + 1))
-}
-fail() {
-  echo "FAIL: $*"
-  failed=$((failed + 1))
-}
-
 work=$(mktemp -d /tmp/ss-real-clients.XXXXXX)
 pids=()
 cleanup() {

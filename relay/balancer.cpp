@@ -1,0 +1,408 @@
+// The balancer (see balancer.h): health probes on the main loop, scores over a window, and the
+// choice of server with hysteresis.
+//
+// Per server:   up --(2 failed probes in a row, or a connection cannot reach it)--> down
+//               down --(a probe passes)--> up
+// Best mode:    current --(another up server better by switch_margin for switch_rounds rounds,
+//               and min_switch_interval since the last change)--> that one
+//               current --(down; at the next route() or the end of a round)--> best up server
+// A probe:      [resolve] -> connect -> (probe_target: write the request, read one byte) -> done;
+//               the timer (max_server_rtt) ends it as failed. Each probe owns its handles and
+//               frees itself after their last close callback.
+
+#include "relay/balancer.h"
+
+#include <algorithm>
+#include <cstring>
+#include <random>
+
+#include "relay/log.h"
+#include "relay/net/resolve.h"
+
+namespace ss {
+
+struct Balancer::Probe {
+  Balancer* owner = nullptr;  // null once the balancer stopped caring
+  size_t index = 0;
+  bool counted = false;  // part of a full round
+  uint64_t started = 0;
+  uv_timer_t timer;
+  uv_tcp_t tcp;
+  uv_connect_t connect;
+  uv_write_t write;
+  uv_getaddrinfo_t dns;
+  bool dns_pending = false;
+  bool tcp_open = false;
+  bool finished = false;
+  int open_handles = 0;
+  std::unique_ptr<TcpSealer> sealer;
+  std::vector<uint8_t> request;
+  char in[256];
+
+  void maybe_delete() {
+    if (open_handles == 0 && !dns_pending) delete this;
+  }
+  static void on_closed(uv_handle_t* h) {
+    auto* p = static_cast<Probe*>(h->data);
+    --p->open_handles;
+    p->maybe_delete();
+  }
+  // Ends the probe once (reporting to the owner, if any) and closes its handles.
+  void finish(bool ok) {
+    if (finished) return;
+    finished = true;
+    if (owner != nullptr) owner->probe_done(this, ok);
+    uv_close(reinterpret_cast<uv_handle_t*>(&timer), on_closed);
+    if (tcp_open) uv_close(reinterpret_cast<uv_handle_t*>(&tcp), on_closed);
+    if (dns_pending) uv_cancel(reinterpret_cast<uv_req_t*>(&dns));
+  }
+
+  void connect_to(const sockaddr* sa) {
+    if (uv_tcp_init(timer.loop, &tcp) != 0) {
+      finish(false);
+      return;
+    }
+    tcp.data = this;
+    tcp_open = true;
+    ++open_handles;
+    connect.data = this;
+    if (uv_tcp_connect(&connect, &tcp, sa, on_connect) != 0) {
+      finish(false);
+      return;
+    }
+  }
+
+  static void on_resolved(uv_getaddrinfo_t* req, int status, addrinfo* res) {
+    auto* p = static_cast<Probe*>(req->data);
+    p->dns_pending = false;
+    if (p->finished || status < 0 || res == nullptr) {
+      if (res != nullptr) uv_freeaddrinfo(res);
+      if (!p->finished) p->finish(false);
+      p->maybe_delete();
+      return;
+    }
+    sockaddr_storage ss;
+    std::memcpy(&ss, res->ai_addr, std::min<size_t>(res->ai_addrlen, sizeof ss));
+    uv_freeaddrinfo(res);
+    p->connect_to(reinterpret_cast<sockaddr*>(&ss));
+  }
+
+  static void on_connect(uv_connect_t* req, int status) {
+    auto* p = static_cast<Probe*>(req->data);
+    if (p->finished) return;
+    if (status < 0) {
+      p->finish(false);
+      return;
+    }
+    if (p->request.empty()) {
+      p->finish(true);  // the handshake is the probe
+      return;
+    }
+    uv_buf_t buf = uv_buf_init(reinterpret_cast<char*>(p->request.data()),
+                               static_cast<unsigned>(p->request.size()));
+    p->write.data = p;
+    if (uv_write(&p->write, reinterpret_cast<uv_stream_t*>(&p->tcp), &buf, 1, on_written) != 0 ||
+        uv_read_start(reinterpret_cast<uv_stream_t*>(&p->tcp), on_alloc, on_read) != 0) {
+      p->finish(false);
+    }
+  }
+  static void on_written(uv_write_t* req, int status) {
+    auto* p = static_cast<Probe*>(req->data);
+    if (status < 0 && !p->finished) p->finish(false);
+  }
+  static void on_alloc(uv_handle_t* h, size_t, uv_buf_t* buf) {
+    auto* p = static_cast<Probe*>(h->data);
+    *buf = uv_buf_init(p->in, sizeof p->in);
+  }
+  static void on_read(uv_stream_t* s, ssize_t n, const uv_buf_t*) {
+    auto* p = static_cast<Probe*>(s->data);
+    if (n == 0 || p->finished) return;
+    p->finish(n > 0);  // the first response byte passes; an end or error before it fails
+  }
+  static void on_timeout(uv_timer_t* t) { static_cast<Probe*>(t->data)->finish(false); }
+};
+
+namespace {
+
+// The first flight of a probe through the tunnel to `target`.
+std::vector<uint8_t> probe_payload(const Address& target) {
+  if (target.port == 53) {
+    // DNS over TCP (RFC 7766): a query for the root's NS records, recursion desired.
+    static const uint8_t kQuery[] = {0x00, 0x11, 0x5a, 0x17, 0x01, 0x00, 0x00, 0x01, 0x00, 0x00,
+                                     0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x02, 0x00, 0x01};
+    std::vector<uint8_t> q(std::begin(kQuery), std::end(kQuery));
+    q[2] = static_cast<uint8_t>(std::random_device{}());
+    q[3] = static_cast<uint8_t>(std::random_device{}());
+    return q;
+  }
+  const std::string host =
+      target.type == Address::Type::IPv6 ? "[" + target.host + "]" : target.host;
+  const std::string head =
+      "HEAD / HTTP/1.1\r\nHost: " + host + "\r\nUser-Agent: curl/7.88.1\r\nAccept: */*\r\n\r\n";
+  return std::vector<uint8_t>(head.begin(), head.end());
+}
+
+thread_local std::minstd_rand t_rng{std::random_device{}()};
+
+}  // namespace
+
+Balancer::Balancer(std::vector<Outbound> servers, std::vector<double> weights, BalancerSpec spec)
+    : servers_(std::move(servers)), weights_(std::move(weights)), spec_(std::move(spec)) {
+  const size_t n = servers_.size();
+  health_ = std::make_unique<Health[]>(n);
+  rank_ = std::make_unique<std::atomic<uint32_t>[]>(n);
+  records_.resize(n);
+  for (size_t i = 0; i < n; ++i) {
+    servers_[i].index = static_cast<uint32_t>(i);
+    rank_[i].store(static_cast<uint32_t>(i));
+    records_[i].samples.reserve(static_cast<size_t>(std::max(spec_.window, 1)));
+  }
+  if (weights_.size() != n) weights_.assign(n, 1.0);
+  if (spec_.check_best_interval_ms == 0) spec_.check_best_interval_ms = spec_.check_interval_ms;
+}
+
+Balancer::~Balancer() = default;
+
+std::string Balancer::name(size_t i) const {
+  return servers_[i].server.to_string();
+}
+
+size_t Balancer::best_up(size_t fallback) const {
+  for (size_t k = 0; k < servers_.size(); ++k) {
+    const size_t i = rank_[k].load(std::memory_order_relaxed);
+    if (up(i)) return i;
+  }
+  return fallback;
+}
+
+void Balancer::switch_to(size_t to, const char* why) {
+  uint32_t from = current_.load();
+  if (from == to) return;
+  if (!current_.compare_exchange_strong(from, static_cast<uint32_t>(to))) return;
+  last_switch_ms_.store(monotonic_ms());
+  LOG_NOTICE("balancer: switched from server %s to %s (%s)", name(from).c_str(), name(to).c_str(),
+             why);
+}
+
+void Balancer::mark_down(size_t i, const char* why) {
+  if (!health_[i].up.exchange(false)) return;
+  LOG_WARN("balancer: server %s is down (%s): no new connections until a probe passes",
+           name(i).c_str(), why);
+}
+
+const Outbound* Balancer::route(const Address&) {
+  if (spec_.mode == BalancerSpec::Pick::RoundRobin) {
+    const size_t n = servers_.size();
+    const size_t start = next_.fetch_add(1, std::memory_order_relaxed);
+    for (size_t k = 0; k < n; ++k) {
+      if (up((start + k) % n)) return &servers_[(start + k) % n];
+    }
+  }
+  if (spec_.mode == BalancerSpec::Pick::Weighted) {
+    double total = 0;
+    for (size_t i = 0; i < servers_.size(); ++i) {
+      if (up(i)) total += weights_[i];
+    }
+    if (total > 0) {
+      double r = std::uniform_real_distribution<double>(0, total)(t_rng);
+      for (size_t i = 0; i < servers_.size(); ++i) {
+        if (!up(i)) continue;
+        if (r < weights_[i]) return &servers_[i];
+        r -= weights_[i];
+      }
+    }
+  }
+  size_t cur = current();
+  if (!up(cur)) {
+    const size_t to = best_up(cur);
+    if (to != cur) switch_to(to, "it is down");
+    cur = to;
+  }
+  return &servers_[cur];
+}
+
+const Outbound* Balancer::retry(const Address&, uint64_t tried) {
+  const size_t n = std::min<size_t>(servers_.size(), 64);
+  for (int pass = 0; pass < 2; ++pass) {
+    for (size_t k = 0; k < servers_.size(); ++k) {
+      const size_t i = rank_[k].load(std::memory_order_relaxed);
+      if (i >= n || (tried >> i) & 1) continue;
+      if (pass == 0 && !up(i)) continue;
+      return &servers_[i];
+    }
+  }
+  return nullptr;
+}
+
+void Balancer::server_failed(const Outbound& o, int uv_err) {
+  if (o.index < servers_.size()) mark_down(o.index, uv_err_name(uv_err));
+}
+
+// ---- probes (main loop) -------------------------------------------------------------------------
+
+void Balancer::start_probes(uv_loop_t* loop) {
+  if (loop_ != nullptr || servers_.size() < 2) return;
+  loop_ = loop;
+  timer_ = new uv_timer_t;
+  uv_timer_init(loop, timer_);
+  timer_->data = this;
+  const uint64_t tick = std::min(spec_.check_interval_ms, spec_.check_best_interval_ms);
+  uv_timer_start(timer_, on_round_timer, 0, tick);
+}
+
+void Balancer::stop_probes() {
+  if (stopped_ || loop_ == nullptr) return;
+  stopped_ = true;
+  uv_close(reinterpret_cast<uv_handle_t*>(timer_),
+           [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
+  timer_ = nullptr;
+  std::vector<Probe*> live;
+  live.swap(live_);
+  for (Probe* p : live) {
+    p->owner = nullptr;
+    p->finish(false);
+  }
+}
+
+void Balancer::on_round_timer(uv_timer_t* t) {
+  auto* b = static_cast<Balancer*>(t->data);
+  const uint64_t now = uv_now(b->loop_);
+  const bool all =
+      b->last_full_round_ == 0 || now - b->last_full_round_ >= b->spec_.check_interval_ms;
+  if (all && b->outstanding_ == 0) {
+    b->last_full_round_ = now;
+    b->start_round(true);
+  } else {
+    b->start_round(false);
+  }
+}
+
+void Balancer::start_round(bool all) {
+  if (all) {
+    outstanding_ = static_cast<int>(servers_.size());
+    for (size_t i = 0; i < servers_.size(); ++i) launch(i, true);
+    return;
+  }
+  // Between full rounds: the current server alone, if it has no probe running.
+  const size_t cur = current();
+  for (Probe* p : live_) {
+    if (p->index == cur) return;
+  }
+  launch(cur, false);
+}
+
+void Balancer::launch(size_t i, bool counted) {
+  auto* p = new Probe;
+  p->owner = this;
+  p->counted = counted;
+  p->index = i;
+  p->started = uv_now(loop_);
+  uv_timer_init(loop_, &p->timer);
+  p->timer.data = p;
+  p->open_handles = 1;
+  uv_timer_start(&p->timer, Probe::on_timeout, spec_.max_server_rtt_ms, 0);
+  live_.push_back(p);
+  const Outbound& o = servers_[i];
+  if (spec_.probe_target) {
+    p->sealer = o.suite->client_sealer();
+    uint8_t hdr[kMaxAddressLen];
+    const size_t hlen = encode_address(*spec_.probe_target, hdr);
+    const std::vector<uint8_t> payload = probe_payload(*spec_.probe_target);
+    p->request.resize(p->sealer->max_sealed_size(payload.size()) + hlen + 64);
+    const size_t n =
+        p->sealer->seal_request(hdr, hlen, payload.data(), payload.size(), p->request.data());
+    p->request.resize(n);
+    if (n == 0) {
+      p->finish(false);
+      return;
+    }
+  }
+  sockaddr_storage ss;
+  if (o.server.to_sockaddr(ss) || literal_to_sockaddr(o.server.host, o.server.port, ss)) {
+    p->connect_to(reinterpret_cast<sockaddr*>(&ss));
+    return;
+  }
+  const LookupArgs args(SOCK_STREAM, AI_ADDRCONFIG, o.server.port);
+  p->dns.data = p;
+  if (uv_getaddrinfo(loop_, &p->dns, Probe::on_resolved, o.server.host.c_str(), args.port,
+                     &args.hints) != 0) {
+    p->finish(false);
+    return;
+  }
+  p->dns_pending = true;
+}
+
+void Balancer::probe_done(Probe* p, bool ok) {
+  live_.erase(std::remove(live_.begin(), live_.end(), p), live_.end());
+  const size_t i = p->index;
+  Record& r = records_[i];
+  const uint64_t rtt = uv_now(loop_) - p->started;
+  const uint32_t value =
+      ok ? static_cast<uint32_t>(std::max<uint64_t>(rtt, 1))
+         : static_cast<uint32_t>(std::min<uint64_t>(2 * spec_.max_server_rtt_ms, UINT32_MAX));
+  const size_t window = static_cast<size_t>(std::max(spec_.window, 1));
+  if (r.samples.size() < window) {
+    r.samples.push_back(value);
+  } else {
+    r.samples[r.next] = value;
+  }
+  r.next = (r.next + 1) % window;
+  uint64_t sum = 0;
+  for (uint32_t v : r.samples) sum += v;
+  health_[i].score_ms.store(static_cast<uint32_t>(sum / r.samples.size()));
+  if (ok) {
+    r.failures_in_row = 0;
+    r.last_rtt_ms = static_cast<uint32_t>(rtt);
+    if (!health_[i].up.exchange(true)) {
+      LOG_NOTICE("balancer: server %s is up again (a probe passed in %llu ms)", name(i).c_str(),
+                 static_cast<unsigned long long>(rtt));
+    }
+  } else if (++r.failures_in_row >= 2) {
+    mark_down(i, "probes failed");
+  }
+  LOG_DEBUG("balancer: probe of %s %s in %llu ms, score %u ms", name(i).c_str(),
+            ok ? "passed" : "failed", static_cast<unsigned long long>(rtt),
+            health_[i].score_ms.load());
+  if (p->counted && --outstanding_ == 0) round_done();
+}
+
+void Balancer::round_done() {
+  const size_t n = servers_.size();
+  std::vector<uint32_t> order(n);
+  for (size_t i = 0; i < n; ++i) order[i] = static_cast<uint32_t>(i);
+  // Up servers first, then by score; configuration order breaks ties.
+  std::stable_sort(order.begin(), order.end(), [&](uint32_t a, uint32_t b) {
+    if (up(a) != up(b)) return up(a);
+    return health_[a].score_ms.load() < health_[b].score_ms.load();
+  });
+  for (size_t k = 0; k < n; ++k) rank_[k].store(order[k]);
+  if (spec_.mode != BalancerSpec::Pick::Best) return;
+  const size_t cur = current();
+  if (!up(cur)) {
+    if (up(order[0])) switch_to(order[0], "it is down");
+    return;
+  }
+  const size_t best = order[0];
+  const double cur_score = health_[cur].score_ms.load();
+  const double best_score = health_[best].score_ms.load();
+  for (size_t i = 0; i < n; ++i) {
+    if (i != best) records_[i].better_rounds = 0;
+  }
+  if (best == cur || !(best_score < cur_score * (1.0 - spec_.switch_margin))) {
+    records_[best].better_rounds = 0;
+    return;
+  }
+  Record& b = records_[best];
+  ++b.better_rounds;
+  const uint64_t since = monotonic_ms() - last_switch_ms_.load();
+  if (b.better_rounds >= spec_.switch_rounds &&
+      (last_switch_ms_.load() == 0 || since >= spec_.min_switch_interval_ms)) {
+    b.better_rounds = 0;
+    char why[128];
+    snprintf(why, sizeof why, "score %.0f ms against %.0f ms for %d rounds", best_score, cur_score,
+             spec_.switch_rounds);
+    switch_to(best, why);
+  }
+}
+
+}  // namespace ss
