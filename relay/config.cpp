@@ -38,8 +38,9 @@
 
 #include "client/inbound/users_file.h"
 #include "crypto/kdf.h"
-#include "relay/read_file.h"
+#include "relay/acl.h"
 #include "relay/qr_text.h"
+#include "relay/read_file.h"
 #include "relay/sip002.h"
 #include "relay/version.h"
 
@@ -486,7 +487,6 @@ std::optional<Address> optional_tunnel_value(const json& v, std::string_view nam
 
 using Arg = Option::Arg;
 
-constexpr const char* kAclRefused = "access control lists are not supported yet";
 constexpr const char* kDnsRefused =
     "a custom name server is not supported yet (the system resolver is used)";
 constexpr const char* kManagerRefused = "ss-manager is not supported yet";
@@ -592,6 +592,10 @@ constexpr Option kOptions[] = {
     {"", "V,version", Arg::None, "", kAllRoles,
      "print the version and the crypto libraries, and exit", ""},
     {"", "h,help", Arg::None, "", kAllRoles, "print this help and exit", ""},
+    {"acl", "acl", Arg::Text, "FILE", kLocalOnly | kRedirOnly | kServerOnly,
+     "ACL file (libev's format, rust's extensions): bypass/proxy lists on ss-local and "
+     "ss-redir; client and outbound block lists on ss-server",
+     "ACL file, as --acl", set_nonempty<&Config::acl_path>},
     // The replay filters' state file (relay/replay_state): see README, "Replay state".
     {"state_dir", "state-dir", Arg::Text, "DIR", kAllRoles,
      "directory of the replay state file (default ./ss-state; \"\" for none)",
@@ -618,7 +622,6 @@ constexpr Option kOptions[] = {
     {"plugin_opts", "", {}, "", kAllRoles, "", "", nullptr, kPluginRefused},
     {"plugin_args", "", {}, "", kAllRoles, "", "", nullptr, kPluginRefused},
     {"plugin_mode", "", {}, "", kAllRoles, "", "", nullptr, kPluginRefused},
-    {"acl", "", {}, "", kAllRoles, "", "", nullptr, kAclRefused},
     {"nameserver", "", {}, "", kAllRoles, "", "", nullptr, kDnsRefused},
     {"dns", "", {}, "", kAllRoles, "", "", nullptr, kDnsRefused},
     {"mtu", "", {}, "", kAllRoles, "", "", nullptr, "UDP fragmentation by MTU is not supported"},
@@ -1215,6 +1218,7 @@ Specs specs_of(const Config& cfg) {
   s.limits.replay_fp_rate = cfg.replay_fp_rate;
   s.tcp = {cfg.no_delay, cfg.ipv6_first, cfg.fast_open};
   s.clock_offset = cfg.clock_offset;
+  s.acl = cfg.acl;
   s.listeners = cfg.listeners;
   for (ListenerSpec& l : s.listeners) {
     l.transparent = cfg.tcp_tproxy && l.protocol == ListenerSpec::Protocol::Redir;
@@ -1243,6 +1247,25 @@ Specs specs_of(const Config& cfg) {
   s.servers = cfg.servers.empty() ? flat_servers(cfg) : cfg.servers;
   s.balancer = cfg.balancer;
   return s;
+}
+
+// --acl: ss-local and ss-redir route by it (TCP only so far), ss-server filters clients and
+// targets by it; ss-tunnel's target is fixed, so an ACL would have nothing to decide.
+void finalize_acl(Config& cfg) {
+  if (cfg.role == Role::Tunnel) fail("acl: ss-tunnel takes no ACL (its target is fixed)");
+  std::string error;
+  std::shared_ptr<const Acl> acl = Acl::load(cfg.acl_path, &error);
+  if (!acl) fail("acl: " + error);
+  if (cfg.role != Role::Server) {
+    bool udp = cfg.mode != Mode::TcpOnly;
+    for (const ListenerSpec& l : cfg.listeners) udp = udp || (l.mode && *l.mode != Mode::TcpOnly);
+    if (udp) {
+      fail(
+          "acl: not supported with the UDP relay (-u, -U, \"mode\") on ss-local and ss-redir "
+          "yet: UDP would not follow the ACL");
+    }
+  }
+  cfg.acl = std::move(acl);
 }
 
 namespace {
@@ -1320,6 +1343,7 @@ void finalize_config(Config& cfg) {
     if (!users) fail(error);
     cfg.local_users = std::make_shared<const UserTable>(std::move(*users));
   }
+  if (!cfg.acl_path.empty()) finalize_acl(cfg);
   if (cfg.timeout <= 0) fail("timeout: must be a positive number of seconds");
   if (cfg.udp_timeout <= 0) fail("udp_timeout: must be a positive number of seconds");
   if (cfg.udp_max_associations == 0) fail("udp_max_associations: must be at least 1");

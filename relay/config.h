@@ -18,6 +18,7 @@
 namespace ss {
 
 class UserTable;
+class Acl;
 
 enum class Role { Local, Server, Tunnel, Redir };
 enum class Mode { TcpOnly, TcpAndUdp, UdpOnly };
@@ -132,6 +133,9 @@ struct Specs {
   Limits limits;
   TcpOptions tcp;
   int64_t clock_offset = 0;  // seconds added to the clock (2022 timestamps; tests)
+  // The ACL: ss-local/ss-redir route by it (bypass: direct); the Shadowsocks inbound refuses
+  // clients and the direct outbound targets by it. Null: none.
+  std::shared_ptr<const Acl> acl;
 };
 
 struct Config {
@@ -175,6 +179,9 @@ struct Config {
   // ss-local: shadowsocks-rust's user file for SOCKS5 and HTTP authentication, and its table.
   std::string socks5_auth_config_path;
   std::shared_ptr<const UserTable> local_users;
+  // --acl / "acl": the ACL file (ss-local, ss-redir, ss-server) and what it parsed to.
+  std::string acl_path;
+  std::shared_ptr<const Acl> acl;
   // Listen addresses given more than once, merged by finalize_config (logged at -v).
   size_t merged_listeners = 0;
   // ss:// URIs given with -s, "server" or as arguments (each its own server spec).

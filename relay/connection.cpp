@@ -36,6 +36,7 @@
 #include <atomic>
 #include <cstring>
 
+#include "relay/acl.h"
 #include "relay/address.h"
 #include "relay/counters.h"
 #include "relay/ip_policy.h"
@@ -105,6 +106,15 @@ void Connection::start(uv_stream_t* server) {
     return;
   }
   c.connected = true;
+  if (runtime().client_acl) {
+    sockaddr_storage peer{};
+    if (c.tcp.peer_address(peer) &&
+        runtime().client_acl->client_blocked(reinterpret_cast<const sockaddr*>(&peer))) {
+      warn::client_refused(peer_text(kClient));
+      close("client refused by the ACL");
+      return;
+    }
+  }
   if (runtime().tcp.no_delay) c.tcp.set_nodelay(true);
   set_deadline_ms(std::min<uint64_t>(kMaxHandshakeMs, uint64_t(runtime().limits.timeout) * 1000));
   const InboundAction first =
@@ -197,7 +207,29 @@ void Connection::route_and_connect() {
     peers_[kClient].opener = std::move(opener);
     peers_[kClient].server_suite = inbound_->suite();
   }
+  if (target.type == Address::Type::Domain && runtime_->router->needs_address(target)) {
+    // The route depends on the name's address: look it up first (on_resolved goes on).
+    set_phase(Phase::Connecting);
+    set_want_read(kClient, false);
+    dns_for_route_ = true;
+    const LookupArgs args(SOCK_STREAM, AI_ADDRCONFIG, target.port);
+    dns_req_.data = this;
+    if (uv_getaddrinfo(loop(), &dns_req_, on_resolved, target.host.c_str(), args.port,
+                       &args.hints) != 0) {
+      dns_for_route_ = false;
+      outbound_ = runtime_->router->route_resolved(target, nullptr);
+      connect_routed(target, nullptr);
+      return;
+    }
+    dns_pending_ = true;
+    ++refs_;
+    return;
+  }
   outbound_ = runtime_->router->route(target);
+  connect_routed(target, nullptr);
+}
+
+void Connection::connect_routed(const Address& target, const sockaddr* resolved) {
   if (outbound_ == nullptr) {
     warn::target_refused(peer_text(kClient), target.to_string(), "no route");
     ReplyBytes reply;
@@ -205,12 +237,21 @@ void Connection::route_and_connect() {
     reply_and_end(reply, "no route");
     return;
   }
+  acl_allowed_ = false;
+  if (outbound_->acl != nullptr) {
+    const Acl::Verdict v = outbound_->acl->outbound(target);
+    if (v == Acl::Verdict::Block) {
+      on_target_blocked(nullptr);
+      return;
+    }
+    acl_allowed_ = v == Acl::Verdict::Allow;
+  }
   if (outbound_->kind == Outbound::Kind::Shadowsocks) {
     tried_ = outbound_->index < 64 ? uint64_t{1} << outbound_->index : 0;
     connect_server();
     return;
   }
-  connect_remote(target, "target");
+  connect_remote(target, "target", resolved);
 }
 
 // ---- failover ---------------------------------------------------------------------------------
@@ -370,11 +411,18 @@ void Connection::reply_and_end(const ReplyBytes& reply, const char* why) {
 
 void Connection::on_target_blocked(const sockaddr* sa) {
   // The client authenticated: it holds the key, so there is nothing to hide from it. Close at
-  // once rather than leave it waiting for the handshake deadline.
-  const Address resolved = Address::from_sockaddr(sa);
-  warn::target_refused(
-      peer_text(kClient), remote_.to_string(),
-      "a private address (" + resolved.to_string() + "); allow_private_targets permits it");
+  // once rather than leave it waiting for the handshake deadline. `sa`: the resolved address
+  // refused (by the SSRF guard or the ACL), or null: the ACL refused the target as requested.
+  if (sa == nullptr) {
+    warn::target_refused(peer_text(kClient), target_.to_string(), "the ACL blocks it");
+  } else if (outbound_->block_private && is_refused_target(sa)) {
+    warn::target_refused(peer_text(kClient), remote_.to_string(),
+                         "a private address (" + Address::from_sockaddr(sa).to_string() +
+                             "); allow_private_targets permits it");
+  } else {
+    warn::target_refused(peer_text(kClient), remote_.to_string(),
+                         "the ACL blocks its address " + Address::from_sockaddr(sa).to_string());
+  }
   ReplyBytes reply;
   inbound_->refused_reply(reply);
   reply_and_end(reply, "target not allowed");
@@ -954,12 +1002,16 @@ void Connection::release_ref() {
 
 // ---- connecting -------------------------------------------------------------------------------
 
-void Connection::connect_remote(const Address& target, const char* what) {
+void Connection::connect_remote(const Address& target, const char* what, const sockaddr* resolved) {
   set_phase(Phase::Connecting);
   remote_ = target;
   if (!pending_header_) target_ = target;
   connect_what_ = what;
   set_want_read(kClient, false);
+  if (resolved != nullptr) {
+    connect_to(resolved);
+    return;
+  }
   sockaddr_storage ss;
   if (target.to_sockaddr(ss)) {
     connect_to(reinterpret_cast<sockaddr*>(&ss));
@@ -988,6 +1040,25 @@ void Connection::on_resolved(uv_getaddrinfo_t* req, int status, addrinfo* res) {
     s->dns_orphaned_ = false;
     counters::sub(Counter::OrphanedLookups);
   }
+  if (s->dns_for_route_) {
+    // The router's lookup: route by the address (null: the name did not resolve), then connect,
+    // to that address if the route is direct.
+    s->dns_for_route_ = false;
+    if (s->phase_ != Phase::Closing) {
+      sockaddr_storage ss{};
+      const sockaddr* sa = nullptr;
+      if (status == 0 && res != nullptr) {
+        const addrinfo* pick = pick_address(res, s->runtime().tcp.ipv6_first);
+        std::memcpy(&ss, pick->ai_addr, std::min<size_t>(pick->ai_addrlen, sizeof ss));
+        sa = reinterpret_cast<const sockaddr*>(&ss);
+      }
+      s->outbound_ = s->runtime_->router->route_resolved(s->target_, sa);
+      s->connect_routed(s->target_, sa);
+    }
+    if (res != nullptr) uv_freeaddrinfo(res);
+    s->release_ref();
+    return;
+  }
   if (s->phase_ == Phase::Closing || status < 0 || res == nullptr) {
     if (res != nullptr) uv_freeaddrinfo(res);
     bool closing = s->phase_ == Phase::Closing;
@@ -1008,7 +1079,8 @@ void Connection::on_resolved(uv_getaddrinfo_t* req, int status, addrinfo* res) {
 }
 
 void Connection::connect_to(const sockaddr* sa) {
-  if (outbound_->block_private && is_refused_target(sa)) {
+  if ((outbound_->block_private && is_refused_target(sa)) ||
+      (outbound_->acl != nullptr && !acl_allowed_ && outbound_->acl->outbound_blocked(sa))) {
     on_target_blocked(sa);
     return;
   }

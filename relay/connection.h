@@ -141,7 +141,11 @@ class Connection final : private StreamHandler {
   std::string peer_text(Side s) const;
 
   // Resolves (if needed, without blocking the loop) and connects the remote side.
-  void connect_remote(const Address& target, const char* what);
+  // `resolved`: the target's address, already looked up (no second lookup).
+  void connect_remote(const Address& target, const char* what, const sockaddr* resolved = nullptr);
+  // After the route is known (outbound_; `resolved`: the target's address if it was looked up
+  // for routing).
+  void connect_routed(const Address& target, const sockaddr* resolved);
   // Queues a block for `dst` (takes ownership). False if the connection is going away.
   bool send(Side dst, Block* b);
   bool send_copy(Side dst, const uint8_t* data, size_t n);
@@ -215,6 +219,7 @@ class Connection final : private StreamHandler {
   std::shared_ptr<const Runtime> runtime_;
   std::unique_ptr<Inbound> inbound_;
   const Outbound* outbound_ = nullptr;  // chosen by the router; owned by it
+  bool acl_allowed_ = false;  // the outbound's ACL allowed the target by name: no check after DNS
   Phase phase_ = Phase::Handshake;
   Peer peers_[2];
   // The two directions' flow control, indexed by their source side: pumps_[kClient] reads the
@@ -225,8 +230,9 @@ class Connection final : private StreamHandler {
   uv_timer_t timer_;
   uv_getaddrinfo_t dns_req_;
   bool dns_pending_ = false;
-  bool dns_orphaned_ = false;  // counted in orphaned_lookups()
-  int refs_ = 0;               // handles not yet closed plus DNS requests in flight
+  bool dns_for_route_ = false;  // the pending lookup is the router's (needs_address), not a connect
+  bool dns_orphaned_ = false;   // counted in orphaned_lookups()
+  int refs_ = 0;                // handles not yet closed plus DNS requests in flight
   uint64_t started_at_ = 0;
   uint64_t last_active_ = 0;
   uint64_t deadline_ = 0;         // absolute loop time; 0 = none

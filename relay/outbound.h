@@ -8,12 +8,16 @@
 #include <string>
 #include <vector>
 
+#include <sys/socket.h>
+
 #include "crypto/tcp_cipher.h"
 #include "relay/address.h"
 
 struct uv_loop_s;
 
 namespace ss {
+
+class Acl;
 
 struct Outbound {
   enum class Kind : uint8_t { Direct, Shadowsocks };
@@ -25,6 +29,9 @@ struct Outbound {
   // loopback, private, link-local... destinations (checked after DNS).
   std::string bind_address;
   bool block_private = false;
+  // Direct: the ACL whose outbound block/allow lists refuse targets, by name and after DNS by
+  // address, on top of the SSRF guard (ss-server's --acl); null: none.
+  const Acl* acl = nullptr;
   // Its place among the router's outbounds (failover remembers which were tried by this).
   uint32_t index = 0;
 };
@@ -36,6 +43,13 @@ class Router {
   virtual ~Router() = default;
   // Null: no outbound takes this target (the inbound's refused reply is sent).
   virtual const Outbound* route(const Address& target) = 0;
+  // A domain target whose route depends on its address (an ACL's IP rules, as libev's ss-local
+  // resolves such names): true, and the connection resolves the name first and asks
+  // route_resolved() with the address (null if the name did not resolve).
+  virtual bool needs_address(const Address& /*target*/) { return false; }
+  virtual const Outbound* route_resolved(const Address& target, const sockaddr* /*resolved*/) {
+    return route(target);
+  }
   // Failover: another outbound for a request whose outbound failed before anything reached the
   // target. `tried` has bit i set for the outbounds (by index) already tried. Null: none left.
   virtual const Outbound* retry(const Address& target, uint64_t tried) {
@@ -69,6 +83,32 @@ class FixedRouter final : public Router {
  private:
   std::vector<Outbound> outbounds_;
   std::atomic<size_t> next_{0};
+};
+
+// ss-local's and ss-redir's --acl: a target the ACL bypasses takes the direct outbound, any other
+// the wrapped router's choice (the proxy servers).
+class AclRouter final : public Router {
+ public:
+  AclRouter(std::shared_ptr<const Acl> acl, std::shared_ptr<Router> proxy, Outbound direct)
+      : acl_(std::move(acl)), proxy_(std::move(proxy)), direct_(std::move(direct)) {}
+  const Outbound* route(const Address& target) override;
+  bool needs_address(const Address& target) override;
+  const Outbound* route_resolved(const Address& target, const sockaddr* resolved) override;
+  // The proxy router's failover, health and probes (the direct outbound has none).
+  const Outbound* retry(const Address& target, uint64_t tried) override {
+    return proxy_->retry(target, tried);
+  }
+  void server_failed(const Outbound& o, int uv_err) override {
+    if (&o != &direct_) proxy_->server_failed(o, uv_err);
+  }
+  void start_probes(uv_loop_s* loop) override { proxy_->start_probes(loop); }
+  void stop_probes() override { proxy_->stop_probes(); }
+  uint64_t connect_timeout_ms() const override { return proxy_->connect_timeout_ms(); }
+
+ private:
+  std::shared_ptr<const Acl> acl_;
+  std::shared_ptr<Router> proxy_;
+  Outbound direct_;
 };
 
 }  // namespace ss

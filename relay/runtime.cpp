@@ -10,6 +10,7 @@
 #include "crypto/replay_filter.h"
 #include "crypto/salt_pool.h"
 #include "crypto/tcp2022.h"
+#include "relay/acl.h"
 #include "relay/balancer.h"
 
 namespace ss {
@@ -87,6 +88,7 @@ std::shared_ptr<Router> make_router(const Specs& specs, const Runtime& rt, std::
     o.kind = Outbound::Kind::Direct;
     o.bind_address = specs.direct->bind_address;
     o.block_private = specs.direct->block_private;
+    if (specs.acl && specs.acl->has_outbound_rules()) o.acl = specs.acl.get();
     outbounds.push_back(std::move(o));
   }
   for (const ServerSpec& spec : specs.servers) {
@@ -109,12 +111,22 @@ std::shared_ptr<Router> make_router(const Specs& specs, const Runtime& rt, std::
     outbounds.push_back(std::move(o));
   }
   // Several upstream servers: the balancer (health checks, hysteresis, failover).
+  std::shared_ptr<Router> proxy;
   if (!specs.direct && specs.servers.size() > 1) {
     std::vector<double> weights;
     for (const ServerSpec& spec : specs.servers) weights.push_back(spec.weight);
-    return std::make_shared<Balancer>(std::move(outbounds), std::move(weights), specs.balancer);
+    proxy = std::make_shared<Balancer>(std::move(outbounds), std::move(weights), specs.balancer);
+  } else {
+    proxy = std::make_shared<FixedRouter>(std::move(outbounds));
   }
-  return std::make_shared<FixedRouter>(std::move(outbounds));
+  if (specs.acl && !specs.direct) {
+    // A client's ACL: what it bypasses goes direct, with no SSRF guard (bypassing is the
+    // operator's choice, as in libev), from any local address.
+    Outbound direct;
+    direct.kind = Outbound::Kind::Direct;
+    return std::make_shared<AclRouter>(specs.acl, std::move(proxy), std::move(direct));
+  }
+  return proxy;
 }
 
 }  // namespace
@@ -132,6 +144,7 @@ std::shared_ptr<const Runtime> make_runtime(const Specs& specs, std::string* err
       return nullptr;
     }
   }
+  if (specs.inbound && specs.acl && specs.acl->has_client_rules()) rt->client_acl = specs.acl;
   rt->router = make_router(specs, *rt, error);
   if (!rt->router) return nullptr;
   return rt;

@@ -23,6 +23,8 @@ struct Runtime {
   std::shared_ptr<const TcpCipherSuite> inbound_suite;
   // Picks each request's outbound; the outbounds (and their suites) live as long as it does.
   std::shared_ptr<Router> router;
+  // ss-server's --acl with client rules: clients it refuses are closed at accept. Null: none.
+  std::shared_ptr<const Acl> client_acl;
   Limits limits;
   TcpOptions tcp;
   // The process's classic replay filter (ss-server: request and response salts; ss-local,

@@ -3,6 +3,9 @@
 
 #include "relay/udp_direct.h"
 
+#include "relay/acl.h"
+#include "relay/warnings.h"
+
 namespace ss {
 
 bool DirectUdpOutbound::send(UdpFlowState*, std::span<const uint8_t> address,
@@ -13,8 +16,17 @@ bool DirectUdpOutbound::send(UdpFlowState*, std::span<const uint8_t> address,
     ++stats.drop_malformed;
     return false;
   }
+  if (acl_ != nullptr && acl_->outbound(to) == Acl::Verdict::Block) {
+    ++stats.drop_blocked;
+    warn::target_refused("a UDP client", to.to_string(), "the ACL blocks it (UDP)");
+    return false;
+  }
   bytes = payload;
   return true;
+}
+
+bool DirectUdpOutbound::acl_blocks(const sockaddr* to) const {
+  return acl_ != nullptr && acl_->outbound_blocked(to);
 }
 
 bool DirectUdpOutbound::receive(UdpFlowState*, std::span<const uint8_t> datagram,

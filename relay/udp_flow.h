@@ -36,7 +36,7 @@ struct UdpStats {
   uint64_t drop_resolve = 0;       // the target or server name did not resolve (yet)
   uint64_t drop_replay = 0;        // 2022: packet ID already seen or behind the window
   uint64_t drop_clock = 0;         // 2022: timestamp more than 30 s off
-  uint64_t drop_blocked = 0;       // ss-server: a private destination (SSRF guard)
+  uint64_t drop_blocked = 0;       // ss-server: SSRF guard or ACL (target or client)
   uint64_t associations_created = 0;
   uint64_t associations_evicted = 0;  // by udp_max_associations
   uint64_t associations_expired = 0;  // by udp_timeout
@@ -117,6 +117,8 @@ class UdpOutbound {
                        std::span<uint8_t> scratch, UdpPacket& reply, UdpStats& stats) = 0;
   // Refuse loopback, private, link-local... destinations (ss-server's SSRF guard).
   virtual bool block_private() const { return false; }
+  // Refuse `to` by an ACL's outbound lists (ss-server's --acl).
+  virtual bool acl_blocks(const sockaddr* /*to*/) const { return false; }
 };
 
 // Counts a packet the suite refused and says why where an operator should hear it: the clock

@@ -7,6 +7,7 @@
 
 #include "client/udp/local_udp_inbounds.h"
 #include "client/udp/ss_udp_outbound.h"
+#include "relay/acl.h"
 #include "relay/udp_direct.h"
 #include "relay/udp_relay.h"
 #include "server/udp/ss_udp_inbound.h"
@@ -47,6 +48,8 @@ std::unique_ptr<UdpFronts> UdpFronts::make(const Specs& specs, UdpRelay& relay,
                                            std::string* error) {
   std::unique_ptr<UdpFronts> f(new UdpFronts(relay));
   f->block_private_ = !specs.direct || specs.direct->block_private;
+  if (specs.acl && specs.acl->has_outbound_rules()) f->acl_ = specs.acl;
+  if (specs.acl && specs.acl->has_client_rules()) f->client_acl_ = specs.acl;
   if (specs.inbound) {
     f->server_suite_ = udp_suite(*specs.inbound, true, specs.users, specs.clock_offset, error);
     if (!f->server_suite_) return nullptr;
@@ -76,7 +79,7 @@ std::unique_ptr<UdpInbound> UdpFronts::inbound(const ListenerSpec& spec) const {
     case ListenerSpec::Protocol::Tunnel:
       return std::make_unique<TunnelUdpInbound>(*spec.forward);
     case ListenerSpec::Protocol::Shadowsocks:
-      return std::make_unique<ShadowsocksUdpInbound>(*server_suite_);
+      return std::make_unique<ShadowsocksUdpInbound>(*server_suite_, client_acl_.get());
     case ListenerSpec::Protocol::Redir:
       return std::make_unique<RedirUdpInbound>();
   }
@@ -85,7 +88,7 @@ std::unique_ptr<UdpInbound> UdpFronts::inbound(const ListenerSpec& spec) const {
 
 std::unique_ptr<UdpOutbound> UdpFronts::outbound(const ListenerSpec& spec) const {
   if (spec.protocol == ListenerSpec::Protocol::Shadowsocks) {
-    return std::make_unique<DirectUdpOutbound>(block_private_);
+    return std::make_unique<DirectUdpOutbound>(block_private_, acl_.get());
   }
   return std::make_unique<ShadowsocksUdpOutbound>(servers_, next_, router_);
 }

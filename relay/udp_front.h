@@ -35,6 +35,9 @@ class UdpFronts {
   UdpFronts(UdpRelay& relay) : relay_(relay) {}
   UdpRelay& relay_;
   bool block_private_ = true;
+  std::shared_ptr<const Acl> acl_;
+  std::shared_ptr<const Acl> client_acl_;  // ... with client rules (the Shadowsocks inbound)  //
+                                           // ss-server's --acl with outbound rules, or null
   std::shared_ptr<const UdpCipherSuite> server_suite_;  // a Shadowsocks listener's
   std::shared_ptr<const std::vector<UdpServer>> servers_;
   std::shared_ptr<std::atomic<size_t>> next_ = std::make_shared<std::atomic<size_t>>(0);

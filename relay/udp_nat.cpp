@@ -415,6 +415,13 @@ void UdpNat::send_out(Assoc* a, const sockaddr* to, std::span<const uint8_t> byt
         "a private address (UDP); allow_private_targets permits it");
     return;
   }
+  if (a->listening->outbound->acl_blocks(to)) {
+    ++stats_.drop_blocked;
+    warn::target_refused(
+        Address::from_sockaddr(reinterpret_cast<const sockaddr*>(&a->client)).to_string(),
+        Address::from_sockaddr(to).to_string(), "the ACL blocks its address (UDP)");
+    return;
+  }
   Socket& s = a->out[to->sa_family == AF_INET6 ? 1 : 0];
   if (!s.inited) {
     if (uv_udp_init(loop_, &s.udp) != 0) return;

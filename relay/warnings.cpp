@@ -11,7 +11,7 @@ namespace ss::warn {
 namespace {
 
 WarnLimiter g_auth, g_replay, g_clock, g_clock_udp, g_refused, g_unreachable, g_server_auth,
-    g_silent, g_proxy_auth;
+    g_silent, g_proxy_auth, g_client_refused;
 
 int len(std::string_view s) {
   return static_cast<int>(s.size());
@@ -57,6 +57,11 @@ void clock_skew(std::string_view what, std::string_view detail, bool datagram) {
 void target_refused(std::string_view from, std::string_view target, std::string_view why) {
   LOG_WARN_LIMITED(g_refused, "server: refused target %.*s for %.*s: %.*s%s", len(target),
                    target.data(), len(from), from.data(), len(why), why.data(), MoreText(n).text);
+}
+
+void client_refused(std::string_view from) {
+  LOG_WARN_LIMITED(g_client_refused, "server: refused a client from %.*s: the ACL denies it%s",
+                   len(from), from.data(), MoreText(n).text);
 }
 
 void proxy_auth_failed(std::string_view from, std::string_view detail) {

@@ -19,6 +19,9 @@ void client_replay(std::string_view from);
 void clock_skew(std::string_view what, std::string_view detail, bool datagram = false);
 // ss-server: an authenticated client asked for a target the policy refuses.
 void target_refused(std::string_view from, std::string_view target, std::string_view why);
+// ss-server: a client whose address the ACL refuses ([black_list], or not in [white_list] with
+// [reject_all]); its connection is closed at once.
+void client_refused(std::string_view from);
 // ss-local: a client failed the proxy's own authentication (SOCKS5 RFC 1929, HTTP Basic).
 void proxy_auth_failed(std::string_view from, std::string_view detail);
 // ss-local/ss-tunnel: ss-server cannot be reached (refused, unreachable, not resolved, timeout).

@@ -10,6 +10,8 @@ set -euo pipefail
 packages=(
   build-essential cmake pkg-config
   libuv1-dev libssl-dev libsodium-dev librust-blake3-dev nlohmann-json3-dev libcxxopts-dev catch2
+  # ACL regexes (RE2::Set); PCRE2 only for the ACL benchmark's comparison
+  libre2-dev libpcre2-dev
   libqrencode-dev
   shadowsocks-libev curl socat b3sum iperf3 python3 clang libclang-rt-14-dev llvm
   # ss-redir tests: REDIRECT and TPROXY rules inside their own network namespaces

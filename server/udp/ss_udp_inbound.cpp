@@ -9,8 +9,10 @@
 
 #include <cstring>
 
+#include "relay/acl.h"
 #include "relay/address.h"
 #include "relay/log.h"
+#include "relay/warnings.h"
 
 namespace ss {
 namespace {
@@ -22,8 +24,13 @@ struct Session final : UdpFlowState {
 }  // namespace
 
 bool ShadowsocksUdpInbound::receive(std::span<const uint8_t> datagram, const sockaddr* from,
-                                    const sockaddr*, UdpFlows& flows, std::span<uint8_t> scratch, UdpRequest& req,
-                                    UdpStats& stats) {
+                                    const sockaddr*, UdpFlows& flows, std::span<uint8_t> scratch,
+                                    UdpRequest& req, UdpStats& stats) {
+  if (client_acl_ != nullptr && client_acl_->client_blocked(from)) {
+    ++stats.drop_blocked;
+    warn::client_refused(Address::from_sockaddr(from).to_string() + " (UDP)");
+    return false;
+  }
   UdpSessionId id;
   UdpStatus st = opener_->open_header(datagram, scratch, id);
   if (!st.ok()) {

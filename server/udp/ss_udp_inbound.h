@@ -8,9 +8,13 @@
 
 namespace ss {
 
+class Acl;
+
 class ShadowsocksUdpInbound final : public UdpInbound {
  public:
-  explicit ShadowsocksUdpInbound(const UdpCipherSuite& suite) : opener_(suite.server_opener()) {}
+  // `client_acl`: drop datagrams from clients it refuses (--acl), or null.
+  explicit ShadowsocksUdpInbound(const UdpCipherSuite& suite, const Acl* client_acl = nullptr)
+      : opener_(suite.server_opener()), client_acl_(client_acl) {}
   bool receive(std::span<const uint8_t> datagram, const sockaddr* from, const sockaddr* dest,
                UdpFlows& flows, std::span<uint8_t> scratch, UdpRequest& req,
                UdpStats& stats) override;
@@ -19,6 +23,7 @@ class ShadowsocksUdpInbound final : public UdpInbound {
 
  private:
   std::unique_ptr<UdpServerOpener> opener_;
+  const Acl* client_acl_;
 };
 
 }  // namespace ss

@@ -316,7 +316,7 @@ TEST_CASE("config: unknown and harmless unsupported keys warn by name", "[relay]
 TEST_CASE("config: keys that would change behaviour and are not implemented are refused",
           "[relay]") {
   for (const char* key :
-       {"plugin", "plugin_opts", "plugin_args", "plugin_mode", "acl", "nameserver", "dns", "mtu",
+       {"plugin", "plugin_opts", "plugin_args", "plugin_mode", "nameserver", "dns", "mtu",
         "mptcp", "port_password", "manager_address", "protocol", "local_ipv4_address", "dscp"}) {
     INFO(key);
     const std::string e = json_error(Role::Server, std::string("{\"") + key + "\": \"x\"}");

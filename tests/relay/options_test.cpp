@@ -37,6 +37,7 @@ const std::map<std::string, std::string>& samples() {
       {"PIDFILE", "/tmp/ss-options-test.pid"},
       {"NOFILE", "4096"},
       {"PATH", "/tmp/ss-options-test.log"},
+      {"FILE", "/dev/null"},  // --acl: an empty ACL
       {"DIR", "/tmp/ss-options-test-state"},
   };
   return m;
