@@ -316,8 +316,8 @@ TEST_CASE("config: unknown and harmless unsupported keys warn by name", "[relay]
 TEST_CASE("config: keys that would change behaviour and are not implemented are refused",
           "[relay]") {
   for (const char* key :
-       {"plugin", "plugin_opts", "plugin_args", "plugin_mode", "nameserver", "dns", "mtu",
-        "mptcp", "port_password", "manager_address", "protocol", "local_ipv4_address", "dscp"}) {
+       {"plugin", "plugin_opts", "plugin_args", "plugin_mode", "nameserver", "dns", "mtu", "mptcp",
+        "port_password", "manager_address", "protocol", "local_ipv4_address", "dscp"}) {
     INFO(key);
     const std::string e = json_error(Role::Server, std::string("{\"") + key + "\": \"x\"}");
     CHECK(starts_with(e, std::string(key) + ": not supported by shadowsocks-uv: "));
