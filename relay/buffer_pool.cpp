@@ -14,11 +14,13 @@ namespace ss {
 
 namespace {
 
+size_t page_size() {
+  static const auto page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+  return page;
+}
+
 size_t mapping_size() {
-  static const size_t size = [] {
-    const auto page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
-    return (sizeof(Block) + page - 1) / page * page;
-  }();
+  static const size_t size = (sizeof(Block) + page_size() - 1) / page_size() * page_size();
   return size;
 }
 
@@ -37,7 +39,7 @@ void unmap_block(Block* b) {
 }  // namespace
 
 void BlockPool::drop_written(Block* b) {
-  const auto page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
+  const auto page = static_cast<uintptr_t>(page_size());  // no sysconf per call
   const auto begin = (reinterpret_cast<uintptr_t>(b->data) + page - 1) & ~(page - 1);
   const auto end = (reinterpret_cast<uintptr_t>(b->data) + b->off) & ~(page - 1);
   if (end > begin) madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);

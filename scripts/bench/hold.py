@@ -18,24 +18,11 @@
 
 import asyncio
 import json
-import resource
 import sys
 
+from proc_util import raise_nofile, vm_rss_kb
+
 PROBE = b"ssbench!"
-
-
-def raise_nofile():
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft < hard:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-
-
-def vm_rss_kb(pid):
-    with open(f"/proc/{pid}/status", encoding="ascii") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise RuntimeError(f"no VmRSS for pid {pid}")
 
 
 async def serve(port):

@@ -21,26 +21,13 @@
 
 import asyncio
 import json
-import resource
 import socket
 import sys
 import time
 
+from proc_util import raise_nofile, vm_rss_kb
+
 CHUNK = b"\x5a" * 65536
-
-
-def raise_nofile():
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft < hard:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-
-
-def vm_rss_kb(pid):
-    with open(f"/proc/{pid}/status", encoding="ascii") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise RuntimeError(f"no VmRSS for pid {pid}")
 
 
 def tcp_mem_pages():

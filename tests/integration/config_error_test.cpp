@@ -14,6 +14,7 @@
 #include <string_view>
 
 #include "tests/integration/harness.h"
+#include "tests/support/temp_dir.h"
 
 namespace ss::test {
 namespace {
@@ -167,10 +168,9 @@ TEST_CASE("config hardening: -c with a FIFO, a socket or a device exits 1 at onc
           "[integration][config]") {
   const std::string program = GENERATE(as<std::string>{}, "ss-server", "ss-local");
   // In /tmp: a Unix socket's path must fit in sun_path (108 bytes).
-  char dir[] = "/tmp/ss-config-special-XXXXXX";
-  REQUIRE(mkdtemp(dir) != nullptr);
-  const std::string fifo = std::string(dir) + "/fifo";
-  const std::string sock = std::string(dir) + "/sock";
+  const ss::test::TempDir dir("ss-config-special", "/tmp");
+  const std::string fifo = dir / "fifo";
+  const std::string sock = dir / "sock";
   REQUIRE(mkfifo(fifo.c_str(), 0600) == 0);
   const int fd = socket(AF_UNIX, SOCK_STREAM, 0);
   REQUIRE(fd >= 0);
@@ -196,7 +196,6 @@ TEST_CASE("config hardening: -c with a FIFO, a socket or a device exits 1 at onc
                    {"socks5_auth_config_path", fifo, "not a regular file (a FIFO)"});
   }
   close(fd);
-  std::filesystem::remove_all(dir);
 }
 
 TEST_CASE("config hardening: a duplicate key or a NUL in a string exits 1 naming the key",

@@ -15,6 +15,8 @@
 #include <string>
 #include <vector>
 
+#include "tests/support/temp_dir.h"
+
 namespace ss {
 namespace {
 
@@ -797,9 +799,8 @@ TEST_CASE("config: a NUL inside a string or a key is an error naming the key", "
 }
 
 TEST_CASE("config: only regular files are read, a FIFO or a device is refused at once", "[relay]") {
-  char dir[] = "/tmp/ss-config-fifo-XXXXXX";
-  REQUIRE(mkdtemp(dir) != nullptr);
-  const std::string fifo = std::string(dir) + "/fifo";
+  const ss::test::TempDir dir("ss-config-fifo");
+  const std::string fifo = dir / "fifo";
   REQUIRE(mkfifo(fifo.c_str(), 0600) == 0);
   // No writer: a blocking open would hang here forever.
   CHECK(load_error(Role::Server, {"-c", fifo.c_str()}) ==
@@ -811,8 +812,6 @@ TEST_CASE("config: only regular files are read, a FIFO or a device is refused at
                  fifo + "\"}");
   CHECK(load_error(Role::Local, {"-c", users.path()}) ==
         "socks5_auth_config_path: \"" + fifo + "\": not a regular file (a FIFO)");
-  std::remove(fifo.c_str());
-  rmdir(dir);
 }
 
 TEST_CASE("config: duplicate listen addresses are merged, one listener each", "[relay]") {

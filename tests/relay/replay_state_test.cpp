@@ -17,6 +17,7 @@
 #include "crypto/kdf.h"
 #include "crypto/replay_filter.h"
 #include "crypto/salt_pool.h"
+#include "tests/support/temp_dir.h"
 
 using namespace ss;
 using Bytes = std::vector<uint8_t>;
@@ -29,16 +30,6 @@ Bytes salt(int i, size_t n = 32) {
   b[0] = static_cast<uint8_t>(i);
   return b;
 }
-
-struct TempDir {
-  std::filesystem::path path;
-  TempDir() {
-    std::string t = (std::filesystem::temp_directory_path() / "ss-replay-state.XXXXXX").string();
-    REQUIRE(mkdtemp(t.data()) != nullptr);
-    path = t;
-  }
-  ~TempDir() { std::filesystem::remove_all(path); }
-};
 
 Bytes read_all(const std::filesystem::path& p) {
   std::ifstream f(p, std::ios::binary);
@@ -136,12 +127,12 @@ TEST_CASE("replay state: damaged files are refused whole", "[relay]") {
 }
 
 TEST_CASE("replay state: the file is written atomically and loaded at start", "[relay]") {
-  TempDir dir;
+  const ss::test::TempDir dir("ss-replay-state");
   auto f = std::make_shared<ReplayFilter>(1000, 1e-10);
   auto pool = std::make_shared<SaltPool>(60);
   uint64_t now = 2000;
   auto clock = [&now] { return now; };
-  const std::string sub = (dir.path / "state").string();
+  const std::string sub = dir / "state";
   ReplayStateFile file(sub, "ss-server-1.replay", f, pool, clock);
   CHECK(file.path() == sub + "/ss-server-1.replay");
   file.load();  // missing: logged, nothing changes
