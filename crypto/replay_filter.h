@@ -38,13 +38,14 @@ class ReplayFilter {
   // Changes with every salt added: the state file is rewritten only when it moved.
   uint64_t generation() const;
 
+  // One block per page: a salt's k bits all fall in one (see replay_filter.cpp).
+  static constexpr size_t kBlockBits = 4096 * 8;
+
   size_t capacity() const { return capacity_; }
   size_t bits_per_filter() const { return bits_; }
   int hashes() const { return hashes_; }
 
  private:
-  // One block per page: a salt's k bits all fall in one (see replay_filter.cpp).
-  static constexpr size_t kBlockBits = 4096 * 8;
   struct Bloom {
     // calloc'd: zero pages cost no memory until a salt sets a bit in them.
     std::unique_ptr<uint64_t[], void (*)(void*)> words{nullptr, &std::free};

@@ -27,7 +27,7 @@ namespace ss {
 class ReplayFilter;
 class SaltPool;
 
-inline constexpr uint32_t kReplayStateVersion = 2;  // 2: page-blocked classic filter
+inline constexpr uint32_t kReplayStateVersion = 3;  // 2: page-blocked; 3: mixed in-block bits
 
 // The file's bytes for the filter and/or the pool (either may be null).
 std::vector<uint8_t> encode_replay_state(const ReplayFilter* filter, const SaltPool* pool);
