@@ -253,6 +253,8 @@ void PluginSupervisor::Process::on_read(uv_stream_t* s, ssize_t n, const uv_buf_
     const char ch = b->base[i];
     if (ch == '\n' || ch == '\r') {
       c->flush_line(name);
+    } else if (c->line.empty() && (ch == ' ' || ch == '\t')) {
+      // Leading blanks dropped.
     } else if (c->line.size() < kMaxLogLine) {
       c->line += (static_cast<unsigned char>(ch) < 0x20 && ch != '\t') ? '?' : ch;
     }
