@@ -1391,6 +1391,12 @@ void finalize_config(Config& cfg) {
     cfg.local_users = std::make_shared<const UserTable>(std::move(*users));
   }
   if (!cfg.acl_path.empty()) finalize_acl(cfg);
+  if (server_role && cfg.acl && cfg.acl->has_client_rules() && !cfg.plugin.empty()) {
+    // Behind a plugin every client arrives from the plugin's loopback address.
+    fail(
+        "acl: client lists ([black_list], [white_list], [reject_all]) cannot work behind a "
+        "plugin: every client connects from the plugin (127.0.0.1)");
+  }
   if (cfg.timeout <= 0) fail("timeout: must be a positive number of seconds");
   if (cfg.udp_timeout <= 0) fail("udp_timeout: must be a positive number of seconds");
   if (cfg.udp_max_associations == 0) fail("udp_max_associations: must be at least 1");

@@ -8,6 +8,7 @@
 #include <sys/types.h>
 
 #include <cerrno>
+#include <fstream>
 #include <sstream>
 
 #include <uv.h>
@@ -15,6 +16,7 @@
 #include "relay/config.h"
 #include "relay/plugin.h"
 #include "relay/sip002.h"
+#include "tests/support/temp_dir.h"
 
 namespace ss {
 namespace {
@@ -108,6 +110,20 @@ TEST_CASE("plugin: what is refused names the key", "[relay]") {
   CHECK(error_of(Role::Local, R"({"local_port": 2, "plugin": "p", "servers": [{"server": "h",
       "server_port": 1, "password": "x"}]})") ==
         "plugin: with \"servers\", give each entry its own \"plugin\"");
+}
+
+TEST_CASE("plugin: ss-server refuses an ACL's client lists behind a plugin", "[relay]") {
+  test::TempDir dir("ss-plugin-acl");
+  const std::string acl = dir / "clients.acl";
+  std::ofstream(acl) << "[black_list]\n192.0.2.1\n";
+  const std::string e = error_of(Role::Server, R"({"server_port": 1, "password": "x", "plugin":
+      "obfs-server", "acl": ")" + acl + "\"}");
+  CHECK(e.rfind("acl: client lists", 0) == 0);
+  // Outbound rules only: accepted.
+  std::ofstream(acl) << "[outbound_block_list]\n192.0.2.1\n";
+  CHECK(error_of(Role::Server, R"({"server_port": 1, "password": "x", "plugin": "obfs-server",
+      "acl": ")" + acl + "\"}")
+            .empty());
 }
 
 TEST_CASE("plugin: arrange_plugins sends TCP through loopback ports, UDP around them", "[relay]") {
