@@ -8,11 +8,13 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <csignal>
+#include <cstdlib>
 #include <cstring>
 #include <set>
 
@@ -52,12 +54,51 @@ uint16_t free_loopback_port(std::set<uint16_t>& taken) {
   return 0;
 }
 
+// The command that starts `program`: itself, or through util-linux's setpriv with a parent-death
+// signal, so that the plugin gets SIGTERM even if we are killed with SIGKILL (uv_spawn has no
+// hook to call prctl(PR_SET_PDEATHSIG) in the child itself). The signal follows the thread that
+// spawned it: the main thread, which lives as long as the process.
+std::vector<std::string> command_line(const std::string& setpriv, const std::string& program,
+                                      const std::vector<std::string>& args) {
+  std::vector<std::string> cmd;
+  if (!setpriv.empty()) cmd = {setpriv, "--pdeathsig", "TERM", "--"};
+  cmd.push_back(program);
+  cmd.insert(cmd.end(), args.begin(), args.end());
+  return cmd;
+}
+
+// Our PATH, where plugins are looked for (execvp's default if unset).
+std::string search_path() {
+  const char* path = std::getenv("PATH");
+  return path != nullptr ? path : "/usr/local/bin:/usr/bin:/bin";
+}
+
 std::string host_port(const std::string& host, uint16_t port) {
   const bool v6 = host.find(':') != std::string::npos;
   return (v6 ? "[" + host + "]" : host) + ":" + std::to_string(port);
 }
 
 }  // namespace
+
+std::string find_program(const std::string& name, const std::string& path) {
+  auto runnable = [](const std::string& f) {
+    struct stat st {};
+    return stat(f.c_str(), &st) == 0 && S_ISREG(st.st_mode) && access(f.c_str(), X_OK) == 0;
+  };
+  if (name.empty()) return {};
+  if (name.find('/') != std::string::npos) return runnable(name) ? name : std::string();
+  size_t start = 0;
+  while (start <= path.size()) {
+    size_t end = path.find(':', start);
+    if (end == std::string::npos) end = path.size();
+    std::string dir = path.substr(start, end - start);
+    if (dir.empty()) dir = ".";
+    const std::string f = dir + "/" + name;
+    if (runnable(f)) return f;
+    start = end + 1;
+  }
+  return {};
+}
 
 std::vector<PluginLaunch> arrange_plugins(Specs& specs, std::string* error) {
   std::vector<PluginLaunch> out;
@@ -150,6 +191,7 @@ struct PluginSupervisor::Child {
 struct PluginSupervisor::Process {
   PluginSupervisor* sup = nullptr;
   PluginLaunch launch;
+  std::string program;  // found on PATH at start
   uv_timer_t restart{};
   bool timer_open = false;
   Child* child = nullptr;  // the running one, if any
@@ -188,9 +230,9 @@ int PluginSupervisor::Process::spawn() {
   std::vector<char*> env;
   for (const std::string& e : env_strings) env.push_back(const_cast<char*>(e.c_str()));
   env.push_back(nullptr);
+  const std::vector<std::string> cmd = command_line(sup->setpriv_, program, launch.spec.args);
   std::vector<char*> args;
-  args.push_back(const_cast<char*>(launch.spec.name.c_str()));
-  for (const std::string& a : launch.spec.args) args.push_back(const_cast<char*>(a.c_str()));
+  for (const std::string& a : cmd) args.push_back(const_cast<char*>(a.c_str()));
   args.push_back(nullptr);
 
   uv_stdio_container_t stdio[3];
@@ -201,7 +243,7 @@ int PluginSupervisor::Process::spawn() {
   stdio[2].data.fd = fds[1];
   uv_process_options_t o{};
   o.exit_cb = on_exit;
-  o.file = launch.spec.name.c_str();
+  o.file = cmd.front().c_str();
   o.args = args.data();
   o.env = env.data();
   o.stdio_count = 3;
@@ -309,6 +351,7 @@ void PluginSupervisor::Process::on_restart(uv_timer_t* t) {
 
 PluginSupervisor::PluginSupervisor(uv_loop_s* loop, std::vector<PluginLaunch> launches)
     : loop_(loop) {
+  setpriv_ = find_program("setpriv", search_path());
   for (PluginLaunch& l : launches) {
     auto p = std::make_unique<Process>();
     p->sup = this;
@@ -328,8 +371,10 @@ bool PluginSupervisor::start(std::string* error) {
     p->restart.data = p.get();
     p->timer_open = true;
   }
+  const std::string search = search_path();
   for (auto& p : processes_) {
-    const int r = p->spawn();
+    p->program = find_program(p->launch.spec.name, search);
+    const int r = p->program.empty() ? UV_ENOENT : p->spawn();
     if (r != 0) {
       if (error) {
         *error = "plugin: cannot start \"" + p->launch.spec.name + "\" (for " + p->launch.what +

@@ -14,7 +14,9 @@
 // on the main loop runs the processes: it restarts one that dies (after a back-off that doubles
 // from 1 s to 30 s, reset once it has run 30 s), logs what it prints (stdout and stderr, line by
 // line, prefixed with its name), and on stop() sends SIGTERM, then SIGKILL to any still running
-// after a grace period. Its handles are closed once every child has been reaped.
+// after a grace period. Its handles are closed once every child has been reaped. Each plugin is
+// started through util-linux's setpriv --pdeathsig TERM when setpriv is on PATH, so that it ends
+// even when we are killed with SIGKILL.
 
 #include <sys/types.h>
 
@@ -50,6 +52,10 @@ std::vector<PluginLaunch> arrange_plugins(Specs& specs, std::string* error);
 std::vector<std::string> plugin_environment(const PluginLaunch& launch,
                                             const std::vector<std::string>& base);
 
+// The file `name` runs: `name` itself if it holds a '/', else the first executable regular file
+// of that name in the ':'-separated `path` (an empty entry is "."). Empty if none.
+std::string find_program(const std::string& name, const std::string& path);
+
 class PluginSupervisor {
  public:
   PluginSupervisor(uv_loop_s* loop, std::vector<PluginLaunch> launches);
@@ -77,6 +83,7 @@ class PluginSupervisor {
   std::vector<std::unique_ptr<Process>> processes_;
   struct KillTimer;
   KillTimer* kill_timer_ = nullptr;  // freed by its close callback
+  std::string setpriv_;              // util-linux's setpriv, if found (the parent-death signal)
   bool stopping_ = false;
 };
 

@@ -5,6 +5,7 @@
 #include <catch2/catch.hpp>
 
 #include <signal.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 
 #include <cerrno>
@@ -187,6 +188,23 @@ TEST_CASE("plugin: the SIP003 environment replaces inherited SS_ variables", "[r
                                         "SS_PLUGIN_OPTIONS=obfs=http;obfs-host=a\\;b"});
   l.spec.opts.clear();
   CHECK(plugin_environment(l, {}).size() == 4);
+}
+
+TEST_CASE("plugin: find_program searches PATH as execvp does", "[relay]") {
+  test::TempDir dir("ss-plugin-path");
+  const std::string exe = dir / "my-plugin";
+  std::ofstream(exe) << "#!/bin/sh\n";
+  const std::string plain = dir / "not-executable";
+  std::ofstream(plain) << "x";
+  chmod(exe.c_str(), 0755);
+  const std::string d = dir.path().string();
+  CHECK(find_program("my-plugin", "/nonexistent:" + d) == exe);
+  CHECK(find_program("not-executable", d).empty());
+  CHECK(find_program("my-plugin", "/nonexistent").empty());
+  CHECK(find_program(exe, "") == exe);
+  CHECK(find_program(plain, "").empty());
+  CHECK(find_program("", d).empty());
+  CHECK(find_program("sh", "/usr/bin:/bin").size() > 3);
 }
 
 TEST_CASE("plugin: a crashed plugin is restarted, stop() ends it and closes every handle",

@@ -5,7 +5,8 @@
 #     ss-server, each carrying a 10 MiB file byte-exact (an HTTP GET through SOCKS5) and a page;
 #   * ss-tunnel through a plugin, with UDP (-u) going around it to the server's public port;
 #   * a plugin killed (SIGKILL) is restarted and traffic resumes; ss-local logs the restart;
-#   * after SIGTERM to our ss-local and ss-server, no plugin process of theirs is left;
+#   * after SIGTERM to our ss-local and ss-server, no plugin process of theirs is left, nor after
+#     SIGKILL to ss-local;
 #   * a plugin program that does not exist: exit 1 at start, naming it.
 #
 # Usage: tests/scripts/plugins_test.sh BIN_DIR   (BIN_DIR holds ss-local, ss-server, ss-tunnel)
@@ -16,7 +17,7 @@
 set -euo pipefail
 
 if [[ $# -ne 1 ]]; then
-  sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//' >&2
+  sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//' >&2
   exit 2
 fi
 bin_dir=$(cd "$1" && pwd)
@@ -227,6 +228,36 @@ if [[ $reply == "echo:ping" ]] && grep -q "listening on UDP 127.0.0.1 port $serv
 else
   fail "UDP with a plugin (reply: '$reply')"
   cat "$work/t-server.log"
+fi
+
+# SIGKILL to ss-local cannot be handled, but its plugin still ends (setpriv --pdeathsig).
+read -r p1 p2 < <(free_ports 2)
+"$bin_dir/ss-local" -s 127.0.0.1 -p "$p1" -l "$p2" -k x --state-dir "" --plugin obfs-local \
+  --plugin-opts obfs=http >"$work/kill.log" 2>&1 &
+kill_pid=$!
+pids+=("$kill_pid")
+wait_listening "$p2" || true
+child=""
+for ((n = 0; n < 50; n++)); do
+  child=$(pgrep -P "$kill_pid" -x obfs-local || true)
+  [[ -z $child ]] || break
+  sleep 0.1
+done
+kill -KILL "$kill_pid"
+wait "$kill_pid" 2>/dev/null || true
+gone=0
+for ((n = 0; n < 30; n++)); do
+  if [[ -n $child ]] && ! kill -0 "$child" 2>/dev/null; then
+    gone=1
+    break
+  fi
+  sleep 0.1
+done
+if [[ $gone -eq 1 ]]; then
+  pass "after SIGKILL to ss-local its plugin ends too"
+else
+  fail "after SIGKILL to ss-local its plugin (pid '${child}') is left"
+  [[ -n $child ]] && kill "$child" 2>/dev/null
 fi
 
 # A plugin that does not exist: exit 1 at start, naming it.
