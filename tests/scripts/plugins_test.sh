@@ -3,7 +3,8 @@
 # obfs=http and obfs=tls) and v2ray-plugin (ss-v2ray-plugin, websocket):
 #   * for each plugin: ours<->ours, our ss-local<->libev's ss-server and libev's ss-local<->our
 #     ss-server, each carrying a 10 MiB file byte-exact (an HTTP GET through SOCKS5) and a page;
-#   * ss-tunnel through a plugin, with UDP (-u) going around it to the server's public port;
+#   * ss-tunnel through a plugin, with UDP (-U) going around it to the server's public port;
+#   * an ss:// link with ?plugin= (as --url prints it) given to ss-local;
 #   * a plugin killed (SIGKILL) is restarted and traffic resumes; ss-local logs the restart;
 #   * after SIGTERM to our ss-local and ss-server, no plugin process of theirs is left, nor after
 #     SIGKILL to ss-local;
@@ -17,7 +18,7 @@
 set -euo pipefail
 
 if [[ $# -ne 1 ]]; then
-  sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//' >&2
+  sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//' >&2
   exit 2
 fi
 bin_dir=$(cd "$1" && pwd)
@@ -230,6 +231,25 @@ else
   cat "$work/t-server.log"
 fi
 
+# An ss:// link with ?plugin= (printed by --url) as ss-local's argument, to the same server.
+read -r uri_port < <(free_ports 1)
+uri=$("$bin_dir/ss-local" -s 127.0.0.1 -p "$server_port" -l 1 -k "$password" -m "$method" \
+  --plugin obfs-local --plugin-opts "obfs=http;obfs-host=www.example.com" --url)
+if [[ $uri == *"/?plugin=obfs-local%3bobfs%3dhttp%3bobfs-host%3dwww.example.com" ]]; then
+  pass "--url prints the plugin"
+else
+  fail "--url: $uri"
+fi
+start "$work/uri-local.log" "$uri_port" "$bin_dir/ss-local" -l "$uri_port" --state-dir "" "$uri"
+if fetch "$uri_port" page.txt "$work/u.out" && cmp -s "$work/u.out" "$work/www/page.txt" &&
+  grep -q "plugin obfs-local (pid [0-9]*) for server 127.0.0.1:$server_port" \
+    "$work/uri-local.log"; then
+  pass "an ss:// link's ?plugin= starts the plugin and carries the traffic"
+else
+  fail "ss:// link with a plugin"
+  cat "$work/uri-local.log"
+fi
+
 # SIGKILL to ss-local cannot be handled, but its plugin still ends (setpriv --pdeathsig).
 read -r p1 p2 < <(free_ports 2)
 "$bin_dir/ss-local" -s 127.0.0.1 -p "$p1" -l "$p2" -k x --state-dir "" --plugin obfs-local \
@@ -243,8 +263,10 @@ for ((n = 0; n < 50; n++)); do
   [[ -z $child ]] || break
   sleep 0.1
 done
-kill -KILL "$kill_pid"
-wait "$kill_pid" 2>/dev/null || true
+{
+  kill -KILL "$kill_pid"
+  wait "$kill_pid" || true
+} 2>/dev/null  # no "Killed" line from bash
 gone=0
 for ((n = 0; n < 30; n++)); do
   if [[ -n $child ]] && ! kill -0 "$child" 2>/dev/null; then
