@@ -185,6 +185,18 @@ struct PluginSupervisor::Child {
     if (--c->open_handles == 0) delete c;
   }
   void flush_line(const char* name);
+  void take(const char* data, size_t n);
+  // What the exited child wrote last (its error, often) is in the socket already: read it now,
+  // before the socket is closed, rather than lose it to the order of libuv's callbacks.
+  void drain() {
+    if (!out_open) return;
+    uv_os_fd_t fd;
+    if (uv_fileno(reinterpret_cast<uv_handle_t*>(&out), &fd) != 0) return;
+    ssize_t n;
+    while ((n = recv(fd, buf, sizeof buf, MSG_DONTWAIT)) > 0) take(buf, static_cast<size_t>(n));
+    flush_line(owner_name());
+  }
+  const char* owner_name() const;
 };
 
 // One configured plugin: its launch, its current child, and its restart timer.
@@ -212,6 +224,23 @@ struct PluginSupervisor::KillTimer {
   uv_timer_t timer;
   PluginSupervisor* sup;
 };
+
+const char* PluginSupervisor::Child::owner_name() const {
+  return owner->launch.spec.name.c_str();
+}
+
+void PluginSupervisor::Child::take(const char* data, size_t n) {
+  for (size_t i = 0; i < n; ++i) {
+    const char ch = data[i];
+    if (ch == '\n' || ch == '\r') {
+      flush_line(owner_name());
+    } else if (line.empty() && (ch == ' ' || ch == '\t')) {
+      // Leading blanks dropped.
+    } else if (line.size() < kMaxLogLine) {
+      line += (static_cast<unsigned char>(ch) < 0x20 && ch != '\t') ? '?' : ch;
+    }
+  }
+}
 
 void PluginSupervisor::Child::flush_line(const char* name) {
   if (line.empty()) return;
@@ -285,22 +314,12 @@ void PluginSupervisor::Process::on_alloc(uv_handle_t* h, size_t, uv_buf_t* b) {
 
 void PluginSupervisor::Process::on_read(uv_stream_t* s, ssize_t n, const uv_buf_t* b) {
   auto* c = static_cast<Child*>(s->data);
-  const char* name = c->owner->launch.spec.name.c_str();
   if (n < 0) {
-    c->flush_line(name);
+    c->flush_line(c->owner_name());
     c->close_out();
     return;
   }
-  for (ssize_t i = 0; i < n; ++i) {
-    const char ch = b->base[i];
-    if (ch == '\n' || ch == '\r') {
-      c->flush_line(name);
-    } else if (c->line.empty() && (ch == ' ' || ch == '\t')) {
-      // Leading blanks dropped.
-    } else if (c->line.size() < kMaxLogLine) {
-      c->line += (static_cast<unsigned char>(ch) < 0x20 && ch != '\t') ? '?' : ch;
-    }
-  }
+  c->take(b->base, static_cast<size_t>(n));
 }
 
 void PluginSupervisor::Process::on_exit(uv_process_t* p, int64_t status, int term_signal) {
@@ -308,6 +327,7 @@ void PluginSupervisor::Process::on_exit(uv_process_t* p, int64_t status, int ter
   Process* self = c->owner;
   const int pid = p->pid;
   c->close_proc();
+  c->drain();
   c->close_out();
   self->child = nullptr;
   if (self->sup->stopping_) {

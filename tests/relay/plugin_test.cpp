@@ -10,11 +10,13 @@
 
 #include <cerrno>
 #include <fstream>
+#include <iterator>
 #include <sstream>
 
 #include <uv.h>
 
 #include "relay/config.h"
+#include "relay/log.h"
 #include "relay/plugin.h"
 #include "relay/sip002.h"
 #include "tests/support/temp_dir.h"
@@ -255,6 +257,41 @@ TEST_CASE("plugin: a crashed plugin is restarted, stop() ends it and closes ever
   CHECK(st.sup.running() == 0);
   CHECK_FALSE(alive(st.first));
   CHECK_FALSE(alive(st.second));
+  CHECK(uv_loop_close(&loop) == 0);
+}
+
+TEST_CASE("plugin: what a plugin prints before it exits reaches the log", "[relay]") {
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  test::TempDir dir("ss-plugin-log");
+  const std::string log = dir / "log";
+  REQUIRE(log_to_file(log).empty());
+  {
+    PluginLaunch l;
+    l.spec.name = "sh";
+    l.spec.args = {"-c", "echo '  bind failed: address in use' >&2; exit 2"};
+    l.what = "listener x";
+    PluginSupervisor sup(&loop, {l});
+    std::string error;
+    REQUIRE(sup.start(&error));
+    uv_timer_t t;
+    uv_timer_init(&loop, &t);
+    t.data = &sup;
+    uv_timer_start(
+        &t,
+        [](uv_timer_t* h) {
+          static_cast<PluginSupervisor*>(h->data)->stop();
+          uv_close(reinterpret_cast<uv_handle_t*>(h), nullptr);
+        },
+        500, 0);
+    uv_run(&loop, UV_RUN_DEFAULT);
+  }
+  log_to_stderr();
+  std::ifstream in(log);
+  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  CHECK_THAT(text, Catch::Contains("plugin sh: bind failed: address in use\n"));
+  CHECK_THAT(text,
+             Catch::Contains("for listener x exited with status 2; restarting it in 1000 ms"));
   CHECK(uv_loop_close(&loop) == 0);
 }
 
