@@ -110,6 +110,12 @@ std::vector<PluginLaunch> arrange_plugins(Specs& specs, std::string* error) {
   };
   for (ServerSpec& s : specs.servers) {
     if (s.plugin.empty()) continue;
+    if (specs.servers.size() > 1 && !specs.balancer.probe_target) {
+      LOG_WARN(
+          "balancer: server %s has a plugin: the default probe (a TCP handshake) reaches only "
+          "the plugin; set balancer.probe_target so probes reach the server",
+          host_port(s.host, s.port).c_str());
+    }
     PluginLaunch l{s.plugin, s.host, s.port, kLoopback, 0, "server " + host_port(s.host, s.port)};
     if (!port_or_fail(l.local_port)) return {};
     s.tcp_via = make_address(kLoopback, l.local_port);
