@@ -4,7 +4,8 @@
 #   * for each plugin: ours<->ours, our ss-local<->libev's ss-server and libev's ss-local<->our
 #     ss-server, each carrying a 10 MiB file byte-exact (an HTTP GET through SOCKS5) and a page;
 #   * ss-tunnel through a plugin, with UDP (-U) going around it to the server's public port;
-#   * an ss:// link with ?plugin= (as --url prints it) given to ss-local;
+#   * an ss:// link with ?plugin= (as --url prints it) given to ss-local, and shadowsocks-rust's
+#     "servers" with a plugin per entry;
 #   * a plugin killed (SIGKILL) is restarted and traffic resumes; ss-local logs the restart;
 #   * after SIGTERM to our ss-local and ss-server, no plugin process of theirs is left, nor after
 #     SIGKILL to ss-local;
@@ -18,7 +19,7 @@
 set -euo pipefail
 
 if [[ $# -ne 1 ]]; then
-  sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//' >&2
+  sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//' >&2
   exit 2
 fi
 bin_dir=$(cd "$1" && pwd)
@@ -248,6 +249,34 @@ if fetch "$uri_port" page.txt "$work/u.out" && cmp -s "$work/u.out" "$work/www/p
 else
   fail "ss:// link with a plugin"
   cat "$work/uri-local.log"
+fi
+
+# shadowsocks-rust's "servers": each entry its own plugin (here two to the same server with
+# different obfs-host options), round robin, with probes through them.
+read -r rust_port < <(free_ports 1)
+cat >"$work/rust.json" <<EOF
+{"local_address": "127.0.0.1", "local_port": $rust_port, "state_dir": "",
+ "servers": [
+  {"server": "127.0.0.1", "server_port": $server_port, "method": "$method",
+   "password": "$password", "plugin": "obfs-local", "plugin_opts": "obfs=http;obfs-host=a.example"},
+  {"server": "127.0.0.1", "server_port": $server_port, "method": "$method",
+   "password": "$password", "plugin": "obfs-local", "plugin_opts": "obfs=http;obfs-host=b.example",
+   "plugin_args": ["-v"], "plugin_mode": "tcp_only"}],
+ "balancer": {"mode": "round_robin", "probe_target": "127.0.0.1:$web_port"}}
+EOF
+start "$work/rust-local.log" "$rust_port" "$bin_dir/ss-local" -c "$work/rust.json"
+ok=1
+for n in 1 2 3 4; do
+  fetch "$rust_port" page.txt "$work/r.out" && cmp -s "$work/r.out" "$work/www/page.txt" || ok=0
+done
+plugins=$(grep -c "plugin obfs-local (pid [0-9]*) for server 127.0.0.1:$server_port" \
+  "$work/rust-local.log" || true)
+if [[ $ok -eq 1 && $plugins -eq 2 ]] && grep -q "obfuscating hostname: b.example" \
+  "$work/rust-local.log"; then
+  pass "\"servers\" entries each start their own plugin with its options; traffic flows"
+else
+  fail "\"servers\" with plugins (ok=$ok, $plugins plugin lines)"
+  cat "$work/rust-local.log"
 fi
 
 # SIGKILL to ss-local cannot be handled, but its plugin still ends (setpriv --pdeathsig).
