@@ -206,6 +206,8 @@ struct Config {
   // (0: at exit only) and at exit.
   std::string state_dir = "ss-state";
   int replay_state_interval = 60;
+  // "host:port" of the Prometheus endpoint (relay/metrics_server); empty: none.
+  std::string metrics_address;
 };
 
 // The flat keys' servers: one ServerSpec per "server" host, with the config's method and keys
