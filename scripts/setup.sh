@@ -20,6 +20,8 @@ packages=(
   dpkg-dev groff-base man-db systemd
   # real clients through ss-local's mixed port (tests/scripts/real_clients_test.sh)
   proxychains4 chromium iproute2
+  # the metrics endpoint scraped by a real Prometheus server, and promtool (metrics_prometheus_test)
+  prometheus
 )
 
 for arg in "$@"; do
