@@ -612,10 +612,8 @@ constexpr Option kOptions[] = {
      "serve Prometheus metrics at http://HOST:PORT/metrics (e.g. 127.0.0.1:9090)",
      "\"host:port\" of the Prometheus metrics endpoint (GET /metrics)",
      [](Config& c, const json& v, std::string_view name) {
+       tunnel_value(v, name);  // the same host:port check
        c.metrics_address = string_value(v, name);
-       if (!parse_host_port(c.metrics_address)) {
-         fail(std::string(name) + ": not host:port (a port from 1 to 65535)");
-       }
      }},
     {"socks5_auth_config_path", "", Arg::None, "", kLocalOnly, "",
      "user file for SOCKS5/HTTP authentication (rust's format)",
