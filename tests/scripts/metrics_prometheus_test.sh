@@ -5,13 +5,14 @@
 #   * 1 MiB downloads from a local web server through our ss-local and shadowsocks-libev's
 #     ss-local (classic) and our ss-local as alice (2022); a name looked up by the server
 #     (localhost) and one that cannot be (.invalid); 3 probes of random bytes; 1 refused target;
+#     2 datagrams from 2 sockets through ss-tunnel -u (the server keeps 1 association, 2 s);
 #   * the endpoint's own answers: 200 with the 0.0.4 Content-Type, 404, 405, 400, and the body
 #     accepted by `promtool check metrics`;
 #   * Prometheus (Debian's `prometheus`, scrape_interval 1s, its TSDB in the test's directory)
 #     scrapes both servers, and its HTTP API (/api/v1/query) must report: bytes >= the sizes
 #     sent, per port and per user; opened == the connections made; rejects == the probes sent;
-#     targets refused == 1; the time-to-key histogram's counts; DNS lookups and failures; and
-#     every active-connections gauge back to 0.
+#     targets refused == 1; the time-to-key histogram's counts; DNS lookups and failures; UDP
+#     associations created, evicted and expired; and every active-connections gauge back to 0.
 #
 # Usage: tests/scripts/metrics_prometheus_test.sh BIN_DIR   (BIN_DIR holds ss-local and ss-server)
 # Needs prometheus, promtool, shadowsocks-libev's ss-local, curl and python3 (scripts/setup.sh).
@@ -25,7 +26,7 @@ bin_dir=$(cd "$1" && pwd)
 source "$(dirname "$0")/lib.sh"
 setup_work ss-metrics
 
-read -r web srv srv22 loc loc_libev loc22 met met22 prom <<<"$(free_ports 9)"
+read -r web srv srv22 loc loc_libev loc22 met met22 prom tun echo <<<"$(free_ports 11)"
 size=$((1 << 20))
 head -c "$size" /dev/urandom >"$work/file.bin"
 printf '[outbound_block_list]\n127.0.0.2\n' >"$work/server.acl"
@@ -45,7 +46,7 @@ JSON
 start "$work/web.log" "$web" python3 -m http.server "$web" --bind 127.0.0.1 --directory "$work"
 start "$work/server.log" "$srv" "$bin_dir/ss-server" -s 127.0.0.1 -p "$srv" -k metrics-pw \
   -m aes-256-gcm --allow-private-targets --acl "$work/server.acl" \
-  --metrics-address "127.0.0.1:$met" --state-dir ""
+  --metrics-address "127.0.0.1:$met" --state-dir "" -u --udp-timeout 2 --udp-max-associations 1
 wait_listening "$met" || fail "ss-server does not serve metrics on $met"
 start "$work/server22.log" "$srv22" "$bin_dir/ss-server" -c "$work/server22.json"
 start "$work/local.log" "$loc" "$bin_dir/ss-local" -s 127.0.0.1 -p "$srv" -l "$loc" \
@@ -53,6 +54,8 @@ start "$work/local.log" "$loc" "$bin_dir/ss-local" -s 127.0.0.1 -p "$srv" -l "$l
 start "$work/local-libev.log" "$loc_libev" /usr/bin/ss-local -s 127.0.0.1 -p "$srv" \
   -l "$loc_libev" -k metrics-pw -m aes-256-gcm
 start "$work/local22.log" "$loc22" "$bin_dir/ss-local" -c "$work/local22.json"
+start "$work/tunnel.log" "$tun" "$bin_dir/ss-tunnel" -s 127.0.0.1 -p "$srv" -l "$tun" \
+  -k metrics-pw -m aes-256-gcm -u -L "127.0.0.1:$echo" --state-dir ""
 
 # --- the endpoint itself ---
 headers=$(curl -s -D - -o "$work/body.txt" "http://127.0.0.1:$met/metrics")
@@ -108,6 +111,30 @@ for _ in range(3):
     s.close()
 PY
 
+# UDP: two client sockets through ss-tunnel to an echo server make two associations on
+# ss-server, whose cap of 1 evicts the first; the second expires after 2 idle seconds.
+if python3 - "$tun" "$echo" <<'PY'; then
+import socket, sys, threading
+tun, echo = int(sys.argv[1]), int(sys.argv[2])
+srv = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+srv.bind(("127.0.0.1", echo))
+def serve():
+    for _ in range(2):
+        data, addr = srv.recvfrom(2048)
+        srv.sendto(data, addr)
+threading.Thread(target=serve, daemon=True).start()
+for i in range(2):
+    c = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    c.settimeout(10)
+    msg = b"datagram %d" % i
+    c.sendto(msg, ("127.0.0.1", tun))
+    assert c.recvfrom(2048)[0] == msg
+PY
+  pass "2 datagrams echoed through ss-tunnel -u"
+else
+  fail "datagrams through ss-tunnel -u"
+fi
+
 # --- the body, checked by promtool ---
 curl -s "http://127.0.0.1:$met/metrics" >"$work/body.txt"
 if promtool check metrics <"$work/body.txt" >"$work/promtool.txt" 2>&1; then
@@ -132,20 +159,30 @@ start "$work/prometheus.log" "$prom" prometheus --config.file="$work/prometheus.
 # expect TEXT PROMQL OP VALUE: polls Prometheus' API (30 s at most) until the query's single
 # value compares to VALUE by OP (==, >=); the last value is in the failure line.
 expect() {
-  local text=$1 q=$2 op=$3 want=$4 got i
-  for ((i = 0; i < 60; i++)); do
-    got=$(curl -s --data-urlencode "query=$q" "http://127.0.0.1:$prom/api/v1/query" | python3 -c '
-import json, sys
-r = json.load(sys.stdin)["data"]["result"]
-print(r[0]["value"][1] if len(r) == 1 else "none(%d)" % len(r))' 2>/dev/null || echo error)
-    if [[ $got != none* && $got != error ]] &&
-      python3 -c "import sys; sys.exit(0 if float('$got') $op float('$want') else 1)"; then
-      pass "$text: $got $op $want"
-      return
-    fi
-    sleep 0.5
-  done
-  fail "$text: $q = $got, not $op $want"
+  local got
+  if got=$(python3 - "$prom" "$2" "$3" "$4" <<'PY'
+import json, sys, time, urllib.parse, urllib.request
+port, query, op, want = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4])
+url = "http://127.0.0.1:%s/api/v1/query?%s" % (port, urllib.parse.urlencode({"query": query}))
+got = "nothing"
+for _ in range(60):
+    try:
+        r = json.load(urllib.request.urlopen(url, timeout=5))["data"]["result"]
+        got = r[0]["value"][1] if len(r) == 1 else "%d series" % len(r)
+        if len(r) == 1 and (float(got) == want if op == "==" else float(got) >= want):
+            print(got)
+            sys.exit(0)
+    except OSError as e:
+        got = str(e)
+    time.sleep(0.5)
+print(got)
+sys.exit(1)
+PY
+  ); then
+    pass "$1: $got $3 $4"
+  else
+    fail "$1: $2 = $got, not $3 $4"
+  fi
 }
 c="instance=\"127.0.0.1:$met\""
 t="instance=\"127.0.0.1:$met22\""
@@ -161,20 +198,25 @@ expect "bytes to alice" "shadowsocks_data_bytes_total{$t,port=\"$srv22\",user=\"
   '>=' "$size"
 expect "nothing counted without a user on the 2022 port" \
   "sum(shadowsocks_data_bytes_total{$t,user=\"\"})" == 0
-expect "connections opened, classic port (3 downloads or fetches, 1 failed lookup, 1 refused)" \
-  "shadowsocks_tcp_connections_opened_total{$c,port=\"$srv\",user=\"\"}" == 5
-# 5, the 3 probes, and the connection that start() made to see the port listening.
-expect "connections accepted, classic port (5 + 3 probes + 1 readiness check)" \
-  "shadowsocks_tcp_connections_accepted_total{$c,port=\"$srv\"}" == 9
+# On the classic port: 2 downloads, 1 fetch by name, 1 failed lookup, 1 refused target, and the
+# connection ss-tunnel opened for start()'s readiness check of its TCP port.
+expect "connections opened, classic port" \
+  "shadowsocks_tcp_connections_opened_total{$c,port=\"$srv\",user=\"\"}" == 6
+# Those 6, the 3 probes, and start()'s readiness check of ss-server's own port.
+expect "connections accepted, classic port" \
+  "shadowsocks_tcp_connections_accepted_total{$c,port=\"$srv\"}" == 10
 expect "connections opened by alice" "shadowsocks_tcp_connections_opened_total{$t,user=\"alice\"}" == 1
 expect "probe rejects (auth)" "shadowsocks_tcp_probe_rejects_total{$c,reason=\"auth\"}" == 3
 expect "probe rejects (replay)" "shadowsocks_tcp_probe_rejects_total{$c,reason=\"replay\"}" == 0
 expect "targets refused" "shadowsocks_targets_refused_total{$c}" == 1
 expect "key searches that failed" "shadowsocks_key_search_seconds_count{$c,found=\"false\"}" == 3
 expect "key searches that found the key" \
-  "shadowsocks_key_search_seconds_count{$c,found=\"true\"}" == 5
+  "shadowsocks_key_search_seconds_count{$c,found=\"true\"}" == 6
 expect "DNS lookups" "shadowsocks_dns_resolve_seconds_count{$c}" == 2
 expect "DNS failures" "shadowsocks_dns_failures_total{$c}" == 1
+expect "UDP associations created" "shadowsocks_udp_associations_created_total{$c}" == 2
+expect "UDP associations evicted" "shadowsocks_udp_associations_evicted_total{$c}" == 1
+expect "UDP associations expired" "shadowsocks_udp_associations_expired_total{$c}" == 1
 expect "no connection left active" "sum(shadowsocks_tcp_connections_active)" == 0
 expect "closed == opened" \
   "sum(shadowsocks_tcp_connections_closed_total) - sum(shadowsocks_tcp_connections_opened_total)" \
