@@ -5,7 +5,7 @@
 #   * 1 MiB downloads from a local web server through our ss-local and shadowsocks-libev's
 #     ss-local (classic) and our ss-local as alice (2022); a name looked up by the server
 #     (localhost) and one that cannot be (.invalid); 3 probes of random bytes; 1 refused target;
-#     2 datagrams from 2 sockets through ss-tunnel -u (the server keeps 1 association, 2 s);
+#     2 datagrams from 2 sockets through ss-tunnel -u (the server keeps 1 association, 3 s);
 #   * the endpoint's own answers: 200 with the 0.0.4 Content-Type, 404, 405, 400, and the body
 #     accepted by `promtool check metrics`;
 #   * Prometheus (Debian's `prometheus`, scrape_interval 1s, its TSDB in the test's directory)
@@ -46,7 +46,7 @@ JSON
 start "$work/web.log" "$web" python3 -m http.server "$web" --bind 127.0.0.1 --directory "$work"
 start "$work/server.log" "$srv" "$bin_dir/ss-server" -s 127.0.0.1 -p "$srv" -k metrics-pw \
   -m aes-256-gcm --allow-private-targets --acl "$work/server.acl" \
-  --metrics-address "127.0.0.1:$met" --state-dir "" -u --udp-timeout 2 --udp-max-associations 1
+  --metrics-address "127.0.0.1:$met" --state-dir "" -u --udp-timeout 3 --udp-max-associations 1 --workers 1
 wait_listening "$met" || fail "ss-server does not serve metrics on $met"
 start "$work/server22.log" "$srv22" "$bin_dir/ss-server" -c "$work/server22.json"
 start "$work/local.log" "$loc" "$bin_dir/ss-local" -s 127.0.0.1 -p "$srv" -l "$loc" \
@@ -112,7 +112,8 @@ for _ in range(3):
 PY
 
 # UDP: two client sockets through ss-tunnel to an echo server make two associations on
-# ss-server, whose cap of 1 evicts the first; the second expires after 2 idle seconds.
+# ss-server, whose cap of 1 evicts the first (one worker: the cap is shared out among workers);
+# the second expires after 3 idle seconds.
 if python3 - "$tun" "$echo" <<'PY'; then
 import socket, sys, threading
 tun, echo = int(sys.argv[1]), int(sys.argv[2])
