@@ -43,6 +43,8 @@
 #include "relay/connection.h"
 #include "relay/counters.h"
 #include "relay/log.h"
+#include "relay/metrics.h"
+#include "relay/metrics_server.h"
 #include "relay/plugin.h"
 #include "relay/replay_state.h"
 #include "relay/runtime.h"
@@ -115,6 +117,7 @@ struct MainState {
   uv_async_t worker_done;
   uv_timer_t state_timer;            // writes the replay state file
   ReplayStateFile* state = nullptr;  // null: no state file
+  MetricsServer* metrics = nullptr;  // null: no metrics endpoint
   uint64_t grace_ms = kMaxGraceMs;
   int signals = 0;
 
@@ -186,6 +189,7 @@ struct MainState {
     }
     if (m->router) m->router->stop_probes();
     if (m->plugins) m->plugins->stop();  // the loop runs on until they are reaped
+    if (m->metrics) m->metrics->close();
     uv_close(reinterpret_cast<uv_handle_t*>(&m->sigint), nullptr);
     uv_close(reinterpret_cast<uv_handle_t*>(&m->sigterm), nullptr);
     uv_close(reinterpret_cast<uv_handle_t*>(&m->sighup), nullptr);
@@ -460,6 +464,24 @@ int run_app(Role role, int argc, char** argv, const InboundRegistry& inbounds) {
   m.sighup.data = &m;
   uv_signal_start(&m.sighup, MainState::on_hup, SIGHUP);
 
+  // Metrics: a slot per listening port and user, registered before any worker counts.
+  std::unique_ptr<MetricsServer> metrics_server;
+  std::vector<const metrics::PortSlots*> port_slots(specs.listeners.size(), nullptr);
+  if (!cfg.metrics_address.empty()) {
+    metrics::set_start_time(static_cast<double>(time(nullptr)));
+    std::vector<std::string> names;
+    for (const UserSpec& u : specs.users) names.push_back(u.name);
+    for (size_t i = 0; i < specs.listeners.size(); ++i) {
+      // Labelled by the public port: a plugin's listener (relay/plugin.h) has moved to loopback,
+      // and the listeners the plugins' rewrite appended keep theirs.
+      const uint16_t port =
+          i < configured.listeners.size() ? configured.listeners[i].port : specs.listeners[i].port;
+      port_slots[i] = metrics::add_port(port, names);
+    }
+    metrics_server = std::make_unique<MetricsServer>(&main_loop);
+    m.metrics = metrics_server.get();
+  }
+
   size_t max_sessions = default_max_connections(cfg.max_connections, cfg.workers);
   int status = 0;
   for (int i = 0; i < nworkers && status == 0; ++i) {
@@ -505,6 +527,7 @@ int run_app(Role role, int argc, char** argv, const InboundRegistry& inbounds) {
       l->set_reuse_port(cfg.reuse_port || nworkers > 1);
       l->set_transparent(spec.transparent);
       l->set_connection_limit(max_sessions, share);
+      l->set_metrics(port_slots[static_cast<size_t>(&spec - specs.listeners.data())]);
       int r = l->listen(host, port);
       if (r != 0) {
         std::fprintf(stderr, "%s: cannot listen on TCP %s port %u: %s%s\n", prog, host.c_str(),
@@ -542,6 +565,17 @@ int run_app(Role role, int argc, char** argv, const InboundRegistry& inbounds) {
     for (const ServerSpec& spec : specs.servers) {
       LOG_NOTICE("server %s port %u (%s)", spec.host.c_str(), static_cast<unsigned>(spec.port),
                  spec.method.c_str());
+    }
+  }
+  if (metrics_server && status == 0) {
+    const std::optional<Address> at = parse_host_port(cfg.metrics_address);
+    const int r = metrics_server->listen(*at);
+    if (r != 0) {
+      std::fprintf(stderr, "%s: metrics_address: cannot listen on %s: %s\n", prog,
+                   cfg.metrics_address.c_str(), uv_strerror(r));
+      status = 1;
+    } else {
+      LOG_NOTICE("metrics at http://%s/metrics", cfg.metrics_address.c_str());
     }
   }
   if (cfg.tcp_tproxy && status == 0) {

@@ -630,6 +630,14 @@ constexpr Option kOptions[] = {
      [](Config& c, const json& v, std::string_view name) {
        c.replay_state_interval = static_cast<int>(count_value(v, name, 0, 86400));
      }},
+    // The Prometheus endpoint (relay/metrics_server.h): see README, "Metrics".
+    {"metrics_address", "metrics-address", Arg::Text, "HOST:PORT", kAllRoles,
+     "serve Prometheus metrics at http://HOST:PORT/metrics (e.g. 127.0.0.1:9090)",
+     "\"host:port\" of the Prometheus metrics endpoint (GET /metrics)",
+     [](Config& c, const json& v, std::string_view name) {
+       tunnel_value(v, name);  // the same host:port check
+       c.metrics_address = string_value(v, name);
+     }},
     {"socks5_auth_config_path", "", Arg::None, "", kLocalOnly, "",
      "user file for SOCKS5/HTTP authentication (rust's format)",
      set_nonempty<&Config::socks5_auth_config_path>},

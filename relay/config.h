@@ -225,6 +225,8 @@ struct Config {
   // "plugin", "plugin_opts", "plugin_args" (--plugin, --plugin-opts): the flat keys' plugin, for
   // each "server" host (clients) or each listen address (ss-server).
   PluginSpec plugin{};
+  // "host:port" of the Prometheus endpoint (relay/metrics_server); empty: none.
+  std::string metrics_address;
 };
 
 // The flat keys' servers: one ServerSpec per "server" host, with the config's method and keys

@@ -41,6 +41,7 @@
 #include "relay/counters.h"
 #include "relay/ip_policy.h"
 #include "relay/log.h"
+#include "relay/metrics.h"
 #include "relay/net/listener.h"
 #include "relay/net/resolve.h"
 #include "relay/udp_relay.h"
@@ -85,6 +86,34 @@ std::string_view Connection::user() const {
   return u;
 }
 
+// ---- metrics -----------------------------------------------------------------------------------
+// Counted under (port, user) once the request is read: the bytes read from the client before it
+// go in at once; replies sent during a local proxy's handshake are not counted.
+
+void Connection::count_opened() {
+  if (metrics_ != nullptr || owner_.metrics() == nullptr) return;
+  const metrics::SlotId id = owner_.metrics()->find(user());
+  if (id == metrics::kNoSlot) return;
+  metrics_ = &metrics::slot(id);
+  metrics_->opened.fetch_add(1, std::memory_order_relaxed);
+  metrics::add_bytes(*metrics_, metrics::kClientToProxy,
+                     static_cast<int64_t>(peers_[kClient].bytes_read));
+}
+
+metrics::Reject Connection::metrics_reject(RejectKind kind) {
+  switch (kind) {
+    case RejectKind::Replay:
+      return metrics::Reject::Replay;
+    case RejectKind::Clock:
+      return metrics::Reject::Timestamp;
+    case RejectKind::BadRequest:
+      return metrics::Reject::Header;
+    case RejectKind::Auth:
+      break;
+  }
+  return metrics::Reject::Auth;
+}
+
 uv_loop_t* Connection::loop() const {
   return owner_.loop();
 }
@@ -106,6 +135,7 @@ void Connection::start(uv_stream_t* server) {
     return;
   }
   c.connected = true;
+  metrics::accepted(owner_.metrics());
   if (runtime().client_acl) {
     sockaddr_storage peer{};
     if (c.tcp.peer_address(peer) &&
@@ -175,6 +205,7 @@ void Connection::dispatch(InboundAction action) {
 void Connection::on_reject() {
   std::string_view detail = inbound_->failure();
   const std::string from = peer_text(kClient);
+  metrics::reject(metrics_reject(inbound_->reject_kind()));
   switch (inbound_->reject_kind()) {
     case RejectKind::Clock:
       warn::clock_skew(std::string(inbound_->name()) + ": refused a client whose header", detail);
@@ -207,6 +238,7 @@ void Connection::route_and_connect() {
     peers_[kClient].opener = std::move(opener);
     peers_[kClient].server_suite = inbound_->suite();
   }
+  count_opened();
   if (target.type == Address::Type::Domain && runtime_->router->needs_address(target)) {
     // The route depends on the name's address: look it up first (on_resolved goes on).
     set_phase(Phase::Connecting);
@@ -214,6 +246,7 @@ void Connection::route_and_connect() {
     dns_for_route_ = true;
     const LookupArgs args(SOCK_STREAM, AI_ADDRCONFIG, target.port);
     dns_req_.data = this;
+    dns_started_ = uv_hrtime();
     if (uv_getaddrinfo(loop(), &dns_req_, on_resolved, target.host.c_str(), args.port,
                        &args.hints) != 0) {
       dns_for_route_ = false;
@@ -457,6 +490,11 @@ size_t Connection::read_size(uint8_t ctx) {
 bool Connection::on_stream_read(uint8_t ctx, Block* block, size_t n) {
   Peer& p = peers_[ctx];
   p.bytes_read += n;
+  if (metrics_ != nullptr) {
+    metrics::add_bytes(*metrics_,
+                       ctx == kClient ? metrics::kClientToProxy : metrics::kTargetToProxy,
+                       static_cast<int64_t>(n));
+  }
   return handle_read(p.side, block, n);  // true: passed on
 }
 
@@ -835,7 +873,13 @@ bool Connection::send(Side dst, Block* b) {
     BlockPool::local().release(b);
     return false;
   }
+  const size_t len = b->len;
   const int r = p.stream->write(b);
+  if (metrics_ != nullptr && r == 0) {
+    metrics::add_bytes(*metrics_,
+                       dst == kRemote ? metrics::kProxyToTarget : metrics::kProxyToClient,
+                       static_cast<int64_t>(len));
+  }
   if (r != 0) {
     abort(dst == kClient ? "client write error" : "remote write error", r);
     return false;
@@ -958,6 +1002,7 @@ void Connection::close(const char* reason, int err) {
              (unsigned long long)peers_[kClient].bytes_read,
              (unsigned long long)peers_[kRemote].bytes_read, (unsigned long long)ms);
   }
+  if (metrics_ != nullptr) metrics_->closed.fetch_add(1, std::memory_order_relaxed);
   if (dns_pending_ && uv_cancel(reinterpret_cast<uv_req_t*>(&dns_req_)) != 0) {
     dns_orphaned_ = true;
     counters::add(Counter::OrphanedLookups);
@@ -1023,6 +1068,7 @@ void Connection::connect_remote(const Address& target, const char* what, const s
   }
   const LookupArgs args(SOCK_STREAM, AI_ADDRCONFIG, target.port);
   dns_req_.data = this;
+  dns_started_ = uv_hrtime();
   int r =
       uv_getaddrinfo(loop(), &dns_req_, on_resolved, target.host.c_str(), args.port, &args.hints);
   if (r != 0) {
@@ -1036,6 +1082,9 @@ void Connection::connect_remote(const Address& target, const char* what, const s
 void Connection::on_resolved(uv_getaddrinfo_t* req, int status, addrinfo* res) {
   Connection* s = static_cast<Connection*>(req->data);
   s->dns_pending_ = false;
+  if (status != UV_ECANCELED) {
+    metrics::dns_lookup(uv_hrtime() - s->dns_started_, status == 0 && res != nullptr);
+  }
   if (s->dns_orphaned_) {
     s->dns_orphaned_ = false;
     counters::sub(Counter::OrphanedLookups);

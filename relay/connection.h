@@ -19,6 +19,7 @@
 #include "relay/buffer_pool.h"
 #include "relay/config.h"
 #include "relay/inbound.h"
+#include "relay/metrics.h"
 #include "relay/net/tcp_stream.h"
 #include "relay/outbound.h"
 #include "relay/pump.h"
@@ -207,6 +208,9 @@ class Connection final : private StreamHandler {
   void maybe_finish();
   void connect_to(const sockaddr* sa);
   void arm_timer();
+  // The request is read: count the connection under its (port, user) (relay/metrics.h).
+  void count_opened();
+  static metrics::Reject metrics_reject(RejectKind kind);
   // A pump waits for its limiter (the connection is then not idle).
   bool limited() const { return pumps_[kClient].limited() || pumps_[kRemote].limited(); }
   void release_ref();
@@ -232,7 +236,11 @@ class Connection final : private StreamHandler {
   bool dns_pending_ = false;
   bool dns_for_route_ = false;  // the pending lookup is the router's (needs_address), not a connect
   bool dns_orphaned_ = false;   // counted in orphaned_lookups()
-  int refs_ = 0;                // handles not yet closed plus DNS requests in flight
+  uint64_t dns_started_ = 0;    // uv_hrtime() when the pending lookup began
+  // This worker's counters of the connection's (port, user), once its request is read; null
+  // before, or when the listener is not counted.
+  metrics::SlotCounters* metrics_ = nullptr;
+  int refs_ = 0;  // handles not yet closed plus DNS requests in flight
   uint64_t started_at_ = 0;
   uint64_t last_active_ = 0;
   uint64_t deadline_ = 0;         // absolute loop time; 0 = none

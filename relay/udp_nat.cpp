@@ -22,6 +22,7 @@
 
 #include "relay/ip_policy.h"
 #include "relay/log.h"
+#include "relay/metrics.h"
 #include "relay/net/resolve.h"
 #include "relay/net/udp_tproxy.h"
 #include "relay/udp_relay.h"
@@ -293,6 +294,7 @@ UdpNat::Assoc* UdpNat::create(Listening& l, std::unique_ptr<UdpFlowState> in_sta
                               const UdpRequest& req, const sockaddr* from) {
   while (by_key_.size() >= std::max<size_t>(1, options_.max_associations) && !lru_.empty()) {
     ++stats_.associations_evicted;
+    metrics::udp_association(metrics::UdpEvent::Evicted);
     close_assoc(lru_.back());
   }
   auto* a = new Assoc;
@@ -308,6 +310,7 @@ UdpNat::Assoc* UdpNat::create(Listening& l, std::unique_ptr<UdpFlowState> in_sta
   a->lru = lru_.begin();
   by_key_.emplace(a->key, a);
   ++stats_.associations_created;
+  metrics::udp_association(metrics::UdpEvent::Created);
   if (req.control != 0) relay_.bind(req.control, a->key, this);
   LOG_DEBUG("udp: new association for %s", Address::from_sockaddr(from).to_string().c_str());
   return a;
@@ -339,6 +342,7 @@ void UdpNat::on_sweep(uv_timer_t* t) {
   const uint64_t idle = static_cast<uint64_t>(self->options_.udp_timeout) * 1000;
   while (!self->lru_.empty() && self->lru_.back()->last_active + idle <= now) {
     ++self->stats_.associations_expired;
+    metrics::udp_association(metrics::UdpEvent::Expired);
     self->close_assoc(self->lru_.back());
   }
   while (!self->senders_lru_.empty() && self->senders_lru_.back()->last_used + idle <= now) {

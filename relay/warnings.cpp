@@ -6,6 +6,7 @@
 
 #include "relay/counters.h"
 #include "relay/log.h"
+#include "relay/metrics.h"
 
 namespace ss::warn {
 namespace {
@@ -55,6 +56,7 @@ void clock_skew(std::string_view what, std::string_view detail, bool datagram) {
 }
 
 void target_refused(std::string_view from, std::string_view target, std::string_view why) {
+  metrics::target_refused();
   LOG_WARN_LIMITED(g_refused, "server: refused target %.*s for %.*s: %.*s%s", len(target),
                    target.data(), len(from), from.data(), len(why), why.data(), MoreText(n).text);
 }

@@ -22,6 +22,8 @@ packages=(
   proxychains4 chromium iproute2
   # SIP003 plugins (tests/scripts/plugins_test.sh): obfs-local/obfs-server, ss-v2ray-plugin
   simple-obfs shadowsocks-v2ray-plugin procps
+  # the metrics endpoint scraped by a real Prometheus server, and promtool (metrics_prometheus_test)
+  prometheus
 )
 
 for arg in "$@"; do

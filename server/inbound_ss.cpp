@@ -10,8 +10,11 @@
 #include "server/inbound_ss.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cstring>
 #include <span>
+
+#include "relay/metrics.h"
 
 namespace ss {
 
@@ -25,7 +28,17 @@ InboundAction ShadowsocksInbound::feed(const uint8_t* in, size_t n, ReplyBytes&,
   if (!opener_) return InboundAction::NeedMore;
   if (opener_->max_output(n) > early.cap - early.len) return InboundAction::Close;
   uint8_t* out = early.data + early.len;
+  // The time to find the key: the feed that authenticates the first chunk, or fails to (with
+  // key trial, the one that tries the keys).
+  const bool searching = !opener_->authenticated();
+  const auto t0 =
+      searching ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point{};
   const TcpOpener::Result r = opener_->feed(in, n, out);
+  if (searching && (r.status == DecryptStatus::Error || opener_->authenticated())) {
+    const auto ns =
+        std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t0);
+    metrics::key_search(static_cast<uint64_t>(ns.count()), r.status != DecryptStatus::Error);
+  }
   if (r.status == DecryptStatus::Error) {
     std::string_view detail = opener_->failure();
     if (detail.empty()) detail = "authentication failed";

@@ -20,6 +20,9 @@
 #include "relay/runtime.h"
 
 namespace ss {
+namespace metrics {
+class PortSlots;
+}
 
 class Connection;
 class UdpRelay;
@@ -62,6 +65,9 @@ class Listener {
   // default.
   void set_limiters(PumpLimiters limiters) { limiters_ = std::move(limiters); }
   const PumpLimiters& limiters() const { return limiters_; }
+  // The metrics slots of this listener's port (relay/metrics.h); null: not counted.
+  void set_metrics(const metrics::PortSlots* slots) { metrics_ = slots; }
+  const metrics::PortSlots* metrics() const { return metrics_; }
   // Closes the listening sockets; live sessions go on.
   void stop_accepting();
   // Stops accepting and closes every session that is not relaying payload (handshakes, probes
@@ -116,6 +122,7 @@ class Listener {
   uint64_t last_accept_error_log_ = 0;
   UdpRelay* udp_ = nullptr;
   PumpLimiters limiters_;
+  const metrics::PortSlots* metrics_ = nullptr;
   std::vector<std::pair<std::string, uint16_t>> addresses_;  // what listen() bound, to re-listen
   uv_timer_t relisten_;
   bool relisten_inited_ = false;

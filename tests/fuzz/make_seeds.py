@@ -531,6 +531,16 @@ def password_seeds():
     write(t, "bad_char", "AAECAwQFBgcICQoLDA0O*w==")
 
 
+def http_request_seeds():
+    t = "fuzz_http_request"
+    write(t, "scrape", "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1:9090\r\n"
+          "Accept: text/plain;version=0.0.4\r\n\r\n")
+    write(t, "head10", "HEAD /metrics?x=1 HTTP/1.0\r\n\r\n")
+    write(t, "post_body", "POST /metrics HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc")
+    write(t, "bare_lf", "GET /metrics HTTP/1.1\n\n")
+    write(t, "partial", "GET /metr")
+
+
 def main():
     if os.path.isdir(CORPUS):
         shutil.rmtree(CORPUS)
@@ -549,6 +559,7 @@ def main():
     users_file_seeds()
     http1_seeds()
     inbounds_seeds()
+    http_request_seeds()
 
 
 if __name__ == "__main__":

@@ -219,6 +219,19 @@ TEST_CASE("config: timeout", "[relay]") {
   CHECK(starts_with(json_error(Role::Local, R"({"timeout": 99999999999})"), "timeout: "));
 }
 
+TEST_CASE("config: metrics_address", "[relay]") {
+  CHECK(parse_json(Role::Server, R"({"metrics_address": "127.0.0.1:9090"})").metrics_address ==
+        "127.0.0.1:9090");
+  CHECK(load(Role::Local, {"-s", "203.0.113.5", "-p", "8388", "-l", "1080", "-k", "pw",
+                           "--metrics-address", "[::1]:9091"})
+            .cfg->metrics_address == "[::1]:9091");
+  for (const char* bad : {"\"127.0.0.1\"", "\"127.0.0.1:0\"", "\":9090\"", "9090"}) {
+    INFO(bad);
+    CHECK(starts_with(json_error(Role::Server, std::string(R"({"metrics_address": )") + bad + "}"),
+                      "metrics_address: "));
+  }
+}
+
 TEST_CASE("config: udp_timeout and udp_max_associations", "[relay]") {
   for (Role role : {Role::Local, Role::Server, Role::Tunnel}) {
     Config cfg = parse_json(role, R"({"udp_timeout": 300, "udp_max_associations": 1})");

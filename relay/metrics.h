@@ -1,0 +1,111 @@
+#pragma once
+// Metrics for the Prometheus endpoint (relay/metrics_server), the future ss-manager `stat` and
+// quotas: counters kept per worker thread and summed when read, with no lock on the data path.
+//
+// Two kinds:
+//   * Labelled traffic counters, by (port, user): connections opened and closed, and bytes in
+//     each of the four directions. Each (port, user) pair gets a slot id at configuration time
+//     (add_port(): one slot for the port with no user, one per configured user), before any
+//     worker runs. Each thread keeps its own array of SlotCounters, indexed by slot id and grown
+//     in fixed chunks by that thread alone; a reader sums the slot over every thread. A
+//     connection resolves its slot once (PortSlots::find(user), a binary search) and then adds
+//     to it with relaxed atomics: one add per read from a socket and one per block queued for
+//     writing, never per byte.
+//     What quotas and ss-manager need is there already: bytes(slot) is one user's (or one
+//     port's) total, read without stopping anyone.
+//   * Unlabelled counters and histograms (rejects, refused targets, UDP associations, DNS, the
+//     time to find a key), in the same per-thread shard.
+//
+// A user that is not in the slot table (none configured for that port) counts under the port's
+// "" user. The table is fixed once the workers run; a reload that adds users would add slots
+// (chunks make growth safe) before publishing the new snapshot.
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace ss::metrics {
+
+// The four directions of relayed bytes (outline-ss-server's names): client to proxy, proxy to
+// target, target to proxy, proxy to client. "Target" is whatever the remote side is (the target
+// on ss-server, ss-server on ss-local).
+enum Dir : uint8_t { kClientToProxy, kProxyToTarget, kTargetToProxy, kProxyToClient, kDirs };
+
+using SlotId = uint32_t;
+inline constexpr SlotId kNoSlot = ~SlotId{0};
+
+// One worker's counters for one (port, user).
+struct SlotCounters {
+  std::atomic<int64_t> accepted{0};  // the port's "" slot only: see accepted()
+  std::atomic<int64_t> opened{0};
+  std::atomic<int64_t> closed{0};
+  std::atomic<int64_t> bytes[kDirs] = {};
+};
+
+// The slots of one listening port: "" and each configured user (sorted by name).
+class PortSlots {
+ public:
+  uint16_t port() const { return port_; }
+  // The user's slot, or the port's "" slot when the user has none.
+  SlotId find(std::string_view user) const;
+
+ private:
+  friend const PortSlots* add_port(uint16_t, std::span<const std::string>);
+  uint16_t port_ = 0;
+  SlotId none_ = kNoSlot;
+  std::vector<std::pair<std::string, SlotId>> users_;
+};
+
+// Registers a port and its users (idempotent for a port already added: its new users are added
+// to it). The result lives as long as the process. Call before the workers count.
+const PortSlots* add_port(uint16_t port, std::span<const std::string> users);
+
+// The calling thread's counters of a slot (created at the first use on this thread).
+SlotCounters& slot(SlotId id);
+
+inline void add_bytes(SlotCounters& s, Dir d, int64_t n) {
+  s.bytes[d].fetch_add(n, std::memory_order_relaxed);
+}
+
+// Sums over every thread.
+int64_t bytes(SlotId id, Dir d);
+int64_t opened(SlotId id);
+int64_t closed(SlotId id);
+
+// Why ss-server rejected a client before its request (the probe-resistance reject policy).
+enum class Reject : uint8_t { Auth, Replay, Timestamp, Header, kCount };
+void reject(Reject why);
+int64_t rejects(Reject why);
+
+// An authenticated client asked for a target the policy refuses (SSRF guard, ACL, no route).
+void target_refused();
+
+// A TCP connection accepted on `port` (before any byte: probes too).
+void accepted(const PortSlots* port);
+
+enum class UdpEvent : uint8_t { Created, Expired, Evicted, kCount };
+void udp_association(UdpEvent e);
+
+// A DNS lookup that took `ns` nanoseconds; `ok` false if it failed.
+void dns_lookup(uint64_t ns, bool ok);
+
+// The time the Shadowsocks inbound spent opening a client's first chunk (what key trial extends
+// to several keys), and whether it found the key.
+void key_search(uint64_t ns, bool found);
+
+// The whole exposition in the Prometheus text format 0.0.4.
+std::string render_text();
+
+// The Content-Type of render_text()'s body.
+inline constexpr std::string_view kContentType = "text/plain; version=0.0.4; charset=utf-8";
+
+// The process start time (seconds since the epoch) shown as process_start_time_seconds; set by
+// the main at start-up.
+void set_start_time(double seconds);
+
+}  // namespace ss::metrics

@@ -1,0 +1,70 @@
+// Metrics (relay/metrics.h): (port, user) slots summed over threads, users without a slot
+// counted under "", and the exposition text (labels escaped, histograms cumulative).
+
+#include "relay/metrics.h"
+
+#include <catch2/catch.hpp>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace ss {
+namespace {
+
+TEST_CASE("metrics: a slot per (port, user), summed over threads", "[relay]") {
+  const std::vector<std::string> users = {"bob", "alice"};
+  const metrics::PortSlots* p = metrics::add_port(40001, users);
+  REQUIRE(p->port() == 40001);
+  const metrics::SlotId alice = p->find("alice");
+  const metrics::SlotId none = p->find("");
+  CHECK(alice != none);
+  CHECK(p->find("bob") != alice);
+  CHECK(p->find("mallory") == none);            // not configured: counted without a user
+  CHECK(metrics::add_port(40001, users) == p);  // idempotent
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([alice] {
+      metrics::SlotCounters& s = metrics::slot(alice);
+      for (int i = 0; i < 1000; ++i) metrics::add_bytes(s, metrics::kTargetToProxy, 10);
+      s.opened.fetch_add(1);
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  CHECK(metrics::bytes(alice, metrics::kTargetToProxy) == 40'000);
+  CHECK(metrics::bytes(alice, metrics::kProxyToClient) == 0);
+  CHECK(metrics::opened(alice) == 4);
+  CHECK(metrics::bytes(none, metrics::kTargetToProxy) == 0);
+}
+
+TEST_CASE("metrics: the exposition text", "[relay]") {
+  const std::vector<std::string> users = {"we\"ird\\na\nme"};
+  const metrics::PortSlots* p = metrics::add_port(40002, users);
+  metrics::SlotCounters& s = metrics::slot(p->find(users[0]));
+  s.opened.fetch_add(2);
+  s.closed.fetch_add(1);
+  metrics::add_bytes(s, metrics::kClientToProxy, 123);
+  metrics::key_search(3'000, true);       // 3 us
+  metrics::key_search(2'000'000, false);  // 2 ms
+  const std::string text = metrics::render_text();
+  const std::string labels = "port=\"40002\",user=\"we\\\"ird\\\\na\\nme\"";
+  CHECK(text.find("shadowsocks_tcp_connections_active{" + labels + "} 1\n") != std::string::npos);
+  CHECK(text.find("shadowsocks_data_bytes_total{" + labels + ",dir=\"c>p\"} 123\n") !=
+        std::string::npos);
+  CHECK(text.find("shadowsocks_data_bytes_total{" + labels + ",dir=\"p>c\"} 0\n") !=
+        std::string::npos);
+  CHECK(text.find("# TYPE shadowsocks_key_search_seconds histogram\n") != std::string::npos);
+  // Cumulative buckets: 3 us is under 5 us; +Inf holds everything found.
+  CHECK(text.find("shadowsocks_key_search_seconds_bucket{found=\"true\",le=\"2.5e-06\"} 0\n") !=
+        std::string::npos);
+  CHECK(text.find("shadowsocks_key_search_seconds_bucket{found=\"true\",le=\"5e-06\"} 1\n") !=
+        std::string::npos);
+  CHECK(text.find("shadowsocks_key_search_seconds_bucket{found=\"false\",le=\"+Inf\"} 1\n") !=
+        std::string::npos);
+  CHECK(text.find("shadowsocks_key_search_seconds_count{found=\"false\"} 1\n") !=
+        std::string::npos);
+  CHECK(text.find("shadowsocks_build_info{version=\"") != std::string::npos);
+  CHECK(text.back() == '\n');
+}
+
+}  // namespace
+}  // namespace ss
