@@ -68,8 +68,10 @@ class TcpStream final : public Stream {
   uv_connect_t connect_req_;
   StreamHandler* handler_ = nullptr;
   uint8_t ctx_ = 0;
-  bool inited_ = false;  // uv_tcp_init succeeded: needs uv_close
-  size_t queued_ = 0;    // bytes handed to uv_write, not yet completed
+  bool inited_ = false;        // uv_tcp_init succeeded: needs uv_close
+  size_t queued_ = 0;          // bytes handed to uv_write, not yet completed
+  bool uv_reading_ = false;    // libuv's reading is on (uv_read_start and no stop since)
+  bool stop_pending_ = false;  // read_stop() was called: the next arrival stops libuv's reading
 };
 
 }  // namespace ss
