@@ -493,6 +493,9 @@ int run_app(Role role, int argc, char** argv, const InboundRegistry& inbounds) {
       auto l = std::make_unique<Listener>(&w->loop, runtime, inbounds(spec));
       l->set_reuse_port(cfg.reuse_port || nworkers > 1);
       l->set_transparent(spec.transparent);
+      // The Shadowsocks client always speaks first: a connection is handed over with its
+      // request (a silent one after a second, then served as before).
+      if (spec.protocol == ListenerSpec::Protocol::Shadowsocks) l->set_defer_accept(1);
       l->set_connection_limit(max_sessions, share);
       int r = l->listen(host, port);
       if (r != 0) {

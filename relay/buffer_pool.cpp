@@ -8,6 +8,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <new>
 
 namespace ss {
@@ -38,11 +39,14 @@ void unmap_block(Block* b) {
 
 }  // namespace
 
-void BlockPool::drop_written(Block* b) {
+void BlockPool::drop_written(Block* b, size_t written) {
   const auto page = static_cast<uintptr_t>(page_size());  // no sysconf per call
-  const auto begin = (reinterpret_cast<uintptr_t>(b->data) + page - 1) & ~(page - 1);
-  const auto end = (reinterpret_cast<uintptr_t>(b->data) + b->off) & ~(page - 1);
-  if (end > begin) madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
+  const auto base = reinterpret_cast<uintptr_t>(b->data);
+  const auto begin = std::max((base + page - 1) & ~(page - 1), base + b->dropped);
+  const auto end = (base + written) & ~(page - 1);
+  if (end <= begin) return;
+  madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
+  b->dropped = static_cast<uint32_t>(end - base);
 }
 
 BlockPool& BlockPool::local() {
@@ -70,6 +74,7 @@ Block* BlockPool::acquire() {
   b->next = nullptr;
   b->len = 0;
   b->off = 0;
+  b->dropped = 0;
   return b;
 }
 

@@ -25,8 +25,9 @@ inline constexpr size_t kBlockCapacity =
 struct Block {
   uv_write_t req;
   Block* next;
-  uint32_t len;  // bytes of data in use
-  uint32_t off;  // bytes already written by uv_try_write
+  uint32_t len;      // bytes of data in use
+  uint32_t off;      // bytes already written by uv_try_write
+  uint32_t dropped;  // bytes from data whose whole pages went back to the OS (drop_written)
   alignas(16) uint8_t data[kBlockCapacity];
 };
 
@@ -39,9 +40,10 @@ class BlockPool {
   // Never fails short of memory exhaustion (which aborts, as operator new does).
   Block* acquire();
   void release(Block* b);
-  // The sink took only the first b->off bytes at once and the rest waits: the whole pages
-  // before b->data + b->off go back to the OS (the sink may be read slowly; the block will wait).
-  void drop_written(Block* b);
+  // The sink took the first `written` bytes and the rest has waited a while: the whole pages
+  // before b->data + written go back to the OS (the sink is read slowly; the block will wait).
+  // One madvise at most, none if those pages already went back.
+  void drop_written(Block* b, size_t written);
   size_t free_blocks() const { return free_count_; }
   size_t live_blocks() const { return live_; }
 

@@ -1203,6 +1203,10 @@ void Connection::on_timer(uv_timer_t* t) {
   }
   for (Peer& p : s->peers_) {
     if (!s->pumps_[p.side].paused() || !p.connected) continue;
+    // Its sink has stayed above the mark: the pages that sink already took go back to the OS.
+    if (Peer& sink = s->peers_[other(p.side)]; s->pumps_[p.side].throttled() && sink.live) {
+      sink.stream->trim();
+    }
     if (const int err = p.stream->pending_error(); err != 0) {
       s->abort(p.side == kClient ? "client reset while throttled" : "remote reset while throttled",
                err);

@@ -105,6 +105,9 @@ int Listener::bind_and_listen(const std::string& host, uint16_t port) {
   if (uv_fileno(reinterpret_cast<uv_handle_t*>(tcp), &fd) == 0) {
     int one = 1;
     if (reuse_port_) setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+    if (defer_accept_ > 0) {
+      setsockopt(fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &defer_accept_, sizeof defer_accept_);
+    }
     if (transparent_) {
       const bool v6 = res->ai_family == AF_INET6;
       const int rc = v6 ? setsockopt(fd, SOL_IPV6, IPV6_TRANSPARENT, &one, sizeof one)

@@ -55,6 +55,11 @@ class Listener {
   }
   // SO_REUSEPORT on sockets bound from now on (several workers share a port); default: off.
   void set_reuse_port(bool on) { reuse_port_ = on; }
+  // TCP_DEFER_ACCEPT on sockets bound from now on (default: off): the kernel hands a connection
+  // over only once its first bytes arrived (or after about `seconds`, one SYN-ACK retransmission
+  // for 1), so accepting and reading it take one wake-up. Only for protocols whose client speaks
+  // first (Shadowsocks).
+  void set_defer_accept(int seconds) { defer_accept_ = seconds; }
   // IP_TRANSPARENT / IPV6_TRANSPARENT on sockets bound from now on (TPROXY: accept connections
   // addressed to any address; needs CAP_NET_ADMIN).
   void set_transparent(bool on) { transparent_ = on; }
@@ -123,6 +128,7 @@ class Listener {
   bool stopped_ = false;
   bool reuse_port_ = false;
   bool transparent_ = false;
+  int defer_accept_ = 0;
   size_t max_connections_ = 0;  // the process-wide cap (for messages)
   size_t share_ = 0;            // this listener's part of it; 0 = no cap
   uint64_t last_cap_log_ = 0;

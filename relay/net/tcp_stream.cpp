@@ -1,8 +1,11 @@
 // Stream over uv_tcp_t (see tcp_stream.h). Each read lands in a pooled block (no allocation per
 // chunk once the pool is warm), sized by the handler (the room its pump allows); a write is tried
 // at once with uv_try_write when nothing is queued, and what is left goes to uv_write with the
-// block's own request. A reset-on-close is uv_tcp_close_reset (SO_LINGER 0), which libuv refuses
-// while a shutdown is in progress: that stream then ends with a FIN.
+// block's own request; the blocks queued are listed (oldest first) so that trim(), called when
+// the sink stays throttled, can give the pages already written back to the OS (not on every
+// partial write: that was an madvise per write to a socket whose buffer was full). A reset-on-close
+// is uv_tcp_close_reset (SO_LINGER 0), which libuv refuses while a shutdown is in progress: that
+// stream then ends with a FIN.
 //
 // Reading stops lazily. libuv forgets an epoll registration when reading stops (uv_read_stop
 // makes no system call but marks the descriptor unwatched), so a stop followed by a start costs a
@@ -30,6 +33,7 @@ int TcpStream::init(uv_loop_t* loop, int family) {
   tcp_.data = this;
   inited_ = true;
   uv_reading_ = stop_pending_ = false;
+  queue_head_ = queue_tail_ = nullptr;
   return 0;
 }
 
@@ -138,7 +142,6 @@ int TcpStream::write(Block* b) {
     }
     if (r >= 0) {
       b->off = static_cast<uint32_t>(r);
-      BlockPool::local().drop_written(b);
     } else if (r != UV_EAGAIN) {
       BlockPool::local().release(b);
       return r;
@@ -152,6 +155,13 @@ int TcpStream::write(Block* b) {
     return r;
   }
   queued_ += b->len - b->off;
+  b->next = nullptr;
+  if (queue_tail_ != nullptr) {
+    queue_tail_->next = b;
+  } else {
+    queue_head_ = b;
+  }
+  queue_tail_ = b;
   return 0;
 }
 
@@ -159,8 +169,23 @@ void TcpStream::on_write(uv_write_t* req, int status) {
   Block* b = reinterpret_cast<Block*>(req);  // req is the first member
   auto* self = static_cast<TcpStream*>(req->data);
   self->queued_ -= b->len - b->off;
+  // Completions come in the order of the writes: this is the head.
+  self->queue_head_ = b->next;
+  if (self->queue_head_ == nullptr) self->queue_tail_ = nullptr;
   BlockPool::local().release(b);
   self->handler_->on_stream_written(self->ctx_, status);
+}
+
+void TcpStream::trim() {
+  BlockPool& pool = BlockPool::local();
+  for (Block* b = queue_head_; b != nullptr; b = b->next) {
+    size_t written = b->off;
+    // libuv advances the oldest request's buffer as the socket takes its bytes.
+    if (b == queue_head_ && b->req.write_index == 0 && b->req.bufs != nullptr) {
+      written = static_cast<size_t>(reinterpret_cast<uint8_t*>(b->req.bufs[0].base) - b->data);
+    }
+    pool.drop_written(b, written);
+  }
 }
 
 int TcpStream::shutdown() {
