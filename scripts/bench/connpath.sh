@@ -10,11 +10,12 @@
 #              shadowsocks-libev's (default ours)
 #   --mode     close: a new connection per request (Connection: close); keepalive (default close)
 #   --strace   attach `strace -f -c` to both proxies; CPU figures then include strace's cost
+#   --perf     record both proxies with `perf record -g` into $CONNPATH_OUT/perf-CONFIG-MODE-{tunnel,server}.data
 # Prints one line: config mode requests tunnel_us server_us [tunnel_syscalls server_syscalls]
 # (per request), and with --strace the per-call tables in $CONNPATH_OUT (default /tmp).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
-config=ours mode=close secs=4 conns=16 method=aes-128-gcm use_strace=0 bin=$root/build/bin
+config=ours mode=close secs=4 conns=16 method=aes-128-gcm use_strace=0 use_perf=0 bin=$root/build/bin
 while [[ $# -gt 0 ]]; do
   case $1 in
     --config) config=$2; shift 2 ;;
@@ -23,6 +24,7 @@ while [[ $# -gt 0 ]]; do
     --conns) conns=$2; shift 2 ;;
     --method) method=$2; shift 2 ;;
     --strace) use_strace=1; shift ;;
+    --perf) use_perf=1; shift ;;
     --bin) bin=$2; shift 2 ;;
     *) echo "connpath.sh: unknown option $1" >&2; exit 2 ;;
   esac
@@ -108,13 +110,19 @@ if ((use_strace)); then
   strace -f -c -o "$out/connpath-$config-$mode-server.strace" -p "$srv_pid" 2>/dev/null &
   st2=$!
   sleep 1
+elif ((use_perf)); then
+  perf record -q -F 1999 -g -o "$out/perf-$config-$mode-tunnel.data" -p "$tun_pid" >/dev/null 2>&1 &
+  st1=$!
+  perf record -q -F 1999 -g -o "$out/perf-$config-$mode-server.data" -p "$srv_pid" >/dev/null 2>&1 &
+  st2=$!
+  sleep 1
 fi
 t0=$(ticks "$tun_pid")
 s0=$(ticks "$srv_pid")
 wrk "${args[@]}" "http://127.0.0.1:$tun_port/1k.bin" >"$work/wrk.out" 2>&1
 t1=$(ticks "$tun_pid")
 s1=$(ticks "$srv_pid")
-if ((use_strace)); then
+if ((use_strace || use_perf)); then
   kill -INT "$st1" "$st2"
   wait "$st1" "$st2" 2>/dev/null || true
 fi
