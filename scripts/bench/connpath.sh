@@ -11,11 +11,13 @@
 #   --mode     close: a new connection per request (Connection: close); keepalive (default close)
 #   --strace   attach `strace -f -c` to both proxies; CPU figures then include strace's cost
 #   --perf     record both proxies with `perf record -g` into $CONNPATH_OUT/perf-CONFIG-MODE-{tunnel,server}.data
+#   --switches also print both proxies' context switches per request (all threads, /proc)
 # Prints one line: config mode requests tunnel_us server_us [tunnel_syscalls server_syscalls]
 # (per request), and with --strace the per-call tables in $CONNPATH_OUT (default /tmp).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
-config=ours mode=close secs=4 conns=16 method=aes-128-gcm use_strace=0 use_perf=0 bin=$root/build/bin
+config=ours mode=close secs=4 conns=16 method=aes-128-gcm use_strace=0 use_perf=0 use_sw=0
+bin=$root/build/bin
 while [[ $# -gt 0 ]]; do
   case $1 in
     --config) config=$2; shift 2 ;;
@@ -25,6 +27,7 @@ while [[ $# -gt 0 ]]; do
     --method) method=$2; shift 2 ;;
     --strace) use_strace=1; shift ;;
     --perf) use_perf=1; shift ;;
+    --switches) use_sw=1; shift ;;
     --bin) bin=$2; shift 2 ;;
     *) echo "connpath.sh: unknown option $1" >&2; exit 2 ;;
   esac
@@ -53,6 +56,7 @@ wait_port() {
   return 1
 }
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+switches() { cat /proc/"$1"/task/*/status | awk '/ctxt_switches/ { n += $2 } END { print n }'; }
 
 mkdir -p "$work/www" "$work/tmp"
 head -c 1024 /dev/urandom >"$work/www/1k.bin"
@@ -119,9 +123,11 @@ elif ((use_perf)); then
 fi
 t0=$(ticks "$tun_pid")
 s0=$(ticks "$srv_pid")
+w0=$(($(switches "$tun_pid") + $(switches "$srv_pid")))
 wrk "${args[@]}" "http://127.0.0.1:$tun_port/1k.bin" >"$work/wrk.out" 2>&1
 t1=$(ticks "$tun_pid")
 s1=$(ticks "$srv_pid")
+w1=$(($(switches "$tun_pid") + $(switches "$srv_pid")))
 if ((use_strace || use_perf)); then
   kill -INT "$st1" "$st2"
   wait "$st1" "$st2" 2>/dev/null || true
@@ -138,4 +144,5 @@ if ((use_strace)); then
   sc=$(calls "$out/connpath-$config-$mode-server.strace")
   line+=$(awk -v r="$requests" -v a="$tc" -v b="$sc" 'BEGIN { printf " %.2f %.2f", a / r, b / r }')
 fi
+((use_sw)) && line+=$(awk -v r="$requests" -v w=$((w1 - w0)) 'BEGIN { printf " switches=%.2f", w / r }')
 echo "$config $mode $requests $line errors=$errors"
