@@ -21,9 +21,7 @@
 
 #include <fcntl.h>
 #include <grp.h>
-#include <pthread.h>
 #include <pwd.h>
-#include <sched.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -452,17 +450,6 @@ int run_app(Role role, int argc, char** argv, const InboundRegistry& inbounds) {
   uv_signal_start(&m.sighup, MainState::on_hup, SIGHUP);
 
   size_t max_sessions = default_max_connections(cfg.max_connections, cfg.workers);
-  // One worker per CPU, and every CPU ours to use: worker i runs on CPU i, and the listeners hand
-  // it the connections whose packets CPU i received.
-  bool pin_workers = false;
-  if (nworkers > 1) {
-    cpu_set_t allowed;
-    CPU_ZERO(&allowed);
-    if (sched_getaffinity(0, sizeof allowed, &allowed) == 0 && CPU_COUNT(&allowed) == nworkers) {
-      pin_workers = true;
-      for (int c = 0; c < nworkers; ++c) pin_workers = pin_workers && CPU_ISSET(c, &allowed);
-    }
-  }
   int status = 0;
   for (int i = 0; i < nworkers && status == 0; ++i) {
     auto w = std::make_unique<Worker>();
@@ -505,11 +492,7 @@ int run_app(Role role, int argc, char** argv, const InboundRegistry& inbounds) {
       if (!serve_tcp(spec)) continue;
       auto l = std::make_unique<Listener>(&w->loop, runtime, inbounds(spec));
       l->set_reuse_port(cfg.reuse_port || nworkers > 1);
-      if (pin_workers) l->set_steer_by_cpu(nworkers);
       l->set_transparent(spec.transparent);
-      // The Shadowsocks client always speaks first: a connection is handed over with its
-      // request (a silent one after a second, then served as before).
-      if (spec.protocol == ListenerSpec::Protocol::Shadowsocks) l->set_defer_accept(1);
       l->set_connection_limit(max_sessions, share);
       int r = l->listen(host, port);
       if (r != 0) {
@@ -571,13 +554,7 @@ int run_app(Role role, int argc, char** argv, const InboundRegistry& inbounds) {
   for (auto& w : workers) {
     w->main_wake = &m.worker_done;
     Worker* wp = w.get();
-    w->thread = std::thread([wp, pin_workers] {
-      if (pin_workers) {
-        cpu_set_t set;
-        CPU_ZERO(&set);
-        CPU_SET(wp->index, &set);
-        pthread_setaffinity_np(pthread_self(), sizeof set, &set);
-      }
+    w->thread = std::thread([wp] {
       uv_run(&wp->loop, UV_RUN_DEFAULT);
       wp->loop_ended.store(true);
       uv_async_send(wp->main_wake);

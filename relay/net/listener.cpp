@@ -3,7 +3,6 @@
 
 #include "relay/net/listener.h"
 
-#include <linux/filter.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -106,9 +105,6 @@ int Listener::bind_and_listen(const std::string& host, uint16_t port) {
   if (uv_fileno(reinterpret_cast<uv_handle_t*>(tcp), &fd) == 0) {
     int one = 1;
     if (reuse_port_) setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
-    if (defer_accept_ > 0) {
-      setsockopt(fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &defer_accept_, sizeof defer_accept_);
-    }
     if (transparent_) {
       const bool v6 = res->ai_family == AF_INET6;
       const int rc = v6 ? setsockopt(fd, SOL_IPV6, IPV6_TRANSPARENT, &one, sizeof one)
@@ -129,18 +125,6 @@ int Listener::bind_and_listen(const std::string& host, uint16_t port) {
   r = uv_tcp_bind(tcp, res->ai_addr, 0);
   freeaddrinfo(res);
   if (r == 0) r = uv_listen(reinterpret_cast<uv_stream_t*>(tcp), SOMAXCONN, on_connection);
-  // After listen: the reuseport group of a TCP socket exists from then on.
-  if (r == 0 && reuse_port_ && steer_groups_ > 1 &&
-      uv_fileno(reinterpret_cast<uv_handle_t*>(tcp), &fd) == 0) {
-    // A = the receiving CPU; A %= groups; return A (the index in the reuseport group).
-    sock_filter code[] = {
-        {BPF_LD | BPF_W | BPF_ABS, 0, 0, static_cast<uint32_t>(SKF_AD_OFF + SKF_AD_CPU)},
-        {BPF_ALU | BPF_MOD | BPF_K, 0, 0, static_cast<uint32_t>(steer_groups_)},
-        {BPF_RET | BPF_A, 0, 0, 0},
-    };
-    sock_fprog prog{static_cast<unsigned short>(std::size(code)), code};
-    setsockopt(fd, SOL_SOCKET, SO_ATTACH_REUSEPORT_CBPF, &prog, sizeof prog);
-  }
   if (r != 0) {
     uv_close(reinterpret_cast<uv_handle_t*>(tcp),
              [](uv_handle_t* hd) { delete reinterpret_cast<uv_tcp_t*>(hd); });

@@ -55,16 +55,6 @@ class Listener {
   }
   // SO_REUSEPORT on sockets bound from now on (several workers share a port); default: off.
   void set_reuse_port(bool on) { reuse_port_ = on; }
-  // TCP_DEFER_ACCEPT on sockets bound from now on (default: off): the kernel hands a connection
-  // over only once its first bytes arrived (or after about `seconds`, one SYN-ACK retransmission
-  // for 1), so accepting and reading it take one wake-up. Only for protocols whose client speaks
-  // first (Shadowsocks).
-  void set_defer_accept(int seconds) { defer_accept_ = seconds; }
-  // With SO_REUSEPORT and `groups` > 1 workers, each bound in worker order: a reuseport CBPF
-  // program hands a new connection to the socket of the worker whose index is the number of the
-  // CPU that received it, modulo `groups` (workers pinned to their CPUs then keep a connection on
-  // the core that took its packets). 0: the kernel's hash (the default).
-  void set_steer_by_cpu(int groups) { steer_groups_ = groups; }
   // IP_TRANSPARENT / IPV6_TRANSPARENT on sockets bound from now on (TPROXY: accept connections
   // addressed to any address; needs CAP_NET_ADMIN).
   void set_transparent(bool on) { transparent_ = on; }
@@ -138,8 +128,6 @@ class Listener {
   bool stopped_ = false;
   bool reuse_port_ = false;
   bool transparent_ = false;
-  int defer_accept_ = 0;
-  int steer_groups_ = 0;
   size_t max_connections_ = 0;  // the process-wide cap (for messages)
   size_t share_ = 0;            // this listener's part of it; 0 = no cap
   uint64_t last_cap_log_ = 0;
