@@ -15,6 +15,7 @@
 
 #include "crypto/internal.h"
 #include "crypto/kdf.h"
+#include "crypto/random_pool.h"
 
 namespace ss {
 namespace {
@@ -53,7 +54,7 @@ const uint8_t* take_block(std::unique_ptr<uint8_t[]>& partial, size_t& held, siz
 
 StreamEncryptor::StreamEncryptor(const CipherSpec& spec, std::span<const uint8_t> master_key)
     : spec_(&spec), aead_(spec) {
-  random_bytes({salt_.data(), spec.salt_len});
+  pooled_random_bytes({salt_.data(), spec.salt_len});
   ready_ = detail::set_session_key(aead_, master_key, salt());
 }
 

@@ -42,6 +42,7 @@
 #include "crypto/aead.h"
 #include "crypto/internal.h"
 #include "crypto/kdf.h"
+#include "crypto/random_pool.h"
 
 namespace ss {
 namespace {
@@ -134,7 +135,7 @@ struct Shared {
     if (random) {
       random(out);
     } else {
-      random_bytes(out);
+      pooled_random_bytes(out);
     }
   }
   const Tcp2022User* find_user(const uint8_t* hash) const {

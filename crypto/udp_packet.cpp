@@ -7,6 +7,7 @@
 
 #include "crypto/internal.h"
 #include "crypto/kdf.h"
+#include "crypto/random_pool.h"
 
 namespace ss {
 
@@ -14,7 +15,7 @@ size_t udp_seal(Aead& aead, std::span<const uint8_t> master_key, const uint8_t* 
                 uint8_t* out) {
   const CipherSpec& spec = aead.spec();
   const std::span<uint8_t> salt(out, spec.salt_len);
-  random_bytes(salt);
+  pooled_random_bytes(salt);
   const uint8_t nonce[kMaxNonceLen] = {};
   if (!detail::set_session_key(aead, master_key, salt) ||
       !aead.seal(nonce, pt, n, out + spec.salt_len)) {

@@ -1,13 +1,17 @@
 // Per-thread block pool: blocks are taken for one read or one queued write and given back as
 // soon as that I/O completes, so an idle connection holds none. Blocks are mapped one by one
-// (mmap), and the free list is bounded by the load (BlockPool::free_limit): after a burst the
-// blocks it no longer needs are unmapped as they come back, so RSS falls with the load.
+// (mmap), and the free list is bounded by the recent peak of the load (BlockPool::free_limit):
+// a load that comes and goes reuses its blocks, and a second or two after a burst the blocks it
+// no longer needs are unmapped, so RSS falls with the load. The window's clock is
+// CLOCK_MONOTONIC_COARSE (read in user space, no system call).
 
 #include "relay/buffer_pool.h"
 
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <new>
 
 namespace ss {
@@ -36,13 +40,22 @@ void unmap_block(Block* b) {
   munmap(b, mapping_size());
 }
 
+uint64_t coarse_ms() {
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1000 + static_cast<uint64_t>(ts.tv_nsec) / 1'000'000;
+}
+
 }  // namespace
 
-void BlockPool::drop_written(Block* b) {
+void BlockPool::drop_written(Block* b, size_t written) {
   const auto page = static_cast<uintptr_t>(page_size());  // no sysconf per call
-  const auto begin = (reinterpret_cast<uintptr_t>(b->data) + page - 1) & ~(page - 1);
-  const auto end = (reinterpret_cast<uintptr_t>(b->data) + b->off) & ~(page - 1);
-  if (end > begin) madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
+  const auto base = reinterpret_cast<uintptr_t>(b->data);
+  const auto begin = std::max((base + page - 1) & ~(page - 1), base + b->dropped);
+  const auto end = (base + written) & ~(page - 1);
+  if (end <= begin) return;
+  madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
+  b->dropped = static_cast<uint32_t>(end - base);
 }
 
 BlockPool& BlockPool::local() {
@@ -67,10 +80,27 @@ Block* BlockPool::acquire() {
     b = map_block();
   }
   ++live_;
+  roll();  // the peak counts in the window it happens in
+  if (live_ > window_peak_) window_peak_ = live_;
   b->next = nullptr;
   b->len = 0;
   b->off = 0;
+  b->dropped = 0;
   return b;
+}
+
+void BlockPool::roll() {
+  const uint64_t now = coarse_ms();
+  if (now - window_start_ms_ < kPeakWindowMs) return;
+  // After a pause longer than a window, the window before it ended long ago: its peak is over.
+  recent_peak_ = now - window_start_ms_ < 2 * kPeakWindowMs ? window_peak_ : live_;
+  window_peak_ = live_;
+  window_start_ms_ = now;
+}
+
+void BlockPool::trim() {
+  roll();
+  shrink();
 }
 
 void BlockPool::release(Block* b) {
@@ -79,7 +109,11 @@ void BlockPool::release(Block* b) {
   b->next = free_;
   free_ = b;
   ++free_count_;
-  // Back down to the limit, which falls with the load (usually this block alone, or none).
+  if (free_count_ > kMinFree) trim();
+}
+
+void BlockPool::shrink() {
+  // Back down to the limit, which falls with the load (usually nothing, or this block alone).
   const size_t limit = free_limit();
   while (free_count_ > limit) {
     Block* extra = free_;

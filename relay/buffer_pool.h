@@ -25,8 +25,9 @@ inline constexpr size_t kBlockCapacity =
 struct Block {
   uv_write_t req;
   Block* next;
-  uint32_t len;  // bytes of data in use
-  uint32_t off;  // bytes already written by uv_try_write
+  uint32_t len;      // bytes of data in use
+  uint32_t off;      // bytes already written by uv_try_write
+  uint32_t dropped;  // bytes from data whose whole pages went back to the OS (drop_written)
   alignas(16) uint8_t data[kBlockCapacity];
 };
 
@@ -39,27 +40,41 @@ class BlockPool {
   // Never fails short of memory exhaustion (which aborts, as operator new does).
   Block* acquire();
   void release(Block* b);
-  // The sink took only the first b->off bytes at once and the rest waits: the whole pages
-  // before b->data + b->off go back to the OS (the sink may be read slowly; the block will wait).
-  void drop_written(Block* b);
+  // The sink took the first `written` bytes and the rest has waited a while: the whole pages
+  // before b->data + written go back to the OS (the sink is read slowly; the block will wait).
+  // One madvise at most, none if those pages already went back.
+  void drop_written(Block* b, size_t written);
   size_t free_blocks() const { return free_count_; }
   size_t live_blocks() const { return live_; }
 
-  // The free list keeps kMinFree blocks, plus one for every kLivePerFree blocks in use (the
-  // blocks a burst needs again soon), at most kMaxFree: so it shrinks as the load does, and an
-  // idle thread holds kMinFree blocks. A release above the limit unmaps.
+  // The free list keeps kMinFree blocks plus as many as were in use at once lately (the peak of
+  // the current and the previous kPeakWindowMs: what a load that comes and goes needs again
+  // soon), at most kMaxFree. A release above the limit unmaps. So a fluctuating load maps
+  // nothing once warm (each unmap was a TLB shootdown across the CPUs, and each new mapping page
+  // faults: together about a fifth of the proxies' CPU per new connection), and 1 to 2 windows
+  // after the load fell the list is back down to what it needs: on the next release, or trim().
   static constexpr size_t kMinFree = 4;
-  static constexpr size_t kLivePerFree = 4;
   static constexpr size_t kMaxFree = 64;
+  static constexpr uint64_t kPeakWindowMs = 1000;
   size_t free_limit() const {
-    const size_t n = kMinFree + live_ / kLivePerFree;
+    const size_t peak = recent_peak_ > window_peak_ ? recent_peak_ : window_peak_;
+    const size_t n = kMinFree + peak;
     return n < kMaxFree ? n : kMaxFree;
   }
+  // Moves the peak window on and unmaps the free blocks above the limit: for a thread that may
+  // have gone idle after a burst (a release does this by itself).
+  void trim();
 
  private:
+  void roll();
+  void shrink();
+
   Block* free_ = nullptr;
   size_t free_count_ = 0;
   size_t live_ = 0;
+  size_t window_peak_ = 0;  // most blocks live at once in the current window
+  size_t recent_peak_ = 0;  // ... in the previous one
+  uint64_t window_start_ms_ = 0;
 };
 
 // Recovers the block from the buffer libuv hands back to a read callback.

@@ -14,7 +14,8 @@
 // to how fast that side drains, up to Pump::kHighWater and Pump::kLowWater). A pump's limiter
 // (none by default) may also hold its source's reading back until a retry time, which the timer
 // serves. A FIN is forwarded as a shutdown once the queued bytes towards that side are written; the
-// session closes when both directions have ended, on an error, or on a deadline.
+// session closes when both directions have ended (the second FIN is the close's own, not a
+// shutdown), on an error, or on a deadline.
 //
 // An inbound that carries one exchange after another (HTTP forward proxying) goes from Relay back
 // to Connecting when its next request names another target or the upstream has closed: the
@@ -922,6 +923,12 @@ void Connection::maybe_shutdown(Side dst) {
   Side src = other(dst);
   bool src_done = peers_[src].eof && phase_ == Phase::Relay;
   if (!src_done || !p.connected || p.shut_sent || p.stream->queued() != 0) return;
+  if (p.eof && peers_[src].shut_sent) {
+    // Both directions have ended and everything is written: closing sends the FIN this shutdown
+    // would (and nothing is unread, so no reset), one system call less.
+    close("done");
+    return;
+  }
   if (p.stream->shutdown() != 0) {
     close("shutdown failed");
     return;
@@ -1245,6 +1252,10 @@ void Connection::on_timer(uv_timer_t* t) {
   }
   for (Peer& p : s->peers_) {
     if (!s->pumps_[p.side].paused() || !p.connected) continue;
+    // Its sink has stayed above the mark: the pages that sink already took go back to the OS.
+    if (Peer& sink = s->peers_[other(p.side)]; s->pumps_[p.side].throttled() && sink.live) {
+      sink.stream->trim();
+    }
     if (const int err = p.stream->pending_error(); err != 0) {
       s->abort(p.side == kClient ? "client reset while throttled" : "remote reset while throttled",
                err);

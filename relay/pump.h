@@ -80,7 +80,8 @@ class Pump {
   // mark, at most kReadSize, at least one byte (a source is only read while its sink is below
   // the mark). So a sink's queue ends at the high mark plus what the transform adds to one read
   // (AEAD overhead, or a chunk an opener held back), or at what is left of the one whole read
-  // that found the sink full (TcpStream gives the pages already written back: drop_written).
+  // that found the sink full (a sink that stays throttled gives the pages already written back:
+  // Stream::trim).
   size_t read_size(size_t sink_queued) const {
     if (sink_queued == 0) return kReadSize;
     const size_t room = sink_queued < high_ ? high_ - sink_queued : 1;

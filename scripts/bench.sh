@@ -21,7 +21,10 @@
 #
 # Sections: (a) single-stream iperf3 throughput both ways per cipher, plus raw loopback and ours
 # with the 'none' method when ss-server accepts it; (b) 8 parallel streams; (c) wrk through
-# ss-tunnel to nginx: new connections/s (Connection: close) and keep-alive req/s with p50/p99;
+# ss-tunnel to nginx: new connections/s (Connection: close) and keep-alive req/s with p50/p99,
+# and what each request costs the two proxies: their CPU (utime + stime from /proc) divided by the
+# requests served, and on the first repetition their system calls per request (strace -f -c), for
+# ours with its default workers, ours with --workers 1 and libev;
 # (d) RSS per idle relayed connection; (e) CPU seconds per GB relayed; (a), (c) and (e) also run
 # ours alone with the 2022 method of each classic cipher that has one (aes-128-gcm, aes-256-gcm,
 # chacha20-ietf-poly1305; libev has no 2022 methods), next to ours with the classic one and
@@ -52,7 +55,7 @@ sections_arg=a,b,c,d,e,f,g
 out=docs/BENCHMARKS.md
 command_line="scripts/bench.sh${*:+ $*}"
 
-usage() { sed -n '2,34p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,37p' "$0" | sed 's/^# \{0,1\}//'; }
 die() {
   echo "bench.sh: $*" >&2
   exit 2
@@ -401,6 +404,8 @@ pair_start_or_note() {
 }
 
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+have_strace=0
+command -v strace >/dev/null 2>&1 && have_strace=1
 rss_kb() { awk '$1 == "VmRSS:" {print $2}' "/proc/$1/status"; }
 clk_tck=$(getconf CLK_TCK)
 
@@ -480,7 +485,7 @@ EOF
   }
 }
 
-# wrk_run PORT close|keepalive: sets wrk_result to "req/s p50_ms p99_ms errors", or "".
+# wrk_run PORT close|keepalive: sets wrk_result to "req/s p50_ms p99_ms errors requests", or "".
 wrk_run() {
   local port=$1 mode=$2
   local -a args=(-t1 "-c$wrk_conns" "-d${wrk_secs}s" --latency)
@@ -498,9 +503,54 @@ wrk_run() {
     $1 == "50%" { p50 = ms($2) }
     $1 == "99%" { p99 = ms($2) }
     $1 == "Requests/sec:" { rps = $2 }
+    / requests in / { n = $1 }
     /Socket errors:/ { gsub(/,/, ""); err += $4 + $6 + $8 + $10 }
     /Non-2xx/ { err += $NF }
-    END { if (rps > 0) printf "%.1f %.3f %.3f %d\n", rps, p50, p99, err }' "$work/wrk.out")
+    END { if (rps > 0) printf "%.1f %.3f %.3f %d %d\n", rps, p50, p99, err, n }' "$work/wrk.out")
+}
+
+# proxy_cost CONFIG MODE REP: wrk through the running pair (tun_port), with the CPU both proxies
+# used (utime + stime) divided by the requests served: c MODE/cpu (µs per request). On the first
+# repetition, a second run under `strace -f -c` counts each proxy's system calls per request:
+# c MODE/syscalls (tunnel server). Records the wrk figures as c MODE too.
+proxy_cost() {
+  local config=$1 mode=$2 rep=$3 t0 s0 t1 s1 n
+  t0=$(ticks "$tun_pid")
+  s0=$(ticks "$srv_pid")
+  wrk_run "$tun_port" "$mode"
+  t1=$(ticks "$tun_pid")
+  s1=$(ticks "$srv_pid")
+  local r=$wrk_result
+  if [[ -z $r ]]; then
+    note "wrk failed: $mode, $config, repetition $rep"
+    return 0
+  fi
+  record c "$mode" "$config" "$rep" "$r"
+  n=$(awk '{print $5}' <<<"$r")
+  local cpu
+  cpu=$(awk -v t=$((t1 - t0 + s1 - s0)) -v hz="$clk_tck" -v n="$n" 'BEGIN { if (n > 0) printf "%.1f", t * 1e6 / hz / n }')
+  [[ -n $cpu ]] && record c "$mode/cpu" "$config" "$rep" "$cpu"
+  say "rep $rep  c  $mode  $config: $r (req/s p50 p99 errors requests), proxies' CPU $cpu µs per request"
+  if [[ $rep -eq 1 && $have_strace -eq 1 ]]; then
+    strace -f -c -o "$work/strace.tun" -p "$tun_pid" 2>/dev/null &
+    local st1=$!
+    strace -f -c -o "$work/strace.srv" -p "$srv_pid" 2>/dev/null &
+    local st2=$!
+    sleep 1
+    wrk_run "$tun_port" "$mode"
+    kill -INT "$st1" "$st2" 2>/dev/null || true
+    wait "$st1" "$st2" 2>/dev/null || true
+    n=$(awk '{print $5}' <<<"$wrk_result")
+    local calls
+    calls=$(awk -v n="${n:-0}" '$NF == "total" { v[++k] = $(NF - 2) }
+      END { if (n > 0 && k == 2) printf "%.2f %.2f", v[1] / n, v[2] / n }' "$work/strace.tun" "$work/strace.srv")
+    if [[ -n $calls ]]; then
+      record c "$mode/syscalls" "$config" "$rep" "$calls"
+      say "rep $rep  c  $mode  $config: system calls per request: $calls (tunnel server)"
+    else
+      note "strace count failed: $mode, $config"
+    fi
+  fi
 }
 
 hold_port=""
@@ -732,9 +782,11 @@ for ((rep = 1; rep <= reps; rep++)); do
         say "rep $rep  c  $mode  raw: $r"
       fi
     done
-    # Ours with the 2022 counterpart is recorded as ours-2022, run next to ours.
+    # Ours with the 2022 counterpart is recorded as ours-2022, run next to ours; ours with
+    # --workers 1 as ours-w1.
     runs=(ours libev)
-    [[ -n $conn_2022 ]] && runs=(ours ours-2022 libev)
+    [[ $have_workers -eq 1 && -z $workers ]] && runs+=(ours-w1)
+    [[ -n $conn_2022 ]] && runs+=(ours-2022)
     mapfile -t c_cfgs < <(order "$rep" "${runs[@]}")
     for config in "${c_cfgs[@]}"; do
       if [[ $config == ours-2022 ]]; then
@@ -743,14 +795,7 @@ for ((rep = 1; rep <= reps; rep++)); do
         pair_start_or_note "$config" "$conn_cipher" "$nginx_port" || continue
       fi
       for mode in close keepalive; do
-        wrk_run "$tun_port" "$mode"
-        r=$wrk_result
-        if [[ -n $r ]]; then
-          record c "$mode" "$config" "$rep" "$r"
-          say "rep $rep  c  $mode  $config: $r (req/s p50 p99 errors)"
-        else
-          note "wrk failed: $mode, $config, repetition $rep"
-        fi
+        proxy_cost "$config" "$mode" "$rep"
       done
       pair_stop "wrk, $config"
     done

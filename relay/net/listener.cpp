@@ -241,12 +241,26 @@ void Listener::destroy(Connection* s) {
   --count_;
   counters::sub(Counter::LiveConnections);
   delete s;
+  if (count_ == 0 && !stopped_) schedule_trim();
+}
+
+void Listener::schedule_trim() {
+  if (!trim_inited_) {
+    uv_timer_init(loop_, &trim_timer_);
+    trim_inited_ = true;
+  }
+  uv_timer_start(
+      &trim_timer_, [](uv_timer_t*) { BlockPool::local().trim(); },
+      2 * BlockPool::kPeakWindowMs + 100, 0);
 }
 
 void Listener::stop_accepting() {
   stopped_ = true;
   if (relisten_inited_ && !uv_is_closing(reinterpret_cast<uv_handle_t*>(&relisten_))) {
     uv_close(reinterpret_cast<uv_handle_t*>(&relisten_), nullptr);
+  }
+  if (trim_inited_ && !uv_is_closing(reinterpret_cast<uv_handle_t*>(&trim_timer_))) {
+    uv_close(reinterpret_cast<uv_handle_t*>(&trim_timer_), nullptr);
   }
   for (uv_tcp_t* t : listeners_) {
     uv_close(reinterpret_cast<uv_handle_t*>(t),

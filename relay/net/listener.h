@@ -98,6 +98,9 @@ class Listener {
  private:
   static void on_connection(uv_stream_t* server, int status);
   static void on_relisten(uv_timer_t* t);
+  // The last session ended: once the block pool's peak window has passed, its spare blocks are
+  // unmapped even if this worker stays idle (no release would do it).
+  void schedule_trim();
   int bind_and_listen(const std::string& host, uint16_t port);
   // Out of descriptors: close the listening sockets (which also ends libuv's accept loop, that
   // would otherwise spin if its EMFILE fallback fails) and listen again a second later.
@@ -126,6 +129,8 @@ class Listener {
   std::vector<std::pair<std::string, uint16_t>> addresses_;  // what listen() bound, to re-listen
   uv_timer_t relisten_;
   bool relisten_inited_ = false;
+  uv_timer_t trim_timer_;
+  bool trim_inited_ = false;
   bool paused_ = false;
   bool stopped_ = false;
   bool reuse_port_ = false;

@@ -53,6 +53,9 @@ class Stream {
   virtual int write(Block* b) = 0;
   // Bytes handed to write() and not yet written.
   virtual size_t queued() const = 0;
+  // The queue has waited a while (its sink is slow): gives the pages of queued blocks that are
+  // already written back to the OS. Cheap to call again (pages already given back are skipped).
+  virtual void trim() {}
   // Sends a FIN once the queued writes are written; completes with on_stream_shutdown. 0 or a
   // negative libuv code (then no completion comes).
   virtual int shutdown() = 0;

@@ -45,6 +45,7 @@ class TcpStream final : public Stream {
   void read_stop() override;
   int write(Block* b) override;
   size_t queued() const override { return queued_; }
+  void trim() override;
   int shutdown() override;
   bool is_open() const override;
   void close(bool reset) override;
@@ -70,6 +71,12 @@ class TcpStream final : public Stream {
   uint8_t ctx_ = 0;
   bool inited_ = false;  // uv_tcp_init succeeded: needs uv_close
   size_t queued_ = 0;    // bytes handed to uv_write, not yet completed
+  // The blocks handed to uv_write, oldest first (libuv completes them in order), through
+  // Block::next: trim() gives their written pages back.
+  Block* queue_head_ = nullptr;
+  Block* queue_tail_ = nullptr;
+  bool uv_reading_ = false;    // libuv's reading is on (uv_read_start and no stop since)
+  bool stop_pending_ = false;  // read_stop() was called: the next arrival stops libuv's reading
 };
 
 }  // namespace ss

@@ -413,6 +413,32 @@ def main(argv):
               + ", ".join(f"{cfg} {int(v)}" for cfg, v in errs.items() if v)
               + " (all repetitions).")
         w("")
+        w("What each request cost the two proxies together (ss-tunnel and ss-server): their CPU "
+          "time (utime + stime from /proc) divided by the requests wrk completed, which depends "
+          "far less on a shared machine than the rates above; and, from one extra run under "
+          "`strace -f -c` (first repetition only), each proxy's system calls per request. "
+          "New connection: `Connection: close`, so every request is a new connection through "
+          "both proxies.")
+        w("")
+        w(f"| measure | better | {ours_label} | ours --workers 1 | libev | ours/libev | "
+          "ours --workers 1/libev |")
+        w("|---|---|---:|---:|---:|---:|---:|")
+        cost_rows = [("proxies' CPU per new connection (µs)", "close/cpu", 0, "{:.1f}"),
+                     ("proxies' CPU per keep-alive 1 KB request (µs)", "keepalive/cpu", 0,
+                      "{:.1f}"),
+                     ("ss-tunnel system calls per new connection", "close/syscalls", 0, "{:.2f}"),
+                     ("ss-server system calls per new connection", "close/syscalls", 1, "{:.2f}"),
+                     ("ss-tunnel system calls per keep-alive request", "keepalive/syscalls", 0,
+                      "{:.2f}"),
+                     ("ss-server system calls per keep-alive request", "keepalive/syscalls", 1,
+                      "{:.2f}")]
+        for label, key, field, f in cost_rows:
+            lib = res.median("c", key, "libev", field)
+            w(f"| {label} | lower | {res.cell('c', key, 'ours', f, field)} | "
+              f"{res.cell('c', key, 'ours-w1', f, field)} | {res.cell('c', key, 'libev', f, field)} | "
+              f"{rtext(ratio(res.median('c', key, 'ours', field), lib))} | "
+              f"{rtext(ratio(res.median('c', key, 'ours-w1', field), lib))} |")
+        w("")
         if conn_2022:
             w(f"Shadowsocks 2022, ours only: {conn_2022} against "
               f"{meta.get('conn_cipher', '?')}.")
