@@ -319,7 +319,7 @@ TEST_CASE("config: keys that would change behaviour and are not implemented are 
           "[relay]") {
   for (const char* key :
        {"plugin", "plugin_opts", "plugin_args", "plugin_mode", "nameserver", "dns", "mtu", "mptcp",
-        "port_password", "manager_address", "protocol", "local_ipv4_address", "dscp"}) {
+        "manager_address", "protocol", "local_ipv4_address", "dscp"}) {
     INFO(key);
     const std::string e = json_error(Role::Server, std::string("{\"") + key + "\": \"x\"}");
     CHECK(starts_with(e, std::string(key) + ": not supported by shadowsocks-uv: "));
