@@ -15,7 +15,7 @@
 #include <optional>
 #include <vector>
 
-#include "crypto/internal.h"
+#include "crypto/aead.h"
 #include "crypto/kdf.h"
 #include "crypto/key_trial.h"
 #include "crypto/replay_filter.h"
@@ -183,16 +183,21 @@ class TrialOpener final : public TcpOpener {
   const std::vector<uint8_t>& key() const { return users_[user_].key; }
 
  private:
+  // Per candidate: its subkey for this salt (the salt's HMAC pads hashed once for all), then the
+  // sealed length opened under it.
   long find_user() {
-    const std::span<const uint8_t> salt(head_.data(), spec_.salt_len);
+    const SubkeyDeriver derive(std::span<const uint8_t>(head_.data(), spec_.salt_len));
     const uint8_t* sealed = head_.data() + spec_.salt_len;
     const std::array<uint8_t, kMaxNonceLen> zero{};
+    std::array<uint8_t, kMaxKeyLen> subkey{};
+    const std::span<uint8_t> sub(subkey.data(), spec_.key_len);
     uint8_t len[2 + 32];
-    Aead& aead = state_->aead;
-    return state_->order.find(ip_, [&](uint32_t u) {
-      return detail::set_session_key(aead, users_[u].key, salt) &&
-             aead.open(zero.data(), sealed, 2 + spec_.tag_len, len);
+    const long found = state_->order.find(ip_, [&](uint32_t u) {
+      derive.derive(users_[u].key, sub);
+      return aead_open_once(state_->aead, sub, zero.data(), sealed, 2 + spec_.tag_len, len);
     });
+    secure_zero(sub);
+    return found;
   }
   // The order learns a key once its whole first chunk authenticated (not when a probe copied a
   // genuine head and then failed).

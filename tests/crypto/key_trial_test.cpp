@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "crypto/aead.h"
 #include "crypto/cipher_spec.h"
 #include "crypto/kdf.h"
 #include "crypto/key_trial.h"
@@ -244,4 +245,36 @@ TEST_CASE("classic users over UDP: trial on the first packet, then the associati
   CHECK(open(seal(*stranger, ss::test::bytes_of("x")), nullptr, none, result).drop ==
         ss::UdpDrop::Auth);
   CHECK_FALSE(none);
+}
+
+TEST_CASE("key trial's subkey derivation and one-shot open equal hkdf_sha1 and Aead::open",
+          "[crypto]") {
+  for (const char* name : {"aes-128-gcm", "aes-192-gcm", "aes-256-gcm", "chacha20-ietf-poly1305",
+                           "xchacha20-ietf-poly1305"}) {
+    INFO(name);
+    const ss::CipherSpec& spec = ss::test::cipher(name);
+    Bytes salt(spec.salt_len);
+    ss::random_bytes(salt);
+    const ss::SubkeyDeriver derive(salt);
+    ss::Aead scratch(spec);
+    for (int i = 0; i < 3; ++i) {
+      const Bytes master = ss::derive_master_key("pw" + std::to_string(i), spec.key_len);
+      Bytes expected(spec.key_len), got(spec.key_len);
+      REQUIRE(ss::hkdf_sha1(master, salt, "ss-subkey", expected));
+      derive.derive(master, got);
+      CHECK(got == expected);
+      // A message sealed under that subkey opens once, and not under another key.
+      ss::Aead a(spec);
+      REQUIRE(a.set_key(expected));
+      const Bytes nonce(spec.nonce_len, 0);
+      const Bytes pt = {0x12, 0x34};
+      Bytes ct(pt.size() + spec.tag_len);
+      REQUIRE(a.seal(nonce.data(), pt.data(), pt.size(), ct.data()));
+      Bytes out(pt.size());
+      CHECK(ss::aead_open_once(scratch, got, nonce.data(), ct.data(), ct.size(), out.data()));
+      CHECK(out == pt);
+      got[0] ^= 1;
+      CHECK_FALSE(ss::aead_open_once(scratch, got, nonce.data(), ct.data(), ct.size(), out.data()));
+    }
+  }
 }
