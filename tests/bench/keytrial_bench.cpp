@@ -6,7 +6,8 @@
 //   cached     the client's IP used this key before: one trial;
 //   middle     a new IP, the key half way down the worker's most-recently-used order: N/2 trials;
 //   last       a new IP, the key last in that order: N trials (the worst case for a user);
-//   stranger   no user's key: N trials, then the refusal.
+//   stranger   no user's key: N trials, then the refusal;
+// and, for comparison, the same flight opened by a one-key server (no users, no trial).
 // "middle" and "last" use a fresh worker state per operation (made outside the timed loop), so the
 // order never learns the key. No replay filter (its cost is one lookup, the same as with one key).
 // CPU time (CLOCK_PROCESS_CPUTIME_ID) over the tight loop, divided by the operations.
@@ -115,6 +116,24 @@ Row measure(const ss::CipherSpec& spec, size_t nusers, size_t ops) {
   return row;
 }
 
+// The same first flight opened by a one-key server (make_classic_suite, no users): the cost of a
+// new connection without any trial, for comparison.
+double baseline_us(const ss::CipherSpec& spec, size_t ops) {
+  const Bytes key = ss::derive_master_key("password", spec.key_len);
+  auto suite = ss::make_classic_suite(spec, key);
+  const Bytes f = flight(spec, key);
+  Bytes out(4096);
+  size_t sink = 0;
+  const double t0 = cpu_seconds();
+  for (size_t i = 0; i < ops; ++i) {
+    auto opener = suite->server_opener();
+    sink += opener->feed(f.data(), f.size(), out.data()).produced;
+  }
+  const double us = (cpu_seconds() - t0) / static_cast<double>(ops) * 1e6;
+  if (sink == 0) std::abort();
+  return us;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -154,6 +173,12 @@ int main(int argc, char** argv) {
       std::printf("%s users=%zu cached=%.2fus middle=%.1fus last=%.1fus stranger=%.1fus\n",
                   method.c_str(), r.users, r.cached_us, r.middle_us, r.last_us, r.stranger_us);
     }
+  }
+  const double base = baseline_us(*spec, ops);
+  if (markdown) {
+    std::printf("\none key, no users (no trial): %.2f µs\n", base);
+  } else {
+    std::printf("%s one key, no users: %.2fus\n", method.c_str(), base);
   }
   return 0;
 }
