@@ -649,6 +649,10 @@ constexpr Option kOptions[] = {
      [](Config& c, const json& v, std::string_view) { locals_value(c, v); }},
     {"servers", "", Arg::None, "", kClients, "", "",
      [](Config& c, const json& v, std::string_view) { servers_value(c, v); }},
+    {"servers", "", Arg::None, "", kServerOnly, "",
+     "ss-server: [{\"server\", \"server_port\", \"method\", \"password\", \"mode\"?, "
+     "\"users\"?}, ...]: one port each",
+     [](Config& c, const json& v, std::string_view) { servers_value(c, v); }},
     // Not implemented, and running without them would do something else than asked: refused.
     {"plugin", "", {}, "", kAllRoles, "", "", nullptr, kPluginRefused},
     {"plugin_opts", "", {}, "", kAllRoles, "", "", nullptr, kPluginRefused},
