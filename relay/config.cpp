@@ -363,6 +363,11 @@ void servers_value(Config& c, const json& v) {
   c.rust_servers = true;
 }
 
+// The "servers" rows' apply (one for the clients' list, one for ss-server's ports).
+void apply_servers(Config& c, const json& v, std::string_view) {
+  servers_value(c, v);
+}
+
 uint64_t millis_value(const json& v, std::string_view name, uint64_t lo, uint64_t hi) {
   const std::optional<long long> n = integer_value(v);
   if (!n || *n < static_cast<long long>(lo) || *n > static_cast<long long>(hi)) {
@@ -647,12 +652,11 @@ constexpr Option kOptions[] = {
      set<&Config::users, users_value>},
     {"locals", "", Arg::None, "", kLocalOnly, "", "",
      [](Config& c, const json& v, std::string_view) { locals_value(c, v); }},
-    {"servers", "", Arg::None, "", kClients, "", "",
-     [](Config& c, const json& v, std::string_view) { servers_value(c, v); }},
+    {"servers", "", Arg::None, "", kClients, "", "", apply_servers},
     {"servers", "", Arg::None, "", kServerOnly, "",
      "ss-server: [{\"server\", \"server_port\", \"method\", \"password\", \"mode\"?, "
      "\"users\"?}, ...]: one port each",
-     [](Config& c, const json& v, std::string_view) { servers_value(c, v); }},
+     apply_servers},
     // Not implemented, and running without them would do something else than asked: refused.
     {"plugin", "", {}, "", kAllRoles, "", "", nullptr, kPluginRefused},
     {"plugin_opts", "", {}, "", kAllRoles, "", "", nullptr, kPluginRefused},
