@@ -1250,25 +1250,6 @@ void finalize_server(ServerSpec& spec, Role role, const std::string& at) {
 
 }  // namespace
 
-std::vector<ServerSpec> flat_servers(const Config& cfg) {
-  std::vector<ServerSpec> out;
-  for (const std::string& host : cfg.server) {
-    ServerSpec spec;
-    spec.host = host;
-    spec.port = cfg.server_port;
-    spec.method = cfg.method;
-    spec.method_kind = cfg.method_kind;
-    spec.cipher = cfg.cipher;
-    spec.method2022 = cfg.method2022;
-    spec.key = cfg.key;
-    spec.psk_keys = cfg.psk_keys;
-    spec.password = cfg.password;
-    spec.key_b64 = cfg.key_b64;
-    out.push_back(std::move(spec));
-  }
-  return out;
-}
-
 ServerSpec flat_inbound(const Config& cfg) {
   ServerSpec in;
   in.port = cfg.server_port;
@@ -1278,8 +1259,20 @@ ServerSpec flat_inbound(const Config& cfg) {
   in.method2022 = cfg.method2022;
   in.key = cfg.key;
   in.psk_keys = cfg.psk_keys;
+  in.password = cfg.password;
+  in.key_b64 = cfg.key_b64;
   in.users = cfg.users;
   return in;
+}
+
+std::vector<ServerSpec> flat_servers(const Config& cfg) {
+  std::vector<ServerSpec> out;
+  for (const std::string& host : cfg.server) {
+    ServerSpec spec = flat_inbound(cfg);
+    spec.host = host;
+    out.push_back(std::move(spec));
+  }
+  return out;
 }
 
 Specs specs_of(const Config& cfg) {

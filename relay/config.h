@@ -225,7 +225,8 @@ struct Config {
 // The flat keys' servers: one ServerSpec per "server" host, with the config's method and keys
 // (finalize_config fills cfg.servers with these unless rust's "servers" is given).
 std::vector<ServerSpec> flat_servers(const Config& cfg);
-// ss-server's flat keys as its one Shadowsocks inbound (method, keys, users).
+// The flat keys' method, keys and users as one spec: ss-server's one Shadowsocks inbound, and
+// (with a host) each of a client's servers.
 ServerSpec flat_inbound(const Config& cfg);
 
 // The specs of a finalized config: libev's flat keys become one listener per address and one

@@ -53,18 +53,6 @@ Node start_client(Impl impl, const std::string& method, const std::string& passw
   return start_local(impl, o, server_port);
 }
 
-// `n` random bytes through the proxy to the echo target and back, byte-exact.
-void check_echo(uint16_t socks_port, const TargetServer& target, size_t n) {
-  INFO("echo of " << n << " bytes through SOCKS port " << socks_port);
-  auto conn = socks5_connect(socks_port, AddrType::IPv4, "127.0.0.1", target.port());
-  REQUIRE(conn.reply.has_value());
-  REQUIRE(conn.reply->rep == 0x00);
-  const Bytes payload = random_bytes(n);
-  const TransferResult r = duplex_transfer(conn.socket, payload, n, 10s);
-  CHECK(r.received == n);
-  CHECK(to_hex(r.received_sha256) == sha256_hex(payload));
-}
-
 // True if no byte arrives on `s` within `window` (silence or a close both count).
 bool no_byte_within(const Socket& s, Millis window) {
   pollfd p{s.fd(), POLLIN, 0};
@@ -132,7 +120,7 @@ TEST_CASE("ports: port_password serves three ports, each with its own password",
     for (Impl impl : {Impl::Libev, Impl::Ours}) {
       INFO(impl_name(impl) << " ss-local");
       Node local = start_client(impl, kClassic, "pw" + std::to_string(i), ports[i]);
-      check_echo(local.port, target, 2000 + 500 * i);
+      socks_echo(local.port, target.port(), 2000 + 500 * i);
       ++expected;
     }
   }
@@ -163,8 +151,8 @@ TEST_CASE("ports: a server-side servers array with a classic and a 2022 entry, T
   UdpTarget udp_target;
   Node classic = start_client(Impl::Libev, kClassic, "classic-pw", classic_port, true);
   Node modern = start_client(Impl::Ours, k2022, psk, port2022, true);
-  check_echo(classic.port, target, 5000);
-  check_echo(modern.port, target, 5000);
+  socks_echo(classic.port, target.port(), 5000);
+  socks_echo(modern.port, target.port(), 5000);
   CHECK(udp_echo(classic.port, udp_target, 1200));
   CHECK(udp_echo(modern.port, udp_target, 1200));
   // Each port takes its own method only: the classic client on the 2022 port gets nothing.
@@ -189,8 +177,8 @@ TEST_CASE("classic users: three users on one port by key trial, TCP and UDP; a s
     // One echo target per user, so the server's log lines can be matched to the user.
     TargetServer target(TargetBehavior::echo());
     Node local = start_client(Impl::Libev, kClassic, "pw-" + name, port, true);
-    check_echo(local.port, target, 3000);
-    check_echo(local.port, target, 100);
+    socks_echo(local.port, target.port(), 3000);
+    socks_echo(local.port, target.port(), 100);
     CHECK(target.accepted() == 2);
     CHECK(
         wait_log(srv, "user " + name + ": connect 127.0.0.1:" + std::to_string(target.port()), 2));
