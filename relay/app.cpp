@@ -43,6 +43,7 @@
 #include "relay/connection.h"
 #include "relay/counters.h"
 #include "relay/log.h"
+#include "relay/plugin.h"
 #include "relay/replay_state.h"
 #include "relay/runtime.h"
 #include "relay/udp_front.h"
@@ -104,7 +105,8 @@ struct Worker {
 
 struct MainState {
   std::vector<std::unique_ptr<Worker>>* workers;
-  Router* router = nullptr;  // its health probes run on the main loop until shutdown
+  Router* router = nullptr;             // its health probes run on the main loop until shutdown
+  PluginSupervisor* plugins = nullptr;  // SIP003 plugins: stopped once the workers have ended
   uv_signal_t sigint;
   uv_signal_t sigterm;
   uv_signal_t sighup;
@@ -157,6 +159,7 @@ struct MainState {
                orphans, orphans == 1 ? "" : "s");
     auto* m = static_cast<MainState*>(t->data);
     if (m->state) m->state->save();
+    if (m->plugins) m->plugins->kill_now();
     std::fflush(stdout);
     std::fflush(stderr);
     std::_Exit(0);
@@ -182,6 +185,7 @@ struct MainState {
       if (w->thread.joinable()) w->thread.join();
     }
     if (m->router) m->router->stop_probes();
+    if (m->plugins) m->plugins->stop();  // the loop runs on until they are reaped
     uv_close(reinterpret_cast<uv_handle_t*>(&m->sigint), nullptr);
     uv_close(reinterpret_cast<uv_handle_t*>(&m->sigterm), nullptr);
     uv_close(reinterpret_cast<uv_handle_t*>(&m->sighup), nullptr);
@@ -394,8 +398,15 @@ int run_app(Role role, int argc, char** argv, const InboundRegistry& inbounds) {
                      : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
   // The engine's snapshot: suites, router, limits. Listeners share it; each connection keeps a
   // reference to the one it was accepted with.
-  const Specs specs = specs_of(cfg);
+  const Specs configured = specs_of(cfg);
+  // SIP003 plugins (relay/plugin.h): their TCP goes through loopback ports picked now.
+  Specs specs = configured;
   std::string runtime_error;
+  std::vector<PluginLaunch> launches = arrange_plugins(specs, &runtime_error);
+  if (!runtime_error.empty()) {
+    std::fprintf(stderr, "%s: %s\n", prog, runtime_error.c_str());
+    return 1;
+  }
   const std::shared_ptr<const Runtime> runtime = make_runtime(specs, &runtime_error);
   if (!runtime) {
     std::fprintf(stderr, "%s: %s\n", prog, runtime_error.c_str());
@@ -445,7 +456,7 @@ int run_app(Role role, int argc, char** argv, const InboundRegistry& inbounds) {
   uv_timer_init(&main_loop, &m.state_timer);
   m.sigint.data = m.sigterm.data = m.grace.data = m.settle.data = m.worker_done.data =
       m.state_timer.data = &m;
-  std::unique_ptr<ReplayStateFile> state = replay_state_file(prog, cfg, specs, *runtime);
+  std::unique_ptr<ReplayStateFile> state = replay_state_file(prog, cfg, configured, *runtime);
   if (state) {
     state->load();
     m.state = state.get();
@@ -561,6 +572,17 @@ int run_app(Role role, int argc, char** argv, const InboundRegistry& inbounds) {
     } else {
       LOG_NOTICE("running as user %s (uid %u)", run_as->pw_name,
                  static_cast<unsigned>(run_as->pw_uid));
+    }
+  }
+
+  // The plugins, from the main loop, once our sockets are bound and as the -a user.
+  PluginSupervisor plugins(&main_loop, std::move(launches));
+  m.plugins = &plugins;
+  if (status == 0) {
+    std::string plugin_error;
+    if (!plugins.start(&plugin_error)) {
+      std::fprintf(stderr, "%s: %s\n", prog, plugin_error.c_str());
+      status = 1;
     }
   }
 

@@ -284,17 +284,38 @@ std::vector<std::pair<uint16_t, std::string>> port_password_value(const json& v,
   return out;
 }
 
-constexpr const char* kPluginRefused = "plugins (SIP003) are not supported yet";
+// "plugin", "plugin_opts", "plugin_args" (shadowsocks-rust's, an array of strings) and
+// "plugin_mode" (rust's SIP003u: only "tcp_only", its default, is supported; UDP never goes
+// through a plugin here). False: `k` is not a plugin key.
+bool plugin_key(PluginSpec& p, std::string_view k, const json& val, const std::string& key) {
+  if (k == "plugin") {
+    p.name = string_value(val, key);
+  } else if (k == "plugin_opts") {
+    p.opts = string_value(val, key);
+  } else if (k == "plugin_args") {
+    if (!val.is_array()) fail(key + ": must be an array of strings");
+    p.args.clear();
+    for (size_t i = 0; i < val.size(); ++i) {
+      p.args.push_back(string_value(val[i], key + "[" + std::to_string(i) + "]"));
+    }
+  } else if (k == "plugin_mode") {
+    const std::string& m = string_value(val, key);
+    if (m != "tcp_only") {
+      fail(key + ": only \"tcp_only\" is supported (a plugin carries TCP; UDP goes to the " +
+           "server directly), got " + quote(m));
+    }
+  } else {
+    return false;
+  }
+  return true;
+}
 
-// A server from a SIP002 ss:// URI (relay/sip002.h); `at` names where it came from. Its plugin is
-// refused until SIP003 is supported. The URI is never quoted (it holds the password).
+// A server from a SIP002 ss:// URI (relay/sip002.h) with its plugin, if any; `at` names where it
+// came from. The URI is never quoted (it holds the password).
 ServerSpec server_from_uri(std::string_view uri, const std::string& at) {
   std::string why;
   std::optional<Sip002> u = parse_sip002(uri, &why);
   if (!u) fail(at + ": invalid ss:// URI: " + why);
-  if (!u->plugin.empty()) {
-    fail(at + ": the URI's ?plugin= (" + u->plugin + ") is refused: " + kPluginRefused);
-  }
   if (!make_address(u->host, 0)) fail(at + ": invalid host " + quote(u->host));
   ServerSpec spec;
   spec.host = u->host;
@@ -302,6 +323,8 @@ ServerSpec server_from_uri(std::string_view uri, const std::string& at) {
   spec.method = u->method;
   spec.password = u->password;
   spec.tag = u->tag;
+  spec.plugin.name = u->plugin;
+  spec.plugin.opts = u->plugin_opts;
   return spec;
 }
 
@@ -342,8 +365,8 @@ void servers_value(Config& c, const json& v) {
         disabled = bool_value(val, key);
       } else if (k == "remarks") {
         spec.tag = string_value(val, key);
-      } else if (k == "plugin" || k == "plugin_opts" || k == "plugin_args" || k == "plugin_mode") {
-        fail(key + ": " + kPluginRefused);
+      } else if (plugin_key(spec.plugin, k, val, key)) {
+        // Its own plugin (a URI's is replaced).
       } else if (k == "mode") {
         spec.mode = mode_value(val, key);  // ss-server's entries follow it; clients' ignore it
       } else if (k == "users") {
@@ -657,11 +680,29 @@ constexpr Option kOptions[] = {
      "ss-server: [{\"server\", \"server_port\", \"method\", \"password\", \"mode\"?, "
      "\"users\"?}, ...]: one port each",
      apply_servers},
+    // SIP003 plugins (relay/plugin.h): the flat keys' plugin; "servers" entries have their own.
+    {"plugin", "plugin", Arg::Text, "PROGRAM", kAllRoles,
+     "SIP003 plugin that carries TCP (e.g. obfs-local, ss-v2ray-plugin)",
+     "SIP003 plugin program (as --plugin)",
+     [](Config& c, const json& v, std::string_view name) {
+       plugin_key(c.plugin, "plugin", v, std::string(name));
+     }},
+    {"plugin_opts", "plugin-opts", Arg::Text, "OPTIONS", kAllRoles,
+     "the plugin's options (SS_PLUGIN_OPTIONS), e.g. \"obfs=http\"",
+     "the plugin's options (as --plugin-opts)",
+     [](Config& c, const json& v, std::string_view name) {
+       plugin_key(c.plugin, "plugin_opts", v, std::string(name));
+     }},
+    {"plugin_args", "", Arg::None, "", kAllRoles, "", "the plugin's arguments: array of strings",
+     [](Config& c, const json& v, std::string_view name) {
+       plugin_key(c.plugin, "plugin_args", v, std::string(name));
+     }},
+    {"plugin_mode", "", Arg::None, "", kAllRoles, "",
+     "\"tcp_only\" only: UDP goes to the server directly",
+     [](Config& c, const json& v, std::string_view name) {
+       plugin_key(c.plugin, "plugin_mode", v, std::string(name));
+     }},
     // Not implemented, and running without them would do something else than asked: refused.
-    {"plugin", "", {}, "", kAllRoles, "", "", nullptr, kPluginRefused},
-    {"plugin_opts", "", {}, "", kAllRoles, "", "", nullptr, kPluginRefused},
-    {"plugin_args", "", {}, "", kAllRoles, "", "", nullptr, kPluginRefused},
-    {"plugin_mode", "", {}, "", kAllRoles, "", "", nullptr, kPluginRefused},
     {"nameserver", "", {}, "", kAllRoles, "", "", nullptr, kDnsRefused},
     {"dns", "", {}, "", kAllRoles, "", "", nullptr, kDnsRefused},
     {"mtu", "", {}, "", kAllRoles, "", "", nullptr, "UDP fragmentation by MTU is not supported"},
@@ -1270,6 +1311,7 @@ std::vector<ServerSpec> flat_servers(const Config& cfg) {
   for (const std::string& host : cfg.server) {
     ServerSpec spec = flat_inbound(cfg);
     spec.host = host;
+    spec.plugin = cfg.plugin;
     out.push_back(std::move(spec));
   }
   return out;
@@ -1359,7 +1401,7 @@ static void finalize_inbounds(Config& cfg) {
   cfg.listeners.clear();
   cfg.inbounds.clear();
   auto listen = [&cfg](const std::string& host, uint16_t port, std::optional<Mode> mode,
-                       const std::string& at) {
+                       const PluginSpec& plugin, const std::string& at) {
     for (const ListenerSpec& l : cfg.listeners) {
       if (l.port == port && l.inbound != cfg.inbounds.size()) {
         fail(at + ": port " + std::to_string(port) + " is already used by another entry");
@@ -1367,6 +1409,7 @@ static void finalize_inbounds(Config& cfg) {
     }
     ListenerSpec l{ListenerSpec::Protocol::Shadowsocks, host, port, {}};
     l.mode = mode;
+    l.plugin = plugin;
     l.inbound = cfg.inbounds.size();
     cfg.listeners.push_back(std::move(l));
   };
@@ -1375,7 +1418,7 @@ static void finalize_inbounds(Config& cfg) {
       ServerSpec& spec = cfg.servers[i];
       const std::string at = "servers[" + std::to_string(i) + "]";
       finalize_server(spec, cfg.role, at);
-      listen(spec.host, spec.port, spec.mode, at + ".server_port");
+      listen(spec.host, spec.port, spec.mode, spec.plugin, at + ".server_port");
       cfg.inbounds.push_back(spec);
     }
     cfg.servers.clear();
@@ -1390,12 +1433,14 @@ static void finalize_inbounds(Config& cfg) {
       spec.port = port;
       spec.source = "port_password";
       finalize_server(spec, cfg.role, at);
-      for (const std::string& host : cfg.server) listen(host, port, std::nullopt, at);
+      for (const std::string& host : cfg.server) listen(host, port, std::nullopt, cfg.plugin, at);
       cfg.inbounds.push_back(std::move(spec));
     }
     return;
   }
-  for (const std::string& host : cfg.server) listen(host, cfg.server_port, std::nullopt, "server");
+  for (const std::string& host : cfg.server) {
+    listen(host, cfg.server_port, std::nullopt, cfg.plugin, "server");
+  }
   cfg.inbounds.push_back(flat_inbound(cfg));
 }
 
@@ -1447,6 +1492,11 @@ void finalize_config(Config& cfg) {
   // With rust's "servers" or only ss:// URIs, the flat server keys are not needed (and not used).
   const bool flat =
       !cfg.rust_servers && cfg.port_password.empty() && !(cfg.server.empty() && !cfg.urls.empty());
+  if (!flat && cfg.port_password.empty() && !cfg.plugin.empty()) {
+    fail(cfg.rust_servers ? "plugin: with \"servers\", give each entry its own \"plugin\""
+                          : "plugin: applies to \"server\" hosts; an ss:// URI gives its own "
+                            "?plugin=");
+  }
   if (flat) {
     if (cfg.server.empty()) fail(R"(server: missing (set "server" or -s))");
     for (const std::string& host : cfg.server) {
@@ -1475,6 +1525,12 @@ void finalize_config(Config& cfg) {
     cfg.local_users = std::make_shared<const UserTable>(std::move(*users));
   }
   if (!cfg.acl_path.empty()) finalize_acl(cfg);
+  if (server_role && cfg.acl && cfg.acl->has_client_rules() && !cfg.plugin.empty()) {
+    // Behind a plugin every client arrives from the plugin's loopback address.
+    fail(
+        "acl: client lists ([black_list], [white_list], [reject_all]) cannot work behind a "
+        "plugin: every client connects from the plugin (127.0.0.1)");
+  }
   if (cfg.timeout <= 0) fail("timeout: must be a positive number of seconds");
   if (cfg.udp_timeout <= 0) fail("udp_timeout: must be a positive number of seconds");
   if (cfg.udp_max_associations == 0) fail("udp_max_associations: must be at least 1");
@@ -1524,6 +1580,8 @@ std::string server_uri(const ServerSpec& spec) {
   u.host = spec.host;
   u.port = spec.port;
   u.tag = spec.tag;
+  u.plugin = spec.plugin.name;
+  u.plugin_opts = spec.plugin.opts;
   return format_sip002(u);
 }
 

@@ -66,6 +66,15 @@ struct DirectSpec {
   bool block_private = true;  // refuse loopback, private, link-local... targets (SSRF guard)
 };
 
+// A SIP003 plugin (relay/plugin.h): the program (found on PATH), its options (given to it as
+// SS_PLUGIN_OPTIONS) and arguments (shadowsocks-rust's "plugin_args"). No name: no plugin.
+struct PluginSpec {
+  std::string name;
+  std::string opts;
+  std::vector<std::string> args;
+  bool empty() const { return name.empty(); }
+};
+
 // One upstream Shadowsocks server of ss-local/ss-tunnel: its address and its method's keys.
 // libev's flat keys give one per "server" host, all with the same method; shadowsocks-rust's
 // "servers" list gives each its own.
@@ -79,6 +88,10 @@ struct ServerSpec {
   std::string source = "password";
   double weight = 1.0;  // rust's "weight": its share of new connections in the weighted mode
   std::string tag;      // rust's "remarks", or a URI's #tag (for logs and --url)
+  PluginSpec plugin;    // its SIP003 plugin (TCP goes through it; UDP goes to host:port)
+  // Where TCP connects instead of host:port: the plugin's loopback end, set when the plugin is
+  // arranged (relay/plugin.h), not by the config.
+  std::optional<Address> tcp_via;
   // Derived by finalize_config.
   MethodKind method_kind = MethodKind::Classic;
   const CipherSpec* cipher = nullptr;
@@ -126,6 +139,9 @@ struct ListenerSpec {
   std::shared_ptr<const UserTable> users = nullptr;  // Mixed: the proxy's own users (auth), or none
   std::optional<Mode> mode{};  // rust's per-local "mode" (tcp/udp follow it); else the top-level
   size_t inbound = 0;          // Shadowsocks: its method and keys, an index into Specs::inbounds
+  // Shadowsocks: the SIP003 plugin that listens on address:port in our stead and hands TCP to
+  // our listener on a loopback port (relay/plugin.h); UDP stays on address:port.
+  PluginSpec plugin{};
 };
 
 // What the engine is built from (see relay/runtime.h): pure, validated, with no field whose
@@ -220,6 +236,9 @@ struct Config {
   // (0: at exit only) and at exit.
   std::string state_dir = "ss-state";
   int replay_state_interval = 60;
+  // "plugin", "plugin_opts", "plugin_args" (--plugin, --plugin-opts): the flat keys' plugin, for
+  // each "server" host (clients) or each listen address (ss-server).
+  PluginSpec plugin{};
 };
 
 // The flat keys' servers: one ServerSpec per "server" host, with the config's method and keys

@@ -101,7 +101,9 @@ std::shared_ptr<Router> make_router(const Specs& specs, const Runtime& rt, std::
   for (const ServerSpec& spec : specs.servers) {
     Outbound o;
     o.kind = Outbound::Kind::Shadowsocks;
-    if (std::optional<Address> a = make_address(spec.host, spec.port)) {
+    if (spec.tcp_via) {
+      o.server = *spec.tcp_via;  // its plugin's loopback end (relay/plugin.h)
+    } else if (std::optional<Address> a = make_address(spec.host, spec.port)) {
       o.server = *a;
     } else {
       o.server.type = Address::Type::Domain;

@@ -20,6 +20,8 @@ packages=(
   dpkg-dev groff-base man-db systemd
   # real clients through ss-local's mixed port (tests/scripts/real_clients_test.sh)
   proxychains4 chromium iproute2
+  # SIP003 plugins (tests/scripts/plugins_test.sh): obfs-local/obfs-server, ss-v2ray-plugin
+  simple-obfs shadowsocks-v2ray-plugin procps
 )
 
 for arg in "$@"; do

@@ -317,9 +317,8 @@ TEST_CASE("config: unknown and harmless unsupported keys warn by name", "[relay]
 
 TEST_CASE("config: keys that would change behaviour and are not implemented are refused",
           "[relay]") {
-  for (const char* key :
-       {"plugin", "plugin_opts", "plugin_args", "plugin_mode", "nameserver", "dns", "mtu", "mptcp",
-        "manager_address", "protocol", "local_ipv4_address", "dscp"}) {
+  for (const char* key : {"nameserver", "dns", "mtu", "mptcp", "manager_address", "protocol",
+                          "local_ipv4_address", "dscp"}) {
     INFO(key);
     const std::string e = json_error(Role::Server, std::string("{\"") + key + "\": \"x\"}");
     CHECK(starts_with(e, std::string(key) + ": not supported by shadowsocks-uv: "));
@@ -642,7 +641,7 @@ TEST_CASE("flags: errors name the flag", "[relay]") {
                     "-t: must be a positive number of seconds"));
   CHECK(load_error(Role::Local, {"--bogus"}) == "unknown flag \"--bogus\" (see -h)");
   CHECK(load_error(Role::Local, {"-x"}) == "unknown flag \"-x\" (see -h)");
-  CHECK_THAT(load_error(Role::Local, {"--plugin=obfs"}), Catch::Contains("\"--plugin\""));
+  CHECK_THAT(load_error(Role::Local, {"--plugin-args=obfs"}), Catch::Contains("\"--plugin-args\""));
   CHECK(load_error(Role::Local, {"-p"}) == "-p: missing value");
   CHECK(starts_with(load_error(Role::Local, {"-u", "-U"}), "-u, -U: "));
   CHECK(starts_with(load_error(Role::Local, {"-s", ""}), "-s: "));

@@ -92,7 +92,7 @@ TEST_CASE("fleet: --url prints URIs that parse back to the configured servers", 
             .find("--url") == 0);
 }
 
-TEST_CASE("fleet: servers entries: url, weight, disabled, and plugins refused", "[relay]") {
+TEST_CASE("fleet: servers entries: url, weight, disabled, and refusals", "[relay]") {
   std::ostringstream warn;
   Config cfg = parse_config_json(
       Role::Local,
@@ -120,11 +120,8 @@ TEST_CASE("fleet: servers entries: url, weight, disabled, and plugins refused", 
     return std::string();
   };
   CHECK(refused(R"({"local_port": 1, "servers": [{"server": "h", "server_port": 1, "password":
-        "x", "plugin": "obfs-local"}]})") ==
-        "servers[0].plugin: plugins (SIP003) are not supported yet");
-  CHECK(refused(R"({"local_port": 1, "servers": [{"url":
-        "ss://cmM0LW1kNTpwYXNzd2Q@1.2.3.4:8888/?plugin=obfs-local%3bobfs%3dhttp"}]})")
-            .find("servers[0].url: the URI's ?plugin= (obfs-local) is refused") == 0);
+        "x", "plugin": "obfs-local", "plugin_mode": "tcp_and_udp"}]})")
+            .find("servers[0].plugin_mode: only \"tcp_only\" is supported") == 0);
   CHECK(refused(R"({"local_port": 1, "servers": [{"url": "ss://junk"}]})")
             .find("servers[0].url: invalid ss:// URI") == 0);
   CHECK(refused(R"({"local_port": 1, "servers": [{"server": "h", "server_port": 1,

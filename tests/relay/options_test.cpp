@@ -39,6 +39,8 @@ const std::map<std::string, std::string>& samples() {
       {"PATH", "/tmp/ss-options-test.log"},
       {"FILE", "/dev/null"},  // --acl: an empty ACL
       {"DIR", "/tmp/ss-options-test-state"},
+      {"PROGRAM", "obfs-local"},
+      {"OPTIONS", "obfs=http"},
   };
   return m;
 }
@@ -54,6 +56,8 @@ const std::map<std::string, std::string>& key_samples() {
       {"port_password", R"({"8001": "pw1", "8002": "pw2"})"},
       {"servers", R"([{"server": "127.0.0.1", "server_port": 8388, "password": "x"}])"},
       {"balancer", R"({"mode": "weighted", "check_interval": 5})"},
+      {"plugin_args", R"(["-v"])"},
+      {"plugin_mode", R"("tcp_only")"},
   };
   return m;
 }

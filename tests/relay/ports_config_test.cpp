@@ -133,9 +133,15 @@ TEST_CASE("ports: server-side servers errors name the entry", "[relay]") {
         "servers[1].server_port: port 8001 is already used by another entry");
   CHECK(error_of(Role::Server, R"({"server_port": 9, "servers": [)" + a + "]}") ==
         R"(server_port: not used with "servers")");
-  CHECK(error_of(Role::Server, R"({"servers": [{"server": "127.0.0.1", "server_port": 8001,
-      "method": "aes-128-gcm", "password": "a", "plugin": "obfs-server"}]})") ==
-        "servers[0].plugin: plugins (SIP003) are not supported yet");
+  // Each entry's SIP003 plugin goes to its own listener.
+  Config plugged = finalized(Role::Server, R"({"servers": [{"server": "127.0.0.1",
+      "server_port": 8001, "method": "aes-128-gcm", "password": "a", "plugin": "obfs-server",
+      "plugin_opts": "obfs=http"}, {"server": "127.0.0.1", "server_port": 8002,
+      "method": "aes-128-gcm", "password": "b"}]})");
+  REQUIRE(plugged.listeners.size() == 2);
+  CHECK(plugged.listeners[0].plugin.name == "obfs-server");
+  CHECK(plugged.listeners[0].plugin.opts == "obfs=http");
+  CHECK(plugged.listeners[1].plugin.name.empty());
   CHECK(error_of(Role::Server, R"({"servers": [{"server": "127.0.0.1", "server_port": 8001,
       "method": "aes-128-gcm", "password": "a", "mode": "sideways"}]})")
             .rfind("servers[0].mode: ", 0) == 0);
