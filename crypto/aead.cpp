@@ -154,4 +154,20 @@ bool Aead::open(const uint8_t* nonce, const uint8_t* ct, size_t n, uint8_t* out)
   return ok;
 }
 
+bool aead_open_once(Aead& scratch, std::span<const uint8_t> key, const uint8_t* nonce,
+                    const uint8_t* ct, size_t n, uint8_t* out) {
+  const CipherSpec& spec = scratch.spec();
+  if (key.size() != spec.key_len || n < spec.tag_len) return false;
+  const size_t len = n - spec.tag_len;
+  if (spec.kind == CipherKind::ChaCha20Poly1305) {
+    return crypto_aead_chacha20poly1305_ietf_decrypt_detached(out, nullptr, ct, len, ct + len,
+                                                              nullptr, 0, nonce, key.data()) == 0;
+  }
+  if (spec.kind == CipherKind::XChaCha20Poly1305) {
+    return crypto_aead_xchacha20poly1305_ietf_decrypt_detached(out, nullptr, ct, len, ct + len,
+                                                               nullptr, 0, nonce, key.data()) == 0;
+  }
+  return scratch.set_key(key) && scratch.open(nonce, ct, n, out);
+}
+
 }  // namespace ss

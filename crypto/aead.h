@@ -38,6 +38,13 @@ class Aead {
   std::unique_ptr<Impl> impl_;
 };
 
+// Opens one message under a key used for it alone (key trial): ChaCha20-Poly1305 and
+// XChaCha20-Poly1305 through libsodium, which takes the key per call (no context to set up), the
+// AES-GCM methods through `scratch` (a context of the same spec) re-keyed. `key` is
+// scratch.spec().key_len bytes; otherwise as Aead::open.
+[[nodiscard]] bool aead_open_once(Aead& scratch, std::span<const uint8_t> key, const uint8_t* nonce,
+                                  const uint8_t* ct, size_t n, uint8_t* out);
+
 // Adds one to a little-endian counter of any width (the Shadowsocks nonce).
 inline void increment_nonce(uint8_t* nonce, size_t len) {
   for (size_t i = 0; i < len; ++i) {

@@ -128,6 +128,78 @@ bool hmac_sha1(std::span<const uint8_t> key, std::span<const uint8_t> a, std::sp
 
 }  // namespace
 
+struct SubkeyDeriver::Impl {
+  SHA_CTX inner;  // SHA-1 after the salt's ipad block
+  SHA_CTX outer;  // ... and after its opad block
+};
+
+SubkeyDeriver::SubkeyDeriver(std::span<const uint8_t> salt) : impl_(new Impl) {
+  uint8_t pad[kSha1Block];
+  uint8_t hashed[kSha1Len];
+  if (salt.size() > kSha1Block) {
+    sha1({{salt.data(), salt.size()}}, hashed);
+    salt = std::span<const uint8_t>(hashed, kSha1Len);
+  }
+  for (size_t i = 0; i < kSha1Block; ++i) {
+    pad[i] = static_cast<uint8_t>((i < salt.size() ? salt[i] : 0) ^ 0x36);
+  }
+  SHA1_Init(&impl_->inner);
+  SHA1_Update(&impl_->inner, pad, sizeof pad);
+  for (size_t i = 0; i < kSha1Block; ++i) pad[i] ^= 0x36 ^ 0x5c;
+  SHA1_Init(&impl_->outer);
+  SHA1_Update(&impl_->outer, pad, sizeof pad);
+  secure_zero(pad);
+}
+
+SubkeyDeriver::~SubkeyDeriver() {
+  OPENSSL_cleanse(impl_, sizeof *impl_);
+  delete impl_;
+}
+
+void SubkeyDeriver::derive(std::span<const uint8_t> master_key, std::span<uint8_t> out) const {
+  // Extract: PRK = HMAC(salt, master key), from the salt's precomputed pad states.
+  uint8_t prk[kSha1Len];
+  SHA_CTX c = impl_->inner;
+  SHA1_Update(&c, master_key.data(), master_key.size());
+  SHA1_Final(prk, &c);
+  c = impl_->outer;
+  SHA1_Update(&c, prk, sizeof prk);
+  SHA1_Final(prk, &c);
+  // Expand: T(i) = HMAC(PRK, T(i-1) || "ss-subkey" || i), PRK's pads hashed once for both blocks.
+  uint8_t pad[kSha1Block];
+  for (size_t i = 0; i < kSha1Block; ++i) pad[i] = (i < kSha1Len ? prk[i] : 0) ^ 0x36;
+  SHA_CTX inner;
+  SHA1_Init(&inner);
+  SHA1_Update(&inner, pad, sizeof pad);
+  for (size_t i = 0; i < kSha1Block; ++i) pad[i] ^= 0x36 ^ 0x5c;
+  SHA_CTX outer;
+  SHA1_Init(&outer);
+  SHA1_Update(&outer, pad, sizeof pad);
+  uint8_t t[kSha1Len];
+  size_t t_len = 0;
+  size_t done = 0;
+  for (uint8_t i = 1; done < out.size() && i <= 2; ++i) {
+    c = inner;
+    if (t_len > 0) SHA1_Update(&c, t, t_len);
+    SHA1_Update(&c, kSubkeyInfo.data(), kSubkeyInfo.size());
+    SHA1_Update(&c, &i, 1);
+    SHA1_Final(t, &c);
+    c = outer;
+    SHA1_Update(&c, t, sizeof t);
+    SHA1_Final(t, &c);
+    t_len = kSha1Len;
+    const size_t take = std::min(kSha1Len, out.size() - done);
+    std::memcpy(out.data() + done, t, take);
+    done += take;
+  }
+  OPENSSL_cleanse(&c, sizeof c);
+  OPENSSL_cleanse(&inner, sizeof inner);
+  OPENSSL_cleanse(&outer, sizeof outer);
+  secure_zero(pad);
+  secure_zero(prk);
+  secure_zero(t);
+}
+
 bool hkdf_sha1(std::span<const uint8_t> ikm, std::span<const uint8_t> salt, std::string_view info,
                std::span<uint8_t> out) {
   if (out.empty()) return true;

@@ -19,6 +19,23 @@ std::vector<uint8_t> derive_master_key(std::string_view password, size_t key_len
 bool hkdf_sha1(std::span<const uint8_t> ikm, std::span<const uint8_t> salt, std::string_view info,
                std::span<uint8_t> out);
 
+// The session subkey HKDF-SHA1(master key, salt, "ss-subkey") for one salt and many master keys
+// (key trial, crypto/key_trial.h): the salt is HKDF-Extract's HMAC key, so its two padded blocks
+// are hashed once here and each derive() starts from those states.
+class SubkeyDeriver {
+ public:
+  explicit SubkeyDeriver(std::span<const uint8_t> salt);
+  ~SubkeyDeriver();
+  SubkeyDeriver(const SubkeyDeriver&) = delete;
+  SubkeyDeriver& operator=(const SubkeyDeriver&) = delete;
+  // Fills all of `out` (at most 40 bytes), exactly as hkdf_sha1(master_key, salt, "ss-subkey").
+  void derive(std::span<const uint8_t> master_key, std::span<uint8_t> out) const;
+
+ private:
+  struct Impl;
+  Impl* impl_;
+};
+
 // Decodes base64 in the standard or the URL-safe alphabet, with or without padding.
 // nullopt on any invalid character or a malformed length.
 std::optional<std::vector<uint8_t>> base64_decode(std::string_view text);

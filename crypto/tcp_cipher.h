@@ -11,6 +11,7 @@
 #include <memory>
 #include <span>
 #include <string_view>
+#include <vector>
 
 #include "crypto/cipher_spec.h"
 #include "crypto/stream.h"
@@ -54,6 +55,13 @@ class TcpOpener {
   virtual std::string_view user() const { return {}; }
 };
 
+// Per-worker state a suite's server openers share (key trial's order, crypto/key_trial.h): made
+// once per worker and used by that worker's thread only.
+class TcpServerState {
+ public:
+  virtual ~TcpServerState() = default;
+};
+
 // Makes the four cipher states of a method. One suite serves every session of a process (and,
 // where a method keeps shared state such as a replay pool, guards it).
 class TcpCipherSuite {
@@ -63,6 +71,13 @@ class TcpCipherSuite {
   // `request` is this connection's client sealer (the 2022 edition checks the echoed salt).
   virtual std::unique_ptr<TcpOpener> client_opener(const TcpSealer& request) const = 0;
   virtual std::unique_ptr<TcpOpener> server_opener() const = 0;
+  // Suites that keep per-worker state (key trial) make it here; null for the others.
+  virtual std::shared_ptr<TcpServerState> server_state() const { return nullptr; }
+  // A server opener with the worker's state and the client's IP (IPv6 or IPv4-mapped).
+  virtual std::unique_ptr<TcpOpener> server_opener_for(const std::shared_ptr<TcpServerState>&,
+                                                       std::span<const uint8_t, 16>) const {
+    return server_opener();
+  }
   // `request` is this connection's server opener, after it released the address header.
   virtual std::unique_ptr<TcpSealer> server_sealer(const TcpOpener& request) const = 0;
 };
@@ -77,5 +92,16 @@ class ReplayFilter;
 std::unique_ptr<TcpCipherSuite> make_classic_suite(const CipherSpec& spec,
                                                    std::span<const uint8_t> master_key,
                                                    std::shared_ptr<ReplayFilter> replay = nullptr);
+
+struct TrialUser;
+
+// SIP004/SIP007 AEAD with several users on one port, each with its own master key: a server
+// opener finds the client's key by trial on the first chunk (salt, sealed length and tag: one
+// subkey derivation and one 18-byte AEAD open per candidate), in the order of the worker's
+// KeyTrialOrder, and only then checks and records the salt in the replay filter. The sealer
+// answers with the matched user's key. Server side only (a client knows its one key).
+std::unique_ptr<TcpCipherSuite> make_classic_users_suite(const CipherSpec& spec,
+                                                         std::vector<TrialUser> users,
+                                                         std::shared_ptr<ReplayFilter> replay);
 
 }  // namespace ss

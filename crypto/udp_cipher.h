@@ -84,6 +84,9 @@ class UdpServerOpener {
   // session the packet claims. `out` (capacity >= packet size) must stay untouched until step 2.
   virtual UdpStatus open_header(std::span<const uint8_t> packet, std::span<uint8_t> out,
                                 UdpSessionId& id) = 0;
+  // The sender's IP (IPv6 or IPv4-mapped) of the packet about to be opened, for openers that
+  // order key trial by it; the others ignore it.
+  virtual void set_sender(std::span<const uint8_t, 16>) {}
   // Step 2: opens the rest with the session found for `id` (null: none yet), checks replay and
   // clock. On success a new session is made into `created` when `session` was null; nothing
   // changes on failure.
@@ -108,6 +111,12 @@ size_t udp_address_header_len(const uint8_t* p, size_t n);
 // SIP004 AEAD packets: [salt][sealed address header + payload][tag], a salt each.
 std::shared_ptr<const UdpCipherSuite> make_classic_udp_suite(const CipherSpec& spec,
                                                              std::span<const uint8_t> master_key);
+struct TrialUser;
+// SIP004 AEAD packets with several users on one port: an association's first packet finds its
+// user by key trial (crypto/key_trial.h, in the worker's order for the sender's IP); the
+// association then keeps that user's key for its later packets and its responses.
+std::shared_ptr<const UdpCipherSuite> make_classic_users_udp_suite(const CipherSpec& spec,
+                                                                   std::vector<TrialUser> users);
 // "none": the plaintext as it is.
 std::shared_ptr<const UdpCipherSuite> make_none_udp_suite();
 

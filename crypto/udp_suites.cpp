@@ -13,11 +13,15 @@
 // ordinary UDP, and a filter checked per packet would put a shared lock on the data path (the
 // 2022 edition's packet IDs cover it).
 
+#include <algorithm>
 #include <array>
 #include <cstring>
 #include <optional>
+#include <vector>
 
 #include "crypto/aead.h"
+#include "crypto/kdf.h"
+#include "crypto/key_trial.h"
 #include "crypto/udp_cipher.h"
 #include "crypto/udp_packet.h"
 
@@ -184,7 +188,107 @@ class Suite final : public UdpCipherSuite {
 ClientSession::ClientSession(const Suite& suite) : codec_(suite.codec()) {}
 ServerOpener::ServerOpener(const Suite& suite) : codec_(suite.codec()) {}
 
+// ---- several users by key trial ------------------------------------------------------------
+
+struct TrialUsers {
+  const CipherSpec* spec;
+  std::vector<TrialUser> users;
+  ~TrialUsers() {
+    for (TrialUser& u : users) secure_zero(u.key);
+  }
+};
+
+// An association of one user: seals its responses with that user's key.
+class UserSession final : public UdpServerSession {
+ public:
+  UserSession(Aead& aead, const TrialUser& user, uint32_t index)
+      : aead_(aead), user_(user), index_(index) {}
+  size_t seal(std::span<const uint8_t> address, std::span<const uint8_t> payload,
+              std::span<uint8_t> out) override {
+    const size_t n = address.size() + payload.size();
+    if (out.size() < udp_sealed_size(aead_.spec(), n)) return 0;
+    const uint8_t* pt = contiguous(address, payload, out.data(), aead_.spec().salt_len);
+    return udp_seal(aead_, user_.key, pt, n, out.data());
+  }
+  std::string_view user() const override { return user_.name; }
+  uint32_t index() const { return index_; }
+
+ private:
+  Aead& aead_;  // the opener's: same worker, outlives the session
+  const TrialUser& user_;
+  uint32_t index_;
+};
+
+class TrialServerOpener final : public UdpServerOpener {
+ public:
+  explicit TrialServerOpener(std::shared_ptr<const TrialUsers> users)
+      : users_(std::move(users)), aead_(*users_->spec), order_(users_->users.size()) {}
+  void set_sender(std::span<const uint8_t, 16> ip) override {
+    std::copy(ip.begin(), ip.end(), ip_.begin());
+  }
+  UdpStatus open_header(std::span<const uint8_t> packet, std::span<uint8_t> out,
+                        UdpSessionId& id) override {
+    // Nothing to authenticate before the association is known: its key, or trial.
+    id = UdpSessionId{};
+    packet_ = packet;
+    out_ = out;
+    return out.size() < packet.size() ? UdpStatus{UdpDrop::Auth} : UdpStatus{};
+  }
+  UdpStatus open_body(UdpServerSession* session, UdpPacket& result,
+                      std::unique_ptr<UdpServerSession>& created) override {
+    const std::vector<TrialUser>& users = users_->users;
+    std::optional<size_t> n;
+    auto open = [&](uint32_t u) {
+      n = udp_open(aead_, users[u].key, packet_.data(), packet_.size(), out_.data());
+      return n.has_value();
+    };
+    if (session != nullptr) {
+      // A known association keeps its key: no trial.
+      if (!open(static_cast<UserSession*>(session)->index())) return {UdpDrop::Auth};
+      return split(out_.data(), *n, result);
+    }
+    const long u = order_.find(ip_, open);
+    if (u < 0) return {UdpDrop::Auth};
+    UdpStatus st = split(out_.data(), *n, result);
+    if (!st.ok()) return st;
+    order_.used(ip_, static_cast<uint32_t>(u));
+    created = std::make_unique<UserSession>(aead_, users[static_cast<size_t>(u)],
+                                            static_cast<uint32_t>(u));
+    return {};
+  }
+
+ private:
+  std::shared_ptr<const TrialUsers> users_;
+  Aead aead_;            // scratch, re-keyed per packet; the sessions seal with it too
+  KeyTrialOrder order_;  // this worker's
+  KeyTrialOrder::Ip ip_{};
+  std::span<const uint8_t> packet_;
+  std::span<uint8_t> out_;
+};
+
+class TrialSuite final : public UdpCipherSuite {
+ public:
+  explicit TrialSuite(std::shared_ptr<const TrialUsers> users) : users_(std::move(users)) {}
+  size_t max_overhead() const override { return users_->spec->salt_len + users_->spec->tag_len; }
+  // Server side only.
+  std::unique_ptr<UdpClientSession> client_session() const override { return nullptr; }
+  std::unique_ptr<UdpServerOpener> server_opener() const override {
+    return std::make_unique<TrialServerOpener>(users_);
+  }
+
+ private:
+  std::shared_ptr<const TrialUsers> users_;
+};
+
 }  // namespace
+
+std::shared_ptr<const UdpCipherSuite> make_classic_users_udp_suite(const CipherSpec& spec,
+                                                                   std::vector<TrialUser> users) {
+  auto u = std::make_shared<TrialUsers>();
+  u->spec = &spec;
+  u->users = std::move(users);
+  return std::make_shared<TrialSuite>(std::move(u));
+}
 
 std::shared_ptr<const UdpCipherSuite> make_classic_udp_suite(const CipherSpec& spec,
                                                              std::span<const uint8_t> master_key) {

@@ -200,6 +200,19 @@ struct MainState {
   }
 };
 
+// A listener's method for its start-up line: its Shadowsocks inbound's (with its users), or the
+// clients' method.
+std::string method_text(const Config& cfg, const Specs& specs, const ListenerSpec& spec) {
+  if (spec.protocol == ListenerSpec::Protocol::Shadowsocks &&
+      spec.inbound < specs.inbounds.size()) {
+    const ServerSpec& in = specs.inbounds[spec.inbound];
+    if (in.users.empty()) return in.method;
+    return in.method + ", " + std::to_string(in.users.size()) + " user" +
+           (in.users.size() == 1 ? "" : "s");
+  }
+  return cfg.rust_servers ? "servers from \"servers\"" : cfg.method;
+}
+
 // What a listener serves, for its start-up line.
 const char* protocol_text(ListenerSpec::Protocol p) {
   switch (p) {
@@ -403,7 +416,8 @@ int run_app(Role role, int argc, char** argv, const InboundRegistry& inbounds) {
     std::fprintf(stderr, "%s: %s\n", prog, runtime_error.c_str());
     return 1;
   }
-  bool none = specs.inbound && specs.inbound->method_kind == MethodKind::None;
+  bool none = false;
+  for (const ServerSpec& spec : specs.inbounds) none = none || spec.method_kind == MethodKind::None;
   for (const ServerSpec& spec : specs.servers) none = none || spec.method_kind == MethodKind::None;
   if (none) {
     LOG_WARN(
@@ -469,9 +483,12 @@ int run_app(Role role, int argc, char** argv, const InboundRegistry& inbounds) {
   std::vector<const metrics::PortSlots*> port_slots(specs.listeners.size(), nullptr);
   if (!cfg.metrics_address.empty()) {
     metrics::set_start_time(static_cast<double>(time(nullptr)));
-    std::vector<std::string> names;
-    for (const UserSpec& u : specs.users) names.push_back(u.name);
     for (size_t i = 0; i < specs.listeners.size(); ++i) {
+      std::vector<std::string> names;  // the users of this listener's inbound (ss-server)
+      const ListenerSpec& l = specs.listeners[i];
+      if (l.protocol == ListenerSpec::Protocol::Shadowsocks && l.inbound < specs.inbounds.size()) {
+        for (const UserSpec& u : specs.inbounds[l.inbound].users) names.push_back(u.name);
+      }
       // Labelled by the public port: a plugin's listener (relay/plugin.h) has moved to loopback,
       // and the listeners the plugins' rewrite appended keep theirs.
       const uint16_t port =
@@ -518,12 +535,12 @@ int run_app(Role role, int argc, char** argv, const InboundRegistry& inbounds) {
         }
         if (i == 0) {
           LOG_NOTICE("%s listening on UDP %s port %u (%s)", prog, host.c_str(),
-                     static_cast<unsigned>(port),
-                     cfg.rust_servers ? "servers from \"servers\"" : cfg.method.c_str());
+                     static_cast<unsigned>(port), method_text(cfg, specs, spec).c_str());
         }
       }
       if (!serve_tcp(spec)) continue;
       auto l = std::make_unique<Listener>(&w->loop, runtime, inbounds(spec));
+      l->set_inbound(spec.inbound);
       l->set_reuse_port(cfg.reuse_port || nworkers > 1);
       l->set_transparent(spec.transparent);
       l->set_connection_limit(max_sessions, share);
@@ -540,9 +557,8 @@ int run_app(Role role, int argc, char** argv, const InboundRegistry& inbounds) {
       if (i == 0) {
         const char* what = protocol_text(spec.protocol);
         LOG_NOTICE("%s listening on TCP %s port %u (%s; %s, %d worker%s)", prog, host.c_str(),
-                   static_cast<unsigned>(port), what,
-                   cfg.rust_servers ? "servers from \"servers\"" : cfg.method.c_str(), nworkers,
-                   nworkers == 1 ? "" : "s");
+                   static_cast<unsigned>(port), what, method_text(cfg, specs, spec).c_str(),
+                   nworkers, nworkers == 1 ? "" : "s");
         if (spec.forward) {
           LOG_NOTICE("  tunnel to %s", spec.forward->to_string().c_str());
         }

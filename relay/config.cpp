@@ -257,6 +257,33 @@ int workers_value(const json& v, std::string_view name) {
   return static_cast<int>(*n);
 }
 
+// libev's "port_password": {"8001": "password1", "8002": "password2"}. libev takes string values
+// only (it skips any other silently); here anything else is an error, as is a port given twice
+// (spelled differently: "8001" and "08001").
+std::vector<std::pair<uint16_t, std::string>> port_password_value(const json& v,
+                                                                  std::string_view name) {
+  if (!v.is_object() || v.empty()) {
+    fail(std::string(name) + R"(: must be a non-empty object {"port": "password", ...}, got )" +
+         show(v));
+  }
+  std::vector<std::pair<uint16_t, std::string>> out;
+  for (const auto& [k, val] : v.items()) {
+    std::optional<long long> n;
+    if (!k.empty() && k.size() <= 5 && k.find_first_not_of("0123456789") == std::string::npos) {
+      n = std::stoll(k);
+    }
+    if (!n || *n < 1 || *n > 65535) fail(std::string(name) + ": " + quote(k) + " is not a port");
+    const std::string at = std::string(name) + "[" + quote(k) + "]";
+    if (!val.is_string()) fail(at + ": must be a password string");
+    const auto port = static_cast<uint16_t>(*n);
+    for (const auto& [p, pw] : out) {
+      if (p == port) fail(std::string(name) + ": port " + std::to_string(port) + " appears twice");
+    }
+    out.emplace_back(port, val.get<std::string>());
+  }
+  return out;
+}
+
 // "plugin", "plugin_opts", "plugin_args" (shadowsocks-rust's, an array of strings) and
 // "plugin_mode" (rust's SIP003u: only "tcp_only", its default, is supported; UDP never goes
 // through a plugin here). False: `k` is not a plugin key.
@@ -340,7 +367,11 @@ void servers_value(Config& c, const json& v) {
         spec.tag = string_value(val, key);
       } else if (plugin_key(spec.plugin, k, val, key)) {
         // Its own plugin (a URI's is replaced).
-      } else if (k == "id" || k == "timeout" || k == "mode") {
+      } else if (k == "mode") {
+        spec.mode = mode_value(val, key);  // ss-server's entries follow it; clients' ignore it
+      } else if (k == "users") {
+        spec.users = users_value(val, key);
+      } else if (k == "id" || k == "timeout") {
         // Labels, or settings the process-wide keys already give.
       } else {
         fail(key + ": not supported by shadowsocks-uv in a \"servers\" entry");
@@ -353,6 +384,11 @@ void servers_value(Config& c, const json& v) {
   }
   if (c.servers.empty()) fail("servers: every server is disabled");
   c.rust_servers = true;
+}
+
+// The "servers" rows' apply (one for the clients' list, one for ss-server's ports).
+void apply_servers(Config& c, const json& v, std::string_view) {
+  servers_value(c, v);
 }
 
 uint64_t millis_value(const json& v, std::string_view name, uint64_t lo, uint64_t hi) {
@@ -642,12 +678,16 @@ constexpr Option kOptions[] = {
      "user file for SOCKS5/HTTP authentication (rust's format)",
      set_nonempty<&Config::socks5_auth_config_path>},
     {"users", "", Arg::None, "", kServerOnly, "",
-     "2022 methods: [{\"name\": ..., \"password\": <base64 uPSK>}, ...] (SIP023)",
+     "[{\"name\": ..., \"password\": ...}, ...]: 2022 methods: base64 uPSKs (SIP023); classic "
+     "methods: passwords, found by key trial",
      set<&Config::users, users_value>},
     {"locals", "", Arg::None, "", kLocalOnly, "", "",
      [](Config& c, const json& v, std::string_view) { locals_value(c, v); }},
-    {"servers", "", Arg::None, "", kClients, "", "",
-     [](Config& c, const json& v, std::string_view) { servers_value(c, v); }},
+    {"servers", "", Arg::None, "", kClients, "", "", apply_servers},
+    {"servers", "", Arg::None, "", kServerOnly, "",
+     "ss-server: [{\"server\", \"server_port\", \"method\", \"password\", \"mode\"?, "
+     "\"users\"?}, ...]: one port each",
+     apply_servers},
     // SIP003 plugins (relay/plugin.h): the flat keys' plugin; "servers" entries have their own.
     {"plugin", "plugin", Arg::Text, "PROGRAM", kAllRoles,
      "SIP003 plugin that carries TCP (e.g. obfs-local, ss-v2ray-plugin)",
@@ -675,15 +715,11 @@ constexpr Option kOptions[] = {
     {"dns", "", {}, "", kAllRoles, "", "", nullptr, kDnsRefused},
     {"mtu", "", {}, "", kAllRoles, "", "", nullptr, "UDP fragmentation by MTU is not supported"},
     {"mptcp", "", {}, "", kAllRoles, "", "", nullptr, "Multipath TCP is not supported"},
-    {"port_password",
-     "",
-     {},
-     "",
-     kAllRoles,
-     "",
-     "",
-     nullptr,
-     "several ports in one process are not supported yet"},
+    {"port_password", "", Arg::None, "", kServerOnly, "",
+     "ss-server: {\"8001\": \"password1\", ...}: one port per password, the top-level method",
+     [](Config& c, const json& v, std::string_view name) {
+       c.port_password = port_password_value(v, name);
+     }},
     {"manager_address", "", {}, "", kAllRoles, "", "", nullptr, kManagerRefused},
     {"manager_port", "", {}, "", kAllRoles, "", "", nullptr, kManagerRefused},
     {"local_ipv4_address", "", {}, "", kAllRoles, "", "", nullptr, kFamilyBindRefused},
@@ -1180,6 +1216,7 @@ namespace {
 void finalize_method(Config& cfg) {
   if (cfg.method.empty()) cfg.method = std::string(kDefaultMethod);
   if (cfg.method == "none") {
+    if (!cfg.users.empty()) fail("users: the method \"none\" has no keys to tell users apart");
     // No encryption: for measuring the relay; the binaries warn loudly at start-up.
     cfg.method_kind = MethodKind::None;
     cfg.cipher = nullptr;
@@ -1190,13 +1227,35 @@ void finalize_method(Config& cfg) {
     finalize_2022(cfg);
     return;
   }
-  if (!cfg.users.empty()) fail("users: only for the 2022 methods (SIP023 multi-user)");
   cfg.cipher = find_cipher(cfg.method);
   if (cfg.cipher == nullptr) {
     fail("method: unknown method " + quote(cfg.method) + " (supported: " + supported_methods() +
          ", " + methods_2022_list() + ", none)");
   }
   const size_t key_len = cfg.cipher->key_len;
+  if (!cfg.users.empty()) {
+    // Classic users: the server finds each connection's key by trial (crypto/key_trial.h). Every
+    // key is a user's, so a top-level key would be a nameless user: refused.
+    if (cfg.role != Role::Server) fail("users: only ss-server takes a users list");
+    if (!cfg.password.empty() || !cfg.key_b64.empty()) {
+      fail(std::string(cfg.key_b64.empty() ? "password" : "key") +
+           ": not used with classic-method users (each user has its own password); remove it");
+    }
+    for (size_t i = 0; i < cfg.users.size(); ++i) {
+      UserSpec& u = cfg.users[i];
+      const std::string at = "users[" + std::to_string(i) + "].password";
+      if (u.password.empty()) fail(at + ": must not be empty");
+      u.key = derive_master_key(u.password, key_len);
+      for (size_t j = 0; j < i; ++j) {
+        if (cfg.users[j].key == u.key) {
+          fail(at + ": the same key as users[" + std::to_string(j) + "] (" +
+               quote(cfg.users[j].name) + "): a connection could not tell them apart");
+        }
+      }
+    }
+    cfg.key.clear();
+    return;
+  }
   if (!cfg.key_b64.empty()) {
     std::optional<std::vector<uint8_t>> decoded = base64_decode(cfg.key_b64);
     if (!decoded) fail("key: not valid base64");
@@ -1223,11 +1282,13 @@ void finalize_server(ServerSpec& spec, Role role, const std::string& at) {
   tmp.method = spec.method;
   tmp.password = spec.password;
   tmp.key_b64 = spec.key_b64;
+  tmp.users = std::move(spec.users);
   try {
     finalize_method(tmp);
   } catch (const ConfigError& e) {
     fail(at + "." + e.what());
   }
+  spec.users = std::move(tmp.users);
   spec.method = tmp.method;
   spec.method_kind = tmp.method_kind;
   spec.cipher = tmp.cipher;
@@ -1238,20 +1299,26 @@ void finalize_server(ServerSpec& spec, Role role, const std::string& at) {
 
 }  // namespace
 
+ServerSpec flat_inbound(const Config& cfg) {
+  ServerSpec in;
+  in.port = cfg.server_port;
+  in.method = cfg.method;
+  in.method_kind = cfg.method_kind;
+  in.cipher = cfg.cipher;
+  in.method2022 = cfg.method2022;
+  in.key = cfg.key;
+  in.psk_keys = cfg.psk_keys;
+  in.password = cfg.password;
+  in.key_b64 = cfg.key_b64;
+  in.users = cfg.users;
+  return in;
+}
+
 std::vector<ServerSpec> flat_servers(const Config& cfg) {
   std::vector<ServerSpec> out;
   for (const std::string& host : cfg.server) {
-    ServerSpec spec;
+    ServerSpec spec = flat_inbound(cfg);
     spec.host = host;
-    spec.port = cfg.server_port;
-    spec.method = cfg.method;
-    spec.method_kind = cfg.method_kind;
-    spec.cipher = cfg.cipher;
-    spec.method2022 = cfg.method2022;
-    spec.key = cfg.key;
-    spec.psk_keys = cfg.psk_keys;
-    spec.password = cfg.password;
-    spec.key_b64 = cfg.key_b64;
     spec.plugin = cfg.plugin;
     out.push_back(std::move(spec));
   }
@@ -1280,15 +1347,11 @@ Specs specs_of(const Config& cfg) {
   // ss-server's flat keys: "server" is where to listen (the listeners above), the method and
   // keys are the Shadowsocks inbound's, "local_address" is where outbound connections bind.
   if (cfg.role == Role::Server) {
-    ServerSpec in;
-    in.method = cfg.method;
-    in.method_kind = cfg.method_kind;
-    in.cipher = cfg.cipher;
-    in.method2022 = cfg.method2022;
-    in.key = cfg.key;
-    in.psk_keys = cfg.psk_keys;
-    s.inbound = std::move(in);
-    s.users = cfg.users;
+    if (cfg.inbounds.empty()) {
+      s.inbounds.push_back(flat_inbound(cfg));
+    } else {
+      s.inbounds = cfg.inbounds;
+    }
     s.direct = DirectSpec{cfg.local_address, !cfg.allow_private_targets};
     return s;
   }
@@ -1339,6 +1402,56 @@ void merge_duplicate_listeners(Config& cfg) {
 
 }  // namespace
 
+// ss-server's inbounds and their listeners: the flat keys' one inbound on every "server" address;
+// port_password's one per port on every "server" address; or one per "servers" entry, on its own
+// address with its own mode. A port used twice is refused.
+static void finalize_inbounds(Config& cfg) {
+  cfg.listeners.clear();
+  cfg.inbounds.clear();
+  auto listen = [&cfg](const std::string& host, uint16_t port, std::optional<Mode> mode,
+                       const PluginSpec& plugin, const std::string& at) {
+    for (const ListenerSpec& l : cfg.listeners) {
+      if (l.port == port && l.inbound != cfg.inbounds.size()) {
+        fail(at + ": port " + std::to_string(port) + " is already used by another entry");
+      }
+    }
+    ListenerSpec l{ListenerSpec::Protocol::Shadowsocks, host, port, {}};
+    l.mode = mode;
+    l.plugin = plugin;
+    l.inbound = cfg.inbounds.size();
+    cfg.listeners.push_back(std::move(l));
+  };
+  if (cfg.rust_servers) {
+    for (size_t i = 0; i < cfg.servers.size(); ++i) {
+      ServerSpec& spec = cfg.servers[i];
+      const std::string at = "servers[" + std::to_string(i) + "]";
+      finalize_server(spec, cfg.role, at);
+      listen(spec.host, spec.port, spec.mode, spec.plugin, at + ".server_port");
+      cfg.inbounds.push_back(spec);
+    }
+    cfg.servers.clear();
+    return;
+  }
+  if (!cfg.port_password.empty()) {
+    for (const auto& [port, password] : cfg.port_password) {
+      const std::string at = "port_password[" + quote(std::to_string(port)) + "]";
+      ServerSpec spec;
+      spec.method = cfg.method;
+      spec.password = password;
+      spec.port = port;
+      spec.source = "port_password";
+      finalize_server(spec, cfg.role, at);
+      for (const std::string& host : cfg.server) listen(host, port, std::nullopt, cfg.plugin, at);
+      cfg.inbounds.push_back(std::move(spec));
+    }
+    return;
+  }
+  for (const std::string& host : cfg.server) {
+    listen(host, cfg.server_port, std::nullopt, cfg.plugin, "server");
+  }
+  cfg.inbounds.push_back(flat_inbound(cfg));
+}
+
 void finalize_config(Config& cfg) {
   const bool server_role = cfg.role == Role::Server;
 
@@ -1346,8 +1459,28 @@ void finalize_config(Config& cfg) {
   if (!server_role && cfg.local_address.empty()) cfg.local_address = "127.0.0.1";
   if (cfg.method.empty()) cfg.method = std::string(kDefaultMethod);
 
-  if (cfg.rust_servers && server_role) {
-    fail("servers: several servers in one ss-server are not supported yet");
+  const bool several_inbounds = server_role && (cfg.rust_servers || !cfg.port_password.empty());
+  if (!cfg.port_password.empty()) {
+    if (!server_role) fail("port_password: only ss-server takes port_password");
+    if (cfg.rust_servers) fail("port_password: give the ports in \"servers\" or here, not both");
+  }
+  if (several_inbounds) {
+    // Every port's keys come from port_password or "servers": top-level ones would be ignored.
+    const char* from = cfg.rust_servers ? "\"servers\"" : "port_password";
+    if (cfg.server_port != 0) fail(std::string("server_port: not used with ") + from);
+    if (!cfg.password.empty()) fail(std::string("password: not used with ") + from);
+    if (!cfg.key_b64.empty()) fail(std::string("key: not used with ") + from);
+    if (!cfg.users.empty()) {
+      fail(std::string("users: not used with ") + from +
+           "; give a port its users in a \"servers\" entry");
+    }
+  }
+  if (!server_role) {
+    for (size_t i = 0; i < cfg.servers.size(); ++i) {
+      if (!cfg.servers[i].users.empty()) {
+        fail("servers[" + std::to_string(i) + "].users: only ss-server's entries take users");
+      }
+    }
   }
   // ss:// URIs among the hosts of -s/"server" are servers of their own (clients only).
   {
@@ -1365,8 +1498,9 @@ void finalize_config(Config& cfg) {
   }
   if (cfg.rust_locals && cfg.role != Role::Local) fail("locals: only ss-local takes \"locals\"");
   // With rust's "servers" or only ss:// URIs, the flat server keys are not needed (and not used).
-  const bool flat = !cfg.rust_servers && !(cfg.server.empty() && !cfg.urls.empty());
-  if (!flat && !cfg.plugin.empty()) {
+  const bool flat =
+      !cfg.rust_servers && cfg.port_password.empty() && !(cfg.server.empty() && !cfg.urls.empty());
+  if (!flat && cfg.port_password.empty() && !cfg.plugin.empty()) {
     fail(cfg.rust_servers ? "plugin: with \"servers\", give each entry its own \"plugin\""
                           : "plugin: applies to \"server\" hosts; an ss:// URI gives its own "
                             "?plugin=");
@@ -1413,11 +1547,7 @@ void finalize_config(Config& cfg) {
 
   // The specs: what to listen on, and (ss-local, ss-tunnel) which servers to use.
   if (server_role) {
-    cfg.listeners.clear();
-    for (const std::string& host : cfg.server) {
-      cfg.listeners.push_back({ListenerSpec::Protocol::Shadowsocks, host, cfg.server_port, {}});
-      cfg.listeners.back().plugin = cfg.plugin;
-    }
+    finalize_inbounds(cfg);
     merge_duplicate_listeners(cfg);
     return;
   }

@@ -9,6 +9,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "crypto/aead2022.h"
@@ -32,10 +33,12 @@ class ConfigError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-// A SIP023 user of a 2022 ss-server: a name for logs and the user PSK.
+// A user of a Shadowsocks inbound: a name for logs and metrics, and the user's key. With a 2022
+// method a SIP023 user (the password is the base64 uPSK); with a classic method a key-trial user
+// (the password derives the master key, as a client's does).
 struct UserSpec {
   std::string name;
-  std::string password;  // base64 uPSK as configured (never logged)
+  std::string password;  // as configured (never logged)
   std::vector<uint8_t> key;
 };
 using User2022 = UserSpec;
@@ -95,6 +98,10 @@ struct ServerSpec {
   const Method2022* method2022 = nullptr;
   std::vector<uint8_t> key;
   std::vector<std::vector<uint8_t>> psk_keys;
+  // ss-server's inbounds only: the users on this port (SIP023 for 2022; key trial for classic)
+  // and the entry's own "mode" (else the top-level one).
+  std::vector<UserSpec> users;
+  std::optional<Mode> mode{};
 };
 
 // How a client picks among several servers (relay/balancer.h): shadowsocks-rust's "balancer"
@@ -131,6 +138,7 @@ struct ListenerSpec {
   bool udp = false;
   std::shared_ptr<const UserTable> users = nullptr;  // Mixed: the proxy's own users (auth), or none
   std::optional<Mode> mode{};  // rust's per-local "mode" (tcp/udp follow it); else the top-level
+  size_t inbound = 0;          // Shadowsocks: its method and keys, an index into Specs::inbounds
   // Shadowsocks: the SIP003 plugin that listens on address:port in our stead and hands TCP to
   // our listener on a loopback port (relay/plugin.h); UDP stays on address:port.
   PluginSpec plugin{};
@@ -141,11 +149,12 @@ struct ListenerSpec {
 // direct outbound; ss-local, ss-tunnel and ss-redir have local listeners and upstream servers.
 struct Specs {
   std::vector<ListenerSpec> listeners;
-  std::vector<ServerSpec> servers;    // the Shadowsocks outbounds (upstream servers)
-  BalancerSpec balancer;              // how a request picks among them
-  std::optional<ServerSpec> inbound;  // the Shadowsocks listeners' method and keys
-  std::vector<UserSpec> users;        // SIP023 users of the Shadowsocks inbound
-  std::optional<DirectSpec> direct;   // the direct outbound
+  std::vector<ServerSpec> servers;  // the Shadowsocks outbounds (upstream servers)
+  BalancerSpec balancer;            // how a request picks among them
+  // ss-server: each Shadowsocks listener's method, keys and users (ListenerSpec::inbound); one
+  // with libev's flat keys, one per port with "port_password" or a server-side "servers".
+  std::vector<ServerSpec> inbounds;
+  std::optional<DirectSpec> direct;  // the direct outbound
   Limits limits;
   TcpOptions tcp;
   int64_t clock_offset = 0;  // seconds added to the clock (2022 timestamps; tests)
@@ -170,7 +179,12 @@ struct Config {
   const CipherSpec* cipher = nullptr;          // Classic only; for Aead2022, the method's AEAD
   const Method2022* method2022 = nullptr;      // Aead2022 only
   std::vector<std::vector<uint8_t>> psk_keys;  // Aead2022: the password's keys, uPSK last
-  std::vector<User2022> users;                 // Aead2022 ss-server: SIP023 users
+  std::vector<User2022> users;  // ss-server: SIP023 users (2022) or key-trial users (classic)
+  // ss-server: libev's "port_password", {"8001": "pw1", ...}: one port each, the top-level method.
+  std::vector<std::pair<uint16_t, std::string>> port_password;
+  // ss-server: the Shadowsocks inbounds finalize_config derives (flat keys, port_password, or
+  // rust's "servers"), indexed by ListenerSpec::inbound.
+  std::vector<ServerSpec> inbounds;
   int64_t clock_offset = 0;  // seconds added to the clock (env SS_CLOCK_OFFSET; skew tests)
   std::vector<uint8_t> key;  // master key: from "key" (base64) or derived from "password"
   int timeout = 60;          // idle timeout, seconds
@@ -232,6 +246,9 @@ struct Config {
 // The flat keys' servers: one ServerSpec per "server" host, with the config's method and keys
 // (finalize_config fills cfg.servers with these unless rust's "servers" is given).
 std::vector<ServerSpec> flat_servers(const Config& cfg);
+// The flat keys' method, keys and users as one spec: ss-server's one Shadowsocks inbound, and
+// (with a host) each of a client's servers.
+ServerSpec flat_inbound(const Config& cfg);
 
 // The specs of a finalized config: libev's flat keys become one listener per address and one
 // server per host, rust's "locals"/"servers" their own.

@@ -6,6 +6,7 @@
 #include <ctime>
 #include <functional>
 
+#include "crypto/key_trial.h"
 #include "crypto/none_suite.h"
 #include "crypto/replay_filter.h"
 #include "crypto/salt_pool.h"
@@ -24,30 +25,36 @@ std::function<uint64_t()> offset_clock(int64_t offset) {
 // The process's classic replay filter, if a classic suite is used on either side and the
 // capacity is not 0: one per snapshot, shared by every worker and every classic suite.
 std::shared_ptr<ReplayFilter> classic_filter(const Specs& specs) {
-  bool classic = specs.inbound && specs.inbound->method_kind == MethodKind::Classic;
+  bool classic = false;
+  for (const ServerSpec& s : specs.inbounds)
+    classic = classic || s.method_kind == MethodKind::Classic;
   for (const ServerSpec& s : specs.servers)
     classic = classic || s.method_kind == MethodKind::Classic;
   if (!classic || specs.limits.replay_capacity == 0) return nullptr;
   return std::make_shared<ReplayFilter>(specs.limits.replay_capacity, specs.limits.replay_fp_rate);
 }
 
-// The Shadowsocks inbound's suite: a classic cipher gets the replay filter, the 2022 edition the
-// server PSK, the SIP023 users and a salt pool (rt.salt_pool), one per snapshot and shared by
-// every worker.
-std::shared_ptr<const TcpCipherSuite> inbound_suite(const Specs& specs, Runtime& rt,
-                                                    std::string* error) {
-  const ServerSpec& in = *specs.inbound;
+// A Shadowsocks inbound's suite: a classic cipher gets the replay filter (with users, key
+// trial), the 2022 edition the server PSK, the SIP023 users and the salt pool (rt.salt_pool).
+// Every inbound of the process shares the one filter and the one pool (salts of different keys
+// are as random as those of one: sharing costs no false positive worth counting).
+std::shared_ptr<const TcpCipherSuite> inbound_suite(const ServerSpec& in, const Specs& specs,
+                                                    Runtime& rt, std::string* error) {
   switch (in.method_kind) {
     case MethodKind::None:
       return make_none_suite();
-    case MethodKind::Classic:
-      return make_classic_suite(*in.cipher, in.key, rt.replay_filter);
+    case MethodKind::Classic: {
+      if (in.users.empty()) return make_classic_suite(*in.cipher, in.key, rt.replay_filter);
+      std::vector<TrialUser> users;
+      for (const UserSpec& u : in.users) users.push_back({u.name, u.key});
+      return make_classic_users_suite(*in.cipher, std::move(users), rt.replay_filter);
+    }
     case MethodKind::Aead2022: {
       Tcp2022Options o;
       o.method = in.method2022;
       o.server_psk = in.psk_keys.front();
-      for (const UserSpec& u : specs.users) o.users.push_back({u.name, u.key});
-      rt.salt_pool = std::make_shared<SaltPool>();
+      for (const UserSpec& u : in.users) o.users.push_back({u.name, u.key});
+      if (!rt.salt_pool) rt.salt_pool = std::make_shared<SaltPool>();
       o.salt_pool = rt.salt_pool;
       o.clock = offset_clock(specs.clock_offset);
       return make_2022_suite(std::move(o), error);
@@ -139,14 +146,15 @@ std::shared_ptr<const Runtime> make_runtime(const Specs& specs, std::string* err
   rt->tcp = specs.tcp;
   rt->replay_filter = classic_filter(specs);
   std::string why;
-  if (specs.inbound) {
-    rt->inbound_suite = inbound_suite(specs, *rt, &why);
-    if (!rt->inbound_suite) {
-      if (error) *error = "password: " + why;
+  for (const ServerSpec& in : specs.inbounds) {
+    rt->inbound_suites.push_back(inbound_suite(in, specs, *rt, &why));
+    if (!rt->inbound_suites.back()) {
+      if (error) *error = in.source + ": " + why;
       return nullptr;
     }
   }
-  if (specs.inbound && specs.acl && specs.acl->has_client_rules()) rt->client_acl = specs.acl;
+  if (!specs.inbounds.empty() && specs.acl && specs.acl->has_client_rules())
+    rt->client_acl = specs.acl;
   rt->router = make_router(specs, *rt, error);
   if (!rt->router) return nullptr;
   return rt;

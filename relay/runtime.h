@@ -7,6 +7,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "crypto/tcp_cipher.h"
 #include "relay/config.h"
@@ -18,9 +19,9 @@ class ReplayFilter;
 class SaltPool;
 
 struct Runtime {
-  // The Shadowsocks listeners' suite (ss-server), with its replay filter or salt pool; null
-  // when no listener serves Shadowsocks.
-  std::shared_ptr<const TcpCipherSuite> inbound_suite;
+  // The Shadowsocks inbounds' suites (ss-server), indexed like Specs::inbounds (a listener's
+  // ListenerSpec::inbound), with the replay filter or salt pool; empty on the clients.
+  std::vector<std::shared_ptr<const TcpCipherSuite>> inbound_suites;
   // Picks each request's outbound; the outbounds (and their suites) live as long as it does.
   std::shared_ptr<Router> router;
   // ss-server's --acl with client rules: clients it refuses are closed at accept. Null: none.

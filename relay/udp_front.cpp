@@ -7,6 +7,7 @@
 
 #include "client/udp/local_udp_inbounds.h"
 #include "client/udp/ss_udp_outbound.h"
+#include "crypto/key_trial.h"
 #include "relay/acl.h"
 #include "relay/udp_direct.h"
 #include "relay/udp_relay.h"
@@ -24,8 +25,12 @@ std::shared_ptr<const UdpCipherSuite> udp_suite(const ServerSpec& spec, bool inb
   switch (spec.method_kind) {
     case MethodKind::None:
       return make_none_udp_suite();
-    case MethodKind::Classic:
-      return make_classic_udp_suite(*spec.cipher, spec.key);
+    case MethodKind::Classic: {
+      if (!inbound || users.empty()) return make_classic_udp_suite(*spec.cipher, spec.key);
+      std::vector<TrialUser> trial;
+      for (const UserSpec& u : users) trial.push_back({u.name, u.key});
+      return make_classic_users_udp_suite(*spec.cipher, std::move(trial));
+    }
     case MethodKind::Aead2022: {
       Udp2022Options o;
       o.method = spec.method2022;
@@ -50,9 +55,9 @@ std::unique_ptr<UdpFronts> UdpFronts::make(const Specs& specs, UdpRelay& relay,
   f->block_private_ = !specs.direct || specs.direct->block_private;
   if (specs.acl && specs.acl->has_outbound_rules()) f->acl_ = specs.acl;
   if (specs.acl && specs.acl->has_client_rules()) f->client_acl_ = specs.acl;
-  if (specs.inbound) {
-    f->server_suite_ = udp_suite(*specs.inbound, true, specs.users, specs.clock_offset, error);
-    if (!f->server_suite_) return nullptr;
+  for (const ServerSpec& in : specs.inbounds) {
+    f->server_suites_.push_back(udp_suite(in, true, in.users, specs.clock_offset, error));
+    if (!f->server_suites_.back()) return nullptr;
   }
   auto servers = std::make_shared<std::vector<UdpServer>>();
   for (const ServerSpec& spec : specs.servers) {
@@ -79,7 +84,8 @@ std::unique_ptr<UdpInbound> UdpFronts::inbound(const ListenerSpec& spec) const {
     case ListenerSpec::Protocol::Tunnel:
       return std::make_unique<TunnelUdpInbound>(*spec.forward);
     case ListenerSpec::Protocol::Shadowsocks:
-      return std::make_unique<ShadowsocksUdpInbound>(*server_suite_, client_acl_.get());
+      return std::make_unique<ShadowsocksUdpInbound>(*server_suites_.at(spec.inbound),
+                                                     client_acl_.get());
     case ListenerSpec::Protocol::Redir:
       return std::make_unique<RedirUdpInbound>();
   }

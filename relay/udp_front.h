@@ -38,7 +38,8 @@ class UdpFronts {
   std::shared_ptr<const Acl> acl_;
   std::shared_ptr<const Acl> client_acl_;  // ... with client rules (the Shadowsocks inbound)  //
                                            // ss-server's --acl with outbound rules, or null
-  std::shared_ptr<const UdpCipherSuite> server_suite_;  // a Shadowsocks listener's
+  // The Shadowsocks inbounds' packet suites (ListenerSpec::inbound).
+  std::vector<std::shared_ptr<const UdpCipherSuite>> server_suites_;
   std::shared_ptr<const std::vector<UdpServer>> servers_;
   std::shared_ptr<std::atomic<size_t>> next_ = std::make_shared<std::atomic<size_t>>(0);
   std::shared_ptr<Router> router_;

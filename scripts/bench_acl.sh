@@ -21,10 +21,8 @@ while [[ $# -gt 0 ]]; do
   esac
 done
 build=$root/build
-launcher=()
-command -v ccache >/dev/null && launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache -DCMAKE_C_COMPILER_LAUNCHER=ccache)
-cmake -S "$root" -B "$build" "${launcher[@]}" >/dev/null
-cmake --build "$build" -j2 --target acl_bench >/dev/null
+source "$root/scripts/bench/build_target.sh"
+build_target "$root" acl_bench
 echo "load average: $(cut -d' ' -f1-3 /proc/loadavg); $runs runs" >&2
 for ((i = 1; i <= runs; i++)); do
   echo "run $i:"

@@ -9,6 +9,8 @@
 
 #include "server/inbound_ss.h"
 
+#include "crypto/key_trial.h"
+
 #include <algorithm>
 #include <chrono>
 #include <cstring>
@@ -22,6 +24,17 @@ InboundAction ShadowsocksInbound::reject(RejectKind kind, std::string_view why) 
   reject_kind_ = kind;
   failure_ = why;
   return InboundAction::Reject;
+}
+
+InboundAction ShadowsocksInbound::start(const AcceptInfo& info) {
+  if (state_) {
+    // Key trial orders the users by what last worked from this IP.
+    const KeyTrialOrder::Ip ip = info.peer.type == Address::Type::IPv6
+                                     ? trial_ip_v6(info.peer.ip.data())
+                                     : trial_ip_v4(info.peer.ip.data());
+    opener_ = suite_.server_opener_for(state_, ip);
+  }
+  return InboundAction::NeedMore;
 }
 
 InboundAction ShadowsocksInbound::feed(const uint8_t* in, size_t n, ReplyBytes&, EarlyData& early) {

@@ -12,10 +12,17 @@ namespace ss {
 
 class ShadowsocksInbound final : public Inbound {
  public:
-  explicit ShadowsocksInbound(const TcpCipherSuite& suite)
-      : suite_(suite), opener_(suite.server_opener()) {}
+  // `state`: the worker's state for the suite (key trial), or null; with one, the opener is made
+  // at start() for the client's IP.
+  explicit ShadowsocksInbound(const TcpCipherSuite& suite,
+                              std::shared_ptr<TcpServerState> state = nullptr)
+      : suite_(suite), state_(std::move(state)) {
+    if (!state_) opener_ = suite.server_opener();
+  }
 
   const char* name() const override { return "server"; }
+  bool wants_accept_info() const override { return state_ != nullptr; }
+  InboundAction start(const AcceptInfo& info) override;
   InboundAction feed(const uint8_t* in, size_t n, ReplyBytes& reply, EarlyData& early) override;
   std::unique_ptr<TcpOpener> take_opener() override { return std::move(opener_); }
   const TcpCipherSuite* suite() const override { return &suite_; }
@@ -27,6 +34,7 @@ class ShadowsocksInbound final : public Inbound {
   InboundAction reject(RejectKind kind, std::string_view why);
 
   const TcpCipherSuite& suite_;
+  std::shared_ptr<TcpServerState> state_;
   std::unique_ptr<TcpOpener> opener_;
   uint8_t header_[kMaxAddressLen];
   size_t header_len_ = 0;

@@ -4,6 +4,8 @@
 
 int main(int argc, char** argv) {
   return ss::run_app(ss::Role::Server, argc, argv, [](const ss::ListenerSpec&) {
-    return [](ss::Listener& l) { return std::make_unique<ss::ShadowsocksInbound>(l.suite()); };
+    return [](ss::Listener& l) {
+      return std::make_unique<ss::ShadowsocksInbound>(l.suite(), l.server_state());
+    };
   });
 }

@@ -134,6 +134,15 @@ int Listener::bind_and_listen(const std::string& host, uint16_t port) {
   return 0;
 }
 
+const std::shared_ptr<TcpServerState>& Listener::server_state() {
+  // Held, so a later snapshot cannot reuse its address.
+  if (state_runtime_ != runtime_) {
+    server_state_ = suite().server_state();
+    state_runtime_ = runtime_;
+  }
+  return server_state_;
+}
+
 uint16_t Listener::port() const {
   if (listeners_.empty()) return 0;
   sockaddr_storage ss{};

@@ -79,8 +79,14 @@ class Listener {
   // The snapshot connections accepted from now on take; those already accepted keep theirs.
   void set_runtime(std::shared_ptr<const Runtime> runtime) { runtime_ = std::move(runtime); }
   const std::shared_ptr<const Runtime>& runtime() const { return runtime_; }
-  // The current snapshot's Shadowsocks inbound suite (for the inbound factory).
-  const TcpCipherSuite& suite() const { return *runtime_->inbound_suite; }
+  // Which of the snapshot's Shadowsocks inbounds this listener serves (ListenerSpec::inbound).
+  void set_inbound(size_t index) { inbound_ = index; }
+  // The current snapshot's suite of this listener's Shadowsocks inbound (for the inbound
+  // factory).
+  const TcpCipherSuite& suite() const { return *runtime_->inbound_suites.at(inbound_); }
+  // This worker's state for that suite (key trial's order), made on first use and again when the
+  // snapshot's suite changes; null for suites without any.
+  const std::shared_ptr<TcpServerState>& server_state();
   uv_loop_t* loop() const { return loop_; }
   size_t session_count() const { return count_; }
   // The port the first listening socket is bound to (useful after listening on port 0); 0 if none.
@@ -124,6 +130,9 @@ class Listener {
   size_t evicted_pending_ = 0;  // evicted sessions not yet freed
   uint64_t last_accept_error_log_ = 0;
   UdpRelay* udp_ = nullptr;
+  size_t inbound_ = 0;
+  std::shared_ptr<const Runtime> state_runtime_;  // the snapshot server_state_ was made for
+  std::shared_ptr<TcpServerState> server_state_;
   PumpLimiters limiters_;
   const metrics::PortSlots* metrics_ = nullptr;
   std::vector<std::pair<std::string, uint16_t>> addresses_;  // what listen() bound, to re-listen

@@ -7,8 +7,11 @@
 
 #include "server/udp/ss_udp_inbound.h"
 
+#include <netinet/in.h>
+
 #include <cstring>
 
+#include "crypto/key_trial.h"
 #include "relay/acl.h"
 #include "relay/address.h"
 #include "relay/log.h"
@@ -30,6 +33,13 @@ bool ShadowsocksUdpInbound::receive(std::span<const uint8_t> datagram, const soc
     ++stats.drop_blocked;
     warn::client_refused(Address::from_sockaddr(from).to_string() + " (UDP)");
     return false;
+  }
+  if (from->sa_family == AF_INET6) {
+    opener_->set_sender(
+        trial_ip_v6(reinterpret_cast<const sockaddr_in6*>(from)->sin6_addr.s6_addr));
+  } else if (from->sa_family == AF_INET) {
+    opener_->set_sender(trial_ip_v4(
+        reinterpret_cast<const uint8_t*>(&reinterpret_cast<const sockaddr_in*>(from)->sin_addr)));
   }
   UdpSessionId id;
   UdpStatus st = opener_->open_header(datagram, scratch, id);

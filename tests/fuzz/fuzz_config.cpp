@@ -71,7 +71,7 @@ void run(Role role, const std::string& text) {
   const Specs specs = specs_of(cfg);
   FUZZ_CHECK(!specs.listeners.empty());
   for (const ListenerSpec& l : specs.listeners) FUZZ_CHECK(l.port != 0);
-  FUZZ_CHECK(specs.inbound.has_value() == (role == Role::Server));
+  FUZZ_CHECK(!specs.inbounds.empty() == (role == Role::Server));
   FUZZ_CHECK(specs.direct.has_value() == (role == Role::Server));
   FUZZ_CHECK(specs.servers.empty() == (role == Role::Server));
   FUZZ_CHECK(specs.limits.timeout == cfg.timeout);

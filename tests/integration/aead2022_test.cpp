@@ -187,20 +187,6 @@ std::string genkey(const std::string& method) {
 
 // ---- TCP helpers --------------------------------------------------------------------------------
 
-// One CONNECT through ss-local to the echo target at `target_port`: `n` random bytes come back
-// byte-exact.
-void socks_echo(uint16_t local_port, uint16_t target_port, size_t n) {
-  INFO("echo of " << n << " bytes through ss-local port " << local_port << " to target port "
-                  << target_port);
-  auto conn = socks5_connect(local_port, AddrType::IPv4, "127.0.0.1", target_port);
-  REQUIRE(conn.reply.has_value());
-  REQUIRE(conn.reply->rep == 0x00);
-  const Bytes payload = random_bytes(n);
-  const TransferResult r = duplex_transfer(conn.socket, payload, n, 10s);
-  CHECK(r.received == n);
-  CHECK(to_hex(r.received_sha256) == sha256_hex(payload));
-}
-
 // Everything that arrives on `s` within `window`, stopping early at EOF or a reset.
 Bytes recv_for(const Socket& s, Millis window) {
   Bytes out;

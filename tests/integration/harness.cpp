@@ -231,6 +231,18 @@ bool wait_log(const Node& node, const std::string& needle, size_t count,
   }
 }
 
+void socks_echo(uint16_t socks_port, uint16_t target_port, size_t n) {
+  INFO("echo of " << n << " bytes through SOCKS port " << socks_port << " to target port "
+                  << target_port);
+  auto conn = socks5_connect(socks_port, AddrType::IPv4, "127.0.0.1", target_port);
+  REQUIRE(conn.reply.has_value());
+  REQUIRE(conn.reply->rep == 0x00);
+  const Bytes payload = random_bytes(n);
+  const TransferResult r = duplex_transfer(conn.socket, payload, n, std::chrono::seconds(10));
+  CHECK(r.received == n);
+  CHECK(to_hex(r.received_sha256) == sha256_hex(payload));
+}
+
 size_t concurrent_socks_echo(uint16_t socks_port, uint16_t target_port, size_t n,
                              const std::function<size_t(size_t)>& payload_size) {
   std::vector<std::string> errors(n);

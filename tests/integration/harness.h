@@ -74,6 +74,10 @@ bool wait_log(const Node& node, const std::string& needle, size_t count = 1,
 // Log lines that are not empty.
 std::vector<std::string> nonempty_lines(const std::string& text);
 
+// One CONNECT through the SOCKS5 proxy at 127.0.0.1:socks_port to the echo target at
+// 127.0.0.1:target_port: `n` random bytes come back byte-exact (REQUIREs and CHECKs).
+void socks_echo(uint16_t socks_port, uint16_t target_port, size_t n);
+
 // `n` clients, released together, each SOCKS5 CONNECT through the proxy at 127.0.0.1:socks_port
 // to the echo target at 127.0.0.1:target_port and echo payload_size(i) random bytes, byte-exact
 // (30 s each). Returns how many failed, with an UNSCOPED_INFO line for each.

@@ -330,8 +330,8 @@ TEST_CASE("config: unknown and harmless unsupported keys warn by name", "[relay]
 
 TEST_CASE("config: keys that would change behaviour and are not implemented are refused",
           "[relay]") {
-  for (const char* key : {"nameserver", "dns", "mtu", "mptcp", "port_password", "manager_address",
-                          "protocol", "local_ipv4_address", "dscp"}) {
+  for (const char* key : {"nameserver", "dns", "mtu", "mptcp", "manager_address", "protocol",
+                          "local_ipv4_address", "dscp"}) {
     INFO(key);
     const std::string e = json_error(Role::Server, std::string("{\"") + key + "\": \"x\"}");
     CHECK(starts_with(e, std::string(key) + ": not supported by shadowsocks-uv: "));

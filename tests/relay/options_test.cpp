@@ -53,6 +53,7 @@ const std::map<std::string, std::string>& key_samples() {
       {"socks5_auth_config_path", R"("/tmp/users.json")"},
       {"users", R"([{"name": "alice", "password": "AAECAwQFBgcICQoLDA0ODw=="}])"},
       {"locals", R"([{"protocol": "socks", "local_port": 1080}])"},
+      {"port_password", R"({"8001": "pw1", "8002": "pw2"})"},
       {"servers", R"([{"server": "127.0.0.1", "server_port": 8388, "password": "x"}])"},
       {"balancer", R"({"mode": "weighted", "check_interval": 5})"},
       {"plugin_args", R"(["-v"])"},

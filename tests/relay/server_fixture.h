@@ -39,7 +39,7 @@ class LoopServer {
     REQUIRE(runtime);
     if (suite) {
       auto custom = std::make_shared<Runtime>(*runtime);
-      custom->inbound_suite = std::move(suite);
+      custom->inbound_suites = {std::move(suite)};
       runtime = std::move(custom);
     }
     listener_ = std::make_unique<Listener>(&loop_, std::move(runtime), [](Listener& l) {
