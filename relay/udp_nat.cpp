@@ -31,6 +31,8 @@ namespace ss {
 namespace {
 
 constexpr size_t kBufSize = 65536 + 4096;
+// libuv's recvmmsg reads one datagram per 64 KiB of the buffer, at most 20 per call.
+constexpr size_t kRecvBufSize = 20 * 65536;
 constexpr size_t kMaxPendingResolves = 64;
 constexpr size_t kMaxDnsCache = 1024;
 constexpr uint64_t kDnsCacheMs = 60'000;
@@ -61,12 +63,15 @@ UdpNat::UdpNat(uv_loop_t* loop, UdpRelay& relay, UdpNatOptions options)
     : loop_(loop),
       relay_(relay),
       options_(options),
-      rbuf_(new uint8_t[kBufSize]),
+      rbuf_(new uint8_t[kRecvBufSize]),
       abuf_(new uint8_t[kBufSize]),
-      bbuf_(new uint8_t[kBufSize]) {
+      batch_(kBufSize, stats_) {
   uv_timer_init(loop_, &sweep_);
   sweep_.data = this;
   uv_timer_start(&sweep_, on_sweep, 1000, 1000);
+  uv_check_init(loop_, &flush_);
+  flush_.data = this;
+  uv_check_start(&flush_, on_flush);
   closer_.data = this;
   uv_async_init(loop_, &closer_, on_closer);
 }
@@ -115,7 +120,7 @@ int UdpNat::listen(const std::string& host, uint16_t port, std::unique_ptr<UdpIn
     }
     return 0;
   }
-  int r = uv_udp_init_ex(loop_, &l->udp, ss.ss_family);
+  int r = uv_udp_init_ex(loop_, &l->udp, ss.ss_family | UV_UDP_RECVMMSG);
   if (r != 0) return r;
   l->udp.data = l.get();
   Listening* lp = l.get();
@@ -143,6 +148,7 @@ int UdpNat::listen(const std::string& host, uint16_t port, std::unique_ptr<UdpIn
 void UdpNat::shutdown() {
   if (shut_down_) return;
   shut_down_ = true;
+  batch_.flush();
   relay_.detach(this);
   for (auto& l : listening_) {
     if (!l->transparent) {
@@ -156,7 +162,13 @@ void UdpNat::shutdown() {
   while (!lru_.empty()) close_assoc(lru_.front());
   for (PendingResolve* p : resolving_) uv_cancel(reinterpret_cast<uv_req_t*>(&p->req));
   uv_close(reinterpret_cast<uv_handle_t*>(&sweep_), nullptr);
+  uv_close(reinterpret_cast<uv_handle_t*>(&flush_), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&closer_), nullptr);
+}
+
+void UdpNat::on_flush(uv_check_t* c) {
+  auto* self = static_cast<UdpNat*>(c->data);
+  if (!self->batch_.empty()) self->batch_.flush();
 }
 
 void UdpNat::post_close(uint64_t id, const UdpFlowKey& key) {
@@ -189,18 +201,19 @@ UdpFlowState* UdpNat::inbound_state(const UdpFlowKey& key) {
 
 void UdpNat::on_alloc_in(uv_handle_t* h, size_t, uv_buf_t* buf) {
   buf->base = reinterpret_cast<char*>(static_cast<Listening*>(h->data)->nat->rbuf_.get());
-  buf->len = kBufSize;
+  buf->len = kRecvBufSize;
 }
 
 void UdpNat::on_alloc_out(uv_handle_t* h, size_t, uv_buf_t* buf) {
   buf->base = reinterpret_cast<char*>(static_cast<Socket*>(h->data)->assoc->owner->rbuf_.get());
-  buf->len = kBufSize;
+  buf->len = kRecvBufSize;
 }
 
 void UdpNat::on_inbound(uv_udp_t* h, ssize_t n, const uv_buf_t* buf, const sockaddr* from,
                         unsigned flags) {
   auto* l = static_cast<Listening*>(h->data);
-  if (n <= 0 || from == nullptr || (flags & UV_UDP_PARTIAL) != 0) return;
+  // n == 0 with UV_UDP_MMSG_FREE ends a recvmmsg batch: the buffer is ours, nothing to free.
+  if (n <= 0 || from == nullptr || (flags & UV_UDP_PARTIAL) != 0 || l->nat->shut_down_) return;
   l->nat->handle_inbound(*l, reinterpret_cast<const uint8_t*>(buf->base), static_cast<size_t>(n),
                          from, nullptr);
 }
@@ -255,8 +268,8 @@ void UdpNat::handle_inbound(Listening& l, const uint8_t* data, size_t n, const s
   }
   Address to;
   std::span<const uint8_t> bytes;
-  if (!l.outbound->send(a->out_state.get(), req.address, req.payload, {bbuf_.get(), kBufSize}, to,
-                        bytes, stats_)) {
+  if (!l.outbound->send(a->out_state.get(), req.address, req.payload, batch_.space(), to, bytes,
+                        stats_)) {
     return;
   }
   deliver(a, to, bytes);
@@ -270,23 +283,20 @@ void UdpNat::handle_outbound(Assoc* a, const uint8_t* data, size_t n, const sock
                            stats_)) {
     return;
   }
-  const size_t m =
-      l.inbound->reply(a->in_state.get(), reply.address, reply.payload, {bbuf_.get(), kBufSize});
+  const std::span<uint8_t> out = batch_.space();
+  const size_t m = l.inbound->reply(a->in_state.get(), reply.address, reply.payload, out);
   if (m == kNoReply) {
     ++stats_.drop_malformed;
     return;
   }
   const sockaddr* client = reinterpret_cast<sockaddr*>(&a->client);
   if (l.inbound->reply_from_source()) {
-    if (send_from(reply.address, client, {bbuf_.get(), m})) ++stats_.packets_out;
+    if (send_from(reply.address, client, out.first(m))) ++stats_.packets_out;
     return;
   }
-  uv_buf_t b = uv_buf_init(reinterpret_cast<char*>(bbuf_.get()), static_cast<unsigned>(m));
-  if (uv_udp_try_send(&l.udp, &b, 1, client) < 0) {
-    ++stats_.drop_overflow;
-  } else {
-    ++stats_.packets_out;
-  }
+  uv_os_fd_t fd;
+  if (uv_fileno(as_handle(&l.udp), &fd) != 0) return;
+  batch_.push(fd, client, out.first(m), /*reply=*/true);
 }
 
 UdpNat::Assoc* UdpNat::create(Listening& l, std::unique_ptr<UdpFlowState> in_state,
@@ -325,6 +335,8 @@ void UdpNat::close_assoc(Assoc* a) {
   lru_.erase(a->lru);
   for (Socket& s : a->out) {
     if (!s.inited) continue;
+    uv_os_fd_t fd;
+    if (uv_fileno(as_handle(&s.udp), &fd) == 0) batch_.forget(fd);
     uv_close(as_handle(&s.udp), [](uv_handle_t* h) {
       Assoc* owner = static_cast<Socket*>(h->data)->assoc;
       if (--owner->refs == 0) delete owner;
@@ -424,7 +436,7 @@ void UdpNat::send_out(Assoc* a, const sockaddr* to, std::span<const uint8_t> byt
   }
   Socket& s = a->out[to->sa_family == AF_INET6 ? 1 : 0];
   if (!s.inited) {
-    if (uv_udp_init(loop_, &s.udp) != 0) return;
+    if (uv_udp_init_ex(loop_, &s.udp, AF_UNSPEC | UV_UDP_RECVMMSG) != 0) return;
     s.udp.data = &s;
     s.assoc = a;
     s.inited = true;
@@ -437,9 +449,12 @@ void UdpNat::send_out(Assoc* a, const sockaddr* to, std::span<const uint8_t> byt
       return;
     }
   }
-  uv_buf_t b = uv_buf_init(const_cast<char*>(reinterpret_cast<const char*>(bytes.data())),
-                           static_cast<unsigned>(bytes.size()));
-  if (uv_udp_try_send(&s.udp, &b, 1, to) < 0) ++stats_.drop_overflow;
+  uv_os_fd_t fd;
+  if (uv_fileno(as_handle(&s.udp), &fd) != 0) {
+    ++stats_.drop_overflow;
+    return;
+  }
+  batch_.push(fd, to, bytes, /*reply=*/false);
 }
 
 void UdpNat::deliver(Assoc* a, const Address& to, std::span<const uint8_t> bytes) {

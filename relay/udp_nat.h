@@ -14,6 +14,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "relay/udp_batch.h"
 #include "relay/udp_flow.h"
 
 namespace ss {
@@ -101,6 +102,7 @@ class UdpNat final : public UdpFlows {
                           unsigned flags);
   static void on_transparent(uv_poll_t* p, int status, int events);
   static void on_sweep(uv_timer_t* t);
+  static void on_flush(uv_check_t* c);
   static void on_closer(uv_async_t* a);
   static void on_resolved(uv_getaddrinfo_t* req, int status, addrinfo* res);
 
@@ -124,6 +126,7 @@ class UdpNat final : public UdpFlows {
   UdpNatOptions options_;
   std::vector<std::unique_ptr<Listening>> listening_;
   uv_timer_t sweep_;
+  uv_check_t flush_;  // sends what the turn's callbacks queued in batch_
   uv_async_t closer_;
   bool shut_down_ = false;
   uint16_t current_listener_ = 0;  // the listening socket whose datagram is being handled
@@ -136,10 +139,11 @@ class UdpNat final : public UdpFlows {
   std::list<PendingResolve*> resolving_;
   std::unordered_map<std::string, DnsEntry> dns_cache_;  // name -> address, 60 s
   UdpStats stats_;
-  // Datagrams are handled synchronously: one receive buffer and two work buffers per worker.
+  // Datagrams are handled synchronously: one receive buffer (room for a recvmmsg batch) and one
+  // work buffer per worker; what is sent is sealed into the send batch's arena.
   std::unique_ptr<uint8_t[]> rbuf_;
   std::unique_ptr<uint8_t[]> abuf_;
-  std::unique_ptr<uint8_t[]> bbuf_;
+  UdpSendBatch batch_;
 };
 
 }  // namespace ss
