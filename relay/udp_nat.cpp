@@ -14,6 +14,7 @@
 
 #include "relay/udp_nat.h"
 
+#include <malloc.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -37,8 +38,9 @@ constexpr size_t kMaxPendingResolves = 64;
 constexpr size_t kMaxDnsCache = 1024;
 constexpr uint64_t kDnsCacheMs = 60'000;
 constexpr int kSocketBuffer = 4 << 20;
-constexpr size_t kMaxSenders = 1024;    // transparent reply sockets per worker
-constexpr int kMaxReadsPerWakeup = 64;  // a transparent socket's datagrams per poll event
+constexpr size_t kMaxSenders = 1024;       // transparent reply sockets per worker
+constexpr int kMaxReadsPerWakeup = 64;     // a transparent socket's datagrams per poll event
+constexpr size_t kTrimAfterClosed = 1024;  // associations closed before malloc_trim() runs
 
 uv_handle_t* as_handle(uv_udp_t* u) {
   return reinterpret_cast<uv_handle_t*>(u);
@@ -159,7 +161,7 @@ void UdpNat::shutdown() {
              [](uv_handle_t* h) { close(static_cast<Listening*>(h->data)->fd); });
   }
   while (!senders_lru_.empty()) close_sender(senders_lru_.front());
-  while (!lru_.empty()) close_assoc(lru_.front());
+  while (newest_ != nullptr) close_assoc(newest_);
   for (PendingResolve* p : resolving_) uv_cancel(reinterpret_cast<uv_req_t*>(&p->req));
   uv_close(reinterpret_cast<uv_handle_t*>(&sweep_), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&flush_), nullptr);
@@ -301,9 +303,9 @@ void UdpNat::handle_outbound(Assoc* a, const uint8_t* data, size_t n, const sock
 
 UdpNat::Assoc* UdpNat::create(Listening& l, std::unique_ptr<UdpFlowState> in_state,
                               const UdpRequest& req, const sockaddr* from) {
-  while (by_key_.size() >= std::max<size_t>(1, options_.max_associations) && !lru_.empty()) {
+  while (by_key_.size() >= std::max<size_t>(1, options_.max_associations) && oldest_ != nullptr) {
     ++stats_.associations_evicted;
-    close_assoc(lru_.back());
+    close_assoc(oldest_);
   }
   auto* a = new Assoc;
   a->owner = this;
@@ -314,8 +316,7 @@ UdpNat::Assoc* UdpNat::create(Listening& l, std::unique_ptr<UdpFlowState> in_sta
   a->out_state = l.outbound->open_flow();
   a->control = req.control;
   a->last_active = uv_now(loop_);
-  lru_.push_front(a);
-  a->lru = lru_.begin();
+  lru_push_front(a);
   by_key_.emplace(a->key, a);
   ++stats_.associations_created;
   if (req.control != 0) relay_.bind(req.control, a->key, this);
@@ -325,20 +326,39 @@ UdpNat::Assoc* UdpNat::create(Listening& l, std::unique_ptr<UdpFlowState> in_sta
 
 void UdpNat::touch(Assoc* a) {
   a->last_active = uv_now(loop_);
-  if (a->lru != lru_.begin()) lru_.splice(lru_.begin(), lru_, a->lru);
+  if (a != newest_) {
+    lru_unlink(a);
+    lru_push_front(a);
+  }
+}
+
+void UdpNat::lru_unlink(Assoc* a) {
+  (a->newer != nullptr ? a->newer->older : newest_) = a->older;
+  (a->older != nullptr ? a->older->newer : oldest_) = a->newer;
+  a->newer = a->older = nullptr;
+}
+
+void UdpNat::lru_push_front(Assoc* a) {
+  a->older = newest_;
+  a->newer = nullptr;
+  (newest_ != nullptr ? newest_->newer : oldest_) = a;
+  newest_ = a;
 }
 
 void UdpNat::close_assoc(Assoc* a) {
   if (a->closing) return;
   a->closing = true;
   by_key_.erase(a->key);
-  lru_.erase(a->lru);
-  for (Socket& s : a->out) {
-    if (!s.inited) continue;
+  lru_unlink(a);
+  ++closed_since_trim_;
+  for (Socket* s : a->out) {
+    if (s == nullptr) continue;
     uv_os_fd_t fd;
-    if (uv_fileno(as_handle(&s.udp), &fd) == 0) batch_.forget(fd);
-    uv_close(as_handle(&s.udp), [](uv_handle_t* h) {
-      Assoc* owner = static_cast<Socket*>(h->data)->assoc;
+    if (uv_fileno(as_handle(&s->udp), &fd) == 0) batch_.forget(fd);
+    uv_close(as_handle(&s->udp), [](uv_handle_t* h) {
+      auto* sock = static_cast<Socket*>(h->data);
+      Assoc* owner = sock->assoc;
+      delete sock;
       if (--owner->refs == 0) delete owner;
     });
   }
@@ -349,9 +369,20 @@ void UdpNat::on_sweep(uv_timer_t* t) {
   auto* self = static_cast<UdpNat*>(t->data);
   const uint64_t now = uv_now(self->loop_);
   const uint64_t idle = static_cast<uint64_t>(self->options_.udp_timeout) * 1000;
-  while (!self->lru_.empty() && self->lru_.back()->last_active + idle <= now) {
+  while (self->oldest_ != nullptr && self->oldest_->last_active + idle <= now) {
     ++self->stats_.associations_expired;
-    self->close_assoc(self->lru_.back());
+    self->close_assoc(self->oldest_);
+  }
+  // After a burst has gone, give its memory back to the system (glibc keeps freed memory in its
+  // arenas): at most once a second, once many associations have closed.
+  // They are freed in their handles' close callbacks, after this: trim at the next sweep.
+  if (self->trim_due_) {
+    self->trim_due_ = false;
+    malloc_trim(0);
+  }
+  if (self->closed_since_trim_ >= kTrimAfterClosed) {
+    self->closed_since_trim_ = 0;
+    self->trim_due_ = true;
   }
   while (!self->senders_lru_.empty() && self->senders_lru_.back()->last_used + idle <= now) {
     self->close_sender(self->senders_lru_.back());
@@ -434,21 +465,26 @@ void UdpNat::send_out(Assoc* a, const sockaddr* to, std::span<const uint8_t> byt
         Address::from_sockaddr(to).to_string(), "the ACL blocks its address (UDP)");
     return;
   }
-  Socket& s = a->out[to->sa_family == AF_INET6 ? 1 : 0];
-  if (!s.inited) {
-    if (uv_udp_init_ex(loop_, &s.udp, AF_UNSPEC | UV_UDP_RECVMMSG) != 0) return;
-    s.udp.data = &s;
-    s.assoc = a;
-    s.inited = true;
+  Socket*& sp = a->out[to->sa_family == AF_INET6 ? 1 : 0];
+  if (sp == nullptr) {
+    auto* fresh = new Socket;
+    if (uv_udp_init_ex(loop_, &fresh->udp, AF_UNSPEC | UV_UDP_RECVMMSG) != 0) {
+      delete fresh;
+      return;
+    }
+    sp = fresh;
+    sp->udp.data = sp;
+    sp->assoc = a;
     ++a->refs;
     sockaddr_storage any{};
     any.ss_family = to->sa_family;
-    if (uv_udp_bind(&s.udp, reinterpret_cast<sockaddr*>(&any), 0) != 0 ||
-        uv_udp_recv_start(&s.udp, on_alloc_out, on_outbound) != 0) {
+    if (uv_udp_bind(&sp->udp, reinterpret_cast<sockaddr*>(&any), 0) != 0 ||
+        uv_udp_recv_start(&sp->udp, on_alloc_out, on_outbound) != 0) {
       ++stats_.drop_overflow;
       return;
     }
   }
+  Socket& s = *sp;
   uv_os_fd_t fd;
   if (uv_fileno(as_handle(&s.udp), &fd) != 0) {
     ++stats_.drop_overflow;

@@ -62,24 +62,27 @@ class UdpNat final : public UdpFlows {
     std::unique_ptr<UdpInbound> inbound;
     std::unique_ptr<UdpOutbound> outbound;
   };
+  // One outbound socket of an association, allocated when its address family is first used.
   struct Socket {
     uv_udp_t udp;
     Assoc* assoc = nullptr;
-    bool inited = false;
   };
+  // Kept small: one per flow, up to udp_max_associations of them (docs/BENCHMARKS.md, RSS per
+  // UDP association).
   struct Assoc {
     UdpNat* owner = nullptr;
-    UdpFlowKey key;
     Listening* listening = nullptr;
-    sockaddr_storage client{};  // where replies go
     std::unique_ptr<UdpFlowState> in_state;
     std::unique_ptr<UdpFlowState> out_state;
-    Socket out[2];  // [0] IPv4, [1] IPv6
+    Socket* out[2] = {nullptr, nullptr};  // [0] IPv4, [1] IPv6
+    Assoc* newer = nullptr;               // the LRU list, most recently used first
+    Assoc* older = nullptr;
     uint64_t last_active = 0;
     uint64_t control = 0;
-    int refs = 0;  // open handles
+    UdpFlowKey key;
+    sockaddr_in6 client{};  // where replies go (or a sockaddr_in)
+    int refs = 0;           // open handles
     bool closing = false;
-    std::list<Assoc*>::iterator lru;
   };
   // A transparent socket bound to a reply's source address (TPROXY), kept while it is used.
   struct Sender {
@@ -131,7 +134,13 @@ class UdpNat final : public UdpFlows {
   bool shut_down_ = false;
   uint16_t current_listener_ = 0;  // the listening socket whose datagram is being handled
   std::unordered_map<UdpFlowKey, Assoc*, UdpFlowKeyHash> by_key_;
-  std::list<Assoc*> lru_;  // front = most recently used
+  // Associations by last use: newest_ first; linked through Assoc::newer/older.
+  Assoc* newest_ = nullptr;
+  Assoc* oldest_ = nullptr;
+  void lru_unlink(Assoc* a);
+  void lru_push_front(Assoc* a);
+  size_t closed_since_trim_ = 0;  // associations closed since malloc_trim() was last due
+  bool trim_due_ = false;
   std::mutex close_mu_;
   std::vector<std::pair<uint64_t, UdpFlowKey>> to_close_;  // associations whose control ended
   std::unordered_map<UdpFlowKey, Sender*, UdpFlowKeyHash> senders_;

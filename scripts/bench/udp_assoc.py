@@ -1,0 +1,87 @@
+#!/usr/bin/env python3
+"""RSS per UDP association: N sockets, each from its own source port, send one datagram through a
+UDP relay (ss-tunnel -u to this script's own echo target) and wait for the echo, so each makes
+one association in the tunnel and one in the server. VmRSS of the given processes is read before,
+once every association is up, and (with --expire S) S seconds after the last datagram, when the
+proxies' idle associations have expired. Prints one JSON line.
+
+Usage: udp_assoc.py TUNNEL_PORT N PID[,PID...] [--expire S]
+  (the tunnel must forward to 127.0.0.1:ECHO_PORT, given by --echo-port, default 0 = print the
+   port this script's echo target listens on and wait for a line on stdin before sending)
+"""
+
+import json
+import select
+import socket
+import sys
+import time
+
+from proc_util import raise_nofile, vm_rss_kb
+
+
+def main(argv):
+    args = [a for a in argv if not a.startswith("--")]
+    opts = dict(a[2:].split("=", 1) for a in argv if a.startswith("--"))
+    tun_port, n = int(args[0]), int(args[1])
+    pids = [int(p) for p in args[2].split(",")]
+    echo_port = int(opts.get("echo-port", "0"))
+    expire = float(opts.get("expire", "0"))
+    raise_nofile()
+    echo = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    echo.bind(("127.0.0.1", echo_port))
+    echo.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
+    echo.setblocking(False)
+
+    def pump_echo():
+        while True:
+            try:
+                data, addr = echo.recvfrom(2048)
+            except BlockingIOError:
+                return
+            echo.sendto(data, addr)
+
+    before = {p: vm_rss_kb(p) for p in pids}
+    socks = []
+    answered = 0
+    pending = {}
+    start = time.monotonic()
+    for i in range(n):
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.bind(("127.0.0.1", 0))
+        s.setblocking(False)
+        s.sendto(b"assoc %d" % i, ("127.0.0.1", tun_port))
+        socks.append(s)
+        pending[s.fileno()] = s
+        if i % 200 == 199:
+            time.sleep(0.01)  # leave the relays' receive buffers room
+            pump_echo()
+    poll = select.epoll()
+    for fd in pending:
+        poll.register(fd, select.EPOLLIN)
+    poll.register(echo.fileno(), select.EPOLLIN)
+    deadline = time.monotonic() + 60
+    while pending and time.monotonic() < deadline:
+        for fd, _ in poll.poll(0.5):
+            if fd == echo.fileno():
+                pump_echo()
+                continue
+            s = pending.pop(fd, None)
+            if s is not None:
+                s.recv(2048)
+                poll.unregister(fd)
+                answered += 1
+    up_s = time.monotonic() - start
+    time.sleep(2)
+    during = {p: vm_rss_kb(p) for p in pids}
+    result = {"n": n, "answered": answered, "up_s": round(up_s, 1), "before": before,
+              "during": during}
+    for s in socks:
+        s.close()
+    if expire > 0:
+        time.sleep(expire)
+        result["after"] = {p: vm_rss_kb(p) for p in pids}
+    print(json.dumps(result), flush=True)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
