@@ -5,6 +5,8 @@
 
 #include "relay/udp_batch.h"
 
+#include <netinet/udp.h>
+
 #include <cerrno>
 #include <cstring>
 
@@ -67,33 +69,58 @@ void UdpSendBatch::flush() {
       i = end;  // its socket closed
       continue;
     }
-    const size_t n = end - i;
-    for (size_t k = 0; k < n; ++k) {
-      Entry& e = entries_[i + k];
-      iov_[k].iov_base = arena_.get() + e.offset;
-      iov_[k].iov_len = e.len;
-      msghdr& h = msgs_[k].msg_hdr;
+    // One message per datagram, or per run of datagrams that UDP GSO can send as one.
+    size_t nmsg = 0;
+    for (size_t k = i; k < end;) {
+      const size_t run = gso_ ? gso_run(k, end) : 1;
+      const Entry& e = entries_[k];
+      size_t bytes = 0;
+      for (size_t j = k; j < k + run; ++j) bytes += entries_[j].len;
+      iov_[nmsg].iov_base = arena_.get() + e.offset;
+      iov_[nmsg].iov_len = bytes;
+      msghdr& h = msgs_[nmsg].msg_hdr;
       h = msghdr{};
-      h.msg_name = &e.to;
+      h.msg_name = const_cast<sockaddr_in6*>(&e.to);
       h.msg_namelen = e.to_len;
-      h.msg_iov = &iov_[k];
+      h.msg_iov = &iov_[nmsg];
       h.msg_iovlen = 1;
+      if (run > 1) {
+        h.msg_control = control_[nmsg];
+        h.msg_controllen = sizeof control_[nmsg];
+        cmsghdr* c = CMSG_FIRSTHDR(&h);
+        c->cmsg_level = SOL_UDP;
+        c->cmsg_type = UDP_SEGMENT;
+        c->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+        const auto seg = static_cast<uint16_t>(e.len);
+        std::memcpy(CMSG_DATA(c), &seg, sizeof seg);
+      }
+      first_[nmsg] = k;
+      segments_[nmsg] = run;
+      ++nmsg;
+      k += run;
     }
     size_t done = 0;
-    while (done < n) {
-      const int r = sendmmsg(fd, msgs_ + done, static_cast<unsigned>(n - done), MSG_DONTWAIT);
+    while (done < nmsg) {
+      const int r = sendmmsg(fd, msgs_ + done, static_cast<unsigned>(nmsg - done), MSG_DONTWAIT);
       if (r < 0 && errno == EINTR) continue;
       if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS)) {
-        stats_.drop_overflow += n - done;  // the send buffer is full: the rest would fail too
-        break;
+        for (size_t m = done; m < nmsg; ++m) stats_.drop_overflow += segments_[m];
+        break;  // the send buffer is full: the rest would fail too
       }
       const size_t sent = r < 0 ? 0 : static_cast<size_t>(r);
-      for (size_t k = done; k < done + sent; ++k) {
-        if (entries_[i + k].reply) ++stats_.packets_out;
+      for (size_t m = done; m < done + sent; ++m) {
+        for (size_t j = first_[m]; j < first_[m] + segments_[m]; ++j) {
+          if (entries_[j].reply) ++stats_.packets_out;
+        }
       }
       done += sent;
-      if (done < n) {
-        ++stats_.drop_overflow;  // the first one not sent failed
+      if (done < nmsg) {
+        // The first one not sent failed. A kernel or device without UDP GSO (EIO, EINVAL):
+        // sent one by one from now on.
+        if (segments_[done] > 1 && (errno == EIO || errno == EINVAL || errno == ENOPROTOOPT)) {
+          gso_ = false;
+        }
+        stats_.drop_overflow += segments_[done];
         ++done;
       }
     }
@@ -101,6 +128,26 @@ void UdpSendBatch::flush() {
   }
   count_ = 0;
   used_ = 0;
+}
+
+size_t UdpSendBatch::gso_run(size_t k, size_t end) const {
+  const Entry& e = entries_[k];
+  if (e.len == 0) return 1;
+  size_t run = 1;
+  size_t bytes = e.len;
+  while (k + run < end && run < kMaxGsoSegments) {
+    const Entry& n = entries_[k + run];
+    const Entry& prev = entries_[k + run - 1];
+    // Same size as the first (the last may be shorter), contiguous, to the same address.
+    if (prev.len != e.len || n.len == 0 || n.len > e.len || n.offset != prev.offset + prev.len ||
+        bytes + n.len > kMaxGsoBytes || n.to_len != e.to_len ||
+        std::memcmp(&n.to, &e.to, e.to_len) != 0) {
+      break;
+    }
+    bytes += n.len;
+    ++run;
+  }
+  return run;
 }
 
 }  // namespace ss

@@ -44,6 +44,12 @@ class UdpSendBatch {
     size_t offset;
     size_t len;
   };
+  // Datagrams first..first+count-1 of a run that one message carries with UDP_SEGMENT.
+  size_t gso_run(size_t first, size_t end) const;
+
+  static constexpr size_t kMaxGsoSegments = 64;  // the kernel's UDP_MAX_SEGMENTS
+  static constexpr size_t kMaxGsoBytes = 65000;  // below the largest IPv4 UDP payload
+  bool gso_ = true;
   size_t max_datagram_;
   size_t capacity_;
   UdpStats& stats_;
@@ -53,6 +59,9 @@ class UdpSendBatch {
   Entry entries_[kMaxDatagrams];
   mmsghdr msgs_[kMaxDatagrams];
   iovec iov_[kMaxDatagrams];
+  size_t first_[kMaxDatagrams];     // per message: its first entry
+  size_t segments_[kMaxDatagrams];  // per message: how many datagrams it carries
+  alignas(cmsghdr) char control_[kMaxDatagrams][CMSG_SPACE(sizeof(uint16_t))];
 };
 
 }  // namespace ss
