@@ -14,14 +14,13 @@
 // the data path (the 2022 edition's packet IDs cover it).
 
 #include <array>
-#include <atomic>
 #include <cstring>
 #include <memory>
 #include <optional>
-#include <utility>
 #include <vector>
 
 #include "crypto/aead.h"
+#include "crypto/thread_shared.h"
 #include "crypto/udp_cipher.h"
 #include "crypto/udp_packet.h"
 
@@ -181,26 +180,16 @@ class Suite final : public UdpCipherSuite {
     c.key = key_;
     return c;
   }
-  // This thread's codec for the suite's client sessions, made when it has none alive.
+  // This thread's codec for the suite's client sessions.
   std::shared_ptr<PacketCodec> thread_codec() const {
-    thread_local std::vector<std::pair<uint64_t, std::weak_ptr<PacketCodec>>> codecs;
-    std::erase_if(codecs, [](const auto& e) { return e.second.expired(); });
-    for (const auto& [id, weak] : codecs) {
-      if (id == id_) return weak.lock();
-    }
-    auto c = std::make_shared<PacketCodec>(codec());
-    codecs.emplace_back(id_, c);
-    return c;
+    return thread_shared<PacketCodec>(id_,
+                                      [this] { return std::make_shared<PacketCodec>(codec()); });
   }
 
  private:
-  static uint64_t next_id() {
-    static std::atomic<uint64_t> next{1};
-    return next.fetch_add(1, std::memory_order_relaxed);
-  }
   const CipherSpec* spec_;
   std::vector<uint8_t> key_;
-  const uint64_t id_ = next_id();  // never reused, unlike an address
+  const uint64_t id_ = next_thread_shared_owner();
 };
 
 ClientSession::ClientSession(const Suite& suite) : codec_(suite.thread_codec()) {}

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """RSS per UDP association: N sockets, each from its own source port, send one datagram through a
 UDP relay (ss-tunnel -u to this script's own echo target) and wait for the echo, so each makes
-one association in the tunnel and one in the server. VmRSS of the given processes is read before,
+one association in the tunnel and one in the server (`held`: how many each keeps, by its open
+descriptors). VmRSS of the given processes is read before,
 once every association is up, and (with --expire S) S seconds after the last datagram, when the
 proxies' idle associations have expired. Prints one JSON line.
 
@@ -11,12 +12,17 @@ Usage: udp_assoc.py TUNNEL_PORT N PID[,PID...] [--expire S]
 """
 
 import json
+import os
 import select
 import socket
 import sys
 import time
 
 from proc_util import raise_nofile, vm_rss_kb
+
+
+def open_fds(pid):
+    return len(os.listdir(f"/proc/{pid}/fd"))
 
 
 def main(argv):
@@ -41,6 +47,7 @@ def main(argv):
             echo.sendto(data, addr)
 
     before = {p: vm_rss_kb(p) for p in pids}
+    fds_before = {p: open_fds(p) for p in pids}
     socks = []
     answered = 0
     pending = {}
@@ -73,8 +80,11 @@ def main(argv):
     up_s = time.monotonic() - start
     time.sleep(2)
     during = {p: vm_rss_kb(p) for p in pids}
+    # Associations each process holds: one socket each (shadowsocks-libev keeps at most 256 in
+    # ss-tunnel and 512 in ss-server, evicting the least recently used).
+    held = {p: open_fds(p) - fds_before[p] for p in pids}
     result = {"n": n, "answered": answered, "up_s": round(up_s, 1), "before": before,
-              "during": during}
+              "during": during, "held": held}
     for s in socks:
         s.close()
     if expire > 0:
