@@ -344,7 +344,6 @@ for c in "${ciphers[@]}"; do
   keys[$m]=$("$bin/ss-server" --genkey "$m") || die "ss-server --genkey $m failed"
 done
 
-pair_extra_ours=() # more flags for our binaries in the next pair_start
 # pair_start CONFIG METHOD TARGET_PORT [udp]: starts ss-server and ss-tunnel
 # (-L 127.0.0.1:TARGET); with udp both relay TCP and UDP (-u) on their ports.
 # CONFIG: ours (default workers, or --workers N), ours-w1 (--workers 1) or libev.
@@ -352,7 +351,6 @@ pair_extra_ours=() # more flags for our binaries in the next pair_start
 pair_start() {
   local config=$1 method=$2 target=$3 proto=${4:-} srv_port
   local -a srv_cmd tun_cmd extra=()
-  local -a ours_extra=("${pair_extra_ours[@]}")
   srv_port=$(free_port)
   tun_port=$(free_port)
   case "$config" in
@@ -364,7 +362,6 @@ pair_start() {
       elif [[ $have_workers -eq 1 && -n $workers ]]; then
         extra=(--workers "$workers")
       fi
-      extra+=("${ours_extra[@]}")
       ;;
     libev)
       srv_cmd=(/usr/bin/ss-server)
@@ -649,7 +646,7 @@ throughput() {
     mbps=$(awk -v g="$gbps" 'BEGIN { printf "%.1f", g * 1000 }')
     if [[ $t0 != 0 ]]; then
       cpu=$(awk -v d=$(($(ticks "$tun_pid") - t0 + $(ticks "$srv_pid") - s0)) -v b="$bytes" \
-        -v l="$udp_len" 'BEGIN { printf "%.2f", b > 0 ? d * 10000 / (b / l) : 0 }')
+        -v l="$udp_len" 'BEGIN { printf "%.2f", (b > 0 ? d * 10000 / (b / l) : 0) }')
     fi
     record f "$key" "$config" "$rep" "$pps $mbps $loss $cpu"
     say "rep $rep  f  $key  $config: $pps datagrams/s, $mbps Mbit/s received, $loss % lost, $cpu us CPU per datagram"
@@ -829,37 +826,45 @@ print(d["ok"], d["failed"], (d["after"][t] - d["before"][t]) / ok,
       done
     done
     # RSS per UDP association: udp_assoc.py opens udp_assoc of them through ss-tunnel -u (one per
-    # source port), each answered by its own echo target; ours also expires them (5 s) to show
-    # what is given back.
-    for config in "${cfgs[@]}"; do
-      echo_port=$(free_port)
-      pair_extra_ours=(--udp-timeout 5 --udp-max-associations $((udp_assoc * 2)))
-      pair_start_or_note "$config" "$conn_cipher" "$echo_port" udp || {
-        pair_extra_ours=()
-        continue
-      }
-      pair_extra_ours=()
-      expire=0
-      [[ $config == ours* ]] && expire=9
-      run_bounded 200 "$work/assoc.out" "$py" "$root/scripts/bench/udp_assoc.py" "$tun_port" \
-        "$udp_assoc" "$tun_pid,$srv_pid" --echo-port="$echo_port" --expire="$expire" || true
-      r=$(grep '^{' "$work/assoc.out" || true)
-      if [[ -n $r ]]; then
+    # source port), each answered by its own echo target, in a network namespace of its own (3
+    # ports per association: more than the host's ephemeral range gives); ours also expires them
+    # (15 s) to show what is given back. Then 250, below libev's caps (256 in ss-tunnel, 512 in
+    # ss-server: beyond them it evicts, so it never holds udp_assoc).
+    for n in "$udp_assoc" 250; do
+      for config in "${cfgs[@]}"; do
+        key=$conn_cipher
+        if [[ $config == libev ]]; then
+          ((n <= 256)) || continue
+          srv_cmd="/usr/bin/ss-server -s 127.0.0.1 -p {srv} -k ${keys[$key]:-$password} -m $key -u"
+          tun_cmd="/usr/bin/ss-tunnel -s 127.0.0.1 -p {srv} -l {tun} -L 127.0.0.1:{echo} -k ${keys[$key]:-$password} -m $key -u"
+          expire=()
+        else
+          more="-u --udp-timeout 15 --udp-max-associations $((n * 2))"
+          [[ $config == ours-w1 ]] && more+=" --workers 1"
+          [[ $config == ours && -n $workers ]] && more+=" --workers $workers"
+          srv_cmd="$bin/ss-server --allow-private-targets -s 127.0.0.1 -p {srv} -k ${keys[$key]:-$password} -m $key $more"
+          tun_cmd="$bin/ss-tunnel -s 127.0.0.1 -p {srv} -l {tun} -L 127.0.0.1:{echo} -k ${keys[$key]:-$password} -m $key $more"
+          expire=(--expire=20)
+        fi
+        run_bounded 300 "$work/assoc.out" "$py" "$root/scripts/bench/udp_assoc.py" --netns "$n" \
+          "$srv_cmd" "$tun_cmd" "${expire[@]}" || true
+        r=$(grep '^{' "$work/assoc.out" || true)
+        if [[ -z $r ]]; then
+          note "UDP associations: udp_assoc.py failed ($n, $config, repetition $rep)"
+          continue
+        fi
         read -r answered tun_kib srv_kib tun_after srv_after < <("$py" -c '
 import json, sys
-d = json.loads(sys.argv[1]); t, s = sys.argv[2], sys.argv[3]
-n = max(d["answered"], 1); b, u = d["before"], d["during"]; a = d.get("after", {})
-print(d["answered"], (u[t] - b[t]) / n, (u[s] - b[s]) / n,
-      (a[t] - b[t]) / 1024 if a else -1, (a[s] - b[s]) / 1024 if a else -1)' \
-          "$r" "$tun_pid" "$srv_pid")
-        record f "assoc/tunnel" "$config" "$rep" "$tun_kib $tun_after"
-        record f "assoc/server" "$config" "$rep" "$srv_kib $srv_after"
-        ((answered == udp_assoc)) || note "UDP associations: $answered of $udp_assoc answered ($config, repetition $rep)"
-        say "rep $rep  f  $udp_assoc associations  $config: tunnel $(printf %.2f "$tun_kib") + server $(printf %.2f "$srv_kib") KiB each ($answered answered)"
-      else
-        note "UDP associations: udp_assoc.py failed ($config, repetition $rep)"
-      fi
-      pair_stop "UDP associations, $config"
+d = json.loads(sys.argv[1]); r = d["roles"]; b, u, h = d["before"], d["during"], d["held"]
+a = d.get("after", {})
+per = lambda p: (u[p] - b[p]) / max(h[p], 1)
+left = lambda p: (a[p] - b[p]) / 1024 if a else -1
+print(d["answered"], per(r["tunnel"]), per(r["server"]), left(r["tunnel"]), left(r["server"]))' "$r")
+        record f "assoc$n/tunnel" "$config" "$rep" "$tun_kib $tun_after"
+        record f "assoc$n/server" "$config" "$rep" "$srv_kib $srv_after"
+        ((answered == n)) || note "UDP associations: $answered of $n answered ($config, repetition $rep)"
+        say "rep $rep  f  $n associations  $config: tunnel $(printf %.2f "$tun_kib") + server $(printf %.2f "$srv_kib") KiB each ($answered answered)"
+      done
     done
   fi
 

@@ -524,20 +524,29 @@ def main(argv):
                       f"{res.cell('f', key, 'libev', f2, 2)} | {res.cell('f', key, 'ours', f2, 3)} | "
                       f"{res.cell('f', key, 'libev', f2, 3)} |")
             w("")
-        if res.values("f", "assoc/tunnel", "ours") or res.values("f", "assoc/tunnel", "libev"):
-            n = meta.get("udp_assoc", "?")
-            w(f"RSS per UDP association ({n} associations through ss-tunnel -u and ss-server -u, "
-              f"{meta.get('conn_cipher', '?')}; KiB; *left* is ours' RSS above its start 9 s after "
-              "the clients went, once the associations expired (`--udp-timeout 5`), in MiB):")
+        n = meta.get("udp_assoc", "?")
+        rows = [(k, c) for k in (n, "250") for c in ("ours", "libev")
+                if res.values("f", f"assoc{k}/tunnel", c)]
+        if rows:
+            w(f"RSS per UDP association (KiB; {meta.get('conn_cipher', '?')}; RSS growth divided by "
+              "the associations the process holds, counted by its open descriptors; *left*: "
+              "ours' RSS above its start once they expired, MiB):")
             w("")
-            w(f"| process | {ours_label} KiB/association | libev KiB/association | "
-              f"{ours_label} left after expiry (MiB) |")
-            w("|---|---:|---:|---:|")
+            w("| associations | process | " + " | ".join(
+                f"{ours_label if c == 'ours' else c} KiB/association" for c in ("ours", "libev")) +
+              f" | {ours_label} left after expiry (MiB) |")
+            w("|---:|---|---:|---:|---:|")
             f3 = "{:.2f}"
-            for proc in ("tunnel", "server"):
-                key = f"assoc/{proc}"
-                w(f"| ss-{proc} | {res.cell('f', key, 'ours', f3)} | "
-                  f"{res.cell('f', key, 'libev', f3)} | {res.cell('f', key, 'ours', f3, 1)} |")
+            for k in (n, "250"):
+                if not res.values("f", f"assoc{k}/tunnel", "ours") and \
+                        not res.values("f", f"assoc{k}/tunnel", "libev"):
+                    continue
+                for proc in ("tunnel", "server"):
+                    key = f"assoc{k}/{proc}"
+                    libev_cell = res.cell('f', key, 'libev', f3) if k == "250" else \
+                        "(holds 256/512 at most)"
+                    w(f"| {k} | ss-{proc} | {res.cell('f', key, 'ours', f3)} | {libev_cell} | "
+                      f"{res.cell('f', key, 'ours', f3, 1)} |")
             w("")
         w(f"Every datagram carries {udp_bytes} bytes of payload (Mbit/s is datagrams/s × "
           f"{udp_bytes} × 8 / 10⁶). The raw row is iperf3 straight to the iperf3 server, the "

@@ -6,10 +6,17 @@ descriptors). VmRSS of the given processes is read before,
 once every association is up, and (with --expire S) S seconds after the last datagram, when the
 proxies' idle associations have expired. Prints one JSON line.
 
-Usage: udp_assoc.py TUNNEL_PORT N PID[,PID...] [--expire S]
-  (the tunnel must forward to 127.0.0.1:ECHO_PORT, given by --echo-port, default 0 = print the
-   port this script's echo target listens on and wait for a line on stdin before sending)
+Usage: udp_assoc.py TUNNEL_PORT N PID[,PID...] --echo-port=P [--expire=S]
+         (the tunnel forwards to 127.0.0.1:P)
+       udp_assoc.py --netns N "SERVER COMMAND" "TUNNEL COMMAND" [--expire=S]
+         (as root: in a network namespace of its own, whose loopback has ports 1024-65535 to
+          give, since N associations take 3 N ports, runs both commands with {srv}, {tun} and
+          {echo} replaced by their ports, measures, and stops them; the namespace goes with them)
 """
+
+import os
+import shlex
+import subprocess
 
 import json
 import os
@@ -25,9 +32,38 @@ def open_fds(pid):
     return len(os.listdir(f"/proc/{pid}/fd"))
 
 
-def main(argv):
+def in_netns(argv):
+    if "--inside" not in argv:
+        os.execvp("unshare", ["unshare", "-n", sys.executable, os.path.abspath(__file__), "--netns"] + argv +
+                  ["--inside"])
+    subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
+    with open("/proc/sys/net/ipv4/ip_local_port_range", "w", encoding="ascii") as f:
+        f.write("1024 65535")
     args = [a for a in argv if not a.startswith("--")]
-    opts = dict(a[2:].split("=", 1) for a in argv if a.startswith("--"))
+    extra = [a for a in argv if a.startswith("--expire")]
+    n = args[0]
+    ports = {"echo": 901, "srv": 902, "tun": 903}
+    procs = []
+    for cmd in args[1:3]:
+        procs.append(subprocess.Popen(shlex.split(cmd.format(**ports)), stdout=subprocess.DEVNULL,
+                                      stderr=subprocess.DEVNULL))
+        time.sleep(1.5)
+    try:
+        main([str(ports["tun"]), n, f"{procs[1].pid},{procs[0].pid}",
+              f"--echo-port={ports['echo']}"] + extra, roles=("tunnel", "server"))
+    finally:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            try:
+                p.wait(15)
+            except subprocess.TimeoutExpired:
+                p.kill()
+
+
+def main(argv, roles=None):
+    args = [a for a in argv if not a.startswith("--")]
+    opts = dict(a[2:].split("=", 1) for a in argv if a.startswith("--") and "=" in a)
     tun_port, n = int(args[0]), int(args[1])
     pids = [int(p) for p in args[2].split(",")]
     echo_port = int(opts.get("echo-port", "0"))
@@ -85,6 +121,8 @@ def main(argv):
     held = {p: open_fds(p) - fds_before[p] for p in pids}
     result = {"n": n, "answered": answered, "up_s": round(up_s, 1), "before": before,
               "during": during, "held": held}
+    if roles:
+        result["roles"] = dict(zip(roles, [str(p) for p in pids]))
     for s in socks:
         s.close()
     if expire > 0:
@@ -94,4 +132,7 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    if "--netns" in sys.argv:
+        in_netns([a for a in sys.argv[1:] if a != "--netns"])
+    else:
+        main(sys.argv[1:])
