@@ -14,6 +14,7 @@
 
 #include "crypto/kdf.h"
 #include "crypto/sliding_window.h"
+#include "crypto/thread_shared.h"
 #include "crypto/udp2022.h"
 #include "crypto/udp_cipher.h"
 
@@ -49,13 +50,24 @@ struct Shared {
 
 // ---- client side --------------------------------------------------------------------------------
 
+// What a thread's client sessions of one suite share: the codec (keyed by the pre-shared keys
+// only; it keeps nothing between packets) and the key a reply from a server session not seen yet
+// is opened with (used within one open(); moved into the session's peer when it is accepted).
+struct ClientShared {
+  explicit ClientShared(const Udp2022Options& o)
+      : codec(*o.method, o.client_keys), scratch_key(*o.method) {}
+  Udp2022Client codec;
+  Udp2022SessionKey scratch_key;
+};
+
 class ClientSession final : public UdpClientSession {
  public:
-  explicit ClientSession(std::shared_ptr<const Shared> shared)
+  ClientSession(std::shared_ptr<const Shared> shared, std::shared_ptr<ClientShared> per_thread)
       : shared_(std::move(shared)),
-        codec_(*shared_->options.method, shared_->options.client_keys),
-        send_key_(*shared_->options.method),
-        scratch_key_(*shared_->options.method) {
+        thread_(std::move(per_thread)),
+        codec_(thread_->codec),
+        scratch_key_(thread_->scratch_key),
+        send_key_(*shared_->options.method) {
     random_bytes({reinterpret_cast<uint8_t*>(&session_id_), sizeof session_id_});
   }
 
@@ -105,11 +117,12 @@ class ClientSession final : public UdpClientSession {
   };
 
   std::shared_ptr<const Shared> shared_;
-  Udp2022Client codec_;
+  std::shared_ptr<ClientShared> thread_;
+  Udp2022Client& codec_;
+  Udp2022SessionKey& scratch_key_;  // for a server session not seen yet
   uint64_t session_id_ = 0;
   uint64_t next_packet_id_ = 0;
   Udp2022SessionKey send_key_;
-  Udp2022SessionKey scratch_key_;  // for a server session not seen yet
   std::vector<std::unique_ptr<Peer>> servers_;
 };
 
@@ -121,7 +134,7 @@ struct SharedWindow {
   SlidingWindow window;
 };
 
-class WindowRegistry {
+class WindowRegistry : public std::enable_shared_from_this<WindowRegistry> {
  public:
   std::shared_ptr<SharedWindow> find(uint64_t session_id, uint64_t user) {
     std::lock_guard<std::mutex> lock(mu_);
@@ -133,7 +146,13 @@ class WindowRegistry {
     std::weak_ptr<SharedWindow>& slot = map_[{session_id, user}];
     std::shared_ptr<SharedWindow> w = slot.lock();
     if (!w) {
-      w = std::make_shared<SharedWindow>();
+      // The window's entry goes with it (at its last session's end, from any worker), so that
+      // after a burst of sessions nothing small and long-lived is left among their freed memory.
+      w = std::shared_ptr<SharedWindow>(
+          new SharedWindow, [self = shared_from_this(), session_id, user](SharedWindow* p) {
+            delete p;
+            self->forget(session_id, user);
+          });
       slot = w;
     }
     if (map_.size() >= prune_at_) {
@@ -144,6 +163,11 @@ class WindowRegistry {
   }
 
  private:
+  void forget(uint64_t session_id, uint64_t user) {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = map_.find({session_id, user});
+    if (it != map_.end() && it->second.expired()) map_.erase(it);
+  }
   struct KeyHash {
     size_t operator()(const std::pair<uint64_t, uint64_t>& k) const {
       return std::hash<uint64_t>()(k.first * 0x9E3779B97F4A7C15ull ^ k.second);
@@ -272,7 +296,9 @@ class Suite final : public UdpCipherSuite {
            kUdp2022ResponseFixedLen + kMaxPadding2022 + kUdp2022TagLen;
   }
   std::unique_ptr<UdpClientSession> client_session() const override {
-    return std::make_unique<ClientSession>(shared_);
+    return std::make_unique<ClientSession>(
+        shared_, thread_shared<ClientShared>(
+                     id_, [this] { return std::make_shared<ClientShared>(shared_->options); }));
   }
   std::unique_ptr<UdpServerOpener> server_opener() const override {
     return std::make_unique<ServerOpener>(shared_, windows_);
@@ -281,6 +307,7 @@ class Suite final : public UdpCipherSuite {
  private:
   std::shared_ptr<const Shared> shared_;
   std::shared_ptr<WindowRegistry> windows_;
+  const uint64_t id_ = next_thread_shared_owner();
 };
 
 }  // namespace

@@ -6,22 +6,24 @@
 // Reflection (client side): a classic request packet authenticates under the same key as a
 // response, so a path attacker without the key could send our own request back and the
 // application would receive its own datagram as the target's reply. A client session therefore
-// remembers the salts of its last kOwnSalts requests (their first 8 bytes: salts are random, and
-// a reply is only compared after it authenticated, so a false match needs a 2^-64 coincidence)
-// and drops a reply that carries one of them (UdpDrop::Replay). A server reply replayed within
-// an association is not caught: SIP004 packets carry no sequence number, a duplicate datagram is
-// ordinary UDP, and a filter checked per packet would put a shared lock on the data path (the
-// 2022 edition's packet IDs cover it).
+// remembers the salts of its last kOwnSalts requests (their first 4 bytes: salts are random, and
+// a reply is only compared after it authenticated, so a false match, which only drops that reply,
+// takes a 2^-26 coincidence) and drops a reply that carries one of them (UdpDrop::Replay). A server
+// reply replayed within an association is not caught: SIP004 packets carry no sequence number, a
+// duplicate datagram is ordinary UDP, and a filter checked per packet would put a shared lock on
+// the data path (the 2022 edition's packet IDs cover it).
 
 #include <algorithm>
 #include <array>
 #include <cstring>
+#include <memory>
 #include <optional>
 #include <vector>
 
 #include "crypto/aead.h"
 #include "crypto/kdf.h"
 #include "crypto/key_trial.h"
+#include "crypto/thread_shared.h"
 #include "crypto/udp_cipher.h"
 #include "crypto/udp_packet.h"
 
@@ -90,8 +92,8 @@ class ClientSession final : public UdpClientSession {
   explicit ClientSession(const Suite& suite);
   size_t seal(std::span<const uint8_t> address, std::span<const uint8_t> payload,
               std::span<uint8_t> out) override {
-    const size_t n = codec_.seal(address, payload, out);
-    if (n != 0 && codec_.aead) {
+    const size_t n = codec_->seal(address, payload, out);
+    if (n != 0 && codec_->aead) {
       own_[next_++ % kOwnSalts] = fingerprint(out.data());
       if (used_ < kOwnSalts) ++used_;
     }
@@ -99,9 +101,9 @@ class ClientSession final : public UdpClientSession {
   }
   UdpStatus open(std::span<const uint8_t> packet, std::span<uint8_t> out,
                  UdpPacket& result) override {
-    UdpStatus st = codec_.open(packet, out, result);
-    if (st.ok() && codec_.aead) {
-      const uint64_t f = fingerprint(packet.data());
+    UdpStatus st = codec_->open(packet, out, result);
+    if (st.ok() && codec_->aead) {
+      const uint32_t f = fingerprint(packet.data());
       for (size_t i = 0; i < used_; ++i) {
         if (own_[i] == f) return {UdpDrop::Replay};  // our own request sent back
       }
@@ -110,17 +112,19 @@ class ClientSession final : public UdpClientSession {
   }
 
  private:
-  static constexpr size_t kOwnSalts = 64;
-  // The salt's first 8 bytes (every classic salt has at least 16).
-  static uint64_t fingerprint(const uint8_t* salt) {
-    uint64_t f;
+  static constexpr uint32_t kOwnSalts = 64;
+  // The salt's first 4 bytes (every classic salt has at least 16).
+  static uint32_t fingerprint(const uint8_t* salt) {
+    uint32_t f;
     std::memcpy(&f, salt, sizeof f);
     return f;
   }
-  PacketCodec codec_;
-  std::array<uint64_t, kOwnSalts> own_{};
-  size_t next_ = 0;
-  size_t used_ = 0;
+  // Shared with the thread's other sessions of the suite: a codec keeps nothing between packets
+  // (each is keyed by its own salt), and one per association would cost ~1 KiB of cipher context.
+  std::shared_ptr<PacketCodec> codec_;
+  std::array<uint32_t, kOwnSalts> own_{};
+  uint32_t next_ = 0;
+  uint32_t used_ = 0;
 };
 
 // A session of the server opener: seals with the opener's codec (same worker, outlives it).
@@ -179,13 +183,19 @@ class Suite final : public UdpCipherSuite {
     c.key = key_;
     return c;
   }
+  // This thread's codec for the suite's client sessions.
+  std::shared_ptr<PacketCodec> thread_codec() const {
+    return thread_shared<PacketCodec>(id_,
+                                      [this] { return std::make_shared<PacketCodec>(codec()); });
+  }
 
  private:
   const CipherSpec* spec_;
   std::vector<uint8_t> key_;
+  const uint64_t id_ = next_thread_shared_owner();
 };
 
-ClientSession::ClientSession(const Suite& suite) : codec_(suite.codec()) {}
+ClientSession::ClientSession(const Suite& suite) : codec_(suite.thread_codec()) {}
 ServerOpener::ServerOpener(const Suite& suite) : codec_(suite.codec()) {}
 
 // ---- several users by key trial ------------------------------------------------------------

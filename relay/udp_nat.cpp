@@ -14,6 +14,7 @@
 
 #include "relay/udp_nat.h"
 
+#include <malloc.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -32,12 +33,15 @@ namespace ss {
 namespace {
 
 constexpr size_t kBufSize = 65536 + 4096;
+// libuv's recvmmsg reads one datagram per 64 KiB of the buffer, at most 20 per call.
+constexpr size_t kRecvBufSize = 20 * 65536;
 constexpr size_t kMaxPendingResolves = 64;
 constexpr size_t kMaxDnsCache = 1024;
 constexpr uint64_t kDnsCacheMs = 60'000;
 constexpr int kSocketBuffer = 4 << 20;
-constexpr size_t kMaxSenders = 1024;    // transparent reply sockets per worker
-constexpr int kMaxReadsPerWakeup = 64;  // a transparent socket's datagrams per poll event
+constexpr size_t kMaxSenders = 1024;       // transparent reply sockets per worker
+constexpr int kMaxReadsPerWakeup = 64;     // a transparent socket's datagrams per poll event
+constexpr size_t kTrimAfterClosed = 1024;  // associations closed before malloc_trim() runs
 
 uv_handle_t* as_handle(uv_udp_t* u) {
   return reinterpret_cast<uv_handle_t*>(u);
@@ -62,12 +66,15 @@ UdpNat::UdpNat(uv_loop_t* loop, UdpRelay& relay, UdpNatOptions options)
     : loop_(loop),
       relay_(relay),
       options_(options),
-      rbuf_(new uint8_t[kBufSize]),
+      rbuf_(new uint8_t[kRecvBufSize]),
       abuf_(new uint8_t[kBufSize]),
-      bbuf_(new uint8_t[kBufSize]) {
+      batch_(kBufSize, stats_) {
   uv_timer_init(loop_, &sweep_);
   sweep_.data = this;
   uv_timer_start(&sweep_, on_sweep, 1000, 1000);
+  uv_check_init(loop_, &flush_);
+  flush_.data = this;
+  uv_check_start(&flush_, on_flush);
   closer_.data = this;
   uv_async_init(loop_, &closer_, on_closer);
 }
@@ -116,7 +123,7 @@ int UdpNat::listen(const std::string& host, uint16_t port, std::unique_ptr<UdpIn
     }
     return 0;
   }
-  int r = uv_udp_init_ex(loop_, &l->udp, ss.ss_family);
+  int r = uv_udp_init_ex(loop_, &l->udp, ss.ss_family | UV_UDP_RECVMMSG);
   if (r != 0) return r;
   l->udp.data = l.get();
   Listening* lp = l.get();
@@ -144,6 +151,7 @@ int UdpNat::listen(const std::string& host, uint16_t port, std::unique_ptr<UdpIn
 void UdpNat::shutdown() {
   if (shut_down_) return;
   shut_down_ = true;
+  batch_.flush();
   relay_.detach(this);
   for (auto& l : listening_) {
     if (!l->transparent) {
@@ -154,10 +162,16 @@ void UdpNat::shutdown() {
              [](uv_handle_t* h) { close(static_cast<Listening*>(h->data)->fd); });
   }
   while (!senders_lru_.empty()) close_sender(senders_lru_.front());
-  while (!lru_.empty()) close_assoc(lru_.front());
+  while (newest_ != nullptr) close_assoc(newest_);
   for (PendingResolve* p : resolving_) uv_cancel(reinterpret_cast<uv_req_t*>(&p->req));
   uv_close(reinterpret_cast<uv_handle_t*>(&sweep_), nullptr);
+  uv_close(reinterpret_cast<uv_handle_t*>(&flush_), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&closer_), nullptr);
+}
+
+void UdpNat::on_flush(uv_check_t* c) {
+  auto* self = static_cast<UdpNat*>(c->data);
+  if (!self->batch_.empty()) self->batch_.flush();
 }
 
 void UdpNat::post_close(uint64_t id, const UdpFlowKey& key) {
@@ -190,18 +204,19 @@ UdpFlowState* UdpNat::inbound_state(const UdpFlowKey& key) {
 
 void UdpNat::on_alloc_in(uv_handle_t* h, size_t, uv_buf_t* buf) {
   buf->base = reinterpret_cast<char*>(static_cast<Listening*>(h->data)->nat->rbuf_.get());
-  buf->len = kBufSize;
+  buf->len = kRecvBufSize;
 }
 
 void UdpNat::on_alloc_out(uv_handle_t* h, size_t, uv_buf_t* buf) {
   buf->base = reinterpret_cast<char*>(static_cast<Socket*>(h->data)->assoc->owner->rbuf_.get());
-  buf->len = kBufSize;
+  buf->len = kRecvBufSize;
 }
 
 void UdpNat::on_inbound(uv_udp_t* h, ssize_t n, const uv_buf_t* buf, const sockaddr* from,
                         unsigned flags) {
   auto* l = static_cast<Listening*>(h->data);
-  if (n <= 0 || from == nullptr || (flags & UV_UDP_PARTIAL) != 0) return;
+  // n == 0 with UV_UDP_MMSG_FREE ends a recvmmsg batch: the buffer is ours, nothing to free.
+  if (n <= 0 || from == nullptr || (flags & UV_UDP_PARTIAL) != 0 || l->nat->shut_down_) return;
   l->nat->handle_inbound(*l, reinterpret_cast<const uint8_t*>(buf->base), static_cast<size_t>(n),
                          from, nullptr);
 }
@@ -256,8 +271,8 @@ void UdpNat::handle_inbound(Listening& l, const uint8_t* data, size_t n, const s
   }
   Address to;
   std::span<const uint8_t> bytes;
-  if (!l.outbound->send(a->out_state.get(), req.address, req.payload, {bbuf_.get(), kBufSize}, to,
-                        bytes, stats_)) {
+  if (!l.outbound->send(a->out_state.get(), req.address, req.payload, batch_.space(), to, bytes,
+                        stats_)) {
     return;
   }
   deliver(a, to, bytes);
@@ -271,31 +286,28 @@ void UdpNat::handle_outbound(Assoc* a, const uint8_t* data, size_t n, const sock
                            stats_)) {
     return;
   }
-  const size_t m =
-      l.inbound->reply(a->in_state.get(), reply.address, reply.payload, {bbuf_.get(), kBufSize});
+  const std::span<uint8_t> out = batch_.space();
+  const size_t m = l.inbound->reply(a->in_state.get(), reply.address, reply.payload, out);
   if (m == kNoReply) {
     ++stats_.drop_malformed;
     return;
   }
   const sockaddr* client = reinterpret_cast<sockaddr*>(&a->client);
   if (l.inbound->reply_from_source()) {
-    if (send_from(reply.address, client, {bbuf_.get(), m})) ++stats_.packets_out;
+    if (send_from(reply.address, client, out.first(m))) ++stats_.packets_out;
     return;
   }
-  uv_buf_t b = uv_buf_init(reinterpret_cast<char*>(bbuf_.get()), static_cast<unsigned>(m));
-  if (uv_udp_try_send(&l.udp, &b, 1, client) < 0) {
-    ++stats_.drop_overflow;
-  } else {
-    ++stats_.packets_out;
-  }
+  uv_os_fd_t fd;
+  if (uv_fileno(as_handle(&l.udp), &fd) != 0) return;
+  batch_.push(fd, client, out.first(m), /*reply=*/true);
 }
 
 UdpNat::Assoc* UdpNat::create(Listening& l, std::unique_ptr<UdpFlowState> in_state,
                               const UdpRequest& req, const sockaddr* from) {
-  while (by_key_.size() >= std::max<size_t>(1, options_.max_associations) && !lru_.empty()) {
+  while (by_key_.size() >= std::max<size_t>(1, options_.max_associations) && oldest_ != nullptr) {
     ++stats_.associations_evicted;
     metrics::udp_association(metrics::UdpEvent::Evicted);
-    close_assoc(lru_.back());
+    close_assoc(oldest_);
   }
   auto* a = new Assoc;
   a->owner = this;
@@ -306,8 +318,7 @@ UdpNat::Assoc* UdpNat::create(Listening& l, std::unique_ptr<UdpFlowState> in_sta
   a->out_state = l.outbound->open_flow();
   a->control = req.control;
   a->last_active = uv_now(loop_);
-  lru_.push_front(a);
-  a->lru = lru_.begin();
+  lru_push_front(a);
   by_key_.emplace(a->key, a);
   ++stats_.associations_created;
   metrics::udp_association(metrics::UdpEvent::Created);
@@ -318,18 +329,39 @@ UdpNat::Assoc* UdpNat::create(Listening& l, std::unique_ptr<UdpFlowState> in_sta
 
 void UdpNat::touch(Assoc* a) {
   a->last_active = uv_now(loop_);
-  if (a->lru != lru_.begin()) lru_.splice(lru_.begin(), lru_, a->lru);
+  if (a != newest_) {
+    lru_unlink(a);
+    lru_push_front(a);
+  }
+}
+
+void UdpNat::lru_unlink(Assoc* a) {
+  (a->newer != nullptr ? a->newer->older : newest_) = a->older;
+  (a->older != nullptr ? a->older->newer : oldest_) = a->newer;
+  a->newer = a->older = nullptr;
+}
+
+void UdpNat::lru_push_front(Assoc* a) {
+  a->older = newest_;
+  a->newer = nullptr;
+  (newest_ != nullptr ? newest_->newer : oldest_) = a;
+  newest_ = a;
 }
 
 void UdpNat::close_assoc(Assoc* a) {
   if (a->closing) return;
   a->closing = true;
   by_key_.erase(a->key);
-  lru_.erase(a->lru);
-  for (Socket& s : a->out) {
-    if (!s.inited) continue;
-    uv_close(as_handle(&s.udp), [](uv_handle_t* h) {
-      Assoc* owner = static_cast<Socket*>(h->data)->assoc;
+  lru_unlink(a);
+  ++closed_since_trim_;
+  for (Socket* s : a->out) {
+    if (s == nullptr) continue;
+    uv_os_fd_t fd;
+    if (uv_fileno(as_handle(&s->udp), &fd) == 0) batch_.forget(fd);
+    uv_close(as_handle(&s->udp), [](uv_handle_t* h) {
+      auto* sock = static_cast<Socket*>(h->data);
+      Assoc* owner = sock->assoc;
+      delete sock;
       if (--owner->refs == 0) delete owner;
     });
   }
@@ -340,10 +372,21 @@ void UdpNat::on_sweep(uv_timer_t* t) {
   auto* self = static_cast<UdpNat*>(t->data);
   const uint64_t now = uv_now(self->loop_);
   const uint64_t idle = static_cast<uint64_t>(self->options_.udp_timeout) * 1000;
-  while (!self->lru_.empty() && self->lru_.back()->last_active + idle <= now) {
+  while (self->oldest_ != nullptr && self->oldest_->last_active + idle <= now) {
     ++self->stats_.associations_expired;
     metrics::udp_association(metrics::UdpEvent::Expired);
-    self->close_assoc(self->lru_.back());
+    self->close_assoc(self->oldest_);
+  }
+  // After a burst has gone, give its memory back to the system (glibc keeps freed memory in its
+  // arenas): at most once a second, once many associations have closed.
+  // They are freed in their handles' close callbacks, after this: trim at the next sweep.
+  if (self->trim_due_) {
+    self->trim_due_ = false;
+    malloc_trim(0);
+  }
+  if (self->closed_since_trim_ >= kTrimAfterClosed) {
+    self->closed_since_trim_ = 0;
+    self->trim_due_ = true;
   }
   while (!self->senders_lru_.empty() && self->senders_lru_.back()->last_used + idle <= now) {
     self->close_sender(self->senders_lru_.back());
@@ -426,24 +469,32 @@ void UdpNat::send_out(Assoc* a, const sockaddr* to, std::span<const uint8_t> byt
         Address::from_sockaddr(to).to_string(), "the ACL blocks its address (UDP)");
     return;
   }
-  Socket& s = a->out[to->sa_family == AF_INET6 ? 1 : 0];
-  if (!s.inited) {
-    if (uv_udp_init(loop_, &s.udp) != 0) return;
-    s.udp.data = &s;
-    s.assoc = a;
-    s.inited = true;
+  Socket*& sp = a->out[to->sa_family == AF_INET6 ? 1 : 0];
+  if (sp == nullptr) {
+    auto* fresh = new Socket;
+    if (uv_udp_init_ex(loop_, &fresh->udp, AF_UNSPEC | UV_UDP_RECVMMSG) != 0) {
+      delete fresh;
+      return;
+    }
+    sp = fresh;
+    sp->udp.data = sp;
+    sp->assoc = a;
     ++a->refs;
     sockaddr_storage any{};
     any.ss_family = to->sa_family;
-    if (uv_udp_bind(&s.udp, reinterpret_cast<sockaddr*>(&any), 0) != 0 ||
-        uv_udp_recv_start(&s.udp, on_alloc_out, on_outbound) != 0) {
+    if (uv_udp_bind(&sp->udp, reinterpret_cast<sockaddr*>(&any), 0) != 0 ||
+        uv_udp_recv_start(&sp->udp, on_alloc_out, on_outbound) != 0) {
       ++stats_.drop_overflow;
       return;
     }
   }
-  uv_buf_t b = uv_buf_init(const_cast<char*>(reinterpret_cast<const char*>(bytes.data())),
-                           static_cast<unsigned>(bytes.size()));
-  if (uv_udp_try_send(&s.udp, &b, 1, to) < 0) ++stats_.drop_overflow;
+  Socket& s = *sp;
+  uv_os_fd_t fd;
+  if (uv_fileno(as_handle(&s.udp), &fd) != 0) {
+    ++stats_.drop_overflow;
+    return;
+  }
+  batch_.push(fd, to, bytes, /*reply=*/false);
 }
 
 void UdpNat::deliver(Assoc* a, const Address& to, std::span<const uint8_t> bytes) {

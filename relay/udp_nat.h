@@ -14,6 +14,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "relay/udp_batch.h"
 #include "relay/udp_flow.h"
 
 namespace ss {
@@ -61,24 +62,27 @@ class UdpNat final : public UdpFlows {
     std::unique_ptr<UdpInbound> inbound;
     std::unique_ptr<UdpOutbound> outbound;
   };
+  // One outbound socket of an association, allocated when its address family is first used.
   struct Socket {
     uv_udp_t udp;
     Assoc* assoc = nullptr;
-    bool inited = false;
   };
+  // Kept small: one per flow, up to udp_max_associations of them (docs/BENCHMARKS.md, RSS per
+  // UDP association).
   struct Assoc {
     UdpNat* owner = nullptr;
-    UdpFlowKey key;
     Listening* listening = nullptr;
-    sockaddr_storage client{};  // where replies go
     std::unique_ptr<UdpFlowState> in_state;
     std::unique_ptr<UdpFlowState> out_state;
-    Socket out[2];  // [0] IPv4, [1] IPv6
+    Socket* out[2] = {nullptr, nullptr};  // [0] IPv4, [1] IPv6
+    Assoc* newer = nullptr;               // the LRU list, most recently used first
+    Assoc* older = nullptr;
     uint64_t last_active = 0;
     uint64_t control = 0;
-    int refs = 0;  // open handles
+    UdpFlowKey key;
+    sockaddr_in6 client{};  // where replies go (or a sockaddr_in)
+    int refs = 0;           // open handles
     bool closing = false;
-    std::list<Assoc*>::iterator lru;
   };
   // A transparent socket bound to a reply's source address (TPROXY), kept while it is used.
   struct Sender {
@@ -101,6 +105,7 @@ class UdpNat final : public UdpFlows {
                           unsigned flags);
   static void on_transparent(uv_poll_t* p, int status, int events);
   static void on_sweep(uv_timer_t* t);
+  static void on_flush(uv_check_t* c);
   static void on_closer(uv_async_t* a);
   static void on_resolved(uv_getaddrinfo_t* req, int status, addrinfo* res);
 
@@ -124,11 +129,18 @@ class UdpNat final : public UdpFlows {
   UdpNatOptions options_;
   std::vector<std::unique_ptr<Listening>> listening_;
   uv_timer_t sweep_;
+  uv_check_t flush_;  // sends what the turn's callbacks queued in batch_
   uv_async_t closer_;
   bool shut_down_ = false;
   uint16_t current_listener_ = 0;  // the listening socket whose datagram is being handled
   std::unordered_map<UdpFlowKey, Assoc*, UdpFlowKeyHash> by_key_;
-  std::list<Assoc*> lru_;  // front = most recently used
+  // Associations by last use: newest_ first; linked through Assoc::newer/older.
+  Assoc* newest_ = nullptr;
+  Assoc* oldest_ = nullptr;
+  void lru_unlink(Assoc* a);
+  void lru_push_front(Assoc* a);
+  size_t closed_since_trim_ = 0;  // associations closed since malloc_trim() was last due
+  bool trim_due_ = false;
   std::mutex close_mu_;
   std::vector<std::pair<uint64_t, UdpFlowKey>> to_close_;  // associations whose control ended
   std::unordered_map<UdpFlowKey, Sender*, UdpFlowKeyHash> senders_;
@@ -136,10 +148,11 @@ class UdpNat final : public UdpFlows {
   std::list<PendingResolve*> resolving_;
   std::unordered_map<std::string, DnsEntry> dns_cache_;  // name -> address, 60 s
   UdpStats stats_;
-  // Datagrams are handled synchronously: one receive buffer and two work buffers per worker.
+  // Datagrams are handled synchronously: one receive buffer (room for a recvmmsg batch) and one
+  // work buffer per worker; what is sent is sealed into the send batch's arena.
   std::unique_ptr<uint8_t[]> rbuf_;
   std::unique_ptr<uint8_t[]> abuf_;
-  std::unique_ptr<uint8_t[]> bbuf_;
+  UdpSendBatch batch_;
 };
 
 }  // namespace ss

@@ -107,6 +107,7 @@ uint64_t UdpRelay::open_control(const sockaddr* client, uint16_t expected_port) 
   e.client = flow_key_of(client);
   e.client.port = expected_port;
   e.alive = std::make_shared<std::atomic<bool>>(true);
+  e.opener = std::this_thread::get_id();
   std::lock_guard<std::mutex> lock(mu_);
   const uint64_t id = next_++;
   controls_.emplace(id, std::move(e));
@@ -142,12 +143,20 @@ std::optional<UdpRelay::Control> UdpRelay::control_for(const sockaddr* from,
 }
 
 void UdpRelay::bind(uint64_t id, const UdpFlowKey& key, UdpNat* nat) {
-  std::lock_guard<std::mutex> lock(mu_);
-  auto it = controls_.find(id);
-  if (it == controls_.end()) return;
-  it->second.bound = true;
-  it->second.bound_key = key;
-  it->second.nat = nat;
+  bool elsewhere = false;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = controls_.find(id);
+    if (it == controls_.end()) return;
+    it->second.bound = true;
+    it->second.bound_key = key;
+    it->second.nat = nat;
+    elsewhere = it->second.opener != std::this_thread::get_id();
+  }
+  if (elsewhere) {
+    LOG_DEBUG("udp: UDP ASSOCIATE %llu is served on another worker than its TCP connection",
+              static_cast<unsigned long long>(id));
+  }
 }
 
 void UdpRelay::detach(UdpNat* nat) {

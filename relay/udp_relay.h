@@ -10,6 +10,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <thread>
 #include <unordered_map>
 #include <vector>
 
@@ -45,7 +46,9 @@ class UdpRelay {
     std::shared_ptr<std::atomic<bool>> alive;
   };
   std::optional<Control> control_for(const sockaddr* from, const UdpFlowKey& key);
-  // The association for `key` on `nat` now carries control `id`'s datagrams.
+  // The association for `key` on `nat` now carries control `id`'s datagrams. Called on `nat`'s
+  // worker, which need not be the one whose TCP connection opened the control: the kernel picks
+  // each socket of a SO_REUSEPORT group by its own hash (logged at -vv).
   void bind(uint64_t id, const UdpFlowKey& key, UdpNat* nat);
   // A NAT stops taking close requests (it is shutting down).
   void detach(UdpNat* nat);
@@ -61,6 +64,7 @@ class UdpRelay {
     UdpFlowKey bound_key;
     UdpNat* nat = nullptr;
     std::shared_ptr<std::atomic<bool>> alive;
+    std::thread::id opener;  // the thread of the TCP connection that opened it
   };
   std::mutex mu_;
   std::unordered_map<uint64_t, Entry> controls_;

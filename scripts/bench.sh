@@ -14,6 +14,10 @@
 #   --conns LIST     idle-connection counts for the RSS section, comma-separated (default
 #                    2000,10000)
 #   --slow LIST      slow-reader counts for section g, comma-separated (default 20,1000)
+#   --udp-rate RATE  section f's fixed offered rate for the loss rows, as iperf3 -b takes it
+#                    (default 250M: about 26,000 datagrams/s of 1,200 bytes)
+#   --udp-assoc N    section f's UDP associations for RSS per association (default 19000; 5000
+#                    with --quick; a process here may hold 20,000 descriptors, 1 per association)
 #   --sections LIST  only these sections, comma-separated from a,b,c,d,e,f,g (udp is another
 #                    name for f); default all. The report then has only these sections, so give --out
 #                    too. E.g. `--quick --sections udp --out /tmp/udp.md`: the UDP rows alone
@@ -51,6 +55,8 @@ reps=""
 workers=""
 conns_arg=""
 slow_arg=20,1000
+udp_rate=250M
+udp_assoc=""
 sections_arg=a,b,c,d,e,f,g
 out=docs/BENCHMARKS.md
 command_line="scripts/bench.sh${*:+ $*}"
@@ -71,7 +77,7 @@ in_list() {
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --quick) quick=1 ;;
-    --cipher | --reps | --workers | --conns | --slow | --sections | --out)
+    --cipher | --reps | --workers | --conns | --slow | --udp-rate | --udp-assoc | --sections | --out)
       [[ $# -ge 2 ]] || die "$1 needs a value (try --help)"
       case "$1" in
         --cipher) only_cipher=$2 ;;
@@ -79,6 +85,8 @@ while [[ $# -gt 0 ]]; do
         --workers) workers=$2 ;;
         --conns) conns_arg=$2 ;;
         --slow) slow_arg=$2 ;;
+        --udp-rate) udp_rate=$2 ;;
+        --udp-assoc) udp_assoc=$2 ;;
         --sections) sections_arg=$2 ;;
         --out) out=$2 ;;
       esac
@@ -89,6 +97,8 @@ while [[ $# -gt 0 ]]; do
     --workers=*) workers=${1#*=} ;;
     --conns=*) conns_arg=${1#*=} ;;
     --slow=*) slow_arg=${1#*=} ;;
+    --udp-rate=*) udp_rate=${1#*=} ;;
+    --udp-assoc=*) udp_assoc=${1#*=} ;;
     --sections=*) sections_arg=${1#*=} ;;
     --out=*) out=${1#*=} ;;
     -h | --help)
@@ -108,6 +118,7 @@ if [[ $quick -eq 1 ]]; then
   wrk_secs=2
   cpu_size=256M
   conns_arg=${conns_arg:-2000}
+  udp_assoc=${udp_assoc:-5000}
 else
   ciphers=("${all_ciphers[@]}")
   : "${reps:=3}"
@@ -116,11 +127,14 @@ else
   wrk_secs=4
   cpu_size=512M
   conns_arg=${conns_arg:-2000,10000}
+  udp_assoc=${udp_assoc:-19000}
 fi
 wrk_conns=32
 udp_len=1200 # iperf3 -u payload: libev 3.3.5 drops datagrams much over 1,400 bytes without --mtu
 positive_int "$reps" || die "--reps: expected a positive integer, got '$reps'"
 [[ -z $workers ]] || positive_int "$workers" || die "--workers: expected a positive integer"
+positive_int "$udp_assoc" || die "--udp-assoc: expected a positive integer, got '$udp_assoc'"
+[[ $udp_rate =~ ^[1-9][0-9]*[KMG]?$ ]] || die "--udp-rate: expected a rate like 250M, got '$udp_rate'"
 IFS=, read -r -a conns <<<"$conns_arg"
 for n in "${conns[@]}"; do positive_int "$n" || die "--conns: expected counts like 2000,10000"; done
 IFS=, read -r -a slow_counts <<<"$slow_arg"
@@ -615,6 +629,8 @@ meta iperf_secs_b "$iperf_secs_b"
 meta wrk_secs "$wrk_secs"
 meta wrk_conns "$wrk_conns"
 meta udp_len "$udp_len"
+meta udp_rate "$udp_rate"
+meta udp_assoc "$udp_assoc"
 meta sections "$sections"
 meta cpu_size "$cpu_size"
 meta conn_cipher "$conn_cipher"
@@ -660,21 +676,30 @@ order() {
 }
 
 # throughput SECTION KEY CONFIG REP PORT ARGS...: one iperf3 run, recorded in Gbit/s. Section f
-# runs UDP (-u) at an unlimited rate (-b 0) with udp_len-byte datagrams and records
-# "datagrams/s Mbit/s loss%" received.
+# runs UDP (-u) at an unlimited rate (-b 0, unless ARGS give -b) with udp_len-byte datagrams and
+# records "datagrams/s Mbit/s loss% CPU-us" received, CPU-us being both proxies' user+system CPU
+# per datagram received (0 for the raw row).
 throughput() {
-  local section=$1 key=$2 config=$3 rep=$4 port=$5 r gbps pps loss mbps
+  local section=$1 key=$2 config=$3 rep=$4 port=$5 r gbps pps loss mbps bytes t0=0 s0=0 cpu=0
   shift 5
+  if [[ $section == f && -n ${tun_pid:-} && -n ${srv_pid:-} ]]; then
+    t0=$(ticks "$tun_pid")
+    s0=$(ticks "$srv_pid")
+  fi
   local secs=$iperf_secs
   [[ $section == b ]] && secs=$iperf_secs_b
   [[ $section == f ]] && set -- -u -b 0 -l "$udp_len" "$@"
   iperf "$port" -t "$secs" "$@"
   r=$iperf_result
   if [[ -n $r && $section == f ]]; then
-    read -r gbps _ pps loss <<<"$r"
+    read -r gbps bytes pps loss <<<"$r"
     mbps=$(awk -v g="$gbps" 'BEGIN { printf "%.1f", g * 1000 }')
-    record f "$key" "$config" "$rep" "$pps $mbps $loss"
-    say "rep $rep  f  $key  $config: $pps datagrams/s, $mbps Mbit/s received, $loss % lost"
+    if [[ $t0 != 0 ]]; then
+      cpu=$(awk -v d=$(($(ticks "$tun_pid") - t0 + $(ticks "$srv_pid") - s0)) -v b="$bytes" \
+        -v l="$udp_len" 'BEGIN { printf "%.2f", (b > 0 ? d * 10000 / (b / l) : 0) }')
+    fi
+    record f "$key" "$config" "$rep" "$pps $mbps $loss $cpu"
+    say "rep $rep  f  $key  $config: $pps datagrams/s, $mbps Mbit/s received, $loss % lost, $cpu us CPU per datagram"
   elif [[ -n $r ]]; then
     record "$section" "$key" "$config" "$rep" "${r%% *}"
     say "rep $rep  $section  $key  $config: ${r%% *} Gbit/s"
@@ -838,7 +863,52 @@ print(d["ok"], d["failed"], (d["after"][t] - d["before"][t]) / ok,
         pair_start_or_note "$config" "$cipher" "$iperf_port" udp || continue
         throughput f "$cipher/fwd" "$config" "$rep" "$tun_port"
         throughput f "$cipher/rev" "$config" "$rep" "$tun_port" -R
+        throughput f "$cipher/fwd4" "$config" "$rep" "$tun_port" -P 4
+        throughput f "$cipher/rev4" "$config" "$rep" "$tun_port" -P 4 -R
+        throughput f "$cipher/fwd@" "$config" "$rep" "$tun_port" -b "$udp_rate"
+        throughput f "$cipher/rev@" "$config" "$rep" "$tun_port" -b "$udp_rate" -R
         pair_stop "UDP, $cipher, $config"
+      done
+    done
+    # RSS per UDP association: udp_assoc.py opens udp_assoc of them through ss-tunnel -u (one per
+    # source port), each answered by its own echo target, in a network namespace of its own (3
+    # ports per association: more than the host's ephemeral range gives); ours also expires them
+    # (15 s) to show what is given back. Then 250, below libev's caps (256 in ss-tunnel, 512 in
+    # ss-server: beyond them it evicts, so it never holds udp_assoc).
+    for n in "$udp_assoc" 250; do
+      for config in "${cfgs[@]}"; do
+        key=$conn_cipher
+        if [[ $config == libev ]]; then
+          ((n <= 256)) || continue
+          srv_cmd="/usr/bin/ss-server -s 127.0.0.1 -p {srv} -k ${keys[$key]:-$password} -m $key -u"
+          tun_cmd="/usr/bin/ss-tunnel -s 127.0.0.1 -p {srv} -l {tun} -L 127.0.0.1:{echo} -k ${keys[$key]:-$password} -m $key -u"
+          expire=()
+        else
+          more="-u --udp-timeout 15 --udp-max-associations $((n * 2))"
+          [[ $config == ours-w1 ]] && more+=" --workers 1"
+          [[ $config == ours && -n $workers ]] && more+=" --workers $workers"
+          srv_cmd="$bin/ss-server --allow-private-targets -s 127.0.0.1 -p {srv} -k ${keys[$key]:-$password} -m $key $more"
+          tun_cmd="$bin/ss-tunnel -s 127.0.0.1 -p {srv} -l {tun} -L 127.0.0.1:{echo} -k ${keys[$key]:-$password} -m $key $more"
+          expire=(--expire=20)
+        fi
+        run_bounded 300 "$work/assoc.out" "$py" "$root/scripts/bench/udp_assoc.py" --netns "$n" \
+          "$srv_cmd" "$tun_cmd" "${expire[@]}" || true
+        r=$(grep '^{' "$work/assoc.out" || true)
+        if [[ -z $r ]]; then
+          note "UDP associations: udp_assoc.py failed ($n, $config, repetition $rep)"
+          continue
+        fi
+        read -r answered tun_kib srv_kib tun_after srv_after < <("$py" -c '
+import json, sys
+d = json.loads(sys.argv[1]); r = d["roles"]; b, u, h = d["before"], d["during"], d["held"]
+a = d.get("after", {})
+per = lambda p: (u[p] - b[p]) / max(h[p], 1)
+left = lambda p: (a[p] - b[p]) / 1024 if a else -1
+print(d["answered"], per(r["tunnel"]), per(r["server"]), left(r["tunnel"]), left(r["server"]))' "$r")
+        record f "assoc$n/tunnel" "$config" "$rep" "$tun_kib $tun_after"
+        record f "assoc$n/server" "$config" "$rep" "$srv_kib $srv_after"
+        ((answered == n)) || note "UDP associations: $answered of $n answered ($config, repetition $rep)"
+        say "rep $rep  f  $n associations  $config: tunnel $(printf %.2f "$tun_kib") + server $(printf %.2f "$srv_kib") KiB each ($answered answered)"
       done
     done
   fi

@@ -217,8 +217,12 @@ def main(argv):
           "Reported is what the receiving iperf3 end counted (`end.sum_received` of `--json`): "
           "datagrams received per second, Mbit/s received (payload), and iperf3's loss % "
           "(datagrams missing from its sequence numbers: the sender outruns the relay, and "
-          "datagrams that find a full socket buffer are dropped). Ours serves UDP on its first "
-          "worker only, whatever `--workers` says.")
+          "datagrams that find a full socket buffer are dropped). *CPU µs/datagram*: both "
+          "proxies' user+system CPU (`/proc/PID/stat`) over the run divided by the datagrams "
+          "received; it depends far less than the rates on other load on the machine. *4 flows*: "
+          "`iperf3 -P 4`, four client sockets, which the kernel's SO_REUSEPORT hash spreads over "
+          "ours' workers (each worker has its own UDP socket on the port and its own "
+          "associations).")
     if "g" in sections:
         w("- **g**: `scripts/bench/slow.py` runs a source that writes to every connection as fast "
           "as it can, and opens N connections to it through ss-tunnel and ss-server, each read "
@@ -507,26 +511,72 @@ def main(argv):
         w(f"## f. UDP through ss-tunnel -u (`iperf3 -u -b 0 -l {udp_len}`, "
           "received)")
         w("")
-        w(f"| cipher | direction | {ours_label} datagrams/s | libev datagrams/s | ours/libev | "
-          f"{ours_label} Mbit/s | libev Mbit/s | {ours_label} loss % | libev loss % |")
-        w("|---|---|---:|---:|---:|---:|---:|---:|---:|")
+        w(f"| cipher | direction | flows | {ours_label} datagrams/s | libev datagrams/s | "
+          f"ours/libev | {ours_label} loss % | libev loss % | {ours_label} CPU µs/datagram | "
+          "libev CPU µs/datagram | CPU ours/libev |")
+        w("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
         f0, f2 = "{:,.0f}", "{:.1f}"
         for d, name in dirs:
             key = f"raw/{d}"
-            w(f"| raw loopback (no proxy) | {name} | {res.cell('f', key, 'raw', f0)} | | | "
-              f"{res.cell('f', key, 'raw', f0, 1)} | | {res.cell('f', key, 'raw', f2, 2)} | |")
+            w(f"| raw loopback (no proxy) | {name} | 1 | {res.cell('f', key, 'raw', f0)} | | | "
+              f"{res.cell('f', key, 'raw', f2, 2)} | | | | |")
         for cipher in core:
-            for d, name in dirs:
-                key = f"{cipher}/{d}"
-                r = ratio(res.median("f", key, "ours"), res.median("f", key, "libev"))
-                w(f"| {cipher} | {name} | {res.cell('f', key, 'ours', f0)} | "
-                  f"{res.cell('f', key, 'libev', f0)} | {rtext(r)} | "
-                  f"{res.cell('f', key, 'ours', f0, 1)} | {res.cell('f', key, 'libev', f0, 1)} | "
-                  f"{res.cell('f', key, 'ours', f2, 2)} | {res.cell('f', key, 'libev', f2, 2)} |")
+            for suffix, flows in (("", 1), ("4", 4)):
+                for d, name in dirs:
+                    key = f"{cipher}/{d}{suffix}"
+                    if not res.values("f", key, "ours") and not res.values("f", key, "libev"):
+                        continue
+                    r = ratio(res.median("f", key, "ours"), res.median("f", key, "libev"))
+                    c = ratio(res.median("f", key, "ours", 3), res.median("f", key, "libev", 3))
+                    w(f"| {cipher} | {name} | {flows} | {res.cell('f', key, 'ours', f0)} | "
+                      f"{res.cell('f', key, 'libev', f0)} | {rtext(r)} | "
+                      f"{res.cell('f', key, 'ours', f2, 2)} | {res.cell('f', key, 'libev', f2, 2)} | "
+                      f"{res.cell('f', key, 'ours', f2, 3)} | {res.cell('f', key, 'libev', f2, 3)} | "
+                      f"{rtext(c)} |")
         w("")
-        w(f"Every datagram carries {udp_bytes} bytes of payload, so Mbit/s is datagrams/s "
-          "times a constant and the ratio holds for both. The raw row is iperf3 straight to the "
-          "iperf3 server, the same test without the proxies.")
+        rate = meta.get("udp_rate", "?")
+        if any(res.values("f", f"{c}/fwd@", cfg) for c in core for cfg in ("ours", "libev")):
+            w(f"At a fixed offered rate (`iperf3 -u -b {rate} -l {udp_len}`, 1 flow):")
+            w("")
+            w(f"| cipher | direction | {ours_label} datagrams/s | {ours_label} loss % | "
+              f"libev datagrams/s | libev loss % | {ours_label} CPU µs/datagram | "
+              "libev CPU µs/datagram |")
+            w("|---|---|---:|---:|---:|---:|---:|---:|")
+            for cipher in core:
+                for d, name in dirs:
+                    key = f"{cipher}/{d}@"
+                    w(f"| {cipher} | {name} | {res.cell('f', key, 'ours', f0)} | "
+                      f"{res.cell('f', key, 'ours', f2, 2)} | {res.cell('f', key, 'libev', f0)} | "
+                      f"{res.cell('f', key, 'libev', f2, 2)} | {res.cell('f', key, 'ours', f2, 3)} | "
+                      f"{res.cell('f', key, 'libev', f2, 3)} |")
+            w("")
+        n = meta.get("udp_assoc", "?")
+        rows = [(k, c) for k in (n, "250") for c in ("ours", "libev")
+                if res.values("f", f"assoc{k}/tunnel", c)]
+        if rows:
+            w(f"RSS per UDP association (KiB; {meta.get('conn_cipher', '?')}; RSS growth divided by "
+              "the associations the process holds, counted by its open descriptors; *left*: "
+              "ours' RSS above its start once they expired, MiB):")
+            w("")
+            w("| associations | process | " + " | ".join(
+                f"{ours_label if c == 'ours' else c} KiB/association" for c in ("ours", "libev")) +
+              f" | {ours_label} left after expiry (MiB) |")
+            w("|---:|---|---:|---:|---:|")
+            f3 = "{:.2f}"
+            for k in (n, "250"):
+                if not res.values("f", f"assoc{k}/tunnel", "ours") and \
+                        not res.values("f", f"assoc{k}/tunnel", "libev"):
+                    continue
+                for proc in ("tunnel", "server"):
+                    key = f"assoc{k}/{proc}"
+                    libev_cell = res.cell('f', key, 'libev', f3) if k == "250" else \
+                        "(holds 256/512 at most)"
+                    w(f"| {k} | ss-{proc} | {res.cell('f', key, 'ours', f3)} | {libev_cell} | "
+                      f"{res.cell('f', key, 'ours', f3, 1)} |")
+            w("")
+        w(f"Every datagram carries {udp_bytes} bytes of payload (Mbit/s is datagrams/s × "
+          f"{udp_bytes} × 8 / 10⁶). The raw row is iperf3 straight to the iperf3 server, the "
+          "same test without the proxies.")
         w("")
 
     if "g" in sections:

@@ -492,6 +492,35 @@ TEST_CASE("UDP: a closed UDP ASSOCIATE that never carried a datagram admits nobo
   check_clean_shutdown(p.server);
 }
 
+TEST_CASE("UDP: with 4 workers, UDP ASSOCIATEs whose datagrams land on another worker work",
+          "[integration][udp]") {
+  // Each association's TCP connection and UDP socket are spread by two different SO_REUSEPORT
+  // hashes over ss-local's 4 workers: with 24 of them, some datagrams (all but surely: the chance
+  // that none does is 4^-24) reach a worker other than their control connection's.
+  UdpTarget target;
+  UdpPair p = start_pair(Impl::Ours, Impl::Ours, "aes-128-gcm", {"-u", "--workers", "4"},
+                         {"-u", "--workers", "4", "-vv"});
+  std::vector<std::unique_ptr<UdpClient>> clients;
+  for (int i = 0; i < 24; ++i) clients.push_back(std::make_unique<UdpClient>(p.local.port));
+  clients.front()->wait_ready(target);
+  for (size_t i = 0; i < clients.size(); ++i) {
+    INFO("client " << i);
+    check_echo(*clients[i], target, 100 + i);
+  }
+  CHECK(count_occurrences(p.local.proc->log_text(), "is served on another worker") >= 1);
+  // Closing the control connection ends the association on whichever worker has it.
+  const size_t closed_before = count_occurrences(p.local.proc->log_text(), "closed:");
+  for (auto& c : clients) c->association().control.reset();
+  REQUIRE(wait_log(p.local, "closed:", closed_before + clients.size(), 5s));
+  const size_t before = target.received();
+  for (auto& c : clients) c->send(target, random_bytes(50));
+  for (auto& c : clients) CHECK_FALSE(c->recv(100ms).has_value());
+  CHECK(target.received() == before);
+  clients.clear();
+  check_clean_shutdown(p.local);
+  check_clean_shutdown(p.server);
+}
+
 TEST_CASE("UDP: ss-local -U relays UDP and refuses CONNECT with 07", "[integration][udp]") {
   UdpTarget target;
   UdpPair p = start_pair(Impl::Ours, Impl::Ours, "aes-256-gcm", {"-u"}, {"-U"});
