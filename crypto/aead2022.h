@@ -15,10 +15,11 @@ namespace ss {
 enum class Kind2022 : uint8_t { Aes128Gcm, Aes256Gcm, ChaCha20Poly1305 };
 
 struct Method2022 {
-  std::string_view name;   // e.g. "2022-blake3-aes-128-gcm"
+  std::string_view name;  // e.g. "2022-blake3-aes-128-gcm"
   Kind2022 kind;
-  size_t key_len;          // PSK bytes = salt bytes = subkey bytes (16 or 32)
-  const CipherSpec* aead;  // TCP and UDP-body AEAD: aes-128-gcm, aes-256-gcm or chacha20-ietf-poly1305
+  size_t key_len;  // PSK bytes = salt bytes = subkey bytes (16 or 32)
+  const CipherSpec*
+      aead;  // TCP and UDP-body AEAD: aes-128-gcm, aes-256-gcm or chacha20-ietf-poly1305
 };
 
 // nullptr for anything that is not one of the three supported 2022 methods.
@@ -26,7 +27,9 @@ const Method2022* find_2022_method(std::string_view name);
 std::span<const Method2022> methods_2022();
 // True for any name in the 2022 family, supported or not ("2022-..."), so callers can give a
 // precise error for e.g. 2022-blake3-chacha8-poly1305.
-inline bool is_2022_name(std::string_view name) { return name.substr(0, 5) == "2022-"; }
+inline bool is_2022_name(std::string_view name) {
+  return name.substr(0, 5) == "2022-";
+}
 
 // Parses the 2022 password: one base64 PSK, or "iPSK1:...:iPSKn:uPSK" (SIP023, AES methods
 // only). Standard base64, padding optional; every key must decode to exactly key_len bytes.
