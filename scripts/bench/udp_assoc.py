@@ -14,14 +14,12 @@ Usage: udp_assoc.py TUNNEL_PORT N PID[,PID...] --echo-port=P [--expire=S]
           {echo} replaced by their ports, measures, and stops them; the namespace goes with them)
 """
 
-import os
-import shlex
-import subprocess
-
 import json
 import os
 import select
+import shlex
 import socket
+import subprocess
 import sys
 import time
 

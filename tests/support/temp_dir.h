@@ -16,9 +16,10 @@ class TempDir {
   // binds Unix sockets in it passes "/tmp", since their paths must fit in sun_path.
   explicit TempDir(const std::string& prefix,
                    const std::filesystem::path& base = std::filesystem::temp_directory_path()) {
-    std::string t = (base / (prefix + ".XXXXXX")).string();
-    if (mkdtemp(t.data()) == nullptr) throw std::runtime_error("mkdtemp " + t + " failed");
-    path_ = t;
+    // mkdtemp replaces the X's in place with the name it made.
+    std::string made = (base / (prefix + ".XXXXXX")).string();
+    if (mkdtemp(made.data()) == nullptr) throw std::runtime_error("mkdtemp " + made + " failed");
+    path_ = made;
   }
   ~TempDir() {
     std::error_code ec;
