@@ -54,15 +54,30 @@ void run(Role role, const std::string& text) {
   }
   check_ranges(cfg);
   // shadowsocks-rust's "servers" replaces the flat server keys (found with the dup_key_nested
-  // seed: a "servers" config used to fail this check).
-  if (cfg.rust_servers) {
+  // seed: a "servers" config used to fail this check). ss-server's ports come from the flat keys,
+  // "port_password" or a server-side "servers", and each gives at least one inbound with a port
+  // (a port_password config failed the flat-key check here until it looked at the inbounds).
+  if (role == Role::Server) {
+    FUZZ_CHECK(!cfg.inbounds.empty());
+    for (const ServerSpec& in : cfg.inbounds) {
+      FUZZ_CHECK(in.port != 0);
+      if (in.method_kind == MethodKind::Classic) {
+        FUZZ_CHECK(in.cipher != nullptr);
+        FUZZ_CHECK(in.users.empty() ? in.key.size() == in.cipher->key_len : true);
+      } else if (in.method_kind == MethodKind::Aead2022) {
+        FUZZ_CHECK(in.method2022 != nullptr);
+      }
+    }
+  } else if (cfg.rust_servers) {
     FUZZ_CHECK(!cfg.servers.empty());
   } else {
     FUZZ_CHECK(!cfg.server.empty() && cfg.server_port != 0);
   }
   if (role != Role::Server && !cfg.rust_locals) FUZZ_CHECK(cfg.local_port != 0);
   if (role == Role::Tunnel) FUZZ_CHECK(cfg.tunnel_target.has_value());
-  if (cfg.method_kind == MethodKind::Classic) {
+  // The top-level method: the flat keys' (several inbounds carry their own, checked above).
+  const bool several = role == Role::Server && (cfg.rust_servers || !cfg.port_password.empty());
+  if (cfg.method_kind == MethodKind::Classic && !several) {
     FUZZ_CHECK(cfg.cipher != nullptr);
     FUZZ_CHECK(cfg.key.size() == cfg.cipher->key_len);
   }
