@@ -1229,10 +1229,18 @@ TEST_CASE(
       CHECK(f.out.empty());
       CHECK(co->failure() == "wrong request salt");
     }
-    // Session 2's own first flight sent back: refused (it is not a response).
+    // Session 2's own first flight sent back, with the chunk it sent next: refused (it is not a
+    // response). The next chunk matters: a flight whose random padding is under 6 bytes is
+    // shorter than a response header with a 32-byte salt, and alone would only be NeedMore (this
+    // test failed about once in 30 runs that way).
     {
+      Bytes reflected = flight2;
+      const Bytes more(64, 5);
+      Bytes chunk(cs2->max_sealed_size(more.size()));
+      chunk.resize(cs2->seal(more.data(), more.size(), chunk.data()));
+      reflected.insert(reflected.end(), chunk.begin(), chunk.end());
       auto co = suite->client_opener(*cs2);
-      const Fed f = feed(*co, flight2);
+      const Fed f = feed(*co, reflected);
       CHECK(f.status == DecryptStatus::Error);
       CHECK(f.out.empty());
     }
