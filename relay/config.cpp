@@ -1534,6 +1534,9 @@ void finalize_config(Config& cfg) {
     cfg.server = std::move(hosts);
   }
   if (cfg.rust_locals && cfg.role != Role::Local) fail("locals: only ss-local takes \"locals\"");
+  if (cfg.online_config && server_role) {
+    fail("online_config: only ss-local, ss-tunnel and ss-redir fetch a server list");
+  }
   // With rust's "servers" or only ss:// URIs, the flat server keys are not needed (and not used).
   // With online_config alone, every server comes from its URL.
   const bool flat = !cfg.rust_servers && cfg.port_password.empty() &&

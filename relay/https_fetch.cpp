@@ -99,7 +99,6 @@ bool HttpsFetcher::get(const FetchRequest& request, Done done) {
   if (!request.ca_file.empty()) curl_easy_setopt(e, CURLOPT_CAINFO, request.ca_file.c_str());
   curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, static_cast<long>(request.timeout_ms));
   curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(request.connect_timeout_ms));
-  curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, static_cast<curl_off_t>(request.max_body));
   curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");  // what this libcurl decodes; the limit is on
                                                      // the decoded body
   curl_easy_setopt(e, CURLOPT_USERAGENT, "shadowsocks-uv/" SS_VERSION);
@@ -215,7 +214,9 @@ void HttpsFetcher::finish_done() {
     if (curl_easy_getinfo(t->easy, CURLINFO_CONTENT_TYPE, &type) == CURLE_OK && type != nullptr) {
       r.content_type = type;
     }
-    if (t->too_big || rc == CURLE_FILESIZE_EXCEEDED) {
+    // The limit is enforced by on_body as the body arrives (not CURLOPT_MAXFILESIZE: curl 7.88
+    // ends such a transfer without an error when the Content-Length alone is over the limit).
+    if (t->too_big) {
       r.error = "the body is larger than " + std::to_string(t->max_body) + " bytes";
     } else if (rc != CURLE_OK) {
       r.error = t->error[0] != '\0' ? std::string(t->error) : curl_easy_strerror(rc);
