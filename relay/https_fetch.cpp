@@ -214,8 +214,8 @@ void HttpsFetcher::finish_done() {
     if (curl_easy_getinfo(t->easy, CURLINFO_CONTENT_TYPE, &type) == CURLE_OK && type != nullptr) {
       r.content_type = type;
     }
-    // The limit is enforced by on_body as the body arrives (not CURLOPT_MAXFILESIZE: curl 7.88
-    // ends such a transfer without an error when the Content-Length alone is over the limit).
+    // The limit is enforced by on_body on the decoded bytes as they arrive, whatever the
+    // Content-Length or the compression says.
     if (t->too_big) {
       r.error = "the body is larger than " + std::to_string(t->max_body) + " bytes";
     } else if (rc != CURLE_OK) {
