@@ -717,6 +717,13 @@ int run_app(Role role, int argc, char** argv, const InboundRegistry& inbounds) {
                  why.c_str());
         return;
       }
+      if (udp_fronts && !udp_fronts->set_servers(next, rt->router, &why)) {
+        LOG_WARN(
+            "online_config: the new list is not usable for UDP (%s); keeping the servers "
+            "in use",
+            why.c_str());
+        return;
+      }
       rt->router->restore_health(current->router->health());
       current->router->stop_probes();
       for (auto& w : workers) {

@@ -112,7 +112,12 @@ std::string describe_server(const ServerSpec& spec) {
                   " (" + spec.method;
   if (!spec.plugin.empty()) s += ", plugin " + spec.plugin.name;
   if (!spec.tag.empty()) s += ", \"" + spec.tag.substr(0, 64) + "\"";
-  return s + ")";
+  s += ")";
+  // The remarks come from the document: no control character reaches the log.
+  for (char& c : s) {
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7F) c = '?';
+  }
+  return s;
 }
 
 bool same_server(const ServerSpec& a, const ServerSpec& b) {

@@ -11,6 +11,8 @@
 # - broken documents keep the list in use, each with a warning: invalid JSON, an unknown method,
 #   a body over 1 MiB, a 404, a certificate from a CA ss-local does not trust; the list in use
 #   still serves;
+# - UDP follows the list too: ss-tunnel with the same online_config gets no answer through our
+#   ss-server (TCP only), then an answer through libev's (-u) once the list names it;
 # - without "ca_file" (the system store) the test's CA is not trusted: with a configured server
 #   ss-local serves through it, and with none it exits 1 naming online_config; an http:// URL is
 #   refused naming online_config.config_url;
@@ -42,7 +44,7 @@ setup_work ss-online
 chmod 755 "$work" # nginx's workers may run as another user
 cd "$work"        # the binaries' replay state files go here
 read -r tls_port http_port small_port ours_port libev_port local_port local2_port dead_port \
-  < <(free_ports 8)
+  tunnel_port echo_port < <(free_ports 10)
 
 # --- certificates: the test's CA, nginx's certificate for 127.0.0.1 from it, and another CA ------
 pki=$work/pki
@@ -113,7 +115,7 @@ libev_pw="libev online password"
 start "$work/ours.log" "$ours_port" "$bin_dir/ss-server" -s 127.0.0.1 -p "$ours_port" \
   -m aes-256-gcm -k "$ours_pw" --allow-private-targets -vv
 start "$work/libev.log" "$libev_port" /usr/bin/ss-server -s 127.0.0.1 -p "$libev_port" \
-  -m chacha20-ietf-poly1305 -k "$libev_pw" -v
+  -m chacha20-ietf-poly1305 -k "$libev_pw" -u -v
 
 write_doc() { # write_doc PORT METHOD PASSWORD: a SIP008 document listing one server
   cat >"$doc.tmp" <<EOF
@@ -141,6 +143,40 @@ cat >"$work/local.json" <<EOF
 EOF
 start "$work/local.log" "$local_port" "$bin_dir/ss-local" -c "$work/local.json" -v
 local_pid=${pids[-1]}
+
+# UDP: ss-tunnel with the same online_config forwards datagrams to a UDP echo server. Our
+# ss-server relays TCP only and libev's relays UDP too, so a datagram comes back only once the
+# list names libev's server.
+cat >"$work/echo.py" <<'PY'
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("127.0.0.1", int(sys.argv[1])))
+while True:
+    data, peer = s.recvfrom(65535)
+    s.sendto(data, peer)
+PY
+python3 "$work/echo.py" "$echo_port" &
+pids+=($!)
+sed -e "s/\"local_port\": $local_port/\"local_port\": $tunnel_port/" \
+  -e "s/\"timeout\": 60,/\"timeout\": 60, \"mode\": \"tcp_and_udp\",/" \
+  "$work/local.json" >"$work/tunnel.json"
+start "$work/tunnel.log" "$tunnel_port" "$bin_dir/ss-tunnel" -c "$work/tunnel.json" \
+  -L "127.0.0.1:$echo_port" -v
+# udp_echo: one datagram through ss-tunnel from a new socket (a new association); "ok" if it
+# came back.
+udp_echo() {
+  python3 - "$tunnel_port" <<'PY'
+import os, socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.settimeout(1.5)
+msg = os.urandom(600)
+s.sendto(msg, ("127.0.0.1", int(sys.argv[1])))
+try:
+    print("ok" if s.recvfrom(65535)[0] == msg else "wrong")
+except socket.timeout:
+    print("none")
+PY
+}
 
 # get PORT: the small file through ss-local; prints the body.
 get() {
@@ -170,6 +206,12 @@ else
   fail "a request through the fetched server"
 fi
 
+if [[ $(udp_echo) == none ]]; then
+  pass "UDP before the refresh: no answer (our ss-server, the one listed, relays TCP only)"
+else
+  fail "UDP before the refresh came back: it did not go to the listed server"
+fi
+
 # --- the list changes under a live transfer ------------------------------------------------------
 curl -sS --max-time 60 --limit-rate 4M --socks5-hostname "127.0.0.1:$local_port" \
   -o "$work/big.out" "http://127.0.0.1:$http_port/big.bin" 2>"$work/big.err" &
@@ -194,6 +236,16 @@ if [[ $ok -eq 5 && $(ours_connects) -eq $before ]] &&
   pass "after the refresh new connections go to shadowsocks-libev's ss-server (5 of 5; ours saw none)"
 else
   fail "after the refresh: $ok of 5 succeeded; ours saw $(($(ours_connects) - before))"
+fi
+udp=none
+for ((i = 0; i < 20; i++)); do
+  grep -q "removed: 127.0.0.1:$ours_port" "$work/tunnel.log" && udp=$(udp_echo) && break
+  sleep 0.2
+done
+if [[ $udp == ok ]]; then
+  pass "UDP after the refresh: ss-tunnel's new association goes to libev's ss-server and back"
+else
+  fail "UDP after the refresh: $udp"
 fi
 big_rc=0
 wait "$big_pid" || big_rc=$?
