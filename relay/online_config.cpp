@@ -85,8 +85,7 @@ void OnlineConfig::start(std::vector<ServerSpec> current, Changed changed) {
   timer_ = new uv_timer_t;
   uv_timer_init(loop_, timer_);
   timer_->data = this;
-  const uint64_t ms = spec_.update_interval_s * 1000;
-  uv_timer_start(timer_, on_timer, ms, 0);
+  uv_timer_start(timer_, on_timer, next_fetch_ms(), 0);
 }
 
 void OnlineConfig::stop() {
@@ -100,6 +99,12 @@ void OnlineConfig::stop() {
   fetcher_.close();
 }
 
+uint64_t OnlineConfig::next_fetch_ms() const {
+  const uint64_t ms = spec_.update_interval_s * 1000;
+  // No fetch has succeeded yet (the first one failed at start): try again within a minute.
+  return current_.empty() ? std::min<uint64_t>(ms, kFirstRetryMs) : ms;
+}
+
 void OnlineConfig::on_timer(uv_timer_t* t) {
   static_cast<OnlineConfig*>(t->data)->fetch();
 }
@@ -109,15 +114,15 @@ void OnlineConfig::fetch() {
   if (!fetcher_.get(request_of(spec_), [this](FetchResult r) { fetched(std::move(r)); })) {
     LOG_WARN("online_config: cannot start a fetch of %s; keeping the %zu server%s in use",
              url_for_log(spec_.url).c_str(), current_.size(), current_.size() == 1 ? "" : "s");
-    uv_timer_start(timer_, on_timer, spec_.update_interval_s * 1000, 0);
+    uv_timer_start(timer_, on_timer, next_fetch_ms(), 0);
   }
 }
 
 void OnlineConfig::fetched(FetchResult r) {
   if (stopped_) return;
-  uv_timer_start(timer_, on_timer, spec_.update_interval_s * 1000, 0);
   std::string error;
   std::optional<std::vector<ServerSpec>> servers = servers_of(r, role_, &error);
+  uv_timer_start(timer_, on_timer, servers ? spec_.update_interval_s * 1000 : next_fetch_ms(), 0);
   if (!servers) {
     LOG_WARN("online_config: fetch of %s failed: %s; keeping the %zu server%s in use",
              url_for_log(spec_.url).c_str(), error.c_str(), current_.size(),

@@ -3,7 +3,8 @@
 // start and every update_interval, on the main loop (relay/https_fetch.h).
 //
 // - A fetch that fails (network, TLS, HTTP status, size) or whose document does not validate
-//   (relay/sip008.h) keeps the servers in use, and logs one warning.
+//   (relay/sip008.h) keeps the servers in use, and logs one warning. Until a fetch has succeeded
+//   (the first one failed at start) the next comes within a minute, then every update_interval.
 // - A valid document whose servers differ from those in use is handed to the caller (who builds
 //   and publishes a new snapshot); what was added and removed is logged. One that lists the same
 //   servers changes nothing.
@@ -44,6 +45,9 @@ class OnlineConfig {
   const std::vector<ServerSpec>& current() const { return current_; }
 
  private:
+  static constexpr uint64_t kFirstRetryMs = 60'000;
+  // When the next fetch comes: update_interval, or sooner while no fetch has succeeded.
+  uint64_t next_fetch_ms() const;
   static void on_timer(uv_timer_t* t);
   void fetch();
   void fetched(FetchResult r);
