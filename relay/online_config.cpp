@@ -112,8 +112,8 @@ void OnlineConfig::on_timer(uv_timer_t* t) {
 void OnlineConfig::fetch() {
   if (stopped_) return;
   if (!fetcher_.get(request_of(spec_), [this](FetchResult r) { fetched(std::move(r)); })) {
-    LOG_WARN("online_config: cannot start a fetch of %s; keeping the %zu server%s in use",
-             url_for_log(spec_.url).c_str(), current_.size(), current_.size() == 1 ? "" : "s");
+    LOG_WARN("online_config: cannot start a fetch of %s; keeping the servers in use (%zu from it)",
+             url_for_log(spec_.url).c_str(), current_.size());
     uv_timer_start(timer_, on_timer, next_fetch_ms(), 0);
   }
 }
@@ -124,9 +124,8 @@ void OnlineConfig::fetched(FetchResult r) {
   std::optional<std::vector<ServerSpec>> servers = servers_of(r, role_, &error);
   uv_timer_start(timer_, on_timer, servers ? spec_.update_interval_s * 1000 : next_fetch_ms(), 0);
   if (!servers) {
-    LOG_WARN("online_config: fetch of %s failed: %s; keeping the %zu server%s in use",
-             url_for_log(spec_.url).c_str(), error.c_str(), current_.size(),
-             current_.size() == 1 ? "" : "s");
+    LOG_WARN("online_config: fetch of %s failed: %s; keeping the servers in use (%zu from it)",
+             url_for_log(spec_.url).c_str(), error.c_str(), current_.size());
     return;
   }
   auto contains = [](const std::vector<ServerSpec>& list, const ServerSpec& s) {

@@ -268,7 +268,7 @@ fi
 broken() {
   local i found=0
   for ((i = 0; i < 150; i++)); do
-    if grep "keeping the 1 server in use" "$work/local.log" | grep -q -- "$2"; then
+    if grep "keeping the servers in use (1 from it)" "$work/local.log" | grep -q -- "$2"; then
       found=1
       break
     fi
