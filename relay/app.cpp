@@ -353,6 +353,50 @@ std::unique_ptr<ReplayStateFile> replay_state_file(const char* prog, const Confi
       rt.salt_pool, [offset] { return static_cast<uint64_t>(time(nullptr) + offset); });
 }
 
+// The specs after a SIP008 refresh: the configured servers (the first `configured` of
+// specs.servers) and the fetched ones. A fetched server with a plugin is kept only if it was known
+// at start (`arranged`: with its plugin's loopback end); others are left out with a warning.
+// Nullopt (and a warning) if no server is left.
+std::optional<Specs> with_fetched(const Specs& specs, size_t configured,
+                                  const std::vector<ServerSpec>& arranged,
+                                  const std::vector<ServerSpec>& fetched) {
+  Specs next = specs;
+  next.servers.resize(configured);
+  for (const ServerSpec& s : fetched) {
+    if (s.plugin.empty()) {
+      next.servers.push_back(s);
+      continue;
+    }
+    auto same = std::find_if(arranged.begin(), arranged.end(),
+                             [&](const ServerSpec& a) { return same_server(a, s); });
+    if (same != arranged.end()) {
+      next.servers.push_back(*same);
+    } else {
+      LOG_WARN(
+          "online_config: server %s is left out: its plugin was not running at start "
+          "(a plugin is started for the servers known at start only; restart to use it)",
+          describe_server(s).c_str());
+    }
+  }
+  if (next.servers.empty()) {
+    LOG_WARN("online_config: no usable server in the new list; keeping the servers in use");
+    return std::nullopt;
+  }
+  return next;
+}
+
+// Hands a new snapshot to every worker: its listeners give it to the connections they accept
+// from now on; live connections keep theirs.
+void publish(const std::vector<std::unique_ptr<Worker>>& workers,
+             const std::shared_ptr<const Runtime>& rt) {
+  for (const auto& w : workers) {
+    Worker* wp = w.get();
+    wp->tasks.post([wp, rt] {
+      for (auto& l : wp->listeners) l->set_runtime(rt);
+    });
+  }
+}
+
 }  // namespace
 
 int run_app(Role role, int argc, char** argv, const InboundRegistry& inbounds) {
@@ -687,29 +731,9 @@ int run_app(Role role, int argc, char** argv, const InboundRegistry& inbounds) {
   if (online && status == 0) {
     m.online = online.get();
     online->start(fetched, [&](const std::vector<ServerSpec>& now) {
-      Specs next = specs;
-      next.servers.resize(configured_count);
-      for (const ServerSpec& s : now) {
-        if (s.plugin.empty()) {
-          next.servers.push_back(s);
-          continue;
-        }
-        // A plugin runs only for servers known at start: the same one keeps its plugin.
-        auto same = std::find_if(arranged.begin(), arranged.end(),
-                                 [&](const ServerSpec& a) { return same_server(a, s); });
-        if (same != arranged.end()) {
-          next.servers.push_back(*same);
-        } else {
-          LOG_WARN(
-              "online_config: server %s is left out: its plugin was not running at start "
-              "(a plugin is started for the servers known at start only; restart to use it)",
-              describe_server(s).c_str());
-        }
-      }
-      if (next.servers.empty()) {
-        LOG_WARN("online_config: no usable server in the new list; keeping the servers in use");
-        return;
-      }
+      std::optional<Specs> with = with_fetched(specs, configured_count, arranged, now);
+      if (!with) return;
+      const Specs& next = *with;
       std::string why;
       std::shared_ptr<const Runtime> rt = make_runtime(next, &why, current.get());
       if (!rt) {
@@ -726,12 +750,7 @@ int run_app(Role role, int argc, char** argv, const InboundRegistry& inbounds) {
       }
       rt->router->restore_health(current->router->health());
       current->router->stop_probes();
-      for (auto& w : workers) {
-        Worker* wp = w.get();
-        wp->tasks.post([wp, rt] {
-          for (auto& l : wp->listeners) l->set_runtime(rt);
-        });
-      }
+      publish(workers, rt);
       current = rt;
       m.router = rt->router.get();
       m.router->start_probes(&main_loop);
