@@ -732,21 +732,21 @@ int run_app(Role role, int argc, char** argv, const InboundRegistry& inbounds) {
     m.online = online.get();
     online->start(fetched, [&](const std::vector<ServerSpec>& now) {
       std::optional<Specs> with = with_fetched(specs, configured_count, arranged, now);
-      if (!with) return;
+      if (!with) return false;
       const Specs& next = *with;
       std::string why;
       std::shared_ptr<const Runtime> rt = make_runtime(next, &why, current.get());
       if (!rt) {
         LOG_WARN("online_config: the new list is not usable (%s); keeping the servers in use",
                  why.c_str());
-        return;
+        return false;
       }
       if (udp_fronts && !udp_fronts->set_servers(next, rt->router, &why)) {
         LOG_WARN(
             "online_config: the new list is not usable for UDP (%s); keeping the servers "
             "in use",
             why.c_str());
-        return;
+        return false;
       }
       rt->router->restore_health(current->router->health());
       current->router->stop_probes();
@@ -754,6 +754,7 @@ int run_app(Role role, int argc, char** argv, const InboundRegistry& inbounds) {
       current = rt;
       m.router = rt->router.get();
       m.router->start_probes(&main_loop);
+      return true;
     });
   } else if (online) {
     online->stop();

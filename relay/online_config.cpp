@@ -145,11 +145,11 @@ void OnlineConfig::fetched(FetchResult r) {
               current_.size());
     return;
   }
+  if (changed_ && !changed_(*servers)) return;
   LOG_NOTICE("online_config: %zu server%s from %s (added: %s; removed: %s)", servers->size(),
              servers->size() == 1 ? "" : "s", url_for_log(spec_.url).c_str(),
              added.empty() ? "none" : added.c_str(), removed.empty() ? "none" : removed.c_str());
   current_ = std::move(*servers);
-  if (changed_) changed_(current_);
 }
 
 }  // namespace ss

@@ -27,8 +27,9 @@ std::string url_for_log(const std::string& url);
 
 class OnlineConfig {
  public:
-  // Called with the new list of fetched servers (not the configured ones).
-  using Changed = std::function<void(const std::vector<ServerSpec>& servers)>;
+  // Called with the new list of fetched servers (not the configured ones). False: not applied
+  // (the caller logged why); the list in use stays the one compared against.
+  using Changed = std::function<bool(const std::vector<ServerSpec>& servers)>;
 
   OnlineConfig(uv_loop_t* loop, OnlineConfigSpec spec, Role role);
   ~OnlineConfig();

@@ -11,6 +11,7 @@
 # - broken documents keep the list in use, each with a warning: invalid JSON, an unknown method,
 #   a body over 1 MiB, a 404, a certificate from a CA ss-local does not trust; the list in use
 #   still serves;
+# - a server with a plugin that first appears in a refresh is left out with a warning;
 # - UDP follows the list too: ss-tunnel with the same online_config gets no answer through our
 #   ss-server (TCP only), then an answer through libev's (-u) once the list names it;
 # - without "ca_file" (the system store) the test's CA is not trusted: with a configured server
@@ -281,6 +282,19 @@ broken() {
     tail -n 5 "$work/local.log"
   fi
 }
+# A server with a plugin that was not in the list at start is left out (its plugin is not
+# running); with nothing else left, the list in use stays.
+sed -e 's/"custom_field": "ignored"/"plugin": "obfs-local", "plugin_opts": "obfs=http"/' "$doc" \
+  >"$doc.tmp"
+chmod a+r "$doc.tmp"
+mv "$doc.tmp" "$doc"
+if wait_log "is left out: its plugin was not running at start" 1 &&
+  wait_log "no usable server in the new list; keeping the servers in use" 1 &&
+  [[ $(get "$small_port") == "small file" ]]; then
+  pass "a new server with a plugin is left out with a warning; the list in use still serves"
+else
+  fail "a new server with a plugin"
+fi
 printf '{"version": 1, "servers": [' >"$doc.tmp"
 chmod a+r "$doc.tmp"
 mv "$doc.tmp" "$doc"
