@@ -43,8 +43,10 @@
 #include "relay/connection.h"
 #include "relay/counters.h"
 #include "relay/log.h"
+#include "relay/loop_tasks.h"
 #include "relay/metrics.h"
 #include "relay/metrics_server.h"
+#include "relay/online_config.h"
 #include "relay/plugin.h"
 #include "relay/replay_state.h"
 #include "relay/runtime.h"
@@ -67,6 +69,7 @@ struct Worker {
   std::vector<std::unique_ptr<Listener>> listeners;  // one per ListenerSpec
   uv_async_t wake;
   uv_timer_t drain_poll;
+  LoopTasks tasks;  // new snapshots from the main loop (online_config refreshes)
   std::atomic<int> command{kRun};
   bool draining = false;
   bool finished = false;
@@ -80,6 +83,7 @@ struct Worker {
     finished = true;
     uv_close(reinterpret_cast<uv_handle_t*>(&wake), nullptr);
     uv_close(reinterpret_cast<uv_handle_t*>(&drain_poll), nullptr);
+    tasks.close();
   }
 
   static void on_wake(uv_async_t* a) {
@@ -109,6 +113,7 @@ struct MainState {
   std::vector<std::unique_ptr<Worker>>* workers;
   Router* router = nullptr;             // its health probes run on the main loop until shutdown
   PluginSupervisor* plugins = nullptr;  // SIP003 plugins: stopped once the workers have ended
+  OnlineConfig* online = nullptr;       // SIP008 refreshes: stopped at the first signal
   uv_signal_t sigint;
   uv_signal_t sigterm;
   uv_signal_t sighup;
@@ -143,6 +148,7 @@ struct MainState {
                  static_cast<unsigned long long>(m->grace_ms / 1000));
       m->tell_all(kDrain);
       if (m->router) m->router->stop_probes();
+      if (m->online) m->online->stop();
       uv_timer_start(&m->grace, on_grace, m->grace_ms, 0);
       uv_timer_start(&m->settle, on_settle, kDrainPollMs, kDrainPollMs);
     } else {
@@ -188,6 +194,7 @@ struct MainState {
       if (w->thread.joinable()) w->thread.join();
     }
     if (m->router) m->router->stop_probes();
+    if (m->online) m->online->stop();
     if (m->plugins) m->plugins->stop();  // the loop runs on until they are reaped
     if (m->metrics) m->metrics->close();
     uv_close(reinterpret_cast<uv_handle_t*>(&m->sigint), nullptr);
@@ -210,7 +217,11 @@ std::string method_text(const Config& cfg, const Specs& specs, const ListenerSpe
     return in.method + ", " + std::to_string(in.users.size()) + " user" +
            (in.users.size() == 1 ? "" : "s");
   }
-  return cfg.rust_servers ? "servers from \"servers\"" : cfg.method;
+  if (cfg.rust_servers)
+    return cfg.online_config ? "servers from \"servers\" and online_config"
+                             : "servers from \"servers\"";
+  if (cfg.online_config && cfg.servers.empty()) return "servers from online_config";
+  return cfg.online_config ? cfg.method + " and servers from online_config" : cfg.method;
 }
 
 // What a listener serves, for its start-up line.
@@ -342,6 +353,50 @@ std::unique_ptr<ReplayStateFile> replay_state_file(const char* prog, const Confi
       rt.salt_pool, [offset] { return static_cast<uint64_t>(time(nullptr) + offset); });
 }
 
+// The specs after a SIP008 refresh: the configured servers (the first `configured` of
+// specs.servers) and the fetched ones. A fetched server with a plugin is kept only if it was known
+// at start (`arranged`: with its plugin's loopback end); others are left out with a warning.
+// Nullopt (and a warning) if no server is left.
+std::optional<Specs> with_fetched(const Specs& specs, size_t configured,
+                                  const std::vector<ServerSpec>& arranged,
+                                  const std::vector<ServerSpec>& fetched) {
+  Specs next = specs;
+  next.servers.resize(configured);
+  for (const ServerSpec& s : fetched) {
+    if (s.plugin.empty()) {
+      next.servers.push_back(s);
+      continue;
+    }
+    auto same = std::find_if(arranged.begin(), arranged.end(),
+                             [&](const ServerSpec& a) { return same_server(a, s); });
+    if (same != arranged.end()) {
+      next.servers.push_back(*same);
+    } else {
+      LOG_WARN(
+          "online_config: server %s is left out: its plugin was not running at start "
+          "(a plugin is started for the servers known at start only; restart to use it)",
+          describe_server(s).c_str());
+    }
+  }
+  if (next.servers.empty()) {
+    LOG_WARN("online_config: no usable server in the new list; keeping the servers in use");
+    return std::nullopt;
+  }
+  return next;
+}
+
+// Hands a new snapshot to every worker: its listeners give it to the connections they accept
+// from now on; live connections keep theirs.
+void publish(const std::vector<std::unique_ptr<Worker>>& workers,
+             const std::shared_ptr<const Runtime>& rt) {
+  for (const auto& w : workers) {
+    Worker* wp = w.get();
+    wp->tasks.post([wp, rt] {
+      for (auto& l : wp->listeners) l->set_runtime(rt);
+    });
+  }
+}
+
 }  // namespace
 
 int run_app(Role role, int argc, char** argv, const InboundRegistry& inbounds) {
@@ -403,8 +458,42 @@ int run_app(Role role, int argc, char** argv, const InboundRegistry& inbounds) {
   // The engine's snapshot: suites, router, limits. Listeners share it; each connection keeps a
   // reference to the one it was accepted with.
   const Specs configured = specs_of(cfg);
+  uv_loop_t main_loop;
+  uv_loop_init(&main_loop);
+  // SIP008 (relay/online_config.h): the first fetch now, before anything is bound, on the main
+  // loop; its servers join the configured ones. If it fails the configured servers serve alone,
+  // and with none configured the process exits 1, as shadowsocks-rust's sslocal does.
+  std::unique_ptr<OnlineConfig> online;
+  std::vector<ServerSpec> fetched;
+  if (cfg.online_config) {
+    online = std::make_unique<OnlineConfig>(&main_loop, *cfg.online_config, role);
+    std::string why;
+    const std::string from = url_for_log(cfg.online_config->url);
+    if (std::optional<std::vector<ServerSpec>> got = online->fetch_now(&why)) {
+      fetched = std::move(*got);
+      LOG_NOTICE("online_config: %zu server%s from %s, refreshed every %llu s", fetched.size(),
+                 fetched.size() == 1 ? "" : "s", from.c_str(),
+                 static_cast<unsigned long long>(cfg.online_config->update_interval_s));
+    } else if (configured.servers.empty()) {
+      std::fprintf(stderr,
+                   "%s: online_config: the first fetch of %s failed: %s (and no server is "
+                   "configured to fall back on)\n",
+                   prog, from.c_str(), why.c_str());
+      online->stop();
+      uv_run(&main_loop, UV_RUN_DEFAULT);
+      uv_loop_close(&main_loop);
+      return 1;
+    } else {
+      LOG_WARN(
+          "online_config: the first fetch of %s failed: %s; the %zu configured server%s "
+          "serve%s until a fetch succeeds",
+          from.c_str(), why.c_str(), configured.servers.size(),
+          configured.servers.size() == 1 ? "" : "s", configured.servers.size() == 1 ? "s" : "");
+    }
+  }
   // SIP003 plugins (relay/plugin.h): their TCP goes through loopback ports picked now.
   Specs specs = configured;
+  specs.servers.insert(specs.servers.end(), fetched.begin(), fetched.end());
   std::string runtime_error;
   std::vector<PluginLaunch> launches = arrange_plugins(specs, &runtime_error);
   if (!runtime_error.empty()) {
@@ -447,8 +536,6 @@ int run_app(Role role, int argc, char** argv, const InboundRegistry& inbounds) {
 
   // Set up every worker's loop and sockets on this thread, so a bind error ends start-up cleanly.
   std::vector<std::unique_ptr<Worker>> workers;
-  uv_loop_t main_loop;
-  uv_loop_init(&main_loop);
   MainState m;
   m.workers = &workers;
   m.grace_ms = std::min<uint64_t>(kMaxGraceMs, static_cast<uint64_t>(cfg.timeout) * 1000);
@@ -569,6 +656,7 @@ int run_app(Role role, int argc, char** argv, const InboundRegistry& inbounds) {
     uv_async_init(&w->loop, &w->wake, Worker::on_wake);
     w->drain_poll.data = w.get();
     uv_timer_init(&w->loop, &w->drain_poll);
+    w->tasks.init(&w->loop);
     workers.push_back(std::move(w));
   }
   // Every worker's connections reach the UDP ASSOCIATE registry.
@@ -635,6 +723,42 @@ int run_app(Role role, int argc, char** argv, const InboundRegistry& inbounds) {
   if (status != 0) m.tell_all(kCloseAll);
   m.router = runtime->router.get();
   if (status == 0) m.router->start_probes(&main_loop);
+  // Refreshes of the SIP008 list: a new snapshot with the configured servers and the fetched
+  // ones, published to every worker; live connections keep theirs.
+  std::shared_ptr<const Runtime> current = runtime;
+  const size_t configured_count = configured.servers.size();
+  const std::vector<ServerSpec> arranged = specs.servers;  // with their plugins' loopback ends
+  if (online && status == 0) {
+    m.online = online.get();
+    online->start(fetched, [&](const std::vector<ServerSpec>& now) {
+      std::optional<Specs> with = with_fetched(specs, configured_count, arranged, now);
+      if (!with) return false;
+      const Specs& next = *with;
+      std::string why;
+      std::shared_ptr<const Runtime> rt = make_runtime(next, &why, current.get());
+      if (!rt) {
+        LOG_WARN("online_config: the new list is not usable (%s); keeping the servers in use",
+                 why.c_str());
+        return false;
+      }
+      if (udp_fronts && !udp_fronts->set_servers(next, rt->router, &why)) {
+        LOG_WARN(
+            "online_config: the new list is not usable for UDP (%s); keeping the servers "
+            "in use",
+            why.c_str());
+        return false;
+      }
+      rt->router->restore_health(current->router->health());
+      current->router->stop_probes();
+      publish(workers, rt);
+      current = rt;
+      m.router = rt->router.get();
+      m.router->start_probes(&main_loop);
+      return true;
+    });
+  } else if (online) {
+    online->stop();
+  }
   uv_run(&main_loop, UV_RUN_DEFAULT);
 
   for (auto& w : workers) {

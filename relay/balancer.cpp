@@ -366,7 +366,7 @@ void Balancer::probe_done(Probe* p, bool ok) {
   if (p->counted && --outstanding_ == 0) round_done();
 }
 
-void Balancer::round_done() {
+std::vector<uint32_t> Balancer::rerank() {
   const size_t n = servers_.size();
   std::vector<uint32_t> order(n);
   for (size_t i = 0; i < n; ++i) order[i] = static_cast<uint32_t>(i);
@@ -376,6 +376,52 @@ void Balancer::round_done() {
     return health_[a].score_ms.load() < health_[b].score_ms.load();
   });
   for (size_t k = 0; k < n; ++k) rank_[k].store(order[k]);
+  return order;
+}
+
+std::vector<ServerHealth> Balancer::health() const {
+  std::vector<ServerHealth> out(servers_.size());
+  for (size_t i = 0; i < servers_.size(); ++i) {
+    out[i].server = name(i);
+    out[i].up = up(i);
+    out[i].current = i == current();
+    out[i].failures_in_row = records_[i].failures_in_row;
+    // Oldest first.
+    const Record& r = records_[i];
+    for (size_t k = 0; k < r.samples.size(); ++k) {
+      out[i].samples.push_back(r.samples[(r.next + k) % r.samples.size()]);
+    }
+  }
+  return out;
+}
+
+void Balancer::restore_health(const std::vector<ServerHealth>& health) {
+  const size_t window = static_cast<size_t>(std::max(spec_.window, 1));
+  for (size_t i = 0; i < servers_.size(); ++i) {
+    const std::string me = name(i);
+    for (const ServerHealth& h : health) {
+      if (h.server != me) continue;
+      health_[i].up.store(h.up);
+      Record& r = records_[i];
+      r.failures_in_row = h.failures_in_row;
+      r.samples.clear();
+      const size_t skip = h.samples.size() > window ? h.samples.size() - window : 0;
+      r.samples.assign(h.samples.begin() + static_cast<std::ptrdiff_t>(skip), h.samples.end());
+      r.next = r.samples.size() % window;
+      uint64_t sum = 0;
+      for (uint32_t v : r.samples) sum += v;
+      health_[i].score_ms.store(r.samples.empty() ? 0
+                                                  : static_cast<uint32_t>(sum / r.samples.size()));
+      if (h.current) current_.store(static_cast<uint32_t>(i));
+      break;
+    }
+  }
+  rerank();
+}
+
+void Balancer::round_done() {
+  const size_t n = servers_.size();
+  const std::vector<uint32_t> order = rerank();
   if (spec_.mode != BalancerSpec::Pick::Best) return;
   const size_t cur = current();
   if (!up(cur)) {

@@ -50,6 +50,8 @@ class Balancer final : public Router {
   void start_probes(uv_loop_t* loop) override;
   void stop_probes() override;
   uint64_t connect_timeout_ms() const override { return spec_.connect_timeout_ms; }
+  std::vector<ServerHealth> health() const override;
+  void restore_health(const std::vector<ServerHealth>& health) override;
 
   size_t size() const { return servers_.size(); }
   size_t current() const { return current_.load(std::memory_order_relaxed); }
@@ -82,6 +84,8 @@ class Balancer final : public Router {
   void launch(size_t i, bool counted);
   void probe_done(Probe* p, bool ok);
   void round_done();
+  // Orders rank_ by health: up servers first, then by score.
+  std::vector<uint32_t> rerank();
 
   std::vector<Outbound> servers_;
   std::vector<double> weights_;

@@ -451,6 +451,39 @@ void balancer_value(Config& c, const json& v) {
   }
 }
 
+// shadowsocks-rust's "online_config": {"config_url": "https://...", "update_interval": seconds},
+// plus ours, "ca_file". SIP008 asks for HTTPS: a plain http:// URL is refused.
+void online_config_value(Config& c, const json& v) {
+  if (!v.is_object()) fail("online_config: must be an object");
+  OnlineConfigSpec o;
+  for (const auto& [k, val] : v.items()) {
+    const std::string key = "online_config." + k;
+    if (k == "config_url") {
+      o.url = string_value(val, key);
+    } else if (k == "update_interval") {
+      o.update_interval_s = millis_value(val, key, 1, 30 * 86400);
+    } else if (k == "ca_file") {
+      o.ca_file = string_value(val, key);
+      if (o.ca_file.empty()) fail(key + ": must not be empty (leave it out for the system store)");
+    } else {
+      fail(key + ": unknown online_config key");
+    }
+  }
+  if (o.url.empty()) fail("online_config.config_url: missing");
+  std::string scheme;
+  for (char ch : o.url.substr(0, o.url.find(':'))) {
+    scheme += static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  }
+  if (o.url.find("://") == std::string::npos || scheme != "https") {
+    fail(
+        "online_config.config_url: must be an https:// URL (SIP008: the server list is "
+        "delivered over HTTPS only), got " +
+        (o.url.find("://") == std::string::npos ? std::string("no scheme")
+                                                : "scheme " + quote(scheme)));
+  }
+  c.online_config = std::move(o);
+}
+
 // shadowsocks-rust's "locals": [{"protocol": "socks"|"http"|"tunnel", "local_address": ...,
 // "local_port": ..., "forward_address"/"forward_port" for tunnels}, ...].
 void locals_value(Config& c, const json& v) {
@@ -743,6 +776,10 @@ constexpr Option kOptions[] = {
      "",
      nullptr,
      "\"protocol\" belongs inside a \"locals\" entry"},
+    {"online_config", "", Arg::None, "", kClients, "",
+     "SIP008 server list: {\"config_url\": \"https://...\", \"update_interval\": 3600, "
+     "\"ca_file\"?}",
+     [](Config& c, const json& v, std::string_view) { online_config_value(c, v); }},
     {"balancer", "", Arg::None, "", kClients, "",
      "several servers: {\"mode\": \"best\"|\"weighted\", \"check_interval\", ...} (ss-local(1))",
      [](Config& c, const json& v, std::string_view) { balancer_value(c, v); }},
@@ -1497,9 +1534,13 @@ void finalize_config(Config& cfg) {
     cfg.server = std::move(hosts);
   }
   if (cfg.rust_locals && cfg.role != Role::Local) fail("locals: only ss-local takes \"locals\"");
+  if (cfg.online_config && server_role) {
+    fail("online_config: only ss-local, ss-tunnel and ss-redir fetch a server list");
+  }
   // With rust's "servers" or only ss:// URIs, the flat server keys are not needed (and not used).
-  const bool flat =
-      !cfg.rust_servers && cfg.port_password.empty() && !(cfg.server.empty() && !cfg.urls.empty());
+  // With online_config alone, every server comes from its URL.
+  const bool flat = !cfg.rust_servers && cfg.port_password.empty() &&
+                    !(cfg.server.empty() && (!cfg.urls.empty() || cfg.online_config));
   if (!flat && cfg.port_password.empty() && !cfg.plugin.empty()) {
     fail(cfg.rust_servers ? "plugin: with \"servers\", give each entry its own \"plugin\""
                           : "plugin: applies to \"server\" hosts; an ss:// URI gives its own "
@@ -1579,6 +1620,15 @@ void finalize_config(Config& cfg) {
     finalize_server(spec, cfg.role, at);
     cfg.servers.push_back(std::move(spec));
   }
+}
+
+std::vector<ServerSpec> client_servers_from_json(Role role, const json& entries) {
+  Config c = default_config(role);
+  servers_value(c, entries);
+  for (size_t i = 0; i < c.servers.size(); ++i) {
+    finalize_server(c.servers[i], role, "servers[" + std::to_string(i) + "]");
+  }
+  return std::move(c.servers);
 }
 
 std::string server_uri(const ServerSpec& spec) {

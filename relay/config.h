@@ -16,6 +16,8 @@
 #include "crypto/cipher_spec.h"
 #include "relay/address.h"
 
+#include <nlohmann/json_fwd.hpp>
+
 namespace ss {
 
 class UserTable;
@@ -120,6 +122,14 @@ struct BalancerSpec {
   // The probe's target through the server ("host:port"); empty: a TCP handshake with the server
   // only (see relay/balancer.h for why).
   std::optional<Address> probe_target;
+};
+
+// shadowsocks-rust's "online_config" (SIP008, relay/online_config.h): the server list fetched
+// over HTTPS at start and every update_interval, beside the configured servers.
+struct OnlineConfigSpec {
+  std::string url;                    // "config_url": https:// only
+  uint64_t update_interval_s = 3600;  // "update_interval", seconds (rust's default)
+  std::string ca_file;                // ours: PEM CA certificates to trust; empty: the system store
 };
 
 // One listening socket and the protocol it serves. libev's flat keys give ss-local one mixed
@@ -241,6 +251,8 @@ struct Config {
   PluginSpec plugin{};
   // "host:port" of the Prometheus endpoint (relay/metrics_server); empty: none.
   std::string metrics_address;
+  // "online_config" (clients): servers fetched from a SIP008 URL; none if not given.
+  std::optional<OnlineConfigSpec> online_config;
 };
 
 // The flat keys' servers: one ServerSpec per "server" host, with the config's method and keys
@@ -277,6 +289,11 @@ std::string server_uri(const ServerSpec& spec);
 // --url and --qr: each server's URI (as a QR code first with `qr`). Throws ConfigError for a
 // server that has a key but no password.
 void print_server_uris(const Config& cfg, std::ostream& out, bool qr);
+
+// A client's servers from a JSON array of shadowsocks-rust "servers" entries (SIP008's among
+// them), checked and finalized exactly as the config's own "servers". Throws ConfigError naming
+// the entry ("servers[1].method: ...").
+std::vector<ServerSpec> client_servers_from_json(Role role, const nlohmann::json& entries);
 
 // Parses a config from JSON text only (no flags): for tests and for load_config itself.
 Config parse_config_json(Role role, const std::string& json_text, std::ostream& warn);

@@ -36,6 +36,16 @@ struct Outbound {
   uint32_t index = 0;
 };
 
+// What a router knows of one server's health (the balancer's probes), carried over to the router
+// of a new snapshot so that a refresh of the server list does not forget it.
+struct ServerHealth {
+  std::string server;  // Outbound::server.to_string()
+  bool up = true;
+  bool current = false;  // the one "best" sends new connections to
+  int failures_in_row = 0;
+  std::vector<uint32_t> samples;  // the last probes, ms
+};
+
 // Maps a request to an outbound. Shared by every worker of a process (thread-safe), held by
 // connections through the runtime.
 class Router {
@@ -68,6 +78,10 @@ class Router {
   virtual void stop_probes() {}
   // Connect timeout towards a server, in ms (0: the connection's default).
   virtual uint64_t connect_timeout_ms() const { return 0; }
+  // Each server's health (main loop only; empty: none kept), and the same given to a new router
+  // before its probes start: servers are matched by address, others start afresh.
+  virtual std::vector<ServerHealth> health() const { return {}; }
+  virtual void restore_health(const std::vector<ServerHealth>& health) { (void)health; }
 };
 
 // The fixed choice of ss-local, ss-tunnel and ss-server: one direct outbound, or round robin over
@@ -104,6 +118,8 @@ class AclRouter final : public Router {
   void start_probes(uv_loop_s* loop) override { proxy_->start_probes(loop); }
   void stop_probes() override { proxy_->stop_probes(); }
   uint64_t connect_timeout_ms() const override { return proxy_->connect_timeout_ms(); }
+  std::vector<ServerHealth> health() const override { return proxy_->health(); }
+  void restore_health(const std::vector<ServerHealth>& h) override { proxy_->restore_health(h); }
 
  private:
   std::shared_ptr<const Acl> acl_;

@@ -140,11 +140,14 @@ std::shared_ptr<Router> make_router(const Specs& specs, const Runtime& rt, std::
 
 }  // namespace
 
-std::shared_ptr<const Runtime> make_runtime(const Specs& specs, std::string* error) {
+std::shared_ptr<const Runtime> make_runtime(const Specs& specs, std::string* error,
+                                            const Runtime* previous) {
   auto rt = std::make_shared<Runtime>();
   rt->limits = specs.limits;
   rt->tcp = specs.tcp;
-  rt->replay_filter = classic_filter(specs);
+  rt->replay_filter =
+      previous && previous->replay_filter ? previous->replay_filter : classic_filter(specs);
+  if (previous) rt->salt_pool = previous->salt_pool;
   std::string why;
   for (const ServerSpec& in : specs.inbounds) {
     rt->inbound_suites.push_back(inbound_suite(in, specs, *rt, &why));

@@ -38,7 +38,10 @@ struct Runtime {
 
 // The snapshot of `specs`. Null, with a one-line reason in *error that starts with the key at
 // fault ("password: ..." or "servers: ..."), if keys do not suit their method.
-std::shared_ptr<const Runtime> make_runtime(const Specs& specs, std::string* error = nullptr);
+// With `previous` (a new snapshot replacing it: a refresh, a reload), its replay filter and salt
+// pool are kept, so salts seen before the change are still refused after it.
+std::shared_ptr<const Runtime> make_runtime(const Specs& specs, std::string* error = nullptr,
+                                            const Runtime* previous = nullptr);
 
 // The same from a config (finalized, or filled by hand in tests): make_runtime(specs_of(cfg)).
 std::shared_ptr<const Runtime> make_runtime(const Config& cfg, std::string* error = nullptr);

@@ -59,7 +59,14 @@ std::unique_ptr<UdpFronts> UdpFronts::make(const Specs& specs, UdpRelay& relay,
     f->server_suites_.push_back(udp_suite(in, true, in.users, specs.clock_offset, error));
     if (!f->server_suites_.back()) return nullptr;
   }
-  auto servers = std::make_shared<std::vector<UdpServer>>();
+  f->servers_ = std::make_shared<UdpServerSource>();
+  if (!f->set_servers(specs, nullptr, error)) return nullptr;
+  return f;
+}
+
+bool UdpFronts::set_servers(const Specs& specs, std::shared_ptr<Router> router,
+                            std::string* error) {
+  auto set = std::make_shared<UdpServerSet>();
   for (const ServerSpec& spec : specs.servers) {
     UdpServer s;
     if (std::optional<Address> a = make_address(spec.host, spec.port)) {
@@ -70,11 +77,18 @@ std::unique_ptr<UdpFronts> UdpFronts::make(const Specs& specs, UdpRelay& relay,
       s.address.port = spec.port;
     }
     s.suite = udp_suite(spec, false, {}, specs.clock_offset, error);
-    if (!s.suite) return nullptr;
-    servers->push_back(std::move(s));
+    if (!s.suite) return false;
+    set->servers.push_back(std::move(s));
   }
-  f->servers_ = std::move(servers);
-  return f;
+  set->router = std::move(router);
+  servers_->set(std::move(set));
+  return true;
+}
+
+void UdpFronts::set_router(std::shared_ptr<Router> router) {
+  auto set = std::make_shared<UdpServerSet>(*servers_->get());
+  set->router = std::move(router);
+  servers_->set(std::move(set));
 }
 
 std::unique_ptr<UdpInbound> UdpFronts::inbound(const ListenerSpec& spec) const {
@@ -96,7 +110,7 @@ std::unique_ptr<UdpOutbound> UdpFronts::outbound(const ListenerSpec& spec) const
   if (spec.protocol == ListenerSpec::Protocol::Shadowsocks) {
     return std::make_unique<DirectUdpOutbound>(block_private_, acl_.get());
   }
-  return std::make_unique<ShadowsocksUdpOutbound>(servers_, next_, router_);
+  return std::make_unique<ShadowsocksUdpOutbound>(servers_, next_);
 }
 
 }  // namespace ss

@@ -15,14 +15,18 @@
 namespace ss {
 
 class UdpRelay;
-struct UdpServer;
+class UdpServerSource;
 
 class UdpFronts {
  public:
   // nullptr, with the reason in *error, if a method's keys are unusable.
   static std::unique_ptr<UdpFronts> make(const Specs& specs, UdpRelay& relay, std::string* error);
   // The clients' associations pick their server with the TCP side's router (the balancer).
-  void set_router(std::shared_ptr<Router> router) { router_ = std::move(router); }
+  void set_router(std::shared_ptr<Router> router);
+  // A new server list (a refresh of online_config) and its router: associations started from now
+  // on use them, live ones keep theirs. False, with the reason in *error, if a method's keys are
+  // unusable (nothing changes then).
+  bool set_servers(const Specs& specs, std::shared_ptr<Router> router, std::string* error);
 
   std::unique_ptr<UdpInbound> inbound(const ListenerSpec& spec) const;
   std::unique_ptr<UdpOutbound> outbound(const ListenerSpec& spec) const;
@@ -40,9 +44,8 @@ class UdpFronts {
                                            // ss-server's --acl with outbound rules, or null
   // The Shadowsocks inbounds' packet suites (ListenerSpec::inbound).
   std::vector<std::shared_ptr<const UdpCipherSuite>> server_suites_;
-  std::shared_ptr<const std::vector<UdpServer>> servers_;
+  std::shared_ptr<UdpServerSource> servers_;
   std::shared_ptr<std::atomic<size_t>> next_ = std::make_shared<std::atomic<size_t>>(0);
-  std::shared_ptr<Router> router_;
 };
 
 }  // namespace ss

@@ -13,6 +13,9 @@ packages=(
   # ACL regexes (RE2::Set); PCRE2 only for the ACL benchmark's comparison
   libre2-dev libpcre2-dev
   libqrencode-dev
+  # SIP008 online config: HTTPS fetches through libcurl's multi socket API (relay/https_fetch.cpp);
+  # openssl makes the test's CA and certificate (tests/scripts/online_config_test.sh)
+  libcurl4-openssl-dev openssl
   shadowsocks-libev curl socat b3sum iperf3 python3 clang libclang-rt-14-dev llvm
   # ss-redir tests: REDIRECT and TPROXY rules inside their own network namespaces
   iptables

@@ -8,6 +8,7 @@ namespace ss {
 namespace {
 
 struct Flow final : UdpFlowState {
+  std::shared_ptr<const UdpServerSet> set;  // keeps `server` alive across a refresh
   const UdpServer* server = nullptr;
   std::unique_ptr<UdpClientSession> session;
 };
@@ -16,13 +17,15 @@ struct Flow final : UdpFlowState {
 
 std::unique_ptr<UdpFlowState> ShadowsocksUdpOutbound::open_flow() {
   auto f = std::make_unique<Flow>();
-  if (servers_->empty()) return f;
-  size_t i = servers_->size();
-  if (router_) {
-    if (const Outbound* o = router_->route(Address{})) i = o->index;
+  f->set = source_->get();
+  if (f->set == nullptr || f->set->servers.empty()) return f;
+  const std::vector<UdpServer>& servers = f->set->servers;
+  size_t i = servers.size();
+  if (f->set->router) {
+    if (const Outbound* o = f->set->router->route(Address{})) i = o->index;
   }
-  if (i >= servers_->size()) i = next_->fetch_add(1, std::memory_order_relaxed) % servers_->size();
-  f->server = &(*servers_)[i];
+  if (i >= servers.size()) i = next_->fetch_add(1, std::memory_order_relaxed) % servers.size();
+  f->server = &servers[i];
   f->session = f->server->suite->client_session();
   return f;
 }

@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <memory>
+#include <mutex>
 #include <vector>
 
 #include "crypto/udp_cipher.h"
@@ -19,15 +20,40 @@ struct UdpServer {
   std::shared_ptr<const UdpCipherSuite> suite;
 };
 
+// The servers associations pick from, and the router that picks (the TCP side's balancer; null:
+// round robin). A refresh of the server list (online_config) replaces the whole set; an
+// association keeps the set it started with.
+struct UdpServerSet {
+  std::vector<UdpServer> servers;
+  std::shared_ptr<Router> router;
+};
+
+// The current set, shared by every worker's outbound: read when an association starts (not per
+// datagram), replaced from the main thread.
+class UdpServerSource {
+ public:
+  std::shared_ptr<const UdpServerSet> get() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return set_;
+  }
+  void set(std::shared_ptr<const UdpServerSet> set) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    set_ = std::move(set);
+  }
+
+ private:
+  mutable std::mutex mutex_;
+  std::shared_ptr<const UdpServerSet> set_;
+};
+
 class ShadowsocksUdpOutbound final : public UdpOutbound {
  public:
-  // Each association's server: the router's choice (the TCP router's outbound index i is
-  // servers[i]: the balancer's current or weighted pick), else round robin with `next`, shared
-  // by the workers so it spans the process.
-  ShadowsocksUdpOutbound(std::shared_ptr<const std::vector<UdpServer>> servers,
-                         std::shared_ptr<std::atomic<size_t>> next,
-                         std::shared_ptr<Router> router = nullptr)
-      : servers_(std::move(servers)), next_(std::move(next)), router_(std::move(router)) {}
+  // Each association's server, from the source's current set: the router's choice (the TCP
+  // router's outbound index i is servers[i]: the balancer's current or weighted pick), else round
+  // robin with `next`, shared by the workers so it spans the process.
+  ShadowsocksUdpOutbound(std::shared_ptr<UdpServerSource> source,
+                         std::shared_ptr<std::atomic<size_t>> next)
+      : source_(std::move(source)), next_(std::move(next)) {}
   std::unique_ptr<UdpFlowState> open_flow() override;
   bool send(UdpFlowState* state, std::span<const uint8_t> address, std::span<const uint8_t> payload,
             std::span<uint8_t> scratch, Address& to, std::span<const uint8_t>& bytes,
@@ -36,9 +62,8 @@ class ShadowsocksUdpOutbound final : public UdpOutbound {
                std::span<uint8_t> scratch, UdpPacket& reply, UdpStats& stats) override;
 
  private:
-  std::shared_ptr<const std::vector<UdpServer>> servers_;
+  std::shared_ptr<UdpServerSource> source_;
   std::shared_ptr<std::atomic<size_t>> next_;
-  std::shared_ptr<Router> router_;
 };
 
 }  // namespace ss

@@ -541,6 +541,25 @@ def http_request_seeds():
     write(t, "partial", "GET /metr")
 
 
+def sip008_seeds():
+    t = "fuzz_sip008"
+    server = ('{"id": "27b8a625-4f4b-4428-9f0f-8a2317db7c79", "remarks": "Name of the server", '
+              '"server": "example.com", "server_port": 8388, "password": "example", '
+              '"method": "chacha20-ietf-poly1305"%s}')
+    write(t, "example", '{"version": 1, "servers": [%s, %s], "bytes_used": 274877906944, '
+          '"bytes_remaining": 824633720832}'
+          % (server % ', "plugin": "xxx", "plugin_opts": "xxxxx"',
+             server % ', "plugin": "", "plugin_opts": ""'))
+    write(t, "2022_ipv6", '{"version": 1, "servers": [{"server": "::1", "server_port": 443, '
+          '"method": "2022-blake3-aes-128-gcm", "password": "AAAAAAAAAAAAAAAAAAAAAA==", '
+          '"custom": {"a": [1, 2]}}]}')
+    write(t, "bad_method", '{"version": 1, "servers": [%s]}'
+          % (server % '').replace("chacha20-ietf-poly1305", "rc4-md5"))
+    write(t, "disabled", '{"version": 1, "servers": [%s]}' % (server % ', "disabled": true'))
+    write(t, "empty", '{"version": 1, "servers": []}')
+    write(t, "truncated", '{"version": 1, "servers": [{"server": "192.0.2.1", "server_po')
+
+
 def main():
     if os.path.isdir(CORPUS):
         shutil.rmtree(CORPUS)
@@ -560,6 +579,7 @@ def main():
     http1_seeds()
     inbounds_seeds()
     http_request_seeds()
+    sip008_seeds()
 
 
 if __name__ == "__main__":

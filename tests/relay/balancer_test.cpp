@@ -88,5 +88,33 @@ TEST_CASE("balancer round_robin: the up servers in turn", "[relay]") {
   for (int i = 0; i < 6; ++i) CHECK(b.route(kTarget)->index != 1);
 }
 
+TEST_CASE("balancer restore_health: a new list keeps what was learnt of the servers that stay",
+          "[relay]") {
+  Balancer old(servers(3), {}, BalancerSpec{});
+  old.server_failed(*old.route(kTarget), UV_ECONNREFUSED);  // 1000 down
+  old.route(kTarget);                                       // 1001 is current
+  REQUIRE(old.current() == 1);
+  // The new list: 1001 and 1002 stay (in another order), 1003 is new, 1000 is gone.
+  std::vector<Outbound> next;
+  for (uint16_t port : {1002, 1003, 1001}) {
+    Outbound o;
+    o.kind = Outbound::Kind::Shadowsocks;
+    o.server = *make_address("127.0.0.1", port);
+    o.suite = make_none_suite();
+    next.push_back(std::move(o));
+  }
+  Balancer b(std::move(next), {}, BalancerSpec{});
+  b.restore_health(old.health());
+  CHECK(b.current() == 2);  // 1001, still the one in use: no switch
+  CHECK(b.route(kTarget)->server.port == 1001);
+  CHECK(b.up(0));
+  CHECK(b.up(1));
+  // A server that was down stays down in the new list.
+  Balancer again(servers(3), {}, BalancerSpec{});
+  again.restore_health(old.health());
+  CHECK_FALSE(again.up(0));
+  CHECK(again.current() == 1);
+}
+
 }  // namespace
 }  // namespace ss

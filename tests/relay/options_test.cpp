@@ -58,6 +58,7 @@ const std::map<std::string, std::string>& key_samples() {
       {"balancer", R"({"mode": "weighted", "check_interval": 5})"},
       {"plugin_args", R"(["-v"])"},
       {"plugin_mode", R"("tcp_only")"},
+      {"online_config", R"({"config_url": "https://127.0.0.1/x.json", "update_interval": 60})"},
   };
   return m;
 }
