@@ -40,6 +40,7 @@
 #include <thread>
 #include <vector>
 
+#include "client/tun/tun_engine.h"
 #include "relay/connection.h"
 #include "relay/counters.h"
 #include "relay/log.h"
@@ -65,6 +66,7 @@ struct Worker {
   uv_loop_t loop;
   std::unique_ptr<UdpNat> udp;
   std::vector<std::unique_ptr<Listener>> listeners;  // one per ListenerSpec
+  std::vector<std::unique_ptr<TunEngine>> tuns;      // worker 0: each tun listener's packets
   uv_async_t wake;
   uv_timer_t drain_poll;
   std::atomic<int> command{kRun};
@@ -78,6 +80,7 @@ struct Worker {
   void finish() {
     if (finished) return;
     finished = true;
+    for (auto& t : tuns) t->shutdown();
     uv_close(reinterpret_cast<uv_handle_t*>(&wake), nullptr);
     uv_close(reinterpret_cast<uv_handle_t*>(&drain_poll), nullptr);
   }
@@ -224,6 +227,8 @@ const char* protocol_text(ListenerSpec::Protocol p) {
       return "redir";
     case ListenerSpec::Protocol::Shadowsocks:
       return "Shadowsocks";
+    case ListenerSpec::Protocol::Tun:
+      return "tun NAT";
   }
   return "?";
 }
@@ -411,6 +416,19 @@ int run_app(Role role, int argc, char** argv, const InboundRegistry& inbounds) {
     std::fprintf(stderr, "%s: %s\n", prog, runtime_error.c_str());
     return 1;
   }
+  // Tun listeners (client/tun): the devices first, so their NAT listeners can bind the devices'
+  // own addresses. Needs CAP_NET_ADMIN.
+  for (ListenerSpec& spec : specs.listeners) {
+    if (spec.protocol != ListenerSpec::Protocol::Tun) continue;
+    std::string tun_error;
+    spec.tun_device = TunDevice::open(spec.tun_name, spec.tun_cidr, spec.port, &tun_error);
+    if (!spec.tun_device) {
+      std::fprintf(stderr, "%s: %s\n", prog, tun_error.c_str());
+      return 1;
+    }
+    spec.address = spec.tun_device->listener_host();
+    spec.port = spec.tun_device->listener().port;
+  }
   const std::shared_ptr<const Runtime> runtime = make_runtime(specs, &runtime_error);
   if (!runtime) {
     std::fprintf(stderr, "%s: %s\n", prog, runtime_error.c_str());
@@ -512,7 +530,7 @@ int run_app(Role role, int argc, char** argv, const InboundRegistry& inbounds) {
                         // The cap is the process's: shared out among the workers' NATs.
                         std::max<size_t>(1, (specs.limits.udp_max_associations + nworkers - 1) /
                                                 static_cast<size_t>(nworkers)),
-                        specs.tcp.ipv6_first, cfg.reuse_port || nworkers > 1});
+                        specs.tcp.ipv6_first, cfg.reuse_port || nworkers > 1, specs.tcp.fwmark});
     }
     const size_t share =
         max_sessions == 0
@@ -522,7 +540,24 @@ int run_app(Role role, int argc, char** argv, const InboundRegistry& inbounds) {
     for (const ListenerSpec& spec : specs.listeners) {
       const std::string& host = spec.address;
       const uint16_t port = spec.port;
-      if (w->udp && spec.udp) {
+      if (spec.protocol == ListenerSpec::Protocol::Tun) {
+        // One worker reads the device; every worker's listener accepts from the NAT.
+        if (i == 0) {
+          const bool udp = w->udp && spec.udp;
+          w->tuns.push_back(
+              std::make_unique<TunEngine>(&w->loop, spec.tun_device, udp ? w->udp.get() : nullptr,
+                                          udp ? udp_fronts->inbound(spec) : nullptr,
+                                          udp ? udp_fronts->outbound(spec) : nullptr));
+          const int r = w->tuns.back()->start();
+          if (r != 0) {
+            std::fprintf(stderr, "%s: tun %s: %s\n", prog, spec.tun_name.c_str(), uv_strerror(r));
+            status = 1;
+            break;
+          }
+          LOG_NOTICE("%s: tun %s up (%s), TCP%s", prog, spec.tun_name.c_str(),
+                     spec.tun_cidr.c_str(), udp ? " and UDP" : " only (UDP: mode)");
+        }
+      } else if (w->udp && spec.udp) {
         const bool tproxy = udp_fronts->transparent(spec);
         int r = w->udp->listen(host, port, udp_fronts->inbound(spec), udp_fronts->outbound(spec),
                                tproxy);
@@ -640,6 +675,7 @@ int run_app(Role role, int argc, char** argv, const InboundRegistry& inbounds) {
   for (auto& w : workers) {
     if (w->thread.joinable()) w->thread.join();
     w->listeners.clear();
+    w->tuns.clear();
     if (w->udp) {
       LOG_DEBUG("udp: worker %d: %llu datagrams in", w->index,
                 static_cast<unsigned long long>(w->udp->stats().packets_in));

@@ -451,6 +451,26 @@ void balancer_value(Config& c, const json& v) {
   }
 }
 
+// A tun listener's spec: the device's name and address are required; the listener is the NAT's,
+// on the device's own address (local_port: its port, else one the kernel picks).
+void finish_tun_spec(ListenerSpec& spec, const std::string& at) {
+  if (spec.tun_name.empty()) fail(at + "tun_interface_name: missing (a tun needs its device name)");
+  if (spec.tun_name.size() > 15) fail(at + "tun_interface_name: longer than 15 characters");
+  const size_t slash = spec.tun_cidr.find('/');
+  if (slash == std::string::npos) {
+    fail(at + "tun_interface_address: missing or without a prefix (e.g. \"10.255.0.1/24\")");
+  }
+  const std::string host = spec.tun_cidr.substr(0, slash);
+  const std::optional<Address> a = make_address(host, 0);
+  if (!a || a->type != Address::Type::IPv4) {
+    fail(at +
+         "tun_interface_address: must be an IPv4 address/prefix (IPv6 tun is not supported "
+         "yet), got " +
+         quote(spec.tun_cidr));
+  }
+  spec.address = host;
+}
+
 // shadowsocks-rust's "locals": [{"protocol": "socks"|"http"|"tunnel", "local_address": ...,
 // "local_port": ..., "forward_address"/"forward_port" for tunnels}, ...].
 void locals_value(Config& c, const json& v) {
@@ -472,8 +492,10 @@ void locals_value(Config& c, const json& v) {
           spec.protocol = ListenerSpec::Protocol::Mixed;  // the mixed port serves both
         } else if (p == "tunnel") {
           spec.protocol = ListenerSpec::Protocol::Tunnel;
+        } else if (p == "tun") {
+          spec.protocol = ListenerSpec::Protocol::Tun;
         } else {
-          fail(key + ": " + quote(p) + " is not supported (socks, http, tunnel)");
+          fail(key + ": " + quote(p) + " is not supported (socks, http, tunnel, tun)");
         }
       } else if (k == "local_address") {
         spec.address = string_value(val, key);
@@ -486,11 +508,22 @@ void locals_value(Config& c, const json& v) {
         forward_port = port_value(val, key);
       } else if (k == "mode") {
         spec.mode = mode_value(val, key);
+      } else if (k == "tun_interface_name") {
+        spec.tun_name = string_value(val, key);
+      } else if (k == "tun_interface_address") {
+        spec.tun_cidr = string_value(val, key);
       } else {
         fail(key + ": not supported by shadowsocks-uv in a \"locals\" entry");
       }
     }
-    if (spec.port == 0) fail(at + ".local_port: missing");
+    if (spec.protocol == ListenerSpec::Protocol::Tun) {
+      finish_tun_spec(spec, at + ".");
+    } else if (!spec.tun_name.empty() || !spec.tun_cidr.empty()) {
+      fail(at + ": tun_interface_name/tun_interface_address are for \"protocol\": \"tun\"");
+    }
+    if (spec.port == 0 && spec.protocol != ListenerSpec::Protocol::Tun) {
+      fail(at + ".local_port: missing");
+    }
     if (spec.protocol == ListenerSpec::Protocol::Tunnel) {
       if (forward_host.empty() || forward_port == 0) {
         fail(at + ": a tunnel needs forward_address and forward_port");
@@ -595,6 +628,18 @@ constexpr Option kOptions[] = {
      "UDP associations kept, least recently used evicted beyond (default 1024)",
      "UDP associations kept, oldest evicted beyond (default 1024)",
      set<&Config::udp_max_associations, udp_associations_value>},
+    {"outbound_fwmark", "outbound-fwmark", Arg::Text, "MARK", kAllRoles,
+     "SO_MARK on outbound sockets, for an `ip rule fwmark` (tun mode: no loops; CAP_NET_ADMIN)",
+     "SO_MARK on outbound sockets (tun mode: see README)",
+     [](Config& c, const json& v, std::string_view name) {
+       c.outbound_fwmark = static_cast<uint32_t>(count_value(v, name, 1, 0xffffffffull));
+     }},
+    {"", "tun", Arg::Text, "NAME", kLocalOnly,
+     "also capture traffic through a TUN device of this name (tun mode; needs CAP_NET_ADMIN)", "",
+     set_string<&Config::tun_name>},
+    {"", "tun-address", Arg::Text, "CIDR", kLocalOnly,
+     "the TUN device's address and prefix, e.g. 10.255.0.1/24 (with --tun)", "",
+     set_string<&Config::tun_cidr>},
     {"tunnel_address", "L", Arg::Text, "HOST:PORT", kTunnelOnly, "target to forward to",
      "\"host:port\" to forward to", set<&Config::tunnel_target, optional_tunnel_value>},
     {"tcp_tproxy", "T", Arg::None, "", kRedirOnly,
@@ -1333,7 +1378,7 @@ Specs specs_of(const Config& cfg) {
   s.limits.max_connections = cfg.max_connections;
   s.limits.replay_capacity = cfg.replay_capacity;
   s.limits.replay_fp_rate = cfg.replay_fp_rate;
-  s.tcp = {cfg.no_delay, cfg.ipv6_first, cfg.fast_open};
+  s.tcp = {cfg.no_delay, cfg.ipv6_first, cfg.fast_open, cfg.outbound_fwmark};
   s.clock_offset = cfg.clock_offset;
   s.acl = cfg.acl;
   s.listeners = cfg.listeners;
@@ -1359,6 +1404,7 @@ Specs specs_of(const Config& cfg) {
   // (tests) has only the flat keys.
   s.servers = cfg.servers.empty() ? flat_servers(cfg) : cfg.servers;
   s.balancer = cfg.balancer;
+  s.balancer.fwmark = cfg.outbound_fwmark;
   return s;
 }
 
@@ -1512,7 +1558,11 @@ void finalize_config(Config& cfg) {
     }
     if (cfg.server_port == 0) fail(R"(server_port: missing (set "server_port" or -p))");
   }
-  if (!server_role && !cfg.rust_locals && cfg.local_port == 0) {
+  if (!cfg.tun_cidr.empty() && cfg.tun_name.empty()) fail("--tun-address: needs --tun NAME");
+  if (!cfg.tun_name.empty() && cfg.rust_locals) {
+    fail("--tun: with \"locals\", give the tun as a \"protocol\": \"tun\" entry");
+  }
+  if (!server_role && !cfg.rust_locals && cfg.local_port == 0 && cfg.tun_name.empty()) {
     fail(R"(local_port: missing (set "local_port" or -l))");
   }
   if (!cfg.local_address.empty() && !make_address(cfg.local_address, 0)) {
@@ -1559,9 +1609,16 @@ void finalize_config(Config& cfg) {
     } else if (cfg.role == Role::Redir) {
       cfg.listeners.push_back(
           {ListenerSpec::Protocol::Redir, cfg.local_address, cfg.local_port, {}});
-    } else {
+    } else if (cfg.local_port != 0) {
       cfg.listeners.push_back(
           {ListenerSpec::Protocol::Mixed, cfg.local_address, cfg.local_port, {}});
+    }
+    if (!cfg.tun_name.empty()) {
+      ListenerSpec tun{ListenerSpec::Protocol::Tun, "", 0, {}};
+      tun.tun_name = cfg.tun_name;
+      tun.tun_cidr = cfg.tun_cidr;
+      finish_tun_spec(tun, "");
+      cfg.listeners.push_back(std::move(tun));
     }
   }
   merge_duplicate_listeners(cfg);
