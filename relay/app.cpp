@@ -421,7 +421,10 @@ int run_app(Role role, int argc, char** argv, const InboundRegistry& inbounds) {
   for (ListenerSpec& spec : specs.listeners) {
     if (spec.protocol != ListenerSpec::Protocol::Tun) continue;
     std::string tun_error;
-    spec.tun_device = TunDevice::open(spec.tun_name, spec.tun_cidr, spec.port, &tun_error);
+    // A flow's NAT entry outlives the relay's idle timeout, which closes the connection first.
+    const uint64_t idle_ms =
+        std::max<uint64_t>(600'000, (static_cast<uint64_t>(cfg.timeout) + 60) * 1000);
+    spec.tun_device = TunDevice::open(spec.tun_name, spec.tun_cidr, spec.port, idle_ms, &tun_error);
     if (!spec.tun_device) {
       std::fprintf(stderr, "%s: %s\n", prog, tun_error.c_str());
       return 1;

@@ -791,7 +791,6 @@ constexpr Option kOptions[] = {
     {"balancer", "", Arg::None, "", kClients, "",
      "several servers: {\"mode\": \"best\"|\"weighted\", \"check_interval\", ...} (ss-local(1))",
      [](Config& c, const json& v, std::string_view) { balancer_value(c, v); }},
-    {"outbound_fwmark", "", {}, "", kAllRoles, "", "", nullptr, "socket marks are not supported"},
     {"outbound_bind_interface",
      "",
      {},

@@ -102,7 +102,7 @@ std::optional<IpEndpoint> endpoint_of(const Address& a) {
 }
 
 std::shared_ptr<TunDevice> TunDevice::open(const std::string& name, const std::string& cidr_text,
-                                           uint16_t port, std::string* error) {
+                                           uint16_t port, uint64_t idle_ms, std::string* error) {
   const std::optional<TunCidr> cidr = parse_tun_cidr(cidr_text);
   if (!cidr) {
     *error = "tun_interface_address: must be an IPv4 address with a prefix of /1 to /30, got \"" +
@@ -179,7 +179,7 @@ std::shared_ptr<TunDevice> TunDevice::open(const std::string& name, const std::s
     ::close(s);
   }
   dev->listener_ = IpEndpoint{cidr->own, port};
-  dev->nat_ = std::make_unique<TcpNat>(dev->listener_, cidr->spare);
+  dev->nat_ = std::make_unique<TcpNat>(dev->listener_, cidr->spare, idle_ms);
   return dev;
 }
 

@@ -27,9 +27,10 @@ std::optional<TunCidr> parse_tun_cidr(const std::string& text);
 class TunDevice {
  public:
   // Creates (or attaches to) the device `name`, gives it cidr's address, MTU `mtu`, brings it up,
-  // and picks the NAT listener's port if `port` is 0. nullptr with the reason in *error.
+  // and picks the NAT listener's port if `port` is 0. A NAT entry idle for `idle_ms` may be
+  // reclaimed (keep it above the relay's idle timeout). nullptr with the reason in *error.
   static std::shared_ptr<TunDevice> open(const std::string& name, const std::string& cidr,
-                                         uint16_t port, std::string* error);
+                                         uint16_t port, uint64_t idle_ms, std::string* error);
   ~TunDevice();
   TunDevice(const TunDevice&) = delete;
   TunDevice& operator=(const TunDevice&) = delete;

@@ -7,6 +7,10 @@
 
 #include "client/tun/packet.h"
 #include "client/tun/tcp_nat.h"
+#include "client/tun/tun_udp_inbound.h"
+#include "relay/address.h"
+
+#include <arpa/inet.h>
 
 using namespace ss;
 
@@ -281,4 +285,61 @@ TEST_CASE("tun TCP NAT: both directions, lookup, stale packets dropped", "[clien
   auto orphan = tcp4(listener, IpEndpoint{spare, 5}, kTcpAck, "");
   REQUIRE(parse_ip_packet(orphan.data(), orphan.size(), pkt) == ParseStatus::Ok);
   CHECK_FALSE(nat.translate(orphan.data(), pkt, 200));
+}
+
+namespace {
+
+struct NoFlows final : UdpFlows {
+  UdpFlowState* state = nullptr;
+  UdpFlowState* inbound_state(const UdpFlowKey&) override { return state; }
+};
+
+}  // namespace
+
+TEST_CASE("tun UDP inbound: target from the packet, replies from their source", "[client]") {
+  TunUdpInbound in;
+  NoFlows flows;
+  UdpStats stats;
+  sockaddr_in from{};
+  from.sin_family = AF_INET;
+  from.sin_port = htons(50000);
+  from.sin_addr.s_addr = htonl(0x0aff0001);  // 10.255.0.1
+  sockaddr_in dest{};
+  dest.sin_family = AF_INET;
+  dest.sin_port = htons(3478);
+  dest.sin_addr.s_addr = htonl(0xc6336409);  // 198.51.100.9
+  const uint8_t payload[] = {1, 2, 3, 4};
+  uint8_t scratch[64];
+  UdpRequest req;
+  REQUIRE(in.receive(payload, reinterpret_cast<sockaddr*>(&from),
+                     reinterpret_cast<sockaddr*>(&dest), flows, scratch, req, stats));
+  CHECK(req.payload.size() == 4);
+  Address target;
+  size_t used = 0;
+  REQUIRE(parse_address(req.address, target, used) == ParseStatus::Ok);
+  CHECK(target.to_string() == "198.51.100.9:3478");
+  REQUIRE(req.state);  // a new association remembers its client
+
+  // A reply from another address (full cone): a packet from that address to the client.
+  Address other = *make_address("203.0.113.5", 19302);
+  uint8_t hdr[kMaxAddressLen];
+  const size_t hn = encode_address(other, hdr);
+  uint8_t out[128];
+  const uint8_t answer[] = {9, 8, 7};
+  const size_t n = in.reply(req.state.get(), {hdr, hn}, answer, out);
+  REQUIRE(n != kNoReply);
+  IpPacket pkt;
+  REQUIRE(parse_ip_packet(out, n, pkt) == ParseStatus::Ok);
+  CHECK(pkt.protocol == kIpProtoUdp);
+  CHECK(pkt.src == v4(203, 0, 113, 5, 19302));
+  CHECK(pkt.dst == v4(10, 255, 0, 1, 50000));
+  CHECK(pkt.payload_len == 3);
+  // A reply from an IPv6 source cannot go to an IPv4 client; no state: dropped.
+  const size_t h6 = encode_address(*make_address("2001:db8::1", 53), hdr);
+  CHECK(in.reply(req.state.get(), {hdr, h6}, answer, out) == kNoReply);
+  CHECK(in.reply(nullptr, {hdr, hn}, answer, out) == kNoReply);
+  // Not from the tun engine (no destination): dropped.
+  UdpRequest req2;
+  CHECK_FALSE(in.receive(payload, reinterpret_cast<sockaddr*>(&from), nullptr, flows, scratch, req2,
+                         stats));
 }

@@ -167,12 +167,14 @@ run "$ns_o" udpecho python3 -c "$echo_py" udp 7007 "$origin"
 printf '[outbound_block_list]\n%s/32\n' "$refused" >"$tmp/server.acl"
 run "$ns_s" server "$bin/ss-server" -s "$server" -p 8388 -k "$pw" -m "$method" \
   --allow-private-targets -u --acl "$tmp/server.acl"
+server_pid=$pid
 wait_tcp "$ns_s" 8388 "$pid" || { cat "$tmp/server.log"; skip "ss-server did not start"; }
 cat >"$tmp/local.json" <<JSON
 {"server": "$server", "server_port": 8388, "password": "$pw", "method": "$method",
  "mode": "tcp_and_udp", "outbound_fwmark": $((mark)),
  "locals": [{"protocol": "tun", "tun_interface_name": "sstun0",
-             "tun_interface_address": "10.255.0.1/24"}]}
+             "tun_interface_address": "10.255.0.1/24"},
+            {"protocol": "socks", "local_address": "127.0.0.1", "local_port": 1080}]}
 JSON
 run "$ns_c" local "$bin/ss-local" -c "$tmp/local.json" -v
 local_pid=$pid
@@ -312,6 +314,35 @@ if [[ $got == 250 ]]; then
   pass "250 concurrent TCP flows through the TUN, all open at once, each echoed exactly"
 else
   fail "concurrent flows: $got of 250 ($(head -3 "$tmp/many.err"))"
+fi
+
+# --- the same download through the SOCKS5 port of the same ss-local ---
+got=$(in_c curl -sS --max-time 60 --socks5 127.0.0.1:1080 "http://$origin:8080/blob" | sha256sum | cut -d' ' -f1)
+[[ $got == "$want" ]] && pass "the same ss-local's SOCKS5 port still works beside the TUN" ||
+  fail "SOCKS5 beside the TUN: sha256 $got"
+
+# --- TUN_BENCH=N: a measurement, not a check (nothing here can fail the test) ---
+# N downloads of the 100 MiB file each way (through the TUN, through SOCKS5), alternating; for
+# each path the median wall time and the CPU time ss-local and ss-server spent per transfer
+# (utime + stime from /proc, in clock ticks turned into ms).
+cpu_ms() { awk -v hz="$(getconf CLK_TCK)" '{print ($14 + $15) * 1000 / hz}' "/proc/$1/stat"; }
+if [[ -n ${TUN_BENCH:-} ]]; then
+  for path in tun socks; do : >"$tmp/bench.$path"; done
+  for ((r = 0; r < TUN_BENCH; r++)); do
+    for path in tun socks; do
+      proxy=()
+      [[ $path == socks ]] && proxy=(--socks5 127.0.0.1:1080)
+      l0=$(cpu_ms "$local_pid")
+      s0=$(cpu_ms "$server_pid")
+      t=$(in_c curl -sS -o /dev/null -w '%{time_total}' "${proxy[@]}" "http://$origin:8080/big")
+      echo "$t $(($(cpu_ms "$local_pid" | cut -d. -f1) - ${l0%.*})) $(($(cpu_ms "$server_pid" | cut -d. -f1) - ${s0%.*}))" >>"$tmp/bench.$path"
+    done
+  done
+  for path in tun socks; do
+    sort -n "$tmp/bench.$path" | awk -v p="$path" '{t[NR] = $1; l += $2; s += $3}
+      END {printf "bench %-5s 100 MiB: median %.3f s (%.0f MiB/s), ss-local %.0f ms CPU, ss-server %.0f ms CPU per transfer (%d runs)\n",
+           p, t[int((NR + 1) / 2)], 100 / t[int((NR + 1) / 2)], l / NR, s / NR, NR}'
+  done
 fi
 
 # --- removing the route restores direct traffic ---
