@@ -45,7 +45,7 @@ class TunDevice {
   // peer is not one of the NAT's sources.
   std::optional<Address> original_dst(const Address& peer) const;
 
-  static constexpr int kMtu = 9000;
+  static constexpr int kMtu = 65535;
 
  private:
   TunDevice() = default;
