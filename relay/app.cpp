@@ -418,20 +418,31 @@ int run_app(Role role, int argc, char** argv, const InboundRegistry& inbounds) {
   }
   // Tun listeners (client/tun): the devices first, so their NAT listeners can bind the devices'
   // own addresses. Needs CAP_NET_ADMIN.
+  std::vector<ListenerSpec> tun6;  // the IPv6 NAT listeners of dual-stack devices
   for (ListenerSpec& spec : specs.listeners) {
     if (spec.protocol != ListenerSpec::Protocol::Tun) continue;
     std::string tun_error;
     // A flow's NAT entry outlives the relay's idle timeout, which closes the connection first.
     const uint64_t idle_ms =
         std::max<uint64_t>(600'000, (static_cast<uint64_t>(cfg.timeout) + 60) * 1000);
-    spec.tun_device = TunDevice::open(spec.tun_name, spec.tun_cidr, spec.port, idle_ms, &tun_error);
+    spec.tun_device = TunDevice::open(spec.tun_name, spec.tun_cidr, spec.tun_cidr6, spec.port,
+                                      idle_ms, &tun_error);
     if (!spec.tun_device) {
       std::fprintf(stderr, "%s: %s\n", prog, tun_error.c_str());
       return 1;
     }
     spec.address = spec.tun_device->listener_host();
     spec.port = spec.tun_device->listener().port;
+    if (!spec.tun_cidr6.empty()) {
+      // The same device's IPv6 NAT listener: a listener only (no name: no second packet reader).
+      ListenerSpec l6 = spec;
+      l6.address = spec.tun_device->listener6_host();
+      l6.tun_name.clear();
+      l6.udp = false;
+      tun6.push_back(std::move(l6));
+    }
   }
+  for (ListenerSpec& l6 : tun6) specs.listeners.push_back(std::move(l6));
   const std::shared_ptr<const Runtime> runtime = make_runtime(specs, &runtime_error);
   if (!runtime) {
     std::fprintf(stderr, "%s: %s\n", prog, runtime_error.c_str());
@@ -545,7 +556,7 @@ int run_app(Role role, int argc, char** argv, const InboundRegistry& inbounds) {
       const uint16_t port = spec.port;
       if (spec.protocol == ListenerSpec::Protocol::Tun) {
         // One worker reads the device; every worker's listener accepts from the NAT.
-        if (i == 0) {
+        if (i == 0 && !spec.tun_name.empty()) {
           const bool udp = w->udp && spec.udp;
           w->tuns.push_back(
               std::make_unique<TunEngine>(&w->loop, spec.tun_device, udp ? w->udp.get() : nullptr,

@@ -456,19 +456,25 @@ void balancer_value(Config& c, const json& v) {
 void finish_tun_spec(ListenerSpec& spec, const std::string& at) {
   if (spec.tun_name.empty()) fail(at + "tun_interface_name: missing (a tun needs its device name)");
   if (spec.tun_name.size() > 15) fail(at + "tun_interface_name: longer than 15 characters");
-  const size_t slash = spec.tun_cidr.find('/');
-  if (slash == std::string::npos) {
-    fail(at + "tun_interface_address: missing or without a prefix (e.g. \"10.255.0.1/24\")");
-  }
-  const std::string host = spec.tun_cidr.substr(0, slash);
-  const std::optional<Address> a = make_address(host, 0);
-  if (!a || a->type != Address::Type::IPv4) {
-    fail(at +
-         "tun_interface_address: must be an IPv4 address/prefix (IPv6 tun is not supported "
-         "yet), got " +
-         quote(spec.tun_cidr));
-  }
-  spec.address = host;
+  // "10.255.0.1/24" or, dual stack, "10.255.0.1/24,fd55::1/64".
+  const std::string given = spec.tun_cidr;
+  const size_t comma = given.find(',');
+  spec.tun_cidr = given.substr(0, comma);
+  spec.tun_cidr6 = comma == std::string::npos ? "" : given.substr(comma + 1);
+  auto host_of = [&](const std::string& cidr, Address::Type type) {
+    const size_t slash = cidr.find('/');
+    const std::optional<Address> a =
+        slash == std::string::npos ? std::nullopt : make_address(cidr.substr(0, slash), 0);
+    if (!a || a->type != type) {
+      fail(at +
+           "tun_interface_address: must be an IPv4 address/prefix, optionally followed by ',' and "
+           "an IPv6 one (e.g. \"10.255.0.1/24,fd55::1/64\"), got " +
+           quote(given));
+    }
+    return cidr.substr(0, slash);
+  };
+  spec.address = host_of(spec.tun_cidr, Address::Type::IPv4);
+  if (!spec.tun_cidr6.empty()) host_of(spec.tun_cidr6, Address::Type::IPv6);
 }
 
 // shadowsocks-rust's "locals": [{"protocol": "socks"|"http"|"tunnel", "local_address": ...,
@@ -638,8 +644,8 @@ constexpr Option kOptions[] = {
      "also capture traffic through a TUN device of this name (tun mode; needs CAP_NET_ADMIN)", "",
      set_string<&Config::tun_name>},
     {"", "tun-address", Arg::Text, "CIDR", kLocalOnly,
-     "the TUN device's address and prefix, e.g. 10.255.0.1/24 (with --tun)", "",
-     set_string<&Config::tun_cidr>},
+     "the TUN device's IPv4 address/prefix, optionally \",IPv6/prefix\": 10.255.0.1/24,fd55::1/64",
+     "", set_string<&Config::tun_cidr>},
     {"tunnel_address", "L", Arg::Text, "HOST:PORT", kTunnelOnly, "target to forward to",
      "\"host:port\" to forward to", set<&Config::tunnel_target, optional_tunnel_value>},
     {"tcp_tproxy", "T", Arg::None, "", kRedirOnly,

@@ -149,7 +149,8 @@ struct ListenerSpec {
   // Tun (client/tun): the device's name and "address/prefix"; the device itself once start-up
   // has created it (address and port are then its NAT listener's).
   std::string tun_name{};
-  std::string tun_cidr{};
+  std::string tun_cidr{};   // IPv4
+  std::string tun_cidr6{};  // IPv6, optional
   std::shared_ptr<TunDevice> tun_device{};
 };
 

@@ -79,6 +79,49 @@ std::optional<TunCidr> parse_tun_cidr(const std::string& text) {
   return TunCidr{ip4(own), ip4(spare), prefix};
 }
 
+std::optional<TunCidr> parse_tun_cidr6(const std::string& text) {
+  const size_t slash = text.find('/');
+  if (slash == std::string::npos) return std::nullopt;
+  const std::string len = text.substr(slash + 1);
+  if (len.empty() || len.size() > 3 || len.find_first_not_of("0123456789") != std::string::npos) {
+    return std::nullopt;
+  }
+  const int prefix = std::stoi(len);
+  in6_addr a{};
+  if (inet_pton(AF_INET6, text.substr(0, slash).c_str(), &a) != 1 || prefix < 1 || prefix > 126) {
+    return std::nullopt;
+  }
+  TunCidr c;
+  c.prefix = prefix;
+  c.own.len = c.spare.len = 16;
+  std::memcpy(c.own.b, &a, 16);
+  // Whether two addresses share the prefix; whether the host part is all zeros.
+  auto same_prefix = [prefix](const uint8_t* x, const uint8_t* y) {
+    for (int bit = 0; bit < prefix; ++bit) {
+      const int m = 0x80 >> (bit % 8);
+      if ((x[bit / 8] & m) != (y[bit / 8] & m)) return false;
+    }
+    return true;
+  };
+  auto host_zero = [prefix](const uint8_t* x) {
+    for (int bit = prefix; bit < 128; ++bit) {
+      if ((x[bit / 8] & (0x80 >> (bit % 8))) != 0) return false;
+    }
+    return true;
+  };
+  if (host_zero(c.own.b)) return std::nullopt;
+  std::memcpy(c.spare.b, c.own.b, 16);
+  for (int i = 15; i >= 0 && ++c.spare.b[i] == 0; --i) {
+  }
+  if (!same_prefix(c.own.b, c.spare.b)) {
+    std::memcpy(c.spare.b, c.own.b, 16);
+    for (int i = 15; i >= 0 && c.spare.b[i]-- == 0; --i) {
+    }
+    if (host_zero(c.spare.b)) return std::nullopt;
+  }
+  return c;
+}
+
 Address address_of(const IpEndpoint& e) {
   Address a;
   a.type = e.ip.len == 4 ? Address::Type::IPv4 : Address::Type::IPv6;
@@ -102,12 +145,24 @@ std::optional<IpEndpoint> endpoint_of(const Address& a) {
 }
 
 std::shared_ptr<TunDevice> TunDevice::open(const std::string& name, const std::string& cidr_text,
-                                           uint16_t port, uint64_t idle_ms, std::string* error) {
+                                           const std::string& cidr6_text, uint16_t port,
+                                           uint64_t idle_ms, std::string* error) {
   const std::optional<TunCidr> cidr = parse_tun_cidr(cidr_text);
   if (!cidr) {
     *error = "tun_interface_address: must be an IPv4 address with a prefix of /1 to /30, got \"" +
              cidr_text + "\"";
     return nullptr;
+  }
+  std::optional<TunCidr> cidr6;
+  if (!cidr6_text.empty()) {
+    cidr6 = parse_tun_cidr6(cidr6_text);
+    if (!cidr6) {
+      *error =
+          "tun_interface_address: the IPv6 part must be an address with a prefix of /1 to "
+          "/126, not the prefix's first address, got \"" +
+          cidr6_text + "\"";
+      return nullptr;
+    }
   }
   if (name.empty() || name.size() >= IFNAMSIZ) {
     *error = "tun_interface_name: must be 1 to 15 characters, got \"" + name + "\"";
@@ -159,6 +214,31 @@ std::shared_ptr<TunDevice> TunDevice::open(const std::string& name, const std::s
       }
     }
   }
+  if (ok && cidr6) {
+    // IPv6: SIOCSIFADDR on an AF_INET6 socket takes the kernel's struct in6_ifreq (linux/ipv6.h,
+    // not includable beside netinet/in.h). A TUN device is IFF_NOARP: no duplicate detection.
+    struct {
+      in6_addr addr;
+      uint32_t prefixlen;
+      int ifindex;
+    } req{};
+    std::memcpy(&req.addr, cidr6->own.b, 16);
+    req.prefixlen = static_cast<uint32_t>(cidr6->prefix);
+    ifreq ix{};
+    std::strncpy(ix.ifr_name, name.c_str(), IFNAMSIZ - 1);
+    const int s6 = socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (s6 < 0 || ioctl(sock, SIOCGIFINDEX, &ix) != 0) {
+      *error = errno_text("tun: SIOCGIFINDEX");
+      ok = false;
+    } else {
+      req.ifindex = ix.ifr_ifindex;
+      if (ioctl(s6, SIOCSIFADDR, &req) != 0) {
+        *error = errno_text("tun: SIOCSIFADDR (IPv6)");
+        ok = false;
+      }
+    }
+    if (s6 >= 0) ::close(s6);
+  }
   ::close(sock);
   if (!ok) return nullptr;
   if (port == 0) {
@@ -180,6 +260,10 @@ std::shared_ptr<TunDevice> TunDevice::open(const std::string& name, const std::s
   }
   dev->listener_ = IpEndpoint{cidr->own, port};
   dev->nat_ = std::make_unique<TcpNat>(dev->listener_, cidr->spare, idle_ms);
+  if (cidr6) {
+    dev->listener6_ = IpEndpoint{cidr6->own, port};
+    dev->nat6_ = std::make_unique<TcpNat>(dev->listener6_, cidr6->spare, idle_ms);
+  }
   return dev;
 }
 
@@ -193,10 +277,19 @@ std::string TunDevice::listener_host() const {
   return buf;
 }
 
+std::string TunDevice::listener6_host() const {
+  if (!nat6_) return {};
+  char buf[INET6_ADDRSTRLEN];
+  inet_ntop(AF_INET6, listener6_.ip.b, buf, sizeof buf);
+  return buf;
+}
+
 std::optional<Address> TunDevice::original_dst(const Address& peer) const {
   const std::optional<IpEndpoint> e = endpoint_of(peer.unmapped());
   if (!e) return std::nullopt;
-  const std::optional<IpEndpoint> d = nat_->original_dst(*e);
+  const TcpNat* nat = e->ip.len == 4 ? nat_.get() : nat6_.get();
+  if (nat == nullptr) return std::nullopt;
+  const std::optional<IpEndpoint> d = nat->original_dst(*e);
   if (!d) return std::nullopt;
   return address_of(*d);
 }

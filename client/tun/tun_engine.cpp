@@ -1,7 +1,7 @@
 // tun mode's packet loop: read(2) on the TUN device (non-blocking, one packet per read, IFF_NO_PI),
 // parse with checksums verified (packet.h; bad ones dropped), then TCP: translate in place and
 // write back (tcp_nat.h); UDP: hand the payload, source and destination to the UDP NAT, as
-// ss-redir's TPROXY socket does; everything else (ICMP, fragments, IPv6 for now): dropped.
+// ss-redir's TPROXY socket does; everything else (ICMP, fragments): dropped.
 // Nothing is allocated per packet: one buffer per engine.
 
 #include "client/tun/tun_engine.h"
@@ -84,12 +84,13 @@ void TunEngine::on_readable(uv_poll_t* p, int status, int events) {
 void TunEngine::handle(uint8_t* p, size_t n, uint64_t now_ms) {
   ++stats_.packets_in;
   IpPacket pkt;
-  if (parse_ip_packet(p, n, pkt, true) != ParseStatus::Ok || pkt.version != 4) {
+  if (parse_ip_packet(p, n, pkt, true) != ParseStatus::Ok) {
     ++stats_.dropped;
     return;
   }
   if (pkt.protocol == kIpProtoTcp) {
-    if (!dev_->tcp_nat().translate(p, pkt, now_ms)) {
+    TcpNat* nat = dev_->tcp_nat(pkt.version);
+    if (nat == nullptr || !nat->translate(p, pkt, now_ms)) {
       ++stats_.dropped;
       return;
     }

@@ -7,6 +7,7 @@
 
 #include "client/tun/packet.h"
 #include "client/tun/tcp_nat.h"
+#include "client/tun/tun_device.h"
 #include "client/tun/tun_udp_inbound.h"
 #include "relay/address.h"
 
@@ -342,4 +343,29 @@ TEST_CASE("tun UDP inbound: target from the packet, replies from their source", 
   UdpRequest req2;
   CHECK_FALSE(in.receive(payload, reinterpret_cast<sockaddr*>(&from), nullptr, flows, scratch, req2,
                          stats));
+}
+
+TEST_CASE("tun device addresses: the spare address beside the device's own", "[client]") {
+  auto c = parse_tun_cidr("10.255.0.1/24");
+  REQUIRE(c);
+  CHECK(c->own == v4(10, 255, 0, 1, 0).ip);
+  CHECK(c->spare == v4(10, 255, 0, 2, 0).ip);
+  c = parse_tun_cidr("10.255.0.254/24");  // the top of the prefix: the one below
+  REQUIRE(c);
+  CHECK(c->spare == v4(10, 255, 0, 253, 0).ip);
+  CHECK_FALSE(parse_tun_cidr("10.255.0.0/24"));  // the network's own address
+  CHECK_FALSE(parse_tun_cidr("10.255.0.1/31"));  // no spare address
+  CHECK_FALSE(parse_tun_cidr("10.255.0.1"));
+  CHECK_FALSE(parse_tun_cidr("fd55::1/64"));
+  auto c6 = parse_tun_cidr6("fd00::1/64");
+  REQUIRE(c6);
+  CHECK(c6->own == v6(1, 0).ip);
+  CHECK(c6->spare.len == 16);
+  CHECK(c6->spare.b[15] == 2);
+  c6 = parse_tun_cidr6("fd00::ffff:ffff:ffff:ffff/64");  // the top: the one below
+  REQUIRE(c6);
+  CHECK(c6->spare.b[15] == 0xfe);
+  CHECK_FALSE(parse_tun_cidr6("fd00::/64"));
+  CHECK_FALSE(parse_tun_cidr6("fd00::1/127"));
+  CHECK_FALSE(parse_tun_cidr6("10.0.0.1/24"));
 }

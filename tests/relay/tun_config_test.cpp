@@ -65,6 +65,14 @@ TEST_CASE("tun config: --tun and --tun-address, alone or with -l", "[relay]") {
   CHECK(c->listeners[0].tun_name == "tun3");
   CHECK(c->listeners[0].address == "192.168.77.1");
   CHECK(c->outbound_fwmark == 7);
+  CHECK(c->listeners[0].tun_cidr6.empty());
+  // Dual stack: an IPv6 address/prefix after the IPv4 one.
+  c = flags({"-s", "10.0.0.9", "-p", "8388", "-k", "x", "--tun", "tun3", "--tun-address",
+             "10.255.0.1/24,fd55::1/64"});
+  REQUIRE(c);
+  CHECK(c->listeners[0].tun_cidr == "10.255.0.1/24");
+  CHECK(c->listeners[0].tun_cidr6 == "fd55::1/64");
+  CHECK(c->listeners[0].address == "10.255.0.1");
   c = flags({"-s", "10.0.0.9", "-p", "8388", "-k", "x", "-l", "1080", "--tun", "tun3",
              "--tun-address", "10.1.0.1/16"});
   REQUIRE(c);
@@ -80,9 +88,12 @@ TEST_CASE("tun config: missing or malformed keys are refused by name", "[relay]"
         "locals[0].tun_interface_name: missing (a tun needs its device "
         "name)");
   CHECK(refused(Role::Local, head + R"({"protocol": "tun", "tun_interface_name": "t"}]})")
-            .find("locals[0].tun_interface_address: missing") == 0);
+            .find("locals[0].tun_interface_address: must be an IPv4 address/prefix") == 0);
   CHECK(refused(Role::Local, head + R"({"protocol": "tun", "tun_interface_name": "t",
         "tun_interface_address": "fd00::1/64"}]})")
+            .find("locals[0].tun_interface_address: must be an IPv4 address/prefix") == 0);
+  CHECK(refused(Role::Local, head + R"({"protocol": "tun", "tun_interface_name": "t",
+        "tun_interface_address": "10.0.0.1/24,10.0.1.1/24"}]})")
             .find("locals[0].tun_interface_address: must be an IPv4 address/prefix") == 0);
   CHECK(refused(Role::Local, head + R"({"protocol": "socks", "local_port": 1,
         "tun_interface_name": "t"}]})")

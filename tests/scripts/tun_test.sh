@@ -6,19 +6,23 @@
 # proxy settings at all.
 #
 #   client ns                        server ns                        origin ns
-#   tun0 10.255.0.1/24 (ss-local)
+#   sstun0 10.255.0.1/24,
+#          fd55::1/64 (ss-local)
 #   c0 10.210.0.2/30   <-------->    s0 10.210.0.1/30
 #                                    lo 10.211.0.1/32: ss-server
 #                                    s1 10.212.0.1/30  <-------->     o0 10.212.0.2/30
-#                                                                     lo 10.213.0.1, 10.213.0.2
+#                                       fd12::1/64                       fd12::2/64
+#                                                                     lo 10.213.0.1, 10.213.0.2,
+#                                                                        fd13::1
 #
 # No loops: ss-server's address 10.211.0.1 is reachable from the client only by a route in table
 # 100, which `ip rule fwmark 0x5353 lookup 100` selects for ss-local's outbound sockets
 # ("outbound_fwmark": SO_MARK); every other packet follows the default route into the TUN. Without
 # the mark ss-local's own connection to the server would enter the TUN again.
 #
-# Checks: curl to the HTTP origin by IP (a file, sha256); a 100 MiB byte-exact download; a TCP
-# upload+echo; a UDP echo whose replies come from the origin's address and port, with the origin
+# Checks: curl to the HTTP origin by IP (a file, sha256), over IPv4 and IPv6; a 100 MiB byte-exact
+# download; a TCP upload+echo; a UDP echo (IPv4 and IPv6) whose replies come from the origin's
+# address and port, with the origin
 # seeing ss-server's side as the sender; a target that ss-server's ACL refuses (the origin logs
 # nothing for it); 250 concurrent TCP flows through the NAT; and that with the TUN route removed
 # (and a direct route added) the same curl reaches the origin directly, from the client's own
@@ -73,6 +77,7 @@ ip netns add "$ns_o" || skip "cannot create a third network namespace"
 server=10.211.0.1
 origin=10.213.0.1
 refused=10.213.0.2
+origin6=fd13::1
 mark=0x5353
 pw='tun test password'
 method=chacha20-ietf-poly1305
@@ -87,6 +92,9 @@ setup() {
   in_o ip addr add 10.212.0.2/30 dev o0 && in_o ip link set o0 up || return 1
   in_s ip addr add "$server/32" dev lo || return 1
   in_o ip addr add "$origin/32" dev lo && in_o ip addr add "$refused/32" dev lo || return 1
+  in_s ip addr add fd12::1/64 dev s1 nodad && in_o ip addr add fd12::2/64 dev o0 nodad || return 1
+  in_o ip addr add "$origin6/128" dev lo nodad || return 1
+  in_s ip -6 route add fd13::/64 via fd12::2 && in_o ip -6 route add default via fd12::1 || return 1
   in_s ip route add 10.213.0.0/24 via 10.212.0.2 || return 1
   in_o ip route add default via 10.212.0.1 || return 1
   in_s sysctl -qw net.ipv4.ip_forward=1 || return 1  # only for the direct-route check
@@ -134,11 +142,12 @@ fail() {
 # --- the origins ---
 run "$ns_o" web python3 -u -m http.server --bind 0.0.0.0 --directory "$tmp" 8080
 wait_tcp "$ns_o" 8080 "$pid" || skip "the web server did not start: $(tail -3 "$tmp/web.log")"
+run "$ns_o" web6 python3 -u -m http.server --bind "$origin6" --directory "$tmp" 8080
 echo_py='
 import socket, sys, threading
 kind, port = sys.argv[1], int(sys.argv[2])
 if kind == "udp":
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s = socket.socket(socket.AF_INET6 if ":" in sys.argv[3] else socket.AF_INET, socket.SOCK_DGRAM)
     s.bind((sys.argv[3], port))  # replies leave from the address the client sent to
     while True:
         d, a = s.recvfrom(65535)
@@ -162,6 +171,7 @@ while True:
 run "$ns_o" tcpecho python3 -c "$echo_py" tcp 7008
 wait_tcp "$ns_o" 7008 "$pid" || skip "the TCP echo server did not start"
 run "$ns_o" udpecho python3 -c "$echo_py" udp 7007 "$origin"
+run "$ns_o" udpecho6 python3 -c "$echo_py" udp 7007 "$origin6"
 
 # --- ss-server (refuses $refused by its ACL) and ss-local with the TUN ---
 printf '[outbound_block_list]\n%s/32\n' "$refused" >"$tmp/server.acl"
@@ -173,7 +183,7 @@ cat >"$tmp/local.json" <<JSON
 {"server": "$server", "server_port": 8388, "password": "$pw", "method": "$method",
  "mode": "tcp_and_udp", "outbound_fwmark": $((mark)),
  "locals": [{"protocol": "tun", "tun_interface_name": "sstun0",
-             "tun_interface_address": "10.255.0.1/24"},
+             "tun_interface_address": "10.255.0.1/24,fd55::1/64"},
             {"protocol": "socks", "local_address": "127.0.0.1", "local_port": 1080}]}
 JSON
 run "$ns_c" local "$bin/ss-local" -c "$tmp/local.json" -v
@@ -191,7 +201,8 @@ if ! in_c ip link show sstun0 2>/dev/null | grep -q ',UP'; then
 fi
 pass "ss-local created and addressed sstun0 ($(in_c ip -4 -o addr show sstun0 | awk '{print $4}'))"
 # Everything but the fwmark'ed sockets goes into the TUN.
-in_c ip route add default dev sstun0 || { fail "cannot route the client namespace into sstun0"; exit 1; }
+in_c ip route add default dev sstun0 && in_c ip -6 route add default dev sstun0 ||
+  { fail "cannot route the client namespace into sstun0"; exit 1; }
 
 # --- HTTP by IP, no proxy settings ---
 got=$(in_c curl -sS --max-time 30 "http://$origin:8080/blob" | sha256sum | cut -d' ' -f1)
@@ -205,6 +216,14 @@ if grep -q '^10\.212\.0\.1 .*GET /blob' "$tmp/web.log" && ! grep -q '^10\.255\.'
   pass "the origin saw the request from ss-server's side, not from the TUN's address"
 else
   fail "the origin's log does not show ss-server as the client: $(tail -2 "$tmp/web.log")"
+fi
+
+# --- the same over IPv6 ---
+got=$(in_c curl -sS --max-time 30 -g "http://[$origin6]:8080/blob" | sha256sum | cut -d' ' -f1)
+if [[ $got == "$want" ]] && grep -q '^fd12::1 .*GET /blob' "$tmp/web6.log"; then
+  pass "curl http://[$origin6]:8080/blob through the TUN over IPv6: sha256 matches, from ss-server's side"
+else
+  fail "IPv6 curl through the TUN: sha256 $got; origin log: $(tail -2 "$tmp/web6.log")"
 fi
 
 # --- 100 MiB byte-exact ---
@@ -242,7 +261,7 @@ got=$(in_c python3 -c "$tcp_client" "$origin" 2>&1)
 # --- UDP echo: replies from the origin's address; the origin sees ss-server's side ---
 udp_client='
 import os, socket, sys
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s = socket.socket(socket.AF_INET6 if ":" in sys.argv[1] else socket.AF_INET, socket.SOCK_DGRAM)
 s.settimeout(3)
 ok = 0
 for size in (1, 100, 1200, 1400, 3000):
@@ -253,7 +272,7 @@ for size in (1, 100, 1200, 1400, 3000):
             d, a = s.recvfrom(65535)
         except socket.timeout:
             continue
-        if d == msg and a == (sys.argv[1], 7007):
+        if d == msg and a[:2] == (sys.argv[1], 7007):
             ok += 1
         else:
             print("bad reply from", a, len(d))
@@ -265,6 +284,17 @@ if [[ $got == 5 ]]; then
   pass "UDP echo through the TUN: 5 sizes, replies from $origin:7007"
 else
   fail "UDP echo through the TUN: $got of 5"
+fi
+got=$(in_c python3 -c "$udp_client" "$origin6" 2>&1)
+if [[ $got == 5 ]]; then
+  pass "UDP echo through the TUN over IPv6: 5 sizes, replies from [$origin6]:7007"
+else
+  fail "UDP echo through the TUN over IPv6: $got of 5"
+fi
+if [[ -s $tmp/udpecho6.log ]] && ! grep -vq '^fd12::1$' "$tmp/udpecho6.log"; then
+  pass "the IPv6 UDP origin saw only ss-server's side as the sender"
+else
+  fail "the IPv6 UDP origin saw: $(sort -u "$tmp/udpecho6.log" | tr '\n' ' ')"
 fi
 if [[ -s $tmp/udpecho.log ]] && ! grep -vq '^10\.212\.0\.1$' "$tmp/udpecho.log"; then
   pass "the UDP origin saw only ss-server's side as the sender"
