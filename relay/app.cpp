@@ -40,6 +40,7 @@
 #include <thread>
 #include <vector>
 
+#include "client/tun/tun_engine.h"
 #include "relay/connection.h"
 #include "relay/counters.h"
 #include "relay/log.h"
@@ -67,6 +68,7 @@ struct Worker {
   uv_loop_t loop;
   std::unique_ptr<UdpNat> udp;
   std::vector<std::unique_ptr<Listener>> listeners;  // one per ListenerSpec
+  std::vector<std::unique_ptr<TunEngine>> tuns;      // worker 0: each tun listener's packets
   uv_async_t wake;
   uv_timer_t drain_poll;
   LoopTasks tasks;  // new snapshots from the main loop (online_config refreshes)
@@ -81,6 +83,7 @@ struct Worker {
   void finish() {
     if (finished) return;
     finished = true;
+    for (auto& t : tuns) t->shutdown();
     uv_close(reinterpret_cast<uv_handle_t*>(&wake), nullptr);
     uv_close(reinterpret_cast<uv_handle_t*>(&drain_poll), nullptr);
     tasks.close();
@@ -235,6 +238,8 @@ const char* protocol_text(ListenerSpec::Protocol p) {
       return "redir";
     case ListenerSpec::Protocol::Shadowsocks:
       return "Shadowsocks";
+    case ListenerSpec::Protocol::Tun:
+      return "tun NAT";
   }
   return "?";
 }
@@ -500,6 +505,33 @@ int run_app(Role role, int argc, char** argv, const InboundRegistry& inbounds) {
     std::fprintf(stderr, "%s: %s\n", prog, runtime_error.c_str());
     return 1;
   }
+  // Tun listeners (client/tun): the devices first, so their NAT listeners can bind the devices'
+  // own addresses. Needs CAP_NET_ADMIN.
+  std::vector<ListenerSpec> tun6;  // the IPv6 NAT listeners of dual-stack devices
+  for (ListenerSpec& spec : specs.listeners) {
+    if (spec.protocol != ListenerSpec::Protocol::Tun) continue;
+    std::string tun_error;
+    // A flow's NAT entry outlives the relay's idle timeout, which closes the connection first.
+    const uint64_t idle_ms =
+        std::max<uint64_t>(600'000, (static_cast<uint64_t>(cfg.timeout) + 60) * 1000);
+    spec.tun_device = TunDevice::open(spec.tun_name, spec.tun_cidr, spec.tun_cidr6, spec.port,
+                                      idle_ms, &tun_error);
+    if (!spec.tun_device) {
+      std::fprintf(stderr, "%s: %s\n", prog, tun_error.c_str());
+      return 1;
+    }
+    spec.address = spec.tun_device->listener_host();
+    spec.port = spec.tun_device->listener().port;
+    if (!spec.tun_cidr6.empty()) {
+      // The same device's IPv6 NAT listener: a listener only (no name: no second packet reader).
+      ListenerSpec l6 = spec;
+      l6.address = spec.tun_device->listener6_host();
+      l6.tun_name.clear();
+      l6.udp = false;
+      tun6.push_back(std::move(l6));
+    }
+  }
+  for (ListenerSpec& l6 : tun6) specs.listeners.push_back(std::move(l6));
   const std::shared_ptr<const Runtime> runtime = make_runtime(specs, &runtime_error);
   if (!runtime) {
     std::fprintf(stderr, "%s: %s\n", prog, runtime_error.c_str());
@@ -599,7 +631,7 @@ int run_app(Role role, int argc, char** argv, const InboundRegistry& inbounds) {
                         // The cap is the process's: shared out among the workers' NATs.
                         std::max<size_t>(1, (specs.limits.udp_max_associations + nworkers - 1) /
                                                 static_cast<size_t>(nworkers)),
-                        specs.tcp.ipv6_first, cfg.reuse_port || nworkers > 1});
+                        specs.tcp.ipv6_first, cfg.reuse_port || nworkers > 1, specs.tcp.fwmark});
     }
     const size_t share =
         max_sessions == 0
@@ -609,7 +641,24 @@ int run_app(Role role, int argc, char** argv, const InboundRegistry& inbounds) {
     for (const ListenerSpec& spec : specs.listeners) {
       const std::string& host = spec.address;
       const uint16_t port = spec.port;
-      if (w->udp && spec.udp) {
+      if (spec.protocol == ListenerSpec::Protocol::Tun) {
+        // One worker reads the device; every worker's listener accepts from the NAT.
+        if (i == 0 && !spec.tun_name.empty()) {
+          const bool udp = w->udp && spec.udp;
+          w->tuns.push_back(
+              std::make_unique<TunEngine>(&w->loop, spec.tun_device, udp ? w->udp.get() : nullptr,
+                                          udp ? udp_fronts->inbound(spec) : nullptr,
+                                          udp ? udp_fronts->outbound(spec) : nullptr));
+          const int r = w->tuns.back()->start();
+          if (r != 0) {
+            std::fprintf(stderr, "%s: tun %s: %s\n", prog, spec.tun_name.c_str(), uv_strerror(r));
+            status = 1;
+            break;
+          }
+          LOG_NOTICE("%s: tun %s up (%s), TCP%s", prog, spec.tun_name.c_str(),
+                     spec.tun_cidr.c_str(), udp ? " and UDP" : " only (UDP: mode)");
+        }
+      } else if (w->udp && spec.udp) {
         const bool tproxy = udp_fronts->transparent(spec);
         int r = w->udp->listen(host, port, udp_fronts->inbound(spec), udp_fronts->outbound(spec),
                                tproxy);
@@ -764,6 +813,7 @@ int run_app(Role role, int argc, char** argv, const InboundRegistry& inbounds) {
   for (auto& w : workers) {
     if (w->thread.joinable()) w->thread.join();
     w->listeners.clear();
+    w->tuns.clear();
     if (w->udp) {
       LOG_DEBUG("udp: worker %d: %llu datagrams in", w->index,
                 static_cast<unsigned long long>(w->udp->stats().packets_in));

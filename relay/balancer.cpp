@@ -18,11 +18,13 @@
 
 #include "relay/log.h"
 #include "relay/net/resolve.h"
+#include "relay/net/socket_mark.h"
 
 namespace ss {
 
 struct Balancer::Probe {
   Balancer* owner = nullptr;  // null once the balancer stopped caring
+  uint32_t mark = 0;          // SO_MARK (outbound_fwmark)
   size_t index = 0;
   bool counted = false;  // part of a full round
   uint64_t started = 0;
@@ -58,9 +60,13 @@ struct Balancer::Probe {
   }
 
   void connect_to(const sockaddr* sa) {
-    if (uv_tcp_init(timer.loop, &tcp) != 0) {
+    if (uv_tcp_init_ex(timer.loop, &tcp, sa->sa_family) != 0) {
       finish(false);
       return;
+    }
+    uv_os_fd_t fd;
+    if (mark != 0 && uv_fileno(reinterpret_cast<uv_handle_t*>(&tcp), &fd) == 0) {
+      set_socket_mark(fd, mark);
     }
     tcp.data = this;
     tcp_open = true;
@@ -294,6 +300,7 @@ void Balancer::start_round(bool all) {
 void Balancer::launch(size_t i, bool counted) {
   auto* p = new Probe;
   p->owner = this;
+  p->mark = spec_.fwmark;
   p->counted = counted;
   p->index = i;
   p->started = uv_now(loop_);

@@ -482,6 +482,30 @@ void online_config_value(Config& c, const json& v) {
                                                 : "scheme " + quote(scheme)));
   }
   c.online_config = std::move(o);
+// A tun listener's spec: the device's name and address are required; the listener is the NAT's,
+// on the device's own address (local_port: its port, else one the kernel picks).
+void finish_tun_spec(ListenerSpec& spec, const std::string& at) {
+  if (spec.tun_name.empty()) fail(at + "tun_interface_name: missing (a tun needs its device name)");
+  if (spec.tun_name.size() > 15) fail(at + "tun_interface_name: longer than 15 characters");
+  // "10.255.0.1/24" or, dual stack, "10.255.0.1/24,fd55::1/64".
+  const std::string given = spec.tun_cidr;
+  const size_t comma = given.find(',');
+  spec.tun_cidr = given.substr(0, comma);
+  spec.tun_cidr6 = comma == std::string::npos ? "" : given.substr(comma + 1);
+  auto host_of = [&](const std::string& cidr, Address::Type type) {
+    const size_t slash = cidr.find('/');
+    const std::optional<Address> a =
+        slash == std::string::npos ? std::nullopt : make_address(cidr.substr(0, slash), 0);
+    if (!a || a->type != type) {
+      fail(at +
+           "tun_interface_address: must be an IPv4 address/prefix, optionally followed by ',' and "
+           "an IPv6 one (e.g. \"10.255.0.1/24,fd55::1/64\"), got " +
+           quote(given));
+    }
+    return cidr.substr(0, slash);
+  };
+  spec.address = host_of(spec.tun_cidr, Address::Type::IPv4);
+  if (!spec.tun_cidr6.empty()) host_of(spec.tun_cidr6, Address::Type::IPv6);
 }
 
 // shadowsocks-rust's "locals": [{"protocol": "socks"|"http"|"tunnel", "local_address": ...,
@@ -505,8 +529,10 @@ void locals_value(Config& c, const json& v) {
           spec.protocol = ListenerSpec::Protocol::Mixed;  // the mixed port serves both
         } else if (p == "tunnel") {
           spec.protocol = ListenerSpec::Protocol::Tunnel;
+        } else if (p == "tun") {
+          spec.protocol = ListenerSpec::Protocol::Tun;
         } else {
-          fail(key + ": " + quote(p) + " is not supported (socks, http, tunnel)");
+          fail(key + ": " + quote(p) + " is not supported (socks, http, tunnel, tun)");
         }
       } else if (k == "local_address") {
         spec.address = string_value(val, key);
@@ -519,11 +545,22 @@ void locals_value(Config& c, const json& v) {
         forward_port = port_value(val, key);
       } else if (k == "mode") {
         spec.mode = mode_value(val, key);
+      } else if (k == "tun_interface_name") {
+        spec.tun_name = string_value(val, key);
+      } else if (k == "tun_interface_address") {
+        spec.tun_cidr = string_value(val, key);
       } else {
         fail(key + ": not supported by shadowsocks-uv in a \"locals\" entry");
       }
     }
-    if (spec.port == 0) fail(at + ".local_port: missing");
+    if (spec.protocol == ListenerSpec::Protocol::Tun) {
+      finish_tun_spec(spec, at + ".");
+    } else if (!spec.tun_name.empty() || !spec.tun_cidr.empty()) {
+      fail(at + ": tun_interface_name/tun_interface_address are for \"protocol\": \"tun\"");
+    }
+    if (spec.port == 0 && spec.protocol != ListenerSpec::Protocol::Tun) {
+      fail(at + ".local_port: missing");
+    }
     if (spec.protocol == ListenerSpec::Protocol::Tunnel) {
       if (forward_host.empty() || forward_port == 0) {
         fail(at + ": a tunnel needs forward_address and forward_port");
@@ -628,6 +665,18 @@ constexpr Option kOptions[] = {
      "UDP associations kept, least recently used evicted beyond (default 1024)",
      "UDP associations kept, oldest evicted beyond (default 1024)",
      set<&Config::udp_max_associations, udp_associations_value>},
+    {"outbound_fwmark", "outbound-fwmark", Arg::Text, "MARK", kAllRoles,
+     "SO_MARK on outbound sockets, for an `ip rule fwmark` (tun mode: no loops; CAP_NET_ADMIN)",
+     "SO_MARK on outbound sockets (tun mode: see README)",
+     [](Config& c, const json& v, std::string_view name) {
+       c.outbound_fwmark = static_cast<uint32_t>(count_value(v, name, 1, 0xffffffffull));
+     }},
+    {"", "tun", Arg::Text, "NAME", kLocalOnly,
+     "also capture traffic through a TUN device of this name (tun mode; needs CAP_NET_ADMIN)", "",
+     set_string<&Config::tun_name>},
+    {"", "tun-address", Arg::Text, "CIDR", kLocalOnly,
+     "the TUN device's IPv4 address/prefix, optionally \",IPv6/prefix\": 10.255.0.1/24,fd55::1/64",
+     "", set_string<&Config::tun_cidr>},
     {"tunnel_address", "L", Arg::Text, "HOST:PORT", kTunnelOnly, "target to forward to",
      "\"host:port\" to forward to", set<&Config::tunnel_target, optional_tunnel_value>},
     {"tcp_tproxy", "T", Arg::None, "", kRedirOnly,
@@ -783,7 +832,6 @@ constexpr Option kOptions[] = {
     {"balancer", "", Arg::None, "", kClients, "",
      "several servers: {\"mode\": \"best\"|\"weighted\", \"check_interval\", ...} (ss-local(1))",
      [](Config& c, const json& v, std::string_view) { balancer_value(c, v); }},
-    {"outbound_fwmark", "", {}, "", kAllRoles, "", "", nullptr, "socket marks are not supported"},
     {"outbound_bind_interface",
      "",
      {},
@@ -1370,7 +1418,7 @@ Specs specs_of(const Config& cfg) {
   s.limits.max_connections = cfg.max_connections;
   s.limits.replay_capacity = cfg.replay_capacity;
   s.limits.replay_fp_rate = cfg.replay_fp_rate;
-  s.tcp = {cfg.no_delay, cfg.ipv6_first, cfg.fast_open};
+  s.tcp = {cfg.no_delay, cfg.ipv6_first, cfg.fast_open, cfg.outbound_fwmark};
   s.clock_offset = cfg.clock_offset;
   s.acl = cfg.acl;
   s.listeners = cfg.listeners;
@@ -1396,6 +1444,7 @@ Specs specs_of(const Config& cfg) {
   // (tests) has only the flat keys.
   s.servers = cfg.servers.empty() ? flat_servers(cfg) : cfg.servers;
   s.balancer = cfg.balancer;
+  s.balancer.fwmark = cfg.outbound_fwmark;
   return s;
 }
 
@@ -1553,7 +1602,11 @@ void finalize_config(Config& cfg) {
     }
     if (cfg.server_port == 0) fail(R"(server_port: missing (set "server_port" or -p))");
   }
-  if (!server_role && !cfg.rust_locals && cfg.local_port == 0) {
+  if (!cfg.tun_cidr.empty() && cfg.tun_name.empty()) fail("--tun-address: needs --tun NAME");
+  if (!cfg.tun_name.empty() && cfg.rust_locals) {
+    fail("--tun: with \"locals\", give the tun as a \"protocol\": \"tun\" entry");
+  }
+  if (!server_role && !cfg.rust_locals && cfg.local_port == 0 && cfg.tun_name.empty()) {
     fail(R"(local_port: missing (set "local_port" or -l))");
   }
   if (!cfg.local_address.empty() && !make_address(cfg.local_address, 0)) {
@@ -1600,9 +1653,16 @@ void finalize_config(Config& cfg) {
     } else if (cfg.role == Role::Redir) {
       cfg.listeners.push_back(
           {ListenerSpec::Protocol::Redir, cfg.local_address, cfg.local_port, {}});
-    } else {
+    } else if (cfg.local_port != 0) {
       cfg.listeners.push_back(
           {ListenerSpec::Protocol::Mixed, cfg.local_address, cfg.local_port, {}});
+    }
+    if (!cfg.tun_name.empty()) {
+      ListenerSpec tun{ListenerSpec::Protocol::Tun, "", 0, {}};
+      tun.tun_name = cfg.tun_name;
+      tun.tun_cidr = cfg.tun_cidr;
+      finish_tun_spec(tun, "");
+      cfg.listeners.push_back(std::move(tun));
     }
   }
   merge_duplicate_listeners(cfg);

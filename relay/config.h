@@ -60,6 +60,7 @@ struct TcpOptions {
   bool no_delay = false;
   bool ipv6_first = false;
   bool fast_open = false;
+  uint32_t fwmark = 0;  // "outbound_fwmark": SO_MARK on outbound sockets (0: none)
 };
 
 // The direct outbound (ss-server relays to the targets itself).
@@ -122,6 +123,7 @@ struct BalancerSpec {
   // The probe's target through the server ("host:port"); empty: a TCP handshake with the server
   // only (see relay/balancer.h for why).
   std::optional<Address> probe_target;
+  uint32_t fwmark = 0;  // the probes' SO_MARK (from "outbound_fwmark", not a balancer key)
 };
 
 // shadowsocks-rust's "online_config" (SIP008, relay/online_config.h): the server list fetched
@@ -135,8 +137,10 @@ struct OnlineConfigSpec {
 // One listening socket and the protocol it serves. libev's flat keys give ss-local one mixed
 // listener, ss-tunnel one tunnel and ss-server one Shadowsocks listener per "server" address;
 // shadowsocks-rust's "locals" list gives ss-local several.
+class TunDevice;
+
 struct ListenerSpec {
-  enum class Protocol : uint8_t { Mixed, Tunnel, Redir, Shadowsocks };
+  enum class Protocol : uint8_t { Mixed, Tunnel, Redir, Shadowsocks, Tun };
   Protocol protocol = Protocol::Mixed;
   std::string address;
   uint16_t port = 0;
@@ -152,6 +156,12 @@ struct ListenerSpec {
   // Shadowsocks: the SIP003 plugin that listens on address:port in our stead and hands TCP to
   // our listener on a loopback port (relay/plugin.h); UDP stays on address:port.
   PluginSpec plugin{};
+  // Tun (client/tun): the device's name and "address/prefix"; the device itself once start-up
+  // has created it (address and port are then its NAT listener's).
+  std::string tun_name{};
+  std::string tun_cidr{};   // IPv4
+  std::string tun_cidr6{};  // IPv6, optional
+  std::shared_ptr<TunDevice> tun_device{};
 };
 
 // What the engine is built from (see relay/runtime.h): pure, validated, with no field whose
@@ -231,9 +241,12 @@ struct Config {
   // The specs finalize_config derives (from the flat keys, or from rust's "locals"/"servers").
   std::vector<ListenerSpec> listeners;
   std::vector<ServerSpec> servers;
-  bool rust_locals = false;   // "locals" was given
-  bool rust_servers = false;  // "servers" was given
-  int workers = 0;            // event-loop threads; 0 = one per CPU
+  bool rust_locals = false;      // "locals" was given
+  uint32_t outbound_fwmark = 0;  // "outbound_fwmark" / --outbound-fwmark
+  std::string tun_name;          // --tun NAME: a tun listener too (ss-local)
+  std::string tun_cidr;          // --tun-address CIDR
+  bool rust_servers = false;     // "servers" was given
+  int workers = 0;               // event-loop threads; 0 = one per CPU
   // ss-server: relay to loopback, private, link-local... destinations too (off: SSRF guard).
   bool allow_private_targets = false;
   // Concurrent TCP sessions per process; 0 = derived from the descriptor limit (two per session).

@@ -1151,6 +1151,7 @@ void Connection::connect_to(const sockaddr* sa) {
   // With TFO the connect "completes" at once, so a refused peer shows up as a reset on the first
   // write instead of a connect error.
   if (runtime().tcp.fast_open) r.tcp.set_fast_open_connect();
+  r.tcp.set_mark(runtime().tcp.fwmark);
   if (!outbound_->bind_address.empty()) {
     sockaddr_storage local;
     if (literal_to_sockaddr(outbound_->bind_address, 0, local) &&

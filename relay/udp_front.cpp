@@ -5,6 +5,7 @@
 
 #include <ctime>
 
+#include "client/tun/tun_udp_inbound.h"
 #include "client/udp/local_udp_inbounds.h"
 #include "client/udp/ss_udp_outbound.h"
 #include "crypto/key_trial.h"
@@ -102,6 +103,8 @@ std::unique_ptr<UdpInbound> UdpFronts::inbound(const ListenerSpec& spec) const {
                                                      client_acl_.get());
     case ListenerSpec::Protocol::Redir:
       return std::make_unique<RedirUdpInbound>();
+    case ListenerSpec::Protocol::Tun:
+      return std::make_unique<TunUdpInbound>();
   }
   return nullptr;
 }

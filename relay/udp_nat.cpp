@@ -25,6 +25,7 @@
 #include "relay/log.h"
 #include "relay/metrics.h"
 #include "relay/net/resolve.h"
+#include "relay/net/socket_mark.h"
 #include "relay/net/udp_tproxy.h"
 #include "relay/udp_relay.h"
 #include "relay/warnings.h"
@@ -148,12 +149,31 @@ int UdpNat::listen(const std::string& host, uint16_t port, std::unique_ptr<UdpIn
   return 0;
 }
 
+uint16_t UdpNat::attach(std::unique_ptr<UdpInbound> inbound, std::unique_ptr<UdpOutbound> outbound,
+                        PacketSink* sink) {
+  auto l = std::make_unique<Listening>();
+  l->nat = this;
+  l->index = static_cast<uint16_t>(listening_.size());
+  l->inbound = std::move(inbound);
+  l->outbound = std::move(outbound);
+  l->sink = sink;
+  listening_.push_back(std::move(l));
+  return listening_.back()->index;
+}
+
+void UdpNat::inject(uint16_t index, std::span<const uint8_t> payload, const sockaddr* from,
+                    const sockaddr* dest) {
+  if (shut_down_ || index >= listening_.size()) return;
+  handle_inbound(*listening_[index], payload.data(), payload.size(), from, dest);
+}
+
 void UdpNat::shutdown() {
   if (shut_down_) return;
   shut_down_ = true;
   batch_.flush();
   relay_.detach(this);
   for (auto& l : listening_) {
+    if (l->sink != nullptr) continue;  // no handle of ours
     if (!l->transparent) {
       uv_close(as_handle(&l->udp), nullptr);
       continue;
@@ -290,6 +310,11 @@ void UdpNat::handle_outbound(Assoc* a, const uint8_t* data, size_t n, const sock
   const size_t m = l.inbound->reply(a->in_state.get(), reply.address, reply.payload, out);
   if (m == kNoReply) {
     ++stats_.drop_malformed;
+    return;
+  }
+  if (l.sink != nullptr) {
+    l.sink->write_packet(out.first(m));
+    ++stats_.packets_out;
     return;
   }
   const sockaddr* client = reinterpret_cast<sockaddr*>(&a->client);
@@ -486,6 +511,10 @@ void UdpNat::send_out(Assoc* a, const sockaddr* to, std::span<const uint8_t> byt
         uv_udp_recv_start(&sp->udp, on_alloc_out, on_outbound) != 0) {
       ++stats_.drop_overflow;
       return;
+    }
+    uv_os_fd_t mfd;
+    if (options_.fwmark != 0 && uv_fileno(as_handle(&sp->udp), &mfd) == 0) {
+      set_socket_mark(mfd, options_.fwmark);
     }
   }
   Socket& s = *sp;

@@ -21,11 +21,20 @@ namespace ss {
 
 class UdpRelay;
 
+// Where replies go for datagrams that came from no socket (tun mode: the inbound frames each reply
+// as a whole IP packet, and the sink writes it to the device).
+class PacketSink {
+ public:
+  virtual ~PacketSink() = default;
+  virtual void write_packet(std::span<const uint8_t> packet) = 0;
+};
+
 struct UdpNatOptions {
   int udp_timeout = 60;            // idle seconds before an association expires
   size_t max_associations = 1024;  // least recently used evicted beyond
   bool ipv6_first = false;         // resolver answers: prefer IPv6
   bool reuse_port = false;         // SO_REUSEPORT on the listening sockets (several workers)
+  uint32_t fwmark = 0;             // SO_MARK on the outbound sockets (outbound_fwmark)
 };
 
 class UdpNat final : public UdpFlows {
@@ -40,6 +49,13 @@ class UdpNat final : public UdpFlows {
   // With `transparent` the socket takes datagrams by TPROXY (relay/net/udp_tproxy.h).
   int listen(const std::string& host, uint16_t port, std::unique_ptr<UdpInbound> inbound,
              std::unique_ptr<UdpOutbound> outbound, bool transparent = false);
+  // A datagram source that is not a socket (tun mode): returns its index for inject(). Replies
+  // go to `sink` (which must outlive the NAT's shutdown).
+  uint16_t attach(std::unique_ptr<UdpInbound> inbound, std::unique_ptr<UdpOutbound> outbound,
+                  PacketSink* sink);
+  // A datagram from `from` to `dest` on the attached source `index`.
+  void inject(uint16_t index, std::span<const uint8_t> payload, const sockaddr* from,
+              const sockaddr* dest);
   // Closes every socket and timer; the loop can then finish.
   void shutdown();
   // Any thread: the association for `key` ends if it still belongs to control `id`.
@@ -61,6 +77,7 @@ class UdpNat final : public UdpFlows {
     uv_poll_t poll;
     std::unique_ptr<UdpInbound> inbound;
     std::unique_ptr<UdpOutbound> outbound;
+    PacketSink* sink = nullptr;  // attach(): no socket; replies go here
   };
   // One outbound socket of an association, allocated when its address family is first used.
   struct Socket {

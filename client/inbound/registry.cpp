@@ -5,6 +5,7 @@
 #include "client/inbound/mixed_inbound.h"
 #include "client/inbound/redir_inbound.h"
 #include "client/inbound/tunnel_inbound.h"
+#include "client/tun/tun_inbound.h"
 #include "relay/ip_policy.h"
 
 namespace ss {
@@ -24,6 +25,8 @@ Listener::Factory local_inbound_factory(const ListenerSpec& spec) {
           return a.to_sockaddr(sa) && is_own_address(reinterpret_cast<const sockaddr*>(&sa));
         });
       };
+    case ListenerSpec::Protocol::Tun:
+      return [dev = spec.tun_device](Listener&) { return std::make_unique<TunInbound>(dev); };
     case ListenerSpec::Protocol::Mixed:
     case ListenerSpec::Protocol::Shadowsocks:  // not a local protocol; never configured locally
       break;

@@ -19,6 +19,8 @@
 
 #include "relay/net/tcp_stream.h"
 
+#include "relay/net/socket_mark.h"
+
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
@@ -47,6 +49,11 @@ void TcpStream::set_fast_open_connect() {
   if (uv_fileno(handle(), &fd) == 0) {
     setsockopt(fd, IPPROTO_TCP, TCP_FASTOPEN_CONNECT, &one, sizeof one);
   }
+}
+
+void TcpStream::set_mark(uint32_t mark) {
+  uv_os_fd_t fd;
+  if (mark != 0 && uv_fileno(handle(), &fd) == 0) set_socket_mark(fd, mark);
 }
 
 void TcpStream::bind(const sockaddr* local) {

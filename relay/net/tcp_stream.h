@@ -32,6 +32,8 @@ class TcpStream final : public Stream {
   int accept(uv_stream_t* server);
   // The SYN carries the first write (TCP_FASTOPEN_CONNECT, Linux >= 4.11); before connect().
   void set_fast_open_connect();
+  // SO_MARK (outbound_fwmark); 0 leaves the socket as it is.
+  void set_mark(uint32_t mark);
   // Binds the source address before connect(); a failure is ignored (the kernel picks one).
   void bind(const sockaddr* local);
   // Connects this (initialised) stream; completes with on_stream_connected unless it fails here.

@@ -41,6 +41,9 @@ const std::map<std::string, std::string>& samples() {
       {"DIR", "/tmp/ss-options-test-state"},
       {"PROGRAM", "obfs-local"},
       {"OPTIONS", "obfs=http"},
+      {"MARK", "1"},
+      {"NAME", "tun0"},
+      {"CIDR", "10.255.0.1/24"},
   };
   return m;
 }
@@ -93,6 +96,9 @@ TEST_CASE("options: every row's flag parses for each binary that takes it", "[re
         REQUIRE(samples().count(std::string(o.value)) == 1);
         args.push_back(samples().at(std::string(o.value)));
       }
+      // Flags that only make sense as a pair (tun mode's device name and address).
+      if (flag_text(o) == "--tun") args.insert(args.end(), {"--tun-address", "10.255.0.1/24"});
+      if (flag_text(o) == "--tun-address") args.insert(args.end(), {"--tun", "tun0"});
       INFO(program_name(role) << " " << flag_text(o));
       std::optional<Config> cfg;
       CHECK_NOTHROW(cfg = load(role, args));

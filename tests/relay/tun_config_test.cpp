@@ -1,0 +1,115 @@
+// tun mode's configuration: rust's "protocol": "tun" locals with tun_interface_name and
+// tun_interface_address, the --tun/--tun-address flags, outbound_fwmark, and the refusals.
+
+#include <catch2/catch.hpp>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "relay/config.h"
+
+namespace ss {
+namespace {
+
+Config finalized(Role role, const std::string& json) {
+  std::ostringstream warn;
+  Config c = parse_config_json(role, json, warn);
+  finalize_config(c);
+  return c;
+}
+
+std::string refused(Role role, const std::string& json) {
+  try {
+    finalized(role, json);
+  } catch (const ConfigError& e) {
+    return e.what();
+  }
+  return "";
+}
+
+std::optional<Config> flags(std::vector<const char*> args) {
+  args.insert(args.begin(), "ss-local");
+  std::ostringstream out, warn;
+  return load_config(Role::Local, static_cast<int>(args.size()), args.data(), out, warn);
+}
+
+constexpr const char* kServer =
+    R"("server": "10.0.0.9", "server_port": 8388, "password": "x", "method": "aes-256-gcm")";
+
+}  // namespace
+
+TEST_CASE("tun config: a tun local, beside a socks one, with outbound_fwmark", "[relay]") {
+  const Config c = finalized(Role::Local, std::string("{") + kServer +
+                                              R"(, "outbound_fwmark": 21331, "locals": [
+      {"protocol": "tun", "tun_interface_name": "tun7", "tun_interface_address": "10.255.0.1/24"},
+      {"protocol": "socks", "local_port": 1080}]})");
+  REQUIRE(c.listeners.size() == 2);
+  const ListenerSpec& t = c.listeners[0];
+  CHECK(t.protocol == ListenerSpec::Protocol::Tun);
+  CHECK(t.tun_name == "tun7");
+  CHECK(t.tun_cidr == "10.255.0.1/24");
+  CHECK(t.address == "10.255.0.1");  // the NAT listener sits on the device's own address
+  CHECK(t.port == 0);                // picked at start-up
+  CHECK(c.listeners[1].protocol == ListenerSpec::Protocol::Mixed);
+  CHECK(c.outbound_fwmark == 21331);
+  CHECK(specs_of(c).tcp.fwmark == 21331);
+  CHECK(specs_of(c).balancer.fwmark == 21331);
+}
+
+TEST_CASE("tun config: --tun and --tun-address, alone or with -l", "[relay]") {
+  auto c = flags({"-s", "10.0.0.9", "-p", "8388", "-k", "x", "--tun", "tun3", "--tun-address",
+                  "192.168.77.1/30", "--outbound-fwmark", "7"});
+  REQUIRE(c);
+  REQUIRE(c->listeners.size() == 1);
+  CHECK(c->listeners[0].protocol == ListenerSpec::Protocol::Tun);
+  CHECK(c->listeners[0].tun_name == "tun3");
+  CHECK(c->listeners[0].address == "192.168.77.1");
+  CHECK(c->outbound_fwmark == 7);
+  CHECK(c->listeners[0].tun_cidr6.empty());
+  // Dual stack: an IPv6 address/prefix after the IPv4 one.
+  c = flags({"-s", "10.0.0.9", "-p", "8388", "-k", "x", "--tun", "tun3", "--tun-address",
+             "10.255.0.1/24,fd55::1/64"});
+  REQUIRE(c);
+  CHECK(c->listeners[0].tun_cidr == "10.255.0.1/24");
+  CHECK(c->listeners[0].tun_cidr6 == "fd55::1/64");
+  CHECK(c->listeners[0].address == "10.255.0.1");
+  c = flags({"-s", "10.0.0.9", "-p", "8388", "-k", "x", "-l", "1080", "--tun", "tun3",
+             "--tun-address", "10.1.0.1/16"});
+  REQUIRE(c);
+  REQUIRE(c->listeners.size() == 2);
+  CHECK(c->listeners[0].protocol == ListenerSpec::Protocol::Mixed);
+  CHECK(c->listeners[1].protocol == ListenerSpec::Protocol::Tun);
+}
+
+TEST_CASE("tun config: missing or malformed keys are refused by name", "[relay]") {
+  const std::string head = std::string("{") + kServer + R"(, "locals": [)";
+  CHECK(refused(Role::Local, head + R"({"protocol": "tun", "tun_interface_address":
+        "10.255.0.1/24"}]})") ==
+        "locals[0].tun_interface_name: missing (a tun needs its device "
+        "name)");
+  CHECK(refused(Role::Local, head + R"({"protocol": "tun", "tun_interface_name": "t"}]})")
+            .find("locals[0].tun_interface_address: must be an IPv4 address/prefix") == 0);
+  CHECK(refused(Role::Local, head + R"({"protocol": "tun", "tun_interface_name": "t",
+        "tun_interface_address": "fd00::1/64"}]})")
+            .find("locals[0].tun_interface_address: must be an IPv4 address/prefix") == 0);
+  CHECK(refused(Role::Local, head + R"({"protocol": "tun", "tun_interface_name": "t",
+        "tun_interface_address": "10.0.0.1/24,10.0.1.1/24"}]})")
+            .find("locals[0].tun_interface_address: must be an IPv4 address/prefix") == 0);
+  CHECK(refused(Role::Local, head + R"({"protocol": "socks", "local_port": 1,
+        "tun_interface_name": "t"}]})")
+            .find("locals[0]: tun_interface_name/tun_interface_address are for") == 0);
+  CHECK(refused(Role::Local, head + R"({"protocol": "tun", "tun_interface_name":
+        "a-very-long-name-x", "tun_interface_address": "10.0.0.1/24"}]})")
+            .find("locals[0].tun_interface_name: longer than 15") == 0);
+  std::ostringstream out, warn;
+  const char* argv[] = {"ss-local",      "-s",         "h", "-p", "1", "-k", "x", "-l", "1",
+                        "--tun-address", "10.0.0.1/24"};
+  CHECK_THROWS_WITH(load_config(Role::Local, 11, argv, out, warn),
+                    "--tun-address: needs --tun NAME");
+  // Only ss-local has a tun.
+  CHECK_FALSE(refused(Role::Tunnel, std::string("{") + kServer + R"(, "local_port": 1,
+        "tunnel_address": "1.2.3.4:5", "locals": [{"protocol": "tun"}]})")
+                  .empty());
+}
+
+}  // namespace ss

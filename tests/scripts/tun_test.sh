@@ -1,0 +1,393 @@
+#!/usr/bin/env bash
+# tun mode end to end (issue 15), in three network namespaces of its own. ss-local runs in the
+# client namespace with a TUN device that carries the client's default route; ss-server runs in
+# the server namespace; the origins (HTTP, TCP echo, UDP echo) live on the origin namespace's lo,
+# reachable from the client only through the tunnel. Applications in the client namespace use no
+# proxy settings at all.
+#
+#   client ns                        server ns                        origin ns
+#   sstun0 10.255.0.1/24,
+#          fd55::1/64 (ss-local)
+#   c0 10.210.0.2/30   <-------->    s0 10.210.0.1/30
+#                                    lo 10.211.0.1/32: ss-server
+#                                    s1 10.212.0.1/30  <-------->     o0 10.212.0.2/30
+#                                       fd12::1/64                       fd12::2/64
+#                                                                     lo 10.213.0.1, 10.213.0.2,
+#                                                                        fd13::1
+#
+# No loops: ss-server's address 10.211.0.1 is reachable from the client only by a route in table
+# 100, which `ip rule fwmark 0x5353 lookup 100` selects for ss-local's outbound sockets
+# ("outbound_fwmark": SO_MARK); every other packet follows the default route into the TUN. Without
+# the mark ss-local's own connection to the server would enter the TUN again.
+#
+# Checks: curl to the HTTP origin by IP (a file, sha256), over IPv4 and IPv6; a 100 MiB byte-exact
+# download; a TCP upload+echo; a UDP echo (IPv4 and IPv6) whose replies come from the origin's
+# address and port, with the origin
+# seeing ss-server's side as the sender; a target that ss-server's ACL refuses (the origin logs
+# nothing for it); 250 concurrent TCP flows through the NAT; and that with the TUN route removed
+# (and a direct route added) the same curl reaches the origin directly, from the client's own
+# address. Nothing touches the root namespace; nothing routes out of the machine. The namespaces
+# and every process are removed on exit, failure included.
+#
+# Usage: tun_test.sh [BIN_DIR]   (default: build/bin). Needs root and /dev/net/tun; exits 77
+# (CTest's "skipped") with the reason when it cannot run here.
+set -uo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+bin=$(cd "${1:-$here/../../build/bin}" 2>/dev/null && pwd) || bin=${1:-}
+
+skip() {
+  echo "SKIP: $*"
+  exit 77
+}
+[[ $(id -u) -eq 0 ]] || skip "needs root (network namespaces, a TUN device)"
+[[ -c /dev/net/tun ]] || skip "no /dev/net/tun"
+for tool in ip curl python3 sha256sum ss; do
+  command -v "$tool" >/dev/null 2>&1 || skip "no $tool (scripts/setup.sh installs it)"
+done
+for b in ss-local ss-server; do
+  [[ -x $bin/$b ]] || skip "no $bin/$b: build first"
+done
+
+ns_c=sstun-c-$$
+ns_s=sstun-s-$$
+ns_o=sstun-o-$$
+tmp=$(mktemp -d /tmp/ss-tun-test.XXXXXX)
+pids=()
+cleanup() {
+  local p
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
+  for p in "${pids[@]}"; do wait "$p" 2>/dev/null; done
+  ip netns del "$ns_c" 2>/dev/null
+  ip netns del "$ns_s" 2>/dev/null
+  ip netns del "$ns_o" 2>/dev/null
+  [[ -n "${KEEP:-}" ]] || rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 1' INT TERM
+
+in_c() { ip netns exec "$ns_c" "$@"; }
+in_s() { ip netns exec "$ns_s" "$@"; }
+in_o() { ip netns exec "$ns_o" "$@"; }
+
+ip netns add "$ns_c" 2>/dev/null || skip "cannot create a network namespace (ip netns add)"
+ip netns add "$ns_s" || skip "cannot create a second network namespace"
+ip netns add "$ns_o" || skip "cannot create a third network namespace"
+
+server=10.211.0.1
+origin=10.213.0.1
+refused=10.213.0.2
+origin6=fd13::1
+mark=0x5353
+pw='tun test password'
+method=chacha20-ietf-poly1305
+
+setup() {
+  ip link add c0 netns "$ns_c" type veth peer name s0 netns "$ns_s" || return 1
+  ip link add s1 netns "$ns_s" type veth peer name o0 netns "$ns_o" || return 1
+  in_c ip link set lo up && in_s ip link set lo up && in_o ip link set lo up || return 1
+  in_c ip addr add 10.210.0.2/30 dev c0 && in_c ip link set c0 up || return 1
+  in_s ip addr add 10.210.0.1/30 dev s0 && in_s ip link set s0 up || return 1
+  in_s ip addr add 10.212.0.1/30 dev s1 && in_s ip link set s1 up || return 1
+  in_o ip addr add 10.212.0.2/30 dev o0 && in_o ip link set o0 up || return 1
+  in_s ip addr add "$server/32" dev lo || return 1
+  in_o ip addr add "$origin/32" dev lo && in_o ip addr add "$refused/32" dev lo || return 1
+  in_s ip addr add fd12::1/64 dev s1 nodad && in_o ip addr add fd12::2/64 dev o0 nodad || return 1
+  in_o ip addr add "$origin6/128" dev lo nodad || return 1
+  in_s ip -6 route add fd13::/64 via fd12::2 && in_o ip -6 route add default via fd12::1 || return 1
+  in_s ip route add 10.213.0.0/24 via 10.212.0.2 || return 1
+  in_o ip route add default via 10.212.0.1 || return 1
+  in_s sysctl -qw net.ipv4.ip_forward=1 || return 1  # only for the direct-route check
+  in_s ip route add 10.255.0.0/24 via 10.210.0.2 || return 1
+  # ss-local's marked sockets reach the server through c0; nothing else can.
+  in_c ip rule add fwmark "$mark" lookup 100 && in_c ip route add default via 10.210.0.1 table 100 || return 1
+}
+setup || skip "cannot set up the veth pairs, addresses or routes in the namespaces"
+
+head -c 3000000 /dev/urandom >"$tmp/blob"
+head -c $((100 * 1024 * 1024)) /dev/urandom >"$tmp/big"
+want=$(sha256sum <"$tmp/blob" | cut -d' ' -f1)
+want_big=$(sha256sum <"$tmp/big" | cut -d' ' -f1)
+
+# run NS NAME CMD...: CMD in namespace NS, output to $tmp/NAME.log; $pid is CMD's own pid.
+run() {
+  local ns=$1 name=$2
+  shift 2
+  ip netns exec "$ns" "$@" >"$tmp/$name.log" 2>&1 &
+  pid=$!
+  pids+=("$pid")
+}
+# wait_tcp NS PORT PID: until something in NS listens on TCP PORT (10 s), while PID lives.
+wait_tcp() {
+  local i
+  for ((i = 0; i < 200; i++)); do
+    [[ -n $(ip netns exec "$1" ss -Hltn "sport = :$2") ]] && return 0
+    kill -0 "$3" 2>/dev/null || return 1
+    sleep 0.05
+  done
+  return 1
+}
+
+passed=0
+failed=0
+pass() {
+  echo "ok: $*"
+  passed=$((passed + 1))
+}
+fail() {
+  echo "FAIL: $*"
+  failed=$((failed + 1))
+}
+
+# --- the origins ---
+run "$ns_o" web python3 -u -m http.server --bind 0.0.0.0 --directory "$tmp" 8080
+wait_tcp "$ns_o" 8080 "$pid" || skip "the web server did not start: $(tail -3 "$tmp/web.log")"
+run "$ns_o" web6 python3 -u -m http.server --bind "$origin6" --directory "$tmp" 8080
+echo_py='
+import socket, sys, threading
+kind, port = sys.argv[1], int(sys.argv[2])
+if kind == "udp":
+    s = socket.socket(socket.AF_INET6 if ":" in sys.argv[3] else socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind((sys.argv[3], port))  # replies leave from the address the client sent to
+    while True:
+        d, a = s.recvfrom(65535)
+        print(a[0], flush=True)
+        s.sendto(d, a)
+def serve(c):
+    with c:
+        while True:
+            d = c.recv(65536)
+            if not d:
+                return
+            c.sendall(d)
+l = socket.socket()
+l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+l.bind(("0.0.0.0", port))
+l.listen(1024)
+while True:
+    c, a = l.accept()
+    threading.Thread(target=serve, args=(c,), daemon=True).start()
+'
+run "$ns_o" tcpecho python3 -c "$echo_py" tcp 7008
+wait_tcp "$ns_o" 7008 "$pid" || skip "the TCP echo server did not start"
+run "$ns_o" udpecho python3 -c "$echo_py" udp 7007 "$origin"
+run "$ns_o" udpecho6 python3 -c "$echo_py" udp 7007 "$origin6"
+
+# --- ss-server (refuses $refused by its ACL) and ss-local with the TUN ---
+printf '[outbound_block_list]\n%s/32\n' "$refused" >"$tmp/server.acl"
+run "$ns_s" server "$bin/ss-server" -s "$server" -p 8388 -k "$pw" -m "$method" \
+  --allow-private-targets -u --acl "$tmp/server.acl"
+server_pid=$pid
+wait_tcp "$ns_s" 8388 "$pid" || { cat "$tmp/server.log"; skip "ss-server did not start"; }
+cat >"$tmp/local.json" <<JSON
+{"server": "$server", "server_port": 8388, "password": "$pw", "method": "$method",
+ "mode": "tcp_and_udp", "outbound_fwmark": $((mark)),
+ "locals": [{"protocol": "tun", "tun_interface_name": "sstun0",
+             "tun_interface_address": "10.255.0.1/24,fd55::1/64"},
+            {"protocol": "socks", "local_address": "127.0.0.1", "local_port": 1080}]}
+JSON
+run "$ns_c" local "$bin/ss-local" -c "$tmp/local.json" -v
+local_pid=$pid
+for ((i = 0; i < 200; i++)); do
+  in_c ip link show sstun0 2>/dev/null | grep -q ',UP' && break
+  kill -0 "$local_pid" 2>/dev/null || break
+  sleep 0.05
+done
+if ! in_c ip link show sstun0 2>/dev/null | grep -q ',UP'; then
+  cat "$tmp/local.log"
+  fail "ss-local did not bring sstun0 up"
+  echo "$passed passed, $failed failed"
+  exit 1
+fi
+pass "ss-local created and addressed sstun0 ($(in_c ip -4 -o addr show sstun0 | awk '{print $4}'))"
+# Everything but the fwmark'ed sockets goes into the TUN.
+in_c ip route add default dev sstun0 && in_c ip -6 route add default dev sstun0 ||
+  { fail "cannot route the client namespace into sstun0"; exit 1; }
+
+# --- HTTP by IP, no proxy settings ---
+got=$(in_c curl -sS --max-time 30 "http://$origin:8080/blob" | sha256sum | cut -d' ' -f1)
+if [[ $got == "$want" ]]; then
+  pass "curl http://$origin:8080/blob through the TUN: sha256 matches"
+else
+  fail "curl through the TUN: sha256 $got, want $want"
+  tail -5 "$tmp/local.log"
+fi
+if grep -q '^10\.212\.0\.1 .*GET /blob' "$tmp/web.log" && ! grep -q '^10\.255\.' "$tmp/web.log"; then
+  pass "the origin saw the request from ss-server's side, not from the TUN's address"
+else
+  fail "the origin's log does not show ss-server as the client: $(tail -2 "$tmp/web.log")"
+fi
+
+# --- the same over IPv6 ---
+got=$(in_c curl -sS --max-time 30 -g "http://[$origin6]:8080/blob" | sha256sum | cut -d' ' -f1)
+if [[ $got == "$want" ]] && grep -q '^fd12::1 .*GET /blob' "$tmp/web6.log"; then
+  pass "curl http://[$origin6]:8080/blob through the TUN over IPv6: sha256 matches, from ss-server's side"
+else
+  fail "IPv6 curl through the TUN: sha256 $got; origin log: $(tail -2 "$tmp/web6.log")"
+fi
+
+# --- 100 MiB byte-exact ---
+start_t=$(date +%s.%N)
+got=$(in_c curl -sS --max-time 300 "http://$origin:8080/big" | sha256sum | cut -d' ' -f1)
+end_t=$(date +%s.%N)
+if [[ $got == "$want_big" ]]; then
+  pass "100 MiB through the TUN, byte-exact ($(python3 -c "print(round($end_t - $start_t, 2))") s on a shared machine)"
+else
+  fail "100 MiB through the TUN: sha256 $got, want $want_big"
+fi
+
+# --- TCP upload and echo (the client's bytes up, the same bytes down) ---
+tcp_client='
+import hashlib, os, socket, sys, threading
+data = os.urandom(8 * 1024 * 1024)
+s = socket.create_connection((sys.argv[1], 7008), timeout=60)
+def send():
+    s.sendall(data)
+    s.shutdown(socket.SHUT_WR)
+t = threading.Thread(target=send)
+t.start()
+got = bytearray()
+while True:
+    d = s.recv(1 << 16)
+    if not d:
+        break
+    got += d
+t.join()
+print("same" if bytes(got) == data else "differ %d/%d" % (len(got), len(data)))
+'
+got=$(in_c python3 -c "$tcp_client" "$origin" 2>&1)
+[[ $got == same ]] && pass "8 MiB up and echoed back through the TUN, byte-exact" || fail "TCP echo: $got"
+
+# --- UDP echo: replies from the origin's address; the origin sees ss-server's side ---
+udp_client='
+import os, socket, sys
+s = socket.socket(socket.AF_INET6 if ":" in sys.argv[1] else socket.AF_INET, socket.SOCK_DGRAM)
+s.settimeout(3)
+ok = 0
+for size in (1, 100, 1200, 1400, 3000):
+    msg = os.urandom(size)
+    for attempt in range(3):
+        s.sendto(msg, (sys.argv[1], 7007))
+        try:
+            d, a = s.recvfrom(65535)
+        except socket.timeout:
+            continue
+        if d == msg and a[:2] == (sys.argv[1], 7007):
+            ok += 1
+        else:
+            print("bad reply from", a, len(d))
+        break
+print(ok)
+'
+got=$(in_c python3 -c "$udp_client" "$origin" 2>&1)
+if [[ $got == 5 ]]; then
+  pass "UDP echo through the TUN: 5 sizes, replies from $origin:7007"
+else
+  fail "UDP echo through the TUN: $got of 5"
+fi
+got=$(in_c python3 -c "$udp_client" "$origin6" 2>&1)
+if [[ $got == 5 ]]; then
+  pass "UDP echo through the TUN over IPv6: 5 sizes, replies from [$origin6]:7007"
+else
+  fail "UDP echo through the TUN over IPv6: $got of 5"
+fi
+if [[ -s $tmp/udpecho6.log ]] && ! grep -vq '^fd12::1$' "$tmp/udpecho6.log"; then
+  pass "the IPv6 UDP origin saw only ss-server's side as the sender"
+else
+  fail "the IPv6 UDP origin saw: $(sort -u "$tmp/udpecho6.log" | tr '\n' ' ')"
+fi
+if [[ -s $tmp/udpecho.log ]] && ! grep -vq '^10\.212\.0\.1$' "$tmp/udpecho.log"; then
+  pass "the UDP origin saw only ss-server's side as the sender"
+else
+  fail "the UDP origin saw: $(sort -u "$tmp/udpecho.log" | tr '\n' ' ')"
+fi
+
+# --- a target the server refuses ---
+if in_c curl -sS --max-time 10 -o /dev/null "http://$refused:8080/blob" 2>/dev/null; then
+  fail "curl to $refused (blocked by ss-server's ACL) succeeded"
+elif grep -q "^$refused\|GET .* $refused" "$tmp/web.log"; then
+  fail "the origin logged a request for the refused target"
+else
+  pass "a target ss-server's ACL refuses: the client's connection fails, the origin sees nothing"
+fi
+
+# --- 250 concurrent flows ---
+many='
+import socket, sys, threading
+n = int(sys.argv[2])
+ok = []
+def one(i):
+    try:
+        s = socket.create_connection((sys.argv[1], 7008), timeout=60)
+        msg = b"flow %d " % i * 50
+        barrier.wait()
+        s.sendall(msg)
+        got = b""
+        while len(got) < len(msg):
+            d = s.recv(65536)
+            if not d:
+                break
+            got += d
+        if got == msg:
+            ok.append(i)
+        s.close()
+    except Exception as e:
+        print("flow", i, e, file=sys.stderr)
+barrier = threading.Barrier(n, timeout=60)
+ts = [threading.Thread(target=one, args=(i,)) for i in range(n)]
+for t in ts: t.start()
+for t in ts: t.join()
+print(len(ok))
+'
+got=$(in_c python3 -c "$many" "$origin" 250 2>"$tmp/many.err")
+if [[ $got == 250 ]]; then
+  pass "250 concurrent TCP flows through the TUN, all open at once, each echoed exactly"
+else
+  fail "concurrent flows: $got of 250 ($(head -3 "$tmp/many.err"))"
+fi
+
+# --- the same download through the SOCKS5 port of the same ss-local ---
+got=$(in_c curl -sS --max-time 60 --socks5 127.0.0.1:1080 "http://$origin:8080/blob" | sha256sum | cut -d' ' -f1)
+[[ $got == "$want" ]] && pass "the same ss-local's SOCKS5 port still works beside the TUN" ||
+  fail "SOCKS5 beside the TUN: sha256 $got"
+
+# --- TUN_BENCH=N: a measurement, not a check (nothing here can fail the test) ---
+# N downloads of the 100 MiB file each way (through the TUN, through SOCKS5), alternating; for
+# each path the median wall time and the CPU time ss-local and ss-server spent per transfer
+# (utime + stime from /proc, in clock ticks turned into ms).
+cpu_ms() { awk -v hz="$(getconf CLK_TCK)" '{print ($14 + $15) * 1000 / hz}' "/proc/$1/stat"; }
+if [[ -n ${TUN_BENCH:-} ]]; then
+  for path in tun socks; do : >"$tmp/bench.$path"; done
+  for ((r = 0; r < TUN_BENCH; r++)); do
+    for path in tun socks; do
+      proxy=()
+      [[ $path == socks ]] && proxy=(--socks5 127.0.0.1:1080)
+      l0=$(cpu_ms "$local_pid")
+      s0=$(cpu_ms "$server_pid")
+      t=$(in_c curl -sS -o /dev/null -w '%{time_total}' "${proxy[@]}" "http://$origin:8080/big")
+      echo "$t $(($(cpu_ms "$local_pid" | cut -d. -f1) - ${l0%.*})) $(($(cpu_ms "$server_pid" | cut -d. -f1) - ${s0%.*}))" >>"$tmp/bench.$path"
+    done
+  done
+  for path in tun socks; do
+    sort -n "$tmp/bench.$path" | awk -v p="$path" '{t[NR] = $1; l += $2; s += $3}
+      END {printf "bench %-5s 100 MiB: median %.3f s (%.0f MiB/s), ss-local %.0f ms CPU, ss-server %.0f ms CPU per transfer (%d runs)\n",
+           p, t[int((NR + 1) / 2)], 100 / t[int((NR + 1) / 2)], l / NR, s / NR, NR}'
+  done
+fi
+
+# --- removing the route restores direct traffic ---
+in_c ip route del default dev sstun0
+in_c ip route add 10.213.0.0/24 via 10.210.0.1
+: >"$tmp/web.log.before"
+lines_before=$(wc -l <"$tmp/web.log")
+got=$(in_c curl -sS --max-time 30 "http://$origin:8080/blob" | sha256sum | cut -d' ' -f1)
+new=$(tail -n +$((lines_before + 1)) "$tmp/web.log")
+if [[ $got == "$want" ]] && grep -q '^10\.210\.0\.2 .*GET /blob' <<<"$new"; then
+  pass "with the TUN route removed, curl reaches the origin directly (from 10.210.0.2)"
+else
+  fail "direct after removing the route: sha256 $got; origin log: $new"
+fi
+
+kill -0 "$local_pid" 2>/dev/null && pass "ss-local still running" || fail "ss-local died: $(tail -5 "$tmp/local.log")"
+echo "$passed passed, $failed failed"
+[[ $failed -eq 0 ]]
