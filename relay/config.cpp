@@ -482,6 +482,8 @@ void online_config_value(Config& c, const json& v) {
                                                 : "scheme " + quote(scheme)));
   }
   c.online_config = std::move(o);
+}
+
 // A tun listener's spec: the device's name and address are required; the listener is the NAT's,
 // on the device's own address (local_port: its port, else one the kernel picks).
 void finish_tun_spec(ListenerSpec& spec, const std::string& at) {
