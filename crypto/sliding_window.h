@@ -7,11 +7,17 @@
 // check() and accept() are separate on purpose (SIP022 §3.2.4, hostile-inputs U4): check a
 // packet ID as soon as its header decrypts, but accept() it only after the whole packet has
 // authenticated and validated, so forged or stale packets never move the window.
-// Pure data, no allocation; not thread-safe (one per session, on its loop).
+// Not thread-safe (one per session, on its loop).
+//
+// The ring (1 KiB) is allocated lazily: while the IDs accepted within the window form one run
+// without a gap (in-order traffic without loss), the window is that run's two ends, and check()
+// and accept() behave exactly as with the ring. The first accept() that would leave a gap inside
+// the window allocates the ring (once per window, never per packet).
 
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 
 namespace ss {
 
@@ -34,13 +40,20 @@ class SlidingWindow {
 
   // The newest accepted ID (0 before any).
   uint64_t last() const { return last_; }
+  // True once a gap made the window allocate its ring (tests, memory accounting).
+  bool has_ring() const { return ring_ != nullptr; }
 
  private:
+  // Turns the run [first_, last_] into the ring's bits.
+  void make_ring();
+
   static constexpr uint64_t kRingMask = kBlocks - 1;
   static_assert((kBlocks & kRingMask) == 0, "the ring size must be a power of two");
 
-  std::array<uint64_t, kBlocks> ring_{};
+  std::unique_ptr<std::array<uint64_t, kBlocks>> ring_;  // null: the run below says it all
   uint64_t last_ = 0;
+  uint64_t first_ = 0;  // without the ring: the oldest ID of the run [first_, last_] accepted
+  bool empty_ = true;   // without the ring: nothing accepted yet
 };
 
 }  // namespace ss

@@ -34,10 +34,13 @@
 #include <openssl/evp.h>
 
 #include <algorithm>
+#include <atomic>
 #include <charconv>
 #include <climits>
 #include <cstring>
+#include <memory>
 #include <utility>
+#include <vector>
 
 #include "crypto/kdf.h"
 
@@ -229,10 +232,8 @@ size_t seal_packet(const PacketSeal& s, Udp2022SessionKey& key, std::span<const 
   std::array<uint8_t, kUdp2022HeaderLen> hdr;
   put_be64(hdr.data(), s.session_id);
   put_be64(hdr.data() + 8, s.packet_id);
-  if (!key.ensure(s.body_psk, s.session_id) ||
-      !key.aead()->seal(hdr.data() + 4, body, body_len, body)) {
-    return 0;
-  }
+  Aead* aead = key.ensure(s.body_psk, s.session_id) ? key.aead() : nullptr;
+  if (aead == nullptr || !aead->seal(hdr.data() + 4, body, body_len, body)) return 0;
   for (size_t i = 0; i < s.identities; ++i) {
     uint8_t block[kUdp2022EihLen];
     for (size_t j = 0; j < kUdp2022EihLen; ++j) block[j] = s.eih_hashes[i][j] ^ hdr[j];
@@ -327,38 +328,54 @@ bool AesBlock::apply(const uint8_t* in, uint8_t* out) {
 
 // ---- Udp2022SessionKey
 
-Udp2022SessionKey::Udp2022SessionKey(const Method2022& method) : method_(&method) {
-  if (is_aes(method)) aead_.emplace(*method.aead);
-}
+namespace {
+
+// The thread's AES-GCM context per method, and which session key it was last keyed for.
+struct ThreadAead {
+  const CipherSpec* spec;
+  Aead aead;
+  uint64_t serial = 0;
+};
+
+std::atomic<uint64_t> next_key_serial{1};
+
+}  // namespace
+
+Udp2022SessionKey::Udp2022SessionKey(const Method2022& method) : method_(&method) {}
 
 Udp2022SessionKey::~Udp2022SessionKey() {
   secure_zero(psk_);
+  secure_zero(subkey_);
 }
 
 Udp2022SessionKey::Udp2022SessionKey(Udp2022SessionKey&& other) noexcept
     : method_(other.method_),
-      aead_(std::move(other.aead_)),
       psk_(other.psk_),
+      subkey_(other.subkey_),
       session_id_(other.session_id_),
+      serial_(other.serial_),
       keyed_(std::exchange(other.keyed_, false)) {
   secure_zero(other.psk_);
+  secure_zero(other.subkey_);
 }
 
 Udp2022SessionKey& Udp2022SessionKey::operator=(Udp2022SessionKey&& other) noexcept {
   if (this != &other) {
     method_ = other.method_;
-    aead_ = std::move(other.aead_);
     psk_ = other.psk_;
+    subkey_ = other.subkey_;
     session_id_ = other.session_id_;
+    serial_ = other.serial_;
     keyed_ = std::exchange(other.keyed_, false);
     secure_zero(other.psk_);
+    secure_zero(other.subkey_);
   }
   return *this;
 }
 
 bool Udp2022SessionKey::keyed_for(std::span<const uint8_t> psk, uint64_t session_id) const {
   if (psk.size() != method_->key_len) return false;
-  if (!aead_) return true;  // ChaCha: nothing per session
+  if (!is_aes(*method_)) return true;  // ChaCha: nothing per session
   return keyed_ && session_id == session_id_ &&
          std::memcmp(psk.data(), psk_.data(), psk.size()) == 0;
 }
@@ -366,19 +383,36 @@ bool Udp2022SessionKey::keyed_for(std::span<const uint8_t> psk, uint64_t session
 bool Udp2022SessionKey::ensure(std::span<const uint8_t> psk, uint64_t session_id) {
   if (keyed_for(psk, session_id)) return true;
   keyed_ = false;
-  if (!aead_ || psk.size() != method_->key_len) return false;
+  if (!is_aes(*method_) || psk.size() != method_->key_len) return false;
   const size_t len = method_->key_len;
   uint8_t salt[8];
   put_be64(salt, session_id);
-  std::array<uint8_t, kMaxKeyLen> subkey{};
-  session_subkey_2022(psk, salt, {subkey.data(), len});
-  const bool ok = aead_->set_key({subkey.data(), len});
-  secure_zero(subkey);
-  if (!ok) return false;
+  session_subkey_2022(psk, salt, {subkey_.data(), len});
   std::memcpy(psk_.data(), psk.data(), len);
   session_id_ = session_id;
+  serial_ = next_key_serial.fetch_add(1, std::memory_order_relaxed);
   keyed_ = true;
   return true;
+}
+
+Aead* Udp2022SessionKey::aead() {
+  if (!keyed_) return nullptr;
+  thread_local std::vector<std::unique_ptr<ThreadAead>> contexts;
+  ThreadAead* t = nullptr;
+  for (auto& c : contexts) {
+    if (c->spec == method_->aead) t = c.get();
+  }
+  if (t == nullptr) {
+    contexts.push_back(
+        std::make_unique<ThreadAead>(ThreadAead{method_->aead, Aead(*method_->aead)}));
+    t = contexts.back().get();
+  }
+  if (t->serial != serial_) {
+    t->serial = 0;
+    if (!t->aead.set_key({subkey_.data(), method_->key_len})) return nullptr;
+    t->serial = serial_;
+  }
+  return &t->aead;
 }
 
 // ---- padding
@@ -430,9 +464,10 @@ Udp2022Status Udp2022Header::open_body(Udp2022SessionKey& key, std::span<const u
     body = {out_ + kUdp2022ChaChaIdsLen, plain_len_ - kUdp2022ChaChaIdsLen};
     return {};
   }
-  if (!key.ensure(psk, session_id)) return err(Udp2022Error::Crypto);
+  Aead* aead = key.ensure(psk, session_id) ? key.aead() : nullptr;
+  if (aead == nullptr) return err(Udp2022Error::Crypto);
   const size_t sealed = packet_len_ - body_offset_;
-  if (!key.aead()->open(plain_.data() + 4, packet_ + body_offset_, sealed, out_)) {
+  if (!aead->open(plain_.data() + 4, packet_ + body_offset_, sealed, out_)) {
     return err(Udp2022Error::BadTag);
   }
   body = {out_, sealed - kUdp2022TagLen};

@@ -111,6 +111,11 @@ class AesBlock {
 // the PSK itself keys every packet and this object holds nothing (ensure() succeeds at once).
 // Keep one per remote session for receiving and one per own session for sending. Zeroes the key
 // on destruction.
+//
+// Memory: an object holds the 32-byte subkey, not a cipher context (an OpenSSL AES-GCM context
+// is about 1 KiB, and a UDP association has two). aead() hands out the thread's one context per
+// method, re-keyed only when it was last keyed for another session key; so one object's aead()
+// is valid until another's is called on the same thread.
 class Udp2022SessionKey {
  public:
   explicit Udp2022SessionKey(const Method2022& method);
@@ -125,14 +130,15 @@ class Udp2022SessionKey {
   bool ensure(std::span<const uint8_t> psk, uint64_t session_id);
   // True if the last ensure() was for exactly this pair (tests: the subkey is cached).
   bool keyed_for(std::span<const uint8_t> psk, uint64_t session_id) const;
-  // The keyed AEAD (AES methods), else nullptr.
-  Aead* aead() { return aead_ ? &*aead_ : nullptr; }
+  // The keyed AEAD (AES methods, after a successful ensure()), else nullptr.
+  Aead* aead();
 
  private:
   const Method2022* method_;
-  std::optional<Aead> aead_;
   std::array<uint8_t, kMaxKeyLen> psk_{};
+  std::array<uint8_t, kMaxKeyLen> subkey_{};
   uint64_t session_id_ = 0;
+  uint64_t serial_ = 0;  // names this key in the thread's context cache; new at each ensure()
   bool keyed_ = false;
 };
 

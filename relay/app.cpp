@@ -21,7 +21,9 @@
 
 #include <fcntl.h>
 #include <grp.h>
+#include <pthread.h>
 #include <pwd.h>
+#include <sched.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -618,7 +620,16 @@ int run_app(Role role, int argc, char** argv, const InboundRegistry& inbounds) {
     m.metrics = metrics_server.get();
   }
 
-  size_t max_sessions = default_max_connections(cfg.max_connections, cfg.workers);
+  // One worker per CPU the process may run on (its affinity mask), and pinning not turned off:
+  // worker i runs on cpus[i] only, and the TCP listeners hand it the connections whose packets
+  // that CPU received (keep-alive requests then stay on one core: no cross-core wake-ups).
+  // Otherwise (fewer or more workers than CPUs, one worker) threads float and the kernel's hash
+  // spreads connections.
+  const std::vector<int> cpus = worker_cpus(nworkers, cfg.pin_workers);
+  if (!cpus.empty()) LOG_DEBUG("workers pinned, one per CPU; connections steered by CPU");
+  // One connection cap for the whole process: every listener of every worker counts against it.
+  const auto connection_cap =
+      std::make_shared<ConnectionCap>(default_max_connections(cfg.max_connections, cfg.workers));
   int status = 0;
   for (int i = 0; i < nworkers && status == 0; ++i) {
     auto w = std::make_unique<Worker>();
@@ -633,11 +644,6 @@ int run_app(Role role, int argc, char** argv, const InboundRegistry& inbounds) {
                                                 static_cast<size_t>(nworkers)),
                         specs.tcp.ipv6_first, cfg.reuse_port || nworkers > 1, specs.tcp.fwmark});
     }
-    const size_t share =
-        max_sessions == 0
-            ? 0
-            : std::max<size_t>(1, max_sessions / (static_cast<size_t>(nworkers) *
-                                                  std::max<size_t>(1, specs.listeners.size())));
     for (const ListenerSpec& spec : specs.listeners) {
       const std::string& host = spec.address;
       const uint16_t port = spec.port;
@@ -679,7 +685,8 @@ int run_app(Role role, int argc, char** argv, const InboundRegistry& inbounds) {
       l->set_inbound(spec.inbound);
       l->set_reuse_port(cfg.reuse_port || nworkers > 1);
       l->set_transparent(spec.transparent);
-      l->set_connection_limit(max_sessions, share);
+      l->set_connection_cap(connection_cap);
+      l->set_cpu_steering(cpus);
       l->set_metrics(port_slots[static_cast<size_t>(&spec - specs.listeners.data())]);
       int r = l->listen(host, port);
       if (r != 0) {
@@ -763,7 +770,14 @@ int run_app(Role role, int argc, char** argv, const InboundRegistry& inbounds) {
   for (auto& w : workers) {
     w->main_wake = &m.worker_done;
     Worker* wp = w.get();
-    w->thread = std::thread([wp] {
+    const int cpu = cpus.empty() ? -1 : cpus[static_cast<size_t>(wp->index)];
+    w->thread = std::thread([wp, cpu] {
+      if (cpu >= 0) {
+        cpu_set_t set;
+        CPU_ZERO(&set);
+        CPU_SET(cpu, &set);
+        pthread_setaffinity_np(pthread_self(), sizeof set, &set);
+      }
       uv_run(&wp->loop, UV_RUN_DEFAULT);
       wp->loop_ended.store(true);
       uv_async_send(wp->main_wake);

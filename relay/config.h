@@ -215,6 +215,8 @@ struct Config {
   bool ipv6_first = false;
   bool reuse_port = false;
   bool fast_open = false;
+  // One worker per CPU: pin each to its CPU and steer connections by CPU (relay/net/listener.h).
+  bool pin_workers = true;
   std::optional<Address> tunnel_target;  // Tunnel: -L host:port
   // Redir: -T / "tcp_tproxy": connections arrive by TPROXY (the listeners are transparent), not
   // by REDIRECT. Always false for the other roles.

@@ -3,9 +3,11 @@
 
 #include "relay/net/listener.h"
 
+#include <linux/filter.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sched.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 
@@ -34,9 +36,50 @@ size_t default_max_connections(size_t configured, int workers) {
   return lim.rlim_cur > 2 * reserve ? static_cast<size_t>((lim.rlim_cur - reserve) / 2) : 16;
 }
 
+std::vector<int> worker_cpus(int workers, bool enabled) {
+  std::vector<int> cpus;
+  if (!enabled || workers < 2) return cpus;
+  cpu_set_t allowed;
+  CPU_ZERO(&allowed);
+  if (sched_getaffinity(0, sizeof allowed, &allowed) != 0 || CPU_COUNT(&allowed) != workers) {
+    return cpus;
+  }
+  for (int c = 0; c < CPU_SETSIZE; ++c) {
+    if (CPU_ISSET(c, &allowed)) cpus.push_back(c);
+  }
+  return cpus;
+}
+
+int attach_cpu_steering(int fd, const std::vector<int>& cpus) {
+  // A = the receiving CPU; for each worker i: if A == cpus[i], return i. Otherwise return an
+  // index past the group, which makes the kernel fall back to its hash.
+  std::vector<sock_filter> code;
+  code.push_back({BPF_LD | BPF_W | BPF_ABS, 0, 0, static_cast<uint32_t>(SKF_AD_OFF + SKF_AD_CPU)});
+  for (size_t i = 0; i < cpus.size(); ++i) {
+    code.push_back({BPF_JMP | BPF_JEQ | BPF_K, 0, 1, static_cast<uint32_t>(cpus[i])});
+    code.push_back({BPF_RET | BPF_K, 0, 0, static_cast<uint32_t>(i)});
+  }
+  code.push_back({BPF_RET | BPF_K, 0, 0, 0xffffffffu});
+  sock_fprog prog{static_cast<unsigned short>(code.size()), code.data()};
+  return setsockopt(fd, SOL_SOCKET, SO_ATTACH_REUSEPORT_CBPF, &prog, sizeof prog) == 0 ? 0 : errno;
+}
+
 Listener::Listener(uv_loop_t* loop, std::shared_ptr<const Runtime> runtime, Factory factory)
     : loop_(loop), runtime_(std::move(runtime)), factory_(std::move(factory)) {
-  max_connections_ = share_ = default_max_connections(runtime_->limits.max_connections, 0);
+  cap_ =
+      std::make_shared<ConnectionCap>(default_max_connections(runtime_->limits.max_connections, 0));
+}
+
+void Listener::set_connection_cap(std::shared_ptr<ConnectionCap> cap) {
+  if (cap_wake_inited_) cap_->withdraw(&cap_wake_);
+  cap_ = std::move(cap);
+  if (!cap_wake_inited_) {
+    uv_async_init(loop_, &cap_wake_,
+                  [](uv_async_t* a) { static_cast<Listener*>(a->data)->pay_owed_evictions(); });
+    cap_wake_.data = this;
+    cap_wake_inited_ = true;
+  }
+  cap_->enroll(&cap_wake_);
 }
 
 Listener::~Listener() = default;
@@ -125,6 +168,11 @@ int Listener::bind_and_listen(const std::string& host, uint16_t port) {
   r = uv_tcp_bind(tcp, res->ai_addr, 0);
   freeaddrinfo(res);
   if (r == 0) r = uv_listen(reinterpret_cast<uv_stream_t*>(tcp), SOMAXCONN, on_connection);
+  if (r == 0 && reuse_port_ && !steer_cpus_.empty() &&
+      uv_fileno(reinterpret_cast<uv_handle_t*>(tcp), &fd) == 0) {
+    const int err = attach_cpu_steering(fd, steer_cpus_);
+    if (err != 0) LOG_DEBUG("reuseport CPU steering not attached: %s", std::strerror(err));
+  }
   if (r != 0) {
     uv_close(reinterpret_cast<uv_handle_t*>(tcp),
              [](uv_handle_t* hd) { delete reinterpret_cast<uv_tcp_t*>(hd); });
@@ -168,14 +216,23 @@ void Listener::on_connection(uv_stream_t* server, int status) {
     }
     return;
   }
-  // At the cap (this worker's share of it), a new connection takes the place of the worker's
-  // oldest session that has not finished its handshake (or is being drained after a rejection);
-  // with none of those, it is refused. Evicted sessions still count until they are freed on the
-  // loop's next turn; at most kMaxEvictedPending of them exist per worker.
-  if (self->share_ > 0 && self->count_ >= self->share_ && !self->evict_oldest()) {
-    self->refuse(server);
-    return;
+  // At the process-wide cap, a new connection takes the place of this worker's oldest session
+  // that has not finished its handshake (or is being drained after a rejection); with none of
+  // those, of another worker's (which evicts it on its next loop turn); with none anywhere, it is
+  // refused. Evicted sessions still count until they are freed on the loop's next
+  // turn; at most kMaxEvictedPending of them exist per worker.
+  // Another worker at the cap may have taken a connection in this one's name: evict for it.
+  if (self->cap_->full()) {
+    self->pay_owed_evictions();
+    // Another worker is asked only when this one has no unfinished handshake at all (not merely
+    // too many evicted ones still closing).
+    if (!self->evict_oldest() &&
+        (self->evict_head_ != nullptr || !self->cap_->ask_eviction(&self->cap_wake_))) {
+      self->refuse(server);
+      return;
+    }
   }
+  self->cap_->add();
   counters::add(Counter::LiveConnections);
   counters::add(Counter::Accepted);
   Connection* s = new Connection(*self, self->factory_(*self));
@@ -200,15 +257,18 @@ bool Listener::evict_oldest() {
   return true;
 }
 
+void Listener::pay_owed_evictions() {
+  while (evict_head_ != nullptr && evicted_pending_ < kMaxEvictedPending && cap_->take_owed()) {
+    evict_oldest();
+  }
+}
+
 void Listener::log_cap(const char* what) {
   counters::add(Counter::Refused);
   uint64_t now = uv_now(loop_);
   if (now - last_cap_log_ >= 1000) {
     last_cap_log_ = now;
-    LOG_WARN("connection limit (%zu) reached: %s", max_connections_, what);
-    if (share_ != max_connections_) {
-      LOG_DEBUG("(%zu connections on this worker, its share of the limit)", share_);
-    }
+    LOG_WARN("connection limit (%zu) reached: %s", cap_->max(), what);
   }
 }
 
@@ -226,6 +286,7 @@ void Listener::refuse(uv_stream_t* server) {
 void Listener::set_evictable(Connection* s, bool on) {
   if (on == s->in_evict_list_) return;
   s->in_evict_list_ = on;
+  cap_->evictable_changed(on);
   if (on) {
     s->evict_next_ = nullptr;
     s->evict_prev_ = evict_tail_;
@@ -248,6 +309,7 @@ void Listener::destroy(Connection* s) {
   if (s->next_ != nullptr) s->next_->prev_ = s->prev_;
   if (head_ == s) head_ = s->next_;
   --count_;
+  cap_->sub();
   counters::sub(Counter::LiveConnections);
   delete s;
   if (count_ == 0 && !stopped_) schedule_trim();
@@ -270,6 +332,10 @@ void Listener::stop_accepting() {
   }
   if (trim_inited_ && !uv_is_closing(reinterpret_cast<uv_handle_t*>(&trim_timer_))) {
     uv_close(reinterpret_cast<uv_handle_t*>(&trim_timer_), nullptr);
+  }
+  if (cap_wake_inited_ && !uv_is_closing(reinterpret_cast<uv_handle_t*>(&cap_wake_))) {
+    cap_->withdraw(&cap_wake_);
+    uv_close(reinterpret_cast<uv_handle_t*>(&cap_wake_), nullptr);
   }
   for (uv_tcp_t* t : listeners_) {
     uv_close(reinterpret_cast<uv_handle_t*>(t),

@@ -15,6 +15,7 @@
 #include "crypto/tcp_cipher.h"
 #include "relay/config.h"
 #include "relay/inbound.h"
+#include "relay/net/connection_cap.h"
 #include "relay/outbound.h"
 #include "relay/pump.h"
 #include "relay/runtime.h"
@@ -31,6 +32,17 @@ class UdpRelay;
 // the descriptor limit less a reserve for `workers` event loops (0: one per CPU).
 size_t default_max_connections(size_t configured, int workers);
 
+// Which CPU each worker is pinned to, in worker order, when there is one worker per CPU the
+// process may use (its affinity mask) and `enabled`; empty otherwise (no pinning, no steering).
+std::vector<int> worker_cpus(int workers, bool enabled);
+
+// Attaches to a listening SO_REUSEPORT socket (after listen(): the group exists from then on) a
+// classic BPF program that hands a new connection to the group's socket number i when CPU
+// `cpus[i]` received it, and to the kernel's hash for any other CPU. Sockets join a group in the
+// order they listen, so with workers listening in worker order, socket i is worker i's. Returns 0
+// or errno.
+int attach_cpu_steering(int fd, const std::vector<int>& cpus);
+
 class Listener {
  public:
   // Makes the inbound (the protocol state machine) for each accepted connection.
@@ -46,18 +58,16 @@ class Listener {
   // Binds host:port (an IP literal, or a name resolved now, at start-up) and listens. Returns 0
   // or a libuv error code.
   int listen(const std::string& host, uint16_t port);
-  // The connection cap: `max` for the whole process (the config's max_connections, or about half
-  // the descriptor limit), of which this listener may hold `share` (max / workers: the kernel
-  // spreads SO_REUSEPORT connections evenly, and a worker can only evict its own sessions). The
-  // cap is enforced on this listener's own count, exact and without a shared atomic on accept;
-  // the process-wide count (Counter::LiveConnections) is only read for shutdown. By default a
-  // listener holds all of `max`.
-  void set_connection_limit(size_t max, size_t share) {
-    max_connections_ = max;
-    share_ = share;
-  }
+  // The connection cap, shared with the process's other listeners (the config's max_connections,
+  // or about half the descriptor limit; relay/net/connection_cap.h). Call on the loop's thread, or
+  // before it runs. By default a listener has a cap of its own.
+  void set_connection_cap(std::shared_ptr<ConnectionCap> cap);
+  const std::shared_ptr<ConnectionCap>& connection_cap() const { return cap_; }
   // SO_REUSEPORT on sockets bound from now on (several workers share a port); default: off.
   void set_reuse_port(bool on) { reuse_port_ = on; }
+  // With SO_REUSEPORT: steer new connections by receiving CPU to the worker pinned to it
+  // (attach_cpu_steering) on sockets bound from now on; empty: the kernel's hash (the default).
+  void set_cpu_steering(std::vector<int> cpus) { steer_cpus_ = std::move(cpus); }
   // IP_TRANSPARENT / IPV6_TRANSPARENT on sockets bound from now on (TPROXY: accept connections
   // addressed to any address; needs CAP_NET_ADMIN).
   void set_transparent(bool on) { transparent_ = on; }
@@ -114,6 +124,8 @@ class Listener {
   void refuse(uv_stream_t* server);
   // At the cap: closes this worker's oldest evictable session; false if it has none.
   bool evict_oldest();
+  // Pays the evictions other workers asked for, while this one has sessions to evict.
+  void pay_owed_evictions();
   void log_cap(const char* what);
 
   uv_loop_t* loop_;
@@ -144,8 +156,10 @@ class Listener {
   bool stopped_ = false;
   bool reuse_port_ = false;
   bool transparent_ = false;
-  size_t max_connections_ = 0;  // the process-wide cap (for messages)
-  size_t share_ = 0;            // this listener's part of it; 0 = no cap
+  std::vector<int> steer_cpus_;
+  std::shared_ptr<ConnectionCap> cap_;
+  uv_async_t cap_wake_;  // another worker at the cap asks this one to evict (when cap_ is shared)
+  bool cap_wake_inited_ = false;
   uint64_t last_cap_log_ = 0;
 };
 

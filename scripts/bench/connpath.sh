@@ -4,9 +4,10 @@
 # proxies used (utime + stime from /proc) divided by the requests served, and optionally (--strace)
 # their system calls per request counted by `strace -f -c`.
 #
-# Usage: scripts/bench/connpath.sh [--config ours|ours-w1|libev] [--mode close|keepalive]
+# Usage: scripts/bench/connpath.sh [--config ours|ours-w1|ours-nopin|libev] [--mode close|keepalive]
 #                                  [--secs N] [--conns N] [--method M] [--strace] [--bin DIR]
-#   --config   ours: our binaries with their default workers; ours-w1: --workers 1; libev:
+#   --config   ours: our binaries with their default workers; ours-w1: --workers 1; ours-nopin:
+#              --no-pin-workers (default workers, neither pinned nor steered by CPU); libev:
 #              shadowsocks-libev's (default ours)
 #   --mode     close: a new connection per request (Connection: close); keepalive (default close)
 #   --strace   attach `strace -f -c` to both proxies; CPU figures then include strace's cost
@@ -90,6 +91,7 @@ extra=()
 case $config in
   ours) srv=("$bin/ss-server" --allow-private-targets) tun=("$bin/ss-tunnel") ;;
   ours-w1) srv=("$bin/ss-server" --allow-private-targets) tun=("$bin/ss-tunnel") extra=(--workers 1) ;;
+  ours-nopin) srv=("$bin/ss-server" --allow-private-targets) tun=("$bin/ss-tunnel") extra=(--no-pin-workers) ;;
   libev) srv=(/usr/bin/ss-server) tun=(/usr/bin/ss-tunnel) ;;
   *) echo "connpath.sh: unknown config $config" >&2; exit 2 ;;
 esac

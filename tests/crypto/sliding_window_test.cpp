@@ -170,3 +170,70 @@ TEST_CASE("SlidingWindow: agrees with a reference model on random traffic", "[cr
   CHECK(w.last() == 0);
   CHECK(w.check(0));
 }
+
+TEST_CASE("SlidingWindow: no ring while the accepted IDs form one run, the same answers after",
+          "[crypto]") {
+  // Model as above. Traffic in order (from a random start), with runs extended backwards, far
+  // jumps that leave the old run behind the window, duplicates and stale IDs: none of these needs
+  // the ring. Then one gap inside the window: the ring is made and the answers go on agreeing.
+  std::mt19937_64 rng(17);
+  for (int round = 0; round < 50; ++round) {
+    SlidingWindow w;
+    std::set<uint64_t> seen;
+    uint64_t last = 0;
+    bool any = false;
+    auto step = [&](uint64_t id) {
+      const bool expect = seen.count(id) == 0 && (!any || id > last || last - id <= kW);
+      REQUIRE(w.check(id) == expect);
+      w.accept(id);
+      if (expect) {
+        seen.insert(id);
+        if (!any || id > last) last = id;
+        any = true;
+      }
+    };
+    const uint64_t start = rng() % 3 == 0 ? 0 : rng() % 100000;
+    uint64_t lo = start;
+    uint64_t hi = start;
+    step(start);
+    for (int i = 0; i < 3000; ++i) {
+      const uint64_t r = rng() % 100;
+      if (r < 60) {
+        step(++hi);
+      } else if (r < 70 && lo > 0 && hi - (lo - 1) <= kW) {
+        step(--lo);
+      } else if (r < 72) {
+        hi += kW + 1 + rng() % 1000;  // the whole run falls out of the window
+        lo = hi;
+        step(hi);
+      } else {
+        step(lo + rng() % (hi - lo + 1));                // a duplicate
+        if (hi > kW + 5) step(hi - kW - 1 - rng() % 5);  // too old
+      }
+      REQUIRE_FALSE(w.has_ring());
+    }
+    // A gap inside the window.
+    hi += 2 + rng() % 100;
+    step(hi);
+    CHECK(w.has_ring());
+    for (int i = 0; i < 3000; ++i) {
+      const uint64_t base = hi > kW + 100 ? hi - kW - 100 : 0;
+      step(base + rng() % (hi - base + 200));
+      if (rng() % 8 == 0) hi += rng() % 50;
+    }
+  }
+}
+
+TEST_CASE("SlidingWindow: the first ID alone, then an older one within the window", "[crypto]") {
+  SlidingWindow w;
+  w.accept(100);
+  CHECK_FALSE(w.has_ring());
+  CHECK_FALSE(w.check(100));
+  CHECK(w.check(99));
+  CHECK(w.check(0));
+  w.accept(98);  // a gap (99) inside the window
+  CHECK(w.has_ring());
+  CHECK(w.check(99));
+  CHECK_FALSE(w.check(98));
+  CHECK_FALSE(w.check(100));
+}

@@ -26,13 +26,16 @@ using namespace std::chrono_literals;
 
 namespace {
 
-// A listener with a cap of 3 on its own loop thread.
+// A listener with a cap of 3 (or `cap`, shared with other listeners) on its own loop thread, as
+// a worker's.
 class CappedListener {
  public:
-  CappedListener(Config cfg, Listener::Factory factory) : cfg_(std::move(cfg)) {
+  CappedListener(Config cfg, Listener::Factory factory,
+                 std::shared_ptr<ConnectionCap> cap = std::make_shared<ConnectionCap>(3))
+      : cfg_(std::move(cfg)) {
     REQUIRE(uv_loop_init(&loop_) == 0);
     listener_ = std::make_unique<Listener>(&loop_, make_runtime(cfg_), std::move(factory));
-    listener_->set_connection_limit(3, 3);
+    listener_->set_connection_cap(std::move(cap));
     REQUIRE(listener_->listen("127.0.0.1", 0) == 0);
     stop_.data = listener_.get();
     uv_async_init(&loop_, &stop_, [](uv_async_t* a) {
@@ -49,7 +52,7 @@ class CappedListener {
   }
 
   uint16_t port() const { return listener_->port(); }
-  // The process-wide count: this process runs one listener at a time.
+  // The process-wide count: this process runs one set of listeners at a time.
   static size_t live() { return static_cast<size_t>(counters::read(Counter::LiveConnections)); }
   size_t wait_live(size_t n) const {
     for (int i = 0; i < 400 && live() != n; ++i) std::this_thread::sleep_for(5ms);
@@ -152,4 +155,63 @@ TEST_CASE(
   Socket fifth = connect_tcp("127.0.0.1", tun.port());
   CHECK_FALSE(wait_peer_closed(fifth, 300ms));
   CHECK(tun.live() == 3);
+}
+
+TEST_CASE(
+    "connection cap: one cap for two workers; a worker with no unfinished handshake of its own "
+    "has another worker evict its oldest",
+    "[relay]") {
+  auto cap = std::make_shared<ConnectionCap>(3);
+  auto factory = [](Listener& l) { return std::make_unique<ShadowsocksInbound>(l.suite()); };
+  CappedListener a(base_config(Role::Server), factory, cap);
+  CappedListener b(base_config(Role::Server), factory, cap);
+
+  // Worker a holds every place with handshakes that never finish.
+  std::vector<Socket> held;
+  for (int i = 0; i < 3; ++i) {
+    held.push_back(connect_tcp("127.0.0.1", a.port()));
+    REQUIRE(a.wait_live(static_cast<size_t>(i) + 1) == static_cast<size_t>(i) + 1);
+  }
+  CHECK(cap->live() == 3);
+  // Worker b, at the process's cap with nothing to evict, takes the connection and has worker a
+  // close its oldest.
+  Socket fourth = connect_tcp("127.0.0.1", b.port());
+  CHECK(wait_peer_closed(held[0], 2000ms));
+  CHECK_FALSE(wait_peer_closed(fourth, 300ms));
+  CHECK_FALSE(wait_peer_closed(held[1], 0ms));
+  CHECK_FALSE(wait_peer_closed(held[2], 0ms));
+  CHECK(a.wait_live(3) == 3);
+  CHECK(cap->live() == 3);
+  // Worker b now has one of its own: it evicts that one, not worker a's.
+  Socket fifth = connect_tcp("127.0.0.1", b.port());
+  CHECK(wait_peer_closed(fourth, 2000ms));
+  CHECK_FALSE(wait_peer_closed(fifth, 300ms));
+  CHECK_FALSE(wait_peer_closed(held[1], 0ms));
+  CHECK_FALSE(wait_peer_closed(held[2], 0ms));
+  CHECK(a.wait_live(3) == 3);
+}
+
+TEST_CASE("connection cap: one cap for two workers, every session relaying: the other refuses",
+          "[relay]") {
+  uint16_t upstream_port = 0;
+  Socket upstream = listen_loopback(upstream_port);
+  Config cfg = base_config(Role::Tunnel);
+  cfg.server = {"127.0.0.1"};
+  cfg.server_port = upstream_port;
+  cfg.tunnel_target = parse_host_port("127.0.0.1:9");
+  REQUIRE(cfg.tunnel_target.has_value());
+  const Address target = *cfg.tunnel_target;
+  auto factory = [target](Listener&) { return std::make_unique<TunnelInbound>(target); };
+  auto cap = std::make_shared<ConnectionCap>(3);
+  CappedListener a(cfg, factory, cap);
+  CappedListener b(cfg, factory, cap);
+
+  std::vector<Socket> held;
+  for (int i = 0; i < 3; ++i) held.push_back(connect_tcp("127.0.0.1", a.port()));
+  CHECK(a.wait_live(3) == 3);
+  std::this_thread::sleep_for(100ms);  // their connects to the upstream complete
+  Socket fourth = connect_tcp("127.0.0.1", b.port());
+  CHECK(wait_peer_closed(fourth, 2000ms));
+  CHECK(cap->live() == 3);
+  for (auto& h : held) CHECK_FALSE(wait_peer_closed(h, 0ms));
 }
