@@ -351,8 +351,8 @@ std::string QuotaStateFile::load() {
            "its whole quota again)";
   }
   LOG_NOTICE(
-      "quota: loaded %s: %zu user%s' counts restored, %zu dropped (period over, or no "
-      "longer limited)",
+      "quota: loaded %s: restored the counts of %zu user%s, dropped %zu (period over, or "
+      "no longer limited)",
       path_.c_str(), restored, restored == 1 ? "" : "s", dropped);
   last_text_ = encode_quota_state(*limits_, now);
   return {};
