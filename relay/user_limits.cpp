@@ -160,7 +160,12 @@ bool UserState::charge(uint64_t n, int64_t now_s) {
   roll(now_s);
   const uint64_t before = used_.fetch_add(n, std::memory_order_relaxed);
   if (quota_ == 0 || before + n <= quota_) return true;
+  // Refused: the user has reached its quota (what is left is less than one read), so its count
+  // becomes the quota, and new connections are refused from now on (and after a restart).
   used_.fetch_sub(n, std::memory_order_relaxed);
+  uint64_t cur = used_.load(std::memory_order_relaxed);
+  while (cur < quota_ && !used_.compare_exchange_weak(cur, quota_, std::memory_order_relaxed)) {
+  }
   return false;
 }
 

@@ -82,7 +82,8 @@ class UserState {
   // True if the user has a quota and has used it all.
   bool over_quota(int64_t now_s) { return quota_ != 0 && used(now_s) >= quota_; }
   // Counts `n` bytes. With a quota, false if they would take the user past it: they are then
-  // not counted (the caller drops them), so what was relayed never exceeds the quota.
+  // not counted (the caller drops them), so what was relayed never exceeds the quota, and the
+  // user's count becomes its quota (it is used up: what is left is less than that read).
   bool charge(uint64_t n, int64_t now_s);
   // Counts `n` bytes whatever the quota (bytes already relayed).
   void add(uint64_t n, int64_t now_s);

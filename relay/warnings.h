@@ -30,7 +30,7 @@ void server_unreachable(std::string_view server, int uv_err);
 void server_reply_unauthenticated(std::string_view server, std::string_view detail);
 
 // ss-server: a user over its quota (relay/user_limits.h): a new connection from `from` was
-// refused (`cut` false), or a live one was closed at the limit (`cut` true).
+// refused (`cut` false), or a live one was closed at the limit (`cut` true); limited apart.
 void user_over_quota(std::string_view user, std::string_view from, uint64_t quota, bool cut);
 
 // ss-local/ss-tunnel: ss-server closed a connection without sending a byte, `ms` after it began.

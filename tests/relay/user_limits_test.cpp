@@ -121,8 +121,9 @@ TEST_CASE("user limits: a quota counts to its limit, refuses the read past it, a
   UserState v("bob", 1000, QuotaPeriod::None, 0);
   CHECK(v.charge(900, kMid));
   CHECK_FALSE(v.charge(101, kMid));
-  CHECK(v.used(kMid) == 900);
-  CHECK(v.charge(100, kMid));
+  // ... and the quota is then used up: less than that read was left.
+  CHECK(v.used(kMid) == 1000);
+  CHECK(v.over_quota(kMid));
   // Lifetime: never rolls.
   CHECK(v.used(kMid + 400 * kDay) == 1000);
   // Day: the next midnight starts at 0.
