@@ -545,6 +545,20 @@ int run_app(Role role, int argc, char** argv, const InboundRegistry& inbounds) {
           i < configured.listeners.size() ? configured.listeners[i].port : specs.listeners[i].port;
       port_slots[i] = metrics::add_port(port, names);
     }
+    if (runtime->user_limits) {
+      // The users' quotas: read from the table at each scrape (relaxed atomics, no lock).
+      std::shared_ptr<UserLimits> limits = runtime->user_limits;
+      metrics::set_user_quotas([limits] {
+        std::vector<metrics::UserQuota> out;
+        const int64_t now = limits->now_s();
+        for (const auto& u : limits->states()) {
+          if (u->quota() == 0) continue;
+          out.push_back(
+              {u->name(), static_cast<int64_t>(u->quota()), static_cast<int64_t>(u->used(now))});
+        }
+        return out;
+      });
+    }
     metrics_server = std::make_unique<MetricsServer>(&main_loop);
     m.metrics = metrics_server.get();
   }

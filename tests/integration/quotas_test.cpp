@@ -76,11 +76,13 @@ std::string server_config(const std::string& method, uint16_t port,
 
 // Our ss-server with `config` on `port`, optionally under SS_CLOCK_OFFSET.
 Node start_quota_server(const std::string& config, uint16_t port,
-                        std::optional<int> clock_offset = std::nullopt) {
+                        std::optional<int> clock_offset = std::nullopt,
+                        const std::vector<std::string>& extra = {}) {
   std::vector<std::string> argv;
   if (clock_offset) argv = {"env", "SS_CLOCK_OFFSET=" + std::to_string(*clock_offset)};
   argv.insert(argv.end(), {binary_path(Impl::Ours, "ss-server"), "-c", config, "-v", "-t", "10",
                            "--allow-private-targets", "--state-dir", test_state_dir().string()});
+  argv.insert(argv.end(), extra.begin(), extra.end());
   Node node;
   node.port = port;
   node.proc = spawn(argv, "ss-server");
@@ -146,6 +148,14 @@ Rate measure(const Socket& s, std::chrono::duration<double> window) {
   return r;
 }
 
+// GET /metrics from the endpoint on 127.0.0.1:`port`: the whole answer.
+std::string scrape(uint16_t port) {
+  Socket s = connect_tcp("127.0.0.1", port);
+  send_all(s, std::string("GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"));
+  const Bytes body = recv_until_eof(s);
+  return std::string(body.begin(), body.end());
+}
+
 // The state file's line for `user`: "<period start> <used> <user>", or "".
 std::string state_line(const std::string& path, const std::string& user) {
   std::ifstream f(path);
@@ -180,10 +190,16 @@ TEST_CASE(
       server_config(method, port,
                     {{"alice", R"("quota_bytes": )" + std::to_string(kQuota)}, {"bob", ""}},
                     state));
-  Node srv = start_quota_server(config, port);
+  const uint16_t metrics_port = pick_free_port();
+  Node srv = start_quota_server(config, port, std::nullopt,
+                                {"--metrics-address", "127.0.0.1:" + std::to_string(metrics_port)});
+  REQUIRE(wait_until_listening(metrics_port, 10s));
   Node alice = start_user_client(method, 0, port);
   Node bob = start_user_client(method, 1, port);
   TargetServer source(TargetBehavior::source(4 * kQuota));
+  CHECK_THAT(scrape(metrics_port),
+             Catch::Contains("shadowsocks_user_quota_bytes{user=\"alice\"} 1048576\n") &&
+                 Catch::Contains("shadowsocks_user_quota_used_bytes{user=\"alice\"} 0\n"));
 
   // Alice downloads 4 MiB: she gets at most her quota, and at least the quota less one read (and
   // less her request's bytes, which count too).
@@ -210,6 +226,11 @@ TEST_CASE(
   }
   CHECK(wait_log(srv, "user alice has used its quota of 1048576 bytes: refused a new connection"));
   CHECK(source.accepted() == before);
+  // The metrics show her quota used up; bob has no quota, so no series.
+  const std::string metrics = scrape(metrics_port);
+  CHECK_THAT(metrics,
+             Catch::Contains("shadowsocks_user_quota_used_bytes{user=\"alice\"} 1048576\n"));
+  CHECK_THAT(metrics, !Catch::Contains("shadowsocks_user_quota_used_bytes{user=\"bob\"}"));
   // Bob has no quota: his whole 4 MiB arrives.
   {
     auto conn = socks5_connect(bob.port, AddrType::IPv4, "127.0.0.1", source.port());
