@@ -472,6 +472,7 @@ int run_app(Role role, int argc, char** argv, const InboundRegistry& inbounds) {
     std::string udp_error;
     udp_fronts = UdpFronts::make(specs, *udp_relay, &udp_error);
     if (udp_fronts && !specs.direct) udp_fronts->set_router(runtime->router);
+    if (udp_fronts) udp_fronts->set_user_limits(runtime->user_limits);
     if (!udp_fronts) {
       std::fprintf(stderr, "%s: password: %s\n", prog, udp_error.c_str());
       return 1;

@@ -15,6 +15,7 @@
 namespace ss {
 
 class UdpRelay;
+class UserLimits;
 struct UdpServer;
 
 class UdpFronts {
@@ -23,6 +24,8 @@ class UdpFronts {
   static std::unique_ptr<UdpFronts> make(const Specs& specs, UdpRelay& relay, std::string* error);
   // The clients' associations pick their server with the TCP side's router (the balancer).
   void set_router(std::shared_ptr<Router> router) { router_ = std::move(router); }
+  // ss-server: the users' quotas (relay/user_limits.h), given to the Shadowsocks inbounds.
+  void set_user_limits(std::shared_ptr<UserLimits> limits) { user_limits_ = std::move(limits); }
 
   std::unique_ptr<UdpInbound> inbound(const ListenerSpec& spec) const;
   std::unique_ptr<UdpOutbound> outbound(const ListenerSpec& spec) const;
@@ -43,6 +46,7 @@ class UdpFronts {
   std::shared_ptr<const std::vector<UdpServer>> servers_;
   std::shared_ptr<std::atomic<size_t>> next_ = std::make_shared<std::atomic<size_t>>(0);
   std::shared_ptr<Router> router_;
+  std::shared_ptr<UserLimits> user_limits_;
 };
 
 }  // namespace ss

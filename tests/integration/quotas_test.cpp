@@ -62,9 +62,10 @@ std::string write_file(const std::string& label, const std::string& text) {
 }
 
 std::string server_config(const std::string& method, uint16_t port,
-                          const std::vector<TestUser>& users, const std::string& state_file) {
+                          const std::vector<TestUser>& users, const std::string& state_file,
+                          const std::string& extra = "") {
   std::string j = R"({"server": "127.0.0.1", "server_port": )" + std::to_string(port) +
-                  R"(, "method": ")" + method + "\"";
+                  R"(, "method": ")" + method + "\"" + extra;
   if (method != kClassic) j += R"(, "password": ")" + std::string(kIpsk) + "\"";
   j += R"(, "quota_state_file": ")" + state_file + R"(", "users": [)";
   for (size_t i = 0; i < users.size(); ++i) {
@@ -96,10 +97,12 @@ Node start_quota_server(const std::string& config, uint16_t port,
   return node;
 }
 
-Node start_user_client(const std::string& method, size_t i, uint16_t server_port) {
+Node start_user_client(const std::string& method, size_t i, uint16_t server_port,
+                       bool udp = false) {
   NodeOptions o;
   o.method = method;
   o.password = client_password(method, i);
+  if (udp) o.extra_args = {"-u"};
   return start_local(Impl::Ours, o, server_port);
 }
 
@@ -394,6 +397,54 @@ TEST_CASE("quotas: a corrupt state file and bad limits stop ss-server with the k
   CHECK(std::string(std::istreambuf_iterator<char>(f), {}) == "ss-quota 1\n0 12 alice\n");
   const std::string bad = run(bad_config);
   CHECK_THAT(bad, Catch::Contains("users[0].quota_period"));
+}
+
+}  // namespace ss::test
+
+namespace ss::test {
+
+TEST_CASE("quotas: a user's UDP datagrams count towards its quota and stop at it",
+          "[integration][quotas][udp]") {
+  const std::string method = GENERATE(as<std::string>{}, kClassic, k2022);
+  INFO("method " << method);
+  // About 1.1 kB a round trip of 500 bytes (the request as received, with its address header and
+  // AEAD overhead, plus the reply's payload): a 20,000-byte quota lets fewer than 20 through.
+  constexpr uint64_t kQuota = 20'000;
+  constexpr size_t kSends = 60;
+  const uint16_t port = pick_free_port();
+  const std::string state = (test_state_dir() / ("udp-" + method + ".state")).string();
+  const std::string config =
+      write_file("config", server_config(method, port,
+                                         {{"alice", R"("quota_bytes": )" + std::to_string(kQuota)}},
+                                         state, R"(, "mode": "tcp_and_udp")"));
+  std::filesystem::create_directories(test_state_dir());
+  Node srv = start_quota_server(config, port);
+  Node alice = start_user_client(method, 0, port, true);
+  UdpTarget target;
+  UdpSocket udp("127.0.0.1");
+  auto assoc = socks5_udp_associate(alice.port, "127.0.0.1", udp.port());
+  size_t echoes = 0, late_echoes = 0;
+  for (size_t i = 0; i < kSends; ++i) {
+    Socks5UdpPacket p;
+    p.host = target.host();
+    p.port = target.port();
+    p.data = random_bytes(500);
+    udp.send_to(assoc.relay_host, assoc.relay_port, socks5_udp_encode(p));
+    const auto d = udp.recv(300ms);
+    if (!d) continue;
+    const auto reply = socks5_udp_decode(d->data);
+    if (!reply || reply->data != p.data) continue;
+    ++echoes;
+    if (i >= kSends - 20) ++late_echoes;
+  }
+  INFO(echoes << " echoes of " << kSends);
+  CHECK(echoes >= 10);
+  CHECK(echoes <= 19);
+  CHECK(late_echoes == 0);
+  CHECK(wait_log(srv, "user alice has used its quota of 20000 bytes: refused a new connection"));
+  check_clean_shutdown(srv);
+  const auto [start, used] = state_of(state, "alice");
+  CHECK(used == kQuota);
 }
 
 }  // namespace ss::test
