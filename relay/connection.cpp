@@ -580,9 +580,12 @@ bool Connection::handle_read(Side s, Block* block, size_t n) {
       }
       return false;
     case Phase::Relay:
-      if (user_limits_ != nullptr && !user_limits_->charge(n, runtime_->user_limits->now_s())) {
-        cut_at_quota();
-        return false;
+      if (user_limits_ != nullptr) {
+        if (quota_cut_) return false;  // a read already under way when the cut stopped reading
+        if (!user_limits_->charge(n, runtime_->user_limits->now_s())) {
+          cut_at_quota();
+          return false;
+        }
       }
       if (pumps_[s].charge(n, last_active_)) {
         update_reading(s);
