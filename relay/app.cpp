@@ -364,7 +364,12 @@ std::unique_ptr<QuotaStateFile> quota_state_file(const char* prog, const Config&
   if (!any) return nullptr;
   std::string path = cfg.quota_state_file;
   if (path.empty()) {
-    if (cfg.state_dir.empty()) return nullptr;
+    if (cfg.state_dir.empty()) {
+      LOG_NOTICE(
+          "quota: no quota_state_file and no state_dir: the users' counts start from 0 at "
+          "every start");
+      return nullptr;
+    }
     const unsigned port = specs.listeners.empty() ? 0u : specs.listeners.front().port;
     path = cfg.state_dir + "/" + prog + "-" + std::to_string(port) + ".quota";
   }
