@@ -56,12 +56,14 @@
 #include "relay/udp_front.h"
 #include "relay/udp_nat.h"
 #include "relay/udp_relay.h"
+#include "relay/user_limits.h"
 
 namespace ss {
 namespace {
 
 constexpr uint64_t kMaxGraceMs = 10'000;
 constexpr uint64_t kDrainPollMs = 50;
+constexpr uint64_t kQuotaSaveMs = 10'000;  // the quota state file is written this often
 
 enum Command : int { kRun = 0, kDrain = 1, kCloseAll = 2 };
 
@@ -127,6 +129,8 @@ struct MainState {
   uv_async_t worker_done;
   uv_timer_t state_timer;            // writes the replay state file
   ReplayStateFile* state = nullptr;  // null: no state file
+  uv_timer_t quota_timer;            // writes the quota state file
+  QuotaStateFile* quota = nullptr;   // null: no user has a quota, or no file
   MetricsServer* metrics = nullptr;  // null: no metrics endpoint
   uint64_t grace_ms = kMaxGraceMs;
   int signals = 0;
@@ -173,6 +177,7 @@ struct MainState {
                orphans, orphans == 1 ? "" : "s");
     auto* m = static_cast<MainState*>(t->data);
     if (m->state) m->state->save();
+    if (m->quota) m->quota->save();
     if (m->plugins) m->plugins->kill_now();
     std::fflush(stdout);
     std::fflush(stderr);
@@ -182,6 +187,11 @@ struct MainState {
   static void on_state_timer(uv_timer_t* t) {
     auto* m = static_cast<MainState*>(t->data);
     m->state->save();
+  }
+
+  static void on_quota_timer(uv_timer_t* t) {
+    auto* m = static_cast<MainState*>(t->data);
+    m->quota->save();
   }
 
   static void on_grace(uv_timer_t* t) {
@@ -208,6 +218,7 @@ struct MainState {
     uv_close(reinterpret_cast<uv_handle_t*>(&m->grace), nullptr);
     uv_close(reinterpret_cast<uv_handle_t*>(&m->settle), nullptr);
     uv_close(reinterpret_cast<uv_handle_t*>(&m->state_timer), nullptr);
+    uv_close(reinterpret_cast<uv_handle_t*>(&m->quota_timer), nullptr);
     uv_close(reinterpret_cast<uv_handle_t*>(&m->worker_done), nullptr);
   }
 };
@@ -404,6 +415,33 @@ void publish(const std::vector<std::unique_ptr<Worker>>& workers,
   }
 }
 
+// The quota state file of this process (relay/user_limits.h): quota_state_file, or
+// `state_dir`/<program>-<first listening port>.quota; the path made absolute now (-f changes to
+// / later). Null if no user has a quota, or neither is set.
+std::unique_ptr<QuotaStateFile> quota_state_file(const char* prog, const Config& cfg,
+                                                 const Specs& specs, const Runtime& rt) {
+  if (!rt.user_limits) return nullptr;
+  bool any = false;
+  for (const auto& u : rt.user_limits->states()) any = any || u->quota() != 0;
+  if (!any) return nullptr;
+  std::string path = cfg.quota_state_file;
+  if (path.empty()) {
+    if (cfg.state_dir.empty()) {
+      LOG_NOTICE(
+          "quota: no quota_state_file and no state_dir: the users' counts start from 0 at "
+          "every start");
+      return nullptr;
+    }
+    const unsigned port = specs.listeners.empty() ? 0u : specs.listeners.front().port;
+    path = cfg.state_dir + "/" + prog + "-" + std::to_string(port) + ".quota";
+  }
+  if (path.front() != '/') {
+    char cwd[4096];
+    if (getcwd(cwd, sizeof cwd) != nullptr) path = std::string(cwd) + "/" + path;
+  }
+  return std::make_unique<QuotaStateFile>(path, rt.user_limits);
+}
+
 }  // namespace
 
 int run_app(Role role, int argc, char** argv, const InboundRegistry& inbounds) {
@@ -562,8 +600,20 @@ int run_app(Role role, int argc, char** argv, const InboundRegistry& inbounds) {
     std::string udp_error;
     udp_fronts = UdpFronts::make(specs, *udp_relay, &udp_error);
     if (udp_fronts && !specs.direct) udp_fronts->set_router(runtime->router);
+    if (udp_fronts) udp_fronts->set_user_limits(runtime->user_limits);
     if (!udp_fronts) {
       std::fprintf(stderr, "%s: password: %s\n", prog, udp_error.c_str());
+      return 1;
+    }
+  }
+
+  // Quota counters: restored before any connection counts; written every 10 s and at exit. A
+  // corrupt file stops the start (from zero, every user would get its whole quota again).
+  std::unique_ptr<QuotaStateFile> quota = quota_state_file(prog, cfg, configured, *runtime);
+  if (quota) {
+    const std::string err = quota->load();
+    if (!err.empty()) {
+      std::fprintf(stderr, "%s: quota_state_file: %s\n", prog, err.c_str());
       return 1;
     }
   }
@@ -579,8 +629,9 @@ int run_app(Role role, int argc, char** argv, const InboundRegistry& inbounds) {
   uv_timer_init(&main_loop, &m.settle);
   uv_async_init(&main_loop, &m.worker_done, MainState::on_worker_done);
   uv_timer_init(&main_loop, &m.state_timer);
+  uv_timer_init(&main_loop, &m.quota_timer);
   m.sigint.data = m.sigterm.data = m.grace.data = m.settle.data = m.worker_done.data =
-      m.state_timer.data = &m;
+      m.state_timer.data = m.quota_timer.data = &m;
   std::unique_ptr<ReplayStateFile> state = replay_state_file(prog, cfg, configured, *runtime);
   if (state) {
     state->load();
@@ -589,6 +640,11 @@ int run_app(Role role, int argc, char** argv, const InboundRegistry& inbounds) {
       const uint64_t ms = static_cast<uint64_t>(cfg.replay_state_interval) * 1000;
       uv_timer_start(&m.state_timer, MainState::on_state_timer, ms, ms);
     }
+  }
+
+  if (quota) {
+    m.quota = quota.get();
+    uv_timer_start(&m.quota_timer, MainState::on_quota_timer, kQuotaSaveMs, kQuotaSaveMs);
   }
 
   // Handlers before any socket is bound: a signal that arrives while the workers are set up is
@@ -615,6 +671,20 @@ int run_app(Role role, int argc, char** argv, const InboundRegistry& inbounds) {
       const uint16_t port =
           i < configured.listeners.size() ? configured.listeners[i].port : specs.listeners[i].port;
       port_slots[i] = metrics::add_port(port, names);
+    }
+    if (runtime->user_limits) {
+      // The users' quotas: read from the table at each scrape (relaxed atomics, no lock).
+      std::shared_ptr<UserLimits> limits = runtime->user_limits;
+      metrics::set_user_quotas([limits] {
+        std::vector<metrics::UserQuota> out;
+        const int64_t now = limits->now_s();
+        for (const auto& u : limits->states()) {
+          if (u->quota() == 0) continue;
+          out.push_back(
+              {u->name(), static_cast<int64_t>(u->quota()), static_cast<int64_t>(u->used(now))});
+        }
+        return out;
+      });
     }
     metrics_server = std::make_unique<MetricsServer>(&main_loop);
     m.metrics = metrics_server.get();
@@ -839,6 +909,7 @@ int run_app(Role role, int argc, char** argv, const InboundRegistry& inbounds) {
   }
   if (udp_relay && status == 0) udp_relay->log_summary();
   if (state) state->save();
+  if (quota) quota->save();
   if (uv_loop_close(&main_loop) != 0) LOG_WARN("main loop closed with live handles");
   if (ready_fd >= 0 && status == 0) unlink(cfg.pid_file.c_str());  // may fail after -a: harmless
   return status;

@@ -211,6 +211,39 @@ size_t count_value(const json& v, std::string_view name, long long lo, long long
   return static_cast<size_t>(*n);
 }
 
+// A user entry's limits (relay/user_limits.h): "quota_bytes", "quota_period" and
+// "rate_limit_bytes_per_second", each optional. `at`: "users[i]" for messages.
+void user_limits_value(const json& u, const std::string& at, UserSpec& user) {
+  constexpr long long kMaxBytes = 1LL << 60;
+  if (u.contains("quota_bytes")) {
+    user.quota_bytes = count_value(u["quota_bytes"], at + ".quota_bytes", 1, kMaxBytes);
+  }
+  if (u.contains("quota_period")) {
+    const std::string& p = string_value(u["quota_period"], at + ".quota_period");
+    if (p == "day") {
+      user.quota_period = QuotaPeriod::Day;
+    } else if (p == "month") {
+      user.quota_period = QuotaPeriod::Month;
+    } else if (p == "none") {
+      user.quota_period = QuotaPeriod::None;
+    } else {
+      fail(at + R"(.quota_period: must be "day", "month" or "none", got )" +
+           show(u["quota_period"]));
+    }
+    if (user.quota_bytes == 0) fail(at + ".quota_period: needs quota_bytes");
+  }
+  if (u.contains("rate_limit_bytes_per_second")) {
+    user.rate_limit = count_value(u["rate_limit_bytes_per_second"],
+                                  at + ".rate_limit_bytes_per_second", 1, kMaxBytes);
+  }
+  for (const auto& [key, value] : u.items()) {
+    if (key != "name" && key != "password" && key != "quota_bytes" && key != "quota_period" &&
+        key != "rate_limit_bytes_per_second") {
+      fail(at + "." + key + ": unknown key in a user entry");
+    }
+  }
+}
+
 // SIP023 users, shadowsocks-rust's form: [{"name": "alice", "password": "<base64 uPSK>"}, ...].
 std::vector<User2022> users_value(const json& v, std::string_view name) {
   if (!v.is_array()) {
@@ -236,6 +269,7 @@ std::vector<User2022> users_value(const json& v, std::string_view name) {
     for (const User2022& other : users) {
       if (other.name == user.name) fail(at + ".name: " + quote(user.name) + " appears twice");
     }
+    user_limits_value(u, at, user);
     users.push_back(std::move(user));
   }
   return users;
@@ -764,6 +798,11 @@ constexpr Option kOptions[] = {
        tunnel_value(v, name);  // the same host:port check
        c.metrics_address = string_value(v, name);
      }},
+    // Per-user quotas (relay/user_limits.h): see README, "Quotas and rate limits".
+    {"quota_state_file", "quota-state-file", Arg::Text, "PATH", kServerOnly,
+     "the users' quota counters (default: STATE_DIR/ss-server-PORT.quota)",
+     "file of the users' quota counters (default: state_dir/ss-server-<port>.quota)",
+     set_nonempty<&Config::quota_state_file>},
     {"socks5_auth_config_path", "", Arg::None, "", kLocalOnly, "",
      "user file for SOCKS5/HTTP authentication (rust's format)",
      set_nonempty<&Config::socks5_auth_config_path>},

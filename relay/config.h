@@ -38,10 +38,17 @@ class ConfigError : public std::runtime_error {
 // A user of a Shadowsocks inbound: a name for logs and metrics, and the user's key. With a 2022
 // method a SIP023 user (the password is the base64 uPSK); with a classic method a key-trial user
 // (the password derives the master key, as a client's does).
+// A user's limits (relay/user_limits.h): "quota_bytes" per "quota_period" (bytes ss-server reads
+// for the user, both directions summed; 0: none) and "rate_limit_bytes_per_second" (the same
+// bytes, both directions summed; 0: none).
+enum class QuotaPeriod : uint8_t { None, Day, Month };
 struct UserSpec {
   std::string name;
   std::string password;  // as configured (never logged)
   std::vector<uint8_t> key;
+  uint64_t quota_bytes = 0;
+  QuotaPeriod quota_period = QuotaPeriod::None;
+  uint64_t rate_limit = 0;
 };
 using User2022 = UserSpec;
 
@@ -268,6 +275,9 @@ struct Config {
   std::string metrics_address;
   // "online_config" (clients): servers fetched from a SIP008 URL; none if not given.
   std::optional<OnlineConfigSpec> online_config;
+  // ss-server: the users' quota counters (relay/user_limits.h); empty: state_dir/<program>-<first
+  // port>.quota when a user has a quota and state_dir is set.
+  std::string quota_state_file;
 };
 
 // The flat keys' servers: one ServerSpec per "server" host, with the config's method and keys

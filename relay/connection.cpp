@@ -46,6 +46,7 @@
 #include "relay/net/listener.h"
 #include "relay/net/resolve.h"
 #include "relay/udp_relay.h"
+#include "relay/user_limits.h"
 #include "relay/warnings.h"
 
 namespace ss {
@@ -99,6 +100,48 @@ void Connection::count_opened() {
   metrics_->opened.fetch_add(1, std::memory_order_relaxed);
   metrics::add_bytes(*metrics_, metrics::kClientToProxy,
                      static_cast<int64_t>(peers_[kClient].bytes_read));
+}
+
+// ---- quotas and rate limits (relay/user_limits.h) -----------------------------------------------
+// A user over its quota is refused after authentication the way a refused target is: the
+// connection closes with no byte of reply. A live session whose next read would pass the quota
+// drops that read and stops reading both sides; what was already queued is written, then it
+// closes, so what a user gets never exceeds its quota and stops within one read (64 KiB) of it.
+
+bool Connection::attach_user_limits() {
+  if (user_limits_ != nullptr || !runtime_->user_limits) return true;
+  const std::string_view who = user();
+  UserState* u = who.empty() ? nullptr : runtime_->user_limits->find(who);
+  if (u == nullptr) return true;
+  const int64_t now = runtime_->user_limits->now_s();
+  if (u->over_quota(now)) {
+    warn::user_over_quota(who, peer_text(kClient), u->quota(), false);
+    ReplyBytes reply;
+    inbound_->refused_reply(reply);
+    reply_and_end(reply, "user over quota");
+    return false;
+  }
+  user_limits_ = u;
+  u->add(peers_[kClient].bytes_read, now);
+  if (u->limiter()) {
+    pumps_[kClient].set_limiter(u->limiter());
+    pumps_[kRemote].set_limiter(u->limiter());
+  }
+  return true;
+}
+
+void Connection::cut_at_quota() {
+  warn::user_over_quota(user(), peer_text(kClient), user_limits_->quota(), true);
+  quota_cut_ = true;
+  set_want_read(kClient, false);
+  set_want_read(kRemote, false);
+  const bool queued = (peers_[kClient].live && peers_[kClient].stream->queued() > 0) ||
+                      (peers_[kRemote].live && peers_[kRemote].stream->queued() > 0);
+  if (!queued) {
+    close("quota reached");
+    return;
+  }
+  set_deadline_ms(kConnectTimeoutMs);  // a peer that reads nothing more does not hold it
 }
 
 metrics::Reject Connection::metrics_reject(RejectKind kind) {
@@ -240,6 +283,7 @@ void Connection::route_and_connect() {
     peers_[kClient].server_suite = inbound_->suite();
   }
   count_opened();
+  if (!attach_user_limits()) return;
   if (target.type == Address::Type::Domain && runtime_->router->needs_address(target)) {
     // The route depends on the name's address: look it up first (on_resolved goes on).
     set_phase(Phase::Connecting);
@@ -536,6 +580,13 @@ bool Connection::handle_read(Side s, Block* block, size_t n) {
       }
       return false;
     case Phase::Relay:
+      if (user_limits_ != nullptr) {
+        if (quota_cut_) return false;  // a read already under way when the cut stopped reading
+        if (!user_limits_->charge(n, runtime_->user_limits->now_s())) {
+          cut_at_quota();
+          return false;
+        }
+      }
       if (pumps_[s].charge(n, last_active_)) {
         update_reading(s);
         arm_timer();
@@ -909,6 +960,11 @@ void Connection::after_write(Side dst) {
     update_reading(src.side);
   }
   if (p.stream->queued() != 0) return;
+  if (quota_cut_) {
+    const Peer& o = peers_[other(dst)];
+    if (!o.live || o.stream->queued() == 0) close("quota reached");
+    return;
+  }
   if (close_when_flushed_) {
     close("peer reset, pending data delivered");
     return;

@@ -29,6 +29,7 @@ namespace ss {
 
 class Listener;
 class UdpRelay;
+class UserState;
 
 class Connection final : private StreamHandler {
  public:
@@ -210,6 +211,12 @@ class Connection final : private StreamHandler {
   void arm_timer();
   // The request is read: count the connection under its (port, user) (relay/metrics.h).
   void count_opened();
+  // After authentication: the user's quota and rate limit (relay/user_limits.h), if any. False
+  // if the user is over its quota (the connection is then refused and ends).
+  bool attach_user_limits();
+  // A read would take the user past its quota: stop reading both sides, close once what is
+  // queued is written.
+  void cut_at_quota();
   static metrics::Reject metrics_reject(RejectKind kind);
   // A pump waits for its limiter (the connection is then not idle).
   bool limited() const { return pumps_[kClient].limited() || pumps_[kRemote].limited(); }
@@ -240,7 +247,11 @@ class Connection final : private StreamHandler {
   // This worker's counters of the connection's (port, user), once its request is read; null
   // before, or when the listener is not counted.
   metrics::SlotCounters* metrics_ = nullptr;
-  int refs_ = 0;  // handles not yet closed plus DNS requests in flight
+  // The user's quota and rate limit state, once its request is read; null if it has none. Owned
+  // by runtime_->user_limits.
+  UserState* user_limits_ = nullptr;
+  bool quota_cut_ = false;  // cut_at_quota(): closes once both queues are written
+  int refs_ = 0;            // handles not yet closed plus DNS requests in flight
   uint64_t started_at_ = 0;
   uint64_t last_active_ = 0;
   uint64_t deadline_ = 0;         // absolute loop time; 0 = none

@@ -10,6 +10,7 @@
 #include <cinttypes>
 #include <cstdio>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <mutex>
 
@@ -68,6 +69,7 @@ struct Registry {
   std::deque<PortSlots> ports;  // likewise for the PortSlots handed out
   std::vector<SlotInfo> slots;  // by slot id
   double start_time = 0;
+  std::function<std::vector<UserQuota>()> quotas;  // null: no user has a quota
 };
 
 Registry& registry() {
@@ -289,6 +291,32 @@ void set_start_time(double seconds) {
   r.start_time = seconds;
 }
 
+void set_user_quotas(std::function<std::vector<UserQuota>()> source) {
+  Registry& r = registry();
+  std::lock_guard<std::mutex> lock(r.mutex);
+  r.quotas = std::move(source);
+}
+
+// The users' quotas (relay/user_limits.h): what each may use per period, and has used in this one.
+void render_quotas(std::string& out, const Registry& r) {
+  if (!r.quotas) return;
+  const std::vector<UserQuota> users = r.quotas();
+  const std::pair<const char*, const char*> families[] = {
+      {"shadowsocks_user_quota_bytes",
+       "Bytes a user may relay per quota period (both directions)."},
+      {"shadowsocks_user_quota_used_bytes",
+       "Bytes a user has relayed in its current quota period (both directions, as read)."}};
+  for (size_t k = 0; k < 2; ++k) {
+    family(out, families[k].first, "gauge", families[k].second);
+    for (const UserQuota& u : users) {
+      std::string name = std::string(families[k].first) + "{user=\"";
+      append_escaped(name, u.user);
+      name += "\"}";
+      value_line(out, name, k == 0 ? u.quota : u.used);
+    }
+  }
+}
+
 std::string render_text() {
   Registry& r = registry();
   std::lock_guard<std::mutex> lock(r.mutex);
@@ -413,6 +441,7 @@ std::string render_text() {
             [](const Shard& s) -> const Histogram& { return s.key_found; });
   histogram(out, r, "shadowsocks_key_search_seconds", "found=\"false\"", kKeyBounds,
             [](const Shard& s) -> const Histogram& { return s.key_missed; });
+  render_quotas(out, r);
   return out;
 }
 

@@ -23,6 +23,7 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -97,6 +98,17 @@ void dns_lookup(uint64_t ns, bool ok);
 // The time the Shadowsocks inbound spent opening a client's first chunk (what key trial extends
 // to several keys), and whether it found the key.
 void key_search(uint64_t ns, bool found);
+
+// One user's quota for the exposition (relay/user_limits.h): bytes per period, and used in this
+// one.
+struct UserQuota {
+  std::string user;
+  int64_t quota = 0;
+  int64_t used = 0;
+};
+// What render_text shows as shadowsocks_user_quota_bytes and shadowsocks_user_quota_used_bytes:
+// `source` is called at each scrape, on the scraping thread (null: none).
+void set_user_quotas(std::function<std::vector<UserQuota>()> source);
 
 // The whole exposition in the Prometheus text format 0.0.4.
 std::string render_text();

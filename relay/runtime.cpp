@@ -13,6 +13,7 @@
 #include "crypto/tcp2022.h"
 #include "relay/acl.h"
 #include "relay/balancer.h"
+#include "relay/user_limits.h"
 
 namespace ss {
 namespace {
@@ -158,6 +159,12 @@ std::shared_ptr<const Runtime> make_runtime(const Specs& specs, std::string* err
   }
   if (!specs.inbounds.empty() && specs.acl && specs.acl->has_client_rules())
     rt->client_acl = specs.acl;
+  std::string limits_why;
+  rt->user_limits = UserLimits::make(specs, &limits_why);
+  if (!limits_why.empty()) {
+    if (error) *error = limits_why;
+    return nullptr;
+  }
   rt->router = make_router(specs, *rt, error);
   if (!rt->router) return nullptr;
   return rt;

@@ -17,6 +17,7 @@ namespace ss {
 
 class ReplayFilter;
 class SaltPool;
+class UserLimits;
 
 struct Runtime {
   // The Shadowsocks inbounds' suites (ss-server), indexed like Specs::inbounds (a listener's
@@ -34,6 +35,9 @@ struct Runtime {
   // file (relay/replay_state).
   std::shared_ptr<ReplayFilter> replay_filter;
   std::shared_ptr<SaltPool> salt_pool;
+  // ss-server: the users with a quota or a rate limit (relay/user_limits.h); null: none. Its
+  // states outlive the snapshot: a reload's new table takes them over (keep_states_of).
+  std::shared_ptr<UserLimits> user_limits;
 };
 
 // The snapshot of `specs`. Null, with a one-line reason in *error that starts with the key at

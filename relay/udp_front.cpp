@@ -100,7 +100,7 @@ std::unique_ptr<UdpInbound> UdpFronts::inbound(const ListenerSpec& spec) const {
       return std::make_unique<TunnelUdpInbound>(*spec.forward);
     case ListenerSpec::Protocol::Shadowsocks:
       return std::make_unique<ShadowsocksUdpInbound>(*server_suites_.at(spec.inbound),
-                                                     client_acl_.get());
+                                                     client_acl_.get(), user_limits_);
     case ListenerSpec::Protocol::Redir:
       return std::make_unique<RedirUdpInbound>();
     case ListenerSpec::Protocol::Tun:

@@ -16,6 +16,7 @@ namespace ss {
 
 class UdpRelay;
 class UdpServerSource;
+class UserLimits;
 
 class UdpFronts {
  public:
@@ -27,6 +28,8 @@ class UdpFronts {
   // on use them, live ones keep theirs. False, with the reason in *error, if a method's keys are
   // unusable (nothing changes then).
   bool set_servers(const Specs& specs, std::shared_ptr<Router> router, std::string* error);
+  // ss-server: the users' quotas (relay/user_limits.h), given to the Shadowsocks inbounds.
+  void set_user_limits(std::shared_ptr<UserLimits> limits) { user_limits_ = std::move(limits); }
 
   std::unique_ptr<UdpInbound> inbound(const ListenerSpec& spec) const;
   std::unique_ptr<UdpOutbound> outbound(const ListenerSpec& spec) const;
@@ -46,6 +49,7 @@ class UdpFronts {
   std::vector<std::shared_ptr<const UdpCipherSuite>> server_suites_;
   std::shared_ptr<UdpServerSource> servers_;
   std::shared_ptr<std::atomic<size_t>> next_ = std::make_shared<std::atomic<size_t>>(0);
+  std::shared_ptr<UserLimits> user_limits_;
 };
 
 }  // namespace ss

@@ -12,7 +12,7 @@ namespace ss::warn {
 namespace {
 
 WarnLimiter g_auth, g_replay, g_clock, g_clock_udp, g_refused, g_unreachable, g_server_auth,
-    g_silent, g_proxy_auth, g_client_refused;
+    g_silent, g_proxy_auth, g_client_refused, g_quota_cut, g_quota_refused;
 
 int len(std::string_view s) {
   return static_cast<int>(s.size());
@@ -84,6 +84,14 @@ void server_reply_unauthenticated(std::string_view server, std::string_view deta
                    "the reply of the server %.*s failed authentication (%.*s)%s: check that "
                    "password and method match the server",
                    len(server), server.data(), len(detail), detail.data(), MoreText(n).text);
+}
+
+void user_over_quota(std::string_view user, std::string_view from, uint64_t quota, bool cut) {
+  LOG_WARN_LIMITED(cut ? g_quota_cut : g_quota_refused,
+                   "server: user %.*s has used its quota of %llu bytes: %s from %.*s%s", len(user),
+                   user.data(), static_cast<unsigned long long>(quota),
+                   cut ? "closed its connection" : "refused a new connection", len(from),
+                   from.data(), MoreText(n).text);
 }
 
 void server_closed_silently(std::string_view server, std::string_view target, uint64_t ms) {

@@ -29,6 +29,10 @@ void server_unreachable(std::string_view server, int uv_err);
 // ss-local/ss-tunnel: what ss-server sent does not authenticate.
 void server_reply_unauthenticated(std::string_view server, std::string_view detail);
 
+// ss-server: a user over its quota (relay/user_limits.h): a new connection from `from` was
+// refused (`cut` false), or a live one was closed at the limit (`cut` true); limited apart.
+void user_over_quota(std::string_view user, std::string_view from, uint64_t quota, bool cut);
+
 // ss-local/ss-tunnel: ss-server closed a connection without sending a byte, `ms` after it began.
 void server_closed_silently(std::string_view server, std::string_view target, uint64_t ms);
 

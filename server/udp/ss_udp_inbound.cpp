@@ -15,6 +15,7 @@
 #include "relay/acl.h"
 #include "relay/address.h"
 #include "relay/log.h"
+#include "relay/user_limits.h"
 #include "relay/warnings.h"
 
 namespace ss {
@@ -22,6 +23,7 @@ namespace {
 
 struct Session final : UdpFlowState {
   std::unique_ptr<UdpServerSession> session;
+  UserState* user = nullptr;  // the user's quota, if it has one (owned by the inbound's limits_)
 };
 
 }  // namespace
@@ -69,6 +71,16 @@ bool ShadowsocksUdpInbound::receive(std::span<const uint8_t> datagram, const soc
     ++stats.drop_malformed;
     return false;
   }
+  // The user's quota: the whole datagram as received counts; a user over its quota gets nothing
+  // through (dropped as a policy refusal).
+  UserState* user = known != nullptr ? known->user : nullptr;
+  if (created && limits_ && !created->user().empty()) user = limits_->find(created->user());
+  if (user != nullptr && user->quota() != 0 && !user->charge(datagram.size(), limits_->now_s())) {
+    ++stats.drop_blocked;
+    warn::user_over_quota(user->name(), Address::from_sockaddr(from).to_string() + " (UDP)",
+                          user->quota(), false);
+    return false;
+  }
   req.address = packet.address;
   req.payload = packet.payload;
   if (created) {
@@ -78,6 +90,7 @@ bool ShadowsocksUdpInbound::receive(std::span<const uint8_t> datagram, const soc
     }
     auto s = std::make_unique<Session>();
     s->session = std::move(created);
+    s->user = user != nullptr && user->quota() != 0 ? user : nullptr;
     req.state = std::move(s);
   }
   return true;
@@ -87,6 +100,7 @@ size_t ShadowsocksUdpInbound::reply(UdpFlowState* state, std::span<const uint8_t
                                     std::span<const uint8_t> payload, std::span<uint8_t> out) {
   auto* s = static_cast<Session*>(state);
   if (s == nullptr || s->session == nullptr) return kNoReply;
+  if (s->user != nullptr && !s->user->charge(payload.size(), limits_->now_s())) return kNoReply;
   const size_t n = s->session->seal(address, payload, out);
   return n == 0 ? kNoReply : n;
 }

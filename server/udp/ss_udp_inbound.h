@@ -9,12 +9,16 @@
 namespace ss {
 
 class Acl;
+class UserLimits;
 
 class ShadowsocksUdpInbound final : public UdpInbound {
  public:
   // `client_acl`: drop datagrams from clients it refuses (--acl), or null.
-  explicit ShadowsocksUdpInbound(const UdpCipherSuite& suite, const Acl* client_acl = nullptr)
-      : opener_(suite.server_opener()), client_acl_(client_acl) {}
+  // `limits`: the users' quotas (relay/user_limits.h), or null: a user's datagrams both ways
+  // count towards its quota, and once it is used up they are dropped (UDP has no rate limit).
+  explicit ShadowsocksUdpInbound(const UdpCipherSuite& suite, const Acl* client_acl = nullptr,
+                                 std::shared_ptr<UserLimits> limits = nullptr)
+      : opener_(suite.server_opener()), client_acl_(client_acl), limits_(std::move(limits)) {}
   bool receive(std::span<const uint8_t> datagram, const sockaddr* from, const sockaddr* dest,
                UdpFlows& flows, std::span<uint8_t> scratch, UdpRequest& req,
                UdpStats& stats) override;
@@ -24,6 +28,7 @@ class ShadowsocksUdpInbound final : public UdpInbound {
  private:
   std::unique_ptr<UdpServerOpener> opener_;
   const Acl* client_acl_;
+  std::shared_ptr<UserLimits> limits_;
 };
 
 }  // namespace ss
