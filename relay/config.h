@@ -241,6 +241,9 @@ struct Config {
   PluginSpec plugin{};
   // "host:port" of the Prometheus endpoint (relay/metrics_server); empty: none.
   std::string metrics_address;
+  // ss-server: a reload (SIGHUP) also closes the live sessions of removed users and ports (else
+  // they finish on the configuration they started with).
+  bool reload_drop_removed = false;
 };
 
 // The flat keys' servers: one ServerSpec per "server" host, with the config's method and keys
