@@ -37,6 +37,7 @@ class ServerControl final : public Controller {
   Config running_;
   int argc_;
   char** argv_;
+  uint64_t reload_started_ns_ = 0;  // SIGHUP's start, for the time a reload takes
 };
 
 // The first key whose change a running process cannot apply, as "<key>: <why>", or empty: the
