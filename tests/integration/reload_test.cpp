@@ -5,9 +5,6 @@
 // flight recorded before a reload is refused as a replay after it; and 20 concurrent verified
 // streams (shadowsocks-libev's ss-local and ours) lose nothing while the config changes 25 times.
 
-#include <poll.h>
-#include <sys/socket.h>
-
 #include <catch2/catch.hpp>
 
 #include <atomic>
@@ -48,12 +45,10 @@ class ReloadConfig {
   std::filesystem::path path_;
 };
 
-std::string classic_users(const std::vector<std::string>& names) {
-  std::string out = "[";
-  for (size_t i = 0; i < names.size(); ++i) {
-    out += std::string(i ? ", " : "") + R"({"name": ")" + names[i] + R"(", "password": "pw-)" +
-           names[i] + R"("})";
-  }
+// The 2022 users u1 (and u2 with `both`), by their uPSKs.
+std::string users2022(bool both) {
+  std::string out = R"([{"name": "u1", "password": ")" + std::string(kUpsk1) + "\"}";
+  if (both) out += R"(, {"name": "u2", "password": ")" + std::string(kUpsk2) + "\"}";
   return out + "]";
 }
 
@@ -100,23 +95,6 @@ Node client(Impl impl, const std::string& method, const std::string& password, u
   return start_local(impl, o, port);
 }
 
-// True if no byte arrives on `s` within `window` (silence or a close both count).
-bool no_byte_within(const Socket& s, Millis window) {
-  pollfd p{s.fd(), POLLIN, 0};
-  if (::poll(&p, 1, static_cast<int>(window.count())) <= 0) return true;
-  uint8_t b;
-  return ::recv(s.fd(), &b, 1, MSG_DONTWAIT) <= 0;
-}
-
-// A CONNECT through a client the server does not take: no byte of the target's ever comes.
-void check_refused(uint16_t socks_port, const TargetServer& target) {
-  auto conn = socks5_connect(socks_port, AddrType::IPv4, "127.0.0.1", target.port());
-  REQUIRE(conn.reply.has_value());
-  if (conn.reply->rep != 0x00) return;
-  send_all(conn.socket, std::string("hello?"));
-  CHECK(no_byte_within(conn.socket, 1500ms));
-}
-
 // Half of a live echo transfer: `n` bytes out and back.
 void echo_part(const Socket& s, size_t n) {
   const Bytes out = random_bytes(n);
@@ -132,13 +110,9 @@ TEST_CASE(
   const uint16_t classic_port = pick_free_port();
   const uint16_t port2022 = pick_free_port();
   const uint16_t new_port = pick_free_port();
-  const std::string users2022_1 =
-      R"([{"name": "u1", "password": ")" + std::string(kUpsk1) + R"("}])";
-  const std::string users2022_2 = R"([{"name": "u1", "password": ")" + std::string(kUpsk1) +
-                                  R"("}, {"name": "u2", "password": ")" + kUpsk2 + R"("}])";
   ReloadConfig cfg;
-  cfg.write(servers({entry(classic_port, kClassic, "", classic_users({"alice"})),
-                     entry(port2022, k2022, kIpsk, users2022_1)}));
+  cfg.write(servers({entry(classic_port, kClassic, "", users_json({"alice"})),
+                     entry(port2022, k2022, kIpsk, users2022(false))}));
   Node srv = start_reloadable(cfg, {classic_port, port2022});
   TargetServer target(TargetBehavior::echo());
   Node alice = client(Impl::Libev, kClassic, "pw-alice", classic_port);
@@ -152,8 +126,8 @@ TEST_CASE(
   check_refused(u2.port, target);
   CHECK_FALSE(wait_until_listening(new_port, 200ms));
 
-  cfg.write(servers({entry(classic_port, kClassic, "", classic_users({"alice", "bob"})),
-                     entry(port2022, k2022, kIpsk, users2022_2),
+  cfg.write(servers({entry(classic_port, kClassic, "", users_json({"alice", "bob"})),
+                     entry(port2022, k2022, kIpsk, users2022(true)),
                      entry(new_port, kClassic, "new-port-pw")}));
   REQUIRE(reload(srv, 1));
   CHECK(wait_log(srv, "ports added " + std::to_string(new_port)));
@@ -169,8 +143,8 @@ TEST_CASE(
   CHECK(wait_log(srv, "user u2: connect"));
 
   // Removing the new port closes its listeners on every worker.
-  cfg.write(servers({entry(classic_port, kClassic, "", classic_users({"alice", "bob"})),
-                     entry(port2022, k2022, kIpsk, users2022_2)}));
+  cfg.write(servers({entry(classic_port, kClassic, "", users_json({"alice", "bob"})),
+                     entry(port2022, k2022, kIpsk, users2022(true))}));
   REQUIRE(reload(srv, 2));
   CHECK(wait_log(srv, "ports removed " + std::to_string(new_port)));
   bool closed = false;
@@ -192,7 +166,7 @@ TEST_CASE(
   const uint16_t port = pick_free_port();
   const uint16_t other_port = pick_free_port();
   ReloadConfig cfg;
-  cfg.write(servers({entry(port, kClassic, "", classic_users({"alice", "bob"})),
+  cfg.write(servers({entry(port, kClassic, "", users_json({"alice", "bob"})),
                      entry(other_port, kClassic, "other-pw")}));
   Node srv = start_reloadable(
       cfg, {port, other_port},
@@ -212,7 +186,7 @@ TEST_CASE(
   echo_part(live_other.socket, 64 * 1024);
   REQUIRE(wait_log(srv, "user bob: connect"));
 
-  cfg.write(servers({entry(port, kClassic, "", classic_users({"alice"}))}));
+  cfg.write(servers({entry(port, kClassic, "", users_json({"alice"}))}));
   REQUIRE(reload(srv, 1));
   CHECK(wait_log(srv, "port " + std::to_string(port) + ": users removed bob"));
   CHECK(wait_log(srv, "ports removed " + std::to_string(other_port)));
@@ -238,7 +212,7 @@ TEST_CASE("reload: a bad config is refused whole with one line and the old one k
   const uint16_t port = pick_free_port();
   const uint16_t port2 = pick_free_port();
   ReloadConfig cfg;
-  const std::string good = servers({entry(port, kClassic, "", classic_users({"alice"}))});
+  const std::string good = servers({entry(port, kClassic, "", users_json({"alice"}))});
   cfg.write(good);
   Node srv = start_reloadable(cfg, {port});
   TargetServer target(TargetBehavior::echo());
@@ -249,12 +223,12 @@ TEST_CASE("reload: a bad config is refused whole with one line and the old one k
   };
   // Each adds port2 too: nothing of a refused config applies.
   const std::vector<Bad> bad = {
-      {servers({entry(port, "rot13", "", classic_users({"alice"})), entry(port2, kClassic, "pw2")}),
+      {servers({entry(port, "rot13", "", users_json({"alice"})), entry(port2, kClassic, "pw2")}),
        "reload: refused: servers[0].method"},
-      {servers({entry(port, kClassic, "", classic_users({"alice"})), entry(port2, kClassic, "pw2")},
+      {servers({entry(port, kClassic, "", users_json({"alice"})), entry(port2, kClassic, "pw2")},
                R"(, "user": "nobody")"),
        "reload: refused: user: cannot change while running"},
-      {servers({entry(port, kClassic, "", classic_users({"alice"})), entry(port2, kClassic, "pw2")},
+      {servers({entry(port, kClassic, "", users_json({"alice"})), entry(port2, kClassic, "pw2")},
                R"(, "mode": "tcp_and_udp")"),
        "reload: refused: mode: UDP"},
       {"{\"servers\": [", "reload: refused: config file"},
@@ -283,13 +257,8 @@ TEST_CASE("reload: a first flight recorded before a reload is refused as a repla
   const uint16_t port = pick_free_port();
   ReloadConfig cfg;
   const std::string method = classic ? kClassic : k2022;
-  const std::string users = classic
-                                ? classic_users({"bob"})
-                                : R"([{"name": "u1", "password": ")" + std::string(kUpsk1) + "\"}]";
-  const std::string users_after = classic
-                                      ? classic_users({"bob", "carol"})
-                                      : R"([{"name": "u1", "password": ")" + std::string(kUpsk1) +
-                                            R"("}, {"name": "u2", "password": ")" + kUpsk2 + "\"}]";
+  const std::string users = classic ? users_json({"bob"}) : users2022(false);
+  const std::string users_after = classic ? users_json({"bob", "carol"}) : users2022(true);
   const std::string password = classic ? "pw-bob" : std::string(kIpsk) + ":" + kUpsk1;
   cfg.write(servers({entry(port, method, classic ? std::string() : std::string(kIpsk), users)}));
   Node srv = start_reloadable(cfg, {port});
@@ -299,15 +268,8 @@ TEST_CASE("reload: a first flight recorded before a reload is refused as a repla
   Bytes flight;
   {
     Node local = client(classic ? Impl::Libev : Impl::Ours, method, password, recorder.port());
-    auto conn = socks5_connect(local.port, AddrType::IPv4, "127.0.0.1", target.port());
-    REQUIRE(conn.reply.has_value());
-    send_all(conn.socket, std::string("recorded request"));
-    std::this_thread::sleep_for(300ms);
-    conn.socket = Socket();
-    const auto reports = recorder.wait_reports(1, 10s);
-    flight.assign(reports[0].received_head.begin(), reports[0].received_head.end());
+    flight = record_first_flight(local.port, target.port(), recorder);
   }
-  REQUIRE(flight.size() > 32 + 18);
   {
     Socket s = connect_tcp("127.0.0.1", port);
     send_all(s, flight);
@@ -316,10 +278,7 @@ TEST_CASE("reload: a first flight recorded before a reload is refused as a repla
   cfg.write(
       servers({entry(port, method, classic ? std::string() : std::string(kIpsk), users_after)}));
   REQUIRE(reload(srv, 1));
-  Socket again = connect_tcp("127.0.0.1", port);
-  send_all(again, flight);
-  CHECK(no_byte_within(again, 1000ms));
-  CHECK(wait_log(srv, "refused a replayed request from 127.0.0.1"));
+  check_replay_refused(srv, port, flight);
   CHECK(target.accepted() == 1);
   check_clean_shutdown(srv);
 }
@@ -331,15 +290,11 @@ TEST_CASE(
   const uint16_t classic_port = pick_free_port();
   const uint16_t port2022 = pick_free_port();
   const uint16_t extra_port = pick_free_port();
-  const std::string users2022_1 =
-      R"([{"name": "u1", "password": ")" + std::string(kUpsk1) + R"("}])";
-  const std::string users2022_2 = R"([{"name": "u1", "password": ")" + std::string(kUpsk1) +
-                                  R"("}, {"name": "u2", "password": ")" + kUpsk2 + R"("}])";
-  const std::string config_a = servers({entry(classic_port, kClassic, "", classic_users({"alice"})),
-                                        entry(port2022, k2022, kIpsk, users2022_1)});
-  const std::string config_b =
-      servers({entry(classic_port, kClassic, "", classic_users({"alice", "bob", "carol"})),
-               entry(port2022, k2022, kIpsk, users2022_2), entry(extra_port, kClassic, "x-pw")});
+  const std::string config_a = servers({entry(classic_port, kClassic, "", users_json({"alice"})),
+                                        entry(port2022, k2022, kIpsk, users2022(false))});
+  const std::string config_b = servers(
+      {entry(classic_port, kClassic, "", users_json({"alice", "bob", "carol"})),
+       entry(port2022, k2022, kIpsk, users2022(true)), entry(extra_port, kClassic, "x-pw")});
   ReloadConfig cfg;
   cfg.write(config_a);
   Node srv = start_reloadable(cfg, {classic_port, port2022});
