@@ -113,7 +113,7 @@ struct Worker {
 };
 
 // Makes a worker's TCP listener for a spec (the binary's inbound, the process's socket options
-// and share of the connection cap) and listens. Null, with the libuv error in *err, on failure.
+// and share of the connection cap) and listens: *err is 0, or the libuv error if it could not.
 using ListenerMaker = std::function<std::unique_ptr<Listener>(Worker&, const ListenerSpec&,
                                                               std::shared_ptr<const Runtime>,
                                                               const metrics::PortSlots*, int* err)>;
@@ -158,9 +158,11 @@ void apply_publication(Worker& w, const Publication& p, const ListenerMaker& mak
     if (!serve_tcp(spec)) continue;
     int err = 0;
     std::unique_ptr<Listener> l = make(w, spec, p.runtime, p.slots[j], &err);
-    if (!l) {
+    if (err != 0) {
+      // The rest of the reload applies; the listener, with no socket, is freed at the next one.
       LOG_WARN("reload: worker %d: cannot listen on TCP %s port %u: %s; that port is not served",
                w.index, spec.address.c_str(), static_cast<unsigned>(spec.port), uv_strerror(err));
+      w.listeners.push_back(std::move(l));
       continue;
     }
     if (w.index == 0) {

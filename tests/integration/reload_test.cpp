@@ -207,6 +207,27 @@ TEST_CASE(
   check_clean_shutdown(srv, 5s);
 }
 
+TEST_CASE("reload: a new port that cannot be bound is logged and the rest of the reload applies",
+          "[integration][reload]") {
+  const uint16_t port = pick_free_port();
+  // Someone else holds busy_port (a plain listener, no SO_REUSEPORT).
+  TargetServer squatter(TargetBehavior::sink());
+  const uint16_t busy_port = squatter.port();
+  ReloadConfig cfg;
+  cfg.write(servers({entry(port, kClassic, "", users_json({"alice"}))}));
+  Node srv = start_reloadable(cfg, {port});
+  TargetServer target(TargetBehavior::echo());
+  Node bob = client(Impl::Libev, kClassic, "pw-bob", port);
+  cfg.write(servers({entry(port, kClassic, "", users_json({"alice", "bob"})),
+                     entry(busy_port, kClassic, "busy-pw")}));
+  REQUIRE(reload(srv, 1));
+  CHECK(wait_log(srv, "cannot listen on TCP 127.0.0.1 port " + std::to_string(busy_port)));
+  CHECK(wait_log(srv, "that port is not served"));
+  socks_echo(bob.port, target.port(), 3000);  // the user added by the same reload works
+  CHECK(squatter.accepted() == 0);
+  check_clean_shutdown(srv);
+}
+
 TEST_CASE("reload: a bad config is refused whole with one line and the old one keeps serving",
           "[integration][reload]") {
   const uint16_t port = pick_free_port();
