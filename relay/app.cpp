@@ -51,6 +51,7 @@
 #include "relay/metrics_server.h"
 #include "relay/online_config.h"
 #include "relay/plugin.h"
+#include "relay/reload.h"
 #include "relay/replay_state.h"
 #include "relay/runtime.h"
 #include "relay/udp_front.h"
@@ -71,11 +72,14 @@ struct Worker {
   int index = 0;
   uv_loop_t loop;
   std::unique_ptr<UdpNat> udp;
-  std::vector<std::unique_ptr<Listener>> listeners;  // one per ListenerSpec
-  std::vector<std::unique_ptr<TunEngine>> tuns;      // worker 0: each tun listener's packets
+  // Every TCP listener this worker owns: those serving the running specs, and those a reload
+  // removed, kept until their last session has ended.
+  std::vector<std::unique_ptr<Listener>> listeners;
+  std::vector<Listener*> by_spec;  // the running specs' listeners, by index; null: no TCP
+  std::vector<std::unique_ptr<TunEngine>> tuns;  // worker 0: each tun listener's packets
   uv_async_t wake;
   uv_timer_t drain_poll;
-  LoopTasks tasks;  // new snapshots from the main loop (online_config refreshes)
+  LoopTasks tasks;  // from the main loop: reloads, online_config refreshes
   std::atomic<int> command{kRun};
   bool draining = false;
   bool finished = false;
@@ -116,7 +120,78 @@ struct Worker {
   }
 };
 
-struct MainState {
+// Makes a worker's TCP listener for a spec (the binary's inbound, the process's socket options
+// and share of the connection cap) and listens: *err is 0, or the libuv error if it could not.
+using ListenerMaker = std::function<std::unique_ptr<Listener>(Worker&, const ListenerSpec&,
+                                                              std::shared_ptr<const Runtime>,
+                                                              const metrics::PortSlots*, int* err)>;
+
+// Each listener's TCP (rust's "locals" may give their own mode). The mixed port keeps its TCP
+// listener even in udp_only mode: SOCKS5's UDP ASSOCIATE needs it.
+bool serve_tcp(const ListenerSpec& spec) {
+  return spec.tcp || spec.protocol == ListenerSpec::Protocol::Mixed;
+}
+
+// A reload as each worker applies it (Engine::publish).
+struct Publication {
+  std::vector<ListenerSpec> listeners;           // the new specs' listeners
+  std::vector<std::optional<size_t>> match;      // each one's running listener, if any
+  std::vector<const metrics::PortSlots*> slots;  // each one's metrics slots (or null)
+  std::shared_ptr<const Runtime> runtime;
+  Engine::Cuts cuts;
+};
+
+// On worker `w`'s loop: the listeners kept take the new snapshot, new ones open, removed ones
+// stop accepting (or close every session with cuts.removed_listeners), and listeners removed by
+// an earlier reload whose last session has ended are freed (their handles closed back then).
+void apply_publication(Worker& w, const Publication& p, const ListenerMaker& make) {
+  if (w.draining) return;  // shutting down: nothing new opens
+  std::erase_if(w.listeners, [&w](const std::unique_ptr<Listener>& l) {
+    return l->session_count() == 0 &&
+           std::find(w.by_spec.begin(), w.by_spec.end(), l.get()) == w.by_spec.end();
+  });
+  std::vector<Listener*> next(p.listeners.size(), nullptr);
+  for (size_t j = 0; j < p.listeners.size(); ++j) {
+    const ListenerSpec& spec = p.listeners[j];
+    Listener* kept =
+        p.match[j] && *p.match[j] < w.by_spec.size() ? w.by_spec[*p.match[j]] : nullptr;
+    if (kept != nullptr && serve_tcp(spec)) {
+      kept->set_runtime(p.runtime);
+      kept->set_inbound(spec.inbound);
+      kept->set_metrics(p.slots[j]);
+      if (j < p.cuts.users.size()) kept->close_users(p.cuts.users[j], "user removed by a reload");
+      next[j] = kept;
+      continue;
+    }
+    if (!serve_tcp(spec)) continue;
+    int err = 0;
+    std::unique_ptr<Listener> l = make(w, spec, p.runtime, p.slots[j], &err);
+    if (err != 0) {
+      // The rest of the reload applies; the listener, with no socket, is freed at the next one.
+      LOG_WARN("reload: worker %d: cannot listen on TCP %s port %u: %s; that port is not served",
+               w.index, spec.address.c_str(), static_cast<unsigned>(spec.port), uv_strerror(err));
+      w.listeners.push_back(std::move(l));
+      continue;
+    }
+    if (w.index == 0) {
+      LOG_NOTICE("reload: listening on TCP %s port %u", spec.address.c_str(),
+                 static_cast<unsigned>(spec.port));
+    }
+    next[j] = l.get();
+    w.listeners.push_back(std::move(l));
+  }
+  for (Listener* old : w.by_spec) {
+    if (old == nullptr || std::find(next.begin(), next.end(), old) != next.end()) continue;
+    if (p.cuts.removed_listeners) {
+      old->shutdown();
+    } else {
+      old->stop_accepting();
+    }
+  }
+  w.by_spec = std::move(next);
+}
+
+struct MainState final : Engine {
   std::vector<std::unique_ptr<Worker>>* workers;
   Router* router = nullptr;             // its health probes run on the main loop until shutdown
   PluginSupervisor* plugins = nullptr;  // SIP003 plugins: stopped once the workers have ended
@@ -134,6 +209,46 @@ struct MainState {
   MetricsServer* metrics = nullptr;  // null: no metrics endpoint
   uint64_t grace_ms = kMaxGraceMs;
   int signals = 0;
+  uv_loop_t* loop = nullptr;
+  // What the listeners serve now (Engine), and how a worker makes a new one.
+  Specs running;
+  std::shared_ptr<const Runtime> snapshot;
+  ListenerMaker make_listener;
+  bool count_metrics = false;
+  std::unique_ptr<Controller> controller;  // SIGHUP's (null: none)
+
+  const Specs& specs() const override { return running; }
+  const std::shared_ptr<const Runtime>& runtime() const override { return snapshot; }
+
+  void publish(Specs next, std::shared_ptr<const Runtime> rt, Cuts cuts) override {
+    auto p = std::make_shared<Publication>();
+    p->match = match_listeners(running.listeners, next.listeners);
+    p->slots.assign(next.listeners.size(), nullptr);
+    if (count_metrics) {
+      for (size_t j = 0; j < next.listeners.size(); ++j) {
+        const ListenerSpec& l = next.listeners[j];
+        std::vector<std::string> names;
+        if (l.protocol == ListenerSpec::Protocol::Shadowsocks && l.inbound < next.inbounds.size()) {
+          for (const UserSpec& u : next.inbounds[l.inbound].users) names.push_back(u.name);
+        }
+        p->slots[j] = metrics::add_port(l.port, names);
+      }
+    }
+    p->listeners = next.listeners;
+    p->runtime = rt;
+    p->cuts = std::move(cuts);
+    for (auto& w : *workers) {
+      Worker* wp = w.get();
+      const ListenerMaker* make = &make_listener;
+      wp->tasks.post([wp, p, make] { apply_publication(*wp, *p, *make); });
+    }
+    // The health probes follow the router (the clients' balancer; none on ss-server).
+    if (router) router->stop_probes();
+    router = rt->router.get();
+    router->start_probes(loop);
+    running = std::move(next);
+    snapshot = std::move(rt);
+  }
 
   void tell_all(Command c) {
     for (auto& w : *workers) {
@@ -144,8 +259,16 @@ struct MainState {
     }
   }
 
-  static void on_hup(uv_signal_t*, int) {
-    LOG_WARN("received SIGHUP: reloading the configuration is not supported yet; ignored");
+  static void on_hup(uv_signal_t* h, int) {
+    auto* m = static_cast<MainState*>(h->data);
+    if (m->signals > 0) {
+      LOG_WARN("received SIGHUP while shutting down: ignored");
+    } else if (m->controller) {
+      LOG_NOTICE("received SIGHUP: reloading the configuration");
+      m->controller->reload();
+    } else {
+      LOG_WARN("received SIGHUP: this program does not reload its configuration; ignored");
+    }
   }
 
   static void on_signal(uv_signal_t* h, int signum) {
@@ -444,7 +567,8 @@ std::unique_ptr<QuotaStateFile> quota_state_file(const char* prog, const Config&
 
 }  // namespace
 
-int run_app(Role role, int argc, char** argv, const InboundRegistry& inbounds) {
+int run_app(Role role, int argc, char** argv, const InboundRegistry& inbounds,
+            const ControllerFactory& control) {
   const char* prog = program_name(role);
   std::signal(SIGPIPE, SIG_IGN);
   Config cfg;
@@ -586,11 +710,6 @@ int run_app(Role role, int argc, char** argv, const InboundRegistry& inbounds) {
         "alters this traffic, and anyone can use this proxy. For measurements only.");
   }
 
-  // Each listener's TCP and UDP (rust's "locals" may give their own mode). The mixed port keeps
-  // its TCP listener even in udp_only mode: SOCKS5's UDP ASSOCIATE needs it.
-  auto serve_tcp = [](const ListenerSpec& spec) {
-    return spec.tcp || spec.protocol == ListenerSpec::Protocol::Mixed;
-  };
   const bool serve_udp = std::any_of(specs.listeners.begin(), specs.listeners.end(),
                                      [](const ListenerSpec& spec) { return spec.udp; });
   std::unique_ptr<UdpRelay> udp_relay;
@@ -622,6 +741,9 @@ int run_app(Role role, int argc, char** argv, const InboundRegistry& inbounds) {
   std::vector<std::unique_ptr<Worker>> workers;
   MainState m;
   m.workers = &workers;
+  m.loop = &main_loop;
+  m.running = specs;
+  m.snapshot = runtime;
   m.grace_ms = std::min<uint64_t>(kMaxGraceMs, static_cast<uint64_t>(cfg.timeout) * 1000);
   uv_signal_init(&main_loop, &m.sigint);
   uv_signal_init(&main_loop, &m.sigterm);
@@ -688,6 +810,7 @@ int run_app(Role role, int argc, char** argv, const InboundRegistry& inbounds) {
     }
     metrics_server = std::make_unique<MetricsServer>(&main_loop);
     m.metrics = metrics_server.get();
+    m.count_metrics = true;
   }
 
   // One worker per CPU the process may run on (its affinity mask), and pinning not turned off:
@@ -700,6 +823,22 @@ int run_app(Role role, int argc, char** argv, const InboundRegistry& inbounds) {
   // One connection cap for the whole process: every listener of every worker counts against it.
   const auto connection_cap =
       std::make_shared<ConnectionCap>(default_max_connections(cfg.max_connections, cfg.workers));
+  const bool reuse_port = cfg.reuse_port || nworkers > 1;
+  UdpRelay* const relay_for_tcp = udp_relay.get();
+  m.make_listener = [&inbounds, connection_cap, cpus, reuse_port, relay_for_tcp](
+                        Worker& w, const ListenerSpec& spec, std::shared_ptr<const Runtime> rt,
+                        const metrics::PortSlots* slots, int* err) {
+    auto l = std::make_unique<Listener>(&w.loop, std::move(rt), inbounds(spec));
+    l->set_inbound(spec.inbound);
+    l->set_reuse_port(reuse_port);
+    l->set_transparent(spec.transparent);
+    l->set_connection_cap(connection_cap);
+    l->set_cpu_steering(cpus);
+    l->set_metrics(slots);
+    l->set_udp(relay_for_tcp);
+    *err = l->listen(spec.address, spec.port);
+    return l;
+  };
   int status = 0;
   for (int i = 0; i < nworkers && status == 0; ++i) {
     auto w = std::make_unique<Worker>();
@@ -714,6 +853,7 @@ int run_app(Role role, int argc, char** argv, const InboundRegistry& inbounds) {
                                                 static_cast<size_t>(nworkers)),
                         specs.tcp.ipv6_first, cfg.reuse_port || nworkers > 1, specs.tcp.fwmark});
     }
+    w->by_spec.assign(specs.listeners.size(), nullptr);
     for (const ListenerSpec& spec : specs.listeners) {
       const std::string& host = spec.address;
       const uint16_t port = spec.port;
@@ -751,14 +891,10 @@ int run_app(Role role, int argc, char** argv, const InboundRegistry& inbounds) {
         }
       }
       if (!serve_tcp(spec)) continue;
-      auto l = std::make_unique<Listener>(&w->loop, runtime, inbounds(spec));
-      l->set_inbound(spec.inbound);
-      l->set_reuse_port(cfg.reuse_port || nworkers > 1);
-      l->set_transparent(spec.transparent);
-      l->set_connection_cap(connection_cap);
-      l->set_cpu_steering(cpus);
-      l->set_metrics(port_slots[static_cast<size_t>(&spec - specs.listeners.data())]);
-      int r = l->listen(host, port);
+      const size_t index = static_cast<size_t>(&spec - specs.listeners.data());
+      int r = 0;
+      std::unique_ptr<Listener> l = m.make_listener(*w, spec, runtime, port_slots[index], &r);
+      w->by_spec[index] = l.get();
       if (r != 0) {
         std::fprintf(stderr, "%s: cannot listen on TCP %s port %u: %s%s\n", prog, host.c_str(),
                      static_cast<unsigned>(port), uv_strerror(r),
@@ -778,18 +914,12 @@ int run_app(Role role, int argc, char** argv, const InboundRegistry& inbounds) {
       }
       w->listeners.push_back(std::move(l));
     }
+    w->tasks.init(&w->loop);
     w->wake.data = w.get();
     uv_async_init(&w->loop, &w->wake, Worker::on_wake);
     w->drain_poll.data = w.get();
     uv_timer_init(&w->loop, &w->drain_poll);
-    w->tasks.init(&w->loop);
     workers.push_back(std::move(w));
-  }
-  // Every worker's connections reach the UDP ASSOCIATE registry.
-  if (udp_relay) {
-    for (auto& w : workers) {
-      for (auto& l : w->listeners) l->set_udp(udp_relay.get());
-    }
   }
   if (status == 0) {
     for (const ServerSpec& spec : specs.servers) {
@@ -892,6 +1022,7 @@ int run_app(Role role, int argc, char** argv, const InboundRegistry& inbounds) {
   } else if (online) {
     online->stop();
   }
+  if (status == 0 && control) m.controller = control(m, cfg, argc, argv);
   uv_run(&main_loop, UV_RUN_DEFAULT);
 
   for (auto& w : workers) {

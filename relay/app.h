@@ -2,17 +2,56 @@
 // The shared main() of ss-local, ss-tunnel, ss-redir and ss-server.
 
 #include <functional>
+#include <memory>
+#include <string>
+#include <vector>
 
 #include "relay/config.h"
 #include "relay/net/listener.h"
+#include "relay/runtime.h"
 
 namespace ss {
 
 // Which inbound serves a listener: the binary's registry of protocols.
 using InboundRegistry = std::function<Listener::Factory(const ListenerSpec&)>;
 
+// The running engine as a controller sees it (main loop only): the specs and snapshot its
+// listeners serve, and how to give them new ones.
+class Engine {
+ public:
+  virtual ~Engine() = default;
+  virtual const Specs& specs() const = 0;
+  virtual const std::shared_ptr<const Runtime>& runtime() const = 0;
+  // What a publish changes besides the snapshot: `cut_users[j]` (sorted) names the users whose
+  // live sessions on listener j of the new specs are closed; `cut_removed` closes the live
+  // sessions of removed listeners too (else they finish on their snapshot).
+  struct Cuts {
+    std::vector<std::vector<std::string>> users;
+    bool removed_listeners = false;
+  };
+  // Publishes `next` and its snapshot to every worker (relay/app.cpp says how): listeners still
+  // in `next` (relay/reload.h) take the new snapshot, new ones open on every worker (a bind
+  // failure is logged and the rest applies), removed ones stop accepting. Metrics slots of new
+  // ports and users are registered first.
+  virtual void publish(Specs next, std::shared_ptr<const Runtime> runtime, Cuts cuts) = 0;
+};
+
+// A binary's control of its running process (ss-server's server/server_control.h), made once
+// the workers run, on the main loop.
+class Controller {
+ public:
+  virtual ~Controller() = default;
+  // SIGHUP: read the configuration again and apply it.
+  virtual void reload() = 0;
+};
+// `running` is the configuration the process started with; argc/argv its command line.
+using ControllerFactory =
+    std::function<std::unique_ptr<Controller>(Engine&, const Config& running, int, char**)>;
+
 // Loads the configuration (exit 1 with one line on an error), listens on every listener spec,
-// runs the loop until SIGINT/SIGTERM, and returns the process exit status.
-int run_app(Role role, int argc, char** argv, const InboundRegistry& inbounds);
+// runs the loop until SIGINT/SIGTERM, and returns the process exit status. SIGHUP goes to the
+// controller `control` makes; without one it is logged and ignored.
+int run_app(Role role, int argc, char** argv, const InboundRegistry& inbounds,
+            const ControllerFactory& control = nullptr);
 
 }  // namespace ss

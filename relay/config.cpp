@@ -803,6 +803,11 @@ constexpr Option kOptions[] = {
      "the users' quota counters (default: STATE_DIR/ss-server-PORT.quota)",
      "file of the users' quota counters (default: state_dir/ss-server-<port>.quota)",
      set_nonempty<&Config::quota_state_file>},
+    // Reload (server/server_control.h): see README, "Reload".
+    {"reload_drop_removed", "reload-drop-removed", Arg::None, "", kServerOnly,
+     "on reload (SIGHUP), also close the live sessions of removed users and ports",
+     "true: on reload, also close the live sessions of removed users and ports",
+     set_bool<&Config::reload_drop_removed>},
     {"socks5_auth_config_path", "", Arg::None, "", kLocalOnly, "",
      "user file for SOCKS5/HTTP authentication (rust's format)",
      set_nonempty<&Config::socks5_auth_config_path>},

@@ -278,6 +278,9 @@ struct Config {
   // ss-server: the users' quota counters (relay/user_limits.h); empty: state_dir/<program>-<first
   // port>.quota when a user has a quota and state_dir is set.
   std::string quota_state_file;
+  // ss-server: a reload (SIGHUP) also closes the live sessions of removed users and ports (else
+  // they finish on the configuration they started with).
+  bool reload_drop_removed = false;
 };
 
 // The flat keys' servers: one ServerSpec per "server" host, with the config's method and keys

@@ -208,13 +208,22 @@ const PortSlots* add_port(uint16_t port, std::span<const std::string> users) {
   for (PortSlots& q : r.ports) {
     if (q.port_ == port) p = &q;
   }
-  if (p == nullptr) {
+  bool fresh = p == nullptr;  // not handed out yet: filled in place
+  if (fresh) {
     p = &r.ports.emplace_back();
     p->port_ = port;
     p->none_ = new_slot(r, port, "");
   }
+  // Users to add to a port the workers may be reading: a new table (the same slots, plus the new
+  // users'), so a published one never changes under a reader; the old stays valid for those
+  // that hold it.
   for (const std::string& u : users) {
     if (u.empty() || p->find(u) != p->none_) continue;
+    if (!fresh) {
+      PortSlots next = *p;
+      p = &r.ports.emplace_back(std::move(next));
+      fresh = true;
+    }
     const SlotId id = new_slot(r, port, u);
     if (id == kNoSlot) break;
     p->users_.emplace_back(u, id);

@@ -17,8 +17,9 @@
 //     time to find a key), in the same per-thread shard.
 //
 // A user that is not in the slot table (none configured for that port) counts under the port's
-// "" user. The table is fixed once the workers run; a reload that adds users would add slots
-// (chunks make growth safe) before publishing the new snapshot.
+// "" user. A published table never changes: a reload that adds users to a port gets a new table
+// with the same slots plus the new users' (chunks make growth safe) before it publishes the new
+// snapshot, so the kept users' counters continue.
 
 #include <atomic>
 #include <cstddef>
@@ -62,8 +63,9 @@ class PortSlots {
   std::vector<std::pair<std::string, SlotId>> users_;
 };
 
-// Registers a port and its users (idempotent for a port already added: its new users are added
-// to it). The result lives as long as the process. Call before the workers count.
+// Registers a port and its users. For a port already added, the same slots: its table if no user
+// is new, else a new table with the new users' slots added (the old one is left as it was, for
+// the threads reading it). The result lives as long as the process. Any thread.
 const PortSlots* add_port(uint16_t port, std::span<const std::string> users);
 
 // The calling thread's counters of a slot (created at the first use on this thread).

@@ -139,16 +139,13 @@ std::shared_ptr<Router> make_router(const Specs& specs, const Runtime& rt, std::
   return proxy;
 }
 
-}  // namespace
-
-std::shared_ptr<const Runtime> make_runtime(const Specs& specs, std::string* error,
-                                            const Runtime* previous) {
+std::shared_ptr<const Runtime> build_runtime(const Specs& specs, const Runtime* carry,
+                                             std::string* error) {
   auto rt = std::make_shared<Runtime>();
   rt->limits = specs.limits;
   rt->tcp = specs.tcp;
-  rt->replay_filter =
-      previous && previous->replay_filter ? previous->replay_filter : classic_filter(specs);
-  if (previous) rt->salt_pool = previous->salt_pool;
+  rt->replay_filter = carry && carry->replay_filter ? carry->replay_filter : classic_filter(specs);
+  if (carry) rt->salt_pool = carry->salt_pool;  // inbound_suite() makes one if still null
   std::string why;
   for (const ServerSpec& in : specs.inbounds) {
     rt->inbound_suites.push_back(inbound_suite(in, specs, *rt, &why));
@@ -165,9 +162,25 @@ std::shared_ptr<const Runtime> make_runtime(const Specs& specs, std::string* err
     if (error) *error = limits_why;
     return nullptr;
   }
+  // A reload's users keep their counts and buckets (by name).
+  if (carry && carry->user_limits && rt->user_limits) {
+    rt->user_limits->keep_states_of(*carry->user_limits);
+  }
   rt->router = make_router(specs, *rt, error);
   if (!rt->router) return nullptr;
   return rt;
+}
+
+}  // namespace
+
+std::shared_ptr<const Runtime> make_runtime(const Specs& specs, std::string* error,
+                                            const Runtime* previous) {
+  return build_runtime(specs, previous, error);
+}
+
+std::shared_ptr<const Runtime> make_runtime(const Specs& specs, const Runtime& carry,
+                                            std::string* error) {
+  return build_runtime(specs, &carry, error);
 }
 
 std::shared_ptr<const Runtime> make_runtime(const Config& cfg, std::string* error) {

@@ -47,6 +47,11 @@ struct Runtime {
 std::shared_ptr<const Runtime> make_runtime(const Specs& specs, std::string* error = nullptr,
                                             const Runtime* previous = nullptr);
 
+// The same for a reload: the new snapshot takes `carry`'s replay filter and salt pool (when it has
+// them) instead of new ones, so salts seen before the reload are still refused after it.
+std::shared_ptr<const Runtime> make_runtime(const Specs& specs, const Runtime& carry,
+                                            std::string* error = nullptr);
+
 // The same from a config (finalized, or filled by hand in tests): make_runtime(specs_of(cfg)).
 std::shared_ptr<const Runtime> make_runtime(const Config& cfg, std::string* error = nullptr);
 

@@ -356,4 +356,12 @@ void Listener::shutdown() {
   for (Connection* s = head_; s != nullptr; s = s->next_) s->close("shutting down");
 }
 
+void Listener::close_users(const std::vector<std::string>& users, const char* reason) {
+  if (users.empty()) return;
+  for (Connection* s = head_; s != nullptr; s = s->next_) {
+    const std::string_view u = s->user();
+    if (!u.empty() && std::binary_search(users.begin(), users.end(), u)) s->close(reason);
+  }
+}
+
 }  // namespace ss

@@ -85,6 +85,9 @@ class Listener {
   void drain();
   // Stops accepting and closes every session.
   void shutdown();
+  // Closes the sessions of these users (sorted names; what Connection::user() reports), with
+  // `reason` for the log; the others go on.
+  void close_users(const std::vector<std::string>& users, const char* reason);
 
   // The snapshot connections accepted from now on take; those already accepted keep theirs.
   void set_runtime(std::shared_ptr<const Runtime> runtime) { runtime_ = std::move(runtime); }

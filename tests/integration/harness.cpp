@@ -1,5 +1,8 @@
 #include "tests/integration/harness.h"
 
+#include <poll.h>
+#include <sys/socket.h>
+
 // Needed for Catch::TestEventListenerBase (the reporter interfaces) outside the main TU.
 #define CATCH_CONFIG_EXTERNAL_INTERFACES
 #include <catch2/catch.hpp>
@@ -241,6 +244,49 @@ void socks_echo(uint16_t socks_port, uint16_t target_port, size_t n) {
   const TransferResult r = duplex_transfer(conn.socket, payload, n, std::chrono::seconds(10));
   CHECK(r.received == n);
   CHECK(to_hex(r.received_sha256) == sha256_hex(payload));
+}
+
+bool no_byte_within(const Socket& s, Millis window) {
+  pollfd p{s.fd(), POLLIN, 0};
+  if (::poll(&p, 1, static_cast<int>(window.count())) <= 0) return true;
+  uint8_t b;
+  return ::recv(s.fd(), &b, 1, MSG_DONTWAIT) <= 0;
+}
+
+void check_refused(uint16_t socks_port, const TargetServer& target) {
+  auto conn = socks5_connect(socks_port, AddrType::IPv4, "127.0.0.1", target.port());
+  REQUIRE(conn.reply.has_value());
+  if (conn.reply->rep != 0x00) return;  // refused outright: fine too
+  send_all(conn.socket, std::string("hello?"));
+  CHECK(no_byte_within(conn.socket, 1500ms));
+}
+
+std::string users_json(const std::vector<std::string>& names) {
+  std::string out = "[";
+  for (size_t i = 0; i < names.size(); ++i) {
+    out += std::string(i ? ", " : "") + R"({"name": ")" + names[i] + R"(", "password": "pw-)" +
+           names[i] + R"("})";
+  }
+  return out + "]";
+}
+
+Bytes record_first_flight(uint16_t socks_port, uint16_t target_port, TargetServer& recorder) {
+  auto conn = socks5_connect(socks_port, AddrType::IPv4, "127.0.0.1", target_port);
+  REQUIRE(conn.reply.has_value());
+  send_all(conn.socket, std::string("recorded request"));
+  std::this_thread::sleep_for(300ms);
+  conn.socket = Socket();
+  const auto reports = recorder.wait_reports(1, 10s);
+  Bytes flight(reports[0].received_head.begin(), reports[0].received_head.end());
+  REQUIRE(flight.size() > 32 + 18);
+  return flight;
+}
+
+void check_replay_refused(const Node& srv, uint16_t port, const Bytes& flight) {
+  const Socket again = connect_tcp("127.0.0.1", port);
+  send_all(again, flight);
+  CHECK(no_byte_within(again, 1000ms));
+  CHECK(wait_log(srv, "refused a replayed request from 127.0.0.1"));
 }
 
 size_t concurrent_socks_echo(uint16_t socks_port, uint16_t target_port, size_t n,

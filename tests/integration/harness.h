@@ -78,6 +78,24 @@ std::vector<std::string> nonempty_lines(const std::string& text);
 // 127.0.0.1:target_port: `n` random bytes come back byte-exact (REQUIREs and CHECKs).
 void socks_echo(uint16_t socks_port, uint16_t target_port, size_t n);
 
+// True if no byte arrives on `s` within `window` (silence or a close both count).
+bool no_byte_within(const Socket& s, Millis window);
+
+// A CONNECT through a client whose password the server does not take: the client's SOCKS5 reply
+// comes from the client itself, but no byte of the target's ever does (CHECKs).
+void check_refused(uint16_t socks_port, const TargetServer& target);
+
+// A JSON "users" array of classic key-trial users: each name's password is "pw-<name>".
+std::string users_json(const std::vector<std::string>& names);
+
+// A client's first flight (salt, header, "recorded request"), recorded by pointing the client at
+// `recorder` (a sink) and asking it, through its SOCKS5 port, for `target_port`.
+Bytes record_first_flight(uint16_t socks_port, uint16_t target_port, TargetServer& recorder);
+
+// `flight` sent again to the server `srv` on `port`: no byte comes back, and the server logs the
+// replay (CHECKs).
+void check_replay_refused(const Node& srv, uint16_t port, const Bytes& flight);
+
 // `n` clients, released together, each SOCKS5 CONNECT through the proxy at 127.0.0.1:socks_port
 // to the echo target at 127.0.0.1:target_port and echo payload_size(i) random bytes, byte-exact
 // (30 s each). Returns how many failed, with an UNSCOPED_INFO line for each.

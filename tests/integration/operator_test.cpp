@@ -1,7 +1,7 @@
 // What an operator sees, through the real binaries at the default log level (no -v): the
 // rate-limited warnings (wrong password with the source address, refused targets, an unreachable
-// server), the immediate close of a refused target, -q and -v levels, --log-file, SIGHUP, -a USER,
-// -f PIDFILE, -n NOFILE and --version.
+// server), the immediate close of a refused target, -q and -v levels, --log-file, SIGHUP (ss-local
+// ignores it, ss-server reloads), -a USER, -f PIDFILE, -n NOFILE and --version.
 
 #include <pwd.h>
 #include <signal.h>
@@ -182,7 +182,8 @@ TEST_CASE("log file: --log-file appends the log lines to a file", "[integration]
   CHECK(srv.proc->log_text().find("listening") == std::string::npos);  // not on stderr
 }
 
-TEST_CASE("SIGHUP is logged and ignored", "[integration]") {
+TEST_CASE("SIGHUP: ss-local logs and ignores it; ss-server reloads the same flags and serves on",
+          "[integration]") {
   TargetServer web(TargetBehavior::http("after hup"));
   Node srv = server({"--allow-private-targets"});
   const uint16_t lp = pick_free_port();
@@ -192,6 +193,9 @@ TEST_CASE("SIGHUP is logged and ignored", "[integration]") {
   loc.proc->signal(SIGHUP);
   REQUIRE(wait_log(srv, "SIGHUP"));
   REQUIRE(wait_log(loc, "SIGHUP"));
+  CHECK(wait_log(srv, "reload: applied in"));  // no -c: the flags again, nothing changed
+  CHECK(wait_log(srv, "no port or user changed"));
+  CHECK(wait_log(loc, "does not reload its configuration; ignored"));
   CHECK(srv.proc->running());
   CHECK(loc.proc->running());
   CHECK(fetch(lp, web.port()).find("after hup") != std::string::npos);

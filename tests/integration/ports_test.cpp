@@ -5,9 +5,6 @@
 // (shadowsocks-libev clients, one per user, TCP and UDP; a stranger is refused with the
 // auth-failure log; a user's recorded first flight replayed is refused).
 
-#include <poll.h>
-#include <sys/socket.h>
-
 #include <catch2/catch.hpp>
 
 #include <fstream>
@@ -53,24 +50,6 @@ Node start_client(Impl impl, const std::string& method, const std::string& passw
   return start_local(impl, o, server_port);
 }
 
-// True if no byte arrives on `s` within `window` (silence or a close both count).
-bool no_byte_within(const Socket& s, Millis window) {
-  pollfd p{s.fd(), POLLIN, 0};
-  if (::poll(&p, 1, static_cast<int>(window.count())) <= 0) return true;
-  uint8_t b;
-  return ::recv(s.fd(), &b, 1, MSG_DONTWAIT) <= 0;
-}
-
-// A CONNECT through a client whose password the server does not take: the client's SOCKS5 reply
-// comes from the client itself, but no byte of the target's ever does.
-void check_refused(uint16_t socks_port, const TargetServer& target) {
-  auto conn = socks5_connect(socks_port, AddrType::IPv4, "127.0.0.1", target.port());
-  REQUIRE(conn.reply.has_value());
-  if (conn.reply->rep != 0x00) return;  // refused outright: fine too
-  send_all(conn.socket, std::string("hello?"));
-  CHECK(no_byte_within(conn.socket, 1500ms));
-}
-
 // One datagram through the client's UDP ASSOCIATE to the UDP echo target and back; retried
 // while the association is set up. True once the echo came back byte-exact.
 bool udp_echo(uint16_t socks_port, const UdpTarget& target, size_t size) {
@@ -88,15 +67,6 @@ bool udp_echo(uint16_t socks_port, const UdpTarget& target, size_t size) {
     if (reply && reply->data == p.data && reply->port == target.port()) return true;
   }
   return false;
-}
-
-std::string users_json(const std::vector<std::string>& names) {
-  std::string out = "[";
-  for (size_t i = 0; i < names.size(); ++i) {
-    out += std::string(i ? ", " : "") + R"({"name": ")" + names[i] + R"(", "password": "pw-)" +
-           names[i] + R"("})";
-  }
-  return out + "]";
 }
 
 }  // namespace
@@ -211,15 +181,8 @@ TEST_CASE("classic users: a user's recorded first flight sent again is refused a
   Bytes flight;
   {
     Node local = start_client(Impl::Libev, kClassic, "pw-bob", recorder.port());
-    auto conn = socks5_connect(local.port, AddrType::IPv4, "127.0.0.1", target.port());
-    REQUIRE(conn.reply.has_value());
-    send_all(conn.socket, std::string("recorded request"));
-    std::this_thread::sleep_for(300ms);
-    conn.socket = Socket();
-    const auto reports = recorder.wait_reports(1, 10s);
-    flight.assign(reports[0].received_head.begin(), reports[0].received_head.end());
+    flight = record_first_flight(local.port, target.port(), recorder);
   }
-  REQUIRE(flight.size() > 32 + 18);
   // The first time the server sees it, it is bob's request: relayed.
   {
     Socket s = connect_tcp("127.0.0.1", port);
@@ -227,10 +190,7 @@ TEST_CASE("classic users: a user's recorded first flight sent again is refused a
     REQUIRE(wait_log(srv, "user bob: connect"));
   }
   // The same bytes again: refused as a replay, the target never hears of it.
-  Socket again = connect_tcp("127.0.0.1", port);
-  send_all(again, flight);
-  CHECK(no_byte_within(again, 1000ms));
-  CHECK(wait_log(srv, "refused a replayed request from 127.0.0.1"));
+  check_replay_refused(srv, port, flight);
   CHECK(target.accepted() == 1);
   check_clean_shutdown(srv);
 }

@@ -36,6 +36,22 @@ TEST_CASE("metrics: a slot per (port, user), summed over threads", "[relay]") {
   CHECK(metrics::bytes(none, metrics::kTargetToProxy) == 0);
 }
 
+TEST_CASE("metrics: users added to a port (a reload) get a new table with the same old slots",
+          "[relay]") {
+  const std::vector<std::string> before = {"alice"};
+  const std::vector<std::string> after = {"alice", "carol"};
+  const metrics::PortSlots* p = metrics::add_port(40003, before);
+  metrics::add_bytes(metrics::slot(p->find("alice")), metrics::kClientToProxy, 7);
+  const metrics::PortSlots* q = metrics::add_port(40003, after);
+  REQUIRE(q != p);
+  CHECK(q->find("alice") == p->find("alice"));  // the kept user's counters continue
+  CHECK(q->find("") == p->find(""));
+  CHECK(q->find("carol") != q->find(""));
+  CHECK(p->find("carol") == p->find(""));  // the published table did not change
+  CHECK(metrics::bytes(q->find("alice"), metrics::kClientToProxy) == 7);
+  CHECK(metrics::add_port(40003, before) == q);  // nothing new: the latest table
+}
+
 TEST_CASE("metrics: the exposition text", "[relay]") {
   const std::vector<std::string> users = {"we\"ird\\na\nme"};
   const metrics::PortSlots* p = metrics::add_port(40002, users);

@@ -1,0 +1,250 @@
+// ss-server's reload (SIGHUP, and later ss-manager's add/remove and the management API): a new
+// configuration is parsed, finalized and made into a snapshot on the main loop, and published to
+// the workers (relay/app.cpp) only if all of that succeeds; otherwise it is refused whole and the
+// running one stays.
+//
+// What applies at once: ports added and removed (their listeners open or close on every worker;
+// listeners whose address, port and protocol stay are never reopened), users added and removed,
+// methods and keys, the timeout, no_delay, ipv6_first, the outbound bind address,
+// allow_private_targets and the ACL (TCP). Live sessions finish on the snapshot they started with,
+// unless reload_drop_removed closes those of removed users and ports. The replay filter and the
+// 2022 salt pool are the process's and carry over (relay/runtime.h).
+//
+// What is refused (fixed_key_changed): settings fixed at start, and the UDP side, whose sockets
+// and packet suites are made once per process.
+
+#include "server/server_control.h"
+
+#include <uv.h>
+
+#include <algorithm>
+#include <iostream>
+#include <map>
+#include <set>
+#include <sstream>
+
+#include "relay/log.h"
+#include "relay/reload.h"
+
+namespace ss {
+namespace {
+
+// Everything the UDP side of a configuration serves: its sockets and each one's keys and users.
+std::vector<std::string> udp_signature(const Specs& specs) {
+  std::vector<std::string> out;
+  for (const ListenerSpec& l : specs.listeners) {
+    if (!l.udp) continue;
+    std::string s = l.address + "|" + std::to_string(l.port) + "|" +
+                    std::to_string(static_cast<int>(l.protocol));
+    if (l.inbound < specs.inbounds.size()) {
+      const ServerSpec& in = specs.inbounds[l.inbound];
+      s += "|" + in.method + "|" + std::string(in.key.begin(), in.key.end());
+      for (const auto& k : in.psk_keys) s += "|" + std::string(k.begin(), k.end());
+      for (const UserSpec& u : in.users) {
+        s += "|" + u.name + "=" + std::string(u.key.begin(), u.key.end());
+      }
+    }
+    out.push_back(std::move(s));
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+bool has_plugin(const Specs& specs) {
+  return std::any_of(specs.listeners.begin(), specs.listeners.end(),
+                     [](const ListenerSpec& l) { return !l.plugin.empty(); });
+}
+
+// The user names of each port's inbound (the first listener of the port).
+std::map<uint16_t, std::set<std::string>> users_by_port(const Specs& specs) {
+  std::map<uint16_t, std::set<std::string>> out;
+  for (const ListenerSpec& l : specs.listeners) {
+    if (out.count(l.port) != 0) continue;
+    std::set<std::string>& names = out[l.port];
+    if (l.inbound < specs.inbounds.size()) {
+      for (const UserSpec& u : specs.inbounds[l.inbound].users) names.insert(u.name);
+    }
+  }
+  return out;
+}
+
+std::string join(const std::vector<std::string>& v) {
+  std::string out;
+  for (const std::string& s : v) out += (out.empty() ? "" : " ") + s;
+  return out;
+}
+
+}  // namespace
+
+std::string fixed_key_changed(const Config& a, const Config& b) {
+  const std::string restart = " cannot change while running (restart to apply)";
+  if (a.workers != b.workers) return "workers:" + restart;
+  if (a.run_as_user != b.run_as_user) return "user:" + restart;
+  if (a.log_file != b.log_file) return "--log-file:" + restart;
+  if (a.use_syslog != b.use_syslog) return "use_syslog:" + restart;
+  if (a.pid_file != b.pid_file) return "-f:" + restart;
+  if (a.nofile != b.nofile) return "nofile:" + restart;
+  if (a.state_dir != b.state_dir) return "state_dir:" + restart;
+  if (a.replay_state_interval != b.replay_state_interval) return "replay_state_interval:" + restart;
+  if (a.metrics_address != b.metrics_address) return "metrics_address:" + restart;
+  if (a.reuse_port != b.reuse_port) return "reuse_port:" + restart;
+  if (a.fast_open != b.fast_open) return "fast_open:" + restart + " (listening sockets keep it)";
+  if (a.max_connections != b.max_connections) return "max_connections:" + restart;
+  if (a.udp_timeout != b.udp_timeout) return "udp_timeout:" + restart;
+  if (a.udp_max_associations != b.udp_max_associations) return "udp_max_associations:" + restart;
+  if (a.verbose != b.verbose || a.quiet != b.quiet) return "-v/-q:" + restart;
+  const Specs sa = specs_of(a);
+  const Specs sb = specs_of(b);
+  if (has_plugin(sa) || has_plugin(sb)) {
+    return "plugin: a process with SIP003 plugins cannot reload (restart to apply)";
+  }
+  if (udp_signature(sa) != udp_signature(sb)) {
+    return "mode: UDP ports, their keys and users" + restart +
+           " (the UDP side's sockets and suites are made once per process)";
+  }
+  return {};
+}
+
+std::string describe_changes(const Specs& running, const Specs& next) {
+  const auto before = users_by_port(running);
+  const auto after = users_by_port(next);
+  std::vector<std::string> added_ports, removed_ports, parts;
+  for (const auto& [port, users] : after) {
+    if (before.count(port) == 0) added_ports.push_back(std::to_string(port));
+  }
+  for (const auto& [port, users] : before) {
+    if (after.count(port) == 0) removed_ports.push_back(std::to_string(port));
+  }
+  if (!added_ports.empty()) parts.push_back("ports added " + join(added_ports));
+  if (!removed_ports.empty()) parts.push_back("ports removed " + join(removed_ports));
+  for (const auto& [port, users] : after) {
+    auto old = before.find(port);
+    if (old == before.end()) continue;
+    std::vector<std::string> added, removed;
+    for (const std::string& u : users) {
+      if (old->second.count(u) == 0) added.push_back(u);
+    }
+    for (const std::string& u : old->second) {
+      if (users.count(u) == 0) removed.push_back(u);
+    }
+    if (added.empty() && removed.empty()) continue;
+    std::string p = "port " + std::to_string(port) + ":";
+    if (!added.empty()) p += " users added " + join(added);
+    if (!removed.empty())
+      p += std::string(added.empty() ? "" : ";") + " users removed " + join(removed);
+    parts.push_back(p);
+  }
+  if (parts.empty()) return "no port or user changed";
+  std::string out;
+  for (const std::string& p : parts) out += (out.empty() ? "" : "; ") + p;
+  return out;
+}
+
+bool ServerControl::apply(Config next, std::string* error) {
+  const uint64_t started = reload_started_ns_ != 0 ? reload_started_ns_ : uv_hrtime();
+  reload_started_ns_ = 0;
+  const std::string fixed = fixed_key_changed(running_, next);
+  if (!fixed.empty()) {
+    *error = fixed;
+    return false;
+  }
+  Specs specs = specs_of(next);
+  std::string why;
+  std::shared_ptr<const Runtime> rt = make_runtime(specs, *engine_.runtime(), &why);
+  if (!rt) {
+    *error = why;
+    return false;
+  }
+  const Specs& old = engine_.specs();
+  Engine::Cuts cuts;
+  cuts.removed_listeners = next.reload_drop_removed;
+  cuts.users.resize(specs.listeners.size());
+  if (next.reload_drop_removed) {
+    const std::vector<std::optional<size_t>> match =
+        match_listeners(old.listeners, specs.listeners);
+    for (size_t j = 0; j < specs.listeners.size(); ++j) {
+      if (!match[j]) continue;
+      const ListenerSpec& was = old.listeners[*match[j]];
+      const ListenerSpec& now = specs.listeners[j];
+      if (was.inbound >= old.inbounds.size() || now.inbound >= specs.inbounds.size()) continue;
+      std::set<std::string> keep;
+      for (const UserSpec& u : specs.inbounds[now.inbound].users) keep.insert(u.name);
+      for (const UserSpec& u : old.inbounds[was.inbound].users) {
+        if (keep.count(u.name) == 0) cuts.users[j].push_back(u.name);
+      }
+      std::sort(cuts.users[j].begin(), cuts.users[j].end());
+    }
+  }
+  const std::string changes = describe_changes(old, specs);
+  engine_.publish(std::move(specs), std::move(rt), std::move(cuts));
+  // The main loop's time: parse, finalize, snapshot, metrics slots and the posts to the workers.
+  LOG_NOTICE("reload: applied in %.3f ms: %s%s", static_cast<double>(uv_hrtime() - started) / 1e6,
+             changes.c_str(),
+             next.reload_drop_removed ? " (live sessions of removed users and ports closed)" : "");
+  running_ = std::move(next);
+  return true;
+}
+
+void ServerControl::reload() {
+  reload_started_ns_ = uv_hrtime();
+  std::string error;
+  try {
+    std::ostringstream out;
+    std::optional<Config> next = load_config(Role::Server, argc_, argv_, out, std::cerr);
+    if (!next) {
+      error = "command line: no configuration to apply";
+    } else {
+      apply(std::move(*next), &error);
+    }
+  } catch (const ConfigError& e) {
+    error = e.what();
+  }
+  reload_started_ns_ = 0;
+  if (!error.empty()) LOG_ERROR("reload: refused: %s; keeping the running config", error.c_str());
+}
+
+bool ServerControl::add_port(ServerSpec spec, std::string* error) {
+  Config next = running_;
+  for (const ListenerSpec& l : next.listeners) {
+    if (l.port == spec.port) {
+      *error = "server_port: port " + std::to_string(spec.port) + " is already served";
+      return false;
+    }
+  }
+  for (const std::string& host : next.server) {
+    ListenerSpec l{ListenerSpec::Protocol::Shadowsocks, host, spec.port, {}};
+    l.mode = spec.mode;
+    l.inbound = next.inbounds.size();
+    next.listeners.push_back(std::move(l));
+  }
+  next.inbounds.push_back(std::move(spec));
+  return apply(std::move(next), error);
+}
+
+bool ServerControl::remove_port(uint16_t port, std::string* error) {
+  Config next = running_;
+  std::set<size_t> dropped;
+  std::erase_if(next.listeners, [&](const ListenerSpec& l) {
+    if (l.port != port) return false;
+    dropped.insert(l.inbound);
+    return true;
+  });
+  if (dropped.empty()) {
+    *error = "server_port: port " + std::to_string(port) + " is not served";
+    return false;
+  }
+  // Drop the inbounds no listener uses any more, renumbering the others.
+  for (auto it = dropped.rbegin(); it != dropped.rend(); ++it) {
+    const size_t k = *it;
+    const bool used = std::any_of(next.listeners.begin(), next.listeners.end(),
+                                  [k](const ListenerSpec& l) { return l.inbound == k; });
+    if (used || k >= next.inbounds.size()) continue;
+    next.inbounds.erase(next.inbounds.begin() + static_cast<std::ptrdiff_t>(k));
+    for (ListenerSpec& l : next.listeners) {
+      if (l.inbound > k) --l.inbound;
+    }
+  }
+  return apply(std::move(next), error);
+}
+
+}  // namespace ss

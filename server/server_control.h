@@ -1,0 +1,53 @@
+#pragma once
+// ss-server's control of its running process: a new configuration applied without a restart
+// (SIGHUP now; ss-manager's add/remove and the management API through the same calls). See
+// server_control.cpp for what a reload changes and what it refuses.
+
+#include <cstdint>
+#include <string>
+
+#include "relay/app.h"
+#include "relay/config.h"
+
+namespace ss {
+
+class ServerControl final : public Controller {
+ public:
+  // `running`: the configuration the process serves; argc/argv: its command line (a reload reads
+  // the -c file again and applies the same flags over it).
+  ServerControl(Engine& engine, Config running, int argc, char** argv)
+      : engine_(engine), running_(std::move(running)), argc_(argc), argv_(argv) {}
+
+  // SIGHUP: loads the configuration as at start and applies it; logs what changed, or one line
+  // "reload: refused: <key>: <why>; keeping the running config".
+  void reload() override;
+  // Applies a finalized configuration. False, with "<key>: <why>" in *error and nothing changed,
+  // if it is refused. Main loop only, like the calls below.
+  bool apply(Config next, std::string* error);
+  // ss-manager's "add": serves `spec` (a finalized inbound, its own port, method and keys) on
+  // every listen address, as port_password's entries are. False with the reason in *error.
+  bool add_port(ServerSpec spec, std::string* error);
+  // ss-manager's "remove": stops serving `port` (its live sessions go on, or are closed with
+  // reload_drop_removed). False with the reason in *error.
+  bool remove_port(uint16_t port, std::string* error);
+  const Config& config() const { return running_; }
+
+ private:
+  Engine& engine_;
+  Config running_;
+  int argc_;
+  char** argv_;
+  uint64_t reload_started_ns_ = 0;  // SIGHUP's start, for the time a reload takes
+};
+
+// The first key whose change a running process cannot apply, as "<key>: <why>", or empty: the
+// process-wide settings fixed at start (workers, user, log file, pid file, state file, metrics
+// address, ...), SIP003 plugins, and anything the UDP side would see (its sockets and suites are
+// made once per process).
+std::string fixed_key_changed(const Config& running, const Config& next);
+
+// What a reload from `running` to `next` changes, for the log: "ports added 8003; port 8001:
+// users added carol, removed bob", or "nothing changed".
+std::string describe_changes(const Specs& running, const Specs& next);
+
+}  // namespace ss

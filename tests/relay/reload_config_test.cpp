@@ -1,0 +1,86 @@
+// What a reload keeps, reports and refuses, on configs alone: listeners matched by address, port
+// and protocol (relay/reload.h), the change summary and the keys a running ss-server cannot change
+// (server/server_control.h).
+
+#include <catch2/catch.hpp>
+#include <sstream>
+#include <string>
+
+#include "relay/config.h"
+#include "relay/reload.h"
+#include "server/server_control.h"
+
+namespace ss {
+namespace {
+
+Config server_config(const std::string& text) {
+  std::ostringstream warn;
+  Config cfg = parse_config_json(Role::Server, text, warn);
+  finalize_config(cfg);
+  return cfg;
+}
+
+TEST_CASE("reload: listeners are matched by address, port and protocol", "[relay]") {
+  const Specs a = specs_of(server_config(
+      R"({"server": ["127.0.0.1", "::1"], "method": "aes-128-gcm",
+          "port_password": {"8001": "a", "8002": "b"}})"));
+  const Specs b = specs_of(server_config(
+      R"({"server": ["127.0.0.1", "::1"], "method": "aes-128-gcm",
+          "port_password": {"8002": "b2", "8003": "c"}})"));
+  const auto match = match_listeners(a.listeners, b.listeners);
+  REQUIRE(match.size() == b.listeners.size());
+  size_t kept = 0;
+  for (size_t j = 0; j < b.listeners.size(); ++j) {
+    if (b.listeners[j].port == 8002) {
+      REQUIRE(match[j].has_value());
+      CHECK(a.listeners[*match[j]].port == 8002);
+      CHECK(a.listeners[*match[j]].address == b.listeners[j].address);
+      ++kept;
+    } else {
+      CHECK_FALSE(match[j].has_value());
+    }
+  }
+  CHECK(kept == 2);
+  const auto removed = removed_listeners(a.listeners, match);
+  REQUIRE(removed.size() == 2);
+  for (size_t i : removed) CHECK(a.listeners[i].port == 8001);
+  CHECK(describe_changes(a, b) == "ports added 8003; ports removed 8001");
+}
+
+TEST_CASE("reload: users added and removed are reported per port", "[relay]") {
+  const auto users = [](const std::string& list) {
+    return server_config(R"({"server": "127.0.0.1", "server_port": 8001,
+                             "method": "aes-256-gcm", "users": )" +
+                         list + "}");
+  };
+  const Specs a =
+      specs_of(users(R"([{"name": "alice", "password": "1"}, {"name": "bob", "password": "2"}])"));
+  const Specs b = specs_of(
+      users(R"([{"name": "alice", "password": "1"}, {"name": "carol", "password": "3"}])"));
+  CHECK(describe_changes(a, b) == "port 8001: users added carol; users removed bob");
+  CHECK(describe_changes(a, a) == "no port or user changed");
+}
+
+TEST_CASE("reload: settings fixed at start and the UDP side are refused by name", "[relay]") {
+  const std::string base = R"({"server": "127.0.0.1", "server_port": 8001, "password": "p")";
+  const Config running = server_config(base + "}");
+  CHECK(fixed_key_changed(running, server_config(base + R"(, "timeout": 5})")).empty());
+  CHECK(
+      fixed_key_changed(running, server_config(base + R"(, "workers": 3})")).rfind("workers:", 0) ==
+      0);
+  CHECK(fixed_key_changed(running, server_config(base + R"(, "user": "nobody"})"))
+            .rfind("user:", 0) == 0);
+  CHECK(fixed_key_changed(running, server_config(base + R"(, "mode": "tcp_and_udp"})"))
+            .rfind("mode:", 0) == 0);
+  CHECK(fixed_key_changed(running, server_config(base + R"(, "plugin": "obfs-server"})"))
+            .rfind("plugin:", 0) == 0);
+  // With UDP served, a changed key would leave the UDP side on the old one: refused.
+  const Config udp = server_config(base + R"(, "mode": "tcp_and_udp"})");
+  const std::string udp_changed = R"({"server": "127.0.0.1", "server_port": 8001, "password": "q",
+                                      "mode": "tcp_and_udp"})";
+  CHECK(fixed_key_changed(udp, server_config(udp_changed)).rfind("mode:", 0) == 0);
+  CHECK(fixed_key_changed(udp, udp).empty());
+}
+
+}  // namespace
+}  // namespace ss
