@@ -4,7 +4,7 @@
 # Usage: scripts/test.sh [--sanitize | --full] [extra ctest arguments...]
 #   --sanitize   AddressSanitizer + UBSan build in build-sanitize/ instead of build/
 #   --full       what CI runs: the suite, then the suite again under ASan + UBSan, every fuzz
-#                target for 60 s (scripts/fuzz.sh all 60) and a 2-minute soak (scripts/soak.sh 2)
+#                target for 30 s (scripts/fuzz.sh all 30) and a 2-minute soak (scripts/soak.sh 2)
 #   e.g.         scripts/test.sh -R interop      (only tests whose name contains "interop")
 #
 # Unit tests and integration tests (real processes on loopback) run in parallel, two at a time.
@@ -36,7 +36,7 @@ if [ "${1:-}" = "--full" ]; then
   }
   stage "suite (build/, -Werror)" bash "$0" "$@"
   stage "suite under ASan + UBSan (build-sanitize/)" bash "$0" --sanitize "$@"
-  stage "every fuzz target for 60 s (scripts/fuzz.sh all 60)" bash scripts/fuzz.sh all 60
+  stage "every fuzz target for 30 s (scripts/fuzz.sh all 30)" bash scripts/fuzz.sh all 30
   stage "2-minute soak (scripts/soak.sh 2)" bash scripts/soak.sh 2 --bin-dir "$PWD/build/bin"
   echo "=== test.sh --full: summary"
   for i in "${!stage_names[@]}"; do echo "  ${stage_names[$i]}: ${stage_results[$i]}"; done
