@@ -146,8 +146,10 @@ struct Publication {
 // an earlier reload whose last session has ended are freed (their handles closed back then).
 void apply_publication(Worker& w, const Publication& p, const ListenerMaker& make) {
   if (w.draining) return;  // shutting down: nothing new opens
+  // Listeners earlier reloads retired, once closed (their handles' callbacks have run: two
+  // publications can run in one loop turn) and with no session left.
   std::erase_if(w.listeners, [&w](const std::unique_ptr<Listener>& l) {
-    return l->session_count() == 0 &&
+    return l->session_count() == 0 && l->closed() &&
            std::find(w.by_spec.begin(), w.by_spec.end(), l.get()) == w.by_spec.end();
   });
   std::vector<Listener*> next(p.listeners.size(), nullptr);
@@ -167,7 +169,9 @@ void apply_publication(Worker& w, const Publication& p, const ListenerMaker& mak
     int err = 0;
     std::unique_ptr<Listener> l = make(w, spec, p.runtime, p.slots[j], &err);
     if (err != 0) {
-      // The rest of the reload applies; the listener, with no socket, is freed at the next one.
+      // The rest of the reload applies; the listener, with no socket, closes its other handles
+      // (the connection cap's wake-up is open from the start) and is freed at a later reload.
+      l->stop_accepting();
       LOG_WARN("reload: worker %d: cannot listen on TCP %s port %u: %s; that port is not served",
                w.index, spec.address.c_str(), static_cast<unsigned>(spec.port), uv_strerror(err));
       w.listeners.push_back(std::move(l));

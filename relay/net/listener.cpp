@@ -327,15 +327,21 @@ void Listener::schedule_trim() {
 
 void Listener::stop_accepting() {
   stopped_ = true;
+  // The handles inside this object: counted until their close callbacks have run (closed()).
+  auto close_member = [this](uv_handle_t* h) {
+    h->data = this;
+    ++closing_;
+    uv_close(h, [](uv_handle_t* hd) { --static_cast<Listener*>(hd->data)->closing_; });
+  };
   if (relisten_inited_ && !uv_is_closing(reinterpret_cast<uv_handle_t*>(&relisten_))) {
-    uv_close(reinterpret_cast<uv_handle_t*>(&relisten_), nullptr);
+    close_member(reinterpret_cast<uv_handle_t*>(&relisten_));
   }
   if (trim_inited_ && !uv_is_closing(reinterpret_cast<uv_handle_t*>(&trim_timer_))) {
-    uv_close(reinterpret_cast<uv_handle_t*>(&trim_timer_), nullptr);
+    close_member(reinterpret_cast<uv_handle_t*>(&trim_timer_));
   }
   if (cap_wake_inited_ && !uv_is_closing(reinterpret_cast<uv_handle_t*>(&cap_wake_))) {
     cap_->withdraw(&cap_wake_);
-    uv_close(reinterpret_cast<uv_handle_t*>(&cap_wake_), nullptr);
+    close_member(reinterpret_cast<uv_handle_t*>(&cap_wake_));
   }
   for (uv_tcp_t* t : listeners_) {
     uv_close(reinterpret_cast<uv_handle_t*>(t),

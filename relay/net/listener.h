@@ -80,6 +80,9 @@ class Listener {
   const metrics::PortSlots* metrics() const { return metrics_; }
   // Closes the listening sockets; live sessions go on.
   void stop_accepting();
+  // stop_accepting() has run and the close callbacks of the handles inside this object too: once
+  // its sessions have ended as well, the listener may be freed while the loop goes on (a reload).
+  bool closed() const { return stopped_ && closing_ == 0; }
   // Stops accepting and closes every session that is not relaying payload (handshakes, probes
   // being drained, connects); relaying sessions go on until they end.
   void drain();
@@ -157,6 +160,7 @@ class Listener {
   bool trim_inited_ = false;
   bool paused_ = false;
   bool stopped_ = false;
+  int closing_ = 0;  // member handles stop_accepting() closed whose callbacks have not run yet
   bool reuse_port_ = false;
   bool transparent_ = false;
   std::vector<int> steer_cpus_;

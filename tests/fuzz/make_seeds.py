@@ -548,7 +548,7 @@ def sip008_seeds():
               '"method": "chacha20-ietf-poly1305"%s}')
     write(t, "example", '{"version": 1, "servers": [%s, %s], "bytes_used": 274877906944, '
           '"bytes_remaining": 824633720832}'
-          % (server % ', "plugin": "xxx", "plugin_opts": "xxxxx"',
+          % (server % ', "plugin": "obfs-local", "plugin_opts": "obfs=http;obfs-host=www.example.com"',
              server % ', "plugin": "", "plugin_opts": ""'))
     write(t, "2022_ipv6", '{"version": 1, "servers": [{"server": "::1", "server_port": 443, '
           '"method": "2022-blake3-aes-128-gcm", "password": "AAAAAAAAAAAAAAAAAAAAAA==", '

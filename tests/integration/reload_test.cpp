@@ -225,6 +225,13 @@ TEST_CASE("reload: a new port that cannot be bound is logged and the rest of the
   CHECK(wait_log(srv, "that port is not served"));
   socks_echo(bob.port, target.port(), 3000);  // the user added by the same reload works
   CHECK(squatter.accepted() == 0);
+  // The next reload frees the listener that could not bind: only once its handles are closed (it
+  // holds the connection cap's wake-up from the start; freed open, the loop kept a dangling
+  // handle, which the sanitizer build reports at the latest when the loop closes).
+  cfg.write(servers({entry(port, kClassic, "", users_json({"alice"}))}));
+  REQUIRE(reload(srv, 2));
+  check_refused(bob.port, target);
+  CHECK(squatter.accepted() == 0);
   check_clean_shutdown(srv);
 }
 

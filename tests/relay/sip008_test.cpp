@@ -21,7 +21,8 @@ std::string refused(const std::string& text) {
   return error;
 }
 
-// The example document of SIP008 (two servers, one with a plugin, data usage fields).
+// The example document of SIP008 (two servers, one with a plugin, data usage fields), with a
+// real plugin in place of its "xxx" placeholders.
 const char* kExample = R"({
   "version": 1,
   "servers": [
@@ -32,8 +33,8 @@ const char* kExample = R"({
       "server_port": 8388,
       "password": "example",
       "method": "chacha20-ietf-poly1305",
-      "plugin": "xxx",
-      "plugin_opts": "xxxxx"
+      "plugin": "obfs-local",
+      "plugin_opts": "obfs=http;obfs-host=www.example.com"
     },
     {
       "id": "7842c068-c667-41f2-8f7d-04feece3cb67",
@@ -62,8 +63,8 @@ TEST_CASE("sip008: the specification's example", "[relay]") {
   CHECK(s.method == "chacha20-ietf-poly1305");
   CHECK(s.password == "example");
   CHECK(s.tag == "Name of the server");
-  CHECK(s.plugin.name == "xxx");
-  CHECK(s.plugin.opts == "xxxxx");
+  CHECK(s.plugin.name == "obfs-local");
+  CHECK(s.plugin.opts == "obfs=http;obfs-host=www.example.com");
   CHECK(s.source == "online_config");
   CHECK(s.key.size() == 32);  // finalized: the key derived from the password
   CHECK(d->servers[1].plugin.empty());
@@ -72,7 +73,7 @@ TEST_CASE("sip008: the specification's example", "[relay]") {
   CHECK(same_server(d->servers[0], d->servers[0]));
   CHECK_FALSE(same_server(d->servers[0], d->servers[1]));  // the plugin differs
   CHECK(describe_server(d->servers[0]) ==
-        "example.com:8388 (chacha20-ietf-poly1305, plugin xxx, \"Name of the server\")");
+        "example.com:8388 (chacha20-ietf-poly1305, plugin obfs-local, \"Name of the server\")");
   CHECK(describe_server(d->servers[0]).find("example\"") == std::string::npos);
 }
 

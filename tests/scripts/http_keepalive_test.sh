@@ -69,19 +69,7 @@ head -c $((1 << 20)) /dev/urandom >"$work/py/b.bin"
 head -c $((300 << 10)) /dev/urandom >"$work/post.bin"
 python3 -c 'import sys; sys.stdout.write("".join("line %d of a text nginx gzips on the fly\n" % i for i in range(20000)))' >"$www/text.txt"
 chmod -R a+rX "$work/nginx"
-cat >"$work/nginx/nginx.conf" <<EOF
-worker_processes 1;
-daemon off;
-pid $work/nginx/nginx.pid;
-error_log $work/nginx/error.log warn;
-events { worker_connections 64; }
-http {
-  access_log $work/nginx/access.log;
-  client_body_temp_path $work/nginx/tmp/body;
-  proxy_temp_path $work/nginx/tmp/proxy;
-  fastcgi_temp_path $work/nginx/tmp/fastcgi;
-  uwsgi_temp_path $work/nginx/tmp/uwsgi;
-  scgi_temp_path $work/nginx/tmp/scgi;
+start_nginx "$work/nginx" "$nginx_port" "$nginx_bin" "
   types { text/plain txt; application/octet-stream bin; }
   keepalive_timeout 60s;
   gzip on;
@@ -90,12 +78,8 @@ http {
   server {
     listen 127.0.0.1:$nginx_port;
     root $www;
-    location = /post { return 200 "posted\n"; }
-  }
-}
-EOF
-start "$work/nginx.log" "$nginx_port" "$nginx_bin" -p "$work/nginx" -e "$work/nginx/error.log" \
-  -c "$work/nginx/nginx.conf"
+    location = /post { return 200 \"posted\\n\"; }
+  }"
 
 cat >"$work/origin.py" <<'EOF'
 # A keep-alive HTTP/1.1 origin: GET /b.bin, POST /echo (the body back), GET /badchunk (a chunked

@@ -60,3 +60,29 @@ socks = [socket.socket() for _ in range(int(sys.argv[1]))]
 for s in socks: s.bind(("127.0.0.1", 0))
 print(*[s.getsockname()[1] for s in socks])' "$1"
 }
+
+# start_nginx DIR PORT BIN HTTP_LINES: Debian's nginx as an origin the test owns. Writes
+# DIR/nginx.conf (foreground; pid, logs and temp paths under DIR) whose http { } block holds the
+# common lines, then HTTP_LINES; starts it through `start` (so it stops with the test, its output
+# in DIR/../nginx.log) and waits for PORT.
+start_nginx() {
+  local dir=$1 port=$2 nginx_bin=$3 lines=$4
+  mkdir -p "$dir/tmp"
+  cat >"$dir/nginx.conf" <<EOF
+worker_processes 1;
+daemon off;
+pid $dir/nginx.pid;
+error_log $dir/error.log warn;
+events { worker_connections 64; }
+http {
+  access_log $dir/access.log;
+  client_body_temp_path $dir/tmp/body;
+  proxy_temp_path $dir/tmp/proxy;
+  fastcgi_temp_path $dir/tmp/fastcgi;
+  uwsgi_temp_path $dir/tmp/uwsgi;
+  scgi_temp_path $dir/tmp/scgi;
+$lines
+}
+EOF
+  start "$dir/../nginx.log" "$port" "$nginx_bin" -p "$dir" -e "$dir/error.log" -c "$dir/nginx.conf"
+}

@@ -76,19 +76,7 @@ echo "small file" >"$www/small.txt"
 secret=3f1c0d6e9a5b4c7d8e2f1a0b9c8d7e6f
 doc=$www/sub/$secret.json
 chmod -R a+rX "$work/nginx" "$pki"
-cat >"$work/nginx/nginx.conf" <<EOF
-worker_processes 1;
-daemon off;
-pid $work/nginx/nginx.pid;
-error_log $work/nginx/error.log warn;
-events { worker_connections 64; }
-http {
-  access_log $work/nginx/access.log;
-  client_body_temp_path $work/nginx/tmp/body;
-  proxy_temp_path $work/nginx/tmp/proxy;
-  fastcgi_temp_path $work/nginx/tmp/fastcgi;
-  uwsgi_temp_path $work/nginx/tmp/uwsgi;
-  scgi_temp_path $work/nginx/tmp/scgi;
+start_nginx "$work/nginx" "$tls_port" "$nginx_bin" "
   types { application/json json; application/octet-stream bin; text/plain txt; }
   charset_types application/json;
   charset utf-8;
@@ -102,11 +90,7 @@ http {
     listen 127.0.0.1:$http_port;
     listen 127.0.0.1:$small_port;
     root $www;
-  }
-}
-EOF
-start "$work/nginx.log" "$tls_port" "$nginx_bin" -p "$work/nginx" -e "$work/nginx/error.log" \
-  -c "$work/nginx/nginx.conf"
+  }"
 nginx_pid=${pids[-1]}
 url="https://127.0.0.1:$tls_port/sub/$secret.json"
 

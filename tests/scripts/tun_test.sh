@@ -128,16 +128,9 @@ wait_tcp() {
   return 1
 }
 
-passed=0
-failed=0
-pass() {
-  echo "ok: $*"
-  passed=$((passed + 1))
-}
-fail() {
-  echo "FAIL: $*"
-  failed=$((failed + 1))
-}
+# pass/fail and their counts
+# shellcheck source=tests/scripts/lib.sh
+source "$here/lib.sh"
 
 # --- the origins ---
 run "$ns_o" web python3 -u -m http.server --bind 0.0.0.0 --directory "$tmp" 8080
