@@ -22,7 +22,9 @@ namespace ss {
 namespace {
 
 std::string g_nameservers;  // written before the workers start, read only afterwards
-ResolverBackend g_default = ResolverBackend::Getaddrinfo;
+// c-ares unless told otherwise: about a third of the CPU per lookup and no 4-thread pool limit
+// (scripts/bench_resolver.sh; README, "DNS").
+ResolverBackend g_default = ResolverBackend::Ares;
 
 void library_init() {
   static std::once_flag once;

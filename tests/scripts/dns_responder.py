@@ -1,14 +1,14 @@
 #!/usr/bin/env python3
 """A small authoritative DNS responder for tests, on loopback UDP and TCP (one port).
 
-Usage: dns_responder.py PORT_FILE [--zone NAME=IP[,IP...]]... [--ttl S] [--log FILE]
-                        [--blackhole] [--truncate]
+Usage: dns_responder.py PORT_FILE [--address IP] [--port N] [--zone NAME=IP[,IP...]]... [--ttl S] [--log FILE]
+                        [--blackhole] [--truncate] [--any IP]
 
-Binds 127.0.0.1 on a free port (UDP and TCP the same number) and writes the port to PORT_FILE
+Binds 127.0.0.1 (--address) on a free port (--port) (UDP and TCP the same number) and writes the port to PORT_FILE
 once it serves. A and AAAA queries for a zone name are answered with its addresses of that
 family (NOERROR with no answer for the other family); other names get NXDOMAIN. --log appends
 one line per query ("udp NAME TYPE" or "tcp NAME TYPE"). --blackhole reads queries and never
-answers. --truncate answers over UDP with TC set and no records, so clients retry over TCP.
+answers. --any answers every other name with IP. --truncate answers over UDP with TC set and no records, so clients retry over TCP.
 """
 import argparse
 import ipaddress
@@ -40,6 +40,8 @@ def answer(msg, zones, ttl, truncate):
     question = msg[12:end]
     records = []
     rcode = 0
+    if name not in zones and "*any*" in zones:
+        zones = {name: zones["*any*"]}
     if name not in zones:
         rcode = 3
     elif not truncate:
@@ -62,11 +64,16 @@ def main():
     p.add_argument("--log")
     p.add_argument("--blackhole", action="store_true")
     p.add_argument("--truncate", action="store_true")
+    p.add_argument("--any")
+    p.add_argument("--address", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=0)
     a = p.parse_args()
     zones = {}
     for z in a.zone:
         name, addrs = z.split("=", 1)
         zones[name.lower().rstrip(".")] = [ipaddress.ip_address(x) for x in addrs.split(",")]
+    if a.any:
+        zones["*any*"] = [ipaddress.ip_address(a.any)]
     lock = threading.Lock()
 
     def log(proto, name, qtype):
@@ -78,10 +85,10 @@ def main():
     tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     while True:  # one port number free for both
-        tcp.bind(("127.0.0.1", 0))
+        tcp.bind((a.address, a.port))
         port = tcp.getsockname()[1]
         try:
-            udp.bind(("127.0.0.1", port))
+            udp.bind((a.address, port))
             break
         except OSError:
             tcp.close()
