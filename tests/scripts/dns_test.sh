@@ -26,27 +26,29 @@ method=chacha20-ietf-poly1305
 password=dns-test-password
 read -r http_port s1 s2 s3 l1 l2 l3 < <(free_ports 7)
 
-# start_responder NAME ARGS...: a responder whose port lands in $NAME_port.
+# start_responder NAME ARGS...: a responder whose port file is $work/NAME.port (see ports below).
 start_responder() {
   local name=$1
   shift
   python3 "$here/dns_responder.py" "$work/$name.port" --log "$work/$name.queries" "$@" \
     >"$work/$name.log" 2>&1 &
   pids+=($!)
-  for ((i = 0; i < 100; i++)); do
-    [[ -s "$work/$name.port" ]] && break
-    sleep 0.05
-  done
-  printf -v "${name}_port" '%s' "$(cat "$work/$name.port")"
 }
+# The three python3 processes start together (each takes a while to start on a loaded machine).
+: >"$work/good.queries"
+: >"$work/hole.queries"
 start_responder good --zone target.test=127.0.0.1 --zone private.test=10.9.8.7
 start_responder hole --blackhole
-: >"$work/good.queries" >"$work/hole.queries"
-
 mkdir -p "$work/www"
 echo "dns-test-body" >"$work/www/index.html"
 (cd "$work/www" && exec python3 -m http.server -b 127.0.0.1 "$http_port") >"$work/http.log" 2>&1 &
 pids+=($!)
+for ((i = 0; i < 200; i++)); do
+  [[ -s "$work/good.port" && -s "$work/hole.port" ]] && break
+  sleep 0.05
+done
+good_port=$(cat "$work/good.port")
+hole_port=$(cat "$work/hole.port")
 wait_listening "$http_port"
 
 server() { # server LOG PORT NAMESERVER [ARGS...]
