@@ -22,6 +22,7 @@ namespace ss {
 namespace {
 
 std::string g_nameservers;  // written before the workers start, read only afterwards
+uint64_t g_generation = 0;  // bumped by set_nameservers: idle engines made before are remade
 // c-ares unless told otherwise: about a third of the CPU per lookup and no 4-thread pool limit
 // (scripts/bench_resolver.sh; README, "DNS").
 ResolverBackend g_default = ResolverBackend::Ares;
@@ -241,6 +242,7 @@ class AresEngine {
   static AresEngine* engine_of_thread();
 
   ares_channel channel_ = nullptr;
+  uint64_t generation_ = 0;
   uv_loop_t* loop_ = nullptr;
   std::unordered_map<ares_socket_t, Poll*> polls_;
   uv_timer_t* timer_ = nullptr;
@@ -260,7 +262,13 @@ AresEngine* AresEngine::engine_of_thread() {
 }
 
 AresEngine* thread_engine(std::string* error) {
-  if (!t_engine) t_engine = AresEngine::make(g_nameservers, error);
+  if (t_engine && t_engine->generation_ != g_generation && t_engine->pending_ == 0) {
+    t_engine.reset();
+  }
+  if (!t_engine) {
+    t_engine = AresEngine::make(g_nameservers, error);
+    if (t_engine) t_engine->generation_ = g_generation;
+  }
   return t_engine.get();
 }
 
@@ -315,6 +323,7 @@ std::string set_nameservers(const std::string& csv) {
     if (!error.empty()) return error;
   }
   g_nameservers = csv;
+  ++g_generation;
   return "";
 }
 
