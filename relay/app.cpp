@@ -49,6 +49,7 @@
 #include "relay/loop_tasks.h"
 #include "relay/metrics.h"
 #include "relay/metrics_server.h"
+#include "relay/net/resolver.h"
 #include "relay/online_config.h"
 #include "relay/plugin.h"
 #include "relay/reload.h"
@@ -600,6 +601,10 @@ int run_app(Role role, int argc, char** argv, const InboundRegistry& inbounds,
     log_to_syslog(prog);
   }
   if (cfg.nofile > 0) raise_nofile(prog, cfg.nofile);
+  if (const std::string why = set_nameservers(cfg.nameserver); !why.empty()) {
+    std::fprintf(stderr, "%s: nameserver: %s\n", prog, why.c_str());
+    return 1;
+  }
   if (cfg.merged_listeners > 0) {
     LOG_INFO("config: %zu duplicate listen address%s merged (one listener per distinct address)",
              cfg.merged_listeners, cfg.merged_listeners == 1 ? "" : "es");

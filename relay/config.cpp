@@ -39,6 +39,7 @@
 #include "client/inbound/users_file.h"
 #include "crypto/kdf.h"
 #include "relay/acl.h"
+#include "relay/net/resolver.h"
 #include "relay/qr_text.h"
 #include "relay/read_file.h"
 #include "relay/sip002.h"
@@ -653,7 +654,7 @@ std::optional<Address> optional_tunnel_value(const json& v, std::string_view nam
 using Arg = Option::Arg;
 
 constexpr const char* kDnsRefused =
-    "a custom name server is not supported yet (the system resolver is used)";
+    "shadowsocks-rust's dns key is not supported (use nameserver: \"IP[:PORT],...\")";
 constexpr const char* kManagerRefused = "ss-manager is not supported yet";
 constexpr const char* kFamilyBindRefused =
     "binding outbound connections per family is not supported";
@@ -675,6 +676,16 @@ constexpr Option kOptions[] = {
      set<&Config::server_port, port_value>},
     {"local_address", "b", Arg::Text, "ADDR", kServerOnly, "address outbound connections bind to",
      "address outbound connections bind to", set_string<&Config::local_address>},
+    // Target lookups through c-ares (relay/net/resolver.h): see README, "DNS".
+    {"nameserver", "d", Arg::Text, "ADDRS", kAllRoles,
+     "name servers for target lookups, e.g. 1.1.1.1,8.8.8.8:53 (default: the system's)",
+     "name servers for target lookups: \"IP[:PORT],...\" (c-ares; default: the system's)",
+     [](Config& c, const json& v, std::string_view name) {
+       std::string text = string_value(v, name);
+       const std::string why = check_nameservers(text);
+       if (!why.empty()) throw ConfigError(std::string(name) + ": " + why);
+       c.nameserver = std::move(text);
+     }},
     // ss-local, ss-tunnel, ss-redir: the server(s) to use and the address to listen on.
     {"server", "s", Arg::List, "HOST", kClients, "ss-server host (repeatable)",
      "ss-server host, or an array of hosts", set<&Config::server, server_value>},
@@ -826,9 +837,8 @@ constexpr Option kOptions[] = {
     {"plugin", "plugin", Arg::Text, "PROGRAM", kAllRoles,
      "SIP003 plugin that carries TCP (e.g. obfs-local, ss-v2ray-plugin)",
      "SIP003 plugin program (as --plugin)",
-     [](Config& c, const json& v, std::string_view name) {
-       plugin_key(c.plugin, "plugin", v, std::string(name));
-     }},
+     [](Config& c, const json& v,
+        std::string_view name) { plugin_key(c.plugin, "plugin", v, std::string(name)); }},
     {"plugin_opts", "plugin-opts", Arg::Text, "OPTIONS", kAllRoles,
      "the plugin's options (SS_PLUGIN_OPTIONS), e.g. \"obfs=http\"",
      "the plugin's options (as --plugin-opts)",
@@ -845,7 +855,6 @@ constexpr Option kOptions[] = {
        plugin_key(c.plugin, "plugin_mode", v, std::string(name));
      }},
     // Not implemented, and running without them would do something else than asked: refused.
-    {"nameserver", "", {}, "", kAllRoles, "", "", nullptr, kDnsRefused},
     {"dns", "", {}, "", kAllRoles, "", "", nullptr, kDnsRefused},
     {"mtu", "", {}, "", kAllRoles, "", "", nullptr, "UDP fragmentation by MTU is not supported"},
     {"mptcp", "", {}, "", kAllRoles, "", "", nullptr, "Multipath TCP is not supported"},

@@ -199,6 +199,8 @@ struct Config {
   // empty).
   std::string local_address;
   uint16_t local_port = 0;
+  // ss-server: name servers for target lookups (c-ares CSV form); empty: the system's.
+  std::string nameserver;
   std::string method;
   std::string password;  // never logged
   std::string key_b64;   // "key" / --key: base64 master key, preferred over password

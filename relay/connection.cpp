@@ -44,7 +44,6 @@
 #include "relay/log.h"
 #include "relay/metrics.h"
 #include "relay/net/listener.h"
-#include "relay/net/resolve.h"
 #include "relay/udp_relay.h"
 #include "relay/user_limits.h"
 #include "relay/warnings.h"
@@ -289,11 +288,10 @@ void Connection::route_and_connect() {
     set_phase(Phase::Connecting);
     set_want_read(kClient, false);
     dns_for_route_ = true;
-    const LookupArgs args(SOCK_STREAM, AI_ADDRCONFIG, target.port);
     dns_req_.data = this;
     dns_started_ = uv_hrtime();
-    if (uv_getaddrinfo(loop(), &dns_req_, on_resolved, target.host.c_str(), args.port,
-                       &args.hints) != 0) {
+    if (resolve(loop(), dns_req_, target.host, target.port, runtime().tcp.ipv6_first,
+                on_resolved) != 0) {
       dns_for_route_ = false;
       outbound_ = runtime_->router->route_resolved(target, nullptr);
       connect_routed(target, nullptr);
@@ -1066,7 +1064,7 @@ void Connection::close(const char* reason, int err) {
              (unsigned long long)peers_[kRemote].bytes_read, (unsigned long long)ms);
   }
   if (metrics_ != nullptr) metrics_->closed.fetch_add(1, std::memory_order_relaxed);
-  if (dns_pending_ && uv_cancel(reinterpret_cast<uv_req_t*>(&dns_req_)) != 0) {
+  if (dns_pending_ && !cancel_resolve(dns_req_)) {
     dns_orphaned_ = true;
     counters::add(Counter::OrphanedLookups);
   }
@@ -1129,11 +1127,10 @@ void Connection::connect_remote(const Address& target, const char* what, const s
     connect_to(reinterpret_cast<sockaddr*>(&ss));
     return;
   }
-  const LookupArgs args(SOCK_STREAM, AI_ADDRCONFIG, target.port);
   dns_req_.data = this;
   dns_started_ = uv_hrtime();
   int r =
-      uv_getaddrinfo(loop(), &dns_req_, on_resolved, target.host.c_str(), args.port, &args.hints);
+      resolve(loop(), dns_req_, target.host, target.port, runtime().tcp.ipv6_first, on_resolved);
   if (r != 0) {
     on_remote_failed(r);
     return;
@@ -1142,11 +1139,11 @@ void Connection::connect_remote(const Address& target, const char* what, const s
   ++refs_;
 }
 
-void Connection::on_resolved(uv_getaddrinfo_t* req, int status, addrinfo* res) {
+void Connection::on_resolved(ResolveRequest* req, int status, const sockaddr* address) {
   Connection* s = static_cast<Connection*>(req->data);
   s->dns_pending_ = false;
   if (status != UV_ECANCELED) {
-    metrics::dns_lookup(uv_hrtime() - s->dns_started_, status == 0 && res != nullptr);
+    metrics::dns_lookup(uv_hrtime() - s->dns_started_, status == 0 && address != nullptr);
   }
   if (s->dns_orphaned_) {
     s->dns_orphaned_ = false;
@@ -1159,20 +1156,17 @@ void Connection::on_resolved(uv_getaddrinfo_t* req, int status, addrinfo* res) {
     if (s->phase_ != Phase::Closing) {
       sockaddr_storage ss{};
       const sockaddr* sa = nullptr;
-      if (status == 0 && res != nullptr) {
-        const addrinfo* pick = pick_address(res, s->runtime().tcp.ipv6_first);
-        std::memcpy(&ss, pick->ai_addr, std::min<size_t>(pick->ai_addrlen, sizeof ss));
+      if (status == 0 && address != nullptr) {
+        std::memcpy(&ss, address, sizeof ss);
         sa = reinterpret_cast<const sockaddr*>(&ss);
       }
       s->outbound_ = s->runtime_->router->route_resolved(s->target_, sa);
       s->connect_routed(s->target_, sa);
     }
-    if (res != nullptr) uv_freeaddrinfo(res);
     s->release_ref();
     return;
   }
-  if (s->phase_ == Phase::Closing || status < 0 || res == nullptr) {
-    if (res != nullptr) uv_freeaddrinfo(res);
+  if (s->phase_ == Phase::Closing || status < 0 || address == nullptr) {
     bool closing = s->phase_ == Phase::Closing;
     if (!closing) {
       LOG_DEBUG("%s: cannot resolve %s: %s", s->inbound_->name(), s->remote_.host.c_str(),
@@ -1182,10 +1176,8 @@ void Connection::on_resolved(uv_getaddrinfo_t* req, int status, addrinfo* res) {
     s->release_ref();
     return;
   }
-  const addrinfo* pick = pick_address(res, s->runtime().tcp.ipv6_first);
   sockaddr_storage ss;
-  std::memcpy(&ss, pick->ai_addr, std::min<size_t>(pick->ai_addrlen, sizeof ss));
-  uv_freeaddrinfo(res);
+  std::memcpy(&ss, address, sizeof ss);
   s->connect_to(reinterpret_cast<sockaddr*>(&ss));
   s->release_ref();
 }

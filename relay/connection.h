@@ -20,6 +20,7 @@
 #include "relay/config.h"
 #include "relay/inbound.h"
 #include "relay/metrics.h"
+#include "relay/net/resolver.h"
 #include "relay/net/tcp_stream.h"
 #include "relay/outbound.h"
 #include "relay/pump.h"
@@ -179,7 +180,7 @@ class Connection final : private StreamHandler {
   void on_stream_connected(uint8_t ctx, int status) override;
   void on_stream_closed(uint8_t ctx) override;
 
-  static void on_resolved(uv_getaddrinfo_t* req, int status, addrinfo* res);
+  static void on_resolved(ResolveRequest* req, int status, const sockaddr* address);
   static void on_timer(uv_timer_t* t);
   static void on_timer_closed(uv_handle_t* h);
 
@@ -239,7 +240,7 @@ class Connection final : private StreamHandler {
   Block* early_ = nullptr;    // plaintext that came with the request, sent once connected
   uint64_t udp_control_ = 0;  // the UDP association this connection keeps alive (0: none)
   uv_timer_t timer_;
-  uv_getaddrinfo_t dns_req_;
+  ResolveRequest dns_req_;
   bool dns_pending_ = false;
   bool dns_for_route_ = false;  // the pending lookup is the router's (needs_address), not a connect
   bool dns_orphaned_ = false;   // counted in orphaned_lookups()

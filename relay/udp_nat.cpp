@@ -55,7 +55,7 @@ size_t sockaddr_len(const sockaddr* sa) {
 }  // namespace
 
 struct UdpNat::PendingResolve {
-  uv_getaddrinfo_t req;
+  ResolveRequest req;
   UdpNat* nat;
   UdpFlowKey key;
   std::string host;
@@ -183,7 +183,7 @@ void UdpNat::shutdown() {
   }
   while (!senders_lru_.empty()) close_sender(senders_lru_.front());
   while (newest_ != nullptr) close_assoc(newest_);
-  for (PendingResolve* p : resolving_) uv_cancel(reinterpret_cast<uv_req_t*>(&p->req));
+  for (PendingResolve* p : resolving_) cancel_resolve(p->req);
   uv_close(reinterpret_cast<uv_handle_t*>(&sweep_), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&flush_), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&closer_), nullptr);
@@ -553,8 +553,7 @@ void UdpNat::deliver(Assoc* a, const Address& to, std::span<const uint8_t> bytes
   p->host = to.host;
   p->data.assign(bytes.begin(), bytes.end());
   p->req.data = p;
-  const LookupArgs args(SOCK_DGRAM, AI_ADDRCONFIG, to.port);
-  if (uv_getaddrinfo(loop_, &p->req, on_resolved, p->host.c_str(), args.port, &args.hints) != 0) {
+  if (resolve(loop_, p->req, p->host, to.port, options_.ipv6_first, on_resolved) != 0) {
     ++stats_.drop_resolve;
     delete p;
     return;
@@ -563,23 +562,21 @@ void UdpNat::deliver(Assoc* a, const Address& to, std::span<const uint8_t> bytes
   p->it = resolving_.begin();
 }
 
-void UdpNat::on_resolved(uv_getaddrinfo_t* req, int status, addrinfo* res) {
+void UdpNat::on_resolved(ResolveRequest* req, int status, const sockaddr* address) {
   auto* p = static_cast<PendingResolve*>(req->data);
   UdpNat* self = p->nat;
   self->resolving_.erase(p->it);
-  if (status == 0 && res != nullptr && !self->shut_down_) {
-    const addrinfo* pick = pick_address(res, self->options_.ipv6_first);
+  if (status == 0 && address != nullptr && !self->shut_down_) {
     if (self->dns_cache_.size() >= kMaxDnsCache) self->dns_cache_.clear();
     DnsEntry& e = self->dns_cache_[p->host];
-    std::memcpy(&e.addr, pick->ai_addr, std::min<size_t>(pick->ai_addrlen, sizeof e.addr));
+    std::memcpy(&e.addr, address, sizeof e.addr);
     e.expires = uv_now(self->loop_) + kDnsCacheMs;
     auto it = self->by_key_.find(p->key);
-    if (it != self->by_key_.end()) self->send_out(it->second, pick->ai_addr, p->data);
+    if (it != self->by_key_.end()) self->send_out(it->second, address, p->data);
   } else if (!self->shut_down_) {
     ++self->stats_.drop_resolve;
     LOG_DEBUG("udp: cannot resolve %s", p->host.c_str());
   }
-  if (res != nullptr) uv_freeaddrinfo(res);
   delete p;
 }
 

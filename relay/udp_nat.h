@@ -14,6 +14,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "relay/net/resolver.h"
 #include "relay/udp_batch.h"
 #include "relay/udp_flow.h"
 
@@ -124,7 +125,7 @@ class UdpNat final : public UdpFlows {
   static void on_sweep(uv_timer_t* t);
   static void on_flush(uv_check_t* c);
   static void on_closer(uv_async_t* a);
-  static void on_resolved(uv_getaddrinfo_t* req, int status, addrinfo* res);
+  static void on_resolved(ResolveRequest* req, int status, const sockaddr* address);
 
   void handle_inbound(Listening& l, const uint8_t* data, size_t n, const sockaddr* from,
                       const sockaddr* dest);

@@ -16,7 +16,7 @@ cd "$(dirname "$0")/.."
 targets=(fuzz_socks5 fuzz_address fuzz_host_port fuzz_config fuzz_aead_stream fuzz_udp_packet
   fuzz_base64 fuzz_tcp2022 fuzz_udp2022 fuzz_2022_password fuzz_socks4 fuzz_socks5_auth
   fuzz_users_file fuzz_http1 fuzz_inbounds fuzz_acl fuzz_http_request fuzz_sip008
-  fuzz_tun_packet)
+  fuzz_tun_packet fuzz_dns_message)
 build_dir=${SS_FUZZ_BUILD_DIR:-build-fuzz}
 jobs_max=${SS_FUZZ_JOBS:-2}
 
@@ -32,6 +32,7 @@ max_len() {
     fuzz_socks4 | fuzz_socks5_auth) echo 1024 ;;
     fuzz_http1 | fuzz_inbounds) echo 20480 ;; # past the 16 KiB head bound
     fuzz_udp_packet | fuzz_udp2022 | fuzz_tun_packet) echo 2048 ;;
+    fuzz_dns_message) echo 1024 ;;
     fuzz_tcp2022) echo 8192 ;;
     *) echo 8192 ;;
   esac

@@ -16,6 +16,8 @@ packages=(
   # SIP008 online config: HTTPS fetches through libcurl's multi socket API (relay/https_fetch.cpp);
   # openssl makes the test's CA and certificate (tests/scripts/online_config_test.sh)
   libcurl4-openssl-dev openssl
+  # ss-server's nameserver / -d: lookups through c-ares on the workers' loops (relay/net/resolver.cpp)
+  libc-ares-dev
   shadowsocks-libev curl socat b3sum iperf3 python3 clang libclang-rt-14-dev llvm
   # ss-redir tests: REDIRECT and TPROXY rules inside their own network namespaces
   iptables

@@ -560,6 +560,33 @@ def sip008_seeds():
     write(t, "truncated", '{"version": 1, "servers": [{"server": "192.0.2.1", "server_po')
 
 
+def dns_seeds():
+    t = "fuzz_dns_message"
+
+    def name(n):
+        return b"".join(bytes([len(x)]) + x.encode() for x in n.split(".")) + b"\0"
+
+    def header(ident, flags, qd, an=0, ns=0, ar=0):
+        return b"".join(v.to_bytes(2, "big") for v in (ident, flags, qd, an, ns, ar))
+
+    q = name("www.example.com") + b"\0\x01\0\x01"
+    write(t, "query_a", header(0x1234, 0x0100, 1) + q)
+    write(t, "query_aaaa", header(7, 0x0100, 1) + name("proxied.test") + b"\0\x1c\0\x01")
+    # CNAME into the question's name, A, an NS in authority, an OPT in additional.
+    write(t, "response_cname", header(0x1234, 0x8180, 1, 2, 1, 1) + q
+          + b"\xc0\x0c\0\x05\0\x01\0\0\x01\x2c\0\x06\x03web\xc0\x10"
+          + b"\xc0\x2d\0\x01\0\x01\0\0\0\x3c\0\x04" + bytes([93, 184, 216, 34])
+          + b"\xc0\x10\0\x02\0\x01\0\x01\x51\x80\0\x05\x02ns\xc0\x10"
+          + b"\0\0\x29\x04\xd0\0\0\0\0\0\0")
+    write(t, "response_aaaa", header(7, 0x8180, 1, 1) + name("proxied.test") + b"\0\x1c\0\x01"
+          + b"\xc0\x0c\0\x1c\0\x01\0\0\0\x05\0\x10" + bytes(15) + b"\x01")
+    # NXDOMAIN with an SOA (negative TTL from its MINIMUM).
+    write(t, "nxdomain_soa", header(9, 0x8183, 1, 0, 1) + q + b"\xc0\x10\0\x06\0\x01\0\0\x0e\x10"
+          + (len(name("ns.example.com")) + len(name("admin.example.com")) + 20).to_bytes(2, "big")
+          + name("ns.example.com") + name("admin.example.com") + bytes(19) + b"\x3c")
+    write(t, "pointer_loop", header(1, 0, 1) + b"\x01a\xc0\x10\xc0\x0c\0\x01\0\x01")
+
+
 def main():
     if os.path.isdir(CORPUS):
         shutil.rmtree(CORPUS)
@@ -580,6 +607,7 @@ def main():
     inbounds_seeds()
     http_request_seeds()
     sip008_seeds()
+    dns_seeds()
 
 
 if __name__ == "__main__":

@@ -330,13 +330,22 @@ TEST_CASE("config: unknown and harmless unsupported keys warn by name", "[relay]
 
 TEST_CASE("config: keys that would change behaviour and are not implemented are refused",
           "[relay]") {
-  for (const char* key : {"nameserver", "dns", "mtu", "mptcp", "manager_address", "protocol",
-                          "local_ipv4_address", "dscp"}) {
+  for (const char* key :
+       {"dns", "mtu", "mptcp", "manager_address", "protocol", "local_ipv4_address", "dscp"}) {
     INFO(key);
     const std::string e = json_error(Role::Server, std::string("{\"") + key + "\": \"x\"}");
     CHECK(starts_with(e, std::string(key) + ": not supported by shadowsocks-uv: "));
     CHECK(e.find('\n') == std::string::npos);
   }
+}
+
+TEST_CASE("config: nameserver takes c-ares's address list, and refuses anything else", "[relay]") {
+  Config cfg = parse_json(Role::Server, R"({"nameserver": "127.0.0.1:5353,[::1]:53,8.8.8.8"})");
+  CHECK(cfg.nameserver == "127.0.0.1:5353,[::1]:53,8.8.8.8");
+  const std::string e = json_error(Role::Server, R"({"nameserver": "dns.example"})");
+  CHECK(starts_with(e, "nameserver: "));
+  CHECK_THAT(e, Catch::Contains("not a list of addresses"));
+  CHECK(starts_with(json_error(Role::Server, R"({"nameserver": ""})"), "nameserver: "));
 }
 
 TEST_CASE("config: trailing commas are accepted, as by shadowsocks-libev", "[relay]") {

@@ -33,6 +33,7 @@ const std::map<std::string, std::string>& samples() {
       {"SECONDS", "30"},
       {"N", "4"},
       {"HOST:PORT", "192.0.2.1:53"},
+      {"ADDRS", "192.0.2.1,192.0.2.2:5353"},
       {"USER", "nobody"},
       {"PIDFILE", "/tmp/ss-options-test.pid"},
       {"NOFILE", "4096"},
@@ -61,6 +62,7 @@ const std::map<std::string, std::string>& key_samples() {
       {"balancer", R"({"mode": "weighted", "check_interval": 5})"},
       {"plugin_args", R"(["-v"])"},
       {"plugin_mode", R"("tcp_only")"},
+      {"nameserver", R"("192.0.2.1,192.0.2.2:5353")"},
       {"online_config", R"({"config_url": "https://127.0.0.1/x.json", "update_interval": 60})"},
   };
   return m;
