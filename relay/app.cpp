@@ -43,6 +43,7 @@
 #include <vector>
 
 #include "client/tun/tun_engine.h"
+#include "client/tun/tun_routes.h"
 #include "relay/connection.h"
 #include "relay/counters.h"
 #include "relay/log.h"
@@ -676,6 +677,8 @@ int run_app(Role role, int argc, char** argv, const InboundRegistry& inbounds,
   // Tun listeners (client/tun): the devices first, so their NAT listeners can bind the devices'
   // own addresses. Needs CAP_NET_ADMIN.
   std::vector<ListenerSpec> tun6;  // the IPv6 NAT listeners of dual-stack devices
+  // --tun-setup: deleted when run_app returns (after a signal too), once every worker stopped.
+  std::unique_ptr<TunRoutes> tun_routes;
   for (ListenerSpec& spec : specs.listeners) {
     if (spec.protocol != ListenerSpec::Protocol::Tun) continue;
     std::string tun_error;
@@ -687,6 +690,14 @@ int run_app(Role role, int argc, char** argv, const InboundRegistry& inbounds,
     if (!spec.tun_device) {
       std::fprintf(stderr, "%s: %s\n", prog, tun_error.c_str());
       return 1;
+    }
+    if (cfg.tun_setup) {
+      tun_routes =
+          TunRoutes::add(spec.tun_name, !spec.tun_cidr6.empty(), cfg.outbound_fwmark, &tun_error);
+      if (!tun_routes) {
+        std::fprintf(stderr, "%s: %s\n", prog, tun_error.c_str());
+        return 1;
+      }
     }
     spec.address = spec.tun_device->listener_host();
     spec.port = spec.tun_device->listener().port;

@@ -491,5 +491,66 @@ else
 fi
 
 kill -0 "$local_pid" 2>/dev/null && pass "ss-local still running" || fail "ss-local died: $(tail -5 "$tmp/local.log")"
+
+# --- --tun-setup: ss-local adds the routes and rules itself and deletes them at exit ---
+# The client namespace now looks like a machine before tun mode: a main table whose default route
+# is the real one (via 10.210.0.1), no policy rules of ours. ss-local restarted with "tun_setup"
+# must send the origin's traffic into the TUN (the origin sees ss-server's side) while its own
+# marked connection to the server follows the main table's default route.
+kill "$local_pid"
+wait "$local_pid" 2>/dev/null
+in_c ip route del 10.213.0.0/24 via 10.210.0.1
+in_c ip rule del fwmark "$mark" lookup 100
+in_c ip route add default via 10.210.0.1
+in_c ip -6 route add default via fe80::1 dev c0 2>/dev/null  # an IPv6 default route to replace
+rules_before=$( (in_c ip rule; in_c ip -6 rule; in_c ip route show table all) 2>&1)
+sed 's/"nofile": 8192,/"nofile": 8192, "tun_setup": true,/' "$tmp/local.json" >"$tmp/setup.json"
+sed 's/"outbound_fwmark": [0-9]*,//' "$tmp/setup.json" >"$tmp/nomark.json"
+got=$(cd "$tmp" && in_c "$bin/ss-local" -c "$tmp/nomark.json" 2>&1)
+rc=$?
+if [[ $rc -eq 1 && $got == *"tun_setup: needs outbound_fwmark"* ]]; then
+  pass "tun_setup without outbound_fwmark is refused (exit 1: $got)"
+else
+  fail "tun_setup without a mark: exit $rc, $got"
+fi
+run "$ns_c" setup "$bin/ss-local" -c "$tmp/setup.json" -v
+setup_pid=$pid
+for ((i = 0; i < 200; i++)); do
+  [[ $(in_c ip -6 rule) == *"lookup 5354"* ]] && in_c ip link show sstun0 2>/dev/null | grep -q ',UP' && break
+  kill -0 "$setup_pid" 2>/dev/null || break
+  sleep 0.05
+done
+r4=$(in_c ip rule)
+r6=$(in_c ip -6 rule)
+t4=$(in_c ip route show table 5354)
+t6=$(in_c ip -6 route show table 5354)
+if [[ $r4 == *"5354:"*"lookup main suppress_prefixlength 0"* && $r4 == *"5355:"*"not from all fwmark 0x5353 lookup 5354"* &&
+  $r6 == *"5354:"*"lookup main suppress_prefixlength 0"* && $r6 == *"5355:"*"not from all fwmark 0x5353 lookup 5354"* &&
+  $t4 == "default dev sstun0"* && $t6 == "default dev sstun0"* ]]; then
+  pass "--tun-setup added the default route through sstun0 in table 5354 and the two rules, IPv4 and IPv6"
+else
+  fail "--tun-setup: rules: $r4 / $r6; table 5354: $t4 / $t6; $(tail -3 "$tmp/setup.log")"
+fi
+lines_before=$(wc -l <"$tmp/web.log")
+lines6_before=$(wc -l <"$tmp/web6.log")
+got=$(in_c curl -sS --max-time 30 "http://$origin:8080/blob" | sha256sum | cut -d' ' -f1)
+got6=$(in_c curl -sS --max-time 30 -g "http://[$origin6]:8080/blob" | sha256sum | cut -d' ' -f1)
+new=$(tail -n +$((lines_before + 1)) "$tmp/web.log")
+new6=$(tail -n +$((lines6_before + 1)) "$tmp/web6.log")
+if [[ $got == "$want" && $got6 == "$want" ]] && grep -q '^10\.212\.0\.1 .*GET /blob' <<<"$new" &&
+  grep -q '^fd12::1 .*GET /blob' <<<"$new6"; then
+  pass "with --tun-setup's routes, curl over IPv4 and IPv6 goes through the TUN and ss-server"
+else
+  fail "through --tun-setup's routes: sha256 $got / $got6; origin logs: $new / $new6"
+fi
+kill -TERM "$setup_pid"
+wait "$setup_pid"
+rc=$?
+rules_after=$( (in_c ip rule; in_c ip -6 rule; in_c ip route show table all) 2>&1)
+if [[ $rc -eq 0 && $rules_after == "$rules_before" ]]; then
+  pass "after SIGTERM (exit 0) the rules and routes are exactly as before ss-local started"
+else
+  fail "after SIGTERM: exit $rc; rules and routes differ: $(diff <(echo "$rules_before") <(echo "$rules_after") | head -5)"
+fi
 echo "$passed passed, $failed failed"
 [[ $failed -eq 0 ]]
