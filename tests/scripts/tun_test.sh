@@ -167,7 +167,7 @@ run "$ns_o" tcpecho python3 -c "$echo_py" tcp 7008
 wait_tcp "$ns_o" 7008 "$pid" || skip "the TCP echo server did not start"
 run "$ns_o" udpecho python3 -c "$echo_py" udp 7007 "$origin"
 source_py='
-import resource, socket, threading
+import os, socket, threading
 def push(c):
     sent = 0
     chunk = bytes(1 << 20)
@@ -176,7 +176,7 @@ def push(c):
             sent += c.send(chunk)
     except OSError:
         pass
-    print("sent", sent, flush=True)
+    os.write(1, b"sent %d\n" % sent)  # one write: the threads do not interleave
     c.close()
 l = socket.socket()
 l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -203,7 +203,14 @@ cat >"$tmp/local.json" <<JSON
              "tun_interface_address": "10.255.0.1/24,fd55::1/64"},
             {"protocol": "socks", "local_address": "127.0.0.1", "local_port": 1080}]}
 JSON
-run "$ns_c" local "$bin/ss-local" -c "$tmp/local.json" -v
+# ss-local counts its heap allocations (tests/support/malloc_count.c, LD_PRELOAD; not under ASan,
+# whose allocator must come first, nor without a C compiler).
+preload=()
+if ! ldd "$bin/ss-local" 2>/dev/null | grep -q 'libasan\|libtsan' &&
+  cc -shared -fPIC -O2 -o "$tmp/malloc_count.so" "$here/../support/malloc_count.c" 2>"$tmp/cc.log"; then
+  preload=(env LD_PRELOAD="$tmp/malloc_count.so" MALLOC_COUNT_FILE="$tmp/mallocs")
+fi
+run "$ns_c" local "${preload[@]}" "$bin/ss-local" -c "$tmp/local.json" -v
 local_pid=$pid
 for ((i = 0; i < 200; i++)); do
   in_c ip link show sstun0 2>/dev/null | grep -q ',UP' && break
@@ -243,10 +250,41 @@ else
   fail "IPv6 curl through the TUN: sha256 $got; origin log: $(tail -2 "$tmp/web6.log")"
 fi
 
-# --- 100 MiB byte-exact ---
+# --- 100 MiB byte-exact, and (with the counting shim) no allocation per packet ---
+# mallocs: ss-local's allocation count so far (SIGUSR1 makes the shim append it to $tmp/mallocs).
+mallocs() {
+  touch "$tmp/mallocs"
+  local n
+  n=$(wc -l <"$tmp/mallocs" 2>/dev/null || echo 0)
+  kill -USR1 "$local_pid"
+  for ((i = 0; i < 100; i++)); do
+    [[ $(wc -l <"$tmp/mallocs" 2>/dev/null || echo 0) -gt $n ]] && break
+    sleep 0.02
+  done
+  tail -1 "$tmp/mallocs"
+}
+# tun_packets: packets through sstun0 so far, both ways.
+tun_packets() { in_c awk '$1 == "sstun0:" {print $3 + $11}' /proc/net/dev; }
+if [[ ${#preload[@]} -gt 0 ]]; then
+  m0=$(mallocs)
+  p0=$(tun_packets)
+fi
 start_t=$(date +%s.%N)
 got=$(in_c curl -sS --max-time 300 "http://$origin:8080/big" | sha256sum | cut -d' ' -f1)
 end_t=$(date +%s.%N)
+if [[ ${#preload[@]} -gt 0 ]]; then
+  m1=$(mallocs)
+  p1=$(tun_packets)
+  # One connection's set-up allocates a few dozen times; one allocation per packet would be
+  # thousands (the download is at least 1,600 packets of 64 KiB, and the client's ACKs).
+  if [[ -n $m0 && -n $m1 && $((p1 - p0)) -ge 1600 && $((m1 - m0)) -lt $(((p1 - p0) / 10)) ]]; then
+    pass "no allocation per packet: ss-local allocated $((m1 - m0)) times for $((p1 - p0)) TUN packets (a 100 MiB download)"
+  else
+    fail "allocations during the download: ${m0:-?} -> ${m1:-?} for $((p1 - p0)) TUN packets"
+  fi
+else
+  echo "note: the allocation count is not checked here (ASan build or no cc: $(head -1 "$tmp/cc.log" 2>/dev/null))"
+fi
 if [[ $got == "$want_big" ]]; then
   pass "100 MiB through the TUN, byte-exact ($(python3 -c "print(round($end_t - $start_t, 2))") s on a shared machine)"
 else
