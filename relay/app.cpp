@@ -43,6 +43,7 @@
 #include <vector>
 
 #include "client/tun/tun_engine.h"
+#include "client/tun/tun_routes.h"
 #include "relay/connection.h"
 #include "relay/counters.h"
 #include "relay/log.h"
@@ -681,17 +682,33 @@ int run_app(Role role, int argc, char** argv, const InboundRegistry& inbounds,
   // Tun listeners (client/tun): the devices first, so their NAT listeners can bind the devices'
   // own addresses. Needs CAP_NET_ADMIN.
   std::vector<ListenerSpec> tun6;  // the IPv6 NAT listeners of dual-stack devices
+  // --tun-setup: deleted when run_app returns (after a signal too), once every worker stopped.
+  std::unique_ptr<TunRoutes> tun_routes;
   for (ListenerSpec& spec : specs.listeners) {
     if (spec.protocol != ListenerSpec::Protocol::Tun) continue;
     std::string tun_error;
     // A flow's NAT entry outlives the relay's idle timeout, which closes the connection first.
     const uint64_t idle_ms =
         std::max<uint64_t>(600'000, (static_cast<uint64_t>(cfg.timeout) + 60) * 1000);
+    // One queue per worker; SS_TUN_QUEUES=N in the environment (1 to the workers) sets fewer,
+    // for measuring (README "tun mode").
+    int queues = nworkers;
+    if (const char* q = std::getenv("SS_TUN_QUEUES"); q != nullptr) {
+      queues = std::clamp(std::atoi(q), 1, nworkers);
+    }
     spec.tun_device = TunDevice::open(spec.tun_name, spec.tun_cidr, spec.tun_cidr6, spec.port,
-                                      idle_ms, &tun_error);
+                                      idle_ms, &tun_error, queues);
     if (!spec.tun_device) {
       std::fprintf(stderr, "%s: %s\n", prog, tun_error.c_str());
       return 1;
+    }
+    if (cfg.tun_setup) {
+      tun_routes =
+          TunRoutes::add(spec.tun_name, !spec.tun_cidr6.empty(), cfg.outbound_fwmark, &tun_error);
+      if (!tun_routes) {
+        std::fprintf(stderr, "%s: %s\n", prog, tun_error.c_str());
+        return 1;
+      }
     }
     spec.address = spec.tun_device->listener_host();
     spec.port = spec.tun_device->listener().port;
@@ -867,21 +884,26 @@ int run_app(Role role, int argc, char** argv, const InboundRegistry& inbounds,
       const std::string& host = spec.address;
       const uint16_t port = spec.port;
       if (spec.protocol == ListenerSpec::Protocol::Tun) {
-        // One worker reads the device; every worker's listener accepts from the NAT.
-        if (i == 0 && !spec.tun_name.empty()) {
+        // Worker i reads the device's queue i (one queue per worker: IFF_MULTI_QUEUE); its UDP
+        // flows go to its own UDP NAT. Every worker's listener accepts from the TCP NAT.
+        if (i < spec.tun_device->queues() && !spec.tun_name.empty()) {
           const bool udp = w->udp && spec.udp;
-          w->tuns.push_back(
-              std::make_unique<TunEngine>(&w->loop, spec.tun_device, udp ? w->udp.get() : nullptr,
-                                          udp ? udp_fronts->inbound(spec) : nullptr,
-                                          udp ? udp_fronts->outbound(spec) : nullptr));
+          w->tuns.push_back(std::make_unique<TunEngine>(
+              &w->loop, spec.tun_device, i, udp ? w->udp.get() : nullptr,
+              udp ? udp_fronts->inbound(spec) : nullptr,
+              udp ? udp_fronts->outbound(spec) : nullptr));
           const int r = w->tuns.back()->start();
           if (r != 0) {
             std::fprintf(stderr, "%s: tun %s: %s\n", prog, spec.tun_name.c_str(), uv_strerror(r));
             status = 1;
             break;
           }
-          LOG_NOTICE("%s: tun %s up (%s), TCP%s", prog, spec.tun_name.c_str(),
-                     spec.tun_cidr.c_str(), udp ? " and UDP" : " only (UDP: mode)");
+          if (i == 0) {
+            LOG_NOTICE("%s: tun %s up (%s, %d queue%s), TCP%s", prog, spec.tun_name.c_str(),
+                       spec.tun_cidr.c_str(), spec.tun_device->queues(),
+                       spec.tun_device->queues() == 1 ? "" : "s",
+                       udp ? " and UDP" : " only (UDP: mode)");
+          }
         }
       } else if (w->udp && spec.udp) {
         const bool tproxy = udp_fronts->transparent(spec);

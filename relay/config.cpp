@@ -724,6 +724,11 @@ constexpr Option kOptions[] = {
     {"", "tun-address", Arg::Text, "CIDR", kLocalOnly,
      "the TUN device's IPv4 address/prefix, optionally \",IPv6/prefix\": 10.255.0.1/24,fd55::1/64",
      "", set_string<&Config::tun_cidr>},
+    {"tun_setup", "tun-setup", Arg::None, "", kLocalOnly,
+     "add the tun's default route and ip rules at start, delete them at exit (needs "
+     "--outbound-fwmark)",
+     "true: ss-local adds the tun's routes and rules (README \"tun mode\")",
+     set_bool<&Config::tun_setup>},
     {"tunnel_address", "L", Arg::Text, "HOST:PORT", kTunnelOnly, "target to forward to",
      "\"host:port\" to forward to", set<&Config::tunnel_target, optional_tunnel_value>},
     {"tcp_tproxy", "T", Arg::None, "", kRedirOnly,
@@ -1666,6 +1671,24 @@ void finalize_config(Config& cfg) {
   if (!cfg.tun_cidr.empty() && cfg.tun_name.empty()) fail("--tun-address: needs --tun NAME");
   if (!cfg.tun_name.empty() && cfg.rust_locals) {
     fail("--tun: with \"locals\", give the tun as a \"protocol\": \"tun\" entry");
+  }
+  if (cfg.tun_setup) {
+    const size_t tuns =
+        cfg.rust_locals
+            ? static_cast<size_t>(std::count_if(
+                  cfg.listeners.begin(), cfg.listeners.end(),
+                  [](const ListenerSpec& l) { return l.protocol == ListenerSpec::Protocol::Tun; }))
+            : (cfg.tun_name.empty() ? 0u : 1u);
+    if (tuns != 1)
+      fail("tun_setup: needs exactly one tun (--tun NAME or a \"protocol\": \"tun\" local)");
+    if (cfg.outbound_fwmark == 0) {
+      fail(
+          "tun_setup: needs outbound_fwmark (--outbound-fwmark MARK): the rules send every "
+          "unmarked packet into the TUN, ss-local's own connections included");
+    }
+    if (!cfg.run_as_user.empty()) {
+      fail("tun_setup: cannot be used with user (-a): the routes could not be deleted at exit");
+    }
   }
   if (!server_role && !cfg.rust_locals && cfg.local_port == 0 && cfg.tun_name.empty()) {
     fail(R"(local_port: missing (set "local_port" or -l))");

@@ -256,6 +256,7 @@ struct Config {
   uint32_t outbound_fwmark = 0;  // "outbound_fwmark" / --outbound-fwmark
   std::string tun_name;          // --tun NAME: a tun listener too (ss-local)
   std::string tun_cidr;          // --tun-address CIDR
+  bool tun_setup = false;        // "tun_setup" / --tun-setup: ss-local sets the tun's routes
   bool rust_servers = false;     // "servers" was given
   int workers = 0;               // event-loop threads; 0 = one per CPU
   // ss-server: relay to loopback, private, link-local... destinations too (off: SSRF guard).

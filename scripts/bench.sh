@@ -18,7 +18,7 @@
 #                    (default 250M: about 26,000 datagrams/s of 1,200 bytes)
 #   --udp-assoc N    section f's UDP associations for RSS per association (default 19000; 5000
 #                    with --quick; a process here may hold 20,000 descriptors, 1 per association)
-#   --sections LIST  only these sections, comma-separated from a,b,c,d,e,f,g (udp is another
+#   --sections LIST  only these sections, comma-separated from a,b,c,d,e,f,g,h (udp is another
 #                    name for f); default all. The report then has only these sections, so give --out
 #                    too. E.g. `--quick --sections udp --out /tmp/udp.md`: the UDP rows alone
 #   --out FILE       where to write the report (default docs/BENCHMARKS.md)
@@ -36,7 +36,10 @@
 # 1,200-byte datagrams at an unlimited rate through ss-tunnel -u and ss-server -u, datagrams/s and
 # Mbit/s received, both ways; (g) RSS per slow-reading connection: N clients read 1 KB/s each
 # from a source that writes as fast as it can, through ss-tunnel and ss-server, fresh processes
-# for each N. Everything runs on 127.0.0.1 with ports picked free; every process
+# for each N; (h) tun mode (scripts/bench/tun.sh, in network namespaces, root only): iperf3 one
+# stream and -P 8 both ways through ss-local's TUN against through ss-tunnel, new flows/s and RSS
+# per idle flow through the TUN against ss-local's SOCKS5 port, as ratios tun/other. Everything
+# else runs on 127.0.0.1 with ports picked free; every process
 # started is stopped on exit. A full run takes about 24 minutes on 2 CPUs, --quick about 11
 # (plus the build); section g alone about 5.
 set -euo pipefail
@@ -57,11 +60,11 @@ conns_arg=""
 slow_arg=20,1000
 udp_rate=250M
 udp_assoc=""
-sections_arg=a,b,c,d,e,f,g
+sections_arg=a,b,c,d,e,f,g,h
 out=docs/BENCHMARKS.md
 command_line="scripts/bench.sh${*:+ $*}"
 
-usage() { sed -n '2,37p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,44p' "$0" | sed 's/^# \{0,1\}//'; }
 die() {
   echo "bench.sh: $*" >&2
   exit 2
@@ -143,7 +146,7 @@ declare -A want=() # section letter -> 1 when it runs
 IFS=, read -r -a section_list <<<"$sections_arg"
 for x in "${section_list[@]}"; do
   [[ $x == udp ]] && x=f
-  [[ $x =~ ^[a-g]$ ]] || die "--sections: expected letters from a,b,c,d,e,f,g (or udp), got '$x'"
+  [[ $x =~ ^[a-h]$ ]] || die "--sections: expected letters from a,b,c,d,e,f,g,h (or udp), got '$x'"
   want[$x]=1
 done
 [[ ${#want[@]} -gt 0 ]] || die "--sections: no section given"
@@ -953,4 +956,15 @@ meta load_end "$(cut -d' ' -f1-3 /proc/loadavg)"
 meta elapsed "$(($(date +%s) - started_at))"
 mkdir -p "$(dirname "$out")"
 "$py" "$root/scripts/bench/report.py" "$meta" "$results" "$notes" "$out"
+# (h) tun mode, after the rest: its own namespaces and processes; appended to the report.
+if wants h; then
+  say "h: tun mode (scripts/bench/tun.sh)"
+  tun_secs=10
+  [[ $quick -eq 1 ]] && tun_secs=2
+  if bash "$root/scripts/bench/tun.sh" "$bin" "$tun_secs" "$reps" 1000 >"$work/tun.md" 2>"$work/tun.log"; then
+    { echo; cat "$work/tun.md"; } >>"$out"
+  else
+    { echo; echo "## (h) tun mode"; echo; echo "Not run: $(tail -1 "$work/tun.log")"; } >>"$out"
+  fi
+fi
 say "wrote $out"

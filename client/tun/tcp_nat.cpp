@@ -36,7 +36,9 @@ TcpNat::TcpNat(const IpEndpoint& listener, const IpBytes& spare, uint64_t idle_m
 
 bool TcpNat::expired(const Entry& e, uint64_t now_ms) const {
   const uint64_t limit = (e.rst || e.fins == 3) ? closed_ms_ : idle_ms_;
-  return now_ms - e.last_ms >= limit;
+  // Workers' loop clocks differ by a few ms (one queue per worker): a last_ms set by another
+  // worker may be ahead of now_ms, and is not an expiry.
+  return now_ms > e.last_ms && now_ms - e.last_ms >= limit;
 }
 
 std::optional<uint16_t> TcpNat::allocate(const Key& k, uint64_t now_ms) {

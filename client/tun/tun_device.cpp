@@ -146,7 +146,7 @@ std::optional<IpEndpoint> endpoint_of(const Address& a) {
 
 std::shared_ptr<TunDevice> TunDevice::open(const std::string& name, const std::string& cidr_text,
                                            const std::string& cidr6_text, uint16_t port,
-                                           uint64_t idle_ms, std::string* error) {
+                                           uint64_t idle_ms, std::string* error, int queues) {
   const std::optional<TunCidr> cidr = parse_tun_cidr(cidr_text);
   if (!cidr) {
     *error = "tun_interface_address: must be an IPv4 address with a prefix of /1 to /30, got \"" +
@@ -176,11 +176,27 @@ std::shared_ptr<TunDevice> TunDevice::open(const std::string& name, const std::s
     return nullptr;
   }
   ifreq ifr{};
-  ifr.ifr_flags = IFF_TUN | IFF_NO_PI;
+  const short flags = static_cast<short>(IFF_TUN | IFF_NO_PI | (queues > 1 ? IFF_MULTI_QUEUE : 0));
+  ifr.ifr_flags = flags;
   std::strncpy(ifr.ifr_name, name.c_str(), IFNAMSIZ - 1);
   if (ioctl(dev->fd_, TUNSETIFF, &ifr) != 0) {
     *error = errno_text("tun: TUNSETIFF (needs CAP_NET_ADMIN)");
     return nullptr;
+  }
+  for (int q = 1; q < queues; ++q) {  // the same device and flags: one more queue each
+    const int fd = ::open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) {
+      *error = errno_text("tun: /dev/net/tun");
+      return nullptr;
+    }
+    dev->extra_fds_.push_back(fd);
+    ifreq more{};
+    more.ifr_flags = flags;
+    std::strncpy(more.ifr_name, name.c_str(), IFNAMSIZ - 1);
+    if (ioctl(fd, TUNSETIFF, &more) != 0) {
+      *error = errno_text("tun: TUNSETIFF (another queue)");
+      return nullptr;
+    }
   }
   const int sock = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
   if (sock < 0) {
@@ -268,6 +284,7 @@ std::shared_ptr<TunDevice> TunDevice::open(const std::string& name, const std::s
 }
 
 TunDevice::~TunDevice() {
+  for (int fd : extra_fds_) ::close(fd);
   if (fd_ >= 0) ::close(fd_);
 }
 

@@ -8,6 +8,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "client/tun/packet.h"
 #include "client/tun/tcp_nat.h"
@@ -33,14 +34,19 @@ class TunDevice {
   // reclaimed (keep it above the relay's idle timeout). nullptr with the reason in *error.
   // cidr6: an IPv6 address/prefix too, or empty (the NAT listener then has the same port on
   // both addresses).
+  // queues > 1: a multi-queue device (IFF_MULTI_QUEUE), one file descriptor per queue, so that
+  // each worker reads its own; the kernel spreads flows over the queues by their hash.
   static std::shared_ptr<TunDevice> open(const std::string& name, const std::string& cidr,
                                          const std::string& cidr6, uint16_t port, uint64_t idle_ms,
-                                         std::string* error);
+                                         std::string* error, int queues = 1);
   ~TunDevice();
   TunDevice(const TunDevice&) = delete;
   TunDevice& operator=(const TunDevice&) = delete;
 
   int fd() const { return fd_; }
+  // The queues' descriptors (queue 0 is fd()).
+  int queues() const { return 1 + static_cast<int>(extra_fds_.size()); }
+  int queue_fd(int i) const { return i == 0 ? fd_ : extra_fds_[static_cast<size_t>(i - 1)]; }
   const std::string& name() const { return name_; }
   // The TCP listener's address: the device's own address and the NAT port.
   const IpEndpoint& listener() const { return listener_; }
@@ -58,6 +64,7 @@ class TunDevice {
  private:
   TunDevice() = default;
   int fd_ = -1;
+  std::vector<int> extra_fds_;  // queues 1..n-1 of a multi-queue device
   std::string name_;
   IpEndpoint listener_;
   IpEndpoint listener6_;

@@ -38,16 +38,20 @@ void to_sockaddr(const IpEndpoint& e, sockaddr_storage& ss) {
 
 }  // namespace
 
-TunEngine::TunEngine(uv_loop_t* loop, std::shared_ptr<TunDevice> dev, UdpNat* udp,
+TunEngine::TunEngine(uv_loop_t* loop, std::shared_ptr<TunDevice> dev, int queue, UdpNat* udp,
                      std::unique_ptr<UdpInbound> inbound, std::unique_ptr<UdpOutbound> outbound)
-    : loop_(loop), dev_(std::move(dev)), udp_(udp), buf_(new uint8_t[kBufSize]) {
+    : loop_(loop),
+      dev_(std::move(dev)),
+      fd_(dev_->queue_fd(queue)),
+      udp_(udp),
+      buf_(new uint8_t[kBufSize]) {
   if (udp_ != nullptr) udp_index_ = udp_->attach(std::move(inbound), std::move(outbound), this);
 }
 
 TunEngine::~TunEngine() = default;
 
 int TunEngine::start() {
-  int r = uv_poll_init(loop_, &poll_, dev_->fd());
+  int r = uv_poll_init(loop_, &poll_, fd_);
   if (r != 0) return r;
   polling_ = true;
   poll_.data = this;
@@ -71,7 +75,7 @@ void TunEngine::on_readable(uv_poll_t* p, int status, int events) {
   if (status < 0 || (events & UV_READABLE) == 0 || self->closed_) return;
   const uint64_t now = uv_now(self->loop_);
   for (int i = 0; i < kMaxReadsPerWakeup && !self->closed_; ++i) {
-    const ssize_t n = read(self->dev_->fd(), self->buf_.get(), kBufSize);
+    const ssize_t n = read(self->fd_, self->buf_.get(), kBufSize);
     if (n < 0) {
       if (errno == EINTR) continue;
       return;  // EAGAIN: drained
@@ -114,7 +118,7 @@ void TunEngine::handle(uint8_t* p, size_t n, uint64_t now_ms) {
 void TunEngine::write_packet(std::span<const uint8_t> packet) {
   ssize_t w;
   do {
-    w = write(dev_->fd(), packet.data(), packet.size());
+    w = write(fd_, packet.data(), packet.size());
   } while (w < 0 && errno == EINTR);
   if (w != static_cast<ssize_t>(packet.size())) ++stats_.write_fail;  // TCP will retransmit
 }

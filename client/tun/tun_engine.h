@@ -23,8 +23,9 @@ struct TunStats {
 
 class TunEngine final : public PacketSink {
  public:
-  // udp: the worker's UDP NAT, or null (tcp_only: UDP packets are dropped).
-  TunEngine(uv_loop_t* loop, std::shared_ptr<TunDevice> dev, UdpNat* udp,
+  // Reads and writes the device's queue `queue`. udp: the worker's UDP NAT, or null (tcp_only:
+  // UDP packets are dropped).
+  TunEngine(uv_loop_t* loop, std::shared_ptr<TunDevice> dev, int queue, UdpNat* udp,
             std::unique_ptr<UdpInbound> inbound, std::unique_ptr<UdpOutbound> outbound);
   ~TunEngine() override;
   TunEngine(const TunEngine&) = delete;
@@ -43,6 +44,7 @@ class TunEngine final : public PacketSink {
 
   uv_loop_t* loop_;
   std::shared_ptr<TunDevice> dev_;
+  int fd_;  // the queue's descriptor
   UdpNat* udp_;
   uint16_t udp_index_ = 0;
   uv_poll_t poll_;

@@ -275,6 +275,13 @@ TEST_CASE("tun TCP NAT: both directions, lookup, stale packets dropped", "[clien
   CHECK(pkt.src.port != nat_src.port);
   CHECK(nat.size() == 2);
 
+  // One queue per worker: a worker whose loop clock is behind the one that saw the flow last
+  // (here 5 ms, against 20) does not take the flow for expired.
+  auto behind = tcp4(client, target, kTcpAck, "more");
+  REQUIRE(parse_ip_packet(behind.data(), behind.size(), pkt) == ParseStatus::Ok);
+  REQUIRE(nat.translate(behind.data(), pkt, 5));
+  CHECK(pkt.src == nat_src);
+
   // After a RST and the closed delay, the flow's packets are stale.
   auto rst = tcp4(client, target, kTcpRst, "");
   REQUIRE(parse_ip_packet(rst.data(), rst.size(), pkt) == ParseStatus::Ok);

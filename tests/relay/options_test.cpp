@@ -101,6 +101,10 @@ TEST_CASE("options: every row's flag parses for each binary that takes it", "[re
       // Flags that only make sense as a pair (tun mode's device name and address).
       if (flag_text(o) == "--tun") args.insert(args.end(), {"--tun-address", "10.255.0.1/24"});
       if (flag_text(o) == "--tun-address") args.insert(args.end(), {"--tun", "tun0"});
+      if (flag_text(o) == "--tun-setup") {
+        args.insert(args.end(),
+                    {"--tun", "tun0", "--tun-address", "10.255.0.1/24", "--outbound-fwmark", "1"});
+      }
       INFO(program_name(role) << " " << flag_text(o));
       std::optional<Config> cfg;
       CHECK_NOTHROW(cfg = load(role, args));
