@@ -161,7 +161,8 @@ ParseStatus parse_origin_request(std::span<const uint8_t> in, OriginRequest& out
     const std::string_view line = head.substr(pos, eol - pos);
     pos = eol + 2;
     if (line.empty()) break;
-    const bool ok = request_line ? parse_request_line(line, out) : parse_field(line, out, seen_length);
+    const bool ok =
+        request_line ? parse_request_line(line, out) : parse_field(line, out, seen_length);
     if (!ok) {
       out = OriginRequest{};
       return fail(error, RequestHeadError::Malformed);

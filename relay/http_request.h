@@ -28,15 +28,15 @@ enum class RequestHeadError : uint8_t { None, TooLarge, Malformed };
 
 // The views point into the parsed buffer.
 struct OriginRequest {
-  std::string_view method;  // e.g. "GET" (case-sensitive, RFC 9110 §9.1)
-  std::string_view path;    // the target without its query: "/metrics" for "/metrics?x=1"
-  std::string_view query;   // what follows the first '?' ("x=1"), empty if none
+  std::string_view method;         // e.g. "GET" (case-sensitive, RFC 9110 §9.1)
+  std::string_view path;           // the target without its query: "/metrics" for "/metrics?x=1"
+  std::string_view query;          // what follows the first '?' ("x=1"), empty if none
   std::string_view authorization;  // the Authorization field's value (trimmed), empty if none
   bool http10 = false;
-  bool has_body = false;     // Content-Length other than 0, or Transfer-Encoding
-  bool chunked = false;      // Transfer-Encoding given (a body of unknown length)
+  bool has_body = false;      // Content-Length other than 0, or Transfer-Encoding
+  bool chunked = false;       // Transfer-Encoding given (a body of unknown length)
   size_t content_length = 0;  // Content-Length (digits only, one value: else Malformed)
-  size_t head_len = 0;       // through the empty line
+  size_t head_len = 0;        // through the empty line
 };
 
 ParseStatus parse_origin_request(std::span<const uint8_t> in, OriginRequest& out,
