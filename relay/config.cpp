@@ -1625,8 +1625,9 @@ static void finalize_api(Config& cfg) {
     cfg.api_token = std::move(text);
   }
   if (cfg.api_token.empty()) {
-    fail("api_token: missing: the management API (api_address) needs a bearer token "
-         "(api_token or api_token_file)");
+    fail(
+        "api_token: missing: the management API (api_address) needs a bearer token "
+        "(api_token or api_token_file)");
   }
   if (cfg.api_token.size() < 16) fail("api_token: too short (at least 16 characters)");
   for (char c : cfg.api_token) {
@@ -1641,7 +1642,8 @@ static void finalize_api(Config& cfg) {
     bool loopback_ip = false;
     if (at->to_sockaddr(ss) || literal_to_sockaddr(at->host, at->port, ss)) {
       if (ss.ss_family == AF_INET) {
-        loopback_ip = (ntohl(reinterpret_cast<const sockaddr_in*>(&ss)->sin_addr.s_addr) >> 24) == 127;
+        loopback_ip =
+            (ntohl(reinterpret_cast<const sockaddr_in*>(&ss)->sin_addr.s_addr) >> 24) == 127;
       } else if (ss.ss_family == AF_INET6) {
         loopback_ip = IN6_IS_ADDR_LOOPBACK(&reinterpret_cast<const sockaddr_in6*>(&ss)->sin6_addr);
       }
