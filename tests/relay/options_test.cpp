@@ -6,6 +6,8 @@
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
+#include <filesystem>
+#include <fstream>
 #include <map>
 #include <regex>
 #include <set>
@@ -52,6 +54,7 @@ const std::map<std::string, std::string>& samples() {
 const std::map<std::string, std::string>& key_samples() {
   static const std::map<std::string, std::string> m = {
       {"mode", R"("tcp_and_udp")"},
+      {"api_token", R"("0123456789abcdef0123")"},
       {"use_syslog", "true"},
       {"socks5_auth_config_path", R"("/tmp/users.json")"},
       {"users", R"([{"name": "alice", "password": "AAECAwQFBgcICQoLDA0ODw=="}])"},
@@ -99,6 +102,12 @@ TEST_CASE("options: every row's flag parses for each binary that takes it", "[re
       // Flags that only make sense as a pair (tun mode's device name and address).
       if (flag_text(o) == "--tun") args.insert(args.end(), {"--tun-address", "10.255.0.1/24"});
       if (flag_text(o) == "--tun-address") args.insert(args.end(), {"--tun", "tun0"});
+      // The management API needs its token.
+      if (flag_text(o) == "--api-address") {
+        const std::string token = (std::filesystem::temp_directory_path() / "ss-options-api-token");
+        std::ofstream(token) << "0123456789abcdef0123\n";
+        args.insert(args.end(), {"--api-token-file", token, "--api-allow-remote"});
+      }
       INFO(program_name(role) << " " << flag_text(o));
       std::optional<Config> cfg;
       CHECK_NOTHROW(cfg = load(role, args));
