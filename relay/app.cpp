@@ -341,6 +341,7 @@ struct MainState final : Engine {
     if (m->online) m->online->stop();
     if (m->plugins) m->plugins->stop();  // the loop runs on until they are reaped
     if (m->metrics) m->metrics->close();
+    if (m->controller) m->controller->stop();
     uv_close(reinterpret_cast<uv_handle_t*>(&m->sigint), nullptr);
     uv_close(reinterpret_cast<uv_handle_t*>(&m->sigterm), nullptr);
     uv_close(reinterpret_cast<uv_handle_t*>(&m->sighup), nullptr);
@@ -806,7 +807,8 @@ int run_app(Role role, int argc, char** argv, const InboundRegistry& inbounds,
   // Metrics: a slot per listening port and user, registered before any worker counts.
   std::unique_ptr<MetricsServer> metrics_server;
   std::vector<const metrics::PortSlots*> port_slots(specs.listeners.size(), nullptr);
-  if (!cfg.metrics_address.empty()) {
+  // The management API's per-user stats read the same counters (server/api).
+  if (!cfg.metrics_address.empty() || !cfg.api_address.empty()) {
     metrics::set_start_time(static_cast<double>(time(nullptr)));
     for (size_t i = 0; i < specs.listeners.size(); ++i) {
       std::vector<std::string> names;  // the users of this listener's inbound (ss-server)
@@ -834,8 +836,10 @@ int run_app(Role role, int argc, char** argv, const InboundRegistry& inbounds,
         return out;
       });
     }
-    metrics_server = std::make_unique<MetricsServer>(&main_loop);
-    m.metrics = metrics_server.get();
+    if (!cfg.metrics_address.empty()) {
+      metrics_server = std::make_unique<MetricsServer>(&main_loop);
+      m.metrics = metrics_server.get();
+    }
     m.count_metrics = true;
   }
 
@@ -1053,7 +1057,15 @@ int run_app(Role role, int argc, char** argv, const InboundRegistry& inbounds,
   } else if (online) {
     online->stop();
   }
-  if (status == 0 && control) m.controller = control(m, cfg, argc, argv);
+  if (status == 0 && control) {
+    m.controller = control(m, cfg, argc, argv);
+    std::string error;
+    if (!m.controller->start(&main_loop, &error)) {
+      std::fprintf(stderr, "%s: %s\n", prog, error.c_str());
+      status = 1;
+      m.tell_all(kCloseAll);
+    }
+  }
   uv_run(&main_loop, UV_RUN_DEFAULT);
 
   for (auto& w : workers) {

@@ -1,6 +1,8 @@
 #pragma once
 // The shared main() of ss-local, ss-tunnel, ss-redir and ss-server.
 
+#include <uv.h>
+
 #include <functional>
 #include <memory>
 #include <string>
@@ -43,6 +45,11 @@ class Controller {
   virtual ~Controller() = default;
   // SIGHUP: read the configuration again and apply it.
   virtual void reload() = 0;
+  // Services of its own on the main loop (ss-server's management API), started once the workers
+  // run: false with a one-line reason, "<key>: <why>" (the process then exits 1).
+  virtual bool start(uv_loop_t* /*main_loop*/, std::string* /*error*/) { return true; }
+  // Closes them (idempotent); the main loop then runs until their close callbacks.
+  virtual void stop() {}
 };
 // `running` is the configuration the process started with; argc/argv its command line.
 using ControllerFactory =

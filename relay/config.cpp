@@ -17,6 +17,9 @@
 #endif
 #include <nlohmann/json.hpp>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
@@ -40,6 +43,7 @@
 #include "crypto/kdf.h"
 #include "relay/acl.h"
 #include "relay/net/resolver.h"
+#include "relay/address.h"
 #include "relay/qr_text.h"
 #include "relay/read_file.h"
 #include "relay/sip002.h"
@@ -824,6 +828,23 @@ constexpr Option kOptions[] = {
      "on reload (SIGHUP), also close the live sessions of removed users and ports",
      "true: on reload, also close the live sessions of removed users and ports",
      set_bool<&Config::reload_drop_removed>},
+    // The management API and status page (server/api): see README, "Management API".
+    {"api_address", "api-address", Arg::Text, "HOST:PORT", kServerOnly,
+     "serve the management API and status page at http://HOST:PORT/ (loopback only unless "
+     "--api-allow-remote)",
+     "\"host:port\" of the management API and status page (loopback unless api_allow_remote)",
+     [](Config& c, const json& v, std::string_view name) {
+       tunnel_value(v, name);  // the same host:port check
+       c.api_address = string_value(v, name);
+     }},
+    {"api_token", "", Arg::None, "", kServerOnly, "",
+     "the management API's bearer token (or api_token_file)", set_nonempty<&Config::api_token>},
+    {"api_token_file", "api-token-file", Arg::Text, "PATH", kServerOnly,
+     "file holding the management API's bearer token",
+     "file holding the management API's bearer token", set_nonempty<&Config::api_token_file>},
+    {"api_allow_remote", "api-allow-remote", Arg::None, "", kServerOnly,
+     "allow api_address on a non-loopback address (put TLS in front of it)",
+     "true: allow api_address on a non-loopback address", set_bool<&Config::api_allow_remote>},
     {"socks5_auth_config_path", "", Arg::None, "", kLocalOnly, "",
      "user file for SOCKS5/HTTP authentication (rust's format)",
      set_nonempty<&Config::socks5_auth_config_path>},
@@ -1604,6 +1625,51 @@ static void finalize_inbounds(Config& cfg) {
   cfg.inbounds.push_back(flat_inbound(cfg));
 }
 
+// The management API's keys: a token is required (from api_token or api_token_file, not both),
+// and the address must be loopback unless api_allow_remote says otherwise.
+static void finalize_api(Config& cfg) {
+  if (!cfg.api_token_file.empty()) {
+    if (!cfg.api_token.empty()) fail("api_token_file: give api_token or api_token_file, not both");
+    std::string text;
+    const std::string err = read_regular_file(cfg.api_token_file, 4096, text);
+    if (!err.empty()) fail("api_token_file: cannot read " + quote(cfg.api_token_file) + ": " + err);
+    while (!text.empty() && (text.back() == '\n' || text.back() == '\r' || text.back() == ' ')) {
+      text.pop_back();
+    }
+    cfg.api_token = std::move(text);
+  }
+  if (cfg.api_token.empty()) {
+    fail(
+        "api_token: missing: the management API (api_address) needs a bearer token "
+        "(api_token or api_token_file)");
+  }
+  if (cfg.api_token.size() < 16) fail("api_token: too short (at least 16 characters)");
+  for (char c : cfg.api_token) {
+    const auto b = static_cast<unsigned char>(c);
+    if (b <= 0x20 || b >= 0x7f) fail("api_token: only visible ASCII characters");
+  }
+  const std::optional<Address> at = parse_host_port(cfg.api_address);
+  if (!at) fail("api_address: not host:port: " + quote(cfg.api_address));
+  if (!cfg.api_allow_remote) {
+    sockaddr_storage ss{};
+    const bool loopback_name = at->host == "localhost";
+    bool loopback_ip = false;
+    if (at->to_sockaddr(ss) || literal_to_sockaddr(at->host, at->port, ss)) {
+      if (ss.ss_family == AF_INET) {
+        loopback_ip =
+            (ntohl(reinterpret_cast<const sockaddr_in*>(&ss)->sin_addr.s_addr) >> 24) == 127;
+      } else if (ss.ss_family == AF_INET6) {
+        loopback_ip = IN6_IS_ADDR_LOOPBACK(&reinterpret_cast<const sockaddr_in6*>(&ss)->sin6_addr);
+      }
+    }
+    if (!loopback_name && !loopback_ip) {
+      fail("api_address: " + quote(cfg.api_address) +
+           " is not a loopback address; set api_allow_remote (--api-allow-remote) to serve the "
+           "API beyond this host");
+    }
+  }
+}
+
 void finalize_config(Config& cfg) {
   const bool server_role = cfg.role == Role::Server;
 
@@ -1721,6 +1787,7 @@ void finalize_config(Config& cfg) {
   if (cfg.udp_timeout <= 0) fail("udp_timeout: must be a positive number of seconds");
   if (cfg.udp_max_associations == 0) fail("udp_max_associations: must be at least 1");
 
+  if (!cfg.api_address.empty()) finalize_api(cfg);
   if (flat) finalize_method(cfg);
 
   // The specs: what to listen on, and (ss-local, ss-tunnel) which servers to use.

@@ -284,6 +284,13 @@ struct Config {
   // ss-server: a reload (SIGHUP) also closes the live sessions of removed users and ports (else
   // they finish on the configuration they started with).
   bool reload_drop_removed = false;
+  // ss-server's management API and status page (server/api): "host:port" (empty: none), its
+  // bearer token ("api_token", or read from "api_token_file" by finalize_config), and whether a
+  // non-loopback address is allowed ("api_allow_remote").
+  std::string api_address;
+  std::string api_token;
+  std::string api_token_file;
+  bool api_allow_remote = false;
 };
 
 // The flat keys' servers: one ServerSpec per "server" host, with the config's method and keys

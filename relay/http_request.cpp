@@ -77,12 +77,14 @@ bool parse_request_line(std::string_view line, OriginRequest& out) {
     return false;
   }
   out.method = method;
-  out.path = target.substr(0, target.find('?'));
+  const size_t q = target.find('?');
+  out.path = target.substr(0, q);
+  if (q != std::string_view::npos) out.query = target.substr(q + 1);
   return true;
 }
 
-// One field line: false if malformed. Notes a body.
-bool parse_field(std::string_view line, OriginRequest& out) {
+// One field line: false if malformed. Notes a body, its length and the Authorization field.
+bool parse_field(std::string_view line, OriginRequest& out, bool& seen_length) {
   const size_t colon = line.find(':');
   if (colon == 0 || colon == std::string_view::npos) return false;
   const std::string_view name = line.substr(0, colon);
@@ -94,8 +96,23 @@ bool parse_field(std::string_view line, OriginRequest& out) {
     const auto b = static_cast<uint8_t>(c);
     if ((b < 0x20 && b != '\t') || b == 0x7f) return false;
   }
-  if (iequals(name, "transfer-encoding")) out.has_body = true;
-  if (iequals(name, "content-length") && value != "0") out.has_body = true;
+  if (iequals(name, "transfer-encoding")) {
+    out.has_body = true;
+    out.chunked = true;
+  } else if (iequals(name, "content-length")) {
+    if (value.empty() || value.size() > 15) return false;
+    size_t n = 0;
+    for (char c : value) {
+      if (c < '0' || c > '9') return false;
+      n = n * 10 + static_cast<size_t>(c - '0');
+    }
+    if (seen_length && n != out.content_length) return false;
+    seen_length = true;
+    out.content_length = n;
+    if (n != 0) out.has_body = true;
+  } else if (iequals(name, "authorization")) {
+    out.authorization = value;
+  }
   return true;
 }
 
@@ -138,12 +155,14 @@ ParseStatus parse_origin_request(std::span<const uint8_t> in, OriginRequest& out
   const std::string_view head(reinterpret_cast<const char*>(in.data()), end);
   size_t pos = 0;
   bool request_line = true;
+  bool seen_length = false;
   while (true) {
     const size_t eol = head.find("\r\n", pos);
     const std::string_view line = head.substr(pos, eol - pos);
     pos = eol + 2;
     if (line.empty()) break;
-    const bool ok = request_line ? parse_request_line(line, out) : parse_field(line, out);
+    const bool ok =
+        request_line ? parse_request_line(line, out) : parse_field(line, out, seen_length);
     if (!ok) {
       out = OriginRequest{};
       return fail(error, RequestHeadError::Malformed);

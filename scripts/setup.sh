@@ -29,6 +29,8 @@ packages=(
   simple-obfs shadowsocks-v2ray-plugin procps
   # the metrics endpoint scraped by a real Prometheus server, and promtool (metrics_prometheus_test)
   prometheus
+  # the status page's QR codes checked against the qrencode CLI's (tests/scripts/api_test.sh)
+  qrencode
 )
 
 for arg in "$@"; do

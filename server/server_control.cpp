@@ -23,8 +23,11 @@
 #include <set>
 #include <sstream>
 
+#include "crypto/aead2022.h"
+#include "crypto/kdf.h"
 #include "relay/log.h"
 #include "relay/reload.h"
+#include "server/api/api_server.h"
 
 namespace ss {
 namespace {
@@ -87,6 +90,10 @@ std::string fixed_key_changed(const Config& a, const Config& b) {
   if (a.state_dir != b.state_dir) return "state_dir:" + restart;
   if (a.replay_state_interval != b.replay_state_interval) return "replay_state_interval:" + restart;
   if (a.metrics_address != b.metrics_address) return "metrics_address:" + restart;
+  if (a.api_address != b.api_address || a.api_token != b.api_token ||
+      a.api_allow_remote != b.api_allow_remote) {
+    return "api_address/api_token:" + restart;
+  }
   if (a.reuse_port != b.reuse_port) return "reuse_port:" + restart;
   if (a.fast_open != b.fast_open) return "fast_open:" + restart + " (listening sockets keep it)";
   if (a.max_connections != b.max_connections) return "max_connections:" + restart;
@@ -245,6 +252,134 @@ bool ServerControl::remove_port(uint16_t port, std::string* error) {
     }
   }
   return apply(std::move(next), error);
+}
+
+// The management API's user edits (server/api). A user's key comes from its password as the
+// config's would: the base64 uPSK for a 2022 method (SIP023), the password's derived key for a
+// classic one (key trial). A key another user of the port has is refused: a connection could not
+// tell them apart.
+namespace {
+
+std::string user_key(const ServerSpec& in, UserSpec& u, const std::string& except) {
+  if (u.password.empty()) return "uPSK: must not be empty";
+  if (in.method_kind == MethodKind::Aead2022 && in.method2022 != nullptr) {
+    Psk2022 k = parse_2022_password(*in.method2022, u.password);
+    if (!k.error.empty()) return "uPSK: " + k.error;
+    if (k.keys.size() != 1) return "uPSK: must be one key";
+    u.key = std::move(k.keys.front());
+  } else if (in.method_kind == MethodKind::Classic && in.cipher != nullptr) {
+    u.key = derive_master_key(u.password, in.cipher->key_len);
+  } else {
+    return "the port's method has no user keys";
+  }
+  for (const UserSpec& other : in.users) {
+    if (other.name != except && other.name != u.name && other.key == u.key) {
+      return "uPSK: the same key as user \"" + other.name + "\"";
+    }
+  }
+  return {};
+}
+
+// The inbound serving `port`, or null.
+ServerSpec* inbound_of(Config& cfg, uint16_t port) {
+  for (const ListenerSpec& l : cfg.listeners) {
+    if (l.port == port && l.protocol == ListenerSpec::Protocol::Shadowsocks &&
+        l.inbound < cfg.inbounds.size()) {
+      return &cfg.inbounds[l.inbound];
+    }
+  }
+  return nullptr;
+}
+
+}  // namespace
+
+bool ServerControl::add_user(uint16_t port, UserSpec user, std::string* error) {
+  Config next = running_;
+  ServerSpec* in = inbound_of(next, port);
+  if (in == nullptr || in->users.empty()) {
+    *error = "port " + std::to_string(port) + " has no users to add to";
+    return false;
+  }
+  for (const UserSpec& u : in->users) {
+    if (u.name == user.name) {
+      *error = "username: \"" + user.name + "\" already exists";
+      return false;
+    }
+  }
+  *error = user_key(*in, user, {});
+  if (!error->empty()) return false;
+  in->users.push_back(std::move(user));
+  return apply(std::move(next), error);
+}
+
+bool ServerControl::remove_user(uint16_t port, const std::string& name, std::string* error) {
+  Config next = running_;
+  ServerSpec* in = inbound_of(next, port);
+  if (in == nullptr) {
+    *error = "port " + std::to_string(port) + " is not served";
+    return false;
+  }
+  const size_t before = in->users.size();
+  std::erase_if(in->users, [&](const UserSpec& u) { return u.name == name; });
+  if (in->users.size() == before) {
+    *error = "user \"" + name + "\" not found";
+    return false;
+  }
+  if (in->users.empty()) {
+    // Without users a port's key would serve alone: another protocol for its clients.
+    *error = "the last user of port " + std::to_string(port) + " cannot be removed";
+    return false;
+  }
+  return apply(std::move(next), error);
+}
+
+bool ServerControl::set_user_password(uint16_t port, const std::string& name, std::string password,
+                                      std::string* error) {
+  Config next = running_;
+  ServerSpec* in = inbound_of(next, port);
+  UserSpec* found = nullptr;
+  if (in != nullptr) {
+    for (UserSpec& u : in->users) {
+      if (u.name == name) found = &u;
+    }
+  }
+  if (found == nullptr) {
+    *error = "user \"" + name + "\" not found";
+    return false;
+  }
+  if (found->password == password) {
+    *error = "uPSK: the same as the current one";
+    return false;
+  }
+  UserSpec changed = *found;
+  changed.password = std::move(password);
+  *error = user_key(*in, changed, name);
+  if (!error->empty()) return false;
+  *found = std::move(changed);
+  return apply(std::move(next), error);
+}
+
+ServerControl::ServerControl(Engine& engine, Config running, int argc, char** argv)
+    : engine_(engine), running_(std::move(running)), argc_(argc), argv_(argv) {}
+
+ServerControl::~ServerControl() = default;
+
+bool ServerControl::start(uv_loop_t* main_loop, std::string* error) {
+  if (running_.api_address.empty()) return true;
+  const std::optional<Address> at = parse_host_port(running_.api_address);
+  api_ = std::make_unique<ApiServer>(main_loop, *this, running_.api_token);
+  const int r = at ? api_->listen(*at) : UV_EINVAL;
+  if (r != 0) {
+    *error = "api_address: cannot listen on " + running_.api_address + ": " + uv_strerror(r);
+    api_->close();
+    return false;
+  }
+  LOG_NOTICE("management API and status page at http://%s/", running_.api_address.c_str());
+  return true;
+}
+
+void ServerControl::stop() {
+  if (api_) api_->close();
 }
 
 }  // namespace ss

@@ -4,6 +4,7 @@
 // server_control.cpp for what a reload changes and what it refuses.
 
 #include <cstdint>
+#include <memory>
 #include <string>
 
 #include "relay/app.h"
@@ -11,12 +12,18 @@
 
 namespace ss {
 
+class ApiServer;
+
 class ServerControl final : public Controller {
  public:
   // `running`: the configuration the process serves; argc/argv: its command line (a reload reads
   // the -c file again and applies the same flags over it).
-  ServerControl(Engine& engine, Config running, int argc, char** argv)
-      : engine_(engine), running_(std::move(running)), argc_(argc), argv_(argv) {}
+  ServerControl(Engine& engine, Config running, int argc, char** argv);
+  ~ServerControl() override;
+
+  // The management API (server/api), when api_address is set: listens on the main loop.
+  bool start(uv_loop_t* main_loop, std::string* error) override;
+  void stop() override;
 
   // SIGHUP: loads the configuration as at start and applies it; logs what changed, or one line
   // "reload: refused: <key>: <why>; keeping the running config".
@@ -30,6 +37,15 @@ class ServerControl final : public Controller {
   // ss-manager's "remove": stops serving `port` (its live sessions go on, or are closed with
   // reload_drop_removed). False with the reason in *error.
   bool remove_port(uint16_t port, std::string* error);
+  // The management API (server/api): a user added to, removed from or given a new password on
+  // the port `port` serves (a port configured with users). Its key is derived as the config's
+  // would be (2022: the base64 uPSK; classic: the password's key). False with the reason in
+  // *error: no such port or user, a name or key already there, the port's last user, or apply's
+  // refusal.
+  bool add_user(uint16_t port, UserSpec user, std::string* error);
+  bool remove_user(uint16_t port, const std::string& name, std::string* error);
+  bool set_user_password(uint16_t port, const std::string& name, std::string password,
+                         std::string* error);
   const Config& config() const { return running_; }
 
  private:
@@ -38,6 +54,7 @@ class ServerControl final : public Controller {
   int argc_;
   char** argv_;
   uint64_t reload_started_ns_ = 0;  // SIGHUP's start, for the time a reload takes
+  std::unique_ptr<ApiServer> api_;  // null: no api_address
 };
 
 // The first key whose change a running process cannot apply, as "<key>: <why>", or empty: the

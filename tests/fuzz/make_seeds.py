@@ -539,6 +539,13 @@ def http_request_seeds():
     write(t, "post_body", "POST /metrics HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc")
     write(t, "bare_lf", "GET /metrics HTTP/1.1\n\n")
     write(t, "partial", "GET /metr")
+    # The management API's shapes: a bearer token, a JSON body, a query, a bad length.
+    write(t, "api_post", "POST /users HTTP/1.1\r\nAuthorization: Bearer s3cret\r\n"
+          "Content-Type: application/json\r\nContent-Length: 46\r\n\r\n"
+          '{"username": "alice", "uPSK": "AAAAAAAAAAA="}')
+    write(t, "api_stats_clear", "GET /stats?clear=true HTTP/1.1\r\nAuthorization: Bearer x\r\n\r\n")
+    write(t, "api_two_lengths", "PATCH /users/a HTTP/1.1\r\nContent-Length: 1\r\n"
+          "Content-Length: 2\r\n\r\n")
 
 
 def sip008_seeds():

@@ -200,6 +200,31 @@ TEST_CASE("config hardening: -c with a FIFO, a socket or a device exits 1 at onc
   close(fd);
 }
 
+TEST_CASE("config: the management API is refused without a token, or off loopback",
+          "[integration][config]") {
+  const std::string bin = binary_path(Impl::Ours, "ss-server");
+  const std::string base =
+      "{\"server\": \"127.0.0.1\", \"server_port\": 8388, \"password\": \"correct-horse-42\", ";
+  expect_refused(
+      {bin, "-c", scratch("api_no_token", base + "\"api_address\": \"127.0.0.1:1\"}").string()},
+      "ss-server", {"api_token: missing"});
+  expect_refused(
+      {bin, "-c",
+       scratch("api_short", base + "\"api_address\": \"127.0.0.1:1\", \"api_token\": \"x\"}")
+           .string()},
+      "ss-server", {"api_token: too short"});
+  const std::string token = "\"api_token\": \"0123456789abcdef0123\"";
+  expect_refused(
+      {bin, "-c",
+       scratch("api_remote", base + "\"api_address\": \"0.0.0.0:1\", " + token + "}").string()},
+      "ss-server", {"api_address:", "not a loopback address", "api_allow_remote"});
+  expect_refused({bin, "-c",
+                  scratch("api_file", base + "\"api_address\": \"[::1]:1\", \"api_token_file\": "
+                                             "\"/nonexistent/token\"}")
+                      .string()},
+                 "ss-server", {"api_token_file: cannot read", "/nonexistent/token"});
+}
+
 TEST_CASE("config hardening: a duplicate key or a NUL in a string exits 1 naming the key",
           "[integration][config]") {
   const std::string program = GENERATE(as<std::string>{}, "ss-server", "ss-local");

@@ -55,6 +55,35 @@ TEST_CASE("http_request: HTTP/1.0, other methods and bodies", "[relay]") {
   REQUIRE(parse("PUT /a HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n", out, err) ==
           ParseStatus::Ok);
   CHECK(out.has_body);
+  CHECK(out.chunked);
+}
+
+TEST_CASE("http_request: query, Authorization and Content-Length for the management API",
+          "[relay]") {
+  OriginRequest out;
+  RequestHeadError err;
+  REQUIRE(parse("POST /users?x=1&y HTTP/1.1\r\nauthorization:  Bearer t0k \r\n"
+                "Content-Length: 42\r\nContent-Length: 42\r\n\r\n",
+                out, err) == ParseStatus::Ok);
+  CHECK(out.path == "/users");
+  CHECK(out.query == "x=1&y");
+  CHECK(out.authorization == "Bearer t0k");
+  CHECK(out.content_length == 42);
+  CHECK(out.has_body);
+  CHECK_FALSE(out.chunked);
+  REQUIRE(parse("GET /stats HTTP/1.1\r\n\r\n", out, err) == ParseStatus::Ok);
+  CHECK(out.query.empty());
+  CHECK(out.authorization.empty());
+  CHECK(out.content_length == 0);
+  for (const char* bad : {"POST / HTTP/1.1\r\nContent-Length: 4x\r\n\r\n",
+                          "POST / HTTP/1.1\r\nContent-Length: -1\r\n\r\n",
+                          "POST / HTTP/1.1\r\nContent-Length:\r\n\r\n",
+                          "POST / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
+                          "POST / HTTP/1.1\r\nContent-Length: 9999999999999999\r\n\r\n"}) {
+    INFO(bad);
+    CHECK(parse(bad, out, err) == ParseStatus::Error);
+    CHECK(err == RequestHeadError::Malformed);
+  }
 }
 
 TEST_CASE("http_request: malformed heads", "[relay]") {

@@ -6,6 +6,8 @@
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
+#include <filesystem>
+#include <fstream>
 #include <map>
 #include <regex>
 #include <set>
@@ -53,6 +55,7 @@ const std::map<std::string, std::string>& samples() {
 const std::map<std::string, std::string>& key_samples() {
   static const std::map<std::string, std::string> m = {
       {"mode", R"("tcp_and_udp")"},
+      {"api_token", R"("0123456789abcdef0123")"},
       {"use_syslog", "true"},
       {"socks5_auth_config_path", R"("/tmp/users.json")"},
       {"users", R"([{"name": "alice", "password": "AAECAwQFBgcICQoLDA0ODw=="}])"},
@@ -104,6 +107,12 @@ TEST_CASE("options: every row's flag parses for each binary that takes it", "[re
       if (flag_text(o) == "--tun-setup") {
         args.insert(args.end(),
                     {"--tun", "tun0", "--tun-address", "10.255.0.1/24", "--outbound-fwmark", "1"});
+      }
+      // The management API needs its token.
+      if (flag_text(o) == "--api-address") {
+        const std::string token = (std::filesystem::temp_directory_path() / "ss-options-api-token");
+        std::ofstream(token) << "0123456789abcdef0123\n";
+        args.insert(args.end(), {"--api-token-file", token, "--api-allow-remote"});
       }
       INFO(program_name(role) << " " << flag_text(o));
       std::optional<Config> cfg;

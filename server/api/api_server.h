@@ -1,0 +1,62 @@
+#pragma once
+// ss-server's management API (Shadowsocks Server Management API v1, Shadowsocks-NET
+// shadowsocks-specs 2023-1) and its status page, on one HTTP listener of the main loop
+// (relay/http_server.h). See api_server.cpp for the routes and README, "Management API".
+
+#include <uv.h>
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <string_view>
+
+#include "relay/http_server.h"
+
+namespace ss {
+
+class ServerControl;
+
+class ApiServer {
+ public:
+  // A status page ticket's life (POST /status/ticket): one page load within this time.
+  static constexpr uint64_t kTicketLifeMs = 60'000;
+  // At most one log line per this time for refused tokens (with how many were refused).
+  static constexpr uint64_t kWarnIntervalMs = 10'000;
+  // The largest request body read (a user's JSON is far smaller).
+  static constexpr size_t kMaxBody = 16 * 1024;
+
+  ApiServer(uv_loop_t* loop, ServerControl& control, std::string token);
+  ApiServer(const ApiServer&) = delete;
+  ApiServer& operator=(const ApiServer&) = delete;
+
+  int listen(const Address& at) { return http_.listen(at); }
+  uint16_t port() const { return http_.port(); }
+  void close() { http_.close(); }
+
+  // One request's answer (the HTTP server's handler).
+  void handle(const HttpRequest& req, HttpResponse& out);
+
+ private:
+  struct Totals {
+    int64_t up = 0, down = 0, up_wire = 0, down_wire = 0, tcp = 0;
+  };
+  bool authorized(const HttpRequest& req);
+  Totals counted(uint16_t port, const std::string& user) const;
+  Totals user_stats(uint16_t port, const std::string& user) const;
+  void clear_stats();
+  void status_page(HttpResponse& out);
+  void route_users(const HttpRequest& req, std::string_view rest, HttpResponse& out);
+
+  uv_loop_t* loop_;
+  ServerControl& control_;
+  std::string token_;
+  HttpServer http_;
+  // The counters' values at the last stats clear, by "port/user": what the API shows is the
+  // difference (the Prometheus counters themselves never go back).
+  std::map<std::string, Totals> cleared_;
+  std::map<std::string, uint64_t> tickets_;  // status page ticket -> expiry (uv_now)
+  uint64_t last_warn_ms_ = 0;
+  uint64_t refused_since_warn_ = 0;
+};
+
+}  // namespace ss
