@@ -223,6 +223,7 @@ struct MainState final : Engine {
 
   const Specs& specs() const override { return running; }
   const std::shared_ptr<const Runtime>& runtime() const override { return snapshot; }
+  uv_loop_t* main_loop() const override { return loop; }
 
   void publish(Specs next, std::shared_ptr<const Runtime> rt, Cuts cuts) override {
     auto p = std::make_shared<Publication>();
@@ -283,6 +284,7 @@ struct MainState final : Engine {
                  signum == SIGINT ? "SIGINT" : "SIGTERM",
                  static_cast<unsigned long long>(m->grace_ms / 1000));
       m->tell_all(kDrain);
+      if (m->controller) m->controller->stop();
       if (m->router) m->router->stop_probes();
       if (m->online) m->online->stop();
       uv_timer_start(&m->grace, on_grace, m->grace_ms, 0);
@@ -339,6 +341,7 @@ struct MainState final : Engine {
     if (m->online) m->online->stop();
     if (m->plugins) m->plugins->stop();  // the loop runs on until they are reaped
     if (m->metrics) m->metrics->close();
+    if (m->controller) m->controller->stop();
     uv_close(reinterpret_cast<uv_handle_t*>(&m->sigint), nullptr);
     uv_close(reinterpret_cast<uv_handle_t*>(&m->sigterm), nullptr);
     uv_close(reinterpret_cast<uv_handle_t*>(&m->sighup), nullptr);
@@ -784,7 +787,7 @@ int run_app(Role role, int argc, char** argv, const InboundRegistry& inbounds,
   // Metrics: a slot per listening port and user, registered before any worker counts.
   std::unique_ptr<MetricsServer> metrics_server;
   std::vector<const metrics::PortSlots*> port_slots(specs.listeners.size(), nullptr);
-  if (!cfg.metrics_address.empty()) {
+  if (!cfg.metrics_address.empty() || cfg.count_ports) {
     metrics::set_start_time(static_cast<double>(time(nullptr)));
     for (size_t i = 0; i < specs.listeners.size(); ++i) {
       std::vector<std::string> names;  // the users of this listener's inbound (ss-server)
@@ -812,8 +815,10 @@ int run_app(Role role, int argc, char** argv, const InboundRegistry& inbounds,
         return out;
       });
     }
-    metrics_server = std::make_unique<MetricsServer>(&main_loop);
-    m.metrics = metrics_server.get();
+    if (!cfg.metrics_address.empty()) {
+      metrics_server = std::make_unique<MetricsServer>(&main_loop);
+      m.metrics = metrics_server.get();
+    }
     m.count_metrics = true;
   }
 
@@ -1026,7 +1031,13 @@ int run_app(Role role, int argc, char** argv, const InboundRegistry& inbounds,
   } else if (online) {
     online->stop();
   }
-  if (status == 0 && control) m.controller = control(m, cfg, argc, argv);
+  if (status == 0 && control) {
+    m.controller = control(m, cfg, argc, argv);
+    if (!m.controller) {  // it could not start (it said why): stop, exit 1
+      status = 1;
+      m.tell_all(kCloseAll);
+    }
+  }
   uv_run(&main_loop, UV_RUN_DEFAULT);
 
   for (auto& w : workers) {

@@ -30,6 +30,9 @@ class ServerControl final : public Controller {
   // ss-manager's "remove": stops serving `port` (its live sessions go on, or are closed with
   // reload_drop_removed). False with the reason in *error.
   bool remove_port(uint16_t port, std::string* error);
+  // ss-manager's "add" as libev does it: serves `spec`, replacing the port's keys and users if it
+  // is served already (its listeners are kept, not reopened). False with the reason in *error.
+  bool put_port(ServerSpec spec, std::string* error);
   const Config& config() const { return running_; }
 
  private:
