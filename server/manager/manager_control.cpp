@@ -249,25 +249,26 @@ std::string ManagerControl::remove(std::string_view text) {
 
 std::string ManagerControl::list() const {
   const Config& running = control_.config();
-  std::vector<ManagerListEntry> out;
-  std::set<uint16_t> seen;
+  std::map<uint16_t, ManagerListEntry> by_port;  // by port number
   for (const ListenerSpec& l : running.listeners) {
-    if (!seen.insert(l.port).second || l.inbound >= running.inbounds.size()) continue;
+    if (by_port.count(l.port) != 0 || l.inbound >= running.inbounds.size()) continue;
     const ServerSpec& in = running.inbounds[l.inbound];
-    out.push_back({l.port, in.password, in.method});
+    by_port[l.port] = {l.port, in.password, in.method};
   }
+  std::vector<ManagerListEntry> out;
+  for (auto& [port, e] : by_port) out.push_back(std::move(e));
   return manager_list_reply(out);
 }
 
 std::string ManagerControl::ping() const {
   const Config& running = control_.config();
+  std::set<uint16_t> ports;  // by port number
+  for (const ListenerSpec& l : running.listeners) ports.insert(l.port);
   std::vector<std::pair<uint16_t, int64_t>> out;
-  std::set<uint16_t> seen;
-  for (const ListenerSpec& l : running.listeners) {
-    if (!seen.insert(l.port).second) continue;
-    auto base = reset_at_.find(l.port);
-    out.emplace_back(l.port,
-                     metrics::port_bytes(l.port) - (base == reset_at_.end() ? 0 : base->second));
+  for (const uint16_t port : ports) {
+    auto base = reset_at_.find(port);
+    out.emplace_back(port,
+                     metrics::port_bytes(port) - (base == reset_at_.end() ? 0 : base->second));
   }
   return manager_stat_reply(out);
 }
