@@ -20,6 +20,7 @@
 
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -104,7 +105,10 @@ bool ManagerControl::open(std::string* error) {
     std::memcpy(un.sun_path, at.data(), at.size());
     std::memcpy(&ss, &un, sizeof un);
     len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + at.size() + 1);
-    unlink(at.c_str());  // a socket left by an earlier run (libev does the same)
+    struct stat st {};
+    if (lstat(at.c_str(), &st) == 0 && S_ISSOCK(st.st_mode)) {
+      unlink(at.c_str());  // a socket left by an earlier run; anything else stays (bind fails)
+    }
     unix_path_ = at;
   } else {
     const std::optional<Address> a = parse_host_port(at);
