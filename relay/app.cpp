@@ -225,6 +225,7 @@ struct MainState final : Engine {
 
   const Specs& specs() const override { return running; }
   const std::shared_ptr<const Runtime>& runtime() const override { return snapshot; }
+  uv_loop_t* main_loop() const override { return loop; }
 
   void publish(Specs next, std::shared_ptr<const Runtime> rt, Cuts cuts) override {
     auto p = std::make_shared<Publication>();
@@ -285,6 +286,7 @@ struct MainState final : Engine {
                  signum == SIGINT ? "SIGINT" : "SIGTERM",
                  static_cast<unsigned long long>(m->grace_ms / 1000));
       m->tell_all(kDrain);
+      if (m->controller) m->controller->stop();
       if (m->router) m->router->stop_probes();
       if (m->online) m->online->stop();
       uv_timer_start(&m->grace, on_grace, m->grace_ms, 0);
@@ -807,8 +809,8 @@ int run_app(Role role, int argc, char** argv, const InboundRegistry& inbounds,
   // Metrics: a slot per listening port and user, registered before any worker counts.
   std::unique_ptr<MetricsServer> metrics_server;
   std::vector<const metrics::PortSlots*> port_slots(specs.listeners.size(), nullptr);
-  // The management API's per-user stats read the same counters (server/api).
-  if (!cfg.metrics_address.empty() || !cfg.api_address.empty()) {
+  // The management API's per-user stats and ss-manager's ping read the same counters.
+  if (!cfg.metrics_address.empty() || !cfg.api_address.empty() || cfg.count_ports) {
     metrics::set_start_time(static_cast<double>(time(nullptr)));
     for (size_t i = 0; i < specs.listeners.size(); ++i) {
       std::vector<std::string> names;  // the users of this listener's inbound (ss-server)
@@ -1060,7 +1062,10 @@ int run_app(Role role, int argc, char** argv, const InboundRegistry& inbounds,
   if (status == 0 && control) {
     m.controller = control(m, cfg, argc, argv);
     std::string error;
-    if (!m.controller->start(&main_loop, &error)) {
+    if (!m.controller) {  // it could not start (it said why): stop, exit 1
+      status = 1;
+      m.tell_all(kCloseAll);
+    } else if (!m.controller->start(&main_loop, &error)) {
       std::fprintf(stderr, "%s: %s\n", prog, error.c_str());
       status = 1;
       m.tell_all(kCloseAll);

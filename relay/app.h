@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include <uv.h>
+
 #include "relay/config.h"
 #include "relay/net/listener.h"
 #include "relay/runtime.h"
@@ -36,6 +38,8 @@ class Engine {
   // failure is logged and the rest applies), removed ones stop accepting. Metrics slots of new
   // ports and users are registered first.
   virtual void publish(Specs next, std::shared_ptr<const Runtime> runtime, Cuts cuts) = 0;
+  // The main loop, for a controller's own handles (ss-manager's socket).
+  virtual uv_loop_t* main_loop() const = 0;
 };
 
 // A binary's control of its running process (ss-server's server/server_control.h), made once
@@ -48,7 +52,9 @@ class Controller {
   // Services of its own on the main loop (ss-server's management API), started once the workers
   // run: false with a one-line reason, "<key>: <why>" (the process then exits 1).
   virtual bool start(uv_loop_t* /*main_loop*/, std::string* /*error*/) { return true; }
-  // Closes them (idempotent); the main loop then runs until their close callbacks.
+  // The first SIGINT/SIGTERM, and again once the workers have ended: close the controller's own
+  // handles on the main loop (the API's listener, ss-manager's socket; idempotent), so that the
+  // loop can end.
   virtual void stop() {}
 };
 // `running` is the configuration the process started with; argc/argv its command line.

@@ -660,6 +660,18 @@ using Arg = Option::Arg;
 constexpr const char* kDnsRefused =
     "shadowsocks-rust's dns key is not supported (use nameserver: \"IP[:PORT],...\")";
 constexpr const char* kManagerRefused = "ss-manager is not supported yet";
+
+// "manager_address": ss-manager's own socket. libev's ss-server reports its traffic there; ours
+// serves no manager (ss-manager serves every port itself), so the other binaries refuse it.
+void apply_manager_address(Config& c, const json& v, std::string_view name) {
+  if (c.role != Role::Manager) {
+    fail(std::string(name) + ": not supported by shadowsocks-uv: " + kManagerRefused +
+         " in this program (ss-manager serves its ports itself; no ss-server reports to it)" +
+         "; remove the key (the proxy would otherwise run without it)");
+  }
+  c.manager_address = string_value(v, name);
+  if (c.manager_address.empty()) fail(std::string(name) + ": must not be empty");
+}
 constexpr const char* kFamilyBindRefused =
     "binding outbound connections per family is not supported";
 
@@ -889,7 +901,12 @@ constexpr Option kOptions[] = {
      [](Config& c, const json& v, std::string_view name) {
        c.port_password = port_password_value(v, name);
      }},
-    {"manager_address", "", {}, "", kAllRoles, "", "", nullptr, kManagerRefused},
+    {"manager_address", "manager-address", Arg::Text, "ADDR", kManagerOnly,
+     "manager protocol socket: HOST:PORT (UDP) or a Unix datagram socket path",
+     "ss-manager: HOST:PORT (UDP) or a Unix datagram socket path", apply_manager_address},
+    {"", "executable", Arg::Text, "PATH", kManagerOnly,
+     "accepted, not used: every port is served in this process (no ss-server is run)", "",
+     set_string<&Config::manager_executable>},
     {"manager_port", "", {}, "", kAllRoles, "", "", nullptr, kManagerRefused},
     {"local_ipv4_address", "", {}, "", kAllRoles, "", "", nullptr, kFamilyBindRefused},
     {"local_ipv6_address", "", {}, "", kAllRoles, "", "", nullptr, kFamilyBindRefused},
@@ -977,7 +994,7 @@ Config default_config(Role role) {
   cfg.role = role;
   cfg.method = std::string(kDefaultMethod);
   cfg.timeout = kDefaultTimeout;
-  if (role == Role::Server) {
+  if (serves_ports(role)) {
     cfg.server = {"0.0.0.0"};
   } else {
     cfg.local_address = "127.0.0.1";
@@ -1157,6 +1174,10 @@ RoleText role_text(Role role) {
       return {"ss-server", "Shadowsocks server"};
     case Role::Tunnel:
       return {"ss-tunnel", "Shadowsocks client forwarding to one target"};
+    case Role::Manager:
+      return {"ss-manager",
+              "Shadowsocks server whose ports are added and removed at run time "
+              "(shadowsocks-libev's manager protocol)"};
     case Role::Redir:
       return {"ss-redir",
               "Shadowsocks client for connections redirected by the firewall (iptables REDIRECT "
@@ -1269,11 +1290,11 @@ void finalize_2022(Config& cfg) {
   }
   Psk2022 parsed = parse_2022_password(*m, cfg.password);
   if (!parsed.error.empty()) fail("password: " + parsed.error);
-  if (cfg.role == Role::Server && parsed.keys.size() != 1) {
+  if (serves_ports(cfg.role) && parsed.keys.size() != 1) {
     fail("password: ss-server takes one key (the identity PSK when \"users\" are set)");
   }
   if (!cfg.users.empty()) {
-    if (cfg.role != Role::Server) fail("users: only ss-server takes a users list");
+    if (!serves_ports(cfg.role)) fail("users: only ss-server takes a users list");
     if (m->kind == Kind2022::ChaCha20Poly1305) {
       fail("users: multi-user (SIP023) works with the AES 2022 methods only");
     }
@@ -1408,7 +1429,7 @@ void finalize_method(Config& cfg) {
   if (!cfg.users.empty()) {
     // Classic users: the server finds each connection's key by trial (crypto/key_trial.h). Every
     // key is a user's, so a top-level key would be a nameless user: refused.
-    if (cfg.role != Role::Server) fail("users: only ss-server takes a users list");
+    if (!serves_ports(cfg.role)) fail("users: only ss-server takes a users list");
     if (!cfg.password.empty() || !cfg.key_b64.empty()) {
       fail(std::string(cfg.key_b64.empty() ? "password" : "key") +
            ": not used with classic-method users (each user has its own password); remove it");
@@ -1471,6 +1492,49 @@ void finalize_server(ServerSpec& spec, Role role, const std::string& at) {
 
 }  // namespace
 
+ServerSpec manager_port_from_json(const Config& running, const json& o) {
+  if (!o.is_object()) fail("add: must be a JSON object");
+  ServerSpec spec;
+  spec.method = running.method;
+  for (const auto& [k, val] : o.items()) {
+    if (k == "server_port") {
+      spec.port = port_value(val, k);
+    } else if (k == "password") {
+      spec.password = string_value(val, k);
+    } else if (k == "key") {
+      spec.key_b64 = string_value(val, k);
+    } else if (k == "method") {
+      spec.method = string_value(val, k);
+    } else if (k == "mode") {
+      spec.mode = mode_value(val, k);
+    } else if (k == "users") {
+      spec.users = users_value(val, k);
+    } else if (k == "fast_open" || k == "no_delay") {
+      // Process-wide here (set by the flags at start): per port they cannot differ.
+      const bool on = bool_value(val, k);
+      if (on != (k == "fast_open" ? running.fast_open : running.no_delay)) {
+        fail(k + ": is the process's (set at start with --" +
+             (k == "fast_open" ? std::string("fast-open") : std::string("no-delay")) +
+             "), not per port");
+      }
+    } else if (k == "plugin" || k == "plugin_opts") {
+      // An empty plugin is no plugin (libev's clients send "plugin": "").
+      if (!string_value(val, k).empty()) {
+        fail(k + ": a port added at run time cannot have a SIP003 plugin (give it in the config)");
+      }
+    } else {
+      fail(k + ": not supported by shadowsocks-uv's ss-manager");
+    }
+  }
+  if (spec.port == 0) fail("server_port: missing");
+  if (spec.password.empty() && spec.key_b64.empty() && spec.users.empty()) {
+    fail("password: missing");
+  }
+  spec.source = "add";
+  finalize_server(spec, running.role, "add");
+  return spec;
+}
+
 ServerSpec flat_inbound(const Config& cfg) {
   ServerSpec in;
   in.port = cfg.server_port;
@@ -1518,8 +1582,8 @@ Specs specs_of(const Config& cfg) {
   }
   // ss-server's flat keys: "server" is where to listen (the listeners above), the method and
   // keys are the Shadowsocks inbound's, "local_address" is where outbound connections bind.
-  if (cfg.role == Role::Server) {
-    if (cfg.inbounds.empty()) {
+  if (serves_ports(cfg.role)) {
+    if (cfg.inbounds.empty() && cfg.role != Role::Manager) {  // ss-manager: none until "add"
       s.inbounds.push_back(flat_inbound(cfg));
     } else {
       s.inbounds = cfg.inbounds;
@@ -1542,7 +1606,7 @@ void finalize_acl(Config& cfg) {
   std::string error;
   std::shared_ptr<const Acl> acl = Acl::load(cfg.acl_path, &error);
   if (!acl) fail("acl: " + error);
-  if (cfg.role != Role::Server) {
+  if (!serves_ports(cfg.role)) {
     bool udp = cfg.mode != Mode::TcpOnly;
     for (const ListenerSpec& l : cfg.listeners) udp = udp || (l.mode && *l.mode != Mode::TcpOnly);
     if (udp) {
@@ -1671,7 +1735,7 @@ static void finalize_api(Config& cfg) {
 }
 
 void finalize_config(Config& cfg) {
-  const bool server_role = cfg.role == Role::Server;
+  const bool server_role = serves_ports(cfg.role);
 
   if (server_role && cfg.server.empty()) cfg.server = {"0.0.0.0"};
   if (!server_role && cfg.local_address.empty()) cfg.local_address = "127.0.0.1";
@@ -1727,12 +1791,23 @@ void finalize_config(Config& cfg) {
                           : "plugin: applies to \"server\" hosts; an ss:// URI gives its own "
                             "?plugin=");
   }
+  // ss-manager may start with no port (its ports come from "add"): its flat keys then give only
+  // the listen addresses and the default method.
+  const bool manager = cfg.role == Role::Manager;
+  if (manager && cfg.manager_address.empty()) {
+    fail(R"(manager_address: missing (set "manager_address" or --manager-address))");
+  }
+  if (manager) cfg.count_ports = true;
+  const bool no_ports = manager && flat && cfg.server_port == 0 && cfg.password.empty() &&
+                        cfg.key_b64.empty() && cfg.users.empty();
   if (flat) {
     if (cfg.server.empty()) fail(R"(server: missing (set "server" or -s))");
     for (const std::string& host : cfg.server) {
       if (!make_address(host, 0)) fail("server: invalid host " + quote(host));
     }
-    if (cfg.server_port == 0) fail(R"(server_port: missing (set "server_port" or -p))");
+    if (cfg.server_port == 0 && !no_ports) {
+      fail(R"(server_port: missing (set "server_port" or -p))");
+    }
   }
   if (!cfg.tun_cidr.empty() && cfg.tun_name.empty()) fail("--tun-address: needs --tun NAME");
   if (!cfg.tun_name.empty() && cfg.rust_locals) {
@@ -1788,10 +1863,22 @@ void finalize_config(Config& cfg) {
   if (cfg.udp_max_associations == 0) fail("udp_max_associations: must be at least 1");
 
   if (!cfg.api_address.empty()) finalize_api(cfg);
-  if (flat) finalize_method(cfg);
+  if (no_ports) {
+    if (cfg.method != "none" && !is_2022_name(cfg.method) && find_cipher(cfg.method) == nullptr) {
+      fail("method: unknown method " + quote(cfg.method) + " (supported: " + supported_methods() +
+           ", " + methods_2022_list() + ", none)");
+    }
+  } else if (flat) {
+    finalize_method(cfg);
+  }
 
   // The specs: what to listen on, and (ss-local, ss-tunnel) which servers to use.
   if (server_role) {
+    if (no_ports) {
+      cfg.listeners.clear();
+      cfg.inbounds.clear();
+      return;
+    }
     finalize_inbounds(cfg);
     merge_duplicate_listeners(cfg);
     return;
@@ -1897,7 +1984,7 @@ std::optional<Config> load_config(Role role, int argc, const char* const* argv, 
   }
   std::vector<std::string> uri_args;
   for (const std::string& arg : r.unmatched()) {
-    if (arg.rfind("ss://", 0) == 0 && role != Role::Server) {
+    if (arg.rfind("ss://", 0) == 0 && !serves_ports(role)) {
       uri_args.push_back(arg);  // a server, as with -s
       continue;
     }

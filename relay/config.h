@@ -23,7 +23,12 @@ namespace ss {
 class UserTable;
 class Acl;
 
-enum class Role { Local, Server, Tunnel, Redir };
+enum class Role { Local, Server, Tunnel, Redir, Manager };
+// ss-server and ss-manager (server/manager: ss-server's ports, added and removed at run time by
+// shadowsocks-libev's manager protocol) serve Shadowsocks ports; the others are clients.
+constexpr bool serves_ports(Role r) {
+  return r == Role::Server || r == Role::Manager;
+}
 enum class Mode { TcpOnly, TcpAndUdp, UdpOnly };
 // Classic AEAD (SIP004/SIP007), no encryption ("none", for measurements only), or the 2022
 // edition (SIP022/SIP023).
@@ -291,6 +296,13 @@ struct Config {
   std::string api_token;
   std::string api_token_file;
   bool api_allow_remote = false;
+  // ss-manager (server/manager): where its manager protocol listens ("host:port" for UDP, or a
+  // Unix datagram socket's path); --executable (libev's ss-server for each port) is accepted and
+  // not used: every port is served inside the one process.
+  std::string manager_address;
+  std::string manager_executable;
+  // Per-port traffic counters (relay/metrics.h) even with no metrics endpoint: ss-manager's ping.
+  bool count_ports = false;
 };
 
 // The flat keys' servers: one ServerSpec per "server" host, with the config's method and keys
@@ -332,6 +344,13 @@ void print_server_uris(const Config& cfg, std::ostream& out, bool qr);
 // them), checked and finalized exactly as the config's own "servers". Throws ConfigError naming
 // the entry ("servers[1].method: ...").
 std::vector<ServerSpec> client_servers_from_json(Role role, const nlohmann::json& entries);
+
+// ss-manager's "add": one port from a JSON object with shadowsocks-libev's fields (server_port as
+// an integer or a string, password, method, mode, fast_open, no_delay, plugin, plugin_opts) plus
+// shadowsocks-rust's "users", finalized like a "servers" entry of `running` (its method and mode
+// are the defaults). fast_open and no_delay are the process's (flags): a different value is
+// refused, as are plugins and unknown keys. Throws ConfigError naming the field.
+ServerSpec manager_port_from_json(const Config& running, const nlohmann::json& entry);
 
 // Parses a config from JSON text only (no flags): for tests and for load_config itself.
 Config parse_config_json(Role role, const std::string& json_text, std::ostream& warn);

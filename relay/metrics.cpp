@@ -262,6 +262,20 @@ int64_t closed(SlotId id) {
       r, id, [](const SlotCounters& c) -> const auto& { return c.closed; });
 }
 
+int64_t port_bytes(uint16_t port) {
+  Registry& r = registry();
+  std::lock_guard<std::mutex> lock(r.mutex);
+  int64_t sum = 0;
+  for (SlotId id = 0; id < r.slots.size(); ++id) {
+    if (r.slots[id].port != port) continue;
+    for (const Dir d : {kClientToProxy, kProxyToClient}) {
+      sum += sum_slot(
+          r, id, [d](const SlotCounters& c) -> const auto& { return c.bytes[d]; });
+    }
+  }
+  return sum;
+}
+
 void reject(Reject why) {
   local_shard().rejects[static_cast<size_t>(why)].fetch_add(1, std::memory_order_relaxed);
 }

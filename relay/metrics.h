@@ -80,6 +80,10 @@ int64_t bytes(SlotId id, Dir d);
 int64_t opened(SlotId id);
 int64_t closed(SlotId id);
 
+// Every slot of `port` (its "" slot and its users') summed over every thread: the bytes from
+// clients plus the bytes to clients (ss-manager's "stat"). 0 for a port never added.
+int64_t port_bytes(uint16_t port);
+
 // Why ss-server rejected a client before its request (the probe-resistance reject policy).
 enum class Reject : uint8_t { Auth, Replay, Timestamp, Header, kCount };
 void reject(Reject why);

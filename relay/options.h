@@ -19,7 +19,9 @@ constexpr Roles role_bit(Role r) {
   return static_cast<Roles>(1u << static_cast<unsigned>(r));
 }
 constexpr Roles kLocalOnly = role_bit(Role::Local);
-constexpr Roles kServerOnly = role_bit(Role::Server);
+// ss-manager takes every ss-server option (it serves the same ports) plus its own.
+constexpr Roles kManagerOnly = role_bit(Role::Manager);
+constexpr Roles kServerOnly = role_bit(Role::Server) | kManagerOnly;
 constexpr Roles kTunnelOnly = role_bit(Role::Tunnel);
 constexpr Roles kRedirOnly = role_bit(Role::Redir);
 constexpr Roles kClients = kLocalOnly | kTunnelOnly | kRedirOnly;

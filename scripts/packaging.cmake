@@ -1,8 +1,9 @@
 # Installation (cmake --install) and the Debian package (cpack). Included by the top-level
 # CMakeLists.txt after every target exists; GNUInstallDirs is included there.
 #
-#   bin/                                  ss-local ss-server ss-tunnel ss-redir
-#   share/man/man1/                       ss-local.1 ss-server.1 ss-tunnel.1 ss-redir.1 (as libev)
+#   bin/                                  ss-local ss-server ss-tunnel ss-redir ss-manager
+#   share/man/man1/                       ss-local.1 ss-server.1 ss-tunnel.1 ss-redir.1
+#                                         ss-manager.1 (as libev)
 #   share/doc/shadowsocks-uv/examples/    config.example.json
 #   <SS_SYSTEMD_UNIT_DIR>/                ss-local@.service ss-server@.service ss-tunnel@.service
 #                                         (none for ss-redir: it needs firewall rules beside it and,
@@ -16,8 +17,9 @@ set(SS_SYSTEMD_UNIT_DIR "lib/systemd/system" CACHE STRING
     "Where the systemd units are installed: relative to the install prefix (/lib/systemd/system \
 when the prefix is /usr), or absolute")
 
-install(TARGETS ss-local ss-server ss-tunnel ss-redir RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
+install(TARGETS ss-local ss-server ss-tunnel ss-redir ss-manager RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
 install(FILES docs/man/ss-local.1 docs/man/ss-server.1 docs/man/ss-tunnel.1 docs/man/ss-redir.1
+              docs/man/ss-manager.1
         DESTINATION ${CMAKE_INSTALL_MANDIR}/man1)
 install(FILES config.example.json DESTINATION ${CMAKE_INSTALL_DOCDIR}/examples)
 # The units name the installed binaries and configuration directory, which depend on the prefix
@@ -33,11 +35,12 @@ set(CPACK_PACKAGE_VERSION ${PROJECT_VERSION})
 set(CPACK_PACKAGE_CONTACT
     "shadowsocks-uv maintainers <maintainers@users.noreply.h-seed-f28bbac0.example>")
 set(CPACK_PACKAGE_DESCRIPTION_SUMMARY
-    "Shadowsocks proxy (ss-local, ss-tunnel, ss-redir, ss-server) on libuv")
+    "Shadowsocks proxy (ss-local, ss-tunnel, ss-redir, ss-server, ss-manager) on libuv")
 # The .deb's long description: lines as they appear in the control file.
 set(CPACK_PACKAGE_DESCRIPTION [=[shadowsocks-uv is a Shadowsocks implementation in C++ on libuv: ss-local (a
 SOCKS5 proxy), ss-tunnel (a fixed port forward), ss-redir (a transparent
-proxy for iptables REDIRECT and TPROXY) and ss-server (the remote end), with
+proxy for iptables REDIRECT and TPROXY), ss-server (the remote end) and
+ss-manager (ss-server with libev's manager protocol, in one process), with
 the AEAD ciphers and the Shadowsocks 2022 methods. Its wire format,
 command-line flags and JSON keys are those of shadowsocks-libev, whose
 binary names it shares. systemd template units run one instance per
@@ -49,8 +52,8 @@ set(CPACK_DEBIAN_PACKAGE_SECTION net)
 set(CPACK_DEBIAN_PACKAGE_PRIORITY optional)
 # Library dependencies from dpkg-shlibdeps (package dpkg-dev).
 set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
-# shadowsocks-libev installs /usr/bin/ss-server, ss-local, ss-tunnel, ss-redir and their man pages
-# too.
+# shadowsocks-libev installs /usr/bin/ss-server, ss-local, ss-tunnel, ss-redir, ss-manager and
+# their man pages too.
 # No Replaces: installing this package must not silently take over libev's files.
 set(CPACK_DEBIAN_PACKAGE_CONFLICTS shadowsocks-libev)
 # systemd reads new and changed unit files after daemon-reload, as debhelper's scripts do.

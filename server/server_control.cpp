@@ -210,36 +210,18 @@ void ServerControl::reload() {
   if (!error.empty()) LOG_ERROR("reload: refused: %s; keeping the running config", error.c_str());
 }
 
-bool ServerControl::add_port(ServerSpec spec, std::string* error) {
-  Config next = running_;
-  for (const ListenerSpec& l : next.listeners) {
-    if (l.port == spec.port) {
-      *error = "server_port: port " + std::to_string(spec.port) + " is already served";
-      return false;
-    }
-  }
-  for (const std::string& host : next.server) {
-    ListenerSpec l{ListenerSpec::Protocol::Shadowsocks, host, spec.port, {}};
-    l.mode = spec.mode;
-    l.inbound = next.inbounds.size();
-    next.listeners.push_back(std::move(l));
-  }
-  next.inbounds.push_back(std::move(spec));
-  return apply(std::move(next), error);
-}
+namespace {
 
-bool ServerControl::remove_port(uint16_t port, std::string* error) {
-  Config next = running_;
+// Removes `port`'s listeners from `next`, and the inbounds no listener uses any more (the others
+// renumbered). False if no listener had that port.
+bool drop_port(Config& next, uint16_t port) {
   std::set<size_t> dropped;
   std::erase_if(next.listeners, [&](const ListenerSpec& l) {
     if (l.port != port) return false;
     dropped.insert(l.inbound);
     return true;
   });
-  if (dropped.empty()) {
-    *error = "server_port: port " + std::to_string(port) + " is not served";
-    return false;
-  }
+  if (dropped.empty()) return false;
   // Drop the inbounds no listener uses any more, renumbering the others.
   for (auto it = dropped.rbegin(); it != dropped.rend(); ++it) {
     const size_t k = *it;
@@ -251,6 +233,47 @@ bool ServerControl::remove_port(uint16_t port, std::string* error) {
       if (l.inbound > k) --l.inbound;
     }
   }
+  return true;
+}
+
+// Adds `spec`'s listeners (one per listen address) and inbound to `next`.
+void add_listeners(Config& next, ServerSpec spec) {
+  for (const std::string& host : next.server) {
+    ListenerSpec l{ListenerSpec::Protocol::Shadowsocks, host, spec.port, {}};
+    l.mode = spec.mode;
+    l.inbound = next.inbounds.size();
+    next.listeners.push_back(std::move(l));
+  }
+  next.inbounds.push_back(std::move(spec));
+}
+
+}  // namespace
+
+bool ServerControl::add_port(ServerSpec spec, std::string* error) {
+  Config next = running_;
+  for (const ListenerSpec& l : next.listeners) {
+    if (l.port == spec.port) {
+      *error = "server_port: port " + std::to_string(spec.port) + " is already served";
+      return false;
+    }
+  }
+  add_listeners(next, std::move(spec));
+  return apply(std::move(next), error);
+}
+
+bool ServerControl::remove_port(uint16_t port, std::string* error) {
+  Config next = running_;
+  if (!drop_port(next, port)) {
+    *error = "server_port: port " + std::to_string(port) + " is not served";
+    return false;
+  }
+  return apply(std::move(next), error);
+}
+
+bool ServerControl::put_port(ServerSpec spec, std::string* error) {
+  Config next = running_;
+  drop_port(next, spec.port);
+  add_listeners(next, std::move(spec));
   return apply(std::move(next), error);
 }
 

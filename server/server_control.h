@@ -46,6 +46,9 @@ class ServerControl final : public Controller {
   bool remove_user(uint16_t port, const std::string& name, std::string* error);
   bool set_user_password(uint16_t port, const std::string& name, std::string password,
                          std::string* error);
+  // ss-manager's "add" as libev does it: serves `spec`, replacing the port's keys and users if it
+  // is served already (its listeners are kept, not reopened). False with the reason in *error.
+  bool put_port(ServerSpec spec, std::string* error);
   const Config& config() const { return running_; }
 
  private:

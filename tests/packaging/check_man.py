@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """packaging_man: docs/man/PROGRAM.1 and `PROGRAM --help` describe the same interface.
 
-For each of ss-server, ss-local, ss-tunnel and ss-redir:
+For each of ss-server, ss-local, ss-tunnel, ss-redir and ss-manager:
 - every flag --help lists has a tagged paragraph (.TP) in the page's OPTIONS section, written
   with roff's minus (\\-x, \\-\\-long), and every flag tagged there is one --help lists;
 - every key of --help's "Config file keys" list has a tagged paragraph in CONFIGURATION FILE,

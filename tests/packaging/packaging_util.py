@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 # Every installed program, with its man page.
-PROGRAMS = ("ss-server", "ss-local", "ss-tunnel", "ss-redir")
+PROGRAMS = ("ss-server", "ss-local", "ss-tunnel", "ss-redir", "ss-manager")
 # The programs with a systemd template unit. ss-redir has none: it needs firewall rules beside it,
 # and with -T the CAP_NET_ADMIN capability, which the units' sandbox does not grant.
 UNIT_PROGRAMS = ("ss-server", "ss-local", "ss-tunnel")
