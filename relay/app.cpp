@@ -223,6 +223,7 @@ struct MainState final : Engine {
 
   const Specs& specs() const override { return running; }
   const std::shared_ptr<const Runtime>& runtime() const override { return snapshot; }
+  uv_loop_t* main_loop() const override { return loop; }
 
   void publish(Specs next, std::shared_ptr<const Runtime> rt, Cuts cuts) override {
     auto p = std::make_shared<Publication>();
@@ -339,6 +340,7 @@ struct MainState final : Engine {
     if (m->online) m->online->stop();
     if (m->plugins) m->plugins->stop();  // the loop runs on until they are reaped
     if (m->metrics) m->metrics->close();
+    if (m->controller) m->controller->stop();
     uv_close(reinterpret_cast<uv_handle_t*>(&m->sigint), nullptr);
     uv_close(reinterpret_cast<uv_handle_t*>(&m->sigterm), nullptr);
     uv_close(reinterpret_cast<uv_handle_t*>(&m->sighup), nullptr);

@@ -34,6 +34,8 @@ class Engine {
   // failure is logged and the rest applies), removed ones stop accepting. Metrics slots of new
   // ports and users are registered first.
   virtual void publish(Specs next, std::shared_ptr<const Runtime> runtime, Cuts cuts) = 0;
+  // The main loop, for a controller's own handles (server/fleet/ talks to Redis on it).
+  virtual uv_loop_t* main_loop() const = 0;
 };
 
 // A binary's control of its running process (ss-server's server/server_control.h), made once
@@ -43,6 +45,8 @@ class Controller {
   virtual ~Controller() = default;
   // SIGHUP: read the configuration again and apply it.
   virtual void reload() = 0;
+  // Once the workers have ended: close the controller's handles so the main loop can end.
+  virtual void stop() {}
 };
 // `running` is the configuration the process started with; argc/argv its command line.
 using ControllerFactory =

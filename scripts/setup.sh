@@ -27,6 +27,9 @@ packages=(
   simple-obfs shadowsocks-v2ray-plugin procps
   # the metrics endpoint scraped by a real Prometheus server, and promtool (metrics_prometheus_test)
   prometheus
+  # a fleet sharing its users through Redis (server/fleet/): hiredis, and redis-server/redis-cli
+  # for its test (tests/scripts/fleet_redis_test.sh starts its own; the daemon is not started)
+  libhiredis-dev redis-server redis-tools
 )
 
 for arg in "$@"; do

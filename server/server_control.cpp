@@ -87,6 +87,7 @@ std::string fixed_key_changed(const Config& a, const Config& b) {
   if (a.state_dir != b.state_dir) return "state_dir:" + restart;
   if (a.replay_state_interval != b.replay_state_interval) return "replay_state_interval:" + restart;
   if (a.metrics_address != b.metrics_address) return "metrics_address:" + restart;
+  if (a.users_url != b.users_url) return "users_url:" + restart;
   if (a.reuse_port != b.reuse_port) return "reuse_port:" + restart;
   if (a.fast_open != b.fast_open) return "fast_open:" + restart + " (listening sockets keep it)";
   if (a.max_connections != b.max_connections) return "max_connections:" + restart;
@@ -194,6 +195,7 @@ void ServerControl::reload() {
     if (!next) {
       error = "command line: no configuration to apply";
     } else {
+      if (amend_) amend_(*next);
       apply(std::move(*next), &error);
     }
   } catch (const ConfigError& e) {

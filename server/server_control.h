@@ -4,6 +4,7 @@
 // server_control.cpp for what a reload changes and what it refuses.
 
 #include <cstdint>
+#include <functional>
 #include <string>
 
 #include "relay/app.h"
@@ -31,6 +32,9 @@ class ServerControl final : public Controller {
   // reload_drop_removed). False with the reason in *error.
   bool remove_port(uint16_t port, std::string* error);
   const Config& config() const { return running_; }
+  // Changes every configuration a reload reads before it is applied: the fleet's users from
+  // Redis (server/fleet/fleet.h) go into the file's ports.
+  void set_amend(std::function<void(Config&)> amend) { amend_ = std::move(amend); }
 
  private:
   Engine& engine_;
@@ -38,6 +42,7 @@ class ServerControl final : public Controller {
   int argc_;
   char** argv_;
   uint64_t reload_started_ns_ = 0;  // SIGHUP's start, for the time a reload takes
+  std::function<void(Config&)> amend_;
 };
 
 // The first key whose change a running process cannot apply, as "<key>: <why>", or empty: the
