@@ -203,6 +203,7 @@ void Fleet::connect(Link& link) {
                         url_.password.data(), url_.password.size());
     }
   }
+  uv_timer_start(&link.retry, on_deadline, kConnectTimeoutMs, 0);
   if (&link == &cmd_) {
     redisAsyncCommand(ac, on_ready, nullptr, "SELECT %d", url_.db);
   } else {
@@ -271,6 +272,7 @@ void Fleet::on_ready(redisAsyncContext* ac, void* r, void*) {
 
 void Fleet::ready_cmd() {
   cmd_.ready = true;
+  uv_timer_stop(&cmd_.retry);
   cmd_.backoff_ms = kMinBackoffMs;
   if (in_outage_) {
     LOG_NOTICE("fleet: redis at %s:%u reachable again after %.1f s: merging the local counts",
@@ -301,6 +303,7 @@ void Fleet::on_message(redisAsyncContext* ac, void* r, void*) {
   const std::string kind(reply->element[0]->str, reply->element[0]->len);
   if (kind == "subscribe") {
     f->sub_.ready = true;
+    uv_timer_stop(&f->sub_.retry);
     f->sub_.backoff_ms = kMinBackoffMs;
     f->refresh_users();  // changes made while the subscription was down
   } else if (kind == "message") {
@@ -364,6 +367,16 @@ void Fleet::on_sync(uv_timer_t* t) {
 void Fleet::on_retry(uv_timer_t* t) {
   auto* f = static_cast<Fleet*>(t->data);
   f->connect(t == &f->cmd_.retry ? f->cmd_ : f->sub_);
+}
+
+void Fleet::on_deadline(uv_timer_t* t) {
+  auto* f = static_cast<Fleet*>(t->data);
+  Link& link = t == &f->cmd_.retry ? f->cmd_ : f->sub_;
+  if (link.ac == nullptr || link.ready) return;
+  redisAsyncContext* ac = link.ac;
+  link.ac = nullptr;   // its callbacks, called with a null reply now, find no link
+  redisAsyncFree(ac);  // closes its poll handle
+  f->lost(link, "no answer within 1 s");
 }
 
 void Fleet::sync_counters() {

@@ -76,13 +76,16 @@ class Fleet {
   struct Link {
     redisAsyncContext* ac = nullptr;
     bool ready = false;  // authenticated (cmd: db selected; sub: subscribed)
-    uv_timer_t retry;
+    uv_timer_t retry;    // the wait before a reconnect, or the connect's deadline
     uint64_t backoff_ms = kMinBackoffMs;
   };
   struct SyncRequest;
   static constexpr uint64_t kMinBackoffMs = 100;
   static constexpr uint64_t kMaxBackoffMs = 2000;
   static constexpr uint64_t kSyncMs = 1000;
+  // A connection not ready by then is dropped and tried again (hiredis 0.14's libuv adapter never
+  // reports a connect that fails after EINPROGRESS: libuv's poll error is ignored).
+  static constexpr uint64_t kConnectTimeoutMs = 1000;
 
   void connect(Link& link);
   void lost(Link& link, const char* why);
@@ -100,6 +103,7 @@ class Fleet {
   static void on_users(redisAsyncContext* ac, void* reply, void* priv);
   static void on_total(redisAsyncContext* ac, void* reply, void* priv);
   static void on_retry(uv_timer_t* t);
+  static void on_deadline(uv_timer_t* t);
   static void on_sync(uv_timer_t* t);
   Link* link_of(const redisAsyncContext* ac);
 

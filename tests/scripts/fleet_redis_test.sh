@@ -108,7 +108,9 @@ for i in 1 2; do wait_log "$work/server$i.log" "users added alice" 1000 || ok=0;
 ((ok)) && pass "alice added on both servers within 1 s" || fail "alice not added on both within 1 s"
 got1=$(fetch "$a1" 64k)
 got2=$(fetch "$a2" 64k)
-[[ $got1 == 65536 ]] && pass "alice fetches through server 1 (${libev_local:+libev's }ss-local)" || fail "alice through server 1: $got1 bytes"
+which=ours
+[[ -n "$libev_local" ]] && which=libev
+[[ $got1 == 65536 ]] && pass "alice fetches through server 1 ($which ss-local)" || fail "alice through server 1: $got1 bytes"
 [[ $got2 == 65536 ]] && pass "alice fetches through server 2 (our ss-local)" || fail "alice through server 2: $got2 bytes"
 
 rcli HDEL ss:users alice >/dev/null
