@@ -3,6 +3,7 @@
 
 #include "relay/options.h"
 
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
@@ -44,6 +45,7 @@ const std::map<std::string, std::string>& samples() {
       {"MARK", "1"},
       {"NAME", "tun0"},
       {"CIDR", "10.255.0.1/24"},
+      {"URL", "redis://127.0.0.1:6379/0"},
   };
   return m;
 }
@@ -99,6 +101,11 @@ TEST_CASE("options: every row's flag parses for each binary that takes it", "[re
       // Flags that only make sense as a pair (tun mode's device name and address).
       if (flag_text(o) == "--tun") args.insert(args.end(), {"--tun-address", "10.255.0.1/24"});
       if (flag_text(o) == "--tun-address") args.insert(args.end(), {"--tun", "tun0"});
+      // The users (and their passwords) come from Redis: no -k with --users-url.
+      if (flag_text(o) == "--users-url") {
+        auto k = std::find(args.begin(), args.end(), "-k");
+        if (k != args.end()) args.erase(k, k + 2);
+      }
       INFO(program_name(role) << " " << flag_text(o));
       std::optional<Config> cfg;
       CHECK_NOTHROW(cfg = load(role, args));
