@@ -46,6 +46,7 @@
 #include "relay/address.h"
 #include "relay/qr_text.h"
 #include "relay/read_file.h"
+#include "relay/redis_url.h"
 #include "relay/sip002.h"
 #include "relay/version.h"
 
@@ -279,6 +280,16 @@ std::vector<User2022> users_value(const json& v, std::string_view name) {
   }
   return users;
 }
+
+}  // namespace
+
+std::vector<UserSpec> parse_users_json(const std::string& text, std::string_view key) {
+  json v = json::parse(text, nullptr, false);
+  if (v.is_discarded()) fail(std::string(key) + ": not valid JSON");
+  return users_value(v, key);
+}
+
+namespace {
 
 int workers_value(const json& v, std::string_view name) {
   std::optional<long long> n;
@@ -857,6 +868,17 @@ constexpr Option kOptions[] = {
     {"api_allow_remote", "api-allow-remote", Arg::None, "", kServerOnly,
      "allow api_address on a non-loopback address (put TLS in front of it)",
      "true: allow api_address on a non-loopback address", set_bool<&Config::api_allow_remote>},
+    // A fleet sharing its users through Redis (server/fleet/fleet.h): see README, "A fleet with
+    // Redis".
+    {"users_url", "users-url", Arg::Text, "URL", kServerOnly,
+     "take the users from Redis at redis://[:PASSWORD@]HOST[:PORT][/DB] (a fleet of servers)",
+     "redis://[:password@]host[:port][/db]: the users (and their shared quota counters) come "
+     "from Redis",
+     [](Config& c, const json& v, std::string_view name) {
+       c.users_url = string_value(v, name);
+       std::string why;
+       if (!parse_redis_url(c.users_url, &why)) fail(std::string(name) + ": " + why);
+     }},
     {"socks5_auth_config_path", "", Arg::None, "", kLocalOnly, "",
      "user file for SOCKS5/HTTP authentication (rust's format)",
      set_nonempty<&Config::socks5_auth_config_path>},
@@ -1426,7 +1448,7 @@ void finalize_method(Config& cfg) {
          ", " + methods_2022_list() + ", none)");
   }
   const size_t key_len = cfg.cipher->key_len;
-  if (!cfg.users.empty()) {
+  if (!cfg.users.empty() || !cfg.users_url.empty()) {
     // Classic users: the server finds each connection's key by trial (crypto/key_trial.h). Every
     // key is a user's, so a top-level key would be a nameless user: refused.
     if (!serves_ports(cfg.role)) fail("users: only ss-server takes a users list");
@@ -1862,6 +1884,32 @@ void finalize_config(Config& cfg) {
   if (cfg.udp_timeout <= 0) fail("udp_timeout: must be a positive number of seconds");
   if (cfg.udp_max_associations == 0) fail("udp_max_associations: must be at least 1");
 
+  if (!cfg.users_url.empty()) {
+    // The users come from Redis (server/fleet/fleet.h): one port's classic key-trial users.
+    if (several_inbounds) {
+      fail("users_url: serves one port (flat keys); not used with port_password or \"servers\"");
+    }
+    if (!cfg.password.empty() || !cfg.key_b64.empty()) {
+      fail(std::string(cfg.key_b64.empty() ? "password" : "key") +
+           ": not used with users_url (the users and their passwords come from Redis)");
+    }
+    if (!cfg.users.empty()) fail("users: not used with users_url (the users come from Redis)");
+    if (cfg.method == "none" || is_2022_name(cfg.method)) {
+      fail("users_url: needs a classic AEAD method (users found by key trial); got " +
+           quote(cfg.method));
+    }
+    if (cfg.mode != Mode::TcpOnly) {
+      fail("users_url: TCP only (-u/mode: UDP's users are fixed at start, Redis changes them)");
+    }
+    if (!cfg.plugin.empty()) {
+      fail("plugin: not used with users_url (a process with a plugin cannot apply user changes)");
+    }
+    if (!cfg.api_address.empty()) {
+      fail(
+          "api_address: not supported with users_url yet (the users come from Redis; the API's "
+          "user changes would be overwritten by the next change there)");
+    }
+  }
   if (!cfg.api_address.empty()) finalize_api(cfg);
   if (no_ports) {
     if (cfg.method != "none" && !is_2022_name(cfg.method) && find_cipher(cfg.method) == nullptr) {

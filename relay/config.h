@@ -303,6 +303,9 @@ struct Config {
   std::string manager_executable;
   // Per-port traffic counters (relay/metrics.h) even with no metrics endpoint: ss-manager's ping.
   bool count_ports = false;
+  // ss-server: "users_url": the users come from Redis (server/fleet/fleet.h), shared by a fleet of
+  // servers with their quota counters; empty: from the config.
+  std::string users_url;
 };
 
 // The flat keys' servers: one ServerSpec per "server" host, with the config's method and keys
@@ -315,6 +318,10 @@ ServerSpec flat_inbound(const Config& cfg);
 // The specs of a finalized config: libev's flat keys become one listener per address and one
 // server per host, rust's "locals"/"servers" their own.
 Specs specs_of(const Config& cfg);
+
+// A users array in the config's form ([{"name": ..., "password": ..., "quota_bytes"?, ...}]) as
+// JSON text; `key` names it in errors. Throws ConfigError. The keys are not derived here.
+std::vector<UserSpec> parse_users_json(const std::string& text, std::string_view key);
 
 // "ss-local", "ss-server", "ss-tunnel" or "ss-redir".
 const char* program_name(Role role);

@@ -45,7 +45,9 @@ std::shared_ptr<const TcpCipherSuite> inbound_suite(const ServerSpec& in, const 
     case MethodKind::None:
       return make_none_suite();
     case MethodKind::Classic: {
-      if (in.users.empty()) return make_classic_suite(*in.cipher, in.key, rt.replay_filter);
+      // No key and no users: a users_url port before Redis has named any (refuses everyone).
+      if (in.users.empty() && !in.key.empty())
+        return make_classic_suite(*in.cipher, in.key, rt.replay_filter);
       std::vector<TrialUser> users;
       for (const UserSpec& u : in.users) users.push_back({u.name, u.key});
       return make_classic_users_suite(*in.cipher, std::move(users), rt.replay_filter);

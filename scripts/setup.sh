@@ -31,6 +31,9 @@ packages=(
   prometheus
   # the status page's QR codes checked against the qrencode CLI's (tests/scripts/api_test.sh)
   qrencode
+  # a fleet sharing its users through Redis (server/fleet/): hiredis, and redis-server/redis-cli
+  # for its test (tests/scripts/fleet_redis_test.sh starts its own; the daemon is not started)
+  libhiredis-dev redis-server redis-tools
 )
 
 for arg in "$@"; do

@@ -94,6 +94,7 @@ std::string fixed_key_changed(const Config& a, const Config& b) {
       a.api_allow_remote != b.api_allow_remote) {
     return "api_address/api_token:" + restart;
   }
+  if (a.users_url != b.users_url) return "users_url:" + restart;
   if (a.reuse_port != b.reuse_port) return "reuse_port:" + restart;
   if (a.fast_open != b.fast_open) return "fast_open:" + restart + " (listening sockets keep it)";
   if (a.max_connections != b.max_connections) return "max_connections:" + restart;
@@ -201,6 +202,7 @@ void ServerControl::reload() {
     if (!next) {
       error = "command line: no configuration to apply";
     } else {
+      if (amend_) amend_(*next);
       apply(std::move(*next), &error);
     }
   } catch (const ConfigError& e) {

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <functional>
 #include <string>
 
 #include "relay/app.h"
@@ -50,6 +51,9 @@ class ServerControl final : public Controller {
   // is served already (its listeners are kept, not reopened). False with the reason in *error.
   bool put_port(ServerSpec spec, std::string* error);
   const Config& config() const { return running_; }
+  // Changes every configuration a reload reads before it is applied: the fleet's users from
+  // Redis (server/fleet/fleet.h) go into the file's ports.
+  void set_amend(std::function<void(Config&)> amend) { amend_ = std::move(amend); }
 
  private:
   Engine& engine_;
@@ -58,6 +62,7 @@ class ServerControl final : public Controller {
   char** argv_;
   uint64_t reload_started_ns_ = 0;  // SIGHUP's start, for the time a reload takes
   std::unique_ptr<ApiServer> api_;  // null: no api_address
+  std::function<void(Config&)> amend_;
 };
 
 // The first key whose change a running process cannot apply, as "<key>: <why>", or empty: the

@@ -3,6 +3,7 @@
 
 #include "relay/options.h"
 
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
@@ -47,6 +48,7 @@ const std::map<std::string, std::string>& samples() {
       {"MARK", "1"},
       {"NAME", "tun0"},
       {"CIDR", "10.255.0.1/24"},
+      {"URL", "redis://127.0.0.1:6379/0"},
   };
   return m;
 }
@@ -113,6 +115,11 @@ TEST_CASE("options: every row's flag parses for each binary that takes it", "[re
         const std::string token = (std::filesystem::temp_directory_path() / "ss-options-api-token");
         std::ofstream(token) << "0123456789abcdef0123\n";
         args.insert(args.end(), {"--api-token-file", token, "--api-allow-remote"});
+      }
+      // The users (and their passwords) come from Redis: no -k with --users-url.
+      if (flag_text(o) == "--users-url") {
+        auto k = std::find(args.begin(), args.end(), "-k");
+        if (k != args.end()) args.erase(k, k + 2);
       }
       INFO(program_name(role) << " " << flag_text(o));
       std::optional<Config> cfg;
