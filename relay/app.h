@@ -38,7 +38,8 @@ class Engine {
   // failure is logged and the rest applies), removed ones stop accepting. Metrics slots of new
   // ports and users are registered first.
   virtual void publish(Specs next, std::shared_ptr<const Runtime> runtime, Cuts cuts) = 0;
-  // The main loop, for a controller's own handles (ss-manager's socket, the fleet's Redis connections).
+  // The main loop, for a controller's own handles (ss-manager's socket, the fleet's Redis
+  // connections).
   virtual uv_loop_t* main_loop() const = 0;
 };
 
@@ -53,8 +54,8 @@ class Controller {
   // run: false with a one-line reason, "<key>: <why>" (the process then exits 1).
   virtual bool start(uv_loop_t* /*main_loop*/, std::string* /*error*/) { return true; }
   // The first SIGINT/SIGTERM, and again once the workers have ended: close the controller's own
-  // handles on the main loop (the API's listener, ss-manager's socket, Redis; idempotent), so that the
-  // loop can end.
+  // handles on the main loop (the API's listener, ss-manager's socket, Redis; idempotent), so that
+  // the loop can end.
   virtual void stop() {}
 };
 // `running` is the configuration the process started with; argc/argv its command line.

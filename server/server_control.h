@@ -4,8 +4,8 @@
 // server_control.cpp for what a reload changes and what it refuses.
 
 #include <cstdint>
-#include <memory>
 #include <functional>
+#include <memory>
 #include <string>
 
 #include "relay/app.h"
