@@ -852,7 +852,7 @@ constexpr Option kOptions[] = {
      "true: on reload, also close the live sessions of removed users and ports",
      set_bool<&Config::reload_drop_removed>},
     // The management API and status page (server/api): see README, "Management API".
-    {"api_address", "api-address", Arg::Text, "HOST:PORT", kServerOnly,
+    {"api_address", "api-address", Arg::Text, "HOST:PORT", kSsServerOnly,
      "serve the management API and status page at http://HOST:PORT/ (loopback only unless "
      "--api-allow-remote)",
      "\"host:port\" of the management API and status page (loopback unless api_allow_remote)",
@@ -860,17 +860,17 @@ constexpr Option kOptions[] = {
        tunnel_value(v, name);  // the same host:port check
        c.api_address = string_value(v, name);
      }},
-    {"api_token", "", Arg::None, "", kServerOnly, "",
+    {"api_token", "", Arg::None, "", kSsServerOnly, "",
      "the management API's bearer token (or api_token_file)", set_nonempty<&Config::api_token>},
-    {"api_token_file", "api-token-file", Arg::Text, "PATH", kServerOnly,
+    {"api_token_file", "api-token-file", Arg::Text, "PATH", kSsServerOnly,
      "file holding the management API's bearer token",
      "file holding the management API's bearer token", set_nonempty<&Config::api_token_file>},
-    {"api_allow_remote", "api-allow-remote", Arg::None, "", kServerOnly,
+    {"api_allow_remote", "api-allow-remote", Arg::None, "", kSsServerOnly,
      "allow api_address on a non-loopback address (put TLS in front of it)",
      "true: allow api_address on a non-loopback address", set_bool<&Config::api_allow_remote>},
     // A fleet sharing its users through Redis (server/fleet/fleet.h): see README, "A fleet with
     // Redis".
-    {"users_url", "users-url", Arg::Text, "URL", kServerOnly,
+    {"users_url", "users-url", Arg::Text, "URL", kSsServerOnly,
      "take the users from Redis at redis://[:PASSWORD@]HOST[:PORT][/DB] (a fleet of servers)",
      "redis://[:password@]host[:port][/db]: the users (and their shared quota counters) come "
      "from Redis",

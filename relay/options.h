@@ -22,6 +22,8 @@ constexpr Roles kLocalOnly = role_bit(Role::Local);
 // ss-manager takes every ss-server option (it serves the same ports) plus its own.
 constexpr Roles kManagerOnly = role_bit(Role::Manager);
 constexpr Roles kServerOnly = role_bit(Role::Server) | kManagerOnly;
+// ss-server alone, not ss-manager (whose controller is its own): the management API, users_url.
+constexpr Roles kSsServerOnly = role_bit(Role::Server);
 constexpr Roles kTunnelOnly = role_bit(Role::Tunnel);
 constexpr Roles kRedirOnly = role_bit(Role::Redir);
 constexpr Roles kClients = kLocalOnly | kTunnelOnly | kRedirOnly;
