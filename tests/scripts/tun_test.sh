@@ -205,8 +205,10 @@ cat >"$tmp/local.json" <<JSON
 JSON
 # ss-local counts its heap allocations (tests/support/malloc_count.c, LD_PRELOAD; not under ASan,
 # whose allocator must come first, nor without a C compiler).
+# (ldd's output is kept first: with pipefail, grep -q quitting early would fail the pipe.)
 preload=()
-if ! ldd "$bin/ss-local" 2>/dev/null | grep -q 'libasan\|libtsan' &&
+libs=$(ldd "$bin/ss-local" 2>/dev/null || true)
+if ! grep -q 'libasan\|libtsan' <<<"$libs" &&
   cc -shared -fPIC -O2 -o "$tmp/malloc_count.so" "$here/../support/malloc_count.c" 2>"$tmp/cc.log"; then
   preload=(env LD_PRELOAD="$tmp/malloc_count.so" MALLOC_COUNT_FILE="$tmp/mallocs")
 fi
