@@ -339,7 +339,7 @@ meta() { printf '%s\t%s\n' "$1" "$2" >>"$meta"; }
 # Our flags and the proxy pair.
 
 have_workers=0
-"$bin/ss-server" --help 2>&1 | grep -q -- '--workers' && have_workers=1
+[[ $("$bin/ss-server" --help 2>&1) == *--workers* ]] && have_workers=1
 ncpu=$(nproc)
 password=$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')
 # 2022 methods take a base64 key of the method's size as the password.

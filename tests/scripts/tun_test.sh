@@ -205,9 +205,15 @@ cat >"$tmp/local.json" <<JSON
 JSON
 # ss-local counts its heap allocations (tests/support/malloc_count.c, LD_PRELOAD; not under ASan,
 # whose allocator must come first, nor without a C compiler).
-# (ldd's output is kept first: with pipefail, grep -q quitting early would fail the pipe.)
+# (Outputs are read whole before they are matched: with pipefail, grep -q quitting early can fail
+# the pipe.)
 preload=()
 libs=$(ldd "$bin/ss-local" 2>/dev/null || true)
+tun_up() { # is sstun0 up in the client namespace?
+  local link
+  link=$(in_c ip link show sstun0 2>/dev/null) || return 1
+  [[ $link == *,UP* ]]
+}
 if ! grep -q 'libasan\|libtsan' <<<"$libs" &&
   cc -shared -fPIC -O2 -o "$tmp/malloc_count.so" "$here/../support/malloc_count.c" 2>"$tmp/cc.log"; then
   preload=(env LD_PRELOAD="$tmp/malloc_count.so" MALLOC_COUNT_FILE="$tmp/mallocs")
@@ -215,11 +221,11 @@ fi
 run "$ns_c" local "${preload[@]}" "$bin/ss-local" -c "$tmp/local.json" -v
 local_pid=$pid
 for ((i = 0; i < 200; i++)); do
-  in_c ip link show sstun0 2>/dev/null | grep -q ',UP' && break
+  tun_up && break
   kill -0 "$local_pid" 2>/dev/null || break
   sleep 0.05
 done
-if ! in_c ip link show sstun0 2>/dev/null | grep -q ',UP'; then
+if ! tun_up; then
   cat "$tmp/local.log"
   fail "ss-local did not bring sstun0 up"
   echo "$passed passed, $failed failed"
@@ -556,7 +562,7 @@ fi
 run "$ns_c" setup "$bin/ss-local" -c "$tmp/setup.json" -v
 setup_pid=$pid
 for ((i = 0; i < 200; i++)); do
-  [[ $(in_c ip -6 rule) == *"lookup 5354"* ]] && in_c ip link show sstun0 2>/dev/null | grep -q ',UP' && break
+  [[ $(in_c ip -6 rule) == *"lookup 5354"* ]] && tun_up && break
   kill -0 "$setup_pid" 2>/dev/null || break
   sleep 0.05
 done
