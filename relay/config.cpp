@@ -670,14 +670,14 @@ using Arg = Option::Arg;
 
 constexpr const char* kDnsRefused =
     "shadowsocks-rust's dns key is not supported (use nameserver: \"IP[:PORT],...\")";
-constexpr const char* kManagerRefused = "ss-manager is not supported yet";
+constexpr const char* kManagerRefused =
+    "reporting to a manager is not supported (our ss-manager serves every port itself)";
 
 // "manager_address": ss-manager's own socket. libev's ss-server reports its traffic there; ours
 // serves no manager (ss-manager serves every port itself), so the other binaries refuse it.
 void apply_manager_address(Config& c, const json& v, std::string_view name) {
   if (c.role != Role::Manager) {
     fail(std::string(name) + ": not supported by shadowsocks-uv: " + kManagerRefused +
-         " in this program (ss-manager serves its ports itself; no ss-server reports to it)" +
          "; remove the key (the proxy would otherwise run without it)");
   }
   c.manager_address = string_value(v, name);
