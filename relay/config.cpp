@@ -671,7 +671,7 @@ using Arg = Option::Arg;
 constexpr const char* kDnsRefused =
     "shadowsocks-rust's dns key is not supported (use nameserver: \"IP[:PORT],...\")";
 constexpr const char* kManagerRefused =
-    "reporting to a manager is not supported (our ss-manager serves every port itself)";
+    "this program reports to no manager (our ss-manager serves every port itself)";
 
 // "manager_address": ss-manager's own socket. libev's ss-server reports its traffic there; ours
 // serves no manager (ss-manager serves every port itself), so the other binaries refuse it.
