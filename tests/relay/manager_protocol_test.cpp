@@ -9,16 +9,12 @@
 
 #include "relay/config.h"
 #include "server/manager/manager_protocol.h"
+#include "tests/support/config_text.h"
 
 namespace ss {
 namespace {
 
-Config manager_config(const std::string& text) {
-  std::ostringstream warn;
-  Config cfg = parse_config_json(Role::Manager, text, warn);
-  finalize_config(cfg);
-  return cfg;
-}
+using test::finalized;
 
 std::string add_error(const Config& running, const std::string& json_text) {
   try {
@@ -65,7 +61,8 @@ TEST_CASE("manager: list and stat replies in libev's text", "[relay]") {
 }
 
 TEST_CASE("manager: add's fields", "[relay]") {
-  const Config running = manager_config(
+  const Config running = finalized(
+      Role::Manager,
       R"({"manager_address": "127.0.0.1:6001", "method": "aes-128-gcm", "no_delay": true})");
   CHECK(running.listeners.empty());
   CHECK(running.inbounds.empty());
@@ -110,8 +107,8 @@ TEST_CASE("manager: add's fields", "[relay]") {
 
 TEST_CASE("manager: its config", "[relay]") {
   // Ports in the config are served at start, as by ss-server.
-  const Config c = manager_config(
-      R"({"manager_address": "/tmp/m.sock", "method": "aes-128-gcm",
+  const Config c = finalized(Role::Manager,
+                             R"({"manager_address": "/tmp/m.sock", "method": "aes-128-gcm",
           "port_password": {"8001": "a", "8002": "b"}})");
   CHECK(c.manager_address == "/tmp/m.sock");
   CHECK(c.listeners.size() == 2);

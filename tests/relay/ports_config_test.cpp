@@ -9,25 +9,13 @@
 #include "crypto/kdf.h"
 #include "relay/config.h"
 #include "relay/runtime.h"
+#include "tests/support/config_text.h"
 
 namespace ss {
 namespace {
 
-Config finalized(Role role, const std::string& text) {
-  std::ostringstream warn;
-  Config cfg = parse_config_json(role, text, warn);
-  finalize_config(cfg);
-  return cfg;
-}
-
-std::string error_of(Role role, const std::string& text) {
-  try {
-    finalized(role, text);
-  } catch (const ConfigError& e) {
-    return e.what();
-  }
-  return "";
-}
+using test::finalized;
+using test::refusal;
 
 }  // namespace
 
@@ -60,31 +48,31 @@ TEST_CASE("ports: port_password gives one listener and one inbound per port", "[
 
 TEST_CASE("ports: port_password errors name the key", "[relay]") {
   const std::string m = R"("method": "aes-256-gcm", )";
-  CHECK(error_of(Role::Server, "{" + m + R"("port_password": {"80x1": "pw"}})") ==
+  CHECK(refusal(Role::Server, "{" + m + R"("port_password": {"80x1": "pw"}})") ==
         R"(port_password: "80x1" is not a port)");
-  CHECK(error_of(Role::Server, "{" + m + R"("port_password": {"0": "pw"}})") ==
+  CHECK(refusal(Role::Server, "{" + m + R"("port_password": {"0": "pw"}})") ==
         R"(port_password: "0" is not a port)");
-  CHECK(error_of(Role::Server, "{" + m + R"("port_password": {"70000": "pw"}})") ==
+  CHECK(refusal(Role::Server, "{" + m + R"("port_password": {"70000": "pw"}})") ==
         R"(port_password: "70000" is not a port)");
-  CHECK(error_of(Role::Server, "{" + m + R"("port_password": {"8001": ["pw", "aes-128-gcm"]}})") ==
+  CHECK(refusal(Role::Server, "{" + m + R"("port_password": {"8001": ["pw", "aes-128-gcm"]}})") ==
         R"(port_password["8001"]: must be a password string)");
-  CHECK(error_of(Role::Server, "{" + m + R"("port_password": {"8001": "a", "08001": "b"}})") ==
+  CHECK(refusal(Role::Server, "{" + m + R"("port_password": {"8001": "a", "08001": "b"}})") ==
         "port_password: port 8001 appears twice");
-  CHECK(error_of(Role::Server, "{" + m + R"("port_password": {}})")
+  CHECK(refusal(Role::Server, "{" + m + R"("port_password": {}})")
             .rfind("port_password: must be a non-empty object", 0) == 0);
   CHECK(
-      error_of(Role::Server, "{" + m + R"("server_port": 8000, "port_password": {"8001": "a"}})") ==
+      refusal(Role::Server, "{" + m + R"("server_port": 8000, "port_password": {"8001": "a"}})") ==
       "server_port: not used with port_password");
-  CHECK(error_of(Role::Server, "{" + m + R"("password": "x", "port_password": {"8001": "a"}})") ==
+  CHECK(refusal(Role::Server, "{" + m + R"("password": "x", "port_password": {"8001": "a"}})") ==
         "password: not used with port_password");
-  CHECK(error_of(Role::Local, R"({"server": "h", "server_port": 1, "local_port": 2,
+  CHECK(refusal(Role::Local, R"({"server": "h", "server_port": 1, "local_port": 2,
       "password": "p", "port_password": {"8001": "a"}})") ==
         "port_password: only ss-server takes port_password");
-  CHECK(error_of(Role::Server, R"({"method": "rot13", "port_password": {"8001": "a"}})")
+  CHECK(refusal(Role::Server, R"({"method": "rot13", "port_password": {"8001": "a"}})")
             .rfind(R"(port_password["8001"].method: unknown method "rot13")", 0) == 0);
-  CHECK(error_of(Role::Server, R"({"method": "aes-128-gcm", "port_password": {"8001": ""}})") ==
+  CHECK(refusal(Role::Server, R"({"method": "aes-128-gcm", "port_password": {"8001": ""}})") ==
         R"(port_password["8001"].password: missing (set "password" or "key"))");
-  CHECK(error_of(Role::Server, R"({"port_password": {"8001": "a"}, "servers": [{"server":
+  CHECK(refusal(Role::Server, R"({"port_password": {"8001": "a"}, "servers": [{"server":
       "127.0.0.1", "server_port": 8002, "password": "b", "method": "aes-128-gcm"}]})") ==
         R"(port_password: give the ports in "servers" or here, not both)");
 }
@@ -129,9 +117,9 @@ TEST_CASE("ports: a server-side servers array, each entry its own method, keys, 
 TEST_CASE("ports: server-side servers errors name the entry", "[relay]") {
   const std::string a = R"({"server": "127.0.0.1", "server_port": 8001, "method": "aes-128-gcm",
       "password": "a"})";
-  CHECK(error_of(Role::Server, R"({"servers": [)" + a + ", " + a + "]}") ==
+  CHECK(refusal(Role::Server, R"({"servers": [)" + a + ", " + a + "]}") ==
         "servers[1].server_port: port 8001 is already used by another entry");
-  CHECK(error_of(Role::Server, R"({"server_port": 9, "servers": [)" + a + "]}") ==
+  CHECK(refusal(Role::Server, R"({"server_port": 9, "servers": [)" + a + "]}") ==
         R"(server_port: not used with "servers")");
   // Each entry's SIP003 plugin goes to its own listener.
   Config plugged = finalized(Role::Server, R"({"servers": [{"server": "127.0.0.1",
@@ -142,14 +130,14 @@ TEST_CASE("ports: server-side servers errors name the entry", "[relay]") {
   CHECK(plugged.listeners[0].plugin.name == "obfs-server");
   CHECK(plugged.listeners[0].plugin.opts == "obfs=http");
   CHECK(plugged.listeners[1].plugin.name.empty());
-  CHECK(error_of(Role::Server, R"({"servers": [{"server": "127.0.0.1", "server_port": 8001,
+  CHECK(refusal(Role::Server, R"({"servers": [{"server": "127.0.0.1", "server_port": 8001,
       "method": "aes-128-gcm", "password": "a", "mode": "sideways"}]})")
             .rfind("servers[0].mode: ", 0) == 0);
-  CHECK(error_of(Role::Server, R"({"servers": [{"server": "127.0.0.1", "server_port": 8001,
+  CHECK(refusal(Role::Server, R"({"servers": [{"server": "127.0.0.1", "server_port": 8001,
       "method": "aes-128-gcm", "password": "a", "users": [{"name": "x", "password": "y"}]}]})") ==
         "servers[0].password: not used with classic-method users (each user has its own "
         "password); remove it");
-  CHECK(error_of(Role::Local, R"({"local_port": 1, "servers": [{"server": "127.0.0.1",
+  CHECK(refusal(Role::Local, R"({"local_port": 1, "servers": [{"server": "127.0.0.1",
       "server_port": 8001, "method": "aes-128-gcm", "password": "a",
       "users": [{"name": "x", "password": "y"}]}]})") ==
         "servers[0].users: only ss-server's entries take users");
@@ -163,23 +151,23 @@ TEST_CASE("classic users: keys derived from each password, errors name the user"
   CHECK(cfg.inbounds[0].users[0].key == derive_master_key("a", 24));
   CHECK(cfg.inbounds[0].key.empty());
 
-  CHECK(error_of(Role::Server, R"({"server_port": 1, "method": "aes-128-gcm", "password": "p",
+  CHECK(refusal(Role::Server, R"({"server_port": 1, "method": "aes-128-gcm", "password": "p",
       "users": [{"name": "a", "password": "a"}]})") ==
         "password: not used with classic-method users (each user has its own password); remove "
         "it");
   CHECK(
-      error_of(Role::Server, R"({"server_port": 1, "method": "aes-128-gcm",
+      refusal(Role::Server, R"({"server_port": 1, "method": "aes-128-gcm",
       "users": [{"name": "a", "password": "same"}, {"name": "b", "password": "same"}]})") ==
       R"(users[1].password: the same key as users[0] ("a"): a connection could not tell them apart)");
-  CHECK(error_of(Role::Server, R"({"server_port": 1, "method": "aes-128-gcm",
+  CHECK(refusal(Role::Server, R"({"server_port": 1, "method": "aes-128-gcm",
       "users": [{"name": "a", "password": ""}]})") == "users[0].password: must not be empty");
-  CHECK(error_of(Role::Server, R"({"server_port": 1, "method": "none",
+  CHECK(refusal(Role::Server, R"({"server_port": 1, "method": "none",
       "users": [{"name": "a", "password": "x"}]})") ==
         R"(users: the method "none" has no keys to tell users apart)");
-  CHECK(error_of(Role::Local, R"({"server": "h", "server_port": 1, "local_port": 2,
+  CHECK(refusal(Role::Local, R"({"server": "h", "server_port": 1, "local_port": 2,
       "method": "aes-128-gcm", "users": [{"name": "a", "password": "x"}]})") ==
         "users: only ss-server takes a users list");
-  CHECK(error_of(Role::Server, R"({"method": "aes-128-gcm", "port_password": {"8001": "a"},
+  CHECK(refusal(Role::Server, R"({"method": "aes-128-gcm", "port_password": {"8001": "a"},
       "users": [{"name": "a", "password": "x"}]})") ==
         R"(users: not used with port_password; give a port its users in a "servers" entry)");
 }

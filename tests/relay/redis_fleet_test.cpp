@@ -9,25 +9,13 @@
 #include "relay/config.h"
 #include "relay/redis_url.h"
 #include "server/fleet/fleet.h"
+#include "tests/support/config_text.h"
 
 namespace ss {
 namespace {
 
-Config server_config(const std::string& text) {
-  std::ostringstream warn;
-  Config cfg = parse_config_json(Role::Server, text, warn);
-  finalize_config(cfg);
-  return cfg;
-}
-
-std::string refusal(const std::string& text) {
-  try {
-    server_config(text);
-  } catch (const ConfigError& e) {
-    return e.what();
-  }
-  return "";
-}
+using test::finalized;
+using test::refusal;
 
 TEST_CASE("fleet: redis URLs are parsed, rediss and junk refused", "[relay]") {
   std::string why;
@@ -59,24 +47,28 @@ TEST_CASE("fleet: redis URLs are parsed, rediss and junk refused", "[relay]") {
 
 TEST_CASE("fleet: users_url is refused where it cannot work", "[relay]") {
   const std::string base = R"("server": "127.0.0.1", "server_port": 8388, )";
-  CHECK(refusal("{" + base + R"("method": "aes-256-gcm", "users_url": "rediss://h/0"})")
-            .rfind("users_url: ", 0) == 0);
-  CHECK(refusal("{" + base + R"("method": "aes-256-gcm", "users_url": "redis://h/0",
+  CHECK(
+      refusal(Role::Server, "{" + base + R"("method": "aes-256-gcm", "users_url": "rediss://h/0"})")
+          .rfind("users_url: ", 0) == 0);
+  CHECK(refusal(Role::Server, "{" + base + R"("method": "aes-256-gcm", "users_url": "redis://h/0",
                  "password": "x"})")
             .rfind("password: ", 0) == 0);
-  CHECK(refusal("{" + base + R"("method": "2022-blake3-aes-128-gcm", "users_url": "redis://h/0",
+  CHECK(refusal(Role::Server,
+                "{" + base + R"("method": "2022-blake3-aes-128-gcm", "users_url": "redis://h/0",
                  "password": "AAAAAAAAAAAAAAAAAAAAAA=="})")
             .rfind("password: ", 0) == 0);
-  CHECK(refusal("{" + base + R"("method": "2022-blake3-aes-128-gcm", "users_url": "redis://h/0"})")
+  CHECK(refusal(Role::Server,
+                "{" + base + R"("method": "2022-blake3-aes-128-gcm", "users_url": "redis://h/0"})")
             .rfind("users_url: ", 0) == 0);
-  CHECK(refusal("{" + base + R"("method": "aes-256-gcm", "users_url": "redis://h/0",
+  CHECK(refusal(Role::Server, "{" + base + R"("method": "aes-256-gcm", "users_url": "redis://h/0",
                  "mode": "tcp_and_udp"})")
             .rfind("users_url: ", 0) == 0);
-  CHECK(refusal(R"({"server": "127.0.0.1", "method": "aes-256-gcm", "users_url": "redis://h/0",
+  CHECK(refusal(Role::Server,
+                R"({"server": "127.0.0.1", "method": "aes-256-gcm", "users_url": "redis://h/0",
                  "port_password": {"8001": "a"}})")
             .rfind("users_url: ", 0) == 0);
-  const Config ok =
-      server_config("{" + base + R"("method": "aes-256-gcm", "users_url": "redis://h:1/2"})");
+  const Config ok = finalized(
+      Role::Server, "{" + base + R"("method": "aes-256-gcm", "users_url": "redis://h:1/2"})");
   REQUIRE(ok.inbounds.size() == 1);
   CHECK(ok.inbounds[0].users.empty());
   CHECK(ok.inbounds[0].key.empty());
@@ -102,8 +94,9 @@ TEST_CASE("fleet: the users hash becomes users, bad entries left out by name", "
   CHECK(skipped[1].rfind("trudy: ", 0) == 0);
   CHECK(skipped[2].rfind("eve: ", 0) == 0);
 
-  const Config base = server_config(
-      R"({"server": "127.0.0.1", "server_port": 8388, "method": "aes-128-gcm",
+  const Config base =
+      finalized(Role::Server,
+                R"({"server": "127.0.0.1", "server_port": 8388, "method": "aes-128-gcm",
           "users_url": "redis://h/0"})");
   std::vector<UserSpec> with_twin = users;
   with_twin.push_back(users[0]);

@@ -9,23 +9,19 @@
 #include "relay/config.h"
 #include "relay/reload.h"
 #include "server/server_control.h"
+#include "tests/support/config_text.h"
 
 namespace ss {
 namespace {
 
-Config server_config(const std::string& text) {
-  std::ostringstream warn;
-  Config cfg = parse_config_json(Role::Server, text, warn);
-  finalize_config(cfg);
-  return cfg;
-}
+using test::finalized;
 
 TEST_CASE("reload: listeners are matched by address, port and protocol", "[relay]") {
-  const Specs a = specs_of(server_config(
-      R"({"server": ["127.0.0.1", "::1"], "method": "aes-128-gcm",
+  const Specs a = specs_of(finalized(Role::Server,
+                                     R"({"server": ["127.0.0.1", "::1"], "method": "aes-128-gcm",
           "port_password": {"8001": "a", "8002": "b"}})"));
-  const Specs b = specs_of(server_config(
-      R"({"server": ["127.0.0.1", "::1"], "method": "aes-128-gcm",
+  const Specs b = specs_of(finalized(Role::Server,
+                                     R"({"server": ["127.0.0.1", "::1"], "method": "aes-128-gcm",
           "port_password": {"8002": "b2", "8003": "c"}})"));
   const auto match = match_listeners(a.listeners, b.listeners);
   REQUIRE(match.size() == b.listeners.size());
@@ -49,9 +45,9 @@ TEST_CASE("reload: listeners are matched by address, port and protocol", "[relay
 
 TEST_CASE("reload: users added and removed are reported per port", "[relay]") {
   const auto users = [](const std::string& list) {
-    return server_config(R"({"server": "127.0.0.1", "server_port": 8001,
+    return finalized(Role::Server, R"({"server": "127.0.0.1", "server_port": 8001,
                              "method": "aes-256-gcm", "users": )" +
-                         list + "}");
+                                       list + "}");
   };
   const Specs a =
       specs_of(users(R"([{"name": "alice", "password": "1"}, {"name": "bob", "password": "2"}])"));
@@ -63,22 +59,21 @@ TEST_CASE("reload: users added and removed are reported per port", "[relay]") {
 
 TEST_CASE("reload: settings fixed at start and the UDP side are refused by name", "[relay]") {
   const std::string base = R"({"server": "127.0.0.1", "server_port": 8001, "password": "p")";
-  const Config running = server_config(base + "}");
-  CHECK(fixed_key_changed(running, server_config(base + R"(, "timeout": 5})")).empty());
-  CHECK(
-      fixed_key_changed(running, server_config(base + R"(, "workers": 3})")).rfind("workers:", 0) ==
-      0);
-  CHECK(fixed_key_changed(running, server_config(base + R"(, "user": "nobody"})"))
+  const Config running = finalized(Role::Server, base + "}");
+  CHECK(fixed_key_changed(running, finalized(Role::Server, base + R"(, "timeout": 5})")).empty());
+  CHECK(fixed_key_changed(running, finalized(Role::Server, base + R"(, "workers": 3})"))
+            .rfind("workers:", 0) == 0);
+  CHECK(fixed_key_changed(running, finalized(Role::Server, base + R"(, "user": "nobody"})"))
             .rfind("user:", 0) == 0);
-  CHECK(fixed_key_changed(running, server_config(base + R"(, "mode": "tcp_and_udp"})"))
+  CHECK(fixed_key_changed(running, finalized(Role::Server, base + R"(, "mode": "tcp_and_udp"})"))
             .rfind("mode:", 0) == 0);
-  CHECK(fixed_key_changed(running, server_config(base + R"(, "plugin": "obfs-server"})"))
+  CHECK(fixed_key_changed(running, finalized(Role::Server, base + R"(, "plugin": "obfs-server"})"))
             .rfind("plugin:", 0) == 0);
   // With UDP served, a changed key would leave the UDP side on the old one: refused.
-  const Config udp = server_config(base + R"(, "mode": "tcp_and_udp"})");
+  const Config udp = finalized(Role::Server, base + R"(, "mode": "tcp_and_udp"})");
   const std::string udp_changed = R"({"server": "127.0.0.1", "server_port": 8001, "password": "q",
                                       "mode": "tcp_and_udp"})";
-  CHECK(fixed_key_changed(udp, server_config(udp_changed)).rfind("mode:", 0) == 0);
+  CHECK(fixed_key_changed(udp, finalized(Role::Server, udp_changed)).rfind("mode:", 0) == 0);
   CHECK(fixed_key_changed(udp, udp).empty());
 }
 

@@ -7,25 +7,13 @@
 #include <vector>
 
 #include "relay/config.h"
+#include "tests/support/config_text.h"
 
 namespace ss {
 namespace {
 
-Config finalized(Role role, const std::string& json) {
-  std::ostringstream warn;
-  Config c = parse_config_json(role, json, warn);
-  finalize_config(c);
-  return c;
-}
-
-std::string refused(Role role, const std::string& json) {
-  try {
-    finalized(role, json);
-  } catch (const ConfigError& e) {
-    return e.what();
-  }
-  return "";
-}
+using test::finalized;
+using test::refusal;
 
 std::optional<Config> flags(std::vector<const char*> args) {
   args.insert(args.begin(), "ss-local");
@@ -83,22 +71,22 @@ TEST_CASE("tun config: --tun and --tun-address, alone or with -l", "[relay]") {
 
 TEST_CASE("tun config: missing or malformed keys are refused by name", "[relay]") {
   const std::string head = std::string("{") + kServer + R"(, "locals": [)";
-  CHECK(refused(Role::Local, head + R"({"protocol": "tun", "tun_interface_address":
+  CHECK(refusal(Role::Local, head + R"({"protocol": "tun", "tun_interface_address":
         "10.255.0.1/24"}]})") ==
         "locals[0].tun_interface_name: missing (a tun needs its device "
         "name)");
-  CHECK(refused(Role::Local, head + R"({"protocol": "tun", "tun_interface_name": "t"}]})")
+  CHECK(refusal(Role::Local, head + R"({"protocol": "tun", "tun_interface_name": "t"}]})")
             .find("locals[0].tun_interface_address: must be an IPv4 address/prefix") == 0);
-  CHECK(refused(Role::Local, head + R"({"protocol": "tun", "tun_interface_name": "t",
+  CHECK(refusal(Role::Local, head + R"({"protocol": "tun", "tun_interface_name": "t",
         "tun_interface_address": "fd00::1/64"}]})")
             .find("locals[0].tun_interface_address: must be an IPv4 address/prefix") == 0);
-  CHECK(refused(Role::Local, head + R"({"protocol": "tun", "tun_interface_name": "t",
+  CHECK(refusal(Role::Local, head + R"({"protocol": "tun", "tun_interface_name": "t",
         "tun_interface_address": "10.0.0.1/24,10.0.1.1/24"}]})")
             .find("locals[0].tun_interface_address: must be an IPv4 address/prefix") == 0);
-  CHECK(refused(Role::Local, head + R"({"protocol": "socks", "local_port": 1,
+  CHECK(refusal(Role::Local, head + R"({"protocol": "socks", "local_port": 1,
         "tun_interface_name": "t"}]})")
             .find("locals[0]: tun_interface_name/tun_interface_address are for") == 0);
-  CHECK(refused(Role::Local, head + R"({"protocol": "tun", "tun_interface_name":
+  CHECK(refusal(Role::Local, head + R"({"protocol": "tun", "tun_interface_name":
         "a-very-long-name-x", "tun_interface_address": "10.0.0.1/24"}]})")
             .find("locals[0].tun_interface_name: longer than 15") == 0);
   std::ostringstream out, warn;
@@ -107,7 +95,7 @@ TEST_CASE("tun config: missing or malformed keys are refused by name", "[relay]"
   CHECK_THROWS_WITH(load_config(Role::Local, 11, argv, out, warn),
                     "--tun-address: needs --tun NAME");
   // Only ss-local has a tun.
-  CHECK_FALSE(refused(Role::Tunnel, std::string("{") + kServer + R"(, "local_port": 1,
+  CHECK_FALSE(refusal(Role::Tunnel, std::string("{") + kServer + R"(, "local_port": 1,
         "tunnel_address": "1.2.3.4:5", "locals": [{"protocol": "tun"}]})")
                   .empty());
 }
