@@ -16,6 +16,7 @@
 # /dev/net/tun, iperf3 and python3; exits 77 with the reason otherwise. Removes what it creates.
 set -uo pipefail
 bin=$(cd "${1:?usage: tun.sh BIN_DIR [SECONDS] [REPS] [N]}" && pwd)
+here=$(cd "$(dirname "$0")" && pwd)
 secs=${2:-5}
 reps=${3:-3}
 nidle=${4:-1000}
@@ -150,40 +151,12 @@ for streams in 1 8; do
   done
 done
 
-flows_py='
-import socket, struct, sys, time
-host, secs, via = sys.argv[1], float(sys.argv[2]), sys.argv[3]
-def exact(s, k):
-    b = b""
-    while len(b) < k:
-        d = s.recv(k - len(b))
-        if not d:
-            raise EOFError
-        b += d
-    return b
-n = 0
-end = time.monotonic() + secs
-while time.monotonic() < end:
-    if via == "tun":
-        s = socket.create_connection((host, 7010), timeout=10)
-    else:
-        s = socket.create_connection(("127.0.0.1", 1080), timeout=10)
-        s.sendall(b"\x05\x01\x00")
-        exact(s, 2)
-        s.sendall(b"\x05\x01\x00\x01" + socket.inet_aton(host) + struct.pack(">H", 7010))
-        exact(s, 10)
-    s.sendall(b"x")
-    exact(s, 1)
-    s.close()
-    n += 1
-print("%.1f %d" % (n / secs, n))
-'
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 hz=$(getconf CLK_TCK)
 declare -A fps cpu
 for path in tun socks; do
   t0=$(ticks "$local_pid")
-  read -r rate n < <(in_c python3 -c "$flows_py" "$target" "$secs" "$path")
+  read -r rate n < <(in_c python3 "$here/tun_flows.py" rate "$target" "$secs" "$path")
   t1=$(ticks "$local_pid")
   fps[$path]=${rate:-0}
   cpu[$path]=$(awk -v d=$((t1 - t0)) -v n="${n:-0}" -v hz="$hz" 'BEGIN {print n ? sprintf("%.3f", d * 1000 / hz / n) : "-"}')
@@ -192,42 +165,9 @@ done
 rows+=("| new flows/s (sequential: connect, 1 byte each way, close; tun vs SOCKS5) | ${fps[tun]} | ${fps[socks]} | $(awk -v a="${fps[tun]}" -v b="${fps[socks]}" 'BEGIN {print (b > 0 ? sprintf("%.2f", a / b) : "-")}') |")
 rows+=("| ss-local CPU ms per new flow | ${cpu[tun]} | ${cpu[socks]} | $(awk -v a="${cpu[tun]}" -v b="${cpu[socks]}" 'BEGIN {print (b > 0 ? sprintf("%.2f", a / b) : "-")}') |")
 
-hold_py='
-import resource, socket, struct, sys, time
-resource.setrlimit(resource.RLIMIT_NOFILE, (8192, 8192))
-host, n, pid, via = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
-def rss():
-    for line in open("/proc/%d/status" % pid):
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-def exact(s, k):
-    b = b""
-    while len(b) < k:
-        d = s.recv(k - len(b))
-        if not d:
-            raise EOFError
-        b += d
-    return b
-base = rss()
-held = []
-for i in range(n):
-    if via == "tun":
-        s = socket.create_connection((host, 7010), timeout=10)
-    else:
-        s = socket.create_connection(("127.0.0.1", 1080), timeout=10)
-        s.sendall(b"\x05\x01\x00")
-        exact(s, 2)
-        s.sendall(b"\x05\x01\x00\x01" + socket.inet_aton(host) + struct.pack(">H", 7010))
-        exact(s, 10)
-    s.sendall(b"x")
-    exact(s, 1)
-    held.append(s)
-time.sleep(0.3)
-print("%.0f" % ((rss() - base) * 1024 / n))
-'
 declare -A per
 for path in tun socks; do
-  per[$path]=$(in_c python3 -c "$hold_py" "$target" "$nidle" "$local_pid" "$path" 2>"$tmp/hold.err")
+  per[$path]=$(in_c python3 "$here/tun_flows.py" hold "$target" "$nidle" "$local_pid" "$path" 2>"$tmp/hold.err")
   say "$nidle idle flows through $path: ${per[$path]:-failed} bytes of ss-local RSS per flow"
 done
 rows+=("| ss-local RSS per idle flow ($nidle open; TUN measured first) | ${per[tun]:--} B | ${per[socks]:--} B | $(awk -v a="${per[tun]:-0}" -v b="${per[socks]:-0}" 'BEGIN {print (b > 0 ? sprintf("%.2f", a / b) : "-")}') |")
