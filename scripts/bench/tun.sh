@@ -32,40 +32,22 @@ ns_c=ssbt-c-$$
 ns_s=ssbt-s-$$
 tmp=$(mktemp -d /tmp/ss-tun-bench.XXXXXX)
 pids=()
+# shellcheck source=tests/scripts/netns_lib.sh
+source "$here/../../tests/scripts/netns_lib.sh"
 cleanup() {
-  local p
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null; done
-  ip netns del "$ns_c" 2>/dev/null
-  ip netns del "$ns_s" 2>/dev/null
+  netns_cleanup
   [[ -n ${KEEP:-} ]] || rm -rf "$tmp"
 }
 trap cleanup EXIT
 trap 'exit 1' INT TERM
 in_c() { ip netns exec "$ns_c" "$@"; }
 in_s() { ip netns exec "$ns_s" "$@"; }
-run() {
-  local ns=$1 name=$2
-  shift 2
-  (cd "$tmp" && exec ip netns exec "$ns" "$@") >"$tmp/$name.log" 2>&1 &
-  pid=$!
-  pids+=("$pid")
-}
-wait_tcp() {
-  local i
-  for ((i = 0; i < 200; i++)); do
-    [[ -n $(ip netns exec "$1" ss -Hltn "sport = :$2") ]] && return 0
-    sleep 0.05
-  done
-  return 1
-}
 say() { echo "tun bench: $*" >&2; }
 
 target=10.221.0.1
 mark=21331
-ip netns add "$ns_c" && ip netns add "$ns_s" || skip "cannot create network namespaces"
+netns_add "$ns_c" "$ns_s" || skip "cannot create network namespaces"
 ip link add c0 netns "$ns_c" type veth peer name s0 netns "$ns_s" || skip "no veth"
-in_c ip link set lo up && in_s ip link set lo up
 in_c ip addr add 10.220.0.2/30 dev c0 && in_c ip link set c0 up
 in_s ip addr add 10.220.0.1/30 dev s0 && in_s ip link set s0 up
 in_s ip addr add "$target/32" dev lo
@@ -73,10 +55,10 @@ in_c ip rule add fwmark "$mark" lookup 100 && in_c ip route add default via 10.2
 
 pw='tun bench password'
 method=${TUN_BENCH_METHOD:-chacha20-ietf-poly1305}
-run "$ns_s" server "$bin/ss-server" -s 10.220.0.1 -p 8388 -k "$pw" -m "$method" \
+netns_run "$ns_s" server "$bin/ss-server" -s 10.220.0.1 -p 8388 -k "$pw" -m "$method" \
   --allow-private-targets -n 8192
-wait_tcp "$ns_s" 8388 || skip "ss-server did not start"
-run "$ns_s" iperf iperf3 -s -B "$target" -p 5201
+netns_wait_tcp "$ns_s" 8388 || skip "ss-server did not start"
+netns_run "$ns_s" iperf iperf3 -s -B "$target" -p 5201
 server_py='
 import resource, socket, sys, threading
 resource.setrlimit(resource.RLIMIT_NOFILE, (8192, 8192))
@@ -95,8 +77,8 @@ while True:
     c, a = l.accept()
     threading.Thread(target=serve, args=(c,), daemon=True).start()
 '
-run "$ns_s" echo python3 -c "$server_py" "$target"
-wait_tcp "$ns_s" 5201 && wait_tcp "$ns_s" 7010 || skip "the targets did not start"
+netns_run "$ns_s" echo python3 -c "$server_py" "$target"
+netns_wait_tcp "$ns_s" 5201 && netns_wait_tcp "$ns_s" 7010 || skip "the targets did not start"
 cat >"$tmp/local.json" <<JSON
 {"server": "10.220.0.1", "server_port": 8388, "password": "$pw", "method": "$method",
  "outbound_fwmark": $mark, "nofile": 8192,
@@ -104,11 +86,11 @@ cat >"$tmp/local.json" <<JSON
              "tun_interface_address": "10.254.0.1/24"},
             {"protocol": "socks", "local_address": "127.0.0.1", "local_port": 1080}]}
 JSON
-run "$ns_c" local "$bin/ss-local" -c "$tmp/local.json"
+netns_run "$ns_c" local "$bin/ss-local" -c "$tmp/local.json"
 local_pid=$pid
-run "$ns_c" tunnel "$bin/ss-tunnel" -s 10.220.0.1 -p 8388 -k "$pw" -m "$method" -b 127.0.0.1 \
+netns_run "$ns_c" tunnel "$bin/ss-tunnel" -s 10.220.0.1 -p 8388 -k "$pw" -m "$method" -b 127.0.0.1 \
   -l 5202 -L "$target:5201"
-wait_tcp "$ns_c" 1080 && wait_tcp "$ns_c" 5202 || skip "ss-local or ss-tunnel did not start"
+netns_wait_tcp "$ns_c" 1080 && netns_wait_tcp "$ns_c" 5202 || skip "ss-local or ss-tunnel did not start"
 in_c ip route add 10.221.0.0/24 dev ssbt0 || skip "cannot route into the TUN"
 say "ss-local, ss-tunnel, ss-server up ($method); load: $(cut -d' ' -f1-3 /proc/loadavg)"
 

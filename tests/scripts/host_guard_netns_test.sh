@@ -37,48 +37,32 @@ done
 ns=ssguard-$$
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/ss-host-guard.XXXXXX")
 pids=()
+# shellcheck source=tests/scripts/netns_lib.sh
+source "$here/netns_lib.sh"
+# pass/fail and their counts
+# shellcheck source=tests/scripts/lib.sh
+source "$here/lib.sh"
 cleanup() {
-  local p
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null; done
-  # Anything still running in the namespace was started here.
-  for p in $(ip netns pids "$ns" 2>/dev/null); do kill "$p" 2>/dev/null; done
-  ip netns del "$ns" 2>/dev/null
+  netns_cleanup
   rm -rf "$tmp"
 }
 trap cleanup EXIT
 trap 'exit 1' INT TERM
 
 in_ns() { ip netns exec "$ns" "$@"; }
-ip netns add "$ns" 2>/dev/null || skip "cannot create a network namespace (ip netns add)"
-in_ns ip link set lo up
+netns_add "$ns" || skip "cannot create a network namespace (ip netns add)"
 in_ns ip addr add 11.22.33.44/32 dev lo
 in_ns ip -6 addr add 2a00:1122::44/128 dev lo nodad
 
-passed=0
-failed=0
-pass() {
-  echo "PASS: $*"
-  passed=$((passed + 1))
-}
-fail() {
-  echo "FAIL: $*"
-  failed=$((failed + 1))
-}
-
-# start LOG PORT PROGRAM ARGS...: in the namespace, in the background; waits for TCP PORT.
+# start NAME PORT PROGRAM ARGS...: in the namespace, in the background (netns_run, its log
+# $tmp/NAME.log); waits for TCP PORT, or fails the whole test with the log.
 start() {
-  local log=$1 port=$2 i
+  local name=$1 port=$2
   shift 2
-  # ip netns exec execs PROGRAM, so $! is PROGRAM's pid.
-  ip netns exec "$ns" "$@" >"$log" 2>&1 &
-  pids+=($!)
-  for ((i = 0; i < 100; i++)); do
-    in_ns bash -c "exec 3<>/dev/tcp/127.0.0.1/$port" 2>/dev/null && return 0
-    sleep 0.1
-  done
-  echo "FAIL: $1 does not listen on $port; its log:"
-  cat "$log"
+  netns_run "$ns" "$name" "$@"
+  netns_wait_tcp "$ns" "$port" "$pid" && return 0
+  echo "FAIL: $name does not listen on $port; its log:"
+  cat "$tmp/$name.log"
   echo "0 passed, 1 failed"
   exit 1
 }
@@ -129,18 +113,14 @@ except socket.timeout:
     print("none")
 PY
 
-ip netns exec "$ns" python3 "$tmp/target.py" "$tmp/targets.log" &
-pids+=($!)
+netns_run "$ns" target python3 "$tmp/target.py" "$tmp/targets.log"
 common=(-k "host guard test" -m aes-128-gcm -u)
-start "$tmp/server.log" 8388 "$bin/ss-server" -s 127.0.0.1 -p 8388 "${common[@]}"
-start "$tmp/server-open.log" 8389 "$bin/ss-server" -s 127.0.0.1 -p 8389 "${common[@]}" \
+start server 8388 "$bin/ss-server" -s 127.0.0.1 -p 8388 "${common[@]}"
+start server-open 8389 "$bin/ss-server" -s 127.0.0.1 -p 8389 "${common[@]}" \
   --allow-private-targets
-start "$tmp/local.log" 1080 "$bin/ss-local" -s 127.0.0.1 -p 8388 -l 1080 "${common[@]}"
-start "$tmp/local-open.log" 1081 "$bin/ss-local" -s 127.0.0.1 -p 8389 -l 1081 "${common[@]}"
-for ((i = 0; i < 50; i++)); do
-  in_ns bash -c "exec 3<>/dev/tcp/127.0.0.1/7000" 2>/dev/null && break
-  sleep 0.1
-done
+start local 1080 "$bin/ss-local" -s 127.0.0.1 -p 8388 -l 1080 "${common[@]}"
+start local-open 1081 "$bin/ss-local" -s 127.0.0.1 -p 8389 -l 1081 "${common[@]}"
+netns_wait_tcp "$ns" 7000 || { fail "the target does not listen on 7000"; }
 sleep 0.2
 : >"$tmp/targets.log"
 

@@ -60,13 +60,10 @@ ns_r=ssredir-r-$$
 ns_t=ssredir-t-$$
 tmp=$(mktemp -d /tmp/ss-redir-test.XXXXXX)
 pids=()
+# shellcheck source=tests/scripts/netns_lib.sh
+source "$here/netns_lib.sh"
 cleanup() {
-  local p
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null; done
-  ip netns del "$ns_c" 2>/dev/null
-  ip netns del "$ns_r" 2>/dev/null
-  ip netns del "$ns_t" 2>/dev/null
+  netns_cleanup
   rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -76,9 +73,7 @@ in_c() { ip netns exec "$ns_c" "$@"; }
 in_r() { ip netns exec "$ns_r" "$@"; }
 in_t() { ip netns exec "$ns_t" "$@"; }
 
-ip netns add "$ns_c" 2>/dev/null || skip "cannot create a network namespace (ip netns add)"
-ip netns add "$ns_r" || skip "cannot create a second network namespace"
-ip netns add "$ns_t" || skip "cannot create a third network namespace"
+netns_add "$ns_c" "$ns_r" "$ns_t" || skip "cannot create network namespaces (ip netns add)"
 
 # --- the two namespaces ---
 client4=10.200.0.2
@@ -96,7 +91,6 @@ method=chacha20-ietf-poly1305
 
 setup() {
   ip link add c0 netns "$ns_c" type veth peer name r0 netns "$ns_r" || return 1
-  in_c ip link set lo up && in_r ip link set lo up || return 1
   in_c ip addr add "$client4/30" dev c0 && in_c ip addr add "$client6/64" dev c0 nodad || return 1
   in_r ip addr add "$router4/30" dev r0 && in_r ip addr add "$router6/64" dev r0 nodad || return 1
   in_c ip link set c0 up && in_r ip link set r0 up || return 1
@@ -108,7 +102,6 @@ setup() {
   in_r ip -6 rule add fwmark 1 lookup 100 && in_r ip -6 route add local ::/0 dev lo table 100 || return 1
   # The UDP target's namespace, behind the router.
   ip link add r1 netns "$ns_r" type veth peer name t0 netns "$ns_t" || return 1
-  in_t ip link set lo up || return 1
   in_r ip addr add 10.202.0.1/30 dev r1 && in_r ip addr add fd00:202::1/64 dev r1 nodad || return 1
   in_t ip addr add 10.202.0.2/30 dev t0 && in_t ip addr add fd00:202::2/64 dev t0 nodad || return 1
   in_r ip link set r1 up && in_t ip link set t0 up || return 1
@@ -122,42 +115,17 @@ in_r iptables -t nat -L >/dev/null 2>&1 || skip "iptables (nat) does not work in
 head -c 3000000 /dev/urandom >"$tmp/blob"
 want=$(sha256sum <"$tmp/blob" | cut -d' ' -f1)
 
-# start NAME CMD...: runs CMD in the router namespace, output to $tmp/NAME.log; sets $pid, the
-# process's own (`ip netns exec` execs CMD: no shell function or subshell stands in between, so
-# that kill reaches CMD itself).
-start() {
-  local name=$1
-  shift
-  ip netns exec "$ns_r" "$@" >"$tmp/$name.log" 2>&1 &
-  pid=$!
-  pids+=("$pid")
-}
+# start NAME CMD...: CMD in the router namespace (netns_run); sets $pid.
+start() { netns_run "$ns_r" "$@"; }
 stop() {
   kill "$1" 2>/dev/null
   wait "$1" 2>/dev/null
   return 0
 }
-# wait_listen PORT [PID]: until something in the router namespace listens on TCP PORT.
-wait_listen() {
-  local i
-  for ((i = 0; i < 200; i++)); do
-    [[ -n $(in_r ss -Hltn "sport = :$1") ]] && return 0
-    if [[ -n ${2:-} ]] && ! kill -0 "$2" 2>/dev/null; then return 1; fi
-    sleep 0.05
-  done
-  return 1
-}
-
-# wait_udp PORT [PID]: until a UDP socket in the router namespace is bound to PORT.
-wait_udp() {
-  local i
-  for ((i = 0; i < 200; i++)); do
-    [[ -n $(in_r ss -Hlun "sport = :$1") ]] && return 0
-    if [[ -n ${2:-} ]] && ! kill -0 "$2" 2>/dev/null; then return 1; fi
-    sleep 0.05
-  done
-  return 1
-}
+# wait_listen PORT [PID] / wait_udp PORT [PID]: a TCP listener / bound UDP socket on PORT in the
+# router namespace.
+wait_listen() { netns_wait_tcp "$ns_r" "$@"; }
+wait_udp() { netns_wait_udp "$ns_r" "$@"; }
 
 # The web server, one per family (python's http.server logs "ADDRESS - - [...] "GET ...").
 start web4 python3 -u -m http.server --bind "$target4" --directory "$tmp" "$web"

@@ -55,13 +55,10 @@ ns_s=sstun-s-$$
 ns_o=sstun-o-$$
 tmp=$(mktemp -d /tmp/ss-tun-test.XXXXXX)
 pids=()
+# shellcheck source=tests/scripts/netns_lib.sh
+source "$here/netns_lib.sh"
 cleanup() {
-  local p
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null; done
-  ip netns del "$ns_c" 2>/dev/null
-  ip netns del "$ns_s" 2>/dev/null
-  ip netns del "$ns_o" 2>/dev/null
+  netns_cleanup
   [[ -n "${KEEP:-}" ]] || rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -71,9 +68,7 @@ in_c() { ip netns exec "$ns_c" "$@"; }
 in_s() { ip netns exec "$ns_s" "$@"; }
 in_o() { ip netns exec "$ns_o" "$@"; }
 
-ip netns add "$ns_c" 2>/dev/null || skip "cannot create a network namespace (ip netns add)"
-ip netns add "$ns_s" || skip "cannot create a second network namespace"
-ip netns add "$ns_o" || skip "cannot create a third network namespace"
+netns_add "$ns_c" "$ns_s" "$ns_o" || skip "cannot create network namespaces (ip netns add)"
 
 server=10.211.0.1
 origin=10.213.0.1
@@ -86,7 +81,6 @@ method=chacha20-ietf-poly1305
 setup() {
   ip link add c0 netns "$ns_c" type veth peer name s0 netns "$ns_s" || return 1
   ip link add s1 netns "$ns_s" type veth peer name o0 netns "$ns_o" || return 1
-  in_c ip link set lo up && in_s ip link set lo up && in_o ip link set lo up || return 1
   in_c ip addr add 10.210.0.2/30 dev c0 && in_c ip link set c0 up || return 1
   in_s ip addr add 10.210.0.1/30 dev s0 && in_s ip link set s0 up || return 1
   in_s ip addr add 10.212.0.1/30 dev s1 && in_s ip link set s1 up || return 1
@@ -110,33 +104,15 @@ head -c $((100 * 1024 * 1024)) /dev/urandom >"$tmp/big"
 want=$(sha256sum <"$tmp/blob" | cut -d' ' -f1)
 want_big=$(sha256sum <"$tmp/big" | cut -d' ' -f1)
 
-# run NS NAME CMD...: CMD in namespace NS, output to $tmp/NAME.log; $pid is CMD's own pid.
-run() {
-  local ns=$1 name=$2
-  shift 2
-  ip netns exec "$ns" "$@" >"$tmp/$name.log" 2>&1 &
-  pid=$!
-  pids+=("$pid")
-}
-# wait_tcp NS PORT PID: until something in NS listens on TCP PORT (10 s), while PID lives.
-wait_tcp() {
-  local i
-  for ((i = 0; i < 200; i++)); do
-    [[ -n $(ip netns exec "$1" ss -Hltn "sport = :$2") ]] && return 0
-    kill -0 "$3" 2>/dev/null || return 1
-    sleep 0.05
-  done
-  return 1
-}
 
 # pass/fail and their counts
 # shellcheck source=tests/scripts/lib.sh
 source "$here/lib.sh"
 
 # --- the origins ---
-run "$ns_o" web python3 -u -m http.server --bind 0.0.0.0 --directory "$tmp" 8080
-wait_tcp "$ns_o" 8080 "$pid" || skip "the web server did not start: $(tail -3 "$tmp/web.log")"
-run "$ns_o" web6 python3 -u -m http.server --bind "$origin6" --directory "$tmp" 8080
+netns_run "$ns_o" web python3 -u -m http.server --bind 0.0.0.0 --directory "$tmp" 8080
+netns_wait_tcp "$ns_o" 8080 "$pid" || skip "the web server did not start: $(tail -3 "$tmp/web.log")"
+netns_run "$ns_o" web6 python3 -u -m http.server --bind "$origin6" --directory "$tmp" 8080
 echo_py='
 import resource, socket, sys, threading
 resource.setrlimit(resource.RLIMIT_NOFILE, (8192, 8192))
@@ -163,9 +139,9 @@ while True:
     c, a = l.accept()
     threading.Thread(target=serve, args=(c,), daemon=True).start()
 '
-run "$ns_o" tcpecho python3 -c "$echo_py" tcp 7008
-wait_tcp "$ns_o" 7008 "$pid" || skip "the TCP echo server did not start"
-run "$ns_o" udpecho python3 -c "$echo_py" udp 7007 "$origin"
+netns_run "$ns_o" tcpecho python3 -c "$echo_py" tcp 7008
+netns_wait_tcp "$ns_o" 7008 "$pid" || skip "the TCP echo server did not start"
+netns_run "$ns_o" udpecho python3 -c "$echo_py" udp 7007 "$origin"
 source_py='
 import os, socket, threading
 def push(c):
@@ -186,16 +162,16 @@ while True:
     c, a = l.accept()
     threading.Thread(target=push, args=(c,), daemon=True).start()
 '
-run "$ns_o" source python3 -u -c "$source_py"
-wait_tcp "$ns_o" 7009 "$pid" || skip "the pushing server did not start"
-run "$ns_o" udpecho6 python3 -c "$echo_py" udp 7007 "$origin6"
+netns_run "$ns_o" source python3 -u -c "$source_py"
+netns_wait_tcp "$ns_o" 7009 "$pid" || skip "the pushing server did not start"
+netns_run "$ns_o" udpecho6 python3 -c "$echo_py" udp 7007 "$origin6"
 
 # --- ss-server (refuses $refused by its ACL) and ss-local with the TUN ---
 printf '[outbound_block_list]\n%s/32\n' "$refused" >"$tmp/server.acl"
-run "$ns_s" server "$bin/ss-server" -s "$server" -p 8388 -k "$pw" -m "$method" \
+netns_run "$ns_s" server "$bin/ss-server" -s "$server" -p 8388 -k "$pw" -m "$method" \
   --allow-private-targets -u --acl "$tmp/server.acl" -n 8192
 server_pid=$pid
-wait_tcp "$ns_s" 8388 "$pid" || { cat "$tmp/server.log"; skip "ss-server did not start"; }
+netns_wait_tcp "$ns_s" 8388 "$pid" || { cat "$tmp/server.log"; skip "ss-server did not start"; }
 cat >"$tmp/local.json" <<JSON
 {"server": "$server", "server_port": 8388, "password": "$pw", "method": "$method",
  "mode": "tcp_and_udp", "outbound_fwmark": $((mark)), "nofile": 8192,
@@ -218,7 +194,7 @@ if ! grep -q 'libasan\|libtsan' <<<"$libs" &&
   cc -shared -fPIC -O2 -o "$tmp/malloc_count.so" "$here/../support/malloc_count.c" 2>"$tmp/cc.log"; then
   preload=(env LD_PRELOAD="$tmp/malloc_count.so" MALLOC_COUNT_FILE="$tmp/mallocs")
 fi
-run "$ns_c" local "${preload[@]}" "$bin/ss-local" -c "$tmp/local.json" -v
+netns_run "$ns_c" local "${preload[@]}" "$bin/ss-local" -c "$tmp/local.json" -v
 local_pid=$pid
 for ((i = 0; i < 200; i++)); do
   tun_up && break
@@ -559,7 +535,7 @@ if [[ $rc -eq 1 && $got == *"tun_setup: needs outbound_fwmark"* ]]; then
 else
   fail "tun_setup without a mark: exit $rc, $got"
 fi
-run "$ns_c" setup "$bin/ss-local" -c "$tmp/setup.json" -v
+netns_run "$ns_c" setup "$bin/ss-local" -c "$tmp/setup.json" -v
 setup_pid=$pid
 for ((i = 0; i < 200; i++)); do
   [[ $(in_c ip -6 rule) == *"lookup 5354"* ]] && tun_up && break
