@@ -596,11 +596,13 @@ bool tun_dns_value(ListenerSpec& spec, const std::string& k, const json& val,
 
 // After a local's keys: the DNS keys must fit the local and each other.
 void check_tun_dns(const ListenerSpec& spec, const std::string& at, const json& o) {
-  const bool fake_keys = o.contains("fake_dns_ipv4_network") || o.contains("fake_dns_ipv6_network") ||
+  const bool fake_keys = o.contains("fake_dns_ipv4_network") ||
+                         o.contains("fake_dns_ipv6_network") ||
                          o.contains("fake_dns_record_expire_duration");
   if (spec.protocol != ListenerSpec::Protocol::Tun) {
     if (!spec.tun_dns.empty() || spec.tun_dns_resolver || fake_keys) {
-      fail(at + ": tun_dns, tun_dns_resolver and the fake_dns_* keys are for \"protocol\": \"tun\" "
+      fail(at +
+           ": tun_dns, tun_dns_resolver and the fake_dns_* keys are for \"protocol\": \"tun\" "
            "(shadowsocks-rust's \"fake-dns\" local is not supported)");
     }
     return;
