@@ -60,7 +60,7 @@ std::vector<uint8_t> query_packet(const std::string& name, uint16_t type, IpPack
 
 }  // namespace
 
-TEST_CASE("tun DNS: networks parse; hosts bits cleared; too small refused", "[client]") {
+TEST_CASE("tun DNS: networks parse with host bits cleared, too small ones refused", "[client]") {
   const std::optional<IpNet> n = parse_ip_net("198.19.7.9/15");
   REQUIRE(n);
   CHECK(text(n->base) == "198.18.0.0");

@@ -116,7 +116,7 @@ TEST_CASE("tun config: missing or malformed keys are refused by name", "[relay]"
 
 namespace ss {
 
-TEST_CASE("tun config: DNS modes, pools and resolver; misuse refused by key", "[relay]") {
+TEST_CASE("tun config: DNS modes, pools and resolver, misuse refused by key", "[relay]") {
   const std::string head = std::string("{") + kServer +
                            R"(, "locals": [{"protocol": "tun", "tun_interface_name": "t",
       "tun_interface_address": "10.255.0.1/24")";
