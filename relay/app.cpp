@@ -705,6 +705,7 @@ int run_app(Role role, int argc, char** argv, const InboundRegistry& inbounds,
       std::fprintf(stderr, "%s: %s\n", prog, tun_error.c_str());
       return 1;
     }
+    if (!spec.tun_dns.empty()) spec.tun_device->set_dns(make_tun_dns(spec));
     if (cfg.tun_setup) {
       tun_routes =
           TunRoutes::add(spec.tun_name, !spec.tun_cidr6.empty(), cfg.outbound_fwmark, &tun_error);

@@ -40,6 +40,7 @@
 #include <uv.h>
 
 #include "client/inbound/users_file.h"
+#include "client/tun/tun_dns.h"
 #include "crypto/kdf.h"
 #include "relay/acl.h"
 #include "relay/address.h"
@@ -560,6 +561,63 @@ void finish_tun_spec(ListenerSpec& spec, const std::string& at) {
   if (!spec.tun_cidr6.empty()) host_of(spec.tun_cidr6, Address::Type::IPv6);
 }
 
+// A tun local's DNS keys (README "tun mode", DNS): ours, tun_dns and tun_dns_resolver, and
+// shadowsocks-rust's fake-dns keys for the pools and the expiry. False: not one of them.
+bool tun_dns_value(ListenerSpec& spec, const std::string& k, const json& val,
+                   const std::string& key) {
+  if (k == "tun_dns") {
+    spec.tun_dns = string_value(val, key);
+    if (spec.tun_dns != "fake" && spec.tun_dns != "relay") {
+      fail(key + ": must be \"fake\" or \"relay\", got " + quote(spec.tun_dns));
+    }
+  } else if (k == "tun_dns_resolver") {
+    const std::string& text = string_value(val, key);
+    spec.tun_dns_resolver = parse_host_port(text);
+    if (!spec.tun_dns_resolver || spec.tun_dns_resolver->type == Address::Type::Domain) {
+      fail(key + ": must be an IP address and port (e.g. \"9.9.9.9:53\"), got " + quote(text));
+    }
+  } else if (k == "fake_dns_ipv4_network" || k == "fake_dns_ipv6_network") {
+    const std::string& text = string_value(val, key);
+    const bool v4 = k == "fake_dns_ipv4_network";
+    const std::optional<IpNet> net = parse_ip_net(text);
+    if (!net || net->base.len != (v4 ? 4 : 16)) {
+      fail(key + ": must be an " + (v4 ? "IPv4" : "IPv6") + " network (e.g. " +
+           (v4 ? "\"198.18.0.0/15\"" : "\"fc00::/18\"") + ") with room for two addresses, got " +
+           quote(text));
+    }
+    (v4 ? spec.fake_dns_ipv4_network : spec.fake_dns_ipv6_network) = text;
+  } else if (k == "fake_dns_record_expire_duration") {
+    spec.fake_dns_expire_s = static_cast<uint32_t>(count_value(val, key, 2, 7 * 86400));
+  } else {
+    return false;
+  }
+  return true;
+}
+
+// After a local's keys: the DNS keys must fit the local and each other.
+void check_tun_dns(const ListenerSpec& spec, const std::string& at, const json& o) {
+  const bool fake_keys = o.contains("fake_dns_ipv4_network") ||
+                         o.contains("fake_dns_ipv6_network") ||
+                         o.contains("fake_dns_record_expire_duration");
+  if (spec.protocol != ListenerSpec::Protocol::Tun) {
+    if (!spec.tun_dns.empty() || spec.tun_dns_resolver || fake_keys) {
+      fail(at +
+           ": tun_dns, tun_dns_resolver and the fake_dns_* keys are for \"protocol\": \"tun\" "
+           "(shadowsocks-rust's \"fake-dns\" local is not supported)");
+    }
+    return;
+  }
+  if (spec.tun_dns != "fake" && fake_keys) {
+    fail(at + ": the fake_dns_* keys need \"tun_dns\": \"fake\"");
+  }
+  if (spec.tun_dns == "relay" && !spec.tun_dns_resolver) {
+    fail(at + ".tun_dns_resolver: missing (\"tun_dns\": \"relay\" sends queries there)");
+  }
+  if (spec.tun_dns.empty() && spec.tun_dns_resolver) {
+    fail(at + ".tun_dns_resolver: needs \"tun_dns\" (\"fake\" or \"relay\")");
+  }
+}
+
 // shadowsocks-rust's "locals": [{"protocol": "socks"|"http"|"tunnel", "local_address": ...,
 // "local_port": ..., "forward_address"/"forward_port" for tunnels}, ...].
 void locals_value(Config& c, const json& v) {
@@ -601,6 +659,7 @@ void locals_value(Config& c, const json& v) {
         spec.tun_name = string_value(val, key);
       } else if (k == "tun_interface_address") {
         spec.tun_cidr = string_value(val, key);
+      } else if (tun_dns_value(spec, k, val, key)) {
       } else {
         fail(key + ": not supported by shadowsocks-uv in a \"locals\" entry");
       }
@@ -610,6 +669,7 @@ void locals_value(Config& c, const json& v) {
     } else if (!spec.tun_name.empty() || !spec.tun_cidr.empty()) {
       fail(at + ": tun_interface_name/tun_interface_address are for \"protocol\": \"tun\"");
     }
+    check_tun_dns(spec, at, o);
     if (spec.port == 0 && spec.protocol != ListenerSpec::Protocol::Tun) {
       fail(at + ".local_port: missing");
     }

@@ -174,6 +174,13 @@ struct ListenerSpec {
   std::string tun_cidr{};   // IPv4
   std::string tun_cidr6{};  // IPv6, optional
   std::shared_ptr<TunDevice> tun_device{};
+  // Tun: DNS on the device (client/tun/tun_dns.h): "" (none), "fake" or "relay"; the resolver
+  // ("IP:PORT") relay mode sends to; fake mode's pools (rust's fake-dns keys) and expiry.
+  std::string tun_dns{};
+  std::optional<Address> tun_dns_resolver{};
+  std::string fake_dns_ipv4_network{"198.18.0.0/15"};
+  std::string fake_dns_ipv6_network{"fc00::/18"};
+  uint32_t fake_dns_expire_s = 600;
 };
 
 // What the engine is built from (see relay/runtime.h): pure, validated, with no field whose

@@ -104,7 +104,7 @@ std::unique_ptr<UdpInbound> UdpFronts::inbound(const ListenerSpec& spec) const {
     case ListenerSpec::Protocol::Redir:
       return std::make_unique<RedirUdpInbound>();
     case ListenerSpec::Protocol::Tun:
-      return std::make_unique<TunUdpInbound>();
+      return std::make_unique<TunUdpInbound>(spec.tun_device);
   }
   return nullptr;
 }

@@ -170,6 +170,38 @@ bool rewrite_ip_packet(uint8_t* p, IpPacket& pkt, const IpEndpoint& src, const I
   return true;
 }
 
+namespace {
+
+// The IPv4 (20 bytes, checksummed) or IPv6 (40 bytes) header of a packet from src to dst carrying
+// l4_len bytes of protocol `proto`. Its size.
+size_t write_ip_header(uint8_t* out, const IpEndpoint& src, const IpEndpoint& dst, uint8_t proto,
+                       size_t l4_len) {
+  if (src.ip.len == 4) {
+    out[0] = 0x45;
+    out[1] = 0;
+    store16(out + 2, static_cast<uint16_t>(20 + l4_len));
+    store16(out + 4, 0);
+    store16(out + 6, 0);
+    out[8] = 64;
+    out[9] = proto;
+    store16(out + 10, 0);
+    std::memcpy(out + 12, src.ip.b, 4);
+    std::memcpy(out + 16, dst.ip.b, 4);
+    store16(out + 10, static_cast<uint16_t>(~ip_sum(out, 20)));
+    return 20;
+  }
+  out[0] = 0x60;
+  out[1] = out[2] = out[3] = 0;
+  store16(out + 4, static_cast<uint16_t>(l4_len));
+  out[6] = proto;
+  out[7] = 64;
+  std::memcpy(out + 8, src.ip.b, 16);
+  std::memcpy(out + 24, dst.ip.b, 16);
+  return 40;
+}
+
+}  // namespace
+
 size_t build_udp_packet(uint8_t* out, size_t cap, const IpEndpoint& src, const IpEndpoint& dst,
                         const uint8_t* payload, size_t payload_len) {
   if (src.ip.len != dst.ip.len || (src.ip.len != 4 && src.ip.len != 16)) return 0;
@@ -178,38 +210,52 @@ size_t build_udp_packet(uint8_t* out, size_t cap, const IpEndpoint& src, const I
   const size_t udp_len = 8 + payload_len;
   const size_t total = hdr + udp_len;
   if (total > cap || (alen == 4 ? total : udp_len) > 0xffff) return 0;
-  if (alen == 4) {
-    out[0] = 0x45;
-    out[1] = 0;
-    store16(out + 2, static_cast<uint16_t>(total));
-    store16(out + 4, 0);
-    store16(out + 6, 0);
-    out[8] = 64;
-    out[9] = kIpProtoUdp;
-    store16(out + 10, 0);
-    std::memcpy(out + 12, src.ip.b, 4);
-    std::memcpy(out + 16, dst.ip.b, 4);
-    store16(out + 10, static_cast<uint16_t>(~ip_sum(out, 20)));
-  } else {
-    out[0] = 0x60;
-    out[1] = out[2] = out[3] = 0;
-    store16(out + 4, static_cast<uint16_t>(udp_len));
-    out[6] = kIpProtoUdp;
-    out[7] = 64;
-    std::memcpy(out + 8, src.ip.b, 16);
-    std::memcpy(out + 24, dst.ip.b, 16);
-  }
   uint8_t* u = out + hdr;
+  // The payload may sit where the headers go (a reply built in place): move it first.
+  if (payload_len > 0) std::memmove(u + 8, payload, payload_len);
+  write_ip_header(out, src, dst, kIpProtoUdp, udp_len);
   store16(u, src.port);
   store16(u + 2, dst.port);
   store16(u + 4, static_cast<uint16_t>(udp_len));
   store16(u + 6, 0);
-  if (payload_len > 0) std::memmove(u + 8, payload, payload_len);
   const uint32_t sum = pseudo_sum(src.ip.b, dst.ip.b, alen, kIpProtoUdp, udp_len);
   uint16_t c = static_cast<uint16_t>(~ip_sum(u, udp_len, sum));
   if (c == 0) c = 0xffff;
   store16(u + 6, c);
   return total;
+}
+
+size_t build_tcp_reset(uint8_t* out, size_t cap, const uint8_t* p, const IpPacket& pkt) {
+  if (pkt.protocol != kIpProtoTcp || pkt.src.ip.len != pkt.dst.ip.len) return 0;
+  const size_t alen = pkt.src.ip.len;
+  const size_t hdr = alen == 4 ? 20 : 40;
+  if (hdr + 20 > cap) return 0;
+  const uint8_t* t = p + pkt.l4_offset;
+  const uint32_t seq = static_cast<uint32_t>(load16(t + 4)) << 16 | load16(t + 6);
+  const uint32_t ack_in = static_cast<uint32_t>(load16(t + 8)) << 16 | load16(t + 10);
+  // RFC 9293 3.10.7.1: to a segment with ACK, RST with its ACK number as our sequence number;
+  // else sequence 0 and ACK of everything the segment occupied (SYN and FIN count one each).
+  uint32_t ack = seq + static_cast<uint32_t>(pkt.payload_len);
+  if ((pkt.tcp_flags & kTcpSyn) != 0) ++ack;
+  if ((pkt.tcp_flags & kTcpFin) != 0) ++ack;
+  const bool had_ack = (pkt.tcp_flags & kTcpAck) != 0;
+  write_ip_header(out, pkt.dst, pkt.src, kIpProtoTcp, 20);
+  uint8_t* u = out + hdr;
+  store16(u, pkt.dst.port);
+  store16(u + 2, pkt.src.port);
+  const uint32_t my_seq = had_ack ? ack_in : 0;
+  store16(u + 4, static_cast<uint16_t>(my_seq >> 16));
+  store16(u + 6, static_cast<uint16_t>(my_seq));
+  store16(u + 8, static_cast<uint16_t>(had_ack ? 0 : ack >> 16));
+  store16(u + 10, static_cast<uint16_t>(had_ack ? 0 : ack));
+  u[12] = 5 << 4;
+  u[13] = had_ack ? kTcpRst : (kTcpRst | kTcpAck);
+  store16(u + 14, 0);
+  store16(u + 16, 0);
+  store16(u + 18, 0);
+  const uint32_t sum = pseudo_sum(pkt.dst.ip.b, pkt.src.ip.b, alen, kIpProtoTcp, 20);
+  store16(u + 16, static_cast<uint16_t>(~ip_sum(u, 20, sum)));
+  return hdr + 20;
 }
 
 }  // namespace ss

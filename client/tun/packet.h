@@ -61,6 +61,10 @@ bool rewrite_ip_packet(uint8_t* p, IpPacket& pkt, const IpEndpoint& src, const I
 size_t build_udp_packet(uint8_t* out, size_t cap, const IpEndpoint& src, const IpEndpoint& dst,
                         const uint8_t* payload, size_t payload_len);
 
+// The RST answering the TCP segment pkt (parsed from p): from its destination to its source, as a
+// closed port answers (RFC 9293 3.10.7.1), with checksums, into out (cap bytes). Its length, or 0.
+size_t build_tcp_reset(uint8_t* out, size_t cap, const uint8_t* p, const IpPacket& pkt);
+
 // The Internet checksum (RFC 1071) of data, folded, not complemented, starting from sum.
 uint32_t ip_sum(const uint8_t* data, size_t n, uint32_t sum = 0);
 

@@ -12,6 +12,7 @@
 
 #include "client/tun/packet.h"
 #include "client/tun/tcp_nat.h"
+#include "client/tun/tun_dns.h"
 #include "relay/address.h"
 
 namespace ss {
@@ -59,6 +60,10 @@ class TunDevice {
   // peer is not one of the NAT's sources.
   std::optional<Address> original_dst(const Address& peer) const;
 
+  // DNS in tun mode (fake or relay), or null: set once at start-up, before the workers run.
+  void set_dns(std::shared_ptr<TunDns> dns) { dns_ = std::move(dns); }
+  TunDns* dns() const { return dns_.get(); }
+
   static constexpr int kMtu = 65535;
 
  private:
@@ -70,6 +75,7 @@ class TunDevice {
   IpEndpoint listener6_;
   std::unique_ptr<TcpNat> nat_;
   std::unique_ptr<TcpNat> nat6_;
+  std::shared_ptr<TunDns> dns_;
 };
 
 // IpEndpoint <-> Address (IPv4 and IPv6 only).

@@ -45,6 +45,7 @@ TunEngine::TunEngine(uv_loop_t* loop, std::shared_ptr<TunDevice> dev, int queue,
       fd_(dev_->queue_fd(queue)),
       udp_(udp),
       buf_(new uint8_t[kBufSize]) {
+  if (dev_->dns() != nullptr) dns_buf_.reset(new uint8_t[kBufSize]);
   if (udp_ != nullptr) udp_index_ = udp_->attach(std::move(inbound), std::move(outbound), this);
 }
 
@@ -62,12 +63,14 @@ void TunEngine::shutdown() {
   if (closed_) return;
   closed_ = true;
   if (polling_) uv_close(reinterpret_cast<uv_handle_t*>(&poll_), nullptr);
-  LOG_DEBUG("tun %s: %llu packets in, %llu TCP, %llu UDP, %llu dropped, %llu write failures",
-            dev_->name().c_str(), static_cast<unsigned long long>(stats_.packets_in),
-            static_cast<unsigned long long>(stats_.tcp),
-            static_cast<unsigned long long>(stats_.udp),
-            static_cast<unsigned long long>(stats_.dropped),
-            static_cast<unsigned long long>(stats_.write_fail));
+  LOG_DEBUG(
+      "tun %s: %llu packets in, %llu TCP, %llu UDP, %llu dropped, %llu write failures, %llu DNS "
+      "answers, %llu refused",
+      dev_->name().c_str(), static_cast<unsigned long long>(stats_.packets_in),
+      static_cast<unsigned long long>(stats_.tcp), static_cast<unsigned long long>(stats_.udp),
+      static_cast<unsigned long long>(stats_.dropped),
+      static_cast<unsigned long long>(stats_.write_fail),
+      static_cast<unsigned long long>(stats_.dns), static_cast<unsigned long long>(stats_.refused));
 }
 
 void TunEngine::on_readable(uv_poll_t* p, int status, int events) {
@@ -92,7 +95,16 @@ void TunEngine::handle(uint8_t* p, size_t n, uint64_t now_ms) {
     ++stats_.dropped;
     return;
   }
+  TunDns* dns = dev_->dns();
   if (pkt.protocol == kIpProtoTcp) {
+    // A connection to a fake address nobody was given (or given long ago) is refused at once.
+    if (dns != nullptr && (pkt.tcp_flags & (kTcpSyn | kTcpAck | kTcpRst)) == kTcpSyn &&
+        dns->refuses(pkt.dst.ip, TunDns::now_ms())) {
+      ++stats_.refused;
+      const size_t len = build_tcp_reset(dns_buf_.get(), kBufSize, p, pkt);
+      if (len != 0) write_packet({dns_buf_.get(), len});
+      return;
+    }
     TcpNat* nat = dev_->tcp_nat(pkt.version);
     if (nat == nullptr || !nat->translate(p, pkt, now_ms)) {
       ++stats_.dropped;
@@ -101,6 +113,20 @@ void TunEngine::handle(uint8_t* p, size_t n, uint64_t now_ms) {
     ++stats_.tcp;
     write_packet({p, pkt.length});
     return;
+  }
+  if (dns != nullptr && pkt.dst.port == 53) {
+    size_t len = 0;
+    switch (dns->on_query(p, pkt, dns_buf_.get(), kBufSize, p, kBufSize, &len, TunDns::now_ms())) {
+      case TunDns::Verdict::Reply:
+        ++stats_.dns;
+        write_packet({p, len});
+        return;
+      case TunDns::Verdict::Drop:
+        ++stats_.dropped;
+        return;
+      case TunDns::Verdict::Relay:
+        break;  // through the NAT, which sends it to the resolver (tun_udp_inbound.cpp)
+    }
   }
   if (udp_ == nullptr) {
     ++stats_.dropped;

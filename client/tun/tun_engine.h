@@ -19,6 +19,8 @@ struct TunStats {
   uint64_t udp = 0;         // UDP datagrams handed to the NAT
   uint64_t dropped = 0;     // malformed, bad checksum, fragment, other protocol, no NAT entry
   uint64_t write_fail = 0;  // the device refused a packet
+  uint64_t dns = 0;         // DNS queries answered here (fake mode)
+  uint64_t refused = 0;     // TCP SYNs to a fake address with no live entry, answered by RST
 };
 
 class TunEngine final : public PacketSink {
@@ -50,7 +52,8 @@ class TunEngine final : public PacketSink {
   uv_poll_t poll_;
   bool polling_ = false;
   bool closed_ = false;
-  std::unique_ptr<uint8_t[]> buf_;  // one packet at a time; the device's MTU at most
+  std::unique_ptr<uint8_t[]> buf_;      // one packet at a time; the device's MTU at most
+  std::unique_ptr<uint8_t[]> dns_buf_;  // with DNS on the device: an answer being built
   TunStats stats_;
 };
 

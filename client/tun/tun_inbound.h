@@ -1,6 +1,8 @@
 #pragma once
 // tun mode's TCP inbound: the connection was made by the kernel-terminated NAT (tcp_nat.h), whose
-// table says where the client was going. Like ss-redir, nothing is read before connecting.
+// table says where the client was going. Like ss-redir, nothing is read before connecting. With
+// DNS on the device (tun_dns.h): a fake address becomes its name (the router then decides by
+// name, and the server resolves it); relay mode sends DNS over TCP (port 53) to the resolver.
 
 #include <memory>
 
@@ -19,7 +21,7 @@ class TunInbound final : public Inbound {
     const std::optional<Address> dst = dev_->original_dst(info.peer);
     if (!dst) return InboundAction::Close;
     target_ = *dst;
-    return InboundAction::Connect;
+    return tun_dns_target(dev_->dns(), target_) ? InboundAction::Connect : InboundAction::Close;
   }
   InboundAction feed(const uint8_t*, size_t, ReplyBytes&, EarlyData&) override {
     return InboundAction::NeedMore;

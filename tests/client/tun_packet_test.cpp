@@ -376,3 +376,44 @@ TEST_CASE("tun device addresses: the spare address beside the device's own", "[c
   CHECK_FALSE(parse_tun_cidr6("fd00::1/127"));
   CHECK_FALSE(parse_tun_cidr6("10.0.0.1/24"));
 }
+
+TEST_CASE("tun packet: the RST answering a SYN, and a segment with ACK", "[client]") {
+  const IpEndpoint client = v4(10, 255, 0, 1, 40000);
+  const IpEndpoint fake = v4(198, 19, 255, 254, 8080);
+  auto refill = [](std::vector<uint8_t>& p) {
+    IpPacket k;
+    k.version = 4;
+    k.protocol = kIpProtoTcp;
+    k.length = p.size();
+    k.l4_offset = 20;
+    k.l4_csum_offset = 36;
+    fill_checksums(p, k);
+  };
+  std::vector<uint8_t> syn = tcp4(client, fake, kTcpSyn, "");
+  put16(syn, 24, 0x1234);  // seq 0x12345678
+  put16(syn, 26, 0x5678);
+  refill(syn);
+  IpPacket pkt;
+  REQUIRE(parse_ip_packet(syn.data(), syn.size(), pkt, true) == ParseStatus::Ok);
+  uint8_t out[128];
+  const size_t n = build_tcp_reset(out, sizeof out, syn.data(), pkt);
+  REQUIRE(n == 40);
+  IpPacket rst;
+  REQUIRE(parse_ip_packet(out, n, rst, true) == ParseStatus::Ok);  // checksums verified
+  CHECK(rst.src == fake);
+  CHECK(rst.dst == client);
+  CHECK(rst.tcp_flags == (kTcpRst | kTcpAck));
+  CHECK(std::memcmp(out + 24, "\0\0\0\0", 4) == 0);          // seq 0
+  CHECK(std::memcmp(out + 28, "\x12\x34\x56\x79", 4) == 0);  // ack: the SYN's seq + 1
+  CHECK(build_tcp_reset(out, 39, syn.data(), pkt) == 0);     // does not fit
+
+  std::vector<uint8_t> data = tcp4(client, fake, kTcpAck, "abc");
+  put16(data, 28, 0xabcd);  // ack 0xabcd0001
+  put16(data, 30, 0x0001);
+  refill(data);
+  REQUIRE(parse_ip_packet(data.data(), data.size(), pkt, true) == ParseStatus::Ok);
+  REQUIRE(build_tcp_reset(out, sizeof out, data.data(), pkt) == 40);
+  REQUIRE(parse_ip_packet(out, 40, rst, true) == ParseStatus::Ok);
+  CHECK(rst.tcp_flags == kTcpRst);
+  CHECK(std::memcmp(out + 24, "\xab\xcd\x00\x01", 4) == 0);  // seq: the segment's ack
+}

@@ -101,3 +101,48 @@ TEST_CASE("tun config: missing or malformed keys are refused by name", "[relay]"
 }
 
 }  // namespace ss
+
+namespace ss {
+
+TEST_CASE("tun config: DNS modes, pools and resolver, misuse refused by key", "[relay]") {
+  const std::string head = std::string("{") + kServer +
+                           R"(, "locals": [{"protocol": "tun", "tun_interface_name": "t",
+      "tun_interface_address": "10.255.0.1/24")";
+  Config c = finalized(Role::Local, head + R"(, "tun_dns": "fake",
+      "fake_dns_ipv4_network": "100.64.0.0/10", "fake_dns_record_expire_duration": 30}]})");
+  CHECK(c.listeners[0].tun_dns == "fake");
+  CHECK(c.listeners[0].fake_dns_ipv4_network == "100.64.0.0/10");
+  CHECK(c.listeners[0].fake_dns_ipv6_network == "fc00::/18");  // the default
+  CHECK(c.listeners[0].fake_dns_expire_s == 30);
+  CHECK_FALSE(c.listeners[0].tun_dns_resolver);
+  c = finalized(Role::Local,
+                head + R"(, "tun_dns": "relay", "tun_dns_resolver": "[2001:db8::53]:53"}]})");
+  REQUIRE(c.listeners[0].tun_dns_resolver);
+  CHECK(c.listeners[0].tun_dns_resolver->to_string() == "[2001:db8::53]:53");
+
+  CHECK(refused(Role::Local, head + R"(, "tun_dns": "fakeip"}]})")
+            .find("locals[0].tun_dns: must be \"fake\" or \"relay\"") == 0);
+  CHECK(refused(Role::Local, head + R"(, "tun_dns": "relay"}]})")
+            .find("locals[0].tun_dns_resolver: missing") == 0);
+  CHECK(refused(Role::Local,
+                head + R"(, "tun_dns": "relay", "tun_dns_resolver": "dns.example:53"}]})")
+            .find("locals[0].tun_dns_resolver: must be an IP address and port") == 0);
+  CHECK(refused(Role::Local, head + R"(, "tun_dns_resolver": "9.9.9.9:53"}]})")
+            .find("locals[0].tun_dns_resolver: needs \"tun_dns\"") == 0);
+  CHECK(refused(Role::Local, head + R"(, "fake_dns_ipv4_network": "198.18.0.0/15"}]})")
+            .find("locals[0]: the fake_dns_* keys need \"tun_dns\": \"fake\"") == 0);
+  CHECK(
+      refused(Role::Local, head + R"(, "tun_dns": "fake", "fake_dns_ipv4_network": "fc00::/18"}]})")
+          .find("locals[0].fake_dns_ipv4_network: must be an IPv4 network") == 0);
+  CHECK(refused(Role::Local,
+                head + R"(, "tun_dns": "fake", "fake_dns_ipv6_network": "fc00::/127"}]})")
+            .find("locals[0].fake_dns_ipv6_network: must be an IPv6 network") == 0);
+  CHECK(refused(Role::Local, head + R"(, "tun_dns": "fake", "fake_dns_database_path": "/tmp/x"}]})")
+            .find("locals[0].fake_dns_database_path: not supported") == 0);
+  CHECK(refused(Role::Local, std::string("{") + kServer +
+                                 R"(, "locals": [{"protocol": "socks", "local_port": 1080,
+      "tun_dns": "fake"}]})")
+            .find("locals[0]: tun_dns, tun_dns_resolver and the fake_dns_* keys are for") == 0);
+}
+
+}  // namespace ss

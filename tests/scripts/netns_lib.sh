@@ -16,7 +16,8 @@ netns_add() {
 }
 
 # netns_cleanup: stops the processes in `pids`, then anything still running in the namespaces
-# (all started by the caller), and deletes the namespaces.
+# (all started by the caller), and deletes the namespaces with their /etc/netns/NAME files (the
+# resolv.conf a test gives a namespace).
 netns_cleanup() {
   local p n
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
@@ -24,6 +25,7 @@ netns_cleanup() {
   for n in "${netns_created[@]}"; do
     for p in $(ip netns pids "$n" 2>/dev/null); do kill "$p" 2>/dev/null; done
     ip netns del "$n" 2>/dev/null
+    rm -rf "/etc/netns/$n"
   done
   return 0
 }

@@ -166,17 +166,27 @@ netns_run "$ns_o" source python3 -u -c "$source_py"
 netns_wait_tcp "$ns_o" 7009 "$pid" || skip "the pushing server did not start"
 netns_run "$ns_o" udpecho6 python3 -c "$echo_py" udp 7007 "$origin6"
 
+# The names' resolver, on the origin's address: ss-server's nameserver (fake-IP mode: the server
+# resolves) and relay mode's resolver. Only ss-server's side can reach it.
+netns_run "$ns_o" dns python3 "$here/dns_responder.py" "$tmp/dns.port" --address "$origin" --port 53 \
+  --zone origin.test="$origin" --zone refused.test="$refused" --ttl 30 --log "$tmp/dns.queries"
+for ((i = 0; i < 200; i++)); do
+  [[ -s $tmp/dns.port ]] && break
+  sleep 0.05
+done
+[[ -s $tmp/dns.port ]] || skip "the DNS responder did not start: $(tail -3 "$tmp/dns.log")"
+
 # --- ss-server (refuses $refused by its ACL) and ss-local with the TUN ---
 printf '[outbound_block_list]\n%s/32\n' "$refused" >"$tmp/server.acl"
 netns_run "$ns_s" server "$bin/ss-server" -s "$server" -p 8388 -k "$pw" -m "$method" \
-  --allow-private-targets -u --acl "$tmp/server.acl" -n 8192
+  --allow-private-targets -u --acl "$tmp/server.acl" -n 8192 -d "$origin:53"
 server_pid=$pid
 netns_wait_tcp "$ns_s" 8388 "$pid" || { cat "$tmp/server.log"; skip "ss-server did not start"; }
 cat >"$tmp/local.json" <<JSON
 {"server": "$server", "server_port": 8388, "password": "$pw", "method": "$method",
  "mode": "tcp_and_udp", "outbound_fwmark": $((mark)), "nofile": 8192,
  "locals": [{"protocol": "tun", "tun_interface_name": "sstun0",
-             "tun_interface_address": "10.255.0.1/24,fd55::1/64"},
+             "tun_interface_address": "10.255.0.1/24,fd55::1/64", "tun_dns": "fake"},
             {"protocol": "socks", "local_address": "127.0.0.1", "local_port": 1080}]}
 JSON
 # ss-local counts its heap allocations (tests/support/malloc_count.c, LD_PRELOAD; not under ASan,
@@ -339,6 +349,113 @@ if [[ -s $tmp/udpecho.log ]] && ! grep -vq '^10\.212\.0\.1$' "$tmp/udpecho.log";
   pass "the UDP origin saw only ss-server's side as the sender"
 else
   fail "the UDP origin saw: $(sort -u "$tmp/udpecho.log" | tr '\n' ' ')"
+fi
+
+# --- DNS, fake-IP mode ("tun_dns": "fake"): names answered by ss-local, flows sent by name ---
+# The client namespace's resolver is an address in the TUN's prefix (ip netns exec mounts
+# /etc/netns/NS/resolv.conf over /etc/resolv.conf). Its answers must come from the fake pools; a
+# flow to a fake address must reach the origin by name, resolved on ss-server's side (the only one
+# that can reach the test resolver); a fake address nobody was given is refused at once (RST);
+# malformed queries are dropped and ss-local goes on answering.
+mkdir -p "/etc/netns/$ns_c" && echo "nameserver 10.255.0.53" >"/etc/netns/$ns_c/resolv.conf"
+dns_py='
+import ipaddress, os, socket, struct, sys
+def query(server, name, qtype=1, raw=None, timeout=3):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.settimeout(timeout)
+    q = raw or struct.pack("!HHHHHH", 0x1234, 0x0100, 1, 0, 0, 0) + b"".join(
+        bytes([len(l)]) + l.encode() for l in name.split(".")) + b"\0" + struct.pack("!HH", qtype, 1)
+    s.sendto(q, (server, 53))
+    try:
+        d, a = s.recvfrom(4096)
+    except socket.timeout:
+        return None
+    _, flags, qd, an = struct.unpack("!HHHH", d[:8])
+    pos = 12
+    for _ in range(qd):
+        while d[pos]:
+            pos += 1 + d[pos]
+        pos += 5
+    out = []
+    for _ in range(an):
+        pos += 2 if d[pos] & 0xC0 else 0
+        t, _c, ttl, n = struct.unpack("!HHIH", d[pos:pos + 10])
+        out.append((t, ttl, str(ipaddress.ip_address(d[pos + 10:pos + 10 + n]))))
+        pos += 10 + n
+    return a, flags & 0xF, out
+mode = sys.argv[1]
+def check(ok, what):
+    print(("ok " if ok else "bad ") + what)
+if mode == "relay":
+    r = query("10.255.0.53", "origin.test")
+    check(r is not None and r[0] == ("10.255.0.53", 53) and [x[2] for x in r[2]] == ["10.213.0.1"],
+          "relayed query answered by the test resolver, from the address queried: %r" % (r,))
+    g = socket.getaddrinfo("origin.test", 80, socket.AF_INET, socket.SOCK_STREAM)[0][4][0]
+    check(g == "10.213.0.1", "getaddrinfo through the relay: %s" % g)
+    sys.exit()
+g4 = socket.getaddrinfo("origin.test", 8080, socket.AF_INET, socket.SOCK_STREAM)[0][4][0]
+g6 = socket.getaddrinfo("origin.test", 8080, socket.AF_INET6, socket.SOCK_STREAM)[0][4][0]
+check(ipaddress.ip_address(g4) in ipaddress.ip_network("198.18.0.0/15"), "A from the IPv4 pool: " + g4)
+check(ipaddress.ip_address(g6) in ipaddress.ip_network("fc00::/18"), "AAAA from the IPv6 pool: " + g6)
+r = query("10.255.0.53", "Origin.TEST")
+check(r and r[0] == ("10.255.0.53", 53) and r[2][0][2] == g4 and 0 < r[2][0][1] <= 60,
+      "the same name (any case) keeps its address, short TTL, answered from the address queried: %r" % (r,))
+o = query("192.0.2.1", "other.test")
+check(o and o[0] == ("192.0.2.1", 53) and o[2][0][2] not in (g4,) and o[1] == 0,
+      "another name another address, port 53 of any address answered: %r" % (o,))
+t = query("10.255.0.53", "origin.test", qtype=16)
+check(t is not None and t[1] == 0 and t[2] == [], "a TXT query: empty NOERROR answer %r" % (t,))
+bad = [b"\x00" * 5, os.urandom(300), b"\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\xc0\x0c\x00\x01\x00\x01",
+       b"\x12\x34\x81\x80" + b"\x00" * 8]
+check(all(query("10.255.0.53", "", raw=m, timeout=0.3) is None for m in bad),
+      "4 malformed or non-query packets: no answer")
+r = query("10.255.0.53", "origin.test")
+check(r is not None and r[2][0][2] == g4, "still answering after them")
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+u.settimeout(3)
+ok = False
+for attempt in range(3):
+    u.sendto(b"by name", (g4, 7007))
+    try:
+        d, a = u.recvfrom(100)
+    except socket.timeout:
+        continue
+    ok = d == b"by name" and a == (g4, 7007)
+    break
+check(ok, "UDP echo to the fake address: sent by name, the reply from " + g4)
+print("fake", g4)
+'
+out=$(in_c python3 -c "$dns_py" fake 2>&1)
+fake4=$(awk '$1 == "fake" {print $2}' <<<"$out")
+if [[ -n $fake4 ]] && ! grep -qv '^ok \|^fake ' <<<"$out"; then
+  pass "fake-IP DNS: $(grep -c '^ok ' <<<"$out") checks ($(grep '^ok ' <<<"$out" | cut -c4- | cut -d: -f1 | paste -sd ';' | sed 's/;/; /g'))"
+else
+  fail "fake-IP DNS: $out"
+fi
+lines_before=$(wc -l <"$tmp/web.log")
+got=$(in_c curl -sS --max-time 30 "http://origin.test:8080/blob" | sha256sum | cut -d' ' -f1)
+new=$(tail -n +$((lines_before + 1)) "$tmp/web.log")
+if [[ $got == "$want" ]] && grep -q '^10\.212\.0\.1 .*GET /blob' <<<"$new" &&
+  grep -q '^udp origin.test 1$' "$tmp/dns.queries"; then
+  pass "curl http://origin.test:8080/blob by its fake address: sha256 matches; the name was resolved on ss-server's side ($(grep -c 'origin.test' "$tmp/dns.queries") queries at the test resolver)"
+else
+  fail "curl by name through the fake pool: sha256 $got; origin: $new; resolver: $(tail -3 "$tmp/dns.queries")"
+fi
+in_c curl -sS --max-time 10 -o /dev/null "http://refused.test:8080/blob" 2>/dev/null
+rc=$?
+if [[ $rc -ne 0 ]] && grep -q '^udp refused.test 1$' "$tmp/dns.queries" && ! grep -q "$refused" <<<"$(tail -n +$((lines_before + 1)) "$tmp/web.log")"; then
+  pass "a name ss-server's ACL refuses by its address: curl fails (exit $rc), the origin sees nothing"
+else
+  fail "refused.test by name: curl exit $rc; resolver: $(tail -3 "$tmp/dns.queries")"
+fi
+t0=$(date +%s%N)
+in_c curl -sS --max-time 10 -o /dev/null "http://198.19.255.254:8080/" 2>"$tmp/curl.err"
+rc=$?
+ms=$((($(date +%s%N) - t0) / 1000000))
+if [[ $rc -eq 7 && $ms -lt 3000 ]]; then
+  pass "a fake address nobody was given is refused at once (curl exit 7 in $ms ms: $(head -c 120 "$tmp/curl.err"))"
+else
+  fail "unknown fake address: curl exit $rc after $ms ms: $(head -2 "$tmp/curl.err")"
 fi
 
 # --- a target the server refuses ---
@@ -526,7 +643,9 @@ in_c ip rule del fwmark "$mark" lookup 100
 in_c ip route add default via 10.210.0.1
 in_c ip -6 route add default via fe80::1 dev c0 2>/dev/null  # an IPv6 default route to replace
 rules_before=$( (in_c ip rule; in_c ip -6 rule; in_c ip route show table all) 2>&1)
-sed 's/"nofile": 8192,/"nofile": 8192, "tun_setup": true,/' "$tmp/local.json" >"$tmp/setup.json"
+# (This ss-local relays DNS instead: "tun_dns": "relay" to the test resolver, through the tunnel.)
+sed 's/"nofile": 8192,/"nofile": 8192, "tun_setup": true,/; s/"tun_dns": "fake"/"tun_dns": "relay", "tun_dns_resolver": "'"$origin"':53"/' \
+  "$tmp/local.json" >"$tmp/setup.json"
 sed 's/"outbound_fwmark": [0-9]*,//' "$tmp/setup.json" >"$tmp/nomark.json"
 got=$(cd "$tmp" && in_c "$bin/ss-local" -c "$tmp/nomark.json" 2>&1)
 rc=$?
@@ -564,6 +683,15 @@ if [[ $got == "$want" && $got6 == "$want" ]] && grep -q '^10\.212\.0\.1 .*GET /b
   pass "with --tun-setup's routes, curl over IPv4 and IPv6 goes through the TUN and ss-server"
 else
   fail "through --tun-setup's routes: sha256 $got / $got6; origin logs: $new / $new6"
+fi
+# --- DNS, relay mode: queries to port 53 go to the resolver through the tunnel ---
+q_before=$(wc -l <"$tmp/dns.queries")
+out=$(in_c python3 -c "$dns_py" relay 2>&1)
+if [[ $(grep -c '^ok ' <<<"$out") -eq 2 ]] && ! grep -q '^bad' <<<"$out" &&
+  [[ $(wc -l <"$tmp/dns.queries") -ge $((q_before + 2)) ]]; then
+  pass "relay DNS: a query to 10.255.0.53 answered by the test resolver (10.213.0.1 for origin.test) through the tunnel, from the address queried; getaddrinfo too"
+else
+  fail "relay DNS: $out"
 fi
 kill -TERM "$setup_pid"
 wait "$setup_pid"
