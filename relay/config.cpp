@@ -1621,22 +1621,13 @@ Specs specs_of(const Config& cfg) {
   return s;
 }
 
-// --acl: ss-local and ss-redir route by it (TCP only so far), ss-server filters clients and
-// targets by it; ss-tunnel's target is fixed, so an ACL would have nothing to decide.
+// --acl: ss-local and ss-redir route by it (TCP, and UDP per datagram), ss-server filters clients
+// and targets by it; ss-tunnel's target is fixed, so an ACL would have nothing to decide.
 void finalize_acl(Config& cfg) {
   if (cfg.role == Role::Tunnel) fail("acl: ss-tunnel takes no ACL (its target is fixed)");
   std::string error;
   std::shared_ptr<const Acl> acl = Acl::load(cfg.acl_path, &error);
   if (!acl) fail("acl: " + error);
-  if (!serves_ports(cfg.role)) {
-    bool udp = cfg.mode != Mode::TcpOnly;
-    for (const ListenerSpec& l : cfg.listeners) udp = udp || (l.mode && *l.mode != Mode::TcpOnly);
-    if (udp) {
-      fail(
-          "acl: not supported with the UDP relay (-u, -U, \"mode\") on ss-local and ss-redir "
-          "yet: UDP would not follow the ACL");
-    }
-  }
   cfg.acl = std::move(acl);
 }
 

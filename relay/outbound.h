@@ -99,8 +99,9 @@ class FixedRouter final : public Router {
   std::atomic<size_t> next_{0};
 };
 
-// ss-local's and ss-redir's --acl: a target the ACL bypasses takes the direct outbound, any other
-// the wrapped router's choice (the proxy servers).
+// ss-local's and ss-redir's --acl: a target the ACL bypasses takes the direct outbound, one its
+// [outbound_block_list] names has no route (refused, as on ss-server), any other the wrapped
+// router's choice (the proxy servers).
 class AclRouter final : public Router {
  public:
   AclRouter(std::shared_ptr<const Acl> acl, std::shared_ptr<Router> proxy, Outbound direct)
@@ -120,6 +121,8 @@ class AclRouter final : public Router {
   uint64_t connect_timeout_ms() const override { return proxy_->connect_timeout_ms(); }
   std::vector<ServerHealth> health() const override { return proxy_->health(); }
   void restore_health(const std::vector<ServerHealth>& h) override { proxy_->restore_health(h); }
+  // The servers' router (the UDP side picks an association's server with it).
+  const std::shared_ptr<Router>& proxy() const { return proxy_; }
 
  private:
   std::shared_ptr<const Acl> acl_;

@@ -43,6 +43,7 @@ class UdpFronts {
   UdpRelay& relay_;
   bool block_private_ = true;
   std::shared_ptr<const Acl> acl_;
+  std::shared_ptr<const Acl> local_acl_;   // ss-local's, ss-redir's --acl (AclUdpOutbound)
   std::shared_ptr<const Acl> client_acl_;  // ... with client rules (the Shadowsocks inbound)  //
                                            // ss-server's --acl with outbound rules, or null
   // The Shadowsocks inbounds' packet suites (ListenerSpec::inbound).

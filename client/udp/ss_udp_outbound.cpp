@@ -30,6 +30,11 @@ std::unique_ptr<UdpFlowState> ShadowsocksUdpOutbound::open_flow() {
   return f;
 }
 
+const Address* ShadowsocksUdpOutbound::server_of(const UdpFlowState* state) {
+  const auto* f = static_cast<const Flow*>(state);
+  return f == nullptr || f->server == nullptr ? nullptr : &f->server->address;
+}
+
 bool ShadowsocksUdpOutbound::send(UdpFlowState* state, std::span<const uint8_t> address,
                                   std::span<const uint8_t> payload, std::span<uint8_t> scratch,
                                   Address& to, std::span<const uint8_t>& bytes, UdpStats& stats) {
