@@ -452,7 +452,7 @@ uint64_t millis_value(const json& v, std::string_view name, uint64_t lo, uint64_
 
 // "balancer": shadowsocks-rust's max_server_rtt, check_interval and check_best_interval (seconds)
 // plus ours (relay/balancer.h): mode, switch_margin, switch_rounds, min_switch_interval,
-// window, connect_timeout (seconds), probe_target ("host:port").
+// window, connect_timeout (seconds), probe_target and udp_probe_target ("host:port").
 void balancer_value(Config& c, const json& v) {
   if (!v.is_object()) fail("balancer: must be an object");
   BalancerSpec& b = c.balancer;
@@ -495,6 +495,11 @@ void balancer_value(Config& c, const json& v) {
       std::optional<Address> a = parse_host_port(t);
       if (!a) fail(key + ": must be host:port, got " + quote(t));
       b.probe_target = *a;
+    } else if (k == "udp_probe_target") {
+      const std::string& t = string_value(val, key);
+      std::optional<Address> a = parse_host_port(t);
+      if (!a) fail(key + ": must be host:port, got " + quote(t));
+      b.udp_probe_target = *a;
     } else {
       fail(key + ": unknown balancer key");
     }

@@ -53,6 +53,8 @@ class Router {
   virtual ~Router() = default;
   // Null: no outbound takes this target (the inbound's refused reply is sent).
   virtual const Outbound* route(const Address& target) = 0;
+  // A server for a new UDP association (the balancer skips servers whose UDP is down).
+  virtual const Outbound* route_datagram() { return route(Address{}); }
   // A domain target whose route depends on its address (an ACL's IP rules, as libev's ss-local
   // resolves such names): true, and the connection resolves the name first and asks
   // route_resolved() with the address (null if the name did not resolve).
@@ -107,6 +109,7 @@ class AclRouter final : public Router {
   AclRouter(std::shared_ptr<const Acl> acl, std::shared_ptr<Router> proxy, Outbound direct)
       : acl_(std::move(acl)), proxy_(std::move(proxy)), direct_(std::move(direct)) {}
   const Outbound* route(const Address& target) override;
+  const Outbound* route_datagram() override { return proxy_->route_datagram(); }
   bool needs_address(const Address& target) override;
   const Outbound* route_resolved(const Address& target, const sockaddr* resolved) override;
   // The proxy router's failover, health and probes (the direct outbound has none).

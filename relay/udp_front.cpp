@@ -58,6 +58,20 @@ std::shared_ptr<Router> servers_router(std::shared_ptr<Router> router) {
 
 }  // namespace
 
+std::shared_ptr<const UdpCipherSuite> client_udp_suite(const ServerSpec& spec, int64_t clock_offset,
+                                                       std::string* error) {
+  return udp_suite(spec, false, {}, clock_offset, error);
+}
+
+Address udp_server_address(const ServerSpec& spec) {
+  if (std::optional<Address> a = make_address(spec.host, spec.port)) return *a;
+  Address a;
+  a.type = Address::Type::Domain;
+  a.host = spec.host;
+  a.port = spec.port;
+  return a;
+}
+
 std::unique_ptr<UdpFronts> UdpFronts::make(const Specs& specs, UdpRelay& relay,
                                            std::string* error) {
   std::unique_ptr<UdpFronts> f(new UdpFronts(relay));
@@ -79,14 +93,8 @@ bool UdpFronts::set_servers(const Specs& specs, std::shared_ptr<Router> router,
   auto set = std::make_shared<UdpServerSet>();
   for (const ServerSpec& spec : specs.servers) {
     UdpServer s;
-    if (std::optional<Address> a = make_address(spec.host, spec.port)) {
-      s.address = *a;
-    } else {
-      s.address.type = Address::Type::Domain;
-      s.address.host = spec.host;
-      s.address.port = spec.port;
-    }
-    s.suite = udp_suite(spec, false, {}, specs.clock_offset, error);
+    s.address = udp_server_address(spec);
+    s.suite = client_udp_suite(spec, specs.clock_offset, error);
     if (!s.suite) return false;
     set->servers.push_back(std::move(s));
   }

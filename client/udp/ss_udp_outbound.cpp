@@ -22,7 +22,7 @@ std::unique_ptr<UdpFlowState> ShadowsocksUdpOutbound::open_flow() {
   const std::vector<UdpServer>& servers = f->set->servers;
   size_t i = servers.size();
   if (f->set->router) {
-    if (const Outbound* o = f->set->router->route(Address{})) i = o->index;
+    if (const Outbound* o = f->set->router->route_datagram()) i = o->index;
   }
   if (i >= servers.size()) i = next_->fetch_add(1, std::memory_order_relaxed) % servers.size();
   f->server = &servers[i];
