@@ -331,6 +331,10 @@ TEST_CASE(
   REQUIRE(proxied.sources().size() == 1);
   REQUIRE(bypassed.sources().size() == 1);
   CHECK(proxied.sources()[0].port != bypassed.sources()[0].port);
+  // TCP: the block list refuses the same target (no route), the server being up (its log line
+  // is the UDP one's kind, rate limited).
+  TargetServer tcp_blocked(TargetBehavior::echo(), false, "127.0.0.4");
+  CHECK_FALSE(reaches(local.port, "127.0.0.4", tcp_blocked.port()));
 
   // Without ss-server, the bypassed target still answers, the proxied one cannot.
   check_clean_shutdown(server);
