@@ -303,7 +303,8 @@ TEST_CASE(
     "ACL ss-local -u: datagrams bypassed go direct, proxied ones through ss-server, "
     "blocked ones nowhere",
     "[integration][udp]") {
-  // libev's ss-local applies its ACL to TCP only (its UDP relay has no ACL lookup): ours only.
+  // libev 3.3.5's ss-local applies its ACL to TCP only (with [bypass_all] and -u its datagrams
+  // still go to the server): ours only.
   UdpTarget bypassed("127.0.0.2"), proxied("127.0.0.3"), blocked("127.0.0.4");
   const std::string path =
       write_acl("[proxy_all]\n[bypass_list]\n127.0.0.2\n[outbound_block_list]\n127.0.0.4\n");
