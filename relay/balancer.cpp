@@ -255,6 +255,16 @@ const Outbound* Balancer::route_datagram() {
   return o != nullptr ? o : pick(false);
 }
 
+double Balancer::effective_weight(size_t i, uint32_t best_score_ms) const {
+  return weighted_share(weights_[i], health_[i].score_ms.load(std::memory_order_relaxed),
+                        best_score_ms);
+}
+
+double weighted_share(double weight, uint32_t score_ms, uint32_t best_score_ms) {
+  if (score_ms == 0 || best_score_ms == 0) return weight;  // not probed yet: its weight alone
+  return weight * static_cast<double>(best_score_ms) / static_cast<double>(score_ms);
+}
+
 void Balancer::set_udp_servers(std::vector<UdpProbeServer> servers) {
   if (!spec_.udp_probe_target && !spec_.probe_target) return;
   if (servers.size() == servers_.size()) udp_servers_ = std::move(servers);
@@ -269,16 +279,22 @@ const Outbound* Balancer::pick(bool datagram) {
     }
   }
   if (spec_.mode == BalancerSpec::Pick::Weighted) {
+    uint32_t best_score = 0;
+    for (size_t i = 0; i < n; ++i) {
+      const uint32_t sc = health_[i].score_ms.load(std::memory_order_relaxed);
+      if (usable(i, datagram) && sc > 0 && (best_score == 0 || sc < best_score)) best_score = sc;
+    }
     double total = 0;
     for (size_t i = 0; i < n; ++i) {
-      if (usable(i, datagram)) total += weights_[i];
+      if (usable(i, datagram)) total += effective_weight(i, best_score);
     }
     if (total > 0) {
       double r = std::uniform_real_distribution<double>(0, total)(t_rng);
       for (size_t i = 0; i < n; ++i) {
         if (!usable(i, datagram)) continue;
-        if (r < weights_[i]) return &servers_[i];
-        r -= weights_[i];
+        const double w = effective_weight(i, best_score);
+        if (r < w) return &servers_[i];
+        r -= w;
       }
     }
   }

@@ -32,7 +32,11 @@
 // "best" sends every new connection to the current server. The current one changes only when
 // another up server scored better by switch_margin (a fraction) in switch_rounds rounds in a row
 // and min_switch_interval has passed since the last change, or at once when the current one is
-// down. "weighted" spreads new connections over the up servers in proportion to their weights,
+// down. "weighted" spreads new connections over the up servers in proportion to their weights
+// scaled by latency: server i's share is weight_i * best_score / score_i (weighted_share), where
+// best_score is the lowest score among the servers that qualify, so a server twice as slow as the
+// fastest gets half the share its weight alone would give it (a server not yet probed: its
+// weight alone);
 // "round_robin" gives them to the up servers in turn (libev's and our former behaviour).
 // Down, up and switch lines are logged at the default level (warning, notice, notice): each
 // follows a state change, and a down server changes state again only through a probe, so there
@@ -57,6 +61,10 @@ struct UdpProbeServer {
   Address address;
   std::shared_ptr<const UdpCipherSuite> suite;
 };
+
+// "weighted": a server's share of new connections, `weight` scaled by its latency against the
+// best (scores in ms, lower is better; 0: not probed yet, its weight unscaled).
+double weighted_share(double weight, uint32_t score_ms, uint32_t best_score_ms);
 
 class Balancer final : public Router {
  public:
@@ -101,6 +109,7 @@ class Balancer final : public Router {
   std::string name(size_t i) const;
   // A server for a new connection (`datagram`: a UDP association, whose server's UDP must be up).
   const Outbound* pick(bool datagram);
+  double effective_weight(size_t i, uint32_t best_score_ms) const;
   bool usable(size_t i, bool datagram) const { return up(i) && (!datagram || udp_up(i)); }
   // The best up server by the published rank; `fallback` if none is up.
   size_t best_up(size_t fallback) const;
