@@ -509,6 +509,7 @@ bool Acl::has_outbound_rules() const {
 // ---- AclRouter (relay/outbound.h) ----------------------------------------------------------
 
 const Outbound* AclRouter::route(const Address& target) {
+  if (acl_->outbound(target) == Acl::Verdict::Block) return nullptr;
   return acl_->bypass(target) ? &direct_ : proxy_->route(target);
 }
 
@@ -517,6 +518,7 @@ bool AclRouter::needs_address(const Address& target) {
 }
 
 const Outbound* AclRouter::route_resolved(const Address& target, const sockaddr* resolved) {
+  if (acl_->outbound(target) == Acl::Verdict::Block) return nullptr;
   return resolved != nullptr && acl_->bypass_resolved(resolved) ? &direct_ : proxy_->route(target);
 }
 

@@ -7,6 +7,7 @@
 //               and min_switch_interval since the last change)--> that one
 //               current --(down; at the next route() or the end of a round)--> best up server
 // A probe:      [resolve] -> connect -> (probe_target: write the request, read one byte) -> done;
+//               UDP: [resolve] -> send one sealed datagram -> an authenticated reply -> done;
 //               the timer (max_server_rtt) ends it as failed. Each probe owns its handles and
 //               frees itself after their last close callback.
 
@@ -35,11 +36,16 @@ struct Balancer::Probe {
   uv_getaddrinfo_t dns;
   bool dns_pending = false;
   bool tcp_open = false;
+  bool udp = false;  // a probe of the server's UDP side
+  bool udp_open = false;
+  uv_udp_t udp_handle;
+  std::unique_ptr<UdpClientSession> session;
+  std::vector<uint8_t> opened;  // an opened reply
   bool finished = false;
   int open_handles = 0;
   std::unique_ptr<TcpSealer> sealer;
   std::vector<uint8_t> request;
-  char in[256];
+  char in[4096];
 
   void maybe_delete() {
     if (open_handles == 0 && !dns_pending) delete this;
@@ -56,10 +62,15 @@ struct Balancer::Probe {
     if (owner != nullptr) owner->probe_done(this, ok);
     uv_close(reinterpret_cast<uv_handle_t*>(&timer), on_closed);
     if (tcp_open) uv_close(reinterpret_cast<uv_handle_t*>(&tcp), on_closed);
+    if (udp_open) uv_close(reinterpret_cast<uv_handle_t*>(&udp_handle), on_closed);
     if (dns_pending) uv_cancel(reinterpret_cast<uv_req_t*>(&dns));
   }
 
   void connect_to(const sockaddr* sa) {
+    if (udp) {
+      send_to(sa);
+      return;
+    }
     if (uv_tcp_init_ex(timer.loop, &tcp, sa->sa_family) != 0) {
       finish(false);
       return;
@@ -126,21 +137,59 @@ struct Balancer::Probe {
     p->finish(n > 0);  // the first response byte passes; an end or error before it fails
   }
   static void on_timeout(uv_timer_t* t) { static_cast<Probe*>(t->data)->finish(false); }
+
+  // UDP: the sealed request from a socket of our own; the first reply that opens passes.
+  void send_to(const sockaddr* sa) {
+    if (uv_udp_init_ex(timer.loop, &udp_handle, sa->sa_family) != 0) {
+      finish(false);
+      return;
+    }
+    udp_handle.data = this;
+    udp_open = true;
+    ++open_handles;
+    uv_os_fd_t fd;
+    if (mark != 0 && uv_fileno(reinterpret_cast<uv_handle_t*>(&udp_handle), &fd) == 0) {
+      set_socket_mark(fd, mark);
+    }
+    sockaddr_storage any{};
+    any.ss_family = sa->sa_family;
+    uv_buf_t buf =
+        uv_buf_init(reinterpret_cast<char*>(request.data()), static_cast<unsigned>(request.size()));
+    if (uv_udp_bind(&udp_handle, reinterpret_cast<sockaddr*>(&any), 0) != 0 ||
+        uv_udp_recv_start(&udp_handle, on_alloc, on_datagram) != 0 ||
+        uv_udp_try_send(&udp_handle, &buf, 1, sa) < 0) {
+      finish(false);
+    }
+  }
+  static void on_datagram(uv_udp_t* h, ssize_t n, const uv_buf_t*, const sockaddr* from,
+                          unsigned flags) {
+    auto* p = static_cast<Probe*>(h->data);
+    if (p->finished || n <= 0 || from == nullptr || (flags & UV_UDP_PARTIAL) != 0) return;
+    p->opened.resize(static_cast<size_t>(n));
+    UdpPacket reply;
+    const std::span<const uint8_t> packet(reinterpret_cast<const uint8_t*>(p->in),
+                                          static_cast<size_t>(n));
+    if (p->session->open(packet, p->opened, reply).ok()) p->finish(true);
+  }
 };
 
 namespace {
 
+// A DNS query for the root's NS records, recursion desired, with a random ID (RFC 1035 §4.1);
+// over TCP with its length prefix (RFC 7766).
+std::vector<uint8_t> dns_probe_query(bool tcp) {
+  static const uint8_t kQuery[] = {0x00, 0x11, 0x5a, 0x17, 0x01, 0x00, 0x00, 0x01, 0x00, 0x00,
+                                   0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x02, 0x00, 0x01};
+  std::vector<uint8_t> q(std::begin(kQuery) + (tcp ? 0 : 2), std::end(kQuery));
+  const size_t id = tcp ? 2 : 0;
+  q[id] = static_cast<uint8_t>(std::random_device{}());
+  q[id + 1] = static_cast<uint8_t>(std::random_device{}());
+  return q;
+}
+
 // The first flight of a probe through the tunnel to `target`.
 std::vector<uint8_t> probe_payload(const Address& target) {
-  if (target.port == 53) {
-    // DNS over TCP (RFC 7766): a query for the root's NS records, recursion desired.
-    static const uint8_t kQuery[] = {0x00, 0x11, 0x5a, 0x17, 0x01, 0x00, 0x00, 0x01, 0x00, 0x00,
-                                     0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x02, 0x00, 0x01};
-    std::vector<uint8_t> q(std::begin(kQuery), std::end(kQuery));
-    q[2] = static_cast<uint8_t>(std::random_device{}());
-    q[3] = static_cast<uint8_t>(std::random_device{}());
-    return q;
-  }
+  if (target.port == 53) return dns_probe_query(true);
   const std::string host =
       target.type == Address::Type::IPv6 ? "[" + target.host + "]" : target.host;
   const std::string head =
@@ -197,24 +246,55 @@ void Balancer::mark_down(size_t i, const char* why) {
 }
 
 const Outbound* Balancer::route(const Address&) {
+  return pick(false);
+}
+
+const Outbound* Balancer::route_datagram() {
+  // No server has its UDP up: the TCP choice (its datagrams may still pass).
+  const Outbound* o = pick(true);
+  return o != nullptr ? o : pick(false);
+}
+
+double Balancer::effective_weight(size_t i, uint32_t best_score_ms) const {
+  return weighted_share(weights_[i], health_[i].score_ms.load(std::memory_order_relaxed),
+                        best_score_ms);
+}
+
+double weighted_share(double weight, uint32_t score_ms, uint32_t best_score_ms) {
+  if (score_ms == 0 || best_score_ms == 0) return weight;  // not probed yet: its weight alone
+  return weight * static_cast<double>(best_score_ms) / static_cast<double>(score_ms);
+}
+
+void Balancer::set_udp_servers(std::vector<UdpProbeServer> servers) {
+  if (!spec_.udp_probe_target && !spec_.probe_target) return;
+  if (servers.size() == servers_.size()) udp_servers_ = std::move(servers);
+}
+
+const Outbound* Balancer::pick(bool datagram) {
+  const size_t n = servers_.size();
   if (spec_.mode == BalancerSpec::Pick::RoundRobin) {
-    const size_t n = servers_.size();
     const size_t start = next_.fetch_add(1, std::memory_order_relaxed);
     for (size_t k = 0; k < n; ++k) {
-      if (up((start + k) % n)) return &servers_[(start + k) % n];
+      if (usable((start + k) % n, datagram)) return &servers_[(start + k) % n];
     }
   }
   if (spec_.mode == BalancerSpec::Pick::Weighted) {
+    uint32_t best_score = 0;
+    for (size_t i = 0; i < n; ++i) {
+      const uint32_t sc = health_[i].score_ms.load(std::memory_order_relaxed);
+      if (usable(i, datagram) && sc > 0 && (best_score == 0 || sc < best_score)) best_score = sc;
+    }
     double total = 0;
-    for (size_t i = 0; i < servers_.size(); ++i) {
-      if (up(i)) total += weights_[i];
+    for (size_t i = 0; i < n; ++i) {
+      if (usable(i, datagram)) total += effective_weight(i, best_score);
     }
     if (total > 0) {
       double r = std::uniform_real_distribution<double>(0, total)(t_rng);
-      for (size_t i = 0; i < servers_.size(); ++i) {
-        if (!up(i)) continue;
-        if (r < weights_[i]) return &servers_[i];
-        r -= weights_[i];
+      for (size_t i = 0; i < n; ++i) {
+        if (!usable(i, datagram)) continue;
+        const double w = effective_weight(i, best_score);
+        if (r < w) return &servers_[i];
+        r -= w;
       }
     }
   }
@@ -223,6 +303,14 @@ const Outbound* Balancer::route(const Address&) {
     const size_t to = best_up(cur);
     if (to != cur) switch_to(to, "it is down");
     cur = to;
+  }
+  if (datagram && !usable(cur, true)) {
+    // The current server's UDP is down: the best ranked whose UDP is up, without switching.
+    for (size_t k = 0; k < n; ++k) {
+      const size_t i = rank_[k].load(std::memory_order_relaxed);
+      if (usable(i, true)) return &servers_[i];
+    }
+    return nullptr;
   }
   return &servers_[cur];
 }
@@ -287,21 +375,23 @@ void Balancer::start_round(bool all) {
   if (all) {
     outstanding_ = static_cast<int>(servers_.size());
     for (size_t i = 0; i < servers_.size(); ++i) launch(i, true);
+    for (size_t i = 0; i < udp_servers_.size(); ++i) launch(i, false, true);
     return;
   }
   // Between full rounds: the current server alone, if it has no probe running.
   const size_t cur = current();
   for (Probe* p : live_) {
-    if (p->index == cur) return;
+    if (p->index == cur && !p->udp) return;
   }
   launch(cur, false);
 }
 
-void Balancer::launch(size_t i, bool counted) {
+void Balancer::launch(size_t i, bool counted, bool udp) {
   auto* p = new Probe;
   p->owner = this;
   p->mark = spec_.fwmark;
   p->counted = counted;
+  p->udp = udp;
   p->index = i;
   p->started = uv_now(loop_);
   uv_timer_init(loop_, &p->timer);
@@ -310,7 +400,24 @@ void Balancer::launch(size_t i, bool counted) {
   uv_timer_start(&p->timer, Probe::on_timeout, spec_.max_server_rtt_ms, 0);
   live_.push_back(p);
   const Outbound& o = servers_[i];
-  if (spec_.probe_target) {
+  Address server = o.server;
+  if (udp) {
+    // A DNS query in one datagram sealed by a session of the server's packet suite.
+    const Address& target = spec_.udp_probe_target ? *spec_.udp_probe_target : *spec_.probe_target;
+    server = udp_servers_[i].address;
+    p->session = udp_servers_[i].suite->client_session();
+    uint8_t hdr[kMaxAddressLen];
+    const size_t hlen = encode_address(target, hdr);
+    const std::vector<uint8_t> query = dns_probe_query(false);
+    p->request.resize(hlen + query.size() + udp_servers_[i].suite->max_overhead());
+    p->opened.reserve(sizeof p->in);
+    const size_t n = p->session->seal({hdr, hlen}, query, p->request);
+    p->request.resize(n);
+    if (n == 0) {
+      p->finish(false);
+      return;
+    }
+  } else if (spec_.probe_target) {
     p->sealer = o.suite->client_sealer();
     uint8_t hdr[kMaxAddressLen];
     const size_t hlen = encode_address(*spec_.probe_target, hdr);
@@ -325,13 +432,13 @@ void Balancer::launch(size_t i, bool counted) {
     }
   }
   sockaddr_storage ss;
-  if (o.server.to_sockaddr(ss) || literal_to_sockaddr(o.server.host, o.server.port, ss)) {
+  if (server.to_sockaddr(ss) || literal_to_sockaddr(server.host, server.port, ss)) {
     p->connect_to(reinterpret_cast<sockaddr*>(&ss));
     return;
   }
-  const LookupArgs args(SOCK_STREAM, AI_ADDRCONFIG, o.server.port);
+  const LookupArgs args(udp ? SOCK_DGRAM : SOCK_STREAM, AI_ADDRCONFIG, server.port);
   p->dns.data = p;
-  if (uv_getaddrinfo(loop_, &p->dns, Probe::on_resolved, o.server.host.c_str(), args.port,
+  if (uv_getaddrinfo(loop_, &p->dns, Probe::on_resolved, server.host.c_str(), args.port,
                      &args.hints) != 0) {
     p->finish(false);
     return;
@@ -339,11 +446,33 @@ void Balancer::launch(size_t i, bool counted) {
   p->dns_pending = true;
 }
 
+void Balancer::udp_probe_done(size_t i, bool ok, uint64_t rtt) {
+  Record& r = records_[i];
+  if (ok) {
+    r.udp_failures_in_row = 0;
+    if (!health_[i].udp_up.exchange(true)) {
+      LOG_NOTICE("balancer: server %s's UDP is up again (a UDP probe passed in %llu ms)",
+                 name(i).c_str(), static_cast<unsigned long long>(rtt));
+    }
+  } else if (++r.udp_failures_in_row >= 2 && health_[i].udp_up.exchange(false)) {
+    LOG_WARN(
+        "balancer: server %s's UDP is down (UDP probes failed): no new UDP associations until a "
+        "UDP probe passes",
+        name(i).c_str());
+  }
+  LOG_DEBUG("balancer: UDP probe of %s %s in %llu ms", name(i).c_str(), ok ? "passed" : "failed",
+            static_cast<unsigned long long>(rtt));
+}
+
 void Balancer::probe_done(Probe* p, bool ok) {
   live_.erase(std::remove(live_.begin(), live_.end(), p), live_.end());
   const size_t i = p->index;
   Record& r = records_[i];
   const uint64_t rtt = uv_now(loop_) - p->started;
+  if (p->udp) {
+    udp_probe_done(i, ok, rtt);
+    return;
+  }
   const uint32_t value =
       ok ? static_cast<uint32_t>(std::max<uint64_t>(rtt, 1))
          : static_cast<uint32_t>(std::min<uint64_t>(2 * spec_.max_server_rtt_ms, UINT32_MAX));

@@ -14,6 +14,17 @@
 //   On the wire it is an ordinary client connection to a target of the user's choosing.
 // A probe slower than balancer.max_server_rtt failed.
 //
+// UDP is probed apart, when the client serves UDP and a target is configured
+// (balancer.udp_probe_target, else probe_target): each full round sends each server one datagram
+// sealed with its packet suite, to that target through the server, carrying a DNS query for the
+// root's NS records (the same on the wire as a client's DNS over the tunnel to a resolver of the
+// user's choosing); the first reply the server's session authenticates passes it. A server's UDP
+// is down after two failed UDP probes in a row and up again after one passes, logged like the
+// TCP states. New UDP associations (route_datagram) go to a server whose TCP and UDP are both up:
+// the current one in "best" if it qualifies, else the best ranked that does (the TCP choice does
+// not switch for it); weighted and round_robin skip servers whose UDP is down. TCP keeps using a
+// server whose UDP is down. Without a target there are no UDP probes and UDP follows TCP.
+//
 // The score of a server is the mean of its last `window` probes, a failed one counting as twice
 // max_server_rtt (lower is better). A server is down after two failed probes in a row, or at once
 // when a connection cannot reach it; it is up again only after a probe passes.
@@ -21,7 +32,11 @@
 // "best" sends every new connection to the current server. The current one changes only when
 // another up server scored better by switch_margin (a fraction) in switch_rounds rounds in a row
 // and min_switch_interval has passed since the last change, or at once when the current one is
-// down. "weighted" spreads new connections over the up servers in proportion to their weights,
+// down. "weighted" spreads new connections over the up servers in proportion to their weights
+// scaled by latency: server i's share is weight_i * best_score / score_i (weighted_share), where
+// best_score is the lowest score among the servers that qualify, so a server twice as slow as the
+// fastest gets half the share its weight alone would give it (a server not yet probed: its
+// weight alone);
 // "round_robin" gives them to the up servers in turn (libev's and our former behaviour).
 // Down, up and switch lines are logged at the default level (warning, notice, notice): each
 // follows a state change, and a down server changes state again only through a probe, so there
@@ -34,10 +49,22 @@
 #include <memory>
 #include <vector>
 
+#include "crypto/udp_cipher.h"
 #include "relay/config.h"
 #include "relay/outbound.h"
 
 namespace ss {
+
+// A server's UDP side, for the UDP probes: where its datagrams go (the server itself, also behind
+// a plugin) and its packet suite.
+struct UdpProbeServer {
+  Address address;
+  std::shared_ptr<const UdpCipherSuite> suite;
+};
+
+// "weighted": a server's share of new connections, `weight` scaled by its latency against the
+// best (scores in ms, lower is better; 0: not probed yet, its weight unscaled).
+double weighted_share(double weight, uint32_t score_ms, uint32_t best_score_ms);
 
 class Balancer final : public Router {
  public:
@@ -45,6 +72,10 @@ class Balancer final : public Router {
   ~Balancer() override;
 
   const Outbound* route(const Address& target) override;
+  const Outbound* route_datagram() override;
+  // Turns the UDP probes on: each server's UDP side, in the servers' order (before
+  // start_probes(); needs a udp_probe_target or probe_target).
+  void set_udp_servers(std::vector<UdpProbeServer> servers);
   const Outbound* retry(const Address& target, uint64_t tried) override;
   void server_failed(const Outbound& o, int uv_err) override;
   void start_probes(uv_loop_t* loop) override;
@@ -56,10 +87,12 @@ class Balancer final : public Router {
   size_t size() const { return servers_.size(); }
   size_t current() const { return current_.load(std::memory_order_relaxed); }
   bool up(size_t i) const { return health_[i].up.load(std::memory_order_relaxed); }
+  bool udp_up(size_t i) const { return health_[i].udp_up.load(std::memory_order_relaxed); }
 
  private:
   struct Health {
     std::atomic<bool> up{true};
+    std::atomic<bool> udp_up{true};
     std::atomic<uint32_t> score_ms{0};
   };
   // The prober's own view (main loop only).
@@ -69,10 +102,15 @@ class Balancer final : public Router {
     int failures_in_row = 0;
     int better_rounds = 0;  // rounds in a row this one beat the current by the margin
     uint32_t last_rtt_ms = 0;
+    int udp_failures_in_row = 0;
   };
   struct Probe;
 
   std::string name(size_t i) const;
+  // A server for a new connection (`datagram`: a UDP association, whose server's UDP must be up).
+  const Outbound* pick(bool datagram);
+  double effective_weight(size_t i, uint32_t best_score_ms) const;
+  bool usable(size_t i, bool datagram) const { return up(i) && (!datagram || udp_up(i)); }
   // The best up server by the published rank; `fallback` if none is up.
   size_t best_up(size_t fallback) const;
   void switch_to(size_t to, const char* why);
@@ -80,14 +118,17 @@ class Balancer final : public Router {
 
   static void on_round_timer(uv_timer_t* t);
   void start_round(bool all);
-  // A probe of server i; `counted`: part of a full round (round_done() after the last).
-  void launch(size_t i, bool counted);
+  // A probe of server i; `counted`: part of a full round (round_done() after the last); `udp`:
+  // of its UDP side.
+  void launch(size_t i, bool counted, bool udp = false);
+  void udp_probe_done(size_t i, bool ok, uint64_t rtt);
   void probe_done(Probe* p, bool ok);
   void round_done();
   // Orders rank_ by health: up servers first, then by score.
   std::vector<uint32_t> rerank();
 
   std::vector<Outbound> servers_;
+  std::vector<UdpProbeServer> udp_servers_;  // empty: no UDP probes
   std::vector<double> weights_;
   BalancerSpec spec_;
   std::unique_ptr<Health[]> health_;

@@ -453,7 +453,7 @@ uint64_t millis_value(const json& v, std::string_view name, uint64_t lo, uint64_
 
 // "balancer": shadowsocks-rust's max_server_rtt, check_interval and check_best_interval (seconds)
 // plus ours (relay/balancer.h): mode, switch_margin, switch_rounds, min_switch_interval,
-// window, connect_timeout (seconds), probe_target ("host:port").
+// window, connect_timeout (seconds), probe_target and udp_probe_target ("host:port").
 void balancer_value(Config& c, const json& v) {
   if (!v.is_object()) fail("balancer: must be an object");
   BalancerSpec& b = c.balancer;
@@ -496,6 +496,11 @@ void balancer_value(Config& c, const json& v) {
       std::optional<Address> a = parse_host_port(t);
       if (!a) fail(key + ": must be host:port, got " + quote(t));
       b.probe_target = *a;
+    } else if (k == "udp_probe_target") {
+      const std::string& t = string_value(val, key);
+      std::optional<Address> a = parse_host_port(t);
+      if (!a) fail(key + ": must be host:port, got " + quote(t));
+      b.udp_probe_target = *a;
     } else {
       fail(key + ": unknown balancer key");
     }
@@ -1681,22 +1686,13 @@ Specs specs_of(const Config& cfg) {
   return s;
 }
 
-// --acl: ss-local and ss-redir route by it (TCP only so far), ss-server filters clients and
-// targets by it; ss-tunnel's target is fixed, so an ACL would have nothing to decide.
+// --acl: ss-local and ss-redir route by it (TCP, and UDP per datagram), ss-server filters clients
+// and targets by it; ss-tunnel's target is fixed, so an ACL would have nothing to decide.
 void finalize_acl(Config& cfg) {
   if (cfg.role == Role::Tunnel) fail("acl: ss-tunnel takes no ACL (its target is fixed)");
   std::string error;
   std::shared_ptr<const Acl> acl = Acl::load(cfg.acl_path, &error);
   if (!acl) fail("acl: " + error);
-  if (!serves_ports(cfg.role)) {
-    bool udp = cfg.mode != Mode::TcpOnly;
-    for (const ListenerSpec& l : cfg.listeners) udp = udp || (l.mode && *l.mode != Mode::TcpOnly);
-    if (udp) {
-      fail(
-          "acl: not supported with the UDP relay (-u, -U, \"mode\") on ss-local and ss-redir "
-          "yet: UDP would not follow the ACL");
-    }
-  }
   cfg.acl = std::move(acl);
 }
 

@@ -135,6 +135,9 @@ struct BalancerSpec {
   // The probe's target through the server ("host:port"); empty: a TCP handshake with the server
   // only (see relay/balancer.h for why).
   std::optional<Address> probe_target;
+  // The UDP probe's target through the server (a DNS query is sent to it); empty: probe_target's,
+  // and with neither, no UDP probes (UDP follows the TCP probes' health).
+  std::optional<Address> udp_probe_target;
   uint32_t fwmark = 0;  // the probes' SO_MARK (from "outbound_fwmark", not a balancer key)
 };
 

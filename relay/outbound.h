@@ -53,6 +53,8 @@ class Router {
   virtual ~Router() = default;
   // Null: no outbound takes this target (the inbound's refused reply is sent).
   virtual const Outbound* route(const Address& target) = 0;
+  // A server for a new UDP association (the balancer skips servers whose UDP is down).
+  virtual const Outbound* route_datagram() { return route(Address{}); }
   // A domain target whose route depends on its address (an ACL's IP rules, as libev's ss-local
   // resolves such names): true, and the connection resolves the name first and asks
   // route_resolved() with the address (null if the name did not resolve).
@@ -99,13 +101,15 @@ class FixedRouter final : public Router {
   std::atomic<size_t> next_{0};
 };
 
-// ss-local's and ss-redir's --acl: a target the ACL bypasses takes the direct outbound, any other
-// the wrapped router's choice (the proxy servers).
+// ss-local's and ss-redir's --acl: a target the ACL bypasses takes the direct outbound, one its
+// [outbound_block_list] names has no route (refused, as on ss-server), any other the wrapped
+// router's choice (the proxy servers).
 class AclRouter final : public Router {
  public:
   AclRouter(std::shared_ptr<const Acl> acl, std::shared_ptr<Router> proxy, Outbound direct)
       : acl_(std::move(acl)), proxy_(std::move(proxy)), direct_(std::move(direct)) {}
   const Outbound* route(const Address& target) override;
+  const Outbound* route_datagram() override { return proxy_->route_datagram(); }
   bool needs_address(const Address& target) override;
   const Outbound* route_resolved(const Address& target, const sockaddr* resolved) override;
   // The proxy router's failover, health and probes (the direct outbound has none).
@@ -120,6 +124,8 @@ class AclRouter final : public Router {
   uint64_t connect_timeout_ms() const override { return proxy_->connect_timeout_ms(); }
   std::vector<ServerHealth> health() const override { return proxy_->health(); }
   void restore_health(const std::vector<ServerHealth>& h) override { proxy_->restore_health(h); }
+  // The servers' router (the UDP side picks an association's server with it).
+  const std::shared_ptr<Router>& proxy() const { return proxy_; }
 
  private:
   std::shared_ptr<const Acl> acl_;

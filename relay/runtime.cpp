@@ -3,6 +3,7 @@
 
 #include "relay/runtime.h"
 
+#include <algorithm>
 #include <ctime>
 #include <functional>
 
@@ -13,6 +14,7 @@
 #include "crypto/tcp2022.h"
 #include "relay/acl.h"
 #include "relay/balancer.h"
+#include "relay/udp_front.h"
 #include "relay/user_limits.h"
 
 namespace ss {
@@ -127,7 +129,23 @@ std::shared_ptr<Router> make_router(const Specs& specs, const Runtime& rt, std::
   if (!specs.direct && specs.servers.size() > 1) {
     std::vector<double> weights;
     for (const ServerSpec& spec : specs.servers) weights.push_back(spec.weight);
-    proxy = std::make_shared<Balancer>(std::move(outbounds), std::move(weights), specs.balancer);
+    auto balancer =
+        std::make_shared<Balancer>(std::move(outbounds), std::move(weights), specs.balancer);
+    // UDP probes, for a client that serves UDP (relay/balancer.h).
+    const bool udp = std::any_of(specs.listeners.begin(), specs.listeners.end(),
+                                 [](const ListenerSpec& l) { return l.udp; });
+    if (udp) {
+      std::vector<UdpProbeServer> sides;
+      for (const ServerSpec& spec : specs.servers) {
+        std::string why;
+        std::shared_ptr<const UdpCipherSuite> suite =
+            client_udp_suite(spec, specs.clock_offset, &why);
+        if (!suite) break;  // the UDP side refuses these keys itself, naming why
+        sides.push_back({udp_server_address(spec), std::move(suite)});
+      }
+      balancer->set_udp_servers(std::move(sides));
+    }
+    proxy = std::move(balancer);
   } else {
     proxy = std::make_shared<FixedRouter>(std::move(outbounds));
   }

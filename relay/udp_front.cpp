@@ -6,6 +6,7 @@
 #include <ctime>
 
 #include "client/tun/tun_udp_inbound.h"
+#include "client/udp/acl_udp_outbound.h"
 #include "client/udp/local_udp_inbounds.h"
 #include "client/udp/ss_udp_outbound.h"
 #include "crypto/key_trial.h"
@@ -48,7 +49,28 @@ std::shared_ptr<const UdpCipherSuite> udp_suite(const ServerSpec& spec, bool inb
   return nullptr;
 }
 
+// The router that picks among the servers: under --acl, the one the ACL router wraps (the UDP
+// side decides by the ACL per datagram, in AclUdpOutbound).
+std::shared_ptr<Router> servers_router(std::shared_ptr<Router> router) {
+  if (const auto* acl = dynamic_cast<const AclRouter*>(router.get())) return acl->proxy();
+  return router;
+}
+
 }  // namespace
+
+std::shared_ptr<const UdpCipherSuite> client_udp_suite(const ServerSpec& spec, int64_t clock_offset,
+                                                       std::string* error) {
+  return udp_suite(spec, false, {}, clock_offset, error);
+}
+
+Address udp_server_address(const ServerSpec& spec) {
+  if (std::optional<Address> a = make_address(spec.host, spec.port)) return *a;
+  Address a;
+  a.type = Address::Type::Domain;
+  a.host = spec.host;
+  a.port = spec.port;
+  return a;
+}
 
 std::unique_ptr<UdpFronts> UdpFronts::make(const Specs& specs, UdpRelay& relay,
                                            std::string* error) {
@@ -56,6 +78,7 @@ std::unique_ptr<UdpFronts> UdpFronts::make(const Specs& specs, UdpRelay& relay,
   f->block_private_ = !specs.direct || specs.direct->block_private;
   if (specs.acl && specs.acl->has_outbound_rules()) f->acl_ = specs.acl;
   if (specs.acl && specs.acl->has_client_rules()) f->client_acl_ = specs.acl;
+  if (specs.acl && !specs.direct) f->local_acl_ = specs.acl;
   for (const ServerSpec& in : specs.inbounds) {
     f->server_suites_.push_back(udp_suite(in, true, in.users, specs.clock_offset, error));
     if (!f->server_suites_.back()) return nullptr;
@@ -70,25 +93,19 @@ bool UdpFronts::set_servers(const Specs& specs, std::shared_ptr<Router> router,
   auto set = std::make_shared<UdpServerSet>();
   for (const ServerSpec& spec : specs.servers) {
     UdpServer s;
-    if (std::optional<Address> a = make_address(spec.host, spec.port)) {
-      s.address = *a;
-    } else {
-      s.address.type = Address::Type::Domain;
-      s.address.host = spec.host;
-      s.address.port = spec.port;
-    }
-    s.suite = udp_suite(spec, false, {}, specs.clock_offset, error);
+    s.address = udp_server_address(spec);
+    s.suite = client_udp_suite(spec, specs.clock_offset, error);
     if (!s.suite) return false;
     set->servers.push_back(std::move(s));
   }
-  set->router = std::move(router);
+  set->router = servers_router(std::move(router));
   servers_->set(std::move(set));
   return true;
 }
 
 void UdpFronts::set_router(std::shared_ptr<Router> router) {
   auto set = std::make_shared<UdpServerSet>(*servers_->get());
-  set->router = std::move(router);
+  set->router = servers_router(std::move(router));
   servers_->set(std::move(set));
 }
 
@@ -113,7 +130,9 @@ std::unique_ptr<UdpOutbound> UdpFronts::outbound(const ListenerSpec& spec) const
   if (spec.protocol == ListenerSpec::Protocol::Shadowsocks) {
     return std::make_unique<DirectUdpOutbound>(block_private_, acl_.get());
   }
-  return std::make_unique<ShadowsocksUdpOutbound>(servers_, next_);
+  auto servers = std::make_unique<ShadowsocksUdpOutbound>(servers_, next_);
+  if (local_acl_) return std::make_unique<AclUdpOutbound>(local_acl_, std::move(servers));
+  return servers;
 }
 
 }  // namespace ss

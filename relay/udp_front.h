@@ -18,6 +18,12 @@ class UdpRelay;
 class UdpServerSource;
 class UserLimits;
 
+// A client's packet suite towards `spec`'s server and the address its datagrams go to (the server
+// itself, also behind a plugin). Null, with the reason in *error, if the keys do not suit.
+std::shared_ptr<const UdpCipherSuite> client_udp_suite(const ServerSpec& spec, int64_t clock_offset,
+                                                       std::string* error);
+Address udp_server_address(const ServerSpec& spec);
+
 class UdpFronts {
  public:
   // nullptr, with the reason in *error, if a method's keys are unusable.
@@ -43,6 +49,7 @@ class UdpFronts {
   UdpRelay& relay_;
   bool block_private_ = true;
   std::shared_ptr<const Acl> acl_;
+  std::shared_ptr<const Acl> local_acl_;   // ss-local's, ss-redir's --acl (AclUdpOutbound)
   std::shared_ptr<const Acl> client_acl_;  // ... with client rules (the Shadowsocks inbound)  //
                                            // ss-server's --acl with outbound rules, or null
   // The Shadowsocks inbounds' packet suites (ListenerSpec::inbound).

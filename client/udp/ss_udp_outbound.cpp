@@ -22,12 +22,17 @@ std::unique_ptr<UdpFlowState> ShadowsocksUdpOutbound::open_flow() {
   const std::vector<UdpServer>& servers = f->set->servers;
   size_t i = servers.size();
   if (f->set->router) {
-    if (const Outbound* o = f->set->router->route(Address{})) i = o->index;
+    if (const Outbound* o = f->set->router->route_datagram()) i = o->index;
   }
   if (i >= servers.size()) i = next_->fetch_add(1, std::memory_order_relaxed) % servers.size();
   f->server = &servers[i];
   f->session = f->server->suite->client_session();
   return f;
+}
+
+const Address* ShadowsocksUdpOutbound::server_of(const UdpFlowState* state) {
+  const auto* f = static_cast<const Flow*>(state);
+  return f == nullptr || f->server == nullptr ? nullptr : &f->server->address;
 }
 
 bool ShadowsocksUdpOutbound::send(UdpFlowState* state, std::span<const uint8_t> address,

@@ -60,6 +60,8 @@ class ShadowsocksUdpOutbound final : public UdpOutbound {
             UdpStats& stats) override;
   bool receive(UdpFlowState* state, std::span<const uint8_t> datagram, const sockaddr* from,
                std::span<uint8_t> scratch, UdpPacket& reply, UdpStats& stats) override;
+  // The server an association of this outbound (its open_flow() state) talks to; null if none.
+  static const Address* server_of(const UdpFlowState* state);
 
  private:
   std::shared_ptr<UdpServerSource> source_;

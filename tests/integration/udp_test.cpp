@@ -789,4 +789,64 @@ TEST_CASE("interop: UDP DNS through our ss-tunnel x libev ss-server",
   dns_through_tunnel(Impl::Ours, Impl::Libev);
 }
 
+TEST_CASE(
+    "UDP: the balancer probes UDP apart; associations avoid a server without UDP, TCP "
+    "still uses both",
+    "[integration][udp]") {
+  UdpTarget probe_echo;  // the UDP probes' target: echoes their DNS query
+  UdpTarget dns("127.0.0.1", dns_answer);
+  TargetServer tcp_echo(TargetBehavior::echo());
+  const NodeOptions a = udp_options("aes-256-gcm", {"-v"});  // TCP only
+  const NodeOptions b = udp_options("chacha20-ietf-poly1305", {"-u", "-v"});
+  Node srv_a = start_server(Impl::Ours, a);
+  Node srv_b = start_server(Impl::Ours, b);
+  const uint16_t socks_port = pick_free_port();
+  const uint16_t tunnel_port = pick_free_port();
+  std::filesystem::path cfg = test_log_path("udp-probe-config");
+  cfg.replace_extension(".json");
+  std::ofstream(cfg) << R"({"locals": [
+      {"protocol": "socks", "local_address": "127.0.0.1", "local_port": )"
+                     << socks_port << R"(},
+      {"protocol": "tunnel", "mode": "udp_only", "local_address": "127.0.0.1",
+       "local_port": )"
+                     << tunnel_port << R"(, "forward_address": "127.0.0.1", "forward_port": )"
+                     << dns.port() << R"(}],
+    "servers": [
+      {"server": "127.0.0.1", "server_port": )"
+                     << srv_a.port << R"(, "method": ")" << a.method << R"(", "password": ")"
+                     << a.password << R"("},
+      {"server": "127.0.0.1", "server_port": )"
+                     << srv_b.port << R"(, "method": ")" << b.method << R"(", "password": ")"
+                     << b.password << R"("}],
+    "balancer": {"mode": "round_robin", "check_interval_ms": 200, "max_server_rtt": 1,
+                 "udp_probe_target": "127.0.0.1:)"
+                     << probe_echo.port() << R"("}})";
+  Node local =
+      start_node(Impl::Ours, "ss-local", {"-c", cfg.string(), "-v"}, socks_port, "ss-local");
+  const std::string a_name = "127.0.0.1:" + std::to_string(srv_a.port);
+  const std::string b_name = "127.0.0.1:" + std::to_string(srv_b.port);
+  REQUIRE(wait_log(local, "server " + a_name + "'s UDP is down"));
+  // Every new association goes to the server whose UDP answers (round robin would give half
+  // of them to the other).
+  for (uint16_t id = 0x400; id < 0x406; ++id) {
+    UdpSocket s("127.0.0.1");
+    const Bytes query = dns_query(id, "probe.example.test");
+    auto answer = dns_exchange(s, tunnel_port, query, false);
+    REQUIRE(answer.has_value());
+    CHECK(answer->data == *dns_answer(query));
+  }
+  CHECK(probe_echo.received() >= 2);  // srv_b's UDP probes reached the target
+  // TCP still takes both servers in turn.
+  for (int i = 0; i < 4; ++i) socks_echo(socks_port, tcp_echo.port(), 100);
+  const std::string target = "127.0.0.1:" + std::to_string(tcp_echo.port());
+  CHECK(wait_log(srv_a, target));
+  CHECK(wait_log(srv_b, target));
+  const std::string log = local.proc->log_text();
+  CHECK(log.find(b_name + "'s UDP is down") == std::string::npos);
+  CHECK(log.find("server " + a_name + " is down") == std::string::npos);
+  check_clean_shutdown(local);
+  check_clean_shutdown(srv_a);
+  check_clean_shutdown(srv_b);
+}
+
 }  // namespace ss::test

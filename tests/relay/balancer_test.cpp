@@ -77,6 +77,25 @@ TEST_CASE("balancer weighted: by weight over the up servers", "[relay]") {
   CHECK(count[0] + count[1] == 1000);
 }
 
+TEST_CASE("balancer weighted: the weight scaled by the best score over the server's", "[relay]") {
+  CHECK(weighted_share(2, 0, 10) == 2);   // not probed yet
+  CHECK(weighted_share(2, 10, 0) == 2);   // none probed
+  CHECK(weighted_share(2, 10, 10) == 2);  // the fastest
+  CHECK(weighted_share(2, 40, 10) == Approx(0.5));
+  BalancerSpec spec;
+  spec.mode = BalancerSpec::Pick::Weighted;
+  std::vector<Outbound> list = servers(2);
+  Balancer b(list, {1, 1}, spec);
+  // Equal weights, server 1 twice as slow: about 2:1.
+  b.restore_health({{list[0].server.to_string(), true, false, 0, {10}},
+                    {list[1].server.to_string(), true, false, 0, {20}}});
+  std::map<uint32_t, int> count;
+  for (int i = 0; i < 9000; ++i) ++count[b.route(kTarget)->index];
+  CHECK(count[0] > 5600);
+  CHECK(count[0] < 6400);
+  CHECK(count[0] + count[1] == 9000);
+}
+
 TEST_CASE("balancer round_robin: the up servers in turn", "[relay]") {
   BalancerSpec spec;
   spec.mode = BalancerSpec::Pick::RoundRobin;
