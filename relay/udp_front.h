@@ -17,6 +17,9 @@ namespace ss {
 class UdpRelay;
 class UdpServerSource;
 class UserLimits;
+namespace metrics {
+class PortSlots;
+}
 
 class UdpFronts {
  public:
@@ -31,7 +34,9 @@ class UdpFronts {
   // ss-server: the users' quotas (relay/user_limits.h), given to the Shadowsocks inbounds.
   void set_user_limits(std::shared_ptr<UserLimits> limits) { user_limits_ = std::move(limits); }
 
-  std::unique_ptr<UdpInbound> inbound(const ListenerSpec& spec) const;
+  // `slots`: the listener's metrics slots (ss-server counts its users' datagrams), or null.
+  std::unique_ptr<UdpInbound> inbound(const ListenerSpec& spec,
+                                      const metrics::PortSlots* slots = nullptr) const;
   std::unique_ptr<UdpOutbound> outbound(const ListenerSpec& spec) const;
   // Whether `spec`'s socket takes its datagrams by TPROXY (ss-redir).
   bool transparent(const ListenerSpec& spec) const {
