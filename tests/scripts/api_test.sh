@@ -16,7 +16,9 @@
 #   * UDP (both ports serve it): erin (2022, through our ss-tunnel -U) and frank (classic, key
 #     trial, through libev's ss-tunnel -U), added at run time, pass datagrams to an echo; their
 #     stats count exactly the datagrams, payload bytes and associations (udpSessions); after
-#     DELETE their datagrams are dropped.
+#     DELETE their datagrams are dropped;
+#   * SIGHUP with a config that removes the classic port and adds a UDP-only one: the removed
+#     port's UDP socket closes, the new one's binds and echoes through libev's ss-tunnel.
 #
 # Usage: tests/scripts/api_test.sh BIN_DIR   (BIN_DIR holds ss-local and ss-server)
 # Needs chromium, qrencode, shadowsocks-libev's ss-local, curl and python3 (scripts/setup.sh).
@@ -92,6 +94,7 @@ PY
 
 start "$work/target.log" "$target" python3 "$work/target.py" "$target"
 start "$work/server.log" "$api" "$bin_dir/ss-server" -c "$work/server.json"
+server_pid=${pids[-1]}
 url="http://127.0.0.1:$api"
 auth=(-H "Authorization: Bearer $token")
 # call METHOD PATH [BODY]: prints "CODE BODY"
@@ -325,6 +328,35 @@ expect "DELETE /users/erin" 204 "$(call DELETE /users/erin)"
 expect "DELETE /users/frank" 204 "$(call DELETE /users/frank)"
 got="$(udp_echo "$tun22" 1 100 1) $(udp_echo "$tuncl" 1 100 1)"
 [[ $got == "0 0" ]] && pass "deleted users' datagrams are dropped" || fail "after DELETE, echoes: $got"
+
+# SIGHUP: UDP ports follow the file.
+read -r p3 tun3 <<<"$(free_ports 2)"
+cat >"$work/server.json" <<JSON
+{"servers": [
+   {"server": "127.0.0.1", "server_port": $p22, "method": "2022-blake3-aes-128-gcm",
+    "password": "$ipsk", "users": [{"name": "alice", "password": "$alice"}], "mode": "tcp_and_udp"},
+   {"server": "127.0.0.1", "server_port": $p3, "method": "aes-256-gcm", "password": "pw3",
+    "mode": "udp_only"}],
+ "allow_private_targets": true, "state_dir": "", "workers": 2,
+ "api_address": "127.0.0.1:$api", "api_token_file": "$work/token"}
+JSON
+kill -HUP "$server_pid"
+for ((i = 0; i < 50; i++)); do
+  [[ -n "$(ss -Hunl "sport = :$p3")" && -z "$(ss -Hunl "sport = :$pcl")" ]] && break
+  sleep 0.1
+done
+[[ -n "$(ss -Hunl "sport = :$p3")" && -z "$(ss -Hunl "sport = :$pcl")" ]] &&
+  pass "SIGHUP: the added port's UDP socket is bound, the removed port's closed" ||
+  fail "SIGHUP: UDP sockets: $(ss -Hunl) $(grep reload "$work/server.log")"
+/usr/bin/ss-tunnel -s 127.0.0.1 -p "$p3" -l "$tun3" -k pw3 -m aes-256-gcm \
+  -L "127.0.0.1:$echo" -U >"$work/tunnel3.log" 2>&1 &
+pids+=($!)
+for ((i = 0; i < 50; i++)); do
+  [[ -n "$(ss -Hunl "sport = :$tun3")" ]] && break
+  sleep 0.1
+done
+[[ $(udp_echo "$tun3" 2 500 3) == 2 ]] && pass "SIGHUP: UDP through the added udp_only port" ||
+  fail "SIGHUP: no UDP through port $p3"
 
 echo "$passed passed, $failed failed"
 [[ $failed -eq 0 ]]
