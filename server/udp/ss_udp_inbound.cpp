@@ -56,10 +56,8 @@ bool ShadowsocksUdpInbound::receive(std::span<const uint8_t> datagram, const soc
   // own opener (a 2022 one is found by its session ID below).
   // (Pointers, not copies of the shared_ptr: no reference count touched per datagram.)
   const std::shared_ptr<UdpServerOpener>* owner = &opener_;
-  if (auto* early = static_cast<Session*>(flows.inbound_state(flow_key_of(from)));
-      early != nullptr && early->opener != opener_) {
-    owner = &early->opener;
-  }
+  auto* early = static_cast<Session*>(flows.inbound_state(flow_key_of(from)));
+  if (early != nullptr && early->opener != opener_) owner = &early->opener;
   UdpServerOpener* opener = owner->get();
   set_sender(*opener, from);
   UdpSessionId id;
@@ -76,7 +74,7 @@ bool ShadowsocksUdpInbound::receive(std::span<const uint8_t> datagram, const soc
     std::memcpy(req.key.id.data() + 8, &id.user, 8);
     req.follow = true;
   }
-  auto* known = static_cast<Session*>(flows.inbound_state(req.key));
+  auto* known = id.by_address ? early : static_cast<Session*>(flows.inbound_state(req.key));
   if (known != nullptr && known->opener.get() != opener) {
     // A 2022 session from before a reload: its header again, with the opener that knows it.
     owner = &known->opener;
