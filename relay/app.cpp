@@ -78,6 +78,10 @@ struct Worker {
   // removed, kept until their last session has ended.
   std::vector<std::unique_ptr<Listener>> listeners;
   std::vector<Listener*> by_spec;  // the running specs' listeners, by index; null: no TCP
+  // ss-server: each running spec's UDP socket in `udp` (UdpNat::listen's index; -1: none), and
+  // the fronts its inbound and outbound were made from (they point into them).
+  std::vector<int> udp_by_spec;
+  std::vector<std::shared_ptr<const UdpFronts>> udp_fronts_by_spec;
   std::vector<std::unique_ptr<TunEngine>> tuns;  // worker 0: each tun listener's packets
   uv_async_t wake;
   uv_timer_t drain_poll;
@@ -141,7 +145,63 @@ struct Publication {
   std::vector<const metrics::PortSlots*> slots;  // each one's metrics slots (or null)
   std::shared_ptr<const Runtime> runtime;
   Engine::Cuts cuts;
+  // ss-server's UDP side: the new specs' fronts (null: UDP unchanged), whether listener j's keys
+  // or users changed (its socket takes a new inbound), and how a worker makes its NAT if it has
+  // none yet.
+  std::shared_ptr<const UdpFronts> udp_fronts;
+  std::vector<bool> udp_rekey;
+  UdpRelay* udp_relay = nullptr;
+  UdpNatOptions udp_options;
 };
+
+// On worker `w`'s loop, ss-server's UDP side of a reload: sockets of kept listeners stay (with a
+// new inbound if their keys or users changed), new ones bind (SO_REUSEPORT, as at start; a bind
+// failure is logged and the rest applies), removed ones close with their associations.
+void apply_udp(Worker& w, const Publication& p) {
+  const size_t n = p.listeners.size();
+  std::vector<int> next(n, -1);
+  std::vector<std::shared_ptr<const UdpFronts>> fronts(n);
+  for (size_t j = 0; j < n; ++j) {
+    const ListenerSpec& spec = p.listeners[j];
+    if (!spec.udp || spec.protocol != ListenerSpec::Protocol::Shadowsocks) continue;
+    const std::optional<size_t>& m = p.match[j];
+    const int kept = m && *m < w.udp_by_spec.size() ? w.udp_by_spec[*m] : -1;
+    if (kept >= 0) {
+      next[j] = kept;
+      if (p.udp_rekey[j]) {
+        w.udp->set_inbound(static_cast<uint16_t>(kept), p.udp_fronts->inbound(spec, p.slots[j]),
+                           p.udp_fronts->outbound(spec));
+        fronts[j] = p.udp_fronts;
+      } else {
+        fronts[j] = w.udp_fronts_by_spec[*m];
+      }
+      continue;
+    }
+    if (!w.udp) w.udp = std::make_unique<UdpNat>(&w.loop, *p.udp_relay, p.udp_options);
+    uint16_t index = UINT16_MAX;
+    const int r = w.udp->listen(spec.address, spec.port, p.udp_fronts->inbound(spec, p.slots[j]),
+                                p.udp_fronts->outbound(spec), false, &index);
+    if (r != 0) {
+      w.udp->unlisten(index);
+      LOG_WARN("reload: worker %d: cannot listen on UDP %s port %u: %s; its UDP is not served",
+               w.index, spec.address.c_str(), static_cast<unsigned>(spec.port), uv_strerror(r));
+      continue;
+    }
+    if (w.index == 0) {
+      LOG_NOTICE("reload: listening on UDP %s port %u", spec.address.c_str(),
+                 static_cast<unsigned>(spec.port));
+    }
+    next[j] = index;
+    fronts[j] = p.udp_fronts;
+  }
+  for (const int old : w.udp_by_spec) {
+    if (old >= 0 && std::find(next.begin(), next.end(), old) == next.end()) {
+      w.udp->unlisten(static_cast<uint16_t>(old));
+    }
+  }
+  w.udp_by_spec = std::move(next);
+  w.udp_fronts_by_spec = std::move(fronts);
+}
 
 // On worker `w`'s loop: the listeners kept take the new snapshot, new ones open, removed ones
 // stop accepting (or close every session with cuts.removed_listeners), and listeners removed by
@@ -195,6 +255,7 @@ void apply_publication(Worker& w, const Publication& p, const ListenerMaker& mak
     }
   }
   w.by_spec = std::move(next);
+  if (p.udp_fronts) apply_udp(w, p);
 }
 
 struct MainState final : Engine {
@@ -222,6 +283,8 @@ struct MainState final : Engine {
   ListenerMaker make_listener;
   bool count_metrics = false;
   std::unique_ptr<Controller> controller;  // SIGHUP's (null: none)
+  UdpRelay* udp_relay = nullptr;           // ss-server: its UDP side follows a reload
+  UdpNatOptions udp_options;               // ... and a worker's NAT is made with these
 
   const Specs& specs() const override { return running; }
   const std::shared_ptr<const Runtime>& runtime() const override { return snapshot; }
@@ -244,6 +307,25 @@ struct MainState final : Engine {
     p->listeners = next.listeners;
     p->runtime = rt;
     p->cuts = std::move(cuts);
+    if (udp_relay != nullptr) {
+      std::string why;
+      std::shared_ptr<UdpFronts> fronts = UdpFronts::make(next, *udp_relay, &why);
+      if (fronts) {
+        fronts->set_user_limits(rt->user_limits);
+        p->udp_fronts = std::move(fronts);
+        p->udp_relay = udp_relay;
+        p->udp_options = udp_options;
+        p->udp_rekey.assign(next.listeners.size(), true);
+        for (size_t j = 0; j < next.listeners.size(); ++j) {
+          if (!p->match[j]) continue;
+          p->udp_rekey[j] = udp_keys_signature(running, running.listeners[*p->match[j]]) !=
+                            udp_keys_signature(next, next.listeners[j]);
+        }
+      } else {
+        // ServerControl::apply checked the suites first: not expected.
+        LOG_ERROR("reload: UDP: %s; the UDP side is left as it was", why.c_str());
+      }
+    }
     for (auto& w : *workers) {
       Worker* wp = w.get();
       const ListenerMaker* make = &make_listener;
@@ -743,9 +825,11 @@ int run_app(Role role, int argc, char** argv, const InboundRegistry& inbounds,
   const bool serve_udp = std::any_of(specs.listeners.begin(), specs.listeners.end(),
                                      [](const ListenerSpec& spec) { return spec.udp; });
   std::unique_ptr<UdpRelay> udp_relay;
-  std::unique_ptr<UdpFronts> udp_fronts;
+  std::shared_ptr<UdpFronts> udp_fronts;
+  // ss-server and ss-manager may add UDP ports at run time: the relay is there from the start.
+  if (serves_ports(role)) udp_relay = std::make_unique<UdpRelay>();
   if (serve_udp) {
-    udp_relay = std::make_unique<UdpRelay>();
+    if (!udp_relay) udp_relay = std::make_unique<UdpRelay>();
     std::string udp_error;
     udp_fronts = UdpFronts::make(specs, *udp_relay, &udp_error);
     if (udp_fronts && !specs.direct) udp_fronts->set_router(runtime->router);
@@ -873,20 +957,24 @@ int run_app(Role role, int argc, char** argv, const InboundRegistry& inbounds,
     return l;
   };
   int status = 0;
+  const UdpNatOptions udp_options{
+      specs.limits.udp_timeout,
+      // The cap is the process's: shared out among the workers' NATs.
+      std::max<size_t>(
+          1, (specs.limits.udp_max_associations + nworkers - 1) / static_cast<size_t>(nworkers)),
+      specs.tcp.ipv6_first, cfg.reuse_port || nworkers > 1, specs.tcp.fwmark};
+  if (serves_ports(role)) {
+    m.udp_relay = udp_relay.get();
+    m.udp_options = udp_options;
+  }
   for (int i = 0; i < nworkers && status == 0; ++i) {
     auto w = std::make_unique<Worker>();
     w->index = i;
     uv_loop_init(&w->loop);
-    if (serve_udp) {
-      w->udp = std::make_unique<UdpNat>(
-          &w->loop, *udp_relay,
-          UdpNatOptions{specs.limits.udp_timeout,
-                        // The cap is the process's: shared out among the workers' NATs.
-                        std::max<size_t>(1, (specs.limits.udp_max_associations + nworkers - 1) /
-                                                static_cast<size_t>(nworkers)),
-                        specs.tcp.ipv6_first, cfg.reuse_port || nworkers > 1, specs.tcp.fwmark});
-    }
+    if (serve_udp) w->udp = std::make_unique<UdpNat>(&w->loop, *udp_relay, udp_options);
     w->by_spec.assign(specs.listeners.size(), nullptr);
+    w->udp_by_spec.assign(specs.listeners.size(), -1);
+    w->udp_fronts_by_spec.resize(specs.listeners.size());
     for (const ListenerSpec& spec : specs.listeners) {
       const std::string& host = spec.address;
       const uint16_t port = spec.port;
@@ -914,8 +1002,14 @@ int run_app(Role role, int argc, char** argv, const InboundRegistry& inbounds,
         }
       } else if (w->udp && spec.udp) {
         const bool tproxy = udp_fronts->transparent(spec);
-        int r = w->udp->listen(host, port, udp_fronts->inbound(spec), udp_fronts->outbound(spec),
-                               tproxy);
+        const size_t index = static_cast<size_t>(&spec - specs.listeners.data());
+        uint16_t at = UINT16_MAX;
+        int r = w->udp->listen(host, port, udp_fronts->inbound(spec, port_slots[index]),
+                               udp_fronts->outbound(spec), tproxy, &at);
+        if (r == 0) {
+          w->udp_by_spec[index] = at;
+          w->udp_fronts_by_spec[index] = udp_fronts;
+        }
         if (r != 0) {
           std::fprintf(stderr, "%s: cannot listen on UDP %s port %u: %s%s\n", prog, host.c_str(),
                        static_cast<unsigned>(port), uv_strerror(r),

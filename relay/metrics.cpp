@@ -262,6 +262,26 @@ int64_t closed(SlotId id) {
       r, id, [](const SlotCounters& c) -> const auto& { return c.closed; });
 }
 
+int64_t udp_bytes(SlotId id, Dir d) {
+  Registry& r = registry();
+  std::lock_guard<std::mutex> lock(r.mutex);
+  return sum_slot(
+      r, id, [d](const SlotCounters& c) -> const auto& { return c.udp_bytes[d]; });
+}
+int64_t udp_packets(SlotId id, bool to_client) {
+  Registry& r = registry();
+  std::lock_guard<std::mutex> lock(r.mutex);
+  const size_t k = to_client ? 1 : 0;
+  return sum_slot(
+      r, id, [k](const SlotCounters& c) -> const auto& { return c.udp_packets[k]; });
+}
+int64_t udp_sessions(SlotId id) {
+  Registry& r = registry();
+  std::lock_guard<std::mutex> lock(r.mutex);
+  return sum_slot(
+      r, id, [](const SlotCounters& c) -> const auto& { return c.udp_sessions; });
+}
+
 int64_t port_bytes(uint16_t port) {
   Registry& r = registry();
   std::lock_guard<std::mutex> lock(r.mutex);
@@ -271,6 +291,8 @@ int64_t port_bytes(uint16_t port) {
     for (const Dir d : {kClientToProxy, kProxyToClient}) {
       sum += sum_slot(
           r, id, [d](const SlotCounters& c) -> const auto& { return c.bytes[d]; });
+      sum += sum_slot(
+          r, id, [d](const SlotCounters& c) -> const auto& { return c.udp_bytes[d]; });
     }
   }
   return sum;
@@ -359,7 +381,10 @@ std::string render_text() {
   }
 
   // Per (port, user).
-  std::vector<std::array<int64_t, 3 + kDirs>> sums(r.slots.size());
+  // [0..2] accepted, opened, closed; then TCP bytes by direction, UDP bytes by direction, UDP
+  // datagrams from and to the client, UDP associations.
+  constexpr size_t kUdpAt = 3 + kDirs;
+  std::vector<std::array<int64_t, kUdpAt + kDirs + 3>> sums(r.slots.size());
   for (const Shard& s : r.shards) {
     for (SlotId id = 0; id < r.slots.size(); ++id) {
       const SlotCounters* c = find_in(s, id);
@@ -372,6 +397,12 @@ std::string render_text() {
       v[1] += c->opened.load(std::memory_order_relaxed);
       v[2] += c->closed.load(std::memory_order_relaxed);
       for (size_t d = 0; d < kDirs; ++d) v[3 + d] += c->bytes[d].load(std::memory_order_relaxed);
+      for (size_t d = 0; d < kDirs; ++d) {
+        v[kUdpAt + d] += c->udp_bytes[d].load(std::memory_order_relaxed);
+      }
+      v[kUdpAt + kDirs] += c->udp_packets[0].load(std::memory_order_relaxed);
+      v[kUdpAt + kDirs + 1] += c->udp_packets[1].load(std::memory_order_relaxed);
+      v[kUdpAt + kDirs + 2] += c->udp_sessions.load(std::memory_order_relaxed);
     }
   }
   family(out, "shadowsocks_tcp_connections_accepted_total", "counter",
@@ -417,6 +448,33 @@ std::string render_text() {
                      kDirText[d] + "\"}",
                  sums[id][3 + d]);
     }
+  }
+  family(out, "shadowsocks_udp_data_bytes_total", "counter",
+         "Bytes relayed over UDP, by port, user and direction (as shadowsocks_data_bytes_total: "
+         "c>p and p>c as sent, ciphertext; p>t and t>p payload).");
+  for (SlotId id = 0; id < r.slots.size(); ++id) {
+    for (size_t d = 0; d < kDirs; ++d) {
+      value_line(out,
+                 "shadowsocks_udp_data_bytes_total{" + port_user_labels(r.slots[id]) + ",dir=\"" +
+                     kDirText[d] + "\"}",
+                 sums[id][kUdpAt + d]);
+    }
+  }
+  family(out, "shadowsocks_udp_packets_total", "counter",
+         "UDP datagrams relayed, by port, user and direction: c>p from the client, p>c to it.");
+  for (SlotId id = 0; id < r.slots.size(); ++id) {
+    for (size_t k = 0; k < 2; ++k) {
+      value_line(out,
+                 "shadowsocks_udp_packets_total{" + port_user_labels(r.slots[id]) + ",dir=\"" +
+                     (k == 0 ? "c>p" : "p>c") + "\"}",
+                 sums[id][kUdpAt + kDirs + k]);
+    }
+  }
+  family(out, "shadowsocks_udp_sessions_total", "counter",
+         "UDP associations made, by port and user.");
+  for (SlotId id = 0; id < r.slots.size(); ++id) {
+    value_line(out, "shadowsocks_udp_sessions_total{" + port_user_labels(r.slots[id]) + "}",
+               sums[id][kUdpAt + kDirs + 2]);
   }
 
   // Unlabelled.

@@ -47,6 +47,12 @@ struct SlotCounters {
   std::atomic<int64_t> opened{0};
   std::atomic<int64_t> closed{0};
   std::atomic<int64_t> bytes[kDirs] = {};
+  // UDP (ss-server's Shadowsocks inbound): bytes in the four directions (c>p and p>c as sent,
+  // ciphertext; p>t and t>p payload), datagrams from the client [0] and to it [1], and
+  // associations made.
+  std::atomic<int64_t> udp_bytes[kDirs] = {};
+  std::atomic<int64_t> udp_packets[2] = {};
+  std::atomic<int64_t> udp_sessions{0};
 };
 
 // The slots of one listening port: "" and each configured user (sorted by name).
@@ -74,14 +80,27 @@ SlotCounters& slot(SlotId id);
 inline void add_bytes(SlotCounters& s, Dir d, int64_t n) {
   s.bytes[d].fetch_add(n, std::memory_order_relaxed);
 }
+// One datagram relayed for a slot: from the client (`wire` bytes received, `payload` sent on to
+// the target) or to it (`payload` from the target, `wire` bytes sent).
+inline void udp_datagram(SlotCounters& s, bool to_client, int64_t wire, int64_t payload) {
+  s.udp_packets[to_client ? 1 : 0].fetch_add(1, std::memory_order_relaxed);
+  s.udp_bytes[to_client ? kProxyToClient : kClientToProxy].fetch_add(wire,
+                                                                     std::memory_order_relaxed);
+  s.udp_bytes[to_client ? kTargetToProxy : kProxyToTarget].fetch_add(payload,
+                                                                     std::memory_order_relaxed);
+}
 
 // Sums over every thread.
 int64_t bytes(SlotId id, Dir d);
 int64_t opened(SlotId id);
 int64_t closed(SlotId id);
+int64_t udp_bytes(SlotId id, Dir d);
+int64_t udp_packets(SlotId id, bool to_client);
+int64_t udp_sessions(SlotId id);
 
 // Every slot of `port` (its "" slot and its users') summed over every thread: the bytes from
-// clients plus the bytes to clients (ss-manager's "stat"). 0 for a port never added.
+// clients plus the bytes to clients, TCP and UDP (ss-manager's "stat", as libev counts both).
+// 0 for a port never added.
 int64_t port_bytes(uint16_t port);
 
 // Why ss-server rejected a client before its request (the probe-resistance reject policy).

@@ -36,4 +36,15 @@ std::vector<size_t> removed_listeners(const std::vector<ListenerSpec>& running,
   return removed;
 }
 
+std::string udp_keys_signature(const Specs& specs, const ListenerSpec& l) {
+  std::string s = std::to_string(static_cast<int>(l.protocol));
+  if (l.inbound >= specs.inbounds.size()) return s;
+  const ServerSpec& in = specs.inbounds[l.inbound];
+  s += "|" + in.method + "|" + std::string(in.key.begin(), in.key.end());
+  for (const auto& k : in.psk_keys) s += "|" + std::string(k.begin(), k.end());
+  for (const UserSpec& u : in.users)
+    s += "|" + u.name + "=" + std::string(u.key.begin(), u.key.end());
+  return s;
+}
+
 }  // namespace ss

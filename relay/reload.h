@@ -4,6 +4,7 @@
 
 #include <cstddef>
 #include <optional>
+#include <string>
 #include <vector>
 
 #include "relay/config.h"
@@ -18,5 +19,9 @@ std::vector<std::optional<size_t>> match_listeners(const std::vector<ListenerSpe
 // The listeners of `running` that `next` no longer has (matched as above), in order.
 std::vector<size_t> removed_listeners(const std::vector<ListenerSpec>& running,
                                       const std::vector<std::optional<size_t>>& match);
+
+// What a listener's UDP side serves with: its inbound's method, keys and users (ss-server), as
+// one string; a reload gives the listener's UDP socket a new inbound when it changes.
+std::string udp_keys_signature(const Specs& specs, const ListenerSpec& listener);
 
 }  // namespace ss

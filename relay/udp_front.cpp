@@ -109,7 +109,8 @@ void UdpFronts::set_router(std::shared_ptr<Router> router) {
   servers_->set(std::move(set));
 }
 
-std::unique_ptr<UdpInbound> UdpFronts::inbound(const ListenerSpec& spec) const {
+std::unique_ptr<UdpInbound> UdpFronts::inbound(const ListenerSpec& spec,
+                                               const metrics::PortSlots* slots) const {
   switch (spec.protocol) {
     case ListenerSpec::Protocol::Mixed:
       return std::make_unique<Socks5UdpInbound>(relay_);
@@ -117,7 +118,7 @@ std::unique_ptr<UdpInbound> UdpFronts::inbound(const ListenerSpec& spec) const {
       return std::make_unique<TunnelUdpInbound>(*spec.forward);
     case ListenerSpec::Protocol::Shadowsocks:
       return std::make_unique<ShadowsocksUdpInbound>(*server_suites_.at(spec.inbound),
-                                                     client_acl_.get(), user_limits_);
+                                                     client_acl_.get(), user_limits_, slots);
     case ListenerSpec::Protocol::Redir:
       return std::make_unique<RedirUdpInbound>();
     case ListenerSpec::Protocol::Tun:

@@ -17,6 +17,9 @@ namespace ss {
 class UdpRelay;
 class UdpServerSource;
 class UserLimits;
+namespace metrics {
+class PortSlots;
+}
 
 // A client's packet suite towards `spec`'s server and the address its datagrams go to (the server
 // itself, also behind a plugin). Null, with the reason in *error, if the keys do not suit.
@@ -37,7 +40,9 @@ class UdpFronts {
   // ss-server: the users' quotas (relay/user_limits.h), given to the Shadowsocks inbounds.
   void set_user_limits(std::shared_ptr<UserLimits> limits) { user_limits_ = std::move(limits); }
 
-  std::unique_ptr<UdpInbound> inbound(const ListenerSpec& spec) const;
+  // `slots`: the listener's metrics slots (ss-server counts its users' datagrams), or null.
+  std::unique_ptr<UdpInbound> inbound(const ListenerSpec& spec,
+                                      const metrics::PortSlots* slots = nullptr) const;
   std::unique_ptr<UdpOutbound> outbound(const ListenerSpec& spec) const;
   // Whether `spec`'s socket takes its datagrams by TPROXY (ss-redir).
   bool transparent(const ListenerSpec& spec) const {

@@ -83,7 +83,7 @@ UdpNat::UdpNat(uv_loop_t* loop, UdpRelay& relay, UdpNatOptions options)
 UdpNat::~UdpNat() = default;
 
 int UdpNat::listen(const std::string& host, uint16_t port, std::unique_ptr<UdpInbound> inbound,
-                   std::unique_ptr<UdpOutbound> outbound, bool transparent) {
+                   std::unique_ptr<UdpOutbound> outbound, bool transparent, uint16_t* index) {
   sockaddr_storage ss;
   if (!literal_to_sockaddr(host, port, ss)) {
     // A name: resolved once, at start-up, before the loops run.
@@ -100,12 +100,17 @@ int UdpNat::listen(const std::string& host, uint16_t port, std::unique_ptr<UdpIn
   l->index = static_cast<uint16_t>(listening_.size());
   l->inbound = std::move(inbound);
   l->outbound = std::move(outbound);
+  if (index != nullptr) *index = l->index;
   if (transparent) {
     const int fd = tproxy_listen_socket(reinterpret_cast<sockaddr*>(&ss), options_.reuse_port);
-    if (fd < 0) return fd;
+    if (fd < 0) {
+      listening_.push_back(nullptr);  // keeps the indices; nothing to close
+      return fd;
+    }
     int r = uv_poll_init_socket(loop_, &l->poll, fd);
     if (r != 0) {
       close(fd);
+      listening_.push_back(nullptr);
       return r;
     }
     int size = kSocketBuffer;
@@ -125,7 +130,10 @@ int UdpNat::listen(const std::string& host, uint16_t port, std::unique_ptr<UdpIn
     return 0;
   }
   int r = uv_udp_init_ex(loop_, &l->udp, ss.ss_family | UV_UDP_RECVMMSG);
-  if (r != 0) return r;
+  if (r != 0) {
+    listening_.push_back(nullptr);  // keeps the indices; nothing to close
+    return r;
+  }
   l->udp.data = l.get();
   Listening* lp = l.get();
   listening_.push_back(std::move(l));  // closed by shutdown() from now on
@@ -149,6 +157,49 @@ int UdpNat::listen(const std::string& host, uint16_t port, std::unique_ptr<UdpIn
   return 0;
 }
 
+void UdpNat::unlisten(uint16_t index) {
+  // After shutdown() every handle is closing already, and the NAT frees its sockets.
+  if (shut_down_ || index >= listening_.size() || !listening_[index] ||
+      listening_[index]->closing) {
+    return;
+  }
+  Listening* l = listening_[index].get();
+  l->closing = true;
+  for (Assoc* a = newest_; a != nullptr;) {
+    Assoc* next = a->older;
+    if (a->listening == l) close_assoc(a);
+    a = next;
+  }
+  if (l->sink != nullptr) {
+    l->closed = true;
+    free_listening_if_done(l);
+    return;
+  }
+  auto done = [](uv_handle_t* h) {
+    auto* lp = static_cast<Listening*>(h->data);
+    if (lp->transparent) close(lp->fd);
+    lp->closed = true;
+    lp->nat->free_listening_if_done(lp);
+  };
+  if (l->transparent) {
+    uv_close(reinterpret_cast<uv_handle_t*>(&l->poll), done);
+  } else {
+    uv_close(as_handle(&l->udp), done);
+  }
+}
+
+void UdpNat::free_listening_if_done(Listening* l) {
+  if (l->closed && l->assocs == 0) listening_[l->index].reset();
+}
+
+void UdpNat::set_inbound(uint16_t index, std::unique_ptr<UdpInbound> inbound,
+                         std::unique_ptr<UdpOutbound> outbound) {
+  if (index < listening_.size() && listening_[index] && !listening_[index]->closing) {
+    listening_[index]->inbound = std::move(inbound);
+    listening_[index]->outbound = std::move(outbound);
+  }
+}
+
 uint16_t UdpNat::attach(std::unique_ptr<UdpInbound> inbound, std::unique_ptr<UdpOutbound> outbound,
                         PacketSink* sink) {
   auto l = std::make_unique<Listening>();
@@ -163,7 +214,7 @@ uint16_t UdpNat::attach(std::unique_ptr<UdpInbound> inbound, std::unique_ptr<Udp
 
 void UdpNat::inject(uint16_t index, std::span<const uint8_t> payload, const sockaddr* from,
                     const sockaddr* dest) {
-  if (shut_down_ || index >= listening_.size()) return;
+  if (shut_down_ || index >= listening_.size() || !listening_[index]) return;
   handle_inbound(*listening_[index], payload.data(), payload.size(), from, dest);
 }
 
@@ -173,7 +224,7 @@ void UdpNat::shutdown() {
   batch_.flush();
   relay_.detach(this);
   for (auto& l : listening_) {
-    if (l->sink != nullptr) continue;  // no handle of ours
+    if (!l || l->closing || l->sink != nullptr) continue;  // no handle of ours (any more)
     if (!l->transparent) {
       uv_close(as_handle(&l->udp), nullptr);
       continue;
@@ -338,6 +389,7 @@ UdpNat::Assoc* UdpNat::create(Listening& l, std::unique_ptr<UdpFlowState> in_sta
   a->owner = this;
   a->key = req.key;
   a->listening = &l;
+  ++l.assocs;
   std::memcpy(&a->client, from, sockaddr_len(from));
   a->in_state = std::move(in_state);
   a->out_state = l.outbound->open_flow();
@@ -387,10 +439,17 @@ void UdpNat::close_assoc(Assoc* a) {
       auto* sock = static_cast<Socket*>(h->data);
       Assoc* owner = sock->assoc;
       delete sock;
-      if (--owner->refs == 0) delete owner;
+      if (--owner->refs == 0) free_assoc(owner);
     });
   }
-  if (a->refs == 0) delete a;
+  if (a->refs == 0) free_assoc(a);
+}
+
+void UdpNat::free_assoc(Assoc* a) {
+  Listening* l = a->listening;
+  UdpNat* nat = a->owner;
+  delete a;
+  if (l != nullptr && --l->assocs == 0 && l->closed) nat->free_listening_if_done(l);
 }
 
 void UdpNat::on_sweep(uv_timer_t* t) {

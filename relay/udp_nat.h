@@ -46,10 +46,21 @@ class UdpNat final : public UdpFlows {
   UdpNat& operator=(const UdpNat&) = delete;
 
   // Binds a UDP socket to host:port whose datagrams `inbound` reads and `outbound` carries on.
-  // Returns 0 or a libuv error. The port bound is made known to the relay (UDP ASSOCIATE).
-  // With `transparent` the socket takes datagrams by TPROXY (relay/net/udp_tproxy.h).
+  // Returns 0 or a libuv error; *index (if given) is the socket's index for unlisten() and
+  // set_inbound(), also on an error (unlisten() it then). The port bound is made known to the
+  // relay (UDP ASSOCIATE). With `transparent` the socket takes datagrams by TPROXY
+  // (relay/net/udp_tproxy.h).
   int listen(const std::string& host, uint16_t port, std::unique_ptr<UdpInbound> inbound,
-             std::unique_ptr<UdpOutbound> outbound, bool transparent = false);
+             std::unique_ptr<UdpOutbound> outbound, bool transparent = false,
+             uint16_t* index = nullptr);
+  // A reload removed the socket `index` (from listen()): it closes with its associations; it is
+  // freed once its handle's close callback has run and its last association is freed.
+  void unlisten(uint16_t index);
+  // A reload changed the keys or users of socket `index`: its datagrams go to `inbound` and
+  // `outbound` from now on. Live associations keep their flow states, which must keep what they
+  // need alive (ss-server's: the opener that made them; its direct outbound has none).
+  void set_inbound(uint16_t index, std::unique_ptr<UdpInbound> inbound,
+                   std::unique_ptr<UdpOutbound> outbound);
   // A datagram source that is not a socket (tun mode): returns its index for inject(). Replies
   // go to `sink` (which must outlive the NAT's shutdown).
   uint16_t attach(std::unique_ptr<UdpInbound> inbound, std::unique_ptr<UdpOutbound> outbound,
@@ -79,6 +90,9 @@ class UdpNat final : public UdpFlows {
     std::unique_ptr<UdpInbound> inbound;
     std::unique_ptr<UdpOutbound> outbound;
     PacketSink* sink = nullptr;  // attach(): no socket; replies go here
+    bool closing = false;        // unlisten(): its handle is closing
+    bool closed = false;         // ... and its close callback has run
+    size_t assocs = 0;           // associations not yet freed that point to it
   };
   // One outbound socket of an association, allocated when its address family is first used.
   struct Socket {
@@ -138,6 +152,9 @@ class UdpNat final : public UdpFlows {
                 const sockaddr* from);
   void touch(Assoc* a);
   void close_assoc(Assoc* a);
+  // Frees an association whose handles are closed, and its removed socket once it was the last.
+  static void free_assoc(Assoc* a);
+  void free_listening_if_done(Listening* l);
   // Sends to `to` (resolving a name, bounded) through the association's socket of its family.
   void deliver(Assoc* a, const Address& to, std::span<const uint8_t> bytes);
   void send_out(Assoc* a, const sockaddr* to, std::span<const uint8_t> bytes);

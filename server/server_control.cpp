@@ -6,12 +6,17 @@
 // What applies at once: ports added and removed (their listeners open or close on every worker;
 // listeners whose address, port and protocol stay are never reopened), users added and removed,
 // methods and keys, the timeout, no_delay, ipv6_first, the outbound bind address,
-// allow_private_targets and the ACL (TCP). Live sessions finish on the snapshot they started with,
-// unless reload_drop_removed closes those of removed users and ports. The replay filter and the
-// 2022 salt pool are the process's and carry over (relay/runtime.h).
+// allow_private_targets and the ACL (TCP; UDP sockets take it when their keys change). Live
+// sessions finish on the snapshot they started with, unless reload_drop_removed closes those of
+// removed users and ports. The replay filter and the 2022 salt pool are the process's and carry
+// over (relay/runtime.h).
 //
-// What is refused (fixed_key_changed): settings fixed at start, and the UDP side, whose sockets
-// and packet suites are made once per process.
+// UDP follows too: a new port's UDP socket binds on every worker, a removed port's closes with
+// its associations, and a port whose keys or users change gets new packet suites (live
+// associations go on with the keys they were made with; see server/udp/ss_udp_inbound.h).
+//
+// What is refused (fixed_key_changed): settings fixed at start (udp_timeout and
+// udp_max_associations among them).
 
 #include "server/server_control.h"
 
@@ -27,31 +32,12 @@
 #include "crypto/kdf.h"
 #include "relay/log.h"
 #include "relay/reload.h"
+#include "relay/udp_front.h"
+#include "relay/udp_relay.h"
 #include "server/api/api_server.h"
 
 namespace ss {
 namespace {
-
-// Everything the UDP side of a configuration serves: its sockets and each one's keys and users.
-std::vector<std::string> udp_signature(const Specs& specs) {
-  std::vector<std::string> out;
-  for (const ListenerSpec& l : specs.listeners) {
-    if (!l.udp) continue;
-    std::string s = l.address + "|" + std::to_string(l.port) + "|" +
-                    std::to_string(static_cast<int>(l.protocol));
-    if (l.inbound < specs.inbounds.size()) {
-      const ServerSpec& in = specs.inbounds[l.inbound];
-      s += "|" + in.method + "|" + std::string(in.key.begin(), in.key.end());
-      for (const auto& k : in.psk_keys) s += "|" + std::string(k.begin(), k.end());
-      for (const UserSpec& u : in.users) {
-        s += "|" + u.name + "=" + std::string(u.key.begin(), u.key.end());
-      }
-    }
-    out.push_back(std::move(s));
-  }
-  std::sort(out.begin(), out.end());
-  return out;
-}
 
 bool has_plugin(const Specs& specs) {
   return std::any_of(specs.listeners.begin(), specs.listeners.end(),
@@ -106,10 +92,6 @@ std::string fixed_key_changed(const Config& a, const Config& b) {
   if (has_plugin(sa) || has_plugin(sb)) {
     return "plugin: a process with SIP003 plugins cannot reload (restart to apply)";
   }
-  if (udp_signature(sa) != udp_signature(sb)) {
-    return "mode: UDP ports, their keys and users" + restart +
-           " (the UDP side's sockets and suites are made once per process)";
-  }
   return {};
 }
 
@@ -161,6 +143,12 @@ bool ServerControl::apply(Config next, std::string* error) {
   std::shared_ptr<const Runtime> rt = make_runtime(specs, *engine_.runtime(), &why);
   if (!rt) {
     *error = why;
+    return false;
+  }
+  // The UDP side's packet suites (Engine::publish makes them again for the workers).
+  UdpRelay scratch;
+  if (!UdpFronts::make(specs, scratch, &why)) {
+    *error = "password: " + why + " (UDP)";
     return false;
   }
   const Specs& old = engine_.specs();

@@ -67,8 +67,7 @@ class ServerControl final : public Controller {
 
 // The first key whose change a running process cannot apply, as "<key>: <why>", or empty: the
 // process-wide settings fixed at start (workers, user, log file, pid file, state file, metrics
-// address, ...), SIP003 plugins, and anything the UDP side would see (its sockets and suites are
-// made once per process).
+// address, udp_timeout, ...) and SIP003 plugins.
 std::string fixed_key_changed(const Config& running, const Config& next);
 
 // What a reload from `running` to `next` changes, for the log: "ports added 8003; port 8001:

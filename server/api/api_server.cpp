@@ -160,12 +160,39 @@ std::optional<std::string> string_member(const json& body, const char* key, Http
   return it->get<std::string>();
 }
 
-json stats_json(int64_t up, int64_t down, int64_t up_wire, int64_t down_wire, int64_t tcp) {
-  return json{{"uplinkBytes", up},
-              {"downlinkBytes", down},
-              {"uplinkWireBytes", up_wire},
-              {"downlinkWireBytes", down_wire},
-              {"tcpSessions", tcp}};
+}  // namespace
+
+ApiServer::Totals& ApiServer::Totals::operator+=(const Totals& o) {
+  up += o.up;
+  down += o.down;
+  up_wire += o.up_wire;
+  down_wire += o.down_wire;
+  tcp += o.tcp;
+  up_packets += o.up_packets;
+  down_packets += o.down_packets;
+  udp += o.udp;
+  return *this;
+}
+
+ApiServer::Totals& ApiServer::Totals::operator-=(const Totals& o) {
+  up -= o.up;
+  down -= o.down;
+  up_wire -= o.up_wire;
+  down_wire -= o.down_wire;
+  tcp -= o.tcp;
+  up_packets -= o.up_packets;
+  down_packets -= o.down_packets;
+  udp -= o.udp;
+  return *this;
+}
+
+namespace {
+
+json stats_json(const ApiServer::Totals& t) {
+  return json{{"uplinkBytes", t.up},           {"downlinkBytes", t.down},
+              {"uplinkPackets", t.up_packets}, {"downlinkPackets", t.down_packets},
+              {"uplinkWireBytes", t.up_wire},  {"downlinkWireBytes", t.down_wire},
+              {"tcpSessions", t.tcp},          {"udpSessions", t.udp}};
 }
 
 }  // namespace
@@ -217,24 +244,25 @@ ApiServer::Totals ApiServer::counted(uint16_t port, const std::string& user) con
   const metrics::PortSlots* slots = metrics::add_port(port, {});
   const metrics::SlotId id = slots->find(user);
   if (id == metrics::kNoSlot || id == slots->find("")) return t;
-  t.up = metrics::bytes(id, metrics::kProxyToTarget);
-  t.down = metrics::bytes(id, metrics::kTargetToProxy);
-  t.up_wire = metrics::bytes(id, metrics::kClientToProxy);
-  t.down_wire = metrics::bytes(id, metrics::kProxyToClient);
+  t.up =
+      metrics::bytes(id, metrics::kProxyToTarget) + metrics::udp_bytes(id, metrics::kProxyToTarget);
+  t.down =
+      metrics::bytes(id, metrics::kTargetToProxy) + metrics::udp_bytes(id, metrics::kTargetToProxy);
+  t.up_wire =
+      metrics::bytes(id, metrics::kClientToProxy) + metrics::udp_bytes(id, metrics::kClientToProxy);
+  t.down_wire =
+      metrics::bytes(id, metrics::kProxyToClient) + metrics::udp_bytes(id, metrics::kProxyToClient);
   t.tcp = metrics::opened(id);
+  t.up_packets = metrics::udp_packets(id, false);
+  t.down_packets = metrics::udp_packets(id, true);
+  t.udp = metrics::udp_sessions(id);
   return t;
 }
 
 ApiServer::Totals ApiServer::user_stats(uint16_t port, const std::string& user) const {
   Totals t = counted(port, user);
   const auto it = cleared_.find(std::to_string(port) + "/" + user);
-  if (it != cleared_.end()) {
-    t.up -= it->second.up;
-    t.down -= it->second.down;
-    t.up_wire -= it->second.up_wire;
-    t.down_wire -= it->second.down_wire;
-    t.tcp -= it->second.tcp;
-  }
+  if (it != cleared_.end()) t -= it->second;
   return t;
 }
 
@@ -268,16 +296,12 @@ void ApiServer::handle(const HttpRequest& req, HttpResponse& out) {
     Totals all;
     for (const Managed& m : managed_users(control_.config())) {
       const Totals t = user_stats(m.port, m.user->name);
-      json u = stats_json(t.up, t.down, t.up_wire, t.down_wire, t.tcp);
+      json u = stats_json(t);
       u["username"] = m.user->name;
       users.push_back(std::move(u));
-      all.up += t.up;
-      all.down += t.down;
-      all.up_wire += t.up_wire;
-      all.down_wire += t.down_wire;
-      all.tcp += t.tcp;
+      all += t;
     }
-    json body = stats_json(all.up, all.down, all.up_wire, all.down_wire, all.tcp);
+    json body = stats_json(all);
     body["users"] = std::move(users);
     json_answer(out, 200, body);
     if (clear && *clear == "true") {
@@ -392,7 +416,7 @@ void ApiServer::route_users(const HttpRequest& req, std::string_view rest, HttpR
   const uint16_t port = m->port;
   if (req.method == "GET") {
     const Totals t = user_stats(port, m->user->name);
-    json u = stats_json(t.up, t.down, t.up_wire, t.down_wire, t.tcp);
+    json u = stats_json(t);
     u["username"] = m->user->name;
     u["uPSK"] = m->user->password;
     u["port"] = port;

@@ -36,10 +36,15 @@ class ApiServer {
   // One request's answer (the HTTP server's handler).
   void handle(const HttpRequest& req, HttpResponse& out);
 
- private:
+  // Bytes are TCP's and UDP's; packets are UDP datagrams from (up) and to (down) the client.
   struct Totals {
     int64_t up = 0, down = 0, up_wire = 0, down_wire = 0, tcp = 0;
+    int64_t up_packets = 0, down_packets = 0, udp = 0;
+    Totals& operator+=(const Totals& o);
+    Totals& operator-=(const Totals& o);
   };
+
+ private:
   bool authorized(const HttpRequest& req);
   Totals counted(uint16_t port, const std::string& user) const;
   Totals user_stats(uint16_t port, const std::string& user) const;

@@ -257,8 +257,8 @@ TEST_CASE("reload: a bad config is refused whole with one line and the old one k
                R"(, "user": "nobody")"),
        "reload: refused: user: cannot change while running"},
       {servers({entry(port, kClassic, "", users_json({"alice"})), entry(port2, kClassic, "pw2")},
-               R"(, "mode": "tcp_and_udp")"),
-       "reload: refused: mode: UDP"},
+               R"(, "udp_timeout": 7)"),
+       "reload: refused: udp_timeout: cannot change while running"},
       {"{\"servers\": [", "reload: refused: config file"},
   };
   for (size_t i = 0; i < bad.size(); ++i) {

@@ -57,7 +57,8 @@ TEST_CASE("reload: users added and removed are reported per port", "[relay]") {
   CHECK(describe_changes(a, a) == "no port or user changed");
 }
 
-TEST_CASE("reload: settings fixed at start and the UDP side are refused by name", "[relay]") {
+TEST_CASE("reload: settings fixed at start are refused by name; UDP ports and keys are not",
+          "[relay]") {
   const std::string base = R"({"server": "127.0.0.1", "server_port": 8001, "password": "p")";
   const Config running = finalized(Role::Server, base + "}");
   CHECK(fixed_key_changed(running, finalized(Role::Server, base + R"(, "timeout": 5})")).empty());
@@ -65,16 +66,38 @@ TEST_CASE("reload: settings fixed at start and the UDP side are refused by name"
             .rfind("workers:", 0) == 0);
   CHECK(fixed_key_changed(running, finalized(Role::Server, base + R"(, "user": "nobody"})"))
             .rfind("user:", 0) == 0);
+  // UDP follows a reload (relay/app.cpp): adding it, or changing the keys of a UDP port, applies.
   CHECK(fixed_key_changed(running, finalized(Role::Server, base + R"(, "mode": "tcp_and_udp"})"))
-            .rfind("mode:", 0) == 0);
+            .empty());
+  CHECK(fixed_key_changed(running, finalized(Role::Server, base + R"(, "udp_timeout": 7})"))
+            .rfind("udp_timeout:", 0) == 0);
   CHECK(fixed_key_changed(running, finalized(Role::Server, base + R"(, "plugin": "obfs-server"})"))
             .rfind("plugin:", 0) == 0);
-  // With UDP served, a changed key would leave the UDP side on the old one: refused.
   const Config udp = finalized(Role::Server, base + R"(, "mode": "tcp_and_udp"})");
   const std::string udp_changed = R"({"server": "127.0.0.1", "server_port": 8001, "password": "q",
                                       "mode": "tcp_and_udp"})";
-  CHECK(fixed_key_changed(udp, finalized(Role::Server, udp_changed)).rfind("mode:", 0) == 0);
+  CHECK(fixed_key_changed(udp, finalized(Role::Server, udp_changed)).empty());
   CHECK(fixed_key_changed(udp, udp).empty());
+}
+
+TEST_CASE("reload: a UDP listener's key signature changes with its method, keys and users",
+          "[relay]") {
+  auto specs = [](const std::string& extra) {
+    return specs_of(finalized(
+        Role::Server,
+        R"({"server": "127.0.0.1", "server_port": 8001, "method": "aes-256-gcm", "mode": "tcp_and_udp")" +
+            extra + "}"));
+  };
+  const Specs alice = specs(R"(, "users": [{"name": "alice", "password": "1"}])");
+  const Specs same = specs(R"(, "users": [{"name": "alice", "password": "1"}], "timeout": 9)");
+  const Specs rekeyed = specs(R"(, "users": [{"name": "alice", "password": "2"}])");
+  const Specs more =
+      specs(R"(, "users": [{"name": "alice", "password": "1"}, {"name": "bob", "password": "3"}])");
+  const auto sig = [](const Specs& s) { return udp_keys_signature(s, s.listeners.at(0)); };
+  CHECK(sig(alice) == sig(same));
+  CHECK(sig(alice) != sig(rekeyed));
+  CHECK(sig(alice) != sig(more));
+  CHECK(sig(specs(R"(, "password": "p")")) != sig(specs(R"(, "password": "q")")));
 }
 
 }  // namespace

@@ -120,26 +120,26 @@ TEST_CASE("tun config: DNS modes, pools and resolver, misuse refused by key", "[
   REQUIRE(c.listeners[0].tun_dns_resolver);
   CHECK(c.listeners[0].tun_dns_resolver->to_string() == "[2001:db8::53]:53");
 
-  CHECK(refused(Role::Local, head + R"(, "tun_dns": "fakeip"}]})")
+  CHECK(refusal(Role::Local, head + R"(, "tun_dns": "fakeip"}]})")
             .find("locals[0].tun_dns: must be \"fake\" or \"relay\"") == 0);
-  CHECK(refused(Role::Local, head + R"(, "tun_dns": "relay"}]})")
+  CHECK(refusal(Role::Local, head + R"(, "tun_dns": "relay"}]})")
             .find("locals[0].tun_dns_resolver: missing") == 0);
-  CHECK(refused(Role::Local,
+  CHECK(refusal(Role::Local,
                 head + R"(, "tun_dns": "relay", "tun_dns_resolver": "dns.example:53"}]})")
             .find("locals[0].tun_dns_resolver: must be an IP address and port") == 0);
-  CHECK(refused(Role::Local, head + R"(, "tun_dns_resolver": "9.9.9.9:53"}]})")
+  CHECK(refusal(Role::Local, head + R"(, "tun_dns_resolver": "9.9.9.9:53"}]})")
             .find("locals[0].tun_dns_resolver: needs \"tun_dns\"") == 0);
-  CHECK(refused(Role::Local, head + R"(, "fake_dns_ipv4_network": "198.18.0.0/15"}]})")
+  CHECK(refusal(Role::Local, head + R"(, "fake_dns_ipv4_network": "198.18.0.0/15"}]})")
             .find("locals[0]: the fake_dns_* keys need \"tun_dns\": \"fake\"") == 0);
   CHECK(
-      refused(Role::Local, head + R"(, "tun_dns": "fake", "fake_dns_ipv4_network": "fc00::/18"}]})")
+      refusal(Role::Local, head + R"(, "tun_dns": "fake", "fake_dns_ipv4_network": "fc00::/18"}]})")
           .find("locals[0].fake_dns_ipv4_network: must be an IPv4 network") == 0);
-  CHECK(refused(Role::Local,
+  CHECK(refusal(Role::Local,
                 head + R"(, "tun_dns": "fake", "fake_dns_ipv6_network": "fc00::/127"}]})")
             .find("locals[0].fake_dns_ipv6_network: must be an IPv6 network") == 0);
-  CHECK(refused(Role::Local, head + R"(, "tun_dns": "fake", "fake_dns_database_path": "/tmp/x"}]})")
+  CHECK(refusal(Role::Local, head + R"(, "tun_dns": "fake", "fake_dns_database_path": "/tmp/x"}]})")
             .find("locals[0].fake_dns_database_path: not supported") == 0);
-  CHECK(refused(Role::Local, std::string("{") + kServer +
+  CHECK(refusal(Role::Local, std::string("{") + kServer +
                                  R"(, "locals": [{"protocol": "socks", "local_port": 1080,
       "tun_dns": "fake"}]})")
             .find("locals[0]: tun_dns, tun_dns_resolver and the fake_dns_* keys are for") == 0);

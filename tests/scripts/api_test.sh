@@ -12,7 +12,13 @@
 #     CLI makes for that link (and zbarimg decodes the screenshot when zbar-tools is installed);
 #     a ticket used twice: 401; the screenshot is a PNG of the window's size that is not blank;
 #   * PATCH gives carol a new key (the same key again: 400); DELETE /users/bob: 204, then bob's
-#     new connections are refused while carol's go on.
+#     new connections are refused while carol's go on;
+#   * UDP (both ports serve it): erin (2022, through our ss-tunnel -U) and frank (classic, key
+#     trial, through libev's ss-tunnel -U), added at run time, pass datagrams to an echo; their
+#     stats count exactly the datagrams, payload bytes and associations (udpSessions); after
+#     DELETE their datagrams are dropped;
+#   * SIGHUP with a config that removes the classic port and adds a UDP-only one: the removed
+#     port's UDP socket closes, the new one's binds and echoes through libev's ss-tunnel.
 #
 # Usage: tests/scripts/api_test.sh BIN_DIR   (BIN_DIR holds ss-local and ss-server)
 # Needs chromium, qrencode, shadowsocks-libev's ss-local, curl and python3 (scripts/setup.sh).
@@ -26,7 +32,7 @@ bin_dir=$(cd "$1" && pwd)
 source "$(dirname "$0")/lib.sh"
 setup_work ss-api
 
-read -r p22 pcl api loc22 loclibev loclibev2 target <<<"$(free_ports 7)"
+read -r p22 pcl api loc22 loclibev loclibev2 target echo tun22 tuncl <<<"$(free_ports 10)"
 token=$(head -c 24 /dev/urandom | base64 | tr '+/' '-_')
 printf '%s\n' "$token" >"$work/token"
 ipsk=$(head -c 16 /dev/urandom | base64)
@@ -35,8 +41,8 @@ bob=$(head -c 16 /dev/urandom | base64)
 cat >"$work/server.json" <<JSON
 {"servers": [
    {"server": "127.0.0.1", "server_port": $p22, "method": "2022-blake3-aes-128-gcm",
-    "password": "$ipsk", "users": [{"name": "alice", "password": "$alice"}]},
-   {"server": "127.0.0.1", "server_port": $pcl, "method": "aes-256-gcm",
+    "password": "$ipsk", "users": [{"name": "alice", "password": "$alice"}], "mode": "tcp_and_udp"},
+   {"server": "127.0.0.1", "server_port": $pcl, "method": "aes-256-gcm", "mode": "tcp_and_udp",
     "users": [{"name": "dave", "password": "dave-pw"}]}],
  "allow_private_targets": true, "state_dir": "", "workers": 2,
  "api_address": "127.0.0.1:$api", "api_token_file": "$work/token"}
@@ -88,6 +94,7 @@ PY
 
 start "$work/target.log" "$target" python3 "$work/target.py" "$target"
 start "$work/server.log" "$api" "$bin_dir/ss-server" -c "$work/server.json"
+server_pid=${pids[-1]}
 url="http://127.0.0.1:$api"
 auth=(-H "Authorization: Bearer $token")
 # call METHOD PATH [BODY]: prints "CODE BODY"
@@ -270,6 +277,86 @@ got=$(python3 "$work/client.py" "$loclibev2" "$target" 1000 2000)
   fail "carol's new key: $got"
 grep -q "users removed bob" "$work/server.log" && pass "the server logged bob's removal" ||
   fail "no log line for bob's removal"
+
+# UDP: users added at run time on the ports' UDP side.
+socat UDP4-RECVFROM:"$echo",bind=127.0.0.1,fork PIPE >"$work/echo.log" 2>&1 &
+pids+=($!)
+erin=$(head -c 16 /dev/urandom | base64)
+expect "POST /users erin (2022, UDP)" 201 "$(call POST /users '{"username": "erin", "uPSK": "'"$erin"'", "port": '$p22'}')"
+expect "POST /users frank (classic, UDP)" 201 "$(call POST /users '{"username": "frank", "uPSK": "frank-pw", "port": '$pcl'}')"
+"$bin_dir/ss-tunnel" -s 127.0.0.1 -p "$p22" -l "$tun22" -k "$ipsk:$erin" -m 2022-blake3-aes-128-gcm \
+  -L "127.0.0.1:$echo" -U --state-dir "" >"$work/tunnel22.log" 2>&1 &
+pids+=($!)
+/usr/bin/ss-tunnel -s 127.0.0.1 -p "$pcl" -l "$tuncl" -k frank-pw -m aes-256-gcm \
+  -L "127.0.0.1:$echo" -U >"$work/tunnel-libev.log" 2>&1 &
+pids+=($!)
+for ((i = 0; i < 50; i++)); do
+  [[ -n "$(ss -Hunl "sport = :$tun22")" && -n "$(ss -Hunl "sport = :$tuncl")" ]] && break
+  sleep 0.1
+done
+# udp_echo PORT N SIZE WAIT: sends N datagrams of SIZE bytes from one socket, one at a time,
+# each waiting up to WAIT s for its echo; prints how many came back.
+udp_echo() {
+  python3 -c '
+import socket, sys
+port, n, size, wait = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.settimeout(wait)
+got = 0
+for i in range(n):
+    msg = bytes([65 + i]) * size
+    s.sendto(msg, ("127.0.0.1", port))
+    try:
+        got += s.recv(65536) == msg
+    except socket.timeout:
+        pass
+print(got)' "$@"
+}
+got="$(udp_echo "$tun22" 3 1000 3) $(udp_echo "$tuncl" 2 700 3)"
+[[ $got == "3 2" ]] && pass "UDP of users added at run time: erin (2022, ours) and frank (classic, libev's)" ||
+  fail "UDP echoes erin/frank: $got, want 3 2"
+# The reply's count is made as it is sent: poll briefly.
+for ((i = 0; i < 20; i++)); do
+  r=$(call GET /stats)
+  got=$(json_get "${r#* }" '" ".join("%s=%d/%d/%d/%d/%d" % (u["username"], u["uplinkPackets"], u["downlinkPackets"], u["uplinkBytes"], u["downlinkBytes"], u["udpSessions"]) for u in sorted(d["users"], key=lambda u: u["username"]) if u["username"] in ("erin", "frank"))')
+  [[ $got == "erin=3/3/3000/3000/1 frank=2/2/1400/1400/1" ]] && break
+  sleep 0.1
+done
+[[ $got == "erin=3/3/3000/3000/1 frank=2/2/1400/1400/1" ]] &&
+  pass "GET /stats: UDP packets, bytes and sessions per user, exactly ($got)" || fail "UDP stats: $got"
+expect "DELETE /users/erin" 204 "$(call DELETE /users/erin)"
+expect "DELETE /users/frank" 204 "$(call DELETE /users/frank)"
+got="$(udp_echo "$tun22" 1 100 1) $(udp_echo "$tuncl" 1 100 1)"
+[[ $got == "0 0" ]] && pass "deleted users' datagrams are dropped" || fail "after DELETE, echoes: $got"
+
+# SIGHUP: UDP ports follow the file.
+read -r p3 tun3 <<<"$(free_ports 2)"
+cat >"$work/server.json" <<JSON
+{"servers": [
+   {"server": "127.0.0.1", "server_port": $p22, "method": "2022-blake3-aes-128-gcm",
+    "password": "$ipsk", "users": [{"name": "alice", "password": "$alice"}], "mode": "tcp_and_udp"},
+   {"server": "127.0.0.1", "server_port": $p3, "method": "aes-256-gcm", "password": "pw3",
+    "mode": "udp_only"}],
+ "allow_private_targets": true, "state_dir": "", "workers": 2,
+ "api_address": "127.0.0.1:$api", "api_token_file": "$work/token"}
+JSON
+kill -HUP "$server_pid"
+for ((i = 0; i < 50; i++)); do
+  [[ -n "$(ss -Hunl "sport = :$p3")" && -z "$(ss -Hunl "sport = :$pcl")" ]] && break
+  sleep 0.1
+done
+[[ -n "$(ss -Hunl "sport = :$p3")" && -z "$(ss -Hunl "sport = :$pcl")" ]] &&
+  pass "SIGHUP: the added port's UDP socket is bound, the removed port's closed" ||
+  fail "SIGHUP: UDP sockets: $(ss -Hunl) $(grep reload "$work/server.log")"
+/usr/bin/ss-tunnel -s 127.0.0.1 -p "$p3" -l "$tun3" -k pw3 -m aes-256-gcm \
+  -L "127.0.0.1:$echo" -U >"$work/tunnel3.log" 2>&1 &
+pids+=($!)
+for ((i = 0; i < 50; i++)); do
+  [[ -n "$(ss -Hunl "sport = :$tun3")" ]] && break
+  sleep 0.1
+done
+[[ $(udp_echo "$tun3" 2 500 3) == 2 ]] && pass "SIGHUP: UDP through the added udp_only port" ||
+  fail "SIGHUP: no UDP through port $p3"
 
 echo "$passed passed, $failed failed"
 [[ $failed -eq 0 ]]

@@ -10,6 +10,9 @@
 #     refused; add again: ping's count goes on from where it was; reset (ours) starts it at 0;
 #   * an add on a port in use: "port is not available"; malformed datagrams: libev's replies
 #     ("err", or none), and the manager still answers;
+#   * UDP on a port added at run time ("mode": "tcp_and_udp"): datagrams echoed through our
+#     ss-tunnel -u and libev's; ping counts their exact ciphertext bytes; remove closes the UDP
+#     socket (ss -uln), add again serves UDP again and the count goes on;
 #   * shadowsocks-libev's ss-manager (spawning /usr/bin/ss-server in a scratch directory) gets
 #     the same messages: the replies have the same form; stopped by PID, its servers are gone.
 #
@@ -25,7 +28,8 @@ bin_dir=$(cd "$1" && pwd)
 source "$(dirname "$0")/lib.sh"
 setup_work ss-manager
 
-read -r web mgr p1 p2 p3 p4 loc loc_libev loc22 loc4 libev_mgr libev_p <<<"$(free_ports 12)"
+read -r web mgr p1 p2 p3 p4 loc loc_libev loc22 loc4 libev_mgr libev_p p5 echo tun tun_libev \
+  <<<"$(free_ports 16)"
 umgr="$work/manager.sock"
 size=$((1 << 20))
 head -c "$size" /dev/urandom >"$work/file.bin"
@@ -36,7 +40,8 @@ upsk=$(head -c 16 /dev/urandom | base64)
 # One python3 for every request (a start costs seconds on a loaded machine): it reads
 # "MODE<TAB>ADDR<TAB>MESSAGE" lines, sends MESSAGE as one datagram to a manager (host:port, or a
 # Unix socket path), and writes one line: the reply with \n and \t escaped (MODE raw), or its
-# form, keys and types with the values left out (MODE list or stat); "<no reply>" after 0.3 s.
+# form, keys and types with the values left out (MODE list or stat); "<no reply>" after 0.3 s
+# (3 s with MODE udp: a datagram through a tunnel, echoed).
 coproc HELPER {
   PYTHONIOENCODING=utf-8:surrogateescape exec python3 -u -c '
 import json, os, socket, sys
@@ -50,7 +55,7 @@ for line in sys.stdin:
         host, port = addr.rsplit(":", 1)
         s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         me, addr = None, (host, int(port))
-    s.settimeout(0.3)
+    s.settimeout(3 if mode == "udp" else 0.3)
     s.sendto(msg.encode("utf-8", "surrogateescape"), addr)
     try:
         r = s.recv(65536).decode("latin-1")
@@ -199,6 +204,45 @@ expect "add replacing a port's password" \
 curl -sS --max-time 2 --socks5-hostname "127.0.0.1:$loc" "http://127.0.0.1:$web/file.bin" \
   -o /dev/null 2>/dev/null && fail "the old password still works after a replace" ||
   pass "replaced port: the old password is refused"
+
+# --- UDP on a port added at run time ---
+# udp_bound PORT: a UDP socket is bound to PORT; wait_udp PORT [gone]: polls for it (or its end).
+udp_bound() { [[ -n "$(ss -Hunl "sport = :$1")" ]]; }
+wait_udp() {
+  local i
+  for ((i = 0; i < 50; i++)); do
+    if [[ -z "${2:-}" ]]; then udp_bound "$1" && return 0; else udp_bound "$1" || return 0; fi
+    sleep 0.1
+  done
+  return 1
+}
+socat UDP4-RECVFROM:"$echo",bind=127.0.0.1,fork PIPE >"$work/echo.log" 2>&1 &
+pids+=($!)
+expect "add with UDP" "$(ask "127.0.0.1:$mgr" \
+  "add: {\"server_port\": $p5, \"password\": \"pw5\", \"mode\": \"tcp_and_udp\"}")" ok
+wait_udp "$p5" && pass "the added port's UDP socket is bound" || fail "no UDP socket on $p5"
+# UDP only (-U): a TCP probe of the tunnels would add TCP bytes to the port's count.
+"$bin_dir/ss-tunnel" -s 127.0.0.1 -p "$p5" -l "$tun" -k pw5 -m aes-256-gcm -L "127.0.0.1:$echo" \
+  -U --state-dir "" >"$work/tunnel.log" 2>&1 &
+pids+=($!)
+/usr/bin/ss-tunnel -s 127.0.0.1 -p "$p5" -l "$tun_libev" -k pw5 -m aes-256-gcm \
+  -L "127.0.0.1:$echo" -U >"$work/tunnel-libev.log" 2>&1 &
+pids+=($!)
+wait_udp "$tun" && wait_udp "$tun_libev" || fail "the tunnels' UDP sockets"
+expect "UDP through our ss-tunnel on the added port" "$(ask "127.0.0.1:$tun" udp-hello udp)" udp-hello
+expect "UDP through libev's ss-tunnel on the added port" \
+  "$(ask "127.0.0.1:$tun_libev" udp-hello udp)" udp-hello
+# Each way 32 (salt) + 7 (IPv4 address) + 9 + 16 (tag) bytes: 128 a round trip.
+expect "ping counts the UDP bytes both ways" "$(stat_of "$(ask "127.0.0.1:$mgr" ping)" "$p5")" 256
+expect "remove the UDP port" "$(ask "127.0.0.1:$mgr" "remove: {\"server_port\": $p5}")" ok
+wait_udp "$p5" gone && pass "removed: its UDP socket is closed (ss -uln)" ||
+  fail "removed port: UDP still bound: $(ss -Hunl "sport = :$p5")"
+expect "no UDP answer once removed" "$(ask "127.0.0.1:$tun" udp-gone)" "<no reply>"
+expect "add the UDP port again" "$(ask "127.0.0.1:$mgr" \
+  "add: {\"server_port\": $p5, \"password\": \"pw5\", \"mode\": \"tcp_and_udp\"}")" ok
+wait_udp "$p5" || fail "no UDP socket on $p5 after add again"
+expect "UDP again after remove and add" "$(ask "127.0.0.1:$tun" udp-again udp)" udp-again
+expect "the UDP count goes on" "$(stat_of "$(ask "127.0.0.1:$mgr" ping)" "$p5")" 384
 
 # --- errors ---
 expect "add on a port in use" \
