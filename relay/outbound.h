@@ -53,6 +53,9 @@ class Router {
   virtual ~Router() = default;
   // Null: no outbound takes this target (the inbound's refused reply is sent).
   virtual const Outbound* route(const Address& target) = 0;
+  // The tunnel's choice for `target` whatever an ACL says (ss-local's DNS inbound sends the
+  // names the ACL proxies to a resolver through it).
+  virtual const Outbound* route_proxy(const Address& target) { return route(target); }
   // A domain target whose route depends on its address (an ACL's IP rules, as libev's ss-local
   // resolves such names): true, and the connection resolves the name first and asks
   // route_resolved() with the address (null if the name did not resolve).
@@ -106,6 +109,7 @@ class AclRouter final : public Router {
   AclRouter(std::shared_ptr<const Acl> acl, std::shared_ptr<Router> proxy, Outbound direct)
       : acl_(std::move(acl)), proxy_(std::move(proxy)), direct_(std::move(direct)) {}
   const Outbound* route(const Address& target) override;
+  const Outbound* route_proxy(const Address& target) override { return proxy_->route(target); }
   bool needs_address(const Address& target) override;
   const Outbound* route_resolved(const Address& target, const sockaddr* resolved) override;
   // The proxy router's failover, health and probes (the direct outbound has none).

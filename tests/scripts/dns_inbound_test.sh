@@ -1,0 +1,209 @@
+#!/usr/bin/env bash
+# ss-local's DNS inbound (issue 13 item 8, "the DNS split"): two test resolvers
+# (tests/scripts/dns_responder.py), "local" answering 10.1.x.x and "remote" answering 10.2.x.x,
+# so each answer tells which one gave it; ss-local with a "dns" local and an ACL, through our
+# ss-server and through shadowsocks-libev's ss-server. Checks:
+#  - a name the ACL proxies reaches the remote resolver through the tunnel (DNS over TCP), also
+#    through libev's ss-server; a bypassed name the local resolver, directly;
+#  - a second identical query is served from the cache (the resolvers' query logs do not grow);
+#  - a truncated UDP answer from the local resolver is retried over TCP;
+#  - a name no rule decides (the ACL has IP rules): the local answer when its address is
+#    bypassed, else the remote answer;
+#  - queries over TCP to the inbound; malformed queries (UDP and TCP) do not stop it;
+#  - rust's client_cache_size is refused at start, naming the key.
+#
+# Usage: tests/scripts/dns_inbound_test.sh BIN_DIR   (BIN_DIR holds ss-local and ss-server)
+set -euo pipefail
+
+if [[ $# -ne 1 ]]; then
+  sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//' >&2
+  exit 2
+fi
+bin_dir=$(cd "$1" && pwd)
+here=$(cd "$(dirname "$0")" && pwd)
+source "$here/lib.sh"
+setup_work ss-dnsin
+
+method=chacha20-ietf-poly1305
+password=dns-inbound-password
+read -r s1 s2 d1 d2 < <(free_ports 4)
+
+start_responder() { # NAME ARGS...
+  local name=$1
+  shift
+  : >"$work/$name.queries"
+  python3 "$here/dns_responder.py" "$work/$name.port" --log "$work/$name.queries" "$@" \
+    >"$work/$name.log" 2>&1 &
+  pids+=($!)
+}
+start_responder local --zone direct.test=10.1.1.1 --zone tc.test=10.1.1.3 \
+  --zone far.test=10.7.7.7 --truncate-zone tc.test --any 10.1.1.9
+start_responder remote --zone proxied.test=10.2.2.2 --zone libev.test=10.2.2.3 --any 10.2.2.9
+for ((i = 0; i < 200; i++)); do
+  [[ -s "$work/local.port" && -s "$work/remote.port" ]] && break
+  sleep 0.05
+done
+local_dns=$(cat "$work/local.port")
+remote_dns=$(cat "$work/remote.port")
+
+cat >"$work/acl" <<'ACL'
+[proxy_all]
+[bypass_list]
+(^|\.)direct\.test$
+(^|\.)tc\.test$
+10.1.1.0/24
+[proxy_list]
+(^|\.)proxied\.test$
+(^|\.)libev\.test$
+ACL
+local_config() { # FILE SERVER_PORT DNS_PORT [EXTRA JSON]
+  cat >"$1" <<JSON
+{"server": "127.0.0.1", "server_port": $2, "method": "$method", "password": "$password",
+ "locals": [{"protocol": "dns", "local_address": "127.0.0.1", "local_port": $3,
+             "local_dns_address": "127.0.0.1", "local_dns_port": $local_dns,
+             "remote_dns_address": "127.0.0.1", "remote_dns_port": $remote_dns $4}]}
+JSON
+}
+start "$work/s1.log" "$s1" "$bin_dir/ss-server" -s 127.0.0.1 -p "$s1" -m "$method" \
+  -k "$password" --allow-private-targets
+libev=0
+if command -v ss-server >/dev/null && [[ "$(command -v ss-server)" != "$bin_dir/ss-server" ]]; then
+  start "$work/s2.log" "$s2" "$(command -v ss-server)" -s 127.0.0.1 -p "$s2" -m "$method" \
+    -k "$password"
+  libev=1
+fi
+local_config "$work/l1.json" "$s1" "$d1" ""
+local_config "$work/l2.json" "$s2" "$d2" ""
+start "$work/l1.log" "$d1" "$bin_dir/ss-local" -c "$work/l1.json" --acl "$work/acl" -v
+[[ $libev -eq 1 ]] && start "$work/l2.log" "$d2" "$bin_dir/ss-local" -c "$work/l2.json" \
+  --acl "$work/acl" -v
+
+# q PROTO PORT NAME: the answer's addresses ("10.1.1.1"), "rcode N", "TC" or "no answer".
+q() {
+  python3 - "$@" <<'PY'
+import random, socket, struct, sys
+proto, port, name = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+ident = random.randrange(65536)
+msg = struct.pack("!HHHHHH", ident, 0x0100, 1, 0, 0, 0)
+msg += b"".join(bytes([len(l)]) + l.encode() for l in name.split(".")) + b"\0"
+msg += struct.pack("!HH", 1, 1)
+try:
+    if proto == "udp":
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.settimeout(8)
+        s.sendto(msg, ("127.0.0.1", port))
+        r = s.recv(65536)
+    else:
+        s = socket.create_connection(("127.0.0.1", port), timeout=8)
+        s.sendall(struct.pack("!H", len(msg)) + msg)
+        buf = b""
+        while len(buf) < 2 or len(buf) < 2 + struct.unpack("!H", buf[:2])[0]:
+            d = s.recv(65536)
+            if not d:
+                break
+            buf += d
+        r = buf[2:]
+except OSError:
+    print("no answer")
+    sys.exit(0)
+rid, flags, qd, an = struct.unpack("!HHHH", r[:8])
+if rid != ident:
+    print("wrong id")
+elif flags & 0x0200:
+    print("TC")
+elif flags & 0xF:
+    print("rcode %d" % (flags & 0xF))
+else:
+    pos = 12 + len(msg) - 12  # the question, echoed as sent
+    out = []
+    for _ in range(an):
+        pos += 2  # a compression pointer to the question
+        t, c, ttl, n = struct.unpack("!HHIH", r[pos:pos + 10])
+        pos += 10
+        if t == 1:
+            out.append(socket.inet_ntoa(r[pos:pos + n]))
+        pos += n
+    print(",".join(out) or "no records")
+PY
+}
+count() { grep -c "$2" "$work/$1.queries" || true; }
+check() { # TEXT GOT WANT
+  if [[ "$2" == "$3" ]]; then pass "$1"; else fail "$1: got '$2', want '$3'"; fi
+}
+
+a=$(q udp "$d1" proxied.test)
+check "a proxied name is answered by the remote resolver" "$a" "10.2.2.2"
+if [[ $(count remote "^tcp proxied.test 1$") -eq 1 && $(count local proxied.test) -eq 0 ]]; then
+  pass "it went through the tunnel as DNS over TCP, not to the local resolver"
+else
+  fail "proxied.test: remote log $(tr '\n' ';' <"$work/remote.queries"), local log $(tr '\n' ';' <"$work/local.queries")"
+fi
+a=$(q udp "$d1" direct.test)
+check "a bypassed name is answered by the local resolver" "$a" "10.1.1.1"
+[[ $(count remote direct.test) -eq 0 ]] || fail "direct.test reached the remote resolver"
+a=$(q udp "$d1" direct.test)
+b=$(q tcp "$d1" proxied.test)
+if [[ "$a" == 10.1.1.1 && "$b" == 10.2.2.2 && $(count local "direct.test") -eq 1 &&
+  $(count remote "proxied.test") -eq 1 ]]; then
+  pass "repeated queries (UDP and TCP) are served from the cache"
+else
+  fail "cache: answers '$a' '$b'; local log $(tr '\n' ';' <"$work/local.queries"); remote log $(tr '\n' ';' <"$work/remote.queries")"
+fi
+a=$(q udp "$d1" tc.test)
+if [[ "$a" == 10.1.1.3 && $(count local "^udp tc.test 1$") -eq 1 &&
+  $(count local "^tcp tc.test 1$") -eq 1 ]]; then
+  pass "a truncated UDP answer is retried over TCP"
+else
+  fail "TC: got '$a'; local log $(tr '\n' ';' <"$work/local.queries")"
+fi
+a=$(q tcp "$d1" other.test)
+check "TCP query, no rule: the local answer (10.1.1.9 is bypassed) is kept" "$a" "10.1.1.9"
+a=$(q udp "$d1" far.test)
+if [[ "$a" == 10.2.2.9 && $(count local "far.test") -eq 1 ]]; then
+  pass "no rule, local answer not bypassed (10.7.7.7): the remote answer"
+else
+  fail "far.test: got '$a'; local log $(tr '\n' ';' <"$work/local.queries")"
+fi
+
+# Malformed input: garbage over UDP is dropped; a zero-length frame over TCP closes that
+# connection; the inbound answers on.
+python3 - "$d1" <<'PY'
+import socket, sys
+port = int(sys.argv[1])
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+for junk in (b"", b"\x01", b"\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\xc0\x0c\x00\x01\x00\x01", b"\xff" * 600):
+    u.sendto(junk, ("127.0.0.1", port))
+t = socket.create_connection(("127.0.0.1", port), timeout=5)
+t.sendall(b"\x00\x00garbage")
+t.settimeout(5)
+try:
+    t.recv(10)
+except OSError:
+    pass
+PY
+a=$(q udp "$d1" fresh.test)
+b=$(q tcp "$d1" direct.test)
+if [[ "$a" == 10.1.1.9 && "$b" == 10.1.1.1 ]] && kill -0 "${pids[-1]}" 2>/dev/null; then
+  pass "malformed queries (UDP and TCP) do not stop the inbound"
+else
+  fail "after malformed queries: '$a' '$b'"
+fi
+
+if [[ $libev -eq 1 ]]; then
+  a=$(q udp "$d2" libev.test)
+  check "through shadowsocks-libev's ss-server: the remote resolver's answer" "$a" "10.2.2.3"
+else
+  fail "shadowsocks-libev's ss-server is not installed (scripts/setup.sh installs it)"
+fi
+
+local_config "$work/bad.json" "$s1" "$d2" ', "client_cache_size": 5'
+if out=$("$bin_dir/ss-local" -c "$work/bad.json" 2>&1); then
+  fail "client_cache_size was accepted"
+elif [[ "$out" == *"client_cache_size: not supported"* ]]; then
+  pass "client_cache_size is refused: ${out:0:90}..."
+else
+  fail "client_cache_size: unexpected message: $out"
+fi
+
+echo "$passed passed, $failed failed"
+[[ $failed -eq 0 ]]
