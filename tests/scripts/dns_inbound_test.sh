@@ -28,6 +28,79 @@ method=chacha20-ietf-poly1305
 password=dns-inbound-password
 read -r s1 s2 d1 d2 < <(free_ports 4)
 
+# Started first, with the responders: one Python process (each start costs seconds on a loaded machine) answers lines on stdin:
+# "udp|tcp PORT NAME" prints the answer's addresses ("10.1.1.1"), "rcode N", "TC" or
+# "no answer"; "junk PORT" sends malformed queries (UDP and TCP) and prints "sent".
+coproc QUERIER { python3 -u -c '
+import random, socket, struct, sys
+
+def query(proto, port, name):
+    ident = random.randrange(65536)
+    msg = struct.pack("!HHHHHH", ident, 0x0100, 1, 0, 0, 0)
+    msg += b"".join(bytes([len(l)]) + l.encode() for l in name.split(".")) + b"\0"
+    msg += struct.pack("!HH", 1, 1)
+    try:
+        if proto == "udp":
+            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            s.settimeout(8)
+            s.sendto(msg, ("127.0.0.1", port))
+            r = s.recv(65536)
+        else:
+            s = socket.create_connection(("127.0.0.1", port), timeout=8)
+            s.sendall(struct.pack("!H", len(msg)) + msg)
+            buf = b""
+            while len(buf) < 2 or len(buf) < 2 + struct.unpack("!H", buf[:2])[0]:
+                d = s.recv(65536)
+                if not d:
+                    break
+                buf += d
+            r = buf[2:]
+        s.close()
+    except OSError:
+        return "no answer"
+    rid, flags, qd, an = struct.unpack("!HHHH", r[:8])
+    if rid != ident:
+        return "wrong id"
+    if flags & 0x0200:
+        return "TC"
+    if flags & 0xF:
+        return "rcode %d" % (flags & 0xF)
+    pos = len(msg)  # the question, echoed as sent
+    out = []
+    for _ in range(an):
+        pos += 2  # a compression pointer to the question
+        t, c, ttl, n = struct.unpack("!HHIH", r[pos:pos + 10])
+        pos += 10
+        if t == 1:
+            out.append(socket.inet_ntoa(r[pos:pos + n]))
+        pos += n
+    return ",".join(out) or "no records"
+
+def junk(port):
+    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    for j in (b"", b"\x01", b"\x12\x34\x01\x00\x00\x01" + bytes(6) + b"\xc0\x0c\x00\x01\x00\x01",
+              b"\xff" * 600):
+        u.sendto(j, ("127.0.0.1", port))
+    t = socket.create_connection(("127.0.0.1", port), timeout=5)
+    t.sendall(b"\x00\x00garbage")  # a zero length: the connection is closed
+    try:
+        t.recv(10)
+    except OSError:
+        pass
+    return "sent"
+
+for line in sys.stdin:
+    w = line.split()
+    print(junk(int(w[1])) if w[0] == "junk" else query(w[0], int(w[1]), w[2]), flush=True)
+'; }
+pids+=($QUERIER_PID)
+q() {
+  echo "$*" >&"${QUERIER[1]}"
+  local line
+  read -r line <&"${QUERIER[0]}"
+  echo "$line"
+}
+
 start_responder() { # NAME ARGS...
   local name=$1
   shift
@@ -75,57 +148,10 @@ fi
 local_config "$work/l1.json" "$s1" "$d1" ""
 local_config "$work/l2.json" "$s2" "$d2" ""
 start "$work/l1.log" "$d1" "$bin_dir/ss-local" -c "$work/l1.json" --acl "$work/acl" -v
+l1_pid=${pids[-1]}
 [[ $libev -eq 1 ]] && start "$work/l2.log" "$d2" "$bin_dir/ss-local" -c "$work/l2.json" \
   --acl "$work/acl" -v
 
-# q PROTO PORT NAME: the answer's addresses ("10.1.1.1"), "rcode N", "TC" or "no answer".
-q() {
-  python3 - "$@" <<'PY'
-import random, socket, struct, sys
-proto, port, name = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-ident = random.randrange(65536)
-msg = struct.pack("!HHHHHH", ident, 0x0100, 1, 0, 0, 0)
-msg += b"".join(bytes([len(l)]) + l.encode() for l in name.split(".")) + b"\0"
-msg += struct.pack("!HH", 1, 1)
-try:
-    if proto == "udp":
-        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        s.settimeout(8)
-        s.sendto(msg, ("127.0.0.1", port))
-        r = s.recv(65536)
-    else:
-        s = socket.create_connection(("127.0.0.1", port), timeout=8)
-        s.sendall(struct.pack("!H", len(msg)) + msg)
-        buf = b""
-        while len(buf) < 2 or len(buf) < 2 + struct.unpack("!H", buf[:2])[0]:
-            d = s.recv(65536)
-            if not d:
-                break
-            buf += d
-        r = buf[2:]
-except OSError:
-    print("no answer")
-    sys.exit(0)
-rid, flags, qd, an = struct.unpack("!HHHH", r[:8])
-if rid != ident:
-    print("wrong id")
-elif flags & 0x0200:
-    print("TC")
-elif flags & 0xF:
-    print("rcode %d" % (flags & 0xF))
-else:
-    pos = 12 + len(msg) - 12  # the question, echoed as sent
-    out = []
-    for _ in range(an):
-        pos += 2  # a compression pointer to the question
-        t, c, ttl, n = struct.unpack("!HHIH", r[pos:pos + 10])
-        pos += 10
-        if t == 1:
-            out.append(socket.inet_ntoa(r[pos:pos + n]))
-        pos += n
-    print(",".join(out) or "no records")
-PY
-}
 count() { grep -c "$2" "$work/$1.queries" || true; }
 check() { # TEXT GOT WANT
   if [[ "$2" == "$3" ]]; then pass "$1"; else fail "$1: got '$2', want '$3'"; fi
@@ -167,23 +193,10 @@ fi
 
 # Malformed input: garbage over UDP is dropped; a zero-length frame over TCP closes that
 # connection; the inbound answers on.
-python3 - "$d1" <<'PY'
-import socket, sys
-port = int(sys.argv[1])
-u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-for junk in (b"", b"\x01", b"\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\xc0\x0c\x00\x01\x00\x01", b"\xff" * 600):
-    u.sendto(junk, ("127.0.0.1", port))
-t = socket.create_connection(("127.0.0.1", port), timeout=5)
-t.sendall(b"\x00\x00garbage")
-t.settimeout(5)
-try:
-    t.recv(10)
-except OSError:
-    pass
-PY
+q junk "$d1" >/dev/null
 a=$(q udp "$d1" fresh.test)
 b=$(q tcp "$d1" direct.test)
-if [[ "$a" == 10.1.1.9 && "$b" == 10.1.1.1 ]] && kill -0 "${pids[-1]}" 2>/dev/null; then
+if [[ "$a" == 10.1.1.9 && "$b" == 10.1.1.1 ]] && kill -0 "$l1_pid" 2>/dev/null; then
   pass "malformed queries (UDP and TCP) do not stop the inbound"
 else
   fail "after malformed queries: '$a' '$b'"
