@@ -10,13 +10,14 @@
 #  - a name no rule decides (the ACL has IP rules): the local answer when its address is
 #    bypassed, else the remote answer;
 #  - queries over TCP to the inbound; malformed queries (UDP and TCP) do not stop it;
+#  - a local resolver that never answers gives SERVFAIL after 5 s;
 #  - rust's client_cache_size is refused at start, naming the key.
 #
 # Usage: tests/scripts/dns_inbound_test.sh BIN_DIR   (BIN_DIR holds ss-local and ss-server)
 set -euo pipefail
 
 if [[ $# -ne 1 ]]; then
-  sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//' >&2
+  sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//' >&2
   exit 2
 fi
 bin_dir=$(cd "$1" && pwd)
@@ -26,11 +27,12 @@ setup_work ss-dnsin
 
 method=chacha20-ietf-poly1305
 password=dns-inbound-password
-read -r s1 s2 d1 d2 < <(free_ports 4)
+read -r s1 s2 d1 d2 d3 hole < <(free_ports 6)
 
 # Started first, with the responders: one Python process (each start costs seconds on a loaded machine) answers lines on stdin:
 # "udp|tcp PORT NAME" prints the answer's addresses ("10.1.1.1"), "rcode N", "TC" or
-# "no answer"; "junk PORT" sends malformed queries (UDP and TCP) and prints "sent".
+# "no answer"; "junk PORT" sends malformed queries (UDP and TCP) and prints "sent"; "bg udp|tcp
+# PORT NAME" starts such a query in a thread and "join" prints its result and milliseconds.
 coproc QUERIER { python3 -u -c '
 import random, socket, struct, sys
 
@@ -89,9 +91,26 @@ def junk(port):
         pass
     return "sent"
 
+import threading, time
+bg = {}
+def timed(proto, port, name):
+    t0 = time.monotonic()
+    r = query(proto, port, name)
+    bg["result"] = "%s %d" % (r.replace(" ", "_"), (time.monotonic() - t0) * 1000)
+
 for line in sys.stdin:
     w = line.split()
-    print(junk(int(w[1])) if w[0] == "junk" else query(w[0], int(w[1]), w[2]), flush=True)
+    if w[0] == "junk":
+        print(junk(int(w[1])), flush=True)
+    elif w[0] == "bg":
+        bg["thread"] = threading.Thread(target=timed, args=(w[1], int(w[2]), w[3]))
+        bg["thread"].start()
+        print("started", flush=True)
+    elif w[0] == "join":
+        bg["thread"].join()
+        print(bg["result"], flush=True)
+    else:
+        print(query(w[0], int(w[1]), w[2]), flush=True)
 '; }
 pids+=($QUERIER_PID)
 q() {
@@ -129,11 +148,11 @@ cat >"$work/acl" <<'ACL'
 (^|\.)proxied\.test$
 (^|\.)libev\.test$
 ACL
-local_config() { # FILE SERVER_PORT DNS_PORT [EXTRA JSON]
+local_config() { # FILE SERVER_PORT DNS_PORT [EXTRA JSON] [LOCAL RESOLVER PORT]
   cat >"$1" <<JSON
 {"server": "127.0.0.1", "server_port": $2, "method": "$method", "password": "$password",
  "locals": [{"protocol": "dns", "local_address": "127.0.0.1", "local_port": $3,
-             "local_dns_address": "127.0.0.1", "local_dns_port": $local_dns,
+             "local_dns_address": "127.0.0.1", "local_dns_port": ${5:-$local_dns},
              "remote_dns_address": "127.0.0.1", "remote_dns_port": $remote_dns $4}]}
 JSON
 }
@@ -151,6 +170,11 @@ start "$work/l1.log" "$d1" "$bin_dir/ss-local" -c "$work/l1.json" --acl "$work/a
 l1_pid=${pids[-1]}
 [[ $libev -eq 1 ]] && start "$work/l2.log" "$d2" "$bin_dir/ss-local" -c "$work/l2.json" \
   --acl "$work/acl" -v
+# A local resolver that never answers (nothing on that UDP port): SERVFAIL after 5 s, checked
+# last; the query starts now.
+local_config "$work/l3.json" "$s1" "$d3" "" "$hole"
+start "$work/l3.log" "$d3" "$bin_dir/ss-local" -c "$work/l3.json" --acl "$work/acl"
+q bg udp "$d3" direct.test >/dev/null
 
 count() { grep -c "$2" "$work/$1.queries" || true; }
 check() { # TEXT GOT WANT
@@ -207,6 +231,13 @@ if [[ $libev -eq 1 ]]; then
   check "through shadowsocks-libev's ss-server: the remote resolver's answer" "$a" "10.2.2.3"
 else
   fail "shadowsocks-libev's ss-server is not installed (scripts/setup.sh installs it)"
+fi
+
+read -r a ms < <(q join)
+if [[ "$a" == "rcode_2" && $ms -ge 4900 && $ms -le 8000 ]]; then
+  pass "a local resolver that does not answer: SERVFAIL after $ms ms"
+else
+  fail "silent resolver: got '$a' after $ms ms, want SERVFAIL (rcode 2) after 5 s"
 fi
 
 local_config "$work/bad.json" "$s1" "$d2" ', "client_cache_size": 5'
