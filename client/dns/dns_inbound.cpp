@@ -18,12 +18,14 @@
 
 #include "client/dns/dns_inbound.h"
 
+#include <cerrno>
 #include <cstring>
 
 #include "crypto/tcp_cipher.h"
 #include "relay/acl.h"
 #include "relay/address.h"
 #include "relay/dns/dns_message.h"
+#include "relay/net/socket_mark.h"
 #include "relay/outbound.h"
 #include "relay/runtime.h"
 
@@ -122,6 +124,15 @@ struct DnsInbound::Query {
     }
   }
 
+  // outbound_fwmark (tun mode: our own queries must not loop into the TUN device).
+  void mark(uv_handle_t* h) {
+    uv_os_fd_t fd;
+    const uint32_t m = owner->runtime_->tcp.fwmark;
+    if (m != 0 && uv_fileno(h, &fd) == 0 && set_socket_mark(fd, m) != 0) {
+      LOG_WARN_LIMITED(owner->mark_log_, "dns: SO_MARK %u: %s", m, strerror(errno));
+    }
+  }
+
   void arm() { uv_timer_start(&timer, on_timeout, kUpstreamTimeoutMs, 0); }
 
   // --- local resolver ---
@@ -135,6 +146,7 @@ struct DnsInbound::Query {
     sockaddr_storage any{};
     any.ss_family = owner->local_dns_.ss_family;
     uv_udp_bind(&udp->udp, reinterpret_cast<const sockaddr*>(&any), 0);
+    mark(reinterpret_cast<uv_handle_t*>(&udp->udp));
     uv_buf_t b =
         uv_buf_init(reinterpret_cast<char*>(query.data()), static_cast<unsigned>(query.size()));
     if (uv_udp_recv_start(&udp->udp, on_leg_alloc, on_leg_read) != 0 ||
@@ -191,7 +203,8 @@ struct DnsInbound::Query {
     tcp->tunnel = tunnel;
     ++refs;
     in.clear();
-    uv_tcp_init(owner->loop_, &tcp->tcp);
+    uv_tcp_init_ex(owner->loop_, &tcp->tcp, to->sa_family);
+    mark(reinterpret_cast<uv_handle_t*>(&tcp->tcp));
     tcp->tcp.data = tcp;
     tcp->connect.data = tcp;
     tcp->write.data = tcp;

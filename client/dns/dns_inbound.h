@@ -80,6 +80,7 @@ class DnsInbound {
   uint32_t id_state_;
   WarnLimiter malformed_log_;
   WarnLimiter flood_log_;
+  WarnLimiter mark_log_;
 };
 
 }  // namespace ss
