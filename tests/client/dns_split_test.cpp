@@ -6,7 +6,6 @@
 
 #include <catch2/catch.hpp>
 
-#include <sstream>
 #include <string>
 #include <vector>
 
@@ -14,6 +13,7 @@
 #include "relay/acl.h"
 #include "relay/config.h"
 #include "relay/dns/dns_message.h"
+#include "tests/support/config_text.h"
 
 namespace ss {
 namespace {
@@ -80,19 +80,11 @@ uint32_t first_ttl(const Bytes& m) {
 }
 
 Config finalized(const std::string& json) {
-  std::ostringstream warn;
-  Config c = parse_config_json(Role::Local, json, warn);
-  finalize_config(c);
-  return c;
+  return test::config_from_json(Role::Local, json);
 }
 
 std::string refused(const std::string& json) {
-  try {
-    finalized(json);
-  } catch (const ConfigError& e) {
-    return e.what();
-  }
-  return "";
+  return test::config_refusal(Role::Local, json);
 }
 
 constexpr const char* kServer =
