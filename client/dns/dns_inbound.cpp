@@ -75,7 +75,25 @@ struct DnsInbound::Client {
   std::vector<uint8_t> in;
   int handles = 2;  // tcp and idle, until their close callbacks
   int pending = 0;  // queries and writes that still point here
+  int queries = 0;  // of which queries
   bool closing = false;
+  bool paused = false;
+
+  // Backpressure: a client that does not read its answers, or sends queries faster than they
+  // are answered, is not read from until its answers drain (128/32 KiB, 32/8 queries).
+  void update_reading() {
+    if (closing) return;
+    const size_t queued = tcp.write_queue_size;
+    if (!paused && (queued > 128 * 1024 || queries > 32)) {
+      paused = true;
+      uv_read_stop(reinterpret_cast<uv_stream_t*>(&tcp));
+    } else if (paused && queued < 32 * 1024 && queries < 8) {
+      paused = false;
+      uv_read_start(reinterpret_cast<uv_stream_t*>(&tcp), on_alloc, on_read);
+    }
+  }
+  static void on_alloc(uv_handle_t* h, size_t, uv_buf_t* buf);
+  static void on_read(uv_stream_t* st, ssize_t nread, const uv_buf_t* buf);
 
   void close() {
     if (closing) return;
@@ -404,8 +422,11 @@ struct DnsInbound::Query {
     drop_udp();
     drop_tcp();
     if (client != nullptr) {
-      client->release();
+      Client* c = client;
       client = nullptr;
+      --c->queries;
+      c->update_reading();
+      c->release();
     }
     uv_cancel(reinterpret_cast<uv_req_t*>(&gai));
     uv_close(reinterpret_cast<uv_handle_t*>(&timer),
@@ -526,6 +547,8 @@ bool DnsInbound::handle(Client* client, const sockaddr* peer, const uint8_t* msg
   q->client = client;
   if (client != nullptr) {
     ++client->pending;
+    ++client->queries;
+    client->update_reading();
   } else {
     std::memcpy(&q->peer, peer,
                 peer->sa_family == AF_INET6 ? sizeof(sockaddr_in6) : sizeof(sockaddr_in));
@@ -589,6 +612,7 @@ void DnsInbound::reply(Client* client, const sockaddr* peer, size_t udp_limit, u
                            auto* wr = static_cast<Write*>(req->data);
                            Client* c = wr->client;
                            delete wr;
+                           c->update_reading();
                            c->release();
                          });
   if (r != 0) {
@@ -598,6 +622,7 @@ void DnsInbound::reply(Client* client, const sockaddr* peer, size_t udp_limit, u
     return;
   }
   uv_timer_again(&client->idle);
+  client->update_reading();
 }
 
 void DnsInbound::reply_error(Client* client, const sockaddr* peer, const uint8_t* query,
@@ -641,39 +666,40 @@ void DnsInbound::on_accept(uv_stream_t* s, int status) {
   uv_timer_start(
       &c->idle, [](uv_timer_t* t) { static_cast<Client*>(t->data)->close(); }, kClientIdleMs,
       kClientIdleMs);
-  uv_read_start(
-      reinterpret_cast<uv_stream_t*>(&c->tcp),
-      [](uv_handle_t* h, size_t, uv_buf_t* buf) {
-        auto* cl = static_cast<Client*>(h->data);
-        *buf = uv_buf_init(reinterpret_cast<char*>(cl->owner->scratch_.data()), 65536);
-      },
-      [](uv_stream_t* st, ssize_t nread, const uv_buf_t* buf) {
-        auto* cl = static_cast<Client*>(st->data);
-        if (nread == 0 || cl->closing) return;
-        if (nread < 0) {
-          cl->close();
-          return;
-        }
-        cl->in.insert(cl->in.end(), buf->base, buf->base + nread);
-        ++cl->pending;  // handle() may close it
-        size_t used = 0;
-        while (!cl->closing) {
-          size_t size = 0;
-          const ParseStatus st2 = dns::tcp_frame(cl->in.data() + used, cl->in.size() - used, size);
-          if (st2 == ParseStatus::NeedMore) break;
-          if (st2 == ParseStatus::Error) {
-            cl->owner->malformed("TCP");
-            cl->close();
-            break;
-          }
-          std::vector<uint8_t> msg(cl->in.begin() + static_cast<std::ptrdiff_t>(used + 2),
-                                   cl->in.begin() + static_cast<std::ptrdiff_t>(used + 2 + size));
-          used += 2 + size;
-          if (!cl->owner->handle(cl, nullptr, msg.data(), msg.size())) cl->close();
-        }
-        cl->in.erase(cl->in.begin(), cl->in.begin() + static_cast<std::ptrdiff_t>(used));
-        cl->release();
-      });
+  uv_read_start(reinterpret_cast<uv_stream_t*>(&c->tcp), Client::on_alloc, Client::on_read);
+}
+
+void DnsInbound::Client::on_alloc(uv_handle_t* h, size_t, uv_buf_t* buf) {
+  auto* cl = static_cast<Client*>(h->data);
+  *buf = uv_buf_init(reinterpret_cast<char*>(cl->owner->scratch_.data()), 65536);
+}
+
+void DnsInbound::Client::on_read(uv_stream_t* st, ssize_t nread, const uv_buf_t* buf) {
+  auto* cl = static_cast<Client*>(st->data);
+  if (nread == 0 || cl->closing) return;
+  if (nread < 0) {
+    cl->close();
+    return;
+  }
+  cl->in.insert(cl->in.end(), buf->base, buf->base + nread);
+  ++cl->pending;  // handle() may close it
+  size_t used = 0;
+  while (!cl->closing) {
+    size_t size = 0;
+    const ParseStatus st2 = dns::tcp_frame(cl->in.data() + used, cl->in.size() - used, size);
+    if (st2 == ParseStatus::NeedMore) break;
+    if (st2 == ParseStatus::Error) {
+      cl->owner->malformed("TCP");
+      cl->close();
+      break;
+    }
+    std::vector<uint8_t> msg(cl->in.begin() + static_cast<std::ptrdiff_t>(used + 2),
+                             cl->in.begin() + static_cast<std::ptrdiff_t>(used + 2 + size));
+    used += 2 + size;
+    if (!cl->owner->handle(cl, nullptr, msg.data(), msg.size())) cl->close();
+  }
+  cl->in.erase(cl->in.begin(), cl->in.begin() + static_cast<std::ptrdiff_t>(used));
+  cl->release();
 }
 
 }  // namespace ss

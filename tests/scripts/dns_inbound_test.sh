@@ -9,7 +9,8 @@
 #  - a truncated UDP answer from the local resolver is retried over TCP;
 #  - a name no rule decides (the ACL has IP rules): the local answer when its address is
 #    bypassed, else the remote answer;
-#  - queries over TCP to the inbound; malformed queries (UDP and TCP) do not stop it;
+#  - queries over TCP to the inbound, 100 of them pipelined on one connection; malformed queries
+#    (UDP and TCP) do not stop it;
 #  - a local resolver that never answers gives SERVFAIL after 5 s;
 #  - rust's client_cache_size is refused at start, naming the key.
 #
@@ -17,7 +18,7 @@
 set -euo pipefail
 
 if [[ $# -ne 1 ]]; then
-  sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//' >&2
+  sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//' >&2
   exit 2
 fi
 bin_dir=$(cd "$1" && pwd)
@@ -31,7 +32,8 @@ read -r s1 s2 d1 d2 d3 hole < <(free_ports 6)
 
 # Started first, with the responders: one Python process (each start costs seconds on a loaded machine) answers lines on stdin:
 # "udp|tcp PORT NAME" prints the answer's addresses ("10.1.1.1"), "rcode N", "TC" or
-# "no answer"; "junk PORT" sends malformed queries (UDP and TCP) and prints "sent"; "bg udp|tcp
+# "no answer"; "pipeline PORT N" sends N queries at once over TCP and prints how many were
+# answered NOERROR; "junk PORT" sends malformed queries (UDP and TCP) and prints "sent"; "bg udp|tcp
 # PORT NAME" starts such a query in a thread and "join" prints its result and milliseconds.
 coproc QUERIER { python3 -u -c '
 import random, socket, struct, sys
@@ -78,6 +80,31 @@ def query(proto, port, name):
         pos += n
     return ",".join(out) or "no records"
 
+def pipeline(port, n):
+    # n queries for distinct names in one write on one TCP connection; the answers counted.
+    msgs = []
+    for i in range(n):
+        m = struct.pack("!HHHHHH", i, 0x0100, 1, 0, 0, 0)
+        m += bytes([len("p%d" % i)]) + b"p%d" % i + b"\x04test\0" + struct.pack("!HH", 1, 1)
+        msgs.append(struct.pack("!H", len(m)) + m)
+    s = socket.create_connection(("127.0.0.1", port), timeout=8)
+    s.sendall(b"".join(msgs))
+    buf, ids = b"", set()
+    try:
+        while len(ids) < n:
+            d = s.recv(65536)
+            if not d:
+                break
+            buf += d
+            while len(buf) >= 2 and len(buf) >= 2 + struct.unpack("!H", buf[:2])[0]:
+                k = struct.unpack("!H", buf[:2])[0]
+                if buf[5] & 0xF == 0:
+                    ids.add(struct.unpack("!H", buf[2:4])[0])
+                buf = buf[2 + k:]
+    except OSError:
+        pass
+    return str(len(ids))
+
 def junk(port):
     u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     for j in (b"", b"\x01", b"\x12\x34\x01\x00\x00\x01" + bytes(6) + b"\xc0\x0c\x00\x01\x00\x01",
@@ -100,7 +127,9 @@ def timed(proto, port, name):
 
 for line in sys.stdin:
     w = line.split()
-    if w[0] == "junk":
+    if w[0] == "pipeline":
+        print(pipeline(int(w[1]), int(w[2])), flush=True)
+    elif w[0] == "junk":
         print(junk(int(w[1])), flush=True)
     elif w[0] == "bg":
         bg["thread"] = threading.Thread(target=timed, args=(w[1], int(w[2]), w[3]))
@@ -225,6 +254,10 @@ if [[ "$a" == 10.1.1.9 && "$b" == 10.1.1.1 ]] && kill -0 "$l1_pid" 2>/dev/null; 
 else
   fail "after malformed queries: '$a' '$b'"
 fi
+
+a=$(q pipeline "$d1" 100)
+check "100 queries pipelined on one TCP connection are all answered" \
+  "$a" 100
 
 if [[ $libev -eq 1 ]]; then
   a=$(q udp "$d2" libev.test)
