@@ -42,6 +42,7 @@
 #include <thread>
 #include <vector>
 
+#include "client/dns/dns_inbound.h"
 #include "client/tun/tun_engine.h"
 #include "client/tun/tun_routes.h"
 #include "relay/connection.h"
@@ -262,6 +263,7 @@ struct MainState final : Engine {
   std::vector<std::unique_ptr<Worker>>* workers;
   Router* router = nullptr;             // its health probes run on the main loop until shutdown
   PluginSupervisor* plugins = nullptr;  // SIP003 plugins: stopped once the workers have ended
+  std::vector<DnsInbound*> dns;         // ss-local's DNS inbounds: stopped at the first signal
   OnlineConfig* online = nullptr;       // SIP008 refreshes: stopped at the first signal
   uv_signal_t sigint;
   uv_signal_t sigterm;
@@ -370,6 +372,7 @@ struct MainState final : Engine {
       m->tell_all(kDrain);
       if (m->controller) m->controller->stop();
       if (m->router) m->router->stop_probes();
+      for (DnsInbound* d : m->dns) d->stop();
       if (m->online) m->online->stop();
       uv_timer_start(&m->grace, on_grace, m->grace_ms, 0);
       uv_timer_start(&m->settle, on_settle, kDrainPollMs, kDrainPollMs);
@@ -422,6 +425,7 @@ struct MainState final : Engine {
       if (w->thread.joinable()) w->thread.join();
     }
     if (m->router) m->router->stop_probes();
+    for (DnsInbound* d : m->dns) d->stop();
     if (m->online) m->online->stop();
     if (m->plugins) m->plugins->stop();  // the loop runs on until they are reaped
     if (m->metrics) m->metrics->close();
@@ -467,6 +471,8 @@ const char* protocol_text(ListenerSpec::Protocol p) {
       return "Shadowsocks";
     case ListenerSpec::Protocol::Tun:
       return "tun NAT";
+    case ListenerSpec::Protocol::Dns:
+      return "DNS";
   }
   return "?";
 }
@@ -823,7 +829,9 @@ int run_app(Role role, int argc, char** argv, const InboundRegistry& inbounds,
   }
 
   const bool serve_udp = std::any_of(specs.listeners.begin(), specs.listeners.end(),
-                                     [](const ListenerSpec& spec) { return spec.udp; });
+                                     [](const ListenerSpec& spec) {
+                                       return spec.udp && spec.protocol != ListenerSpec::Protocol::Dns;
+                                     });
   std::unique_ptr<UdpRelay> udp_relay;
   std::shared_ptr<UdpFronts> udp_fronts;
   // ss-server and ss-manager may add UDP ports at run time: the relay is there from the start.
@@ -978,6 +986,7 @@ int run_app(Role role, int argc, char** argv, const InboundRegistry& inbounds,
     for (const ListenerSpec& spec : specs.listeners) {
       const std::string& host = spec.address;
       const uint16_t port = spec.port;
+      if (spec.protocol == ListenerSpec::Protocol::Dns) continue;  // on the main loop (below)
       if (spec.protocol == ListenerSpec::Protocol::Tun) {
         // Worker i reads the device's queue i (one queue per worker: IFF_MULTI_QUEUE); its UDP
         // flows go to its own UDP NAT. Every worker's listener accepts from the TCP NAT.
@@ -1115,7 +1124,34 @@ int run_app(Role role, int argc, char** argv, const InboundRegistry& inbounds,
       uv_async_send(wp->main_wake);
     });
   }
-  if (status != 0) m.tell_all(kCloseAll);
+  // ss-local's DNS inbounds, on the main loop (client/dns/dns_inbound.h).
+  std::vector<std::unique_ptr<DnsInbound>> dns_inbounds;
+  if (status == 0) {
+    std::vector<std::string> server_hosts;
+    for (const ServerSpec& s : configured.servers) server_hosts.push_back(s.host);
+    for (const ListenerSpec& spec : specs.listeners) {
+      if (spec.protocol != ListenerSpec::Protocol::Dns) continue;
+      dns_inbounds.push_back(
+          std::make_unique<DnsInbound>(&main_loop, spec, runtime, specs.acl, server_hosts));
+      m.dns.push_back(dns_inbounds.back().get());
+      const char* what = "";
+      const int r = dns_inbounds.back()->start(&what);
+      if (r != 0) {
+        std::fprintf(stderr, "%s: cannot listen on %s %s port %u: %s\n", prog, what,
+                     spec.address.c_str(), static_cast<unsigned>(spec.port), uv_strerror(r));
+        status = 1;
+        break;
+      }
+      LOG_NOTICE("%s listening on %s%s%s %s port %u (DNS: local resolver %s, remote %s)", prog,
+                 spec.udp ? "UDP" : "", spec.udp && spec.tcp ? " and " : "", spec.tcp ? "TCP" : "",
+                 spec.address.c_str(), static_cast<unsigned>(spec.port),
+                 spec.local_dns->to_string().c_str(), spec.remote_dns->to_string().c_str());
+    }
+  }
+  if (status != 0) {
+    for (DnsInbound* d : m.dns) d->stop();
+    m.tell_all(kCloseAll);
+  }
   m.router = runtime->router.get();
   if (status == 0) m.router->start_probes(&main_loop);
   // Refreshes of the SIP008 list: a new snapshot with the configured servers and the fetched
@@ -1146,6 +1182,7 @@ int run_app(Role role, int argc, char** argv, const InboundRegistry& inbounds,
       rt->router->restore_health(current->router->health());
       current->router->stop_probes();
       publish(workers, rt);
+      for (DnsInbound* d : m.dns) d->set_runtime(rt);
       current = rt;
       m.router = rt->router.get();
       m.router->start_probes(&main_loop);

@@ -623,6 +623,58 @@ void check_tun_dns(const ListenerSpec& spec, const std::string& at, const json& 
   }
 }
 
+// A "dns" local's keys (shadowsocks-rust's names), as given.
+struct DnsLocalKeys {
+  std::string local_host, remote_host;
+  std::optional<uint16_t> local_port, remote_port;
+  std::optional<size_t> cache_size;
+  bool any = false;
+};
+
+bool dns_local_key(DnsLocalKeys& d, const std::string& k, const json& val, const std::string& key) {
+  if (k == "local_dns_address") {
+    d.local_host = string_value(val, key);
+  } else if (k == "local_dns_port") {
+    d.local_port = port_value(val, key);
+  } else if (k == "remote_dns_address") {
+    d.remote_host = string_value(val, key);
+  } else if (k == "remote_dns_port") {
+    d.remote_port = port_value(val, key);
+  } else if (k == "dns_cache_size") {
+    if (!val.is_number_unsigned() || val.get<uint64_t>() > 1'000'000) {
+      fail(key + ": must be a number of answers from 0 to 1000000");
+    }
+    d.cache_size = val.get<size_t>();
+  } else if (k == "client_cache_size") {
+    fail(key +
+         ": not supported (shadowsocks-rust keeps that many upstream connections per resolver; "
+         "shadowsocks-uv opens one per query and caches answers instead: dns_cache_size)");
+  } else {
+    return false;
+  }
+  d.any = true;
+  return true;
+}
+
+void finish_dns_spec(ListenerSpec& spec, const DnsLocalKeys& d, const std::string& at) {
+  if (spec.protocol != ListenerSpec::Protocol::Dns) {
+    if (d.any) fail(at + ": local_dns_*/remote_dns_*/dns_cache_size are for \"protocol\": \"dns\"");
+    return;
+  }
+  if (d.local_host.empty()) fail(at + ".local_dns_address: missing (the resolver asked directly)");
+  sockaddr_storage probe;
+  if (!literal_to_sockaddr(d.local_host, 53, probe)) {
+    fail(at + ".local_dns_address: must be an IP address, not " + quote(d.local_host));
+  }
+  spec.local_dns = make_address(d.local_host, d.local_port.value_or(53));
+  // rust's default remote resolver.
+  const std::string remote = d.remote_host.empty() ? "8.8.8.8" : d.remote_host;
+  spec.remote_dns = make_address(remote, d.remote_port.value_or(53));
+  if (!spec.local_dns || !spec.remote_dns)
+    fail(at + ".remote_dns_address: invalid host " + quote(remote));
+  if (d.cache_size) spec.dns_cache_size = *d.cache_size;
+}
+
 // shadowsocks-rust's "locals": [{"protocol": "socks"|"http"|"tunnel", "local_address": ...,
 // "local_port": ..., "forward_address"/"forward_port" for tunnels}, ...].
 void locals_value(Config& c, const json& v) {
@@ -636,6 +688,7 @@ void locals_value(Config& c, const json& v) {
     spec.address = "127.0.0.1";
     std::string forward_host;
     uint16_t forward_port = 0;
+    DnsLocalKeys dns;
     for (const auto& [k, val] : o.items()) {
       const std::string key = at + "." + k;
       if (k == "protocol") {
@@ -646,8 +699,10 @@ void locals_value(Config& c, const json& v) {
           spec.protocol = ListenerSpec::Protocol::Tunnel;
         } else if (p == "tun") {
           spec.protocol = ListenerSpec::Protocol::Tun;
+        } else if (p == "dns") {
+          spec.protocol = ListenerSpec::Protocol::Dns;
         } else {
-          fail(key + ": " + quote(p) + " is not supported (socks, http, tunnel, tun)");
+          fail(key + ": " + quote(p) + " is not supported (socks, http, tunnel, tun, dns)");
         }
       } else if (k == "local_address") {
         spec.address = string_value(val, key);
@@ -665,6 +720,7 @@ void locals_value(Config& c, const json& v) {
       } else if (k == "tun_interface_address") {
         spec.tun_cidr = string_value(val, key);
       } else if (tun_dns_value(spec, k, val, key)) {
+      } else if (dns_local_key(dns, k, val, key)) {
       } else {
         fail(key + ": not supported by shadowsocks-uv in a \"locals\" entry");
       }
@@ -678,6 +734,7 @@ void locals_value(Config& c, const json& v) {
     if (spec.port == 0 && spec.protocol != ListenerSpec::Protocol::Tun) {
       fail(at + ".local_port: missing");
     }
+    finish_dns_spec(spec, dns, at);
     if (spec.protocol == ListenerSpec::Protocol::Tunnel) {
       if (forward_host.empty() || forward_port == 0) {
         fail(at + ": a tunnel needs forward_address and forward_port");
@@ -1662,7 +1719,9 @@ Specs specs_of(const Config& cfg) {
   s.listeners = cfg.listeners;
   for (ListenerSpec& l : s.listeners) {
     l.transparent = cfg.tcp_tproxy && l.protocol == ListenerSpec::Protocol::Redir;
-    const Mode mode = l.mode.value_or(cfg.mode);
+    // A DNS local serves both unless its own "mode" says otherwise.
+    const Mode mode =
+        l.mode.value_or(l.protocol == ListenerSpec::Protocol::Dns ? Mode::TcpAndUdp : cfg.mode);
     l.tcp = mode != Mode::UdpOnly;
     l.udp = mode != Mode::TcpOnly;
     if (l.protocol == ListenerSpec::Protocol::Mixed) l.users = cfg.local_users;

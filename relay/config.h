@@ -155,7 +155,7 @@ struct OnlineConfigSpec {
 class TunDevice;
 
 struct ListenerSpec {
-  enum class Protocol : uint8_t { Mixed, Tunnel, Redir, Shadowsocks, Tun };
+  enum class Protocol : uint8_t { Mixed, Tunnel, Redir, Shadowsocks, Tun, Dns };
   Protocol protocol = Protocol::Mixed;
   std::string address;
   uint16_t port = 0;
@@ -184,6 +184,11 @@ struct ListenerSpec {
   std::string fake_dns_ipv4_network{"198.18.0.0/15"};
   std::string fake_dns_ipv6_network{"fc00::/18"};
   uint32_t fake_dns_expire_s = 600;
+  // Dns (client/dns): the resolver asked directly (an IP, rust's local_dns_address/_port), the
+  // one asked through the tunnel (remote_dns_address/_port), and the answer cache's entries.
+  std::optional<Address> local_dns{};
+  std::optional<Address> remote_dns{};
+  size_t dns_cache_size = 1024;
 };
 
 // What the engine is built from (see relay/runtime.h): pure, validated, with no field whose

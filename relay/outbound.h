@@ -55,6 +55,9 @@ class Router {
   virtual const Outbound* route(const Address& target) = 0;
   // A server for a new UDP association (the balancer skips servers whose UDP is down).
   virtual const Outbound* route_datagram() { return route(Address{}); }
+  // The tunnel's choice for `target` whatever an ACL says (ss-local's DNS inbound sends the
+  // names the ACL proxies to a resolver through it).
+  virtual const Outbound* route_proxy(const Address& target) { return route(target); }
   // A domain target whose route depends on its address (an ACL's IP rules, as libev's ss-local
   // resolves such names): true, and the connection resolves the name first and asks
   // route_resolved() with the address (null if the name did not resolve).
@@ -110,6 +113,7 @@ class AclRouter final : public Router {
       : acl_(std::move(acl)), proxy_(std::move(proxy)), direct_(std::move(direct)) {}
   const Outbound* route(const Address& target) override;
   const Outbound* route_datagram() override { return proxy_->route_datagram(); }
+  const Outbound* route_proxy(const Address& target) override { return proxy_->route(target); }
   bool needs_address(const Address& target) override;
   const Outbound* route_resolved(const Address& target, const sockaddr* resolved) override;
   // The proxy router's failover, health and probes (the direct outbound has none).

@@ -123,6 +123,8 @@ std::unique_ptr<UdpInbound> UdpFronts::inbound(const ListenerSpec& spec,
       return std::make_unique<RedirUdpInbound>();
     case ListenerSpec::Protocol::Tun:
       return std::make_unique<TunUdpInbound>(spec.tun_device);
+    case ListenerSpec::Protocol::Dns:  // not through the NAT (client/dns/dns_inbound.h)
+      break;
   }
   return nullptr;
 }

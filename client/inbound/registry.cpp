@@ -29,6 +29,7 @@ Listener::Factory local_inbound_factory(const ListenerSpec& spec) {
       return [dev = spec.tun_device](Listener&) { return std::make_unique<TunInbound>(dev); };
     case ListenerSpec::Protocol::Mixed:
     case ListenerSpec::Protocol::Shadowsocks:  // not a local protocol; never configured locally
+    case ListenerSpec::Protocol::Dns:          // its own server on the main loop (client/dns)
       break;
   }
   return [tcp = spec.tcp, udp = spec.udp, users = spec.users](Listener&) {

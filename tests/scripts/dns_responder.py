@@ -2,7 +2,7 @@
 """A small authoritative DNS responder for tests, on loopback UDP and TCP (one port).
 
 Usage: dns_responder.py PORT_FILE [--address IP] [--port N] [--zone NAME=IP[,IP...]]... [--ttl S] [--log FILE]
-                        [--blackhole] [--truncate] [--any IP]
+                        [--blackhole] [--truncate] [--truncate-zone NAME]... [--any IP]
 
 Binds 127.0.0.1 (--address) on a free port (--port) (UDP and TCP the same number) and writes the port to PORT_FILE
 once it serves. A and AAAA queries for a zone name are answered with its addresses of that
@@ -64,6 +64,7 @@ def main():
     p.add_argument("--log")
     p.add_argument("--blackhole", action="store_true")
     p.add_argument("--truncate", action="store_true")
+    p.add_argument("--truncate-zone", action="append", default=[])
     p.add_argument("--any")
     p.add_argument("--address", default="127.0.0.1")
     p.add_argument("--port", type=int, default=0)
@@ -74,6 +75,7 @@ def main():
         zones[name.lower().rstrip(".")] = [ipaddress.ip_address(x) for x in addrs.split(",")]
     if a.any:
         zones["*any*"] = [ipaddress.ip_address(a.any)]
+    truncated = {z.lower().rstrip(".") for z in a.truncate_zone}
     lock = threading.Lock()
 
     def log(proto, name, qtype):
@@ -99,7 +101,8 @@ def main():
         while True:
             msg, peer = udp.recvfrom(4096)
             try:
-                out, name, qtype = answer(msg, zones, a.ttl, a.truncate)
+                qname = parse_question(msg)[0]
+                out, name, qtype = answer(msg, zones, a.ttl, a.truncate or qname in truncated)
             except (ValueError, IndexError, struct.error):
                 continue
             log("udp", name, qtype)
