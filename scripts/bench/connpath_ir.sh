@@ -11,14 +11,18 @@
 #
 # Usage: scripts/bench/connpath_ir.sh [--n N] [--method M] [--configs "ours libev"]
 #                                     [--modes "close keepalive"] [--bin DIR] [--no-strace]
-#                                     [--keep DIR]
-#   --keep DIR  keep the callgrind output files (of the N0 + N runs) in DIR, for callgrind_annotate
+#                                     [--keep DIR] [--no-callgrind]
+#   --keep DIR  keep the callgrind output files in DIR (callgrind.CONFIG.MODE.ROLE.n0 and .n1: the
+#               runs of N0 and N0 + N requests), for callgrind_annotate
+# Ours runs with --replay-state-interval 0: the replay state is then written on exit only, the same
+# work in both runs, where the 60 s timer would fire more often in the longer run (callgrind runs
+# the proxies some 50 times slower) and add a background cost to the requests.
 # Prints a Markdown table: per request, Ir of ss-tunnel and ss-server (and their sum), ours/libev,
 # and system calls of each.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 n=2000 method=aes-128-gcm configs="ours libev" modes="close keepalive" bin=$root/build/bin
-use_strace=1 keep=
+use_strace=1 use_cg=1 keep=
 while [[ $# -gt 0 ]]; do
   case $1 in
     --n) n=$2; shift 2 ;;
@@ -27,6 +31,7 @@ while [[ $# -gt 0 ]]; do
     --modes) modes=$2; shift 2 ;;
     --bin) bin=$2; shift 2 ;;
     --no-strace) use_strace=0; shift ;;
+    --no-callgrind) use_cg=0; shift ;;
     --keep) keep=$2; shift 2 ;;
     *) echo "connpath_ir.sh: unknown option $1" >&2; exit 2 ;;
   esac
@@ -126,8 +131,10 @@ start() {
   local config=$1 srv tun extra=() srv_port
   shift
   case $config in
-    ours) srv=("$bin/ss-server" --allow-private-targets) tun=("$bin/ss-tunnel") extra=(--workers 1) ;;
-    ours-w2) srv=("$bin/ss-server" --allow-private-targets) tun=("$bin/ss-tunnel") extra=(--workers 2) ;;
+    ours) srv=("$bin/ss-server" --allow-private-targets) tun=("$bin/ss-tunnel")
+      extra=(--workers 1 --replay-state-interval 0) ;;
+    ours-w2) srv=("$bin/ss-server" --allow-private-targets) tun=("$bin/ss-tunnel")
+      extra=(--workers 2 --replay-state-interval 0) ;;
     # copies: Debian's binaries carry a file capability (cap_net_bind_service), which valgrind
     # refuses to run; a copy has none
     libev) srv=("$work/libev-ss-server") tun=("$work/libev-ss-tunnel") ;;
@@ -154,10 +161,13 @@ stop() {
 # Ir of one callgrind output file (all threads)
 ir_of() { awk '/^(summary|totals):/ { print $2; exit }' "$1"; }
 
-declare -A ir calls
+# utime and stime ticks of the given processes, summed
+cpu_of() { for p in "$@"; do cat "/proc/$p/stat"; done | awk '{ u += $14; k += $15 } END { print u, k }'; }
+declare -A ir calls cpu
 for config in $configs; do
   for mode in $modes; do
     for count in "$n0" $((n0 + n)); do
+      ((use_cg)) || break
       rm -f "$work"/cg.*
       start "$config" valgrind -q --tool=callgrind "--callgrind-out-file=$work/cg.%s.%p"
       python3 "$work/drive.py" "$tun_port" "$mode" "$count"
@@ -165,11 +175,25 @@ for config in $configs; do
       for role in tunnel server; do
         ir[$config.$mode.$role.$count]=$(ir_of "$(ls "$work"/cg."$role".* | head -1)")
       done
-      if [[ -n $keep && $count != "$n0" ]]; then
+      if [[ -n $keep ]]; then
         mkdir -p "$keep"
-        for role in tunnel server; do cp "$(ls "$work"/cg."$role".* | head -1)" "$keep/callgrind.$config.$mode.$role"; done
+        suffix=n1
+        [[ $count == "$n0" ]] && suffix=n0
+        for role in tunnel server; do
+          cp "$(ls "$work"/cg."$role".* | head -1)" "$keep/callgrind.$config.$mode.$role.$suffix"
+        done
       fi
     done
+    # CPU time (user and system, both proxies, all threads, from /proc): measured, not counted,
+    # so it varies with the machine's load
+    start "$config"
+    python3 "$work/drive.py" "$tun_port" "$mode" "$n0"
+    read -r u0 k0 < <(cpu_of "$tun_pid" "$srv_pid")
+    python3 "$work/drive.py" "$tun_port" "$mode" "$n"
+    read -r u1 k1 < <(cpu_of "$tun_pid" "$srv_pid")
+    stop
+    cpu[$config.$mode]=$(awk -v u=$((u1 - u0)) -v k=$((k1 - k0)) -v n="$n" -v hz="$(getconf CLK_TCK)" \
+      'BEGIN { printf "%.1f | %.1f", u * 1e6 / hz / n, k * 1e6 / hz / n }')
     if ((use_strace)); then
       start "$config"
       python3 "$work/drive.py" "$tun_port" "$mode" "$n0"
@@ -189,20 +213,20 @@ for config in $configs; do
   done
 done
 
-per() { awk -v a="$1" -v b="$2" -v n="$n" 'BEGIN { printf "%.0f", (b - a) / n }'; }
+per() { [[ -z $1 ]] && { echo 0; return; }; awk -v a="$1" -v b="$2" -v n="$n" 'BEGIN { printf "%.0f", (b - a) / n }'; }
 echo "Instructions (callgrind Ir) and system calls per request, $method, N = $n (Ir: runs of $n0 and $((n0 + n)) requests, the difference / N)"
 echo
-echo "| mode | config | ss-tunnel Ir | ss-server Ir | both | both / libev | ss-tunnel syscalls | ss-server syscalls |"
-echo "|---|---|---:|---:|---:|---:|---:|---:|"
+echo "| mode | config | ss-tunnel Ir | ss-server Ir | both | both / libev | ss-tunnel syscalls | ss-server syscalls | both: user µs | both: system µs |"
+echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"
 for mode in $modes; do
   base=
-  if [[ " $configs " == *" libev "* ]]; then
+  if ((use_cg)) && [[ " $configs " == *" libev "* ]]; then
     base=$(($(per "${ir[libev.$mode.tunnel.$n0]}" "${ir[libev.$mode.tunnel.$((n0 + n))]}") + \
       $(per "${ir[libev.$mode.server.$n0]}" "${ir[libev.$mode.server.$((n0 + n))]}")))
   fi
   for config in $configs; do
-    t=$(per "${ir[$config.$mode.tunnel.$n0]}" "${ir[$config.$mode.tunnel.$((n0 + n))]}")
-    s=$(per "${ir[$config.$mode.server.$n0]}" "${ir[$config.$mode.server.$((n0 + n))]}")
+    t=$(per "${ir[$config.$mode.tunnel.$n0]:-}" "${ir[$config.$mode.tunnel.$((n0 + n))]:-}")
+    s=$(per "${ir[$config.$mode.server.$n0]:-}" "${ir[$config.$mode.server.$((n0 + n))]:-}")
     ratio=
     [[ -n $base ]] && ratio=$(awk -v a=$((t + s)) -v b="$base" 'BEGIN { printf "%.2f×", a / b }')
     tc= sc=
@@ -210,6 +234,6 @@ for mode in $modes; do
       tc=$(awk -v a="${calls[$config.$mode.tunnel]}" -v n="$n" 'BEGIN { printf "%.2f", a / n }')
       sc=$(awk -v a="${calls[$config.$mode.server]}" -v n="$n" 'BEGIN { printf "%.2f", a / n }')
     fi
-    echo "| $mode | $config | $t | $s | $((t + s)) | $ratio | $tc | $sc |"
+    echo "| $mode | $config | $t | $s | $((t + s)) | $ratio | $tc | $sc | ${cpu[$config.$mode]} |"
   done
 done
