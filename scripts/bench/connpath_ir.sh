@@ -13,7 +13,8 @@
 #                                     [--modes "close keepalive"] [--bin DIR] [--no-strace]
 #                                     [--keep DIR] [--no-callgrind]
 #   --keep DIR  keep the callgrind output files in DIR (callgrind.CONFIG.MODE.ROLE.n0 and .n1: the
-#               runs of N0 and N0 + N requests), for callgrind_annotate
+#               runs of N0 and N0 + N requests), for callgrind_annotate, and strace's tables
+#               (strace.CONFIG.MODE.ROLE)
 # Ours runs with --replay-state-interval 0: the replay state is then written on exit only, the same
 # work in both runs, where the 60 s timer would fire more often in the longer run (callgrind runs
 # the proxies some 50 times slower) and add a background cost to the requests.
@@ -208,6 +209,7 @@ for config in $configs; do
       stop
       for role in tunnel server; do
         calls[$config.$mode.$role]=$(awk '$NF == "total" {print $(NF - 2)}' "$work/st.$role")
+        [[ -n $keep ]] && mkdir -p "$keep" && cp "$work/st.$role" "$keep/strace.$config.$mode.$role"
       done
     fi
   done
