@@ -15,9 +15,9 @@
 #   --keep DIR  keep the callgrind output files in DIR (callgrind.CONFIG.MODE.ROLE.n0 and .n1: the
 #               runs of N0 and N0 + N requests), for callgrind_annotate, and strace's tables
 #               (strace.CONFIG.MODE.ROLE)
-# Ours runs with --replay-state-interval 0: the replay state is then written on exit only, the same
-# work in both runs, where the 60 s timer would fire more often in the longer run (callgrind runs
-# the proxies some 50 times slower) and add a background cost to the requests.
+# Ours runs with --state-dir "" (no replay state file; libev has none): the file's writes, every
+# 60 s and on exit, grow with the salts remembered, so the longer run would pay more for them, and
+# the 60 s timer fires more often in it (callgrind runs the proxies some 50 times slower).
 # Prints a Markdown table: per request, Ir of ss-tunnel and ss-server (and their sum), ours/libev,
 # and system calls of each.
 set -euo pipefail
@@ -133,9 +133,9 @@ start() {
   shift
   case $config in
     ours) srv=("$bin/ss-server" --allow-private-targets) tun=("$bin/ss-tunnel")
-      extra=(--workers 1 --replay-state-interval 0) ;;
+      extra=(--workers 1 --state-dir "") ;;
     ours-w2) srv=("$bin/ss-server" --allow-private-targets) tun=("$bin/ss-tunnel")
-      extra=(--workers 2 --replay-state-interval 0) ;;
+      extra=(--workers 2 --state-dir "") ;;
     # copies: Debian's binaries carry a file capability (cap_net_bind_service), which valgrind
     # refuses to run; a copy has none
     libev) srv=("$work/libev-ss-server") tun=("$work/libev-ss-tunnel") ;;
