@@ -4,10 +4,10 @@
 //
 // Page-blocked: the filter is cut into 4 KiB blocks and all k bits of a salt fall in one block
 // that the first hash picks. A salt so touches one page, not k random ones: a fresh process's
-// filter (calloc'd, so untouched pages cost nothing) grows by one page per salt at most, not 33,
-// and a lookup misses the cache once. A block holds about 680 salts at the default sizing, so
-// the uneven load between blocks raises the false positive rate only slightly (about 2x at most
-// on average for k = 33, so ~2e-10 for the default 1e-10).
+// filter (its own anonymous pages, so untouched pages cost nothing) grows by one page per salt at
+// most, not 33, and a lookup misses the cache once. A block holds about 680 salts at the default
+// sizing, so the uneven load between blocks raises the false positive rate only slightly (about 2x
+// at most on average for k = 33, so ~2e-10 for the default 1e-10).
 //
 // Exported state (little-endian): capacity u64, bits u64, hashes u32, current u32, key[16], then
 // for each filter its count u64 and its words as runs: zero words u32, literal words u32, the
@@ -18,14 +18,31 @@
 #include <sodium.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstring>
 #include <new>
+
+#include <sys/mman.h>
 
 #include "crypto/kdf.h"
 #include "crypto/state_bytes.h"
 
 namespace ss {
+
+void ReplayFilter::Bloom::Unmap::operator()(uint64_t* p) const {
+  if (p != nullptr) munmap(p, bytes);
+}
+
+// Zeroed words on pages of their own. Not calloc: glibc puts a large block 16 bytes past a page
+// boundary, so every 4 KiB block straddled two pages (two page faults and two TLB entries for a
+// salt's bits where one was meant).
+std::unique_ptr<uint64_t[], ReplayFilter::Bloom::Unmap> ReplayFilter::map_words(size_t words) {
+  const size_t bytes = words * sizeof(uint64_t);
+  void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) return {nullptr, {}};
+  return {static_cast<uint64_t*>(p), {bytes}};
+}
 
 ReplayFilter::ReplayFilter(size_t capacity, double fp_rate)
     : capacity_(std::max<size_t>(1, capacity)) {
@@ -37,7 +54,7 @@ ReplayFilter::ReplayFilter(size_t capacity, double fp_rate)
       std::clamp(static_cast<int>(std::lround(m / static_cast<double>(capacity_) * ln2)), 1, 64);
   random_bytes(key_);
   for (Bloom& b : filters_) {
-    b.words.reset(static_cast<uint64_t*>(std::calloc(bits_ / 64, sizeof(uint64_t))));
+    b.words = map_words(bits_ / 64);
     if (!b.words) throw std::bad_alloc();  // at start-up only
   }
 }
@@ -92,11 +109,26 @@ void ReplayFilter::add_locked(uint64_t h1, uint64_t h2) {
   ++generation_;
 }
 
+// Page faults: a fresh process's filters are untouched anonymous pages, and a read of one maps the
+// shared zero page (a fault) that the first write then replaces (a second fault). So an empty
+// filter (count 0: no bit set) is not read at all, and the salt's block in the current filter is
+// first touched by a write (an atomic OR of 0: the bits are unchanged), which allocates the page in
+// one fault. A new salt on a fresh page so costs one fault instead of three (the standby filter's
+// zero page, the current filter's zero page, its copy on write): with the default million salts a
+// filter has about 1,460 pages, and a new process's first few thousand connections nearly all
+// land on a fresh one.
 bool ReplayFilter::check_and_insert(std::span<const uint8_t> salt) {
   std::lock_guard<std::mutex> lock(mu_);  // the key may be replaced by import_state
   uint64_t h1, h2;
   hash(salt, h1, h2);
-  if (contains(filters_[0], h1, h2) || contains(filters_[1], h1, h2)) return true;
+  const Bloom& standby = filters_[current_ ^ 1];
+  if (standby.count > 0 && contains(standby, h1, h2)) return true;
+  Bloom& current = filters_[current_];
+  if (current.count > 0) {
+    uint64_t* block = current.words.get() + (h1 % (bits_ / kBlockBits)) * (kBlockBits / 64);
+    std::atomic_ref<uint64_t>(block[block_bit(h2, 0) / 64]).fetch_or(0, std::memory_order_relaxed);
+    if (contains(current, h1, h2)) return true;
+  }
   add_locked(h1, h2);
   return false;
 }
@@ -158,7 +190,7 @@ bool ReplayFilter::import_state(std::span<const uint8_t> in, std::string* why) {
   const size_t words = bits_ / 64;
   Bloom loaded[2];
   for (Bloom& b : loaded) {
-    b.words.reset(static_cast<uint64_t*>(std::calloc(words, sizeof(uint64_t))));
+    b.words = map_words(words);
     if (!b.words) return fail("out of memory");
     b.count = r.u64();
     size_t i = 0;
@@ -167,6 +199,8 @@ bool ReplayFilter::import_state(std::span<const uint8_t> in, std::string* why) {
       const size_t lit = r.u32();
       if (zeros > words - i || lit > words - i - zeros) return fail("malformed classic filter");
       i += zeros;
+      // An empty filter (count 0) is never read (check_and_insert), so it must have no bit set.
+      if (b.count == 0 && lit > 0) return fail("malformed classic filter");
       for (size_t j = 0; j < lit; ++j) b.words[i + j] = r.u64();
       i += lit;
     }

@@ -47,10 +47,16 @@ class ReplayFilter {
 
  private:
   struct Bloom {
-    // calloc'd: zero pages cost no memory until a salt sets a bit in them.
-    std::unique_ptr<uint64_t[], void (*)(void*)> words{nullptr, &std::free};
+    // Anonymous pages of their own (mmap, see map_words): zero pages cost no memory until a salt
+    // sets a bit in them, and each block is one page, aligned.
+    struct Unmap {
+      size_t bytes;
+      void operator()(uint64_t* p) const;
+    };
+    std::unique_ptr<uint64_t[], Unmap> words;
     size_t count = 0;
   };
+  static std::unique_ptr<uint64_t[], Bloom::Unmap> map_words(size_t words);
   void hash(std::span<const uint8_t> salt, uint64_t& h1, uint64_t& h2) const;
   bool contains(const Bloom& b, uint64_t h1, uint64_t h2) const;
   void add(Bloom& b, uint64_t h1, uint64_t h2);
