@@ -44,6 +44,9 @@
 # (plus the build); section g alone about 5.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
+# nginx_origin
+# shellcheck source=scripts/bench/common.sh
+source "$root/scripts/bench/common.sh"
 cd "$root"
 
 all_ciphers=(aes-128-gcm aes-192-gcm aes-256-gcm chacha20-ietf-poly1305 xchacha20-ietf-poly1305)
@@ -470,31 +473,8 @@ except (ValueError, KeyError, TypeError):
 nginx_port=""
 nginx_start() {
   local prefix=$work/nginx
-  mkdir -p "$prefix/www" "$prefix/tmp"
-  head -c 1024 /dev/urandom >"$prefix/www/1k.bin"
-  chmod -R a+rX "$prefix"
   nginx_port=$(free_port)
-  cat >"$prefix/nginx.conf" <<EOF
-worker_processes 1;
-daemon off;
-pid $prefix/nginx.pid;
-error_log $prefix/error.log warn;
-events { worker_connections 16384; }
-http {
-  access_log off;
-  client_body_temp_path $prefix/tmp/body;
-  proxy_temp_path $prefix/tmp/proxy;
-  fastcgi_temp_path $prefix/tmp/fastcgi;
-  uwsgi_temp_path $prefix/tmp/uwsgi;
-  scgi_temp_path $prefix/tmp/scgi;
-  keepalive_requests 100000000;
-  keepalive_timeout 120s;
-  server {
-    listen 127.0.0.1:$nginx_port;
-    root $prefix/www;
-  }
-}
-EOF
+  nginx_origin "$prefix" "$nginx_port" 16384
   start nginx "$nginx_bin" -p "$prefix" -c "$prefix/nginx.conf" -e "$prefix/error.log"
   wait_listen "$nginx_port" "$last_pid" "$last_log" || {
     cat "$last_log" "$prefix/error.log" >&2 || true

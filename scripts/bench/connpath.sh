@@ -36,56 +36,20 @@ done
 out=${CONNPATH_OUT:-/tmp}
 work=$(mktemp -d)
 pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-  rm -rf "$work"
-}
-trap cleanup EXIT
-free_port() {
-  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-wait_port() {
-  local hex i
-  hex=$(printf ':%04X' "$1")
-  for ((i = 0; i < 100; i++)); do
-    awk -v h="$hex" '$4 == "0A" && substr($2, length($2) - 4) == h { f = 1 } END { exit !f }' \
-      /proc/net/tcp && return 0
-    sleep 0.1
-  done
-  echo "connpath.sh: port $1 did not listen" >&2
-  return 1
-}
+# shellcheck source=scripts/bench/common.sh
+source "$root/scripts/bench/common.sh"
+trap bench_cleanup EXIT
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 switches() { cat /proc/"$1"/task/*/status | awk '/ctxt_switches/ { n += $2 } END { print n }'; }
 
-mkdir -p "$work/www" "$work/tmp"
-head -c 1024 /dev/urandom >"$work/www/1k.bin"
-chmod -R a+rX "$work"
-ng_port=$(free_port)
-cat >"$work/nginx.conf" <<NG
-worker_processes 1;
-daemon off;
-pid $work/nginx.pid;
-error_log $work/error.log warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  client_body_temp_path $work/tmp/body;
-  proxy_temp_path $work/tmp/proxy;
-  fastcgi_temp_path $work/tmp/fastcgi;
-  uwsgi_temp_path $work/tmp/uwsgi;
-  scgi_temp_path $work/tmp/scgi;
-  keepalive_requests 100000000;
-  server { listen 127.0.0.1:$ng_port; root $work/www; }
-}
-NG
+ng_port=$(free_tcp_port)
+nginx_origin "$work" "$ng_port" 4096
 nginx -p "$work" -c "$work/nginx.conf" -e "$work/error.log" >"$work/nginx.log" 2>&1 &
 pids+=($!)
 wait_port "$ng_port"
 
-srv_port=$(free_port)
-tun_port=$(free_port)
+srv_port=$(free_tcp_port)
+tun_port=$(free_tcp_port)
 key=$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')
 extra=()
 case $config in

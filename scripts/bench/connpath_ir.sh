@@ -40,53 +40,15 @@ done
 n0=$((n / 10 > 50 ? n / 10 : 50))
 work=$(mktemp -d /tmp/connpath-ir.XXXXXX)
 pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-  rm -rf "$work"
-}
-trap cleanup EXIT
-free_port() {
-  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-wait_port() {
-  local hex i
-  hex=$(printf ':%04X' "$1")
-  for ((i = 0; i < 600; i++)); do
-    awk -v h="$hex" '$4 == "0A" && substr($2, length($2) - 4) == h { f = 1 } END { exit !f }' \
-      /proc/net/tcp && return 0
-    sleep 0.1
-  done
-  echo "connpath_ir.sh: port $1 did not listen" >&2
-  cat "$work"/*.log >&2
-  return 1
-}
+# shellcheck source=scripts/bench/common.sh
+source "$root/scripts/bench/common.sh"
+trap bench_cleanup EXIT
 
-mkdir -p "$work/www" "$work/tmp"
-head -c 1024 /dev/urandom >"$work/www/1k.bin"
-chmod -R a+rX "$work"
-ng_port=$(free_port)
-cat >"$work/nginx.conf" <<NG
-worker_processes 1;
-daemon off;
-pid $work/nginx.pid;
-error_log $work/error.log warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  client_body_temp_path $work/tmp/body;
-  proxy_temp_path $work/tmp/proxy;
-  fastcgi_temp_path $work/tmp/fastcgi;
-  uwsgi_temp_path $work/tmp/uwsgi;
-  scgi_temp_path $work/tmp/scgi;
-  keepalive_requests 100000000;
-  keepalive_timeout 600s;
-  server { listen 127.0.0.1:$ng_port; root $work/www; }
-}
-NG
+ng_port=$(free_tcp_port)
+nginx_origin "$work" "$ng_port" 4096
 nginx -p "$work" -c "$work/nginx.conf" -e "$work/error.log" >"$work/nginx.log" 2>&1 &
 pids+=($!)
-wait_port "$ng_port"
+wait_port "$ng_port" 60
 
 # The client: COUNT requests for /1k.bin, each answer read whole (Content-Length) and checked.
 cat >"$work/drive.py" <<'PY'
@@ -141,19 +103,19 @@ start() {
     libev) srv=("$work/libev-ss-server") tun=("$work/libev-ss-tunnel") ;;
     *) echo "connpath_ir.sh: unknown config $config" >&2; exit 2 ;;
   esac
-  srv_port=$(free_port)
-  tun_port=$(free_port)
+  srv_port=$(free_tcp_port)
+  tun_port=$(free_tcp_port)
   local p=("$@")
   (cd "$work" && exec "${p[@]//%s/server}" "${srv[@]}" -s 127.0.0.1 -p "$srv_port" -k "$key" -m "$method" -t 600 \
     "${extra[@]}") >"$work/srv.log" 2>&1 &
   srv_pid=$!
   pids+=("$srv_pid")
-  wait_port "$srv_port"
+  wait_port "$srv_port" 60
   (cd "$work" && exec "${p[@]//%s/tunnel}" "${tun[@]}" -s 127.0.0.1 -p "$srv_port" -b 127.0.0.1 -l "$tun_port" \
     -L "127.0.0.1:$ng_port" -k "$key" -m "$method" -t 600 "${extra[@]}") >"$work/tun.log" 2>&1 &
   tun_pid=$!
   pids+=("$tun_pid")
-  wait_port "$tun_port"
+  wait_port "$tun_port" 60
 }
 stop() {
   kill -TERM "$tun_pid" "$srv_pid" 2>/dev/null || true

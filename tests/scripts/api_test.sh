@@ -24,12 +24,10 @@
 # Needs chromium, qrencode, shadowsocks-libev's ss-local, curl and python3 (scripts/setup.sh).
 set -euo pipefail
 
-if [[ $# -ne 1 ]]; then
-  sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//' >&2
-  exit 2
-fi
-bin_dir=$(cd "$1" && pwd)
-source "$(dirname "$0")/lib.sh"
+here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=tests/scripts/lib.sh
+source "$here/lib.sh"
+script_test_args "$0" "$@"
 setup_work ss-api
 
 read -r p22 pcl api loc22 loclibev loclibev2 target echo tun22 tuncl <<<"$(free_ports 10)"

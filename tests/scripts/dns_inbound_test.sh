@@ -17,13 +17,10 @@
 # Usage: tests/scripts/dns_inbound_test.sh BIN_DIR   (BIN_DIR holds ss-local and ss-server)
 set -euo pipefail
 
-if [[ $# -ne 1 ]]; then
-  sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//' >&2
-  exit 2
-fi
-bin_dir=$(cd "$1" && pwd)
 here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=tests/scripts/lib.sh
 source "$here/lib.sh"
+script_test_args "$0" "$@"
 setup_work ss-dnsin
 
 method=chacha20-ietf-poly1305

@@ -13,13 +13,10 @@
 # Everything listens on 127.0.0.1, on free ports; every process started is stopped at the end.
 set -euo pipefail
 
-if [[ $# -ne 1 ]]; then
-  sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//' >&2
-  exit 2
-fi
-bin_dir=$(cd "$1" && pwd)
 here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=tests/scripts/lib.sh
 source "$here/lib.sh"
+script_test_args "$0" "$@"
 setup_work ss-dns
 
 method=chacha20-ietf-poly1305

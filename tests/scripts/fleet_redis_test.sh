@@ -14,21 +14,12 @@
 # Usage: tests/scripts/fleet_redis_test.sh BIN_DIR   (BIN_DIR holds ss-local and ss-server)
 set -euo pipefail
 
-if [[ $# -ne 1 ]]; then
-  sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//' >&2
-  exit 2
-fi
-bin_dir=$(cd "$1" && pwd)
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=tests/scripts/lib.sh
 source "$here/lib.sh"
+script_test_args "$0" "$@"
 
-for p in redis-server redis-cli curl python3; do
-  if ! command -v "$p" >/dev/null; then
-    echo "FAIL: $p is not installed (scripts/setup.sh installs it)"
-    exit 1
-  fi
-done
+require_tools redis-server redis-cli curl python3
 libev_local=$(command -v ss-local || true)
 
 setup_work ss-fleet-redis

@@ -17,20 +17,13 @@
 # Needs curl, nginx and python3 (scripts/setup.sh installs them).
 set -euo pipefail
 
-if [[ $# -ne 1 ]]; then
-  sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//' >&2
-  exit 2
-fi
-bin_dir=$(cd "$1" && pwd)
+here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=tests/scripts/lib.sh
+source "$here/lib.sh"
+script_test_args "$0" "$@"
 
 nginx_bin=$(command -v nginx || echo /usr/sbin/nginx)
-for tool in curl python3 "$nginx_bin"; do
-  if ! command -v "$tool" >/dev/null; then
-    echo "FAIL: $tool is missing (scripts/setup.sh installs it)"
-    echo "0 passed, 1 failed"
-    exit 1
-  fi
-done
+require_tools curl python3 "$nginx_bin"
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/ss-http-keepalive.XXXXXX")
 chmod 755 "$work" # nginx's workers may run as another user
@@ -56,9 +49,6 @@ print(" ".join(str(s.getsockname()[1]) for s in socks))' "$1"
 read -r nginx_port py_port server_port local_port dead_port < <(free_ports 5)
 method=aes-128-gcm
 password=http-keepalive-password
-
-# wait_listening, start
-source "$(dirname "$0")/lib.sh"
 
 # --- the origins ---
 

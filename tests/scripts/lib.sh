@@ -1,6 +1,30 @@
 # Shell helpers shared by the script tests that start our binaries on loopback (sourced, not run).
 # The caller defines the array `pids`; every process `start` runs is appended to it.
 
+# script_test_args "$0" "$@": a script test's one argument, BIN_DIR, as $bin_dir (absolute).
+# Without it, the script's header comment (its usage) goes to stderr and the script exits 2.
+script_test_args() {
+  local script=$1
+  shift
+  if [[ $# -ne 1 ]]; then
+    sed -n '2,/^[^#]/{/^#/s/^# \{0,1\}//p}' "$script" >&2
+    exit 2
+  fi
+  bin_dir=$(cd "$1" && pwd)
+}
+
+# require_tools PROGRAM...: fails the whole test (exit 1) naming the first one not installed.
+require_tools() {
+  local t
+  for t in "$@"; do
+    if ! command -v "$t" >/dev/null; then
+      echo "FAIL: $t is not installed (scripts/setup.sh installs it)"
+      echo "0 passed, 1 failed"
+      exit 1
+    fi
+  done
+}
+
 # pass TEXT / fail TEXT: one result line, counted in $passed / $failed.
 passed=0
 failed=0

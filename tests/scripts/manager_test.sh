@@ -20,12 +20,10 @@
 # Needs shadowsocks-libev (ss-manager, ss-server, ss-local), curl and python3 (scripts/setup.sh).
 set -euo pipefail
 
-if [[ $# -ne 1 ]]; then
-  sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//' >&2
-  exit 2
-fi
-bin_dir=$(cd "$1" && pwd)
-source "$(dirname "$0")/lib.sh"
+here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=tests/scripts/lib.sh
+source "$here/lib.sh"
+script_test_args "$0" "$@"
 setup_work ss-manager
 
 read -r web mgr p1 p2 p3 p4 loc loc_libev loc22 loc4 libev_mgr libev_p p5 echo tun tun_libev \

@@ -18,12 +18,10 @@
 # Needs prometheus, promtool, shadowsocks-libev's ss-local, curl and python3 (scripts/setup.sh).
 set -euo pipefail
 
-if [[ $# -ne 1 ]]; then
-  sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//' >&2
-  exit 2
-fi
-bin_dir=$(cd "$1" && pwd)
-source "$(dirname "$0")/lib.sh"
+here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=tests/scripts/lib.sh
+source "$here/lib.sh"
+script_test_args "$0" "$@"
 setup_work ss-metrics
 
 read -r web srv srv22 loc loc_libev loc22 met met22 prom tun echo <<<"$(free_ports 11)"

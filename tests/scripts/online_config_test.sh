@@ -23,23 +23,13 @@
 # Needs openssl, nginx, curl, python3 and shadowsocks-libev (scripts/setup.sh installs them).
 set -euo pipefail
 
-if [[ $# -ne 1 ]]; then
-  sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//' >&2
-  exit 2
-fi
-bin_dir=$(cd "$1" && pwd)
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=tests/scripts/lib.sh
 source "$here/lib.sh"
+script_test_args "$0" "$@"
 
 nginx_bin=$(command -v nginx || echo /usr/sbin/nginx)
-for tool in openssl curl python3 "$nginx_bin" /usr/bin/ss-server; do
-  if ! command -v "$tool" >/dev/null; then
-    echo "FAIL: $tool is missing (scripts/setup.sh installs it)"
-    echo "0 passed, 1 failed"
-    exit 1
-  fi
-done
+require_tools openssl curl python3 "$nginx_bin" /usr/bin/ss-server
 
 setup_work ss-online
 chmod 755 "$work" # nginx's workers may run as another user

@@ -18,22 +18,12 @@
 # ports; every process started is stopped at the end.
 set -euo pipefail
 
-if [[ $# -ne 1 ]]; then
-  sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//' >&2
-  exit 2
-fi
-bin_dir=$(cd "$1" && pwd)
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=tests/scripts/lib.sh
 source "$here/lib.sh"
+script_test_args "$0" "$@"
 
-for p in obfs-local obfs-server ss-v2ray-plugin /usr/bin/ss-server /usr/bin/ss-local curl; do
-  if ! command -v "$p" >/dev/null; then
-    echo "FAIL: $p is not installed (scripts/setup.sh installs it)"
-    echo "0 passed, 1 failed"
-    exit 1
-  fi
-done
+require_tools obfs-local obfs-server ss-v2ray-plugin /usr/bin/ss-server /usr/bin/ss-local curl
 
 setup_work ss-plugins
 method=chacha20-ietf-poly1305

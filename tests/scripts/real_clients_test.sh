@@ -18,11 +18,10 @@
 # python3 and ip (scripts/setup.sh installs them).
 set -euo pipefail
 
-if [[ $# -ne 1 ]]; then
-  sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//' >&2
-  exit 2
-fi
-bin_dir=$(cd "$1" && pwd)
+here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=tests/scripts/lib.sh
+source "$here/lib.sh"
+script_test_args "$0" "$@"
 
 if [[ -z ${SS_REAL_CLIENTS_INSIDE:-} ]]; then
   export SS_REAL_CLIENTS_INSIDE=1
@@ -59,9 +58,6 @@ auth_port=11081       # with the user file
 dead_port=11099       # nothing listens
 method=aes-128-gcm
 password=real-clients-password
-
-# wait_listening, start
-source "$(dirname "$0")/lib.sh"
 
 mkdir -p "$work/www"
 head -c $((1 << 20)) /dev/urandom >"$work/www/file.bin"
