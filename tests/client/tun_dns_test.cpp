@@ -12,21 +12,13 @@
 #include "client/tun/packet.h"
 #include "client/tun/tun_device.h"
 #include "relay/dns/dns_message.h"
+#include "tests/client/tun_endpoints.h"
 
 using namespace ss;
 
 namespace {
 
-IpEndpoint ep4(uint8_t a, uint8_t b, uint8_t c, uint8_t d, uint16_t port) {
-  IpEndpoint e;
-  e.ip.len = 4;
-  e.ip.b[0] = a;
-  e.ip.b[1] = b;
-  e.ip.b[2] = c;
-  e.ip.b[3] = d;
-  e.port = port;
-  return e;
-}
+using test::v4;
 
 // "198.18.0.1", "[fc00::1]".
 std::string text(const IpBytes& ip) {
@@ -46,12 +38,12 @@ TunDnsOptions fake_options() {
 
 // A UDP packet from the client to server:53 carrying a query for name/type; parsed into pkt.
 std::vector<uint8_t> query_packet(const std::string& name, uint16_t type, IpPacket& pkt,
-                                  const IpEndpoint& server = ep4(10, 255, 0, 53, 53)) {
+                                  const IpEndpoint& server = v4(10, 255, 0, 53, 53)) {
   uint8_t q[300];
   const size_t qn = dns::build_query(q, sizeof q, 0x4242, name, type);
   REQUIRE(qn > 0);
   std::vector<uint8_t> p(1500);
-  const size_t n = build_udp_packet(p.data(), p.size(), ep4(10, 255, 0, 1, 40000), server, q, qn);
+  const size_t n = build_udp_packet(p.data(), p.size(), v4(10, 255, 0, 1, 40000), server, q, qn);
   REQUIRE(n > 0);
   p.resize(n);
   REQUIRE(parse_ip_packet(p.data(), p.size(), pkt, true) == ParseStatus::Ok);
@@ -64,8 +56,8 @@ TEST_CASE("tun DNS: networks parse with host bits cleared, too small ones refuse
   const std::optional<IpNet> n = parse_ip_net("198.19.7.9/15");
   REQUIRE(n);
   CHECK(text(n->base) == "198.18.0.0");
-  CHECK(n->contains(ep4(198, 19, 255, 255, 0).ip));
-  CHECK_FALSE(n->contains(ep4(198, 20, 0, 0, 0).ip));
+  CHECK(n->contains(v4(198, 19, 255, 255, 0).ip));
+  CHECK_FALSE(n->contains(v4(198, 20, 0, 0, 0).ip));
   CHECK(parse_ip_net("fc00::/18"));
   CHECK_FALSE(parse_ip_net("198.18.0.0/31"));
   CHECK_FALSE(parse_ip_net("198.18.0.0/0"));
@@ -88,9 +80,9 @@ TEST_CASE("tun DNS: one address per name, expiry after no use, LRU when full", "
   CHECK(pool.live(a, 1899));
   CHECK_FALSE(pool.live(b, 1010));  // unused for 1000 ms: forgotten
   CHECK_FALSE(pool.name_of(b, 1010, name));
-  CHECK_FALSE(pool.live(ep4(198, 18, 0, 3, 0).ip, 0));  // never given
-  CHECK_FALSE(pool.live(ep4(198, 18, 0, 0, 0).ip, 0));  // the network address
-  CHECK_FALSE(pool.live(ep4(10, 0, 0, 1, 0).ip, 0));    // not in the pool
+  CHECK_FALSE(pool.live(v4(198, 18, 0, 3, 0).ip, 0));  // never given
+  CHECK_FALSE(pool.live(v4(198, 18, 0, 0, 0).ip, 0));  // the network address
+  CHECK_FALSE(pool.live(v4(10, 0, 0, 1, 0).ip, 0));    // not in the pool
   CHECK(pool.size() == 2);
 
   // A /30 has two addresses: the third name takes the least recently used one's.
@@ -122,8 +114,8 @@ TEST_CASE("tun DNS: A/AAAA answered from the pools, other types empty or relayed
                        TunDns::now_ms()) == TunDns::Verdict::Reply);
   IpPacket r;
   REQUIRE(parse_ip_packet(out, n, r, true) == ParseStatus::Ok);
-  CHECK(r.src == ep4(10, 255, 0, 53, 53));  // from the address queried
-  CHECK(r.dst == ep4(10, 255, 0, 1, 40000));
+  CHECK(r.src == v4(10, 255, 0, 53, 53));  // from the address queried
+  CHECK(r.dst == v4(10, 255, 0, 1, 40000));
   dns::Summary sum;
   REQUIRE(dns::summarize(out + r.payload_offset, r.payload_len, sum) == ParseStatus::Ok);
   CHECK(sum.header.id == 0x4242);
@@ -143,7 +135,7 @@ TEST_CASE("tun DNS: A/AAAA answered from the pools, other types empty or relayed
   CHECK(target.to_string() == "www.example.com:443");
   Address unknown = *make_address("198.19.0.9", 80);
   CHECK_FALSE(tun_dns_target(&dns, unknown));
-  CHECK(dns.refuses(ep4(198, 19, 0, 9, 0).ip, 0));
+  CHECK(dns.refuses(v4(198, 19, 0, 9, 0).ip, 0));
   Address real = *make_address("192.0.2.1", 80);
   REQUIRE(tun_dns_target(&dns, real));
   CHECK(real.to_string() == "192.0.2.1:80");

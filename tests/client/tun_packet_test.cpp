@@ -10,6 +10,7 @@
 #include "client/tun/tun_device.h"
 #include "client/tun/tun_udp_inbound.h"
 #include "relay/address.h"
+#include "tests/client/tun_endpoints.h"
 
 #include <arpa/inet.h>
 
@@ -17,25 +18,8 @@ using namespace ss;
 
 namespace {
 
-IpEndpoint v4(uint8_t a, uint8_t b, uint8_t c, uint8_t d, uint16_t port) {
-  IpEndpoint e;
-  e.ip.len = 4;
-  e.ip.b[0] = a;
-  e.ip.b[1] = b;
-  e.ip.b[2] = c;
-  e.ip.b[3] = d;
-  e.port = port;
-  return e;
-}
-
-IpEndpoint v6(uint8_t last, uint16_t port) {
-  IpEndpoint e;
-  e.ip.len = 16;
-  e.ip.b[0] = 0xfd;
-  e.ip.b[15] = last;
-  e.port = port;
-  return e;
-}
+using test::v4;
+using test::v6;
 
 void put16(std::vector<uint8_t>& p, size_t at, uint16_t v) {
   p[at] = static_cast<uint8_t>(v >> 8);

@@ -15,6 +15,8 @@
 #include <filesystem>
 #include <fstream>
 #include <regex>
+#include <sstream>
+#include <string>
 #include <thread>
 
 #include "tests/integration/harness.h"
@@ -716,6 +718,20 @@ TEST_CASE("UDP: ss-tunnel -u reaches a server given by name", "[integration][udp
   check_clean_shutdown(srv);
 }
 
+// rust's "servers" array, `"servers": [...]`, for servers of ours on 127.0.0.1.
+std::string servers_json(std::initializer_list<std::pair<const Node*, const NodeOptions*>> list) {
+  std::ostringstream o;
+  o << R"("servers": [)";
+  const char* sep = "";
+  for (const auto& [node, opt] : list) {
+    o << sep << R"({"server": "127.0.0.1", "server_port": )" << node->port << R"(, "method": ")"
+      << opt->method << R"(", "password": ")" << opt->password << R"("})";
+    sep = ", ";
+  }
+  o << "]";
+  return o.str();
+}
+
 TEST_CASE("UDP: rust-form locals (socks tcp_and_udp, tunnel udp_only) over two servers",
           "[integration][udp]") {
   UdpTarget echo;
@@ -737,13 +753,8 @@ TEST_CASE("UDP: rust-form locals (socks tcp_and_udp, tunnel udp_only) over two s
       {"protocol": "socks", "mode": "tcp_and_udp", "local_address": "127.0.0.1",
        "local_port": )"
                      << socks_port << R"(}],
-    "servers": [
-      {"server": "127.0.0.1", "server_port": )"
-                     << srv_a.port << R"(, "method": ")" << a.method << R"(", "password": ")"
-                     << a.password << R"("},
-      {"server": "127.0.0.1", "server_port": )"
-                     << srv_b.port << R"(, "method": ")" << b.method << R"(", "password": ")"
-                     << b.password << R"("}],
+    )" << servers_json({{&srv_a, &a}, {&srv_b, &b}})
+                     << R"(,
     "balancer": {"mode": "round_robin"}})";
   Node local =
       start_node(Impl::Ours, "ss-local", {"-c", cfg.string(), "-vv"}, socks_port, "ss-local");
@@ -811,13 +822,8 @@ TEST_CASE(
        "local_port": )"
                      << tunnel_port << R"(, "forward_address": "127.0.0.1", "forward_port": )"
                      << dns.port() << R"(}],
-    "servers": [
-      {"server": "127.0.0.1", "server_port": )"
-                     << srv_a.port << R"(, "method": ")" << a.method << R"(", "password": ")"
-                     << a.password << R"("},
-      {"server": "127.0.0.1", "server_port": )"
-                     << srv_b.port << R"(, "method": ")" << b.method << R"(", "password": ")"
-                     << b.password << R"("}],
+    )" << servers_json({{&srv_a, &a}, {&srv_b, &b}})
+                     << R"(,
     "balancer": {"mode": "round_robin", "check_interval_ms": 200, "max_server_rtt": 1,
                  "udp_probe_target": "127.0.0.1:)"
                      << probe_echo.port() << R"("}})";
