@@ -105,7 +105,13 @@ TEST_CASE("replay filter: a new salt on a fresh page costs one page fault and no
   for (int i = 1; i < 301; ++i) CHECK_FALSE(f.check_and_insert(salts[i]));
   const long faults = thread_minor_faults() - before;
   // ~1,460 pages a filter: most of the 300 salts land on a fresh page (one fault each).
+#if defined(__SANITIZE_ADDRESS__)
+  // AddressSanitizer's shadow memory faults on the same accesses (418 here): the count means
+  // something only without it.
+  WARN("page faults not checked under AddressSanitizer: " << faults);
+#else
   CHECK(faults < 360);
+#endif
   CHECK(f.check_and_insert(salts[150]));  // still remembered
 }
 
