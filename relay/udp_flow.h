@@ -36,7 +36,7 @@ struct UdpStats {
   uint64_t drop_resolve = 0;       // the target or server name did not resolve (yet)
   uint64_t drop_replay = 0;        // 2022: packet ID already seen or behind the window
   uint64_t drop_clock = 0;         // 2022: timestamp more than 30 s off
-  uint64_t drop_blocked = 0;       // ss-server: SSRF guard or ACL (target or client)
+  uint64_t drop_blocked = 0;       // the SSRF guard or the ACL (target or client; ss-local: target)
   uint64_t associations_created = 0;
   uint64_t associations_evicted = 0;  // by udp_max_associations
   uint64_t associations_expired = 0;  // by udp_timeout
