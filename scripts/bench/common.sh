@@ -1,6 +1,14 @@
 # Shell helpers for the benchmark scripts (sourced, not run): scripts/bench/connpath.sh,
 # scripts/bench/connpath_ir.sh, and the nginx origin of scripts/bench.sh.
-# The caller sets `work` (its scratch directory) and defines the array `pids`.
+# The caller sets `work` (its scratch directory) and defines the array `pids`, or calls bench_work.
+
+# bench_work NAME: a new scratch directory $work (under $TMPDIR) and an empty `pids`; both go at
+# exit (bench_cleanup).
+bench_work() {
+  work=$(mktemp -d "${TMPDIR:-/tmp}/$1.XXXXXX")
+  pids=()
+  trap bench_cleanup EXIT
+}
 
 # bench_cleanup: stops the processes in `pids` and removes $work (for `trap bench_cleanup EXIT`).
 bench_cleanup() {

@@ -34,11 +34,9 @@ while [[ $# -gt 0 ]]; do
   esac
 done
 out=${CONNPATH_OUT:-/tmp}
-work=$(mktemp -d)
-pids=()
 # shellcheck source=scripts/bench/common.sh
 source "$root/scripts/bench/common.sh"
-trap bench_cleanup EXIT
+bench_work connpath
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 switches() { cat /proc/"$1"/task/*/status | awk '/ctxt_switches/ { n += $2 } END { print n }'; }
 

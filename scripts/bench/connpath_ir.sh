@@ -38,11 +38,9 @@ while [[ $# -gt 0 ]]; do
   esac
 done
 n0=$((n / 10 > 50 ? n / 10 : 50))
-work=$(mktemp -d /tmp/connpath-ir.XXXXXX)
-pids=()
 # shellcheck source=scripts/bench/common.sh
 source "$root/scripts/bench/common.sh"
-trap bench_cleanup EXIT
+bench_work connpath-ir
 
 ng_port=$(free_tcp_port)
 nginx_origin "$work" "$ng_port" 4096
