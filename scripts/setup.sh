@@ -29,8 +29,9 @@ packages=(
   simple-obfs shadowsocks-v2ray-plugin procps
   # the metrics endpoint scraped by a real Prometheus server, and promtool (metrics_prometheus_test)
   prometheus
-  # the status page's QR codes checked against the qrencode CLI's (tests/scripts/api_test.sh)
-  qrencode
+  # the status page's QR codes checked against the qrencode CLI's, and decoded from its
+  # screenshot by zbarimg (tests/scripts/api_test.sh)
+  qrencode zbar-tools
   # a fleet sharing its users through Redis (server/fleet/): hiredis, and redis-server/redis-cli
   # for its test (tests/scripts/fleet_redis_test.sh starts its own; the daemon is not started)
   libhiredis-dev redis-server redis-tools

@@ -9,7 +9,7 @@
 #     GET /stats report exactly; GET /stats?clear=true clears them;
 #   * the status page in headless Chromium with one-time tickets: the DOM lists the users, bob's
 #     ss:// link is the one expected, its QR code (inline SVG) has the modules that the qrencode
-#     CLI makes for that link (and zbarimg decodes the screenshot when zbar-tools is installed);
+#     CLI makes for that link (and zbarimg decodes the screenshot);
 #     a ticket used twice: 401; the screenshot is a PNG of the window's size that is not blank;
 #   * PATCH gives carol a new key (the same key again: 400); DELETE /users/bob: 204, then bob's
 #     new connections are refused while carol's go on;
@@ -21,13 +21,14 @@
 #     port's UDP socket closes, the new one's binds and echoes through libev's ss-tunnel.
 #
 # Usage: tests/scripts/api_test.sh BIN_DIR   (BIN_DIR holds ss-local and ss-server)
-# Needs chromium, qrencode, shadowsocks-libev's ss-local, curl and python3 (scripts/setup.sh).
+# Needs chromium, qrencode, zbarimg, shadowsocks-libev's ss-local, curl and python3 (scripts/setup.sh).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=tests/scripts/lib.sh
 source "$here/lib.sh"
 script_test_args "$0" "$@"
+require_tools zbarimg qrencode
 setup_work ss-api
 
 read -r p22 pcl api loc22 loclibev loclibev2 target echo tun22 tuncl <<<"$(free_ports 10)"
@@ -250,13 +251,9 @@ if [[ $got == "900x1300 rows=many" ]]; then
 else
   fail "the status page's screenshot: $got"
 fi
-if command -v zbarimg >/dev/null; then
-  zbarimg -q --raw "$work/status.png" >"$work/zbar.out" 2>/dev/null || true
-  grep -qxF "$want" "$work/zbar.out" && pass "zbarimg decodes bob's link from the screenshot" ||
-    fail "zbarimg: $(head -c 300 "$work/zbar.out")"
-else
-  echo "skip: zbarimg (zbar-tools) is not installed: the screenshot's QR codes are not decoded"
-fi
+zbarimg -q --raw "$work/status.png" >"$work/zbar.out" 2>/dev/null || true
+grep -qxF "$want" "$work/zbar.out" && pass "zbarimg decodes bob's link from the screenshot" ||
+  fail "zbarimg: $(head -c 300 "$work/zbar.out")"
 
 # PATCH and DELETE.
 expect "PATCH carol with her current key" 400 "$(call PATCH /users/carol '{"uPSK": "carol-pw"}')"
