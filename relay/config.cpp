@@ -593,6 +593,9 @@ bool tun_dns_value(ListenerSpec& spec, const std::string& k, const json& val,
     (v4 ? spec.fake_dns_ipv4_network : spec.fake_dns_ipv6_network) = text;
   } else if (k == "fake_dns_record_expire_duration") {
     spec.fake_dns_expire_s = static_cast<uint32_t>(count_value(val, key, 2, 7 * 86400));
+  } else if (k == "fake_dns_database_path") {
+    spec.fake_dns_database_path = string_value(val, key);
+    if (spec.fake_dns_database_path.empty()) fail(key + ": must be a file path, got \"\"");
   } else {
     return false;
   }
@@ -603,7 +606,8 @@ bool tun_dns_value(ListenerSpec& spec, const std::string& k, const json& val,
 void check_tun_dns(const ListenerSpec& spec, const std::string& at, const json& o) {
   const bool fake_keys = o.contains("fake_dns_ipv4_network") ||
                          o.contains("fake_dns_ipv6_network") ||
-                         o.contains("fake_dns_record_expire_duration");
+                         o.contains("fake_dns_record_expire_duration") ||
+                         o.contains("fake_dns_database_path");
   if (spec.protocol != ListenerSpec::Protocol::Tun) {
     if (!spec.tun_dns.empty() || spec.tun_dns_resolver || fake_keys) {
       fail(at +

@@ -184,6 +184,7 @@ struct ListenerSpec {
   std::string fake_dns_ipv4_network{"198.18.0.0/15"};
   std::string fake_dns_ipv6_network{"fc00::/18"};
   uint32_t fake_dns_expire_s = 600;
+  std::string fake_dns_database_path{};  // the fake table's file (client/tun/fake_dns_file.cpp)
   // Dns (client/dns): the resolver asked directly (an IP, rust's local_dns_address/_port), the
   // one asked through the tunnel (remote_dns_address/_port), and the answer cache's entries.
   std::optional<Address> local_dns{};

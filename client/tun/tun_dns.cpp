@@ -143,6 +143,7 @@ IpBytes FakeIpPool::assign(std::string_view name, uint64_t now_ms) {
   }
   slots_[slot].last_ms = now_ms;
   push_back(slot);
+  ++changes_;
   return address_of(slot);
 }
 
@@ -154,6 +155,7 @@ uint32_t FakeIpPool::touch(const IpBytes& ip, uint64_t now_ms) {
   e.last_ms = now_ms;
   unlink(slot);
   push_back(slot);
+  ++changes_;
   return slot;
 }
 
@@ -180,8 +182,59 @@ uint64_t FakeIpPool::evicted_live() const {
   return evicted_live_;
 }
 
+uint64_t FakeIpPool::changes() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return changes_;
+}
+
+std::vector<FakeIpPool::Record> FakeIpPool::records(uint64_t now_ms) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<Record> out;
+  out.reserve(by_name_.size());
+  for (uint32_t slot = head_; slot != 0; slot = slots_[slot].next) {
+    const Entry& e = slots_[slot];
+    if (!e.name.empty() && !expired(e, now_ms))
+      out.push_back({address_of(slot), e.name, e.last_ms});
+  }
+  return out;
+}
+
+size_t FakeIpPool::restore(std::vector<Record> records) {
+  std::lock_guard<std::mutex> lock(mu_);
+  size_t skipped = 0;
+  // The least recently used first, so the LRU order survives the restart.
+  std::stable_sort(records.begin(), records.end(),
+                   [](const Record& a, const Record& b) { return a.last_ms < b.last_ms; });
+  std::vector<uint32_t> taken;
+  for (Record& r : records) {
+    uint32_t slot = 0;
+    if (net_.contains(r.ip) && std::memcmp(r.ip.b, net_.base.b, r.ip.len - 4u) == 0) {
+      slot = low32(r.ip.b, r.ip.len) - low32(net_.base.b, r.ip.len);
+    }
+    std::string key = canonical(r.name);
+    if (slot == 0 || slot > capacity_ || key.empty() || by_name_.count(key) != 0 ||
+        (slot < slots_.size() && !slots_[slot].name.empty())) {
+      ++skipped;
+      continue;
+    }
+    if (slots_.size() <= slot) slots_.resize(slot + 1);
+    slots_[slot].name = key;
+    slots_[slot].last_ms = r.last_ms;
+    by_name_.emplace(std::move(key), slot);
+    taken.push_back(slot);
+  }
+  // The slots between them are free: first in line once the pool is full.
+  for (uint32_t slot = 1; slot < slots_.size(); ++slot) {
+    if (slots_[slot].name.empty()) push_back(slot);
+  }
+  for (uint32_t slot : taken) push_back(slot);
+  return skipped;
+}
+
 TunDns::TunDns(const TunDnsOptions& o)
-    : mode_(o.mode),
+    : database_(o.database),
+      expire_s_(o.expire_s),
+      mode_(o.mode),
       resolver_(o.resolver),
       // An answer must not outlive its entry in a client's cache: half the expiry, at most 60 s.
       ttl_(std::max<uint32_t>(1, std::min<uint32_t>(60, o.expire_s / 2))),
@@ -214,13 +267,11 @@ TunDns::Lookup TunDns::target(const IpEndpoint& dst, uint64_t now_ms, std::strin
   return pool->name_of(dst.ip, now_ms, *name) ? Lookup::Name : Lookup::Unknown;
 }
 
-TunDns::Verdict TunDns::on_query(const uint8_t* p, const IpPacket& pkt, uint8_t* scratch,
-                                 size_t scratch_cap, uint8_t* out, size_t cap, size_t* out_len,
-                                 uint64_t now_ms) {
+TunDns::Verdict TunDns::answer(const uint8_t* msg, size_t len, uint8_t* out, size_t cap,
+                               size_t* out_len, uint64_t now_ms) {
   if (mode_ == TunDnsOptions::Mode::Relay) return resolver_ ? Verdict::Relay : Verdict::Drop;
-  const uint8_t* msg = p + pkt.payload_offset;
   dns::Reader r;
-  if (r.start(msg, pkt.payload_len) != ParseStatus::Ok) return Verdict::Drop;
+  if (r.start(msg, len) != ParseStatus::Ok) return Verdict::Drop;
   const dns::Header& h = r.header();
   if (h.response() || h.opcode() != 0 || h.qdcount != 1) return Verdict::Drop;
   dns::Question q;
@@ -239,9 +290,18 @@ TunDns::Verdict TunDns::on_query(const uint8_t* p, const IpPacket& pkt, uint8_t*
     }
   }
   const dns::AddressAnswer a{ip.b, ip.len};
-  const size_t n = dns::build_answer(scratch, scratch_cap, msg, pkt.payload_len, rcode,
-                                     std::span<const dns::AddressAnswer>(&a, ip.len ? 1 : 0), ttl_);
-  if (n == 0) return Verdict::Drop;
+  *out_len = dns::build_answer(out, cap, msg, len, rcode,
+                               std::span<const dns::AddressAnswer>(&a, ip.len ? 1 : 0), ttl_);
+  return *out_len == 0 ? Verdict::Drop : Verdict::Reply;
+}
+
+TunDns::Verdict TunDns::on_query(const uint8_t* p, const IpPacket& pkt, uint8_t* scratch,
+                                 size_t scratch_cap, uint8_t* out, size_t cap, size_t* out_len,
+                                 uint64_t now_ms) {
+  size_t n = 0;
+  const Verdict v =
+      answer(p + pkt.payload_offset, pkt.payload_len, scratch, scratch_cap, &n, now_ms);
+  if (v != Verdict::Reply) return v;
   *out_len = build_udp_packet(out, cap, pkt.dst, pkt.src, scratch, n);
   return *out_len == 0 ? Verdict::Drop : Verdict::Reply;
 }
@@ -276,7 +336,10 @@ std::shared_ptr<TunDns> make_tun_dns(const ListenerSpec& spec) {
   if (!spec.tun_cidr6.empty()) o.pool6 = parse_ip_net(spec.fake_dns_ipv6_network);
   o.expire_s = spec.fake_dns_expire_s;
   o.resolver = spec.tun_dns_resolver;
-  return std::make_shared<TunDns>(o);
+  if (o.mode == TunDnsOptions::Mode::Fake) o.database = spec.fake_dns_database_path;
+  auto dns = std::make_shared<TunDns>(o);
+  if (!dns->database().empty()) dns->load_database();
+  return dns;
 }
 
 }  // namespace ss

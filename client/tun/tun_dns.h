@@ -48,6 +48,19 @@ class FakeIpPool {
   size_t size() const;
   uint64_t evicted_live() const;  // entries given away while still live (the pool was full)
 
+  // Persistence (fake_dns_database_path): the live entries, and putting them back at start.
+  struct Record {
+    IpBytes ip;
+    std::string name;
+    uint64_t last_ms = 0;
+  };
+  std::vector<Record> records(uint64_t now_ms) const;
+  // Into an empty pool: entries whose address is not one this pool gives (outside it, or past
+  // its capacity) or whose address or name is already taken are skipped; returns how many were.
+  size_t restore(std::vector<Record> records);
+  // Grows with every assignment and every use: a save is due when it moved.
+  uint64_t changes() const;
+
  private:
   struct Entry {
     std::string name;
@@ -71,6 +84,7 @@ class FakeIpPool {
   std::unordered_map<std::string, uint32_t> by_name_;
   uint32_t head_ = 0, tail_ = 0;  // least and most recently used
   uint64_t evicted_live_ = 0;
+  uint64_t changes_ = 0;
 };
 
 struct TunDnsOptions {
@@ -80,7 +94,20 @@ struct TunDnsOptions {
   std::optional<IpNet> pool6;  // null: AAAA queries get an empty answer (no IPv6 on the TUN)
   uint32_t expire_s = 600;
   std::optional<Address> resolver;  // relay mode; fake mode: where other query types go
+  std::string database;             // fake mode: fake_dns_database_path, or empty
 };
+
+// The fake table's file (fake_dns_database_path; README "tun mode", DNS): a text file, a header
+// line then one line per entry, `ADDRESS EXPIRY NAME` (expiry in Unix seconds).
+struct FakeDnsRecord {
+  IpBytes ip;
+  uint64_t expires_s = 0;
+  std::string name;
+};
+inline constexpr std::string_view kFakeDnsFileHeader = "shadowsocks-uv fake-dns 1";
+std::string encode_fake_dns_file(const std::vector<FakeDnsRecord>& records);
+// nullopt (the whole file refused) for a wrong header or any malformed line.
+std::optional<std::vector<FakeDnsRecord>> parse_fake_dns_file(std::string_view text);
 
 class TunDns {
  public:
@@ -90,10 +117,16 @@ class TunDns {
   // Where relayed queries go (relay mode; fake mode: query types other than A/AAAA), or null.
   const Address* resolver() const { return resolver_ ? &*resolver_ : nullptr; }
 
+  // One DNS message (a query from a client): Reply with the answer in out[0, *out_len) (fake mode:
+  // A/AAAA from the pools and, without a resolver, every other type empty), Relay (to resolver()),
+  // or Drop (not a query we can read). Shared by UDP (on_query) and TCP (tun_dns_tcp.h).
+  enum class Verdict : uint8_t { Reply, Relay, Drop };
+  Verdict answer(const uint8_t* msg, size_t len, uint8_t* out, size_t cap, size_t* out_len,
+                 uint64_t now_ms);
+
   // A UDP packet to port 53 read from the TUN (p, parsed as pkt). Reply: the answer packet is
   // in out[0, *out_len) (fake mode, A/AAAA and, without a resolver, every other type). Relay: hand
   // it to the UDP NAT (which sends it to resolver()). Drop: not a query we can read.
-  enum class Verdict : uint8_t { Reply, Relay, Drop };
   Verdict on_query(const uint8_t* p, const IpPacket& pkt, uint8_t* scratch, size_t scratch_cap,
                    uint8_t* out, size_t cap, size_t* out_len, uint64_t now_ms);
 
@@ -111,7 +144,25 @@ class TunDns {
   // A monotonic clock in ms shared by every worker (their loop clocks differ).
   static uint64_t now_ms();
 
+  // The fake table's file. The pools' live entries as records expiring at wall time now_s on;
+  // and putting records back (expired ones dropped): how many were loaded and skipped.
+  std::vector<FakeDnsRecord> snapshot(uint64_t now_s, uint64_t now_ms) const;
+  struct Restored {
+    size_t loaded = 0, expired = 0, outside = 0;
+  };
+  Restored restore(const std::vector<FakeDnsRecord>& records, uint64_t now_s, uint64_t now_ms);
+  const std::string& database() const { return database_; }
+  // At start: reads database(), logging what came of it (a missing file is an empty table; a
+  // corrupt one a warning and an empty table).
+  void load_database();
+  // Writes database() atomically if the table changed since the last load or save (or always,
+  // with force); a failure is a warning.
+  void save_database(bool force = false);
+
  private:
+  std::string database_;
+  uint64_t saved_changes_ = 0;
+  uint32_t expire_s_;
   TunDnsOptions::Mode mode_;
   std::optional<Address> resolver_;
   uint32_t ttl_;

@@ -44,6 +44,7 @@ TunEngine::TunEngine(uv_loop_t* loop, std::shared_ptr<TunDevice> dev, int queue,
       dev_(std::move(dev)),
       fd_(dev_->queue_fd(queue)),
       udp_(udp),
+      queue_(queue),
       buf_(new uint8_t[kBufSize]) {
   if (dev_->dns() != nullptr) dns_buf_.reset(new uint8_t[kBufSize]);
   if (udp_ != nullptr) udp_index_ = udp_->attach(std::move(inbound), std::move(outbound), this);
@@ -56,13 +57,28 @@ int TunEngine::start() {
   if (r != 0) return r;
   polling_ = true;
   poll_.data = this;
+  TunDns* dns = dev_->dns();
+  if (queue_ == 0 && dns != nullptr && !dns->database().empty()) {
+    uv_timer_init(loop_, &save_timer_);
+    save_timer_.data = this;
+    saving_ = true;
+    uv_timer_start(&save_timer_, on_save, kSaveIntervalMs, kSaveIntervalMs);
+  }
   return uv_poll_start(&poll_, UV_READABLE, on_readable);
+}
+
+void TunEngine::on_save(uv_timer_t* t) {
+  static_cast<TunEngine*>(t->data)->dev_->dns()->save_database();
 }
 
 void TunEngine::shutdown() {
   if (closed_) return;
   closed_ = true;
   if (polling_) uv_close(reinterpret_cast<uv_handle_t*>(&poll_), nullptr);
+  if (saving_) {
+    dev_->dns()->save_database();  // the last write, at a graceful exit
+    uv_close(reinterpret_cast<uv_handle_t*>(&save_timer_), nullptr);
+  }
   LOG_DEBUG(
       "tun %s: %llu packets in, %llu TCP, %llu UDP, %llu dropped, %llu write failures, %llu DNS "
       "answers, %llu refused",

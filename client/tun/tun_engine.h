@@ -25,6 +25,7 @@ struct TunStats {
 
 class TunEngine final : public PacketSink {
  public:
+  static constexpr uint64_t kSaveIntervalMs = 60'000;  // the fake table's file, when it changed
   // Reads and writes the device's queue `queue`. udp: the worker's UDP NAT, or null (tcp_only:
   // UDP packets are dropped).
   TunEngine(uv_loop_t* loop, std::shared_ptr<TunDevice> dev, int queue, UdpNat* udp,
@@ -42,6 +43,7 @@ class TunEngine final : public PacketSink {
 
  private:
   static void on_readable(uv_poll_t* p, int status, int events);
+  static void on_save(uv_timer_t* t);
   void handle(uint8_t* p, size_t n, uint64_t now_ms);
 
   uv_loop_t* loop_;
@@ -51,6 +53,10 @@ class TunEngine final : public PacketSink {
   uint16_t udp_index_ = 0;
   uv_poll_t poll_;
   bool polling_ = false;
+  // Queue 0's engine, with fake_dns_database_path: writes the fake table when it changed.
+  uv_timer_t save_timer_;
+  bool saving_ = false;
+  int queue_;
   bool closed_ = false;
   std::unique_ptr<uint8_t[]> buf_;      // one packet at a time; the device's MTU at most
   std::unique_ptr<uint8_t[]> dns_buf_;  // with DNS on the device: an answer being built

@@ -29,11 +29,7 @@ std::string text(const IpBytes& ip) {
 }
 
 TunDnsOptions fake_options() {
-  TunDnsOptions o;
-  o.pool4 = *parse_ip_net("198.18.0.0/15");
-  o.pool6 = parse_ip_net("fc00::/18");
-  o.expire_s = 20;
-  return o;
+  return test::fake_options(20);
 }
 
 // A UDP packet from the client to server:53 carrying a query for name/type; parsed into pkt.

@@ -594,6 +594,27 @@ def dns_seeds():
     write(t, "pointer_loop", header(1, 0, 1) + b"\x01a\xc0\x10\xc0\x0c\0\x01\0\x01")
 
 
+def fake_dns_seeds():
+    t = "fuzz_fake_dns"
+    h = "shadowsocks-uv fake-dns 1\n"
+    write(t, "table", h + "198.18.0.1 1800000598 a.example\n198.18.0.2 1800000599 b.example\n"
+                         "fc00::1 1800000600 c.example\n")
+    write(t, "outside", h + "10.0.0.1 1800000600 a.example\n198.18.0.9 1800000600 b.example\n")
+    write(t, "twice", h + "198.18.0.5 5000 x.example\n198.18.0.5 5000 y.example\n")
+    write(t, "expired", h + "198.18.0.1 1 a.example\n")
+    write(t, "cut", h + "198.18.0.1 1800000600 a.exa")
+
+    def query(ident, name, qtype):
+        q = ident.to_bytes(2, "big") + b"\x01\x00\x00\x01" + bytes(6)
+        q += b"".join(bytes([len(l)]) + l.encode() for l in name.split(".")) + b"\0"
+        q += qtype.to_bytes(2, "big") + b"\x00\x01"
+        return len(q).to_bytes(2, "big") + q
+    write(t, "tcp_pipelined", query(0x100, "a.example", 1) + query(0x101, "b.example", 28))
+    write(t, "tcp_txt", query(0x102, "a.example", 1) + query(0x103, "a.example", 16))
+    write(t, "tcp_many", b"".join(query(i, "n%d.example" % i, 1) for i in range(30)))
+    write(t, "tcp_zero_length", b"\x00\x00")
+
+
 def main():
     if os.path.isdir(CORPUS):
         shutil.rmtree(CORPUS)
@@ -615,6 +636,7 @@ def main():
     http_request_seeds()
     sip008_seeds()
     dns_seeds()
+    fake_dns_seeds()
 
 
 if __name__ == "__main__":

@@ -109,8 +109,10 @@ TEST_CASE("tun config: DNS modes, pools and resolver, misuse refused by key", "[
                            R"(, "locals": [{"protocol": "tun", "tun_interface_name": "t",
       "tun_interface_address": "10.255.0.1/24")";
   Config c = finalized(Role::Local, head + R"(, "tun_dns": "fake",
-      "fake_dns_ipv4_network": "100.64.0.0/10", "fake_dns_record_expire_duration": 30}]})");
+      "fake_dns_ipv4_network": "100.64.0.0/10", "fake_dns_record_expire_duration": 30,
+      "fake_dns_database_path": "/var/lib/ss/fake.db"}]})");
   CHECK(c.listeners[0].tun_dns == "fake");
+  CHECK(c.listeners[0].fake_dns_database_path == "/var/lib/ss/fake.db");
   CHECK(c.listeners[0].fake_dns_ipv4_network == "100.64.0.0/10");
   CHECK(c.listeners[0].fake_dns_ipv6_network == "fc00::/18");  // the default
   CHECK(c.listeners[0].fake_dns_expire_s == 30);
@@ -137,8 +139,11 @@ TEST_CASE("tun config: DNS modes, pools and resolver, misuse refused by key", "[
   CHECK(refusal(Role::Local,
                 head + R"(, "tun_dns": "fake", "fake_dns_ipv6_network": "fc00::/127"}]})")
             .find("locals[0].fake_dns_ipv6_network: must be an IPv6 network") == 0);
-  CHECK(refusal(Role::Local, head + R"(, "tun_dns": "fake", "fake_dns_database_path": "/tmp/x"}]})")
-            .find("locals[0].fake_dns_database_path: not supported") == 0);
+  CHECK(refusal(Role::Local, head + R"(, "tun_dns": "fake", "fake_dns_database_path": ""}]})")
+            .find("locals[0].fake_dns_database_path: must be a file path") == 0);
+  CHECK(refusal(Role::Local, head + R"(, "tun_dns": "relay", "tun_dns_resolver": "9.9.9.9:53",
+      "fake_dns_database_path": "/tmp/x"}]})")
+            .find("locals[0]: the fake_dns_* keys need \"tun_dns\": \"fake\"") == 0);
   CHECK(refusal(Role::Local, std::string("{") + kServer +
                                  R"(, "locals": [{"protocol": "socks", "local_port": 1080,
       "tun_dns": "fake"}]})")

@@ -186,7 +186,8 @@ cat >"$tmp/local.json" <<JSON
 {"server": "$server", "server_port": 8388, "password": "$pw", "method": "$method",
  "mode": "tcp_and_udp", "outbound_fwmark": $((mark)), "nofile": 8192,
  "locals": [{"protocol": "tun", "tun_interface_name": "sstun0",
-             "tun_interface_address": "10.255.0.1/24,fd55::1/64", "tun_dns": "fake"},
+             "tun_interface_address": "10.255.0.1/24,fd55::1/64",
+             "tun_dns": "fake", "fake_dns_database_path": "$tmp/fake.db"},
             {"protocol": "socks", "local_address": "127.0.0.1", "local_port": 1080}]}
 JSON
 # ss-local counts its heap allocations (tests/support/malloc_count.c, LD_PRELOAD; not under ASan,
@@ -204,13 +205,16 @@ if ! grep -q 'libasan\|libtsan' <<<"$libs" &&
   cc -shared -fPIC -O2 -o "$tmp/malloc_count.so" "$here/../support/malloc_count.c" 2>"$tmp/cc.log"; then
   preload=(env LD_PRELOAD="$tmp/malloc_count.so" MALLOC_COUNT_FILE="$tmp/mallocs")
 fi
-netns_run "$ns_c" local "${preload[@]}" "$bin/ss-local" -c "$tmp/local.json" -v
-local_pid=$pid
-for ((i = 0; i < 200; i++)); do
-  tun_up && break
-  kill -0 "$local_pid" 2>/dev/null || break
-  sleep 0.05
-done
+start_local() { # $1: the log's name. Sets local_pid; waits until sstun0 is up (or ss-local died)
+  netns_run "$ns_c" "$1" "${preload[@]}" "$bin/ss-local" -c "$tmp/local.json" -v
+  local_pid=$pid
+  for ((i = 0; i < 200; i++)); do
+    tun_up && break
+    kill -0 "$local_pid" 2>/dev/null || break
+    sleep 0.05
+  done
+}
+start_local local
 if ! tun_up; then
   cat "$tmp/local.log"
   fail "ss-local did not bring sstun0 up"
@@ -359,18 +363,41 @@ fi
 # malformed queries are dropped and ss-local goes on answering.
 mkdir -p "/etc/netns/$ns_c" && echo "nameserver 10.255.0.53" >"/etc/netns/$ns_c/resolv.conf"
 dns_py='
-import ipaddress, os, socket, struct, sys
+import ipaddress, os, socket, struct, sys, time
+def make(name, qtype, qid=0x1234):
+    return struct.pack("!HHHHHH", qid, 0x0100, 1, 0, 0, 0) + b"".join(
+        bytes([len(l)]) + l.encode() for l in name.split(".")) + b"\0" + struct.pack("!HH", qtype, 1)
 def query(server, name, qtype=1, raw=None, timeout=3):
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     s.settimeout(timeout)
-    q = raw or struct.pack("!HHHHHH", 0x1234, 0x0100, 1, 0, 0, 0) + b"".join(
-        bytes([len(l)]) + l.encode() for l in name.split(".")) + b"\0" + struct.pack("!HH", qtype, 1)
-    s.sendto(q, (server, 53))
+    s.sendto(raw or make(name, qtype), (server, 53))
     try:
         d, a = s.recvfrom(4096)
     except socket.timeout:
         return None
-    _, flags, qd, an = struct.unpack("!HHHH", d[:8])
+    return (a,) + parse(d)[1:]
+def tcp_queries(server, qs):
+    # DNS over TCP: every query on one connection, sent at once but cut inside the second one
+    # (two reads on the other side); the answers as parse() gives them.
+    c = socket.create_connection((server, 53), timeout=3)
+    data = b"".join(struct.pack("!H", len(m)) + m for m in (make(n, t, 0x100 + i) for i, (n, t) in enumerate(qs)))
+    c.sendall(data[:len(data) // 2 + 3])
+    time.sleep(0.1)
+    c.sendall(data[len(data) // 2 + 3:])
+    out, buf = [], b""
+    while len(out) < len(qs):
+        if len(buf) >= 2 and len(buf) >= 2 + struct.unpack("!H", buf[:2])[0]:
+            n = struct.unpack("!H", buf[:2])[0]
+            out.append(parse(buf[2:2 + n]))
+            buf = buf[2 + n:]
+            continue
+        d = c.recv(4096)
+        if not d:
+            break
+        buf += d
+    return out
+def parse(d):
+    qid, flags, qd, an = struct.unpack("!HHHH", d[:8])
     pos = 12
     for _ in range(qd):
         while d[pos]:
@@ -382,7 +409,7 @@ def query(server, name, qtype=1, raw=None, timeout=3):
         t, _c, ttl, n = struct.unpack("!HHIH", d[pos:pos + 10])
         out.append((t, ttl, str(ipaddress.ip_address(d[pos + 10:pos + 10 + n]))))
         pos += 10 + n
-    return a, flags & 0xF, out
+    return qid, flags & 0xF, out
 mode = sys.argv[1]
 def check(ok, what):
     print(("ok " if ok else "bad ") + what)
@@ -392,6 +419,9 @@ if mode == "relay":
           "relayed query answered by the test resolver, from the address queried: %r" % (r,))
     g = socket.getaddrinfo("origin.test", 80, socket.AF_INET, socket.SOCK_STREAM)[0][4][0]
     check(g == "10.213.0.1", "getaddrinfo through the relay: %s" % g)
+    r = tcp_queries("10.255.0.53", [("origin.test", 1), ("origin.test", 1)])
+    check([x[0] for x in r] == [0x100, 0x101] and all(x[2] and x[2][0][2] == "10.213.0.1" for x in r),
+          "2 pipelined queries over TCP to port 53 relayed to the test resolver: %r" % (r,))
     sys.exit()
 g4 = socket.getaddrinfo("origin.test", 8080, socket.AF_INET, socket.SOCK_STREAM)[0][4][0]
 g6 = socket.getaddrinfo("origin.test", 8080, socket.AF_INET6, socket.SOCK_STREAM)[0][4][0]
@@ -423,6 +453,14 @@ for attempt in range(3):
     ok = d == b"by name" and a == (g4, 7007)
     break
 check(ok, "UDP echo to the fake address: sent by name, the reply from " + g4)
+r = tcp_queries("10.255.0.53", [("origin.test", 1), ("origin.test", 28), ("tcp.test", 1)])
+check([x[0] for x in r] == [0x100, 0x101, 0x102] and all(x[1] == 0 and len(x[2]) == 1 for x in r) and
+      r[0][2][0][2] == g4 and r[1][2][0][2] == g6 and
+      ipaddress.ip_address(r[2][2][0][2]) in ipaddress.ip_network("198.18.0.0/15") and r[2][2][0][2] != g4,
+      "DNS over TCP: 3 pipelined queries, cut across reads, answered from the same pools: %r" % (r,))
+e = socket.create_connection((r[0][2][0][2], 7008), timeout=5)
+e.sendall(b"tcp dns")
+check(e.recv(100) == b"tcp dns", "a TCP flow to the address DNS over TCP gave reaches the origin by name")
 print("fake", g4)
 '
 out=$(in_c python3 -c "$dns_py" fake 2>&1)
@@ -456,6 +494,31 @@ if [[ $rc -eq 7 && $ms -lt 3000 ]]; then
   pass "a fake address nobody was given is refused at once (curl exit 7 in $ms ms: $(head -c 120 "$tmp/curl.err"))"
 else
   fail "unknown fake address: curl exit $rc after $ms ms: $(head -2 "$tmp/curl.err")"
+fi
+
+# --- the fake table across a restart ("fake_dns_database_path") ---
+# SIGTERM writes the table; the next ss-local loads it, so a client still holding the old answer
+# reaches the same name without asking again (with no entry the flow would be refused by RST).
+kill -TERM "$local_pid"
+wait "$local_pid"
+rc=$?
+if [[ $rc -eq 0 ]] && grep -q "^$fake4 [0-9]* origin.test\$" "$tmp/fake.db"; then
+  pass "SIGTERM (exit 0) wrote the fake table: $(grep -c . "$tmp/fake.db") lines, origin.test at $fake4"
+else
+  fail "the fake table after SIGTERM: exit $rc, $(head -5 "$tmp/fake.db" 2>&1)"
+fi
+start_local local2
+in_c ip route add default dev sstun0 && in_c ip -6 route add default dev sstun0 ||
+  { fail "cannot route the client namespace into the new sstun0: $(tail -3 "$tmp/local2.log")"; exit 1; }
+got=$(in_c python3 -c '
+import socket, sys
+e = socket.create_connection((sys.argv[1], 7008), timeout=5)
+e.sendall(b"after restart")
+print(e.recv(100).decode())' "$fake4" 2>&1)
+if [[ $got == "after restart" ]] && grep -q 'fake DNS: [0-9]* entries loaded from' "$tmp/local2.log"; then
+  pass "after a restart the old fake address $fake4 still reaches origin.test:7008 ($(grep -o 'fake DNS: [0-9]* entries loaded' "$tmp/local2.log"))"
+else
+  fail "the old fake address after a restart: $got; $(grep 'fake DNS' "$tmp/local2.log")"
 fi
 
 # --- a target the server refuses ---
@@ -644,7 +707,7 @@ in_c ip route add default via 10.210.0.1
 in_c ip -6 route add default via fe80::1 dev c0 2>/dev/null  # an IPv6 default route to replace
 rules_before=$( (in_c ip rule; in_c ip -6 rule; in_c ip route show table all) 2>&1)
 # (This ss-local relays DNS instead: "tun_dns": "relay" to the test resolver, through the tunnel.)
-sed 's/"nofile": 8192,/"nofile": 8192, "tun_setup": true,/; s/"tun_dns": "fake"/"tun_dns": "relay", "tun_dns_resolver": "'"$origin"':53"/' \
+sed 's/"nofile": 8192,/"nofile": 8192, "tun_setup": true,/; s/"tun_dns": "fake", "fake_dns_database_path": "[^"]*"/"tun_dns": "relay", "tun_dns_resolver": "'"$origin"':53"/' \
   "$tmp/local.json" >"$tmp/setup.json"
 sed 's/"outbound_fwmark": [0-9]*,//' "$tmp/setup.json" >"$tmp/nomark.json"
 got=$(cd "$tmp" && in_c "$bin/ss-local" -c "$tmp/nomark.json" 2>&1)
@@ -687,9 +750,9 @@ fi
 # --- DNS, relay mode: queries to port 53 go to the resolver through the tunnel ---
 q_before=$(wc -l <"$tmp/dns.queries")
 out=$(in_c python3 -c "$dns_py" relay 2>&1)
-if [[ $(grep -c '^ok ' <<<"$out") -eq 2 ]] && ! grep -q '^bad' <<<"$out" &&
-  [[ $(wc -l <"$tmp/dns.queries") -ge $((q_before + 2)) ]]; then
-  pass "relay DNS: a query to 10.255.0.53 answered by the test resolver (10.213.0.1 for origin.test) through the tunnel, from the address queried; getaddrinfo too"
+if [[ $(grep -c '^ok ' <<<"$out") -eq 3 ]] && ! grep -q '^bad' <<<"$out" &&
+  [[ $(tail -n +$((q_before + 1)) "$tmp/dns.queries" | grep -c '^tcp origin.test 1$') -eq 2 ]]; then
+  pass "relay DNS: a query to 10.255.0.53 answered by the test resolver (10.213.0.1 for origin.test) through the tunnel, from the address queried; getaddrinfo too; 2 pipelined over TCP"
 else
   fail "relay DNS: $out"
 fi
@@ -701,6 +764,58 @@ if [[ $rc -eq 0 && $rules_after == "$rules_before" ]]; then
   pass "after SIGTERM (exit 0) the rules and routes are exactly as before ss-local started"
 else
   fail "after SIGTERM: exit $rc; rules and routes differ: $(diff <(echo "$rules_before") <(echo "$rules_after") | head -5)"
+fi
+# --- SIGKILL leaves --tun-setup's rules: the next start deletes exactly those, not a user's ---
+# (This ss-local is in fake mode with a corrupt table file: a warning, and it starts empty.)
+echo "not a table" >"$tmp/corrupt.db"
+sed 's/"fake_dns_database_path": "[^"]*"/"fake_dns_database_path": "corrupt.db"/; s/"nofile": 8192,/"nofile": 8192, "tun_setup": true,/' \
+  "$tmp/local.json" >"$tmp/kill.json"
+setup_up() { # $1: the ss-local's pid
+  for ((i = 0; i < 200; i++)); do
+    [[ $(in_c ip -6 rule) == *"lookup 5354"* ]] && tun_up && return 0
+    kill -0 "$1" 2>/dev/null || return 1
+    sleep 0.05
+  done
+  return 1
+}
+netns_run "$ns_c" killed "$bin/ss-local" -c "$tmp/kill.json" -v
+killed_pid=$pid
+setup_up "$killed_pid"
+kill -KILL "$killed_pid"
+wait "$killed_pid" 2>/dev/null
+netns_run "$ns_c" again "$bin/ss-local" -c "$tmp/kill.json" -v
+again_pid=$pid
+setup_up "$again_pid"
+ours_once=yes
+for f in -4 -6; do
+  for p in 5354 5355; do
+    [[ $(in_c ip "$f" rule show pref "$p" | grep -c .) -eq 1 ]] || ours_once=no
+  done
+done
+if kill -0 "$again_pid" 2>/dev/null && [[ $ours_once == yes ]] &&
+  [[ $(grep -c 'was left over by an ss-local that did not exit cleanly' "$tmp/again.log") -eq 4 ]] &&
+  grep -q 'corrupt.db is not a fake-dns table of ours (corrupt): starting with an empty table' "$tmp/killed.log"; then
+  pass "after SIGKILL the next --tun-setup start deleted the 4 leftover rules (one notice each) and runs with each rule once; a corrupt table file: a warning, an empty table"
+else
+  fail "restart after SIGKILL: running $(kill -0 "$again_pid" 2>/dev/null && echo yes || echo no), rules once: $ours_once; $(grep -i 'left over\|fake DNS\|tun-setup' "$tmp/again.log" "$tmp/killed.log" | head -6)"
+fi
+kill -TERM "$again_pid"
+wait "$again_pid"
+rc=$?
+rules_after=$( (in_c ip rule; in_c ip -6 rule; in_c ip route show table all) 2>&1)
+[[ $rc -eq 0 && $rules_after == "$rules_before" ]] && pass "and after its SIGTERM none of them is left" ||
+  fail "after SIGTERM of the restarted ss-local: exit $rc; $(diff <(echo "$rules_before") <(echo "$rules_after") | head -5)"
+in_c ip rule add pref 5355 from 10.99.0.0/16 lookup main
+got=$(cd "$tmp" && in_c "$bin/ss-local" -c "$tmp/kill.json" 2>&1)
+rc=$?
+foreign=$(in_c ip rule show pref 5355)
+in_c ip rule del pref 5355 from 10.99.0.0/16 lookup main
+rules_after=$( (in_c ip rule; in_c ip -6 rule; in_c ip route show table all) 2>&1)
+if [[ $rc -eq 1 && $got == *"5355: from 10.99.0.0/16 lookup main"*"not ss-local's"* && $foreign == *"10.99.0.0/16"* &&
+  $rules_after == "$rules_before" ]]; then
+  pass "a foreign rule at our preference is refused, named and kept (exit 1: $(grep -o -- '--tun-setup.*' <<<"$got" | head -1))"
+else
+  fail "a foreign rule at pref 5355: exit $rc, $got; the rule: $foreign"
 fi
 echo "$passed passed, $failed failed"
 [[ $failed -eq 0 ]]
