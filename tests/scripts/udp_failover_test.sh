@@ -2,7 +2,7 @@
 # A live UDP association fails over (issue 13), through the real binaries, and the balancer's
 # state in the client's metrics. Two cases, each with two servers, a UDP echo target on
 # 127.0.0.1 and one client socket sending a numbered datagram every 50 ms through a UDP tunnel
-# to the echo; 1.5 s in, the client kills (SIGKILL, by its PID) the server its association uses:
+# to the echo; 1 s in, the client kills (SIGKILL, by its PID) the server its association uses:
 #   1. ss-local ("locals": a tunnel) over our ss-server -u (aes-256-gcm) and shadowsocks-libev's
 #      ss-server -u (chacha20-ietf-poly1305), with UDP probes (udp_probe_target: the echo);
 #   2. ss-tunnel -u over two of our ss-servers with 2022-blake3-aes-256-gcm (different keys; no
@@ -97,9 +97,9 @@ metric() {
 scrape() {
   curl -s "http://127.0.0.1:$1/metrics" >"$2"
   if promtool check metrics <"$2" >"$2.promtool" 2>&1; then
-    pass "promtool check metrics accepts $(basename "$2")"
+    pass "promtool check metrics accepts ${2##*/}"
   else
-    fail "promtool check metrics on $(basename "$2"): $(cat "$2.promtool")"
+    fail "promtool check metrics on ${2##*/}: $(cat "$2.promtool")"
   fi
 }
 
@@ -108,9 +108,9 @@ expect() {
   local got
   got=$(metric "$1" "$2")
   if [[ $got == "$3" ]]; then
-    pass "$(basename "$1"): $2 = $3"
+    pass "${1##*/}: $2 = $3"
   else
-    fail "$(basename "$1"): $2 = $got, expected $3"
+    fail "${1##*/}: $2 = $got, expected $3"
   fi
 }
 
@@ -126,7 +126,7 @@ run_case() {
   expect "$work/$name-before.txt" "$cur{server=\"$killed\"}" 1
   expect "$work/$name-before.txt" shadowsocks_udp_association_moves_total 0
   local sent=0 echoed=0 lost_before=-1 gap=-1 lost_after=-1 tail=-1
-  read -r sent echoed lost_before gap lost_after tail < <(python3 "$work/client.py" "$tport" "$kpid" 1.5 4) || true
+  read -r sent echoed lost_before gap lost_after tail < <(python3 "$work/client.py" "$tport" "$kpid" 1 3.5) || true
   wait "$kpid" 2>/dev/null || true
   echo "$name: $sent datagrams sent, $echoed echoed; after the kill: gap $gap ms, $lost_after lost"
   if [[ $lost_before -eq 0 && $gap -ge 0 && $tail -eq 0 ]]; then
@@ -159,7 +159,7 @@ run_case() {
   fi
   local rtt
   rtt=$(metric "$work/$name-after.txt" "shadowsocks_balancer_server_rtt_seconds{server=\"$survivor\"}")
-  if python3 -c 'import sys; sys.exit(0 if 0 < float(sys.argv[1]) < 1 else 1)' "$rtt" 2>/dev/null; then
+  if awk -v r="$rtt" 'BEGIN { exit !(r + 0 > 0 && r + 0 < 1) }'; then
     pass "$name: the survivor's last probe RTT is $rtt s"
   else
     fail "$name: the survivor's last probe RTT is $rtt"
