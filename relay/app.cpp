@@ -61,6 +61,7 @@
 #include "relay/udp_nat.h"
 #include "relay/udp_relay.h"
 #include "relay/user_limits.h"
+#include "relay/warnings.h"
 
 namespace ss {
 namespace {
@@ -693,6 +694,8 @@ int run_app(Role role, int argc, char** argv, const InboundRegistry& inbounds,
     log_to_syslog(prog);
   }
   if (cfg.nofile > 0) raise_nofile(prog, cfg.nofile);
+  // Shared warnings name the role (the program's name without "ss-"): "local: refused target".
+  warn::set_role(std::strncmp(prog, "ss-", 3) == 0 ? prog + 3 : prog);
   if (const std::string why = set_nameservers(cfg.nameserver); !why.empty()) {
     std::fprintf(stderr, "%s: nameserver: %s\n", prog, why.c_str());
     return 1;
@@ -1154,6 +1157,17 @@ int run_app(Role role, int argc, char** argv, const InboundRegistry& inbounds,
   }
   m.router = runtime->router.get();
   if (status == 0) m.router->start_probes(&main_loop);
+  if (metrics_server) {
+    // The balancer's gauges, read at each scrape (on this loop) from the router in use.
+    metrics::set_balancer([&m] {
+      std::vector<metrics::BalancerServer> out;
+      for (const ServerHealth& h : m.router->health()) {
+        out.push_back(
+            {h.server, h.up, h.udp_up, h.udp_probed, h.current, h.last_rtt_us, h.score_ms});
+      }
+      return out;
+    });
+  }
   // Refreshes of the SIP008 list: a new snapshot with the configured servers and the fetched
   // ones, published to every worker; live connections keep theirs.
   std::shared_ptr<const Runtime> current = runtime;
@@ -1204,6 +1218,7 @@ int run_app(Role role, int argc, char** argv, const InboundRegistry& inbounds,
     }
   }
   uv_run(&main_loop, UV_RUN_DEFAULT);
+  metrics::set_balancer(nullptr);
 
   for (auto& w : workers) {
     if (w->thread.joinable()) w->thread.join();

@@ -18,6 +18,7 @@
 #include <random>
 
 #include "relay/log.h"
+#include "relay/metrics.h"
 #include "relay/net/resolve.h"
 #include "relay/net/socket_mark.h"
 
@@ -29,6 +30,7 @@ struct Balancer::Probe {
   size_t index = 0;
   bool counted = false;  // part of a full round
   uint64_t started = 0;
+  uint64_t started_ns = 0;  // uv_hrtime(), for the RTT shown in the metrics
   uv_timer_t timer;
   uv_tcp_t tcp;
   uv_connect_t connect;
@@ -235,12 +237,14 @@ void Balancer::switch_to(size_t to, const char* why) {
   if (from == to) return;
   if (!current_.compare_exchange_strong(from, static_cast<uint32_t>(to))) return;
   last_switch_ms_.store(monotonic_ms());
+  metrics::balancer_switch();
   LOG_NOTICE("balancer: switched from server %s to %s (%s)", name(from).c_str(), name(to).c_str(),
              why);
 }
 
 void Balancer::mark_down(size_t i, const char* why) {
   if (!health_[i].up.exchange(false)) return;
+  generation_.fetch_add(1, std::memory_order_release);
   LOG_WARN("balancer: server %s is down (%s): no new connections until a probe passes",
            name(i).c_str(), why);
 }
@@ -394,6 +398,7 @@ void Balancer::launch(size_t i, bool counted, bool udp) {
   p->udp = udp;
   p->index = i;
   p->started = uv_now(loop_);
+  p->started_ns = uv_hrtime();
   uv_timer_init(loop_, &p->timer);
   p->timer.data = p;
   p->open_handles = 1;
@@ -451,10 +456,12 @@ void Balancer::udp_probe_done(size_t i, bool ok, uint64_t rtt) {
   if (ok) {
     r.udp_failures_in_row = 0;
     if (!health_[i].udp_up.exchange(true)) {
+      generation_.fetch_add(1, std::memory_order_release);
       LOG_NOTICE("balancer: server %s's UDP is up again (a UDP probe passed in %llu ms)",
                  name(i).c_str(), static_cast<unsigned long long>(rtt));
     }
   } else if (++r.udp_failures_in_row >= 2 && health_[i].udp_up.exchange(false)) {
+    generation_.fetch_add(1, std::memory_order_release);
     LOG_WARN(
         "balancer: server %s's UDP is down (UDP probes failed): no new UDP associations until a "
         "UDP probe passes",
@@ -488,8 +495,10 @@ void Balancer::probe_done(Probe* p, bool ok) {
   health_[i].score_ms.store(static_cast<uint32_t>(sum / r.samples.size()));
   if (ok) {
     r.failures_in_row = 0;
-    r.last_rtt_ms = static_cast<uint32_t>(rtt);
+    r.last_rtt_us =
+        static_cast<uint32_t>(std::min<uint64_t>((uv_hrtime() - p->started_ns) / 1000, UINT32_MAX));
     if (!health_[i].up.exchange(true)) {
+      generation_.fetch_add(1, std::memory_order_release);
       LOG_NOTICE("balancer: server %s is up again (a probe passed in %llu ms)", name(i).c_str(),
                  static_cast<unsigned long long>(rtt));
     }
@@ -522,6 +531,10 @@ std::vector<ServerHealth> Balancer::health() const {
     out[i].up = up(i);
     out[i].current = i == current();
     out[i].failures_in_row = records_[i].failures_in_row;
+    out[i].udp_up = udp_up(i);
+    out[i].udp_probed = !udp_servers_.empty();
+    out[i].last_rtt_us = records_[i].last_rtt_us;
+    out[i].score_ms = health_[i].score_ms.load(std::memory_order_relaxed);
     // Oldest first.
     const Record& r = records_[i];
     for (size_t k = 0; k < r.samples.size(); ++k) {
@@ -552,6 +565,7 @@ void Balancer::restore_health(const std::vector<ServerHealth>& health) {
       break;
     }
   }
+  generation_.fetch_add(1, std::memory_order_release);
   rerank();
 }
 

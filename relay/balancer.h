@@ -41,6 +41,11 @@
 // Down, up and switch lines are logged at the default level (warning, notice, notice): each
 // follows a state change, and a down server changes state again only through a probe, so there
 // is at most one pair per server per check interval.
+//
+// A live UDP association stays on its server while that server is usable for UDP (TCP and UDP
+// up). Each state change bumps a generation counter; an association whose next datagram sees a
+// new generation and a server no longer usable moves to route_datagram()'s choice
+// (client/udp/ss_udp_outbound.h).
 
 #include <uv.h>
 
@@ -83,6 +88,10 @@ class Balancer final : public Router {
   uint64_t connect_timeout_ms() const override { return spec_.connect_timeout_ms; }
   std::vector<ServerHealth> health() const override;
   void restore_health(const std::vector<ServerHealth>& health) override;
+  const std::atomic<uint64_t>* health_generation() const override { return &generation_; }
+  bool datagram_usable(uint32_t index) const override {
+    return index < servers_.size() && usable(index, true);
+  }
 
   size_t size() const { return servers_.size(); }
   size_t current() const { return current_.load(std::memory_order_relaxed); }
@@ -100,8 +109,8 @@ class Balancer final : public Router {
     std::vector<uint32_t> samples;  // ring of the last `window` probes' values, ms
     size_t next = 0;
     int failures_in_row = 0;
-    int better_rounds = 0;  // rounds in a row this one beat the current by the margin
-    uint32_t last_rtt_ms = 0;
+    int better_rounds = 0;     // rounds in a row this one beat the current by the margin
+    uint32_t last_rtt_us = 0;  // the last probe that passed (0: none yet)
     int udp_failures_in_row = 0;
   };
   struct Probe;
@@ -136,6 +145,9 @@ class Balancer final : public Router {
   std::atomic<uint32_t> current_{0};
   std::atomic<size_t> next_{0};  // round_robin
   std::atomic<uint64_t> last_switch_ms_{0};
+  // Bumped (release) after each change of a server's up or udp_up: live UDP associations
+  // compare it (relay/outbound.h, health_generation()).
+  std::atomic<uint64_t> generation_{0};
 
   // Main loop only.
   uv_loop_t* loop_ = nullptr;

@@ -53,6 +53,8 @@ struct alignas(64) Shard {
   std::atomic<int64_t> targets_refused{0};
   std::array<std::atomic<int64_t>, static_cast<size_t>(UdpEvent::kCount)> udp{};
   std::atomic<int64_t> dns_failures{0};
+  std::atomic<int64_t> balancer_switches{0};
+  std::atomic<int64_t> udp_moves{0};
   Histogram dns;
   Histogram key_found;
   Histogram key_missed;
@@ -69,7 +71,8 @@ struct Registry {
   std::deque<PortSlots> ports;  // likewise for the PortSlots handed out
   std::vector<SlotInfo> slots;  // by slot id
   double start_time = 0;
-  std::function<std::vector<UserQuota>()> quotas;  // null: no user has a quota
+  std::function<std::vector<UserQuota>()> quotas;         // null: no user has a quota
+  std::function<std::vector<BalancerServer>()> balancer;  // null: no balancer
 };
 
 Registry& registry() {
@@ -342,6 +345,76 @@ void set_user_quotas(std::function<std::vector<UserQuota>()> source) {
   r.quotas = std::move(source);
 }
 
+void set_balancer(std::function<std::vector<BalancerServer>()> source) {
+  Registry& r = registry();
+  std::lock_guard<std::mutex> lock(r.mutex);
+  r.balancer = std::move(source);
+}
+
+void balancer_switch() {
+  local_shard().balancer_switches.fetch_add(1, std::memory_order_relaxed);
+}
+
+void udp_association_moved() {
+  local_shard().udp_moves.fetch_add(1, std::memory_order_relaxed);
+}
+
+// The balancer's view of its servers (relay/balancer.h), and its switches and UDP moves summed
+// over the shards.
+void render_balancer(std::string& out, const Registry& r) {
+  if (!r.balancer) return;
+  const std::vector<BalancerServer> servers = r.balancer();
+  if (servers.empty()) return;
+  auto labelled = [](const char* name, const BalancerServer& b) {
+    std::string l = std::string(name) + "{server=\"";
+    append_escaped(l, b.server);
+    return l + "\"}";
+  };
+  auto ms = [](uint32_t v) { return seconds_text(static_cast<uint64_t>(v) * 1'000'000); };
+  family(out, "shadowsocks_balancer_server_up", "gauge",
+         "1 if the balancer sends new connections to this server (its probes pass), 0 if it is "
+         "down.");
+  for (const BalancerServer& b : servers) {
+    value_line(out, labelled("shadowsocks_balancer_server_up", b), b.up ? 1 : 0);
+  }
+  if (servers.front().udp_probed) {
+    family(out, "shadowsocks_balancer_server_udp_up", "gauge",
+           "1 if this server's UDP probes pass (new and live UDP associations use it), 0 if not.");
+    for (const BalancerServer& b : servers) {
+      value_line(out, labelled("shadowsocks_balancer_server_udp_up", b), b.udp_up ? 1 : 0);
+    }
+  }
+  family(out, "shadowsocks_balancer_server_current", "gauge",
+         "1 for the server \"best\" sends new connections to, 0 for the others.");
+  for (const BalancerServer& b : servers) {
+    value_line(out, labelled("shadowsocks_balancer_server_current", b), b.current ? 1 : 0);
+  }
+  family(out, "shadowsocks_balancer_server_rtt_seconds", "gauge",
+         "The round trip of this server's last probe that passed (0: none yet).");
+  for (const BalancerServer& b : servers) {
+    out += labelled("shadowsocks_balancer_server_rtt_seconds", b) + " " +
+           seconds_text(static_cast<uint64_t>(b.rtt_us) * 1000) + "\n";
+  }
+  family(out, "shadowsocks_balancer_server_score_seconds", "gauge",
+         "This server's score: the mean of its last probes, a failed one counting twice "
+         "max_server_rtt (lower is better; 0: not probed yet).");
+  for (const BalancerServer& b : servers) {
+    out += labelled("shadowsocks_balancer_server_score_seconds", b) + " " + ms(b.score_ms) + "\n";
+  }
+  int64_t switches = 0;
+  int64_t moves = 0;
+  for (const Shard& s : r.shards) {
+    switches += s.balancer_switches.load(std::memory_order_relaxed);
+    moves += s.udp_moves.load(std::memory_order_relaxed);
+  }
+  family(out, "shadowsocks_balancer_switches_total", "counter",
+         "Changes of the server \"best\" sends new connections to.");
+  value_line(out, "shadowsocks_balancer_switches_total", switches);
+  family(out, "shadowsocks_udp_association_moves_total", "counter",
+         "Live UDP associations moved to another server because theirs went down.");
+  value_line(out, "shadowsocks_udp_association_moves_total", moves);
+}
+
 // The users' quotas (relay/user_limits.h): what each may use per period, and has used in this one.
 void render_quotas(std::string& out, const Registry& r) {
   if (!r.quotas) return;
@@ -523,6 +596,7 @@ std::string render_text() {
   histogram(out, r, "shadowsocks_key_search_seconds", "found=\"false\"", kKeyBounds,
             [](const Shard& s) -> const Histogram& { return s.key_missed; });
   render_quotas(out, r);
+  render_balancer(out, r);
   return out;
 }
 

@@ -135,6 +135,25 @@ struct UserQuota {
 // `source` is called at each scrape, on the scraping thread (null: none).
 void set_user_quotas(std::function<std::vector<UserQuota>()> source);
 
+// The client's balancer (relay/balancer.h): one server as the metrics show it.
+struct BalancerServer {
+  std::string server;  // host:port
+  bool up = true;
+  bool udp_up = true;
+  bool udp_probed = false;  // UDP probes run (else no UDP gauge)
+  bool current = false;
+  uint32_t rtt_us = 0;  // the last probe that passed (0: none yet)
+  uint32_t score_ms = 0;
+};
+// What render_text shows as the shadowsocks_balancer_* gauges: `source` is called at each scrape,
+// on the scraping thread, which must be the balancer's (the main loop); an empty list (no
+// balancer) shows none. Null: none.
+void set_balancer(std::function<std::vector<BalancerServer>()> source);
+// The balancer changed its current server ("best"), on any thread.
+void balancer_switch();
+// A live UDP association moved to another server because its own was down (per worker).
+void udp_association_moved();
+
 // The whole exposition in the Prometheus text format 0.0.4.
 std::string render_text();
 

@@ -44,6 +44,12 @@ struct ServerHealth {
   bool current = false;  // the one "best" sends new connections to
   int failures_in_row = 0;
   std::vector<uint32_t> samples;  // the last probes, ms
+  // Shown in the metrics, not carried over: its UDP side (probed: UDP probes run), the round trip
+  // of its last probe that passed, µs (0: none yet), and its score, ms.
+  bool udp_up = true;
+  bool udp_probed = false;
+  uint32_t last_rtt_us = 0;
+  uint32_t score_ms = 0;
 };
 
 // Maps a request to an outbound. Shared by every worker of a process (thread-safe), held by
@@ -55,6 +61,17 @@ class Router {
   virtual const Outbound* route(const Address& target) = 0;
   // A server for a new UDP association (the balancer skips servers whose UDP is down).
   virtual const Outbound* route_datagram() { return route(Address{}); }
+  // A live UDP association's failover: a counter the router bumps at every change of a server's
+  // health (TCP or UDP, up or down). An association compares it with the value it saw last, one
+  // relaxed load per datagram, and asks datagram_usable() only after it changed. Null: health
+  // never changes (no balancer).
+  virtual const std::atomic<uint64_t>* health_generation() const { return nullptr; }
+  // Whether server `index` still takes UDP associations (for the balancer: its TCP and its UDP
+  // are up); an association on one that does not moves to route_datagram()'s choice.
+  virtual bool datagram_usable(uint32_t index) const {
+    (void)index;
+    return true;
+  }
   // The tunnel's choice for `target` whatever an ACL says (ss-local's DNS inbound sends the
   // names the ACL proxies to a resolver through it).
   virtual const Outbound* route_proxy(const Address& target) { return route(target); }

@@ -62,6 +62,11 @@ UdpFlowKey flow_key_of(const sockaddr* sa);
 class UdpFlowState {
  public:
   virtual ~UdpFlowState() = default;
+  // Set by an outbound's send() when the association moved to another server (its own went
+  // down): the NAT closes the association's outbound sockets before it sends this datagram, so
+  // that replies of the old server, which the new session would not know, can no longer arrive,
+  // and clears it.
+  bool renew_sockets = false;
 };
 
 // The NAT's lookup, for inbounds whose flow state decides how a datagram is opened.

@@ -342,10 +342,14 @@ void UdpNat::handle_inbound(Listening& l, const uint8_t* data, size_t n, const s
   }
   Address to;
   std::span<const uint8_t> bytes;
-  if (!l.outbound->send(a->out_state.get(), req.address, req.payload, batch_.space(), to, bytes,
-                        stats_)) {
-    return;
+  const bool sent = l.outbound->send(a->out_state.get(), req.address, req.payload, batch_.space(),
+                                     to, bytes, stats_);
+  if (a->out_state != nullptr && a->out_state->renew_sockets) {
+    // It moved to another server: new sockets (the old server's replies are not for them).
+    a->out_state->renew_sockets = false;
+    close_sockets(a);
   }
+  if (!sent) return;
   deliver(a, to, bytes);
 }
 
@@ -431,7 +435,12 @@ void UdpNat::close_assoc(Assoc* a) {
   by_key_.erase(a->key);
   lru_unlink(a);
   ++closed_since_trim_;
-  for (Socket* s : a->out) {
+  close_sockets(a);
+  if (a->refs == 0) free_assoc(a);
+}
+
+void UdpNat::close_sockets(Assoc* a) {
+  for (Socket*& s : a->out) {
     if (s == nullptr) continue;
     uv_os_fd_t fd;
     if (uv_fileno(as_handle(&s->udp), &fd) == 0) batch_.forget(fd);
@@ -439,10 +448,11 @@ void UdpNat::close_assoc(Assoc* a) {
       auto* sock = static_cast<Socket*>(h->data);
       Assoc* owner = sock->assoc;
       delete sock;
-      if (--owner->refs == 0) free_assoc(owner);
+      // A live association's old sockets (a move) close without it.
+      if (--owner->refs == 0 && owner->closing) free_assoc(owner);
     });
+    s = nullptr;
   }
-  if (a->refs == 0) free_assoc(a);
 }
 
 void UdpNat::free_assoc(Assoc* a) {

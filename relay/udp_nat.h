@@ -152,6 +152,8 @@ class UdpNat final : public UdpFlows {
                 const sockaddr* from);
   void touch(Assoc* a);
   void close_assoc(Assoc* a);
+  // Closes the association's outbound sockets (new ones are made at its next send).
+  void close_sockets(Assoc* a);
   // Frees an association whose handles are closed, and its removed socket once it was the last.
   static void free_assoc(Assoc* a);
   void free_listening_if_done(Listening* l);

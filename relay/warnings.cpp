@@ -14,6 +14,8 @@ namespace {
 WarnLimiter g_auth, g_replay, g_clock, g_clock_udp, g_refused, g_unreachable, g_server_auth,
     g_silent, g_proxy_auth, g_client_refused, g_quota_cut, g_quota_refused;
 
+const char* g_role = "server";  // set_role(): before the workers start
+
 int len(std::string_view s) {
   return static_cast<int>(s.size());
 }
@@ -55,9 +57,13 @@ void clock_skew(std::string_view what, std::string_view detail, bool datagram) {
                    what.data(), len(detail), detail.data(), MoreText(n).text);
 }
 
+void set_role(const char* role) {
+  g_role = role;
+}
+
 void target_refused(std::string_view from, std::string_view target, std::string_view why) {
   metrics::target_refused();
-  LOG_WARN_LIMITED(g_refused, "server: refused target %.*s for %.*s: %.*s%s", len(target),
+  LOG_WARN_LIMITED(g_refused, "%s: refused target %.*s for %.*s: %.*s%s", g_role, len(target),
                    target.data(), len(from), from.data(), len(why), why.data(), MoreText(n).text);
 }
 

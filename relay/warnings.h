@@ -17,8 +17,12 @@ void client_replay(std::string_view from);
 // clock and by how much.
 // TCP and UDP (`datagram`) are limited apart.
 void clock_skew(std::string_view what, std::string_view detail, bool datagram = false);
-// ss-server: an authenticated client asked for a target the policy refuses.
+// An authenticated client asked for a target the policy refuses (ss-server's SSRF guard and ACL,
+// ss-local's [outbound_block_list]). The line starts with the program's role (set_role()).
 void target_refused(std::string_view from, std::string_view target, std::string_view why);
+// The role that starts target_refused()'s line ("server", "local", "tunnel", "redir",
+// "manager"), set by the program at start-up (before any worker runs); "server" until then.
+void set_role(const char* role);
 // ss-server: a client whose address the ACL refuses ([black_list], or not in [white_list] with
 // [reject_all]); its connection is closed at once.
 void client_refused(std::string_view from);

@@ -80,8 +80,15 @@ bool AclUdpOutbound::send(UdpFlowState* state, std::span<const uint8_t> address,
     }
   }
   switch (route) {
-    case Route::Proxy:
-      return proxy_->send(f->proxy.get(), address, payload, scratch, to, bytes, stats);
+    case Route::Proxy: {
+      const bool sent = proxy_->send(f->proxy.get(), address, payload, scratch, to, bytes, stats);
+      // The association moved to another server: its sockets are renewed (direct ones too).
+      if (f->proxy->renew_sockets) {
+        f->proxy->renew_sockets = false;
+        f->renew_sockets = true;
+      }
+      return sent;
+    }
     case Route::Block:
       ++stats.drop_blocked;
       return false;

@@ -1,7 +1,8 @@
 #pragma once
 // ss-local's, ss-redir's and tun's datagram outbound under --acl: each datagram's target is looked
 // up in the ACL (relay/acl.h, libev's order) and
-// - proxied: handed to the wrapped Shadowsocks outbound (the association's server);
+// - proxied: handed to the wrapped Shadowsocks outbound (the association's server; when that
+//   moves to another server, the association's sockets are renewed, its direct one too);
 // - bypassed: sent as it is, straight to the target, from the association's own socket (a reply
 //   from the target comes back with its address as the source);
 // - blocked ([outbound_block_list], as on ss-server): dropped, counted in drop_blocked, and logged

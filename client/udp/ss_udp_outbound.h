@@ -1,7 +1,13 @@
 #pragma once
-// The Shadowsocks datagram outbound of ss-local, ss-tunnel and ss-redir: each association picks a
-// server (round robin over the configured ones, each with its own address and packet suite) and
-// keeps that server's client session for its life.
+// The Shadowsocks datagram outbound of ss-local, ss-tunnel, ss-redir and tun: each association
+// picks a server (the balancer's choice, or round robin over the configured ones, each with its
+// own address and packet suite) and keeps that server's client session while the server is
+// usable. When the balancer marks it down (TCP or UDP, by probes or failed connects), the
+// association's next datagram moves it to the server route_datagram() picks now, with a new
+// client session of that server's suite (SIP022: a new session ID and packet counter; a session
+// is never continued across servers), and asks the NAT for new sockets (UdpFlowState::
+// renew_sockets), so the old server's late replies are dropped. The check per datagram is one
+// relaxed load of the router's health generation and a compare.
 
 #include <atomic>
 #include <memory>

@@ -327,7 +327,9 @@ TEST_CASE(
     CHECK_FALSE(udp_exchange(udp, assoc, blocked, random_bytes(64), Millis(200)).has_value());
   }
   CHECK(blocked.received() == 0);
-  CHECK(wait_log(local, "the ACL blocks"));
+  // The line names ss-local's role, not the server's.
+  CHECK(wait_log(local, "local: refused target 127.0.0.4:"));
+  CHECK(local.proc->log_text().find("server: refused target") == std::string::npos);
   // ss-server's socket sent to the proxied target, ss-local's own to the bypassed one.
   REQUIRE(proxied.sources().size() == 1);
   REQUIRE(bypassed.sources().size() == 1);

@@ -117,7 +117,7 @@ TEST_CASE("a refused target is closed at once and logged on both ends", "[integr
     CHECK(ms < 1000ms);
   }
   CHECK(web.accepted() == 0);
-  REQUIRE(wait_log(srv, "refused target 127.0.0.1:" + std::to_string(web.port())));
+  REQUIRE(wait_log(srv, "server: refused target 127.0.0.1:" + std::to_string(web.port())));
   CHECK(srv.proc->log_text().find("allow_private_targets") != std::string::npos);
   REQUIRE(wait_log(loc, "without a byte of reply"));
   check_clean_shutdown(loc);

@@ -82,5 +82,47 @@ TEST_CASE("metrics: the exposition text", "[relay]") {
   CHECK(text.back() == '\n');
 }
 
+TEST_CASE("metrics: the balancer's gauges, switches and UDP moves", "[relay]") {
+  CHECK(metrics::render_text().find("shadowsocks_balancer") == std::string::npos);
+  std::vector<metrics::BalancerServer> servers = {
+      {"127.0.0.1:1000", false, false, true, false, 12'000, 2000},
+      {"[::1]:1001", true, true, true, true, 3, 4}};
+  metrics::set_balancer([&servers] { return servers; });
+  // The counters are process-wide (other cases may have counted): compared by difference.
+  auto value = [](const std::string& name) {
+    const std::string text = metrics::render_text();
+    const size_t at = text.find("\n" + name + " ");
+    return at == std::string::npos ? -1 : std::stoll(text.substr(at + name.size() + 2));
+  };
+  const long long switches = value("shadowsocks_balancer_switches_total");
+  const long long moves = value("shadowsocks_udp_association_moves_total");
+  REQUIRE(switches >= 0);
+  REQUIRE(moves >= 0);
+  std::thread([] {
+    metrics::balancer_switch();
+    metrics::udp_association_moved();
+  }).join();
+  metrics::udp_association_moved();
+  std::string text = metrics::render_text();
+  auto has = [&text](const std::string& line) { return text.find(line) != std::string::npos; };
+  CHECK(has("# TYPE shadowsocks_balancer_server_up gauge\n"));
+  CHECK(has("shadowsocks_balancer_server_up{server=\"127.0.0.1:1000\"} 0\n"));
+  CHECK(has("shadowsocks_balancer_server_up{server=\"[::1]:1001\"} 1\n"));
+  CHECK(has("shadowsocks_balancer_server_udp_up{server=\"127.0.0.1:1000\"} 0\n"));
+  CHECK(has("shadowsocks_balancer_server_current{server=\"[::1]:1001\"} 1\n"));
+  CHECK(has("shadowsocks_balancer_server_rtt_seconds{server=\"127.0.0.1:1000\"} 0.012\n"));
+  CHECK(has("shadowsocks_balancer_server_score_seconds{server=\"127.0.0.1:1000\"} 2\n"));
+  CHECK(value("shadowsocks_balancer_switches_total") == switches + 1);
+  CHECK(value("shadowsocks_udp_association_moves_total") == moves + 2);
+  // Without UDP probes: no UDP gauge; no balancer (an empty list): nothing.
+  for (auto& b : servers) b.udp_probed = false;
+  text = metrics::render_text();
+  CHECK_FALSE(has("shadowsocks_balancer_server_udp_up"));
+  CHECK(has("shadowsocks_balancer_server_up{"));
+  servers.clear();
+  CHECK(metrics::render_text().find("shadowsocks_balancer") == std::string::npos);
+  metrics::set_balancer(nullptr);
+}
+
 }  // namespace
 }  // namespace ss

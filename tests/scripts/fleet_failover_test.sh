@@ -236,11 +236,7 @@ if [[ $rc -eq 0 ]] && ! grep -q "live handles" "$work/local.log"; then
 else
   fail "ss-local exit status $rc on SIGTERM; $(grep "live handles" "$work/local.log" || true)"
 fi
-if grep -lE 'Sanitizer|runtime error:' "$work"/*.log; then
-  fail "a sanitizer report in the logs above"
-else
-  pass "no sanitizer report in the logs"
-fi
+no_sanitizer_reports "$work"/*.log
 
 echo "$passed passed, $failed failed"
 [[ $failed -eq 0 ]]

@@ -76,6 +76,15 @@ cleanup_work() {
   [[ -n "${KEEP:-}" ]] || rm -rf "$work"
 }
 
+# no_sanitizer_reports LOG...: one result: fail (naming the logs) if one holds a sanitizer report.
+no_sanitizer_reports() {
+  if grep -lE 'Sanitizer|runtime error:' "$@"; then
+    fail "a sanitizer report in the logs above"
+  else
+    pass "no sanitizer report in the logs"
+  fi
+}
+
 # free_ports N: N distinct free TCP ports on 127.0.0.1, on one line.
 free_ports() {
   python3 -c '
