@@ -79,9 +79,9 @@ struct Worker {
   // removed, kept until their last session has ended.
   std::vector<std::unique_ptr<Listener>> listeners;
   std::vector<Listener*> by_spec;  // the running specs' listeners, by index; null: no TCP
-  // ss-server: each running spec's UDP socket in `udp` (UdpNat::listen's index; -1: none), and
-  // the fronts its inbound and outbound were made from (they point into them).
-  std::vector<int> udp_by_spec;
+  // ss-server: each running spec's UDP socket in `udp` (UdpNat::listen's id; kNoUdpSocket: none),
+  // and the fronts its inbound and outbound were made from (they point into them).
+  std::vector<UdpSocketId> udp_by_spec;
   std::vector<std::shared_ptr<const UdpFronts>> udp_fronts_by_spec;
   std::vector<std::unique_ptr<TunEngine>> tuns;  // worker 0: each tun listener's packets
   uv_async_t wake;
@@ -139,6 +139,12 @@ bool serve_tcp(const ListenerSpec& spec) {
   return spec.tcp || spec.protocol == ListenerSpec::Protocol::Mixed;
 }
 
+// A worker NAT's share of the process's udp_max_associations.
+size_t nat_share(size_t max_associations, int nworkers) {
+  const auto n = static_cast<size_t>(std::max(1, nworkers));
+  return std::max<size_t>(1, (max_associations + n - 1) / n);
+}
+
 // A reload as each worker applies it (Engine::publish).
 struct Publication {
   std::vector<ListenerSpec> listeners;           // the new specs' listeners
@@ -159,18 +165,19 @@ struct Publication {
 // new inbound if their keys or users changed), new ones bind (SO_REUSEPORT, as at start; a bind
 // failure is logged and the rest applies), removed ones close with their associations.
 void apply_udp(Worker& w, const Publication& p) {
+  if (w.udp) w.udp->set_limits(p.udp_options.udp_timeout, p.udp_options.max_associations);
   const size_t n = p.listeners.size();
-  std::vector<int> next(n, -1);
+  std::vector<UdpSocketId> next(n, kNoUdpSocket);
   std::vector<std::shared_ptr<const UdpFronts>> fronts(n);
   for (size_t j = 0; j < n; ++j) {
     const ListenerSpec& spec = p.listeners[j];
     if (!spec.udp || spec.protocol != ListenerSpec::Protocol::Shadowsocks) continue;
     const std::optional<size_t>& m = p.match[j];
-    const int kept = m && *m < w.udp_by_spec.size() ? w.udp_by_spec[*m] : -1;
-    if (kept >= 0) {
+    const UdpSocketId kept = m && *m < w.udp_by_spec.size() ? w.udp_by_spec[*m] : kNoUdpSocket;
+    if (kept != kNoUdpSocket) {
       next[j] = kept;
       if (p.udp_rekey[j]) {
-        w.udp->set_inbound(static_cast<uint16_t>(kept), p.udp_fronts->inbound(spec, p.slots[j]),
+        w.udp->set_inbound(kept, p.udp_fronts->inbound(spec, p.slots[j]),
                            p.udp_fronts->outbound(spec));
         fronts[j] = p.udp_fronts;
       } else {
@@ -179,7 +186,7 @@ void apply_udp(Worker& w, const Publication& p) {
       continue;
     }
     if (!w.udp) w.udp = std::make_unique<UdpNat>(&w.loop, *p.udp_relay, p.udp_options);
-    uint16_t index = UINT16_MAX;
+    UdpSocketId index = kNoUdpSocket;
     const int r = w.udp->listen(spec.address, spec.port, p.udp_fronts->inbound(spec, p.slots[j]),
                                 p.udp_fronts->outbound(spec), false, &index);
     if (r != 0) {
@@ -195,9 +202,9 @@ void apply_udp(Worker& w, const Publication& p) {
     next[j] = index;
     fronts[j] = p.udp_fronts;
   }
-  for (const int old : w.udp_by_spec) {
-    if (old >= 0 && std::find(next.begin(), next.end(), old) == next.end()) {
-      w.udp->unlisten(static_cast<uint16_t>(old));
+  for (const UdpSocketId old : w.udp_by_spec) {
+    if (old != kNoUdpSocket && std::find(next.begin(), next.end(), old) == next.end()) {
+      w.udp->unlisten(old);
     }
   }
   w.udp_by_spec = std::move(next);
@@ -316,6 +323,10 @@ struct MainState final : Engine {
         fronts->set_user_limits(rt->user_limits);
         p->udp_fronts = std::move(fronts);
         p->udp_relay = udp_relay;
+        // udp_timeout and udp_max_associations follow a reload (UdpNat::set_limits).
+        udp_options.udp_timeout = next.limits.udp_timeout;
+        udp_options.max_associations =
+            nat_share(next.limits.udp_max_associations, static_cast<int>(workers->size()));
         p->udp_options = udp_options;
         p->udp_rekey.assign(next.listeners.size(), true);
         for (size_t j = 0; j < next.listeners.size(); ++j) {
@@ -966,10 +977,7 @@ int run_app(Role role, int argc, char** argv, const InboundRegistry& inbounds,
   };
   int status = 0;
   const UdpNatOptions udp_options{
-      specs.limits.udp_timeout,
-      // The cap is the process's: shared out among the workers' NATs.
-      std::max<size_t>(
-          1, (specs.limits.udp_max_associations + nworkers - 1) / static_cast<size_t>(nworkers)),
+      specs.limits.udp_timeout, nat_share(specs.limits.udp_max_associations, nworkers),
       specs.tcp.ipv6_first, cfg.reuse_port || nworkers > 1, specs.tcp.fwmark};
   if (serves_ports(role)) {
     m.udp_relay = udp_relay.get();
@@ -981,7 +989,7 @@ int run_app(Role role, int argc, char** argv, const InboundRegistry& inbounds,
     uv_loop_init(&w->loop);
     if (serve_udp) w->udp = std::make_unique<UdpNat>(&w->loop, *udp_relay, udp_options);
     w->by_spec.assign(specs.listeners.size(), nullptr);
-    w->udp_by_spec.assign(specs.listeners.size(), -1);
+    w->udp_by_spec.assign(specs.listeners.size(), kNoUdpSocket);
     w->udp_fronts_by_spec.resize(specs.listeners.size());
     for (const ListenerSpec& spec : specs.listeners) {
       const std::string& host = spec.address;
@@ -1012,7 +1020,7 @@ int run_app(Role role, int argc, char** argv, const InboundRegistry& inbounds,
       } else if (w->udp && spec.udp) {
         const bool tproxy = udp_fronts->transparent(spec);
         const size_t index = static_cast<size_t>(&spec - specs.listeners.data());
-        uint16_t at = UINT16_MAX;
+        UdpSocketId at = kNoUdpSocket;
         int r = w->udp->listen(host, port, udp_fronts->inbound(spec, port_slots[index]),
                                udp_fronts->outbound(spec), tproxy, &at);
         if (r == 0) {

@@ -48,7 +48,7 @@ class TunEngine final : public PacketSink {
   std::shared_ptr<TunDevice> dev_;
   int fd_;  // the queue's descriptor
   UdpNat* udp_;
-  uint16_t udp_index_ = 0;
+  UdpSocketId udp_index_ = kNoUdpSocket;
   uv_poll_t poll_;
   bool polling_ = false;
   bool closed_ = false;

@@ -6,6 +6,7 @@
 #include <sstream>
 #include <string>
 
+#include "relay/acl.h"
 #include "relay/config.h"
 #include "relay/reload.h"
 #include "server/server_control.h"
@@ -69,8 +70,14 @@ TEST_CASE("reload: settings fixed at start are refused by name; UDP ports and ke
   // UDP follows a reload (relay/app.cpp): adding it, or changing the keys of a UDP port, applies.
   CHECK(fixed_key_changed(running, finalized(Role::Server, base + R"(, "mode": "tcp_and_udp"})"))
             .empty());
-  CHECK(fixed_key_changed(running, finalized(Role::Server, base + R"(, "udp_timeout": 7})"))
-            .rfind("udp_timeout:", 0) == 0);
+  // The NAT's limits apply to new associations and at the next sweep (relay/udp_nat.h).
+  CHECK(
+      fixed_key_changed(running, finalized(Role::Server, base + R"(, "udp_timeout": 7})")).empty());
+  CHECK(
+      fixed_key_changed(running, finalized(Role::Server, base + R"(, "udp_max_associations": 7})"))
+          .empty());
+  CHECK(fixed_key_changed(running, finalized(Role::Server, base + R"(, "max_connections": 7})"))
+            .rfind("max_connections:", 0) == 0);
   CHECK(fixed_key_changed(running, finalized(Role::Server, base + R"(, "plugin": "obfs-server"})"))
             .rfind("plugin:", 0) == 0);
   const Config udp = finalized(Role::Server, base + R"(, "mode": "tcp_and_udp"})");
@@ -98,6 +105,23 @@ TEST_CASE("reload: a UDP listener's key signature changes with its method, keys 
   CHECK(sig(alice) != sig(rekeyed));
   CHECK(sig(alice) != sig(more));
   CHECK(sig(specs(R"(, "password": "p")")) != sig(specs(R"(, "password": "q")")));
+  // The ACL (by its text) and allow_private_targets: the socket takes a new inbound and
+  // outbound when they change, even with the same keys.
+  Specs acl_a = alice;
+  acl_a.acl = Acl::parse("[accept_all]\n", nullptr);
+  Specs acl_same = alice;
+  acl_same.acl = Acl::parse("[accept_all]\n", nullptr);
+  Specs acl_b = alice;
+  acl_b.acl = Acl::parse("[accept_all]\n[outbound_block_list]\n10.0.0.1\n", nullptr);
+  REQUIRE(acl_a.acl);
+  REQUIRE(acl_b.acl);
+  CHECK(sig(acl_a) == sig(acl_same));
+  CHECK(sig(acl_a) != sig(acl_b));
+  CHECK(sig(alice) != sig(acl_a));
+  Specs open_targets = alice;
+  REQUIRE(open_targets.direct);
+  open_targets.direct->block_private = !open_targets.direct->block_private;
+  CHECK(sig(alice) != sig(open_targets));
 }
 
 }  // namespace
