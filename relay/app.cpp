@@ -45,6 +45,7 @@
 #include "client/dns/dns_inbound.h"
 #include "client/tun/tun_engine.h"
 #include "client/tun/tun_routes.h"
+#include "relay/client_reload.h"
 #include "relay/connection.h"
 #include "relay/counters.h"
 #include "relay/log.h"
@@ -1162,42 +1163,68 @@ int run_app(Role role, int argc, char** argv, const InboundRegistry& inbounds,
   }
   m.router = runtime->router.get();
   if (status == 0) m.router->start_probes(&main_loop);
-  // Refreshes of the SIP008 list: a new snapshot with the configured servers and the fetched
-  // ones, published to every worker; live connections keep theirs.
+  // Refreshes of the SIP008 list and the clients' reloads: a new snapshot with the configured
+  // servers and the fetched ones, published to every worker; live connections keep theirs, and
+  // the balancer keeps the health of the servers that stay. False (nothing changed), with the
+  // reason in *why, if keys are unusable.
   std::shared_ptr<const Runtime> current = runtime;
-  const size_t configured_count = configured.servers.size();
+  Specs base = specs;  // a reload replaces its servers, balancer and ACL
+  size_t configured_count = configured.servers.size();
   const std::vector<ServerSpec> arranged = specs.servers;  // with their plugins' loopback ends
+  auto install = [&](const Specs& next, std::string* why) {
+    std::shared_ptr<const Runtime> rt = make_runtime(next, why, current.get());
+    if (!rt) return false;
+    if (udp_fronts && !udp_fronts->set_servers(next, rt->router, why)) {
+      *why += " (UDP)";
+      return false;
+    }
+    rt->router->restore_health(current->router->health());
+    current->router->stop_probes();
+    publish(workers, rt);
+    for (DnsInbound* d : m.dns) d->set_runtime(rt);
+    current = rt;
+    m.router = rt->router.get();
+    m.router->start_probes(&main_loop);
+    return true;
+  };
   if (online && status == 0) {
     m.online = online.get();
     online->start(fetched, [&](const std::vector<ServerSpec>& now) {
-      std::optional<Specs> with = with_fetched(specs, configured_count, arranged, now);
+      std::optional<Specs> with = with_fetched(base, configured_count, arranged, now);
       if (!with) return false;
-      const Specs& next = *with;
       std::string why;
-      std::shared_ptr<const Runtime> rt = make_runtime(next, &why, current.get());
-      if (!rt) {
+      if (!install(*with, &why)) {
         LOG_WARN("online_config: the new list is not usable (%s); keeping the servers in use",
                  why.c_str());
         return false;
       }
-      if (udp_fronts && !udp_fronts->set_servers(next, rt->router, &why)) {
-        LOG_WARN(
-            "online_config: the new list is not usable for UDP (%s); keeping the servers "
-            "in use",
-            why.c_str());
-        return false;
-      }
-      rt->router->restore_health(current->router->health());
-      current->router->stop_probes();
-      publish(workers, rt);
-      for (DnsInbound* d : m.dns) d->set_runtime(rt);
-      current = rt;
-      m.router = rt->router.get();
-      m.router->start_probes(&main_loop);
       return true;
     });
   } else if (online) {
     online->stop();
+  }
+  // ss-local, ss-tunnel, ss-redir: SIGHUP applies the -c file's servers, balancer and ACL
+  // (relay/client_reload.h).
+  if (status == 0 && !control && !serves_ports(role)) {
+    m.controller = std::make_unique<ClientReload>(
+        role, cfg, argc, argv, [&](const Config& next_cfg, std::string* why) {
+          const Specs from = specs_of(next_cfg);
+          Specs next_base = base;
+          next_base.servers = from.servers;
+          next_base.balancer = from.balancer;
+          next_base.acl = from.acl;
+          const std::vector<ServerSpec> none;
+          std::optional<Specs> with = with_fetched(next_base, from.servers.size(), arranged,
+                                                   online ? online->current() : none);
+          if (!with) {
+            *why = "servers: no usable server";
+            return false;
+          }
+          if (!install(*with, why)) return false;
+          base = std::move(next_base);
+          configured_count = from.servers.size();
+          return true;
+        });
   }
   if (status == 0 && control) {
     m.controller = control(m, cfg, argc, argv);

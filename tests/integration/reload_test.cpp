@@ -603,4 +603,49 @@ TEST_CASE("reload: a lower udp_max_associations evicts down to it and caps new a
   rig.stop();
 }
 
+// ---- the clients' reload ------------------------------------------------------------------------
+
+namespace {
+
+std::string local_config(uint16_t local_port, uint16_t server_port, const std::string& password) {
+  return R"({"server": "127.0.0.1", "server_port": )" + std::to_string(server_port) +
+         R"(, "local_address": "127.0.0.1", "local_port": )" + std::to_string(local_port) +
+         R"(, "method": ")" + kClassic + R"(", "password": ")" + password + "\"}";
+}
+
+}  // namespace
+
+TEST_CASE(
+    "reload: ss-local on SIGHUP serves through the server its file now names; a file that "
+    "changes a fixed key, or is broken, is refused and the old config serves on",
+    "[integration][reload]") {
+  TargetServer target(TargetBehavior::echo());
+  Node a = start_server(Impl::Ours, {kClassic, "pw-server-a", 60, {}});
+  Node b = start_server(Impl::Libev, {kClassic, "pw-server-b", 60, {}});
+  const uint16_t lp = pick_free_port();
+  ReloadConfig cfg;
+  cfg.write(local_config(lp, a.port, "pw-server-a"));
+  Node loc = start_node(Impl::Ours, "ss-local", {"-c", cfg.path(), "-v"}, lp, "ss-local");
+  socks_echo(loc.port, target.port(), 1000);
+  // Server a replaced by b (shadowsocks-libev's, another password) in the file.
+  cfg.write(local_config(lp, b.port, "pw-server-b"));
+  loc.proc->signal(SIGHUP);
+  REQUIRE(wait_log(loc, "reload: applied", 1, 10s));
+  check_clean_shutdown(a);  // a is gone: only b can serve from now on
+  socks_echo(loc.port, target.port(), 1000);
+  // Another listen port: fixed at start, refused by name; b serves on.
+  cfg.write(local_config(pick_free_port(), a.port, "pw-server-a"));
+  loc.proc->signal(SIGHUP);
+  REQUIRE(wait_log(loc, "reload: refused: local_address/local_port/locals: cannot change", 1, 10s));
+  socks_echo(loc.port, target.port(), 1000);
+  // A broken file: refused.
+  cfg.write(R"({"server": )");
+  loc.proc->signal(SIGHUP);
+  REQUIRE(wait_log(loc, "; keeping the running config", 2, 10s));
+  socks_echo(loc.port, target.port(), 1000);
+  CHECK(count_occurrences(loc.proc->log_text(), "reload: applied") == 1);
+  check_clean_shutdown(loc);
+  check_clean_shutdown(b);
+}
+
 }  // namespace ss::test

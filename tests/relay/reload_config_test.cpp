@@ -7,6 +7,7 @@
 #include <string>
 
 #include "relay/acl.h"
+#include "relay/client_reload.h"
 #include "relay/config.h"
 #include "relay/reload.h"
 #include "server/server_control.h"
@@ -122,6 +123,40 @@ TEST_CASE("reload: a UDP listener's key signature changes with its method, keys 
   REQUIRE(open_targets.direct);
   open_targets.direct->block_private = !open_targets.direct->block_private;
   CHECK(sig(alice) != sig(open_targets));
+}
+
+TEST_CASE("reload: a client applies servers and balancer; anything else is refused by name",
+          "[relay]") {
+  const std::string base =
+      R"({"local_address": "127.0.0.1", "local_port": 1080, "method": "aes-256-gcm")";
+  const auto cfg = [&](const std::string& rest) {
+    return finalized(Role::Local, base + rest + "}");
+  };
+  const Config running = cfg(R"(, "server": "127.0.0.1", "server_port": 8001, "password": "p")");
+  CHECK(client_fixed_key_changed(running, running).empty());
+  CHECK(client_fixed_key_changed(
+            running, cfg(R"(, "server": "127.0.0.2", "server_port": 8002, "password": "q")"))
+            .empty());
+  CHECK(client_fixed_key_changed(
+            running,
+            cfg(R"(, "servers": [{"server": "127.0.0.1", "server_port": 8001, "password": "p"},
+                                 {"server": "127.0.0.3", "server_port": 8003, "password": "r"}])"))
+            .empty());
+  CHECK(client_fixed_key_changed(
+            running, finalized(Role::Local, R"({"local_address": "127.0.0.1", "local_port": 1081,
+                                              "method": "aes-256-gcm", "server": "127.0.0.1",
+                                              "server_port": 8001, "password": "p"})"))
+            .rfind("local_address/local_port/locals:", 0) == 0);
+  CHECK(client_fixed_key_changed(
+            running,
+            cfg(R"(, "server": "127.0.0.1", "server_port": 8001, "password": "p", "timeout": 9)"))
+            .rfind("timeout:", 0) == 0);
+  CHECK(client_fixed_key_changed(running, cfg(R"(, "server": "127.0.0.1", "server_port": 8001,
+                                                  "password": "p", "mode": "tcp_and_udp")"))
+            .rfind("local_address/local_port/locals:", 0) == 0);
+  CHECK(client_fixed_key_changed(running, cfg(R"(, "server": "127.0.0.1", "server_port": 8001,
+                                                  "password": "p", "workers": 3)"))
+            .rfind("workers:", 0) == 0);
 }
 
 }  // namespace
