@@ -627,10 +627,18 @@ TEST_CASE(
   cfg.write(local_config(lp, a.port, "pw-server-a"));
   Node loc = start_node(Impl::Ours, "ss-local", {"-c", cfg.path(), "-v"}, lp, "ss-local");
   socks_echo(loc.port, target.port(), 1000);
+  // A live session through a, before the reload.
+  Socks5Connection live = socks5_connect(loc.port, AddrType::IPv4, "127.0.0.1", target.port());
+  REQUIRE(live.reply.has_value());
+  REQUIRE(live.reply->rep == 0x00);
+  echo_part(live.socket, 1000);
   // Server a replaced by b (shadowsocks-libev's, another password) in the file.
   cfg.write(local_config(lp, b.port, "pw-server-b"));
   loc.proc->signal(SIGHUP);
   REQUIRE(wait_log(loc, "reload: applied", 1, 10s));
+  // The live session finishes on a, byte-exact.
+  echo_part(live.socket, 1000);
+  live.socket = Socket();
   check_clean_shutdown(a);  // a is gone: only b can serve from now on
   socks_echo(loc.port, target.port(), 1000);
   // Another listen port: fixed at start, refused by name; b serves on.
