@@ -6,10 +6,15 @@
 // body is opened with that session's key; the packet ID is checked against the session's window
 // before the body is opened and recorded only after it fully validated (hostile-inputs U3/U4).
 // The windows are process-wide (one per client session, guarded), so a packet replayed to another
-// worker's socket, from another address, is refused as well.
+// worker's socket, from another address, is refused as well. They are keyed by the session ID and
+// the key its packets are opened with (the user's uPSK, or the PSK), not by the suite nor the
+// user's index: a reload makes new suites and may renumber users, and a session recorded before
+// it must meet the same window after it, on every worker.
 
 #include <ctime>
+#include <functional>
 #include <mutex>
+#include <string>
 #include <unordered_map>
 
 #include "crypto/kdf.h"
@@ -40,9 +45,23 @@ UdpStatus status_of(const Udp2022Status& st) {
   }
 }
 
+// What names a session's key in the process-wide window registry: a hash of the key its packets
+// are opened with (a user's uPSK, or the PSK with no users), kept apart by kind. Two sessions
+// share a window only with the same random 64-bit session ID as well.
+uint64_t key_identity(char kind, std::span<const uint8_t> key) {
+  std::string s(1, kind);
+  s.append(reinterpret_cast<const char*>(key.data()), key.size());
+  return std::hash<std::string>()(s);
+}
+
 struct Shared {
   Udp2022Options options;
   std::vector<Udp2022User> users;
+  std::vector<uint64_t> user_identities;  // key_identity() of each user's key
+  uint64_t psk_identity = 0;              // ... of the PSK (no users)
+  uint64_t identity(size_t user) const {
+    return user < user_identities.size() ? user_identities[user] : psk_identity;
+  }
   int64_t now() const {
     return options.clock ? options.clock() : static_cast<int64_t>(time(nullptr));
   }
@@ -136,22 +155,29 @@ struct SharedWindow {
 
 class WindowRegistry : public std::enable_shared_from_this<WindowRegistry> {
  public:
-  std::shared_ptr<SharedWindow> find(uint64_t session_id, uint64_t user) {
+  // The process's: every suite (those a reload makes too) shares it.
+  static const std::shared_ptr<WindowRegistry>& process() {
+    static auto* r = new std::shared_ptr<WindowRegistry>(std::make_shared<WindowRegistry>());
+    return *r;  // never destroyed: sessions may end during exit
+  }
+
+  // `identity`: key_identity() of the key the session's packets are opened with.
+  std::shared_ptr<SharedWindow> find(uint64_t session_id, uint64_t identity) {
     std::lock_guard<std::mutex> lock(mu_);
-    auto it = map_.find({session_id, user});
+    auto it = map_.find({session_id, identity});
     return it == map_.end() ? nullptr : it->second.lock();
   }
-  std::shared_ptr<SharedWindow> get_or_make(uint64_t session_id, uint64_t user) {
+  std::shared_ptr<SharedWindow> get_or_make(uint64_t session_id, uint64_t identity) {
     std::lock_guard<std::mutex> lock(mu_);
-    std::weak_ptr<SharedWindow>& slot = map_[{session_id, user}];
+    std::weak_ptr<SharedWindow>& slot = map_[{session_id, identity}];
     std::shared_ptr<SharedWindow> w = slot.lock();
     if (!w) {
       // The window's entry goes with it (at its last session's end, from any worker), so that
       // after a burst of sessions nothing small and long-lived is left among their freed memory.
       w = std::shared_ptr<SharedWindow>(
-          new SharedWindow, [self = shared_from_this(), session_id, user](SharedWindow* p) {
+          new SharedWindow, [self = shared_from_this(), session_id, identity](SharedWindow* p) {
             delete p;
-            self->forget(session_id, user);
+            self->forget(session_id, identity);
           });
       slot = w;
     }
@@ -163,9 +189,9 @@ class WindowRegistry : public std::enable_shared_from_this<WindowRegistry> {
   }
 
  private:
-  void forget(uint64_t session_id, uint64_t user) {
+  void forget(uint64_t session_id, uint64_t identity) {
     std::lock_guard<std::mutex> lock(mu_);
-    auto it = map_.find({session_id, user});
+    auto it = map_.find({session_id, identity});
     if (it != map_.end() && it->second.expired()) map_.erase(it);
   }
   struct KeyHash {
@@ -246,7 +272,7 @@ class ServerOpener final : public UdpServerOpener {
     std::shared_ptr<SharedWindow> found;
     SharedWindow* w = s != nullptr ? &s->window() : nullptr;
     if (w == nullptr) {
-      found = windows_->find(hdr_.session_id, hdr_.user);
+      found = windows_->find(hdr_.session_id, shared_->identity(hdr_.user));
       w = found.get();
     }
     if (w != nullptr) {
@@ -258,7 +284,7 @@ class ServerOpener final : public UdpServerOpener {
                                                 shared_->now(), req);
     if (!st.ok()) return status_of(st);
     if (w == nullptr) {
-      found = windows_->get_or_make(hdr_.session_id, hdr_.user);
+      found = windows_->get_or_make(hdr_.session_id, shared_->identity(hdr_.user));
       w = found.get();
     }
     {
@@ -289,7 +315,7 @@ class ServerOpener final : public UdpServerOpener {
 class Suite final : public UdpCipherSuite {
  public:
   explicit Suite(std::shared_ptr<const Shared> shared)
-      : shared_(std::move(shared)), windows_(std::make_shared<WindowRegistry>()) {}
+      : shared_(std::move(shared)), windows_(WindowRegistry::process()) {}
   size_t max_overhead() const override {
     // Separate header or nonce, identity headers, fixed fields, padding, tag.
     return kUdp2022NonceLen + kUdp2022EihLen * shared_->options.client_keys.size() +
@@ -316,7 +342,11 @@ std::shared_ptr<const UdpCipherSuite> make_2022_udp_suite(Udp2022Options options
                                                           std::string* error) {
   auto shared = std::make_shared<Shared>();
   shared->options = std::move(options);
-  for (const auto& u : shared->options.users) shared->users.push_back({u.name, u.key});
+  for (const auto& u : shared->options.users) {
+    shared->users.push_back({u.name, u.key});
+    shared->user_identities.push_back(key_identity('u', u.key));
+  }
+  shared->psk_identity = key_identity('p', shared->options.server_psk);
   const Method2022& m = *shared->options.method;
   // Both ends' codecs are made now once, so keys that do not suit the method fail at start-up.
   if (!shared->options.client_keys.empty()) {

@@ -413,6 +413,7 @@ class AclParser {
 
 std::unique_ptr<const Acl> Acl::parse(std::string_view text, std::string* error) {
   auto acl = std::unique_ptr<Acl>(new Acl());
+  acl->digest_ = std::hash<std::string_view>()(text);
   AclParser p(*acl);
   size_t line_no = 0;
   std::string why;

@@ -115,6 +115,8 @@ class Acl {
   const AclRules& proxy_list() const { return lists_[kProxy]; }
   const AclRules& outbound_block_list() const { return lists_[kBlock]; }
   const AclRules& outbound_allow_list() const { return lists_[kAllow]; }
+  // A hash of the text it was parsed from: a reload tells a changed ACL file from the same one.
+  uint64_t digest() const { return digest_; }
 
  private:
   friend class AclParser;
@@ -122,6 +124,7 @@ class Acl {
   Mode mode_ = Mode::ProxyAll;
   bool outbound_block_all_ = false;  // rust's [outbound_block_all]
   AclRules lists_[kLists];
+  uint64_t digest_ = 0;
 };
 
 }  // namespace ss

@@ -45,6 +45,7 @@
 #include "client/dns/dns_inbound.h"
 #include "client/tun/tun_engine.h"
 #include "client/tun/tun_routes.h"
+#include "relay/client_reload.h"
 #include "relay/connection.h"
 #include "relay/counters.h"
 #include "relay/log.h"
@@ -80,9 +81,9 @@ struct Worker {
   // removed, kept until their last session has ended.
   std::vector<std::unique_ptr<Listener>> listeners;
   std::vector<Listener*> by_spec;  // the running specs' listeners, by index; null: no TCP
-  // ss-server: each running spec's UDP socket in `udp` (UdpNat::listen's index; -1: none), and
-  // the fronts its inbound and outbound were made from (they point into them).
-  std::vector<int> udp_by_spec;
+  // ss-server: each running spec's UDP socket in `udp` (UdpNat::listen's id; kNoUdpSocket: none),
+  // and the fronts its inbound and outbound were made from (they point into them).
+  std::vector<UdpSocketId> udp_by_spec;
   std::vector<std::shared_ptr<const UdpFronts>> udp_fronts_by_spec;
   std::vector<std::unique_ptr<TunEngine>> tuns;  // worker 0: each tun listener's packets
   uv_async_t wake;
@@ -140,6 +141,12 @@ bool serve_tcp(const ListenerSpec& spec) {
   return spec.tcp || spec.protocol == ListenerSpec::Protocol::Mixed;
 }
 
+// A worker NAT's share of the process's udp_max_associations.
+size_t nat_share(size_t max_associations, int nworkers) {
+  const auto n = static_cast<size_t>(std::max(1, nworkers));
+  return std::max<size_t>(1, (max_associations + n - 1) / n);
+}
+
 // A reload as each worker applies it (Engine::publish).
 struct Publication {
   std::vector<ListenerSpec> listeners;           // the new specs' listeners
@@ -160,18 +167,19 @@ struct Publication {
 // new inbound if their keys or users changed), new ones bind (SO_REUSEPORT, as at start; a bind
 // failure is logged and the rest applies), removed ones close with their associations.
 void apply_udp(Worker& w, const Publication& p) {
+  if (w.udp) w.udp->set_limits(p.udp_options.udp_timeout, p.udp_options.max_associations);
   const size_t n = p.listeners.size();
-  std::vector<int> next(n, -1);
+  std::vector<UdpSocketId> next(n, kNoUdpSocket);
   std::vector<std::shared_ptr<const UdpFronts>> fronts(n);
   for (size_t j = 0; j < n; ++j) {
     const ListenerSpec& spec = p.listeners[j];
     if (!spec.udp || spec.protocol != ListenerSpec::Protocol::Shadowsocks) continue;
     const std::optional<size_t>& m = p.match[j];
-    const int kept = m && *m < w.udp_by_spec.size() ? w.udp_by_spec[*m] : -1;
-    if (kept >= 0) {
+    const UdpSocketId kept = m && *m < w.udp_by_spec.size() ? w.udp_by_spec[*m] : kNoUdpSocket;
+    if (kept != kNoUdpSocket) {
       next[j] = kept;
       if (p.udp_rekey[j]) {
-        w.udp->set_inbound(static_cast<uint16_t>(kept), p.udp_fronts->inbound(spec, p.slots[j]),
+        w.udp->set_inbound(kept, p.udp_fronts->inbound(spec, p.slots[j]),
                            p.udp_fronts->outbound(spec));
         fronts[j] = p.udp_fronts;
       } else {
@@ -180,7 +188,7 @@ void apply_udp(Worker& w, const Publication& p) {
       continue;
     }
     if (!w.udp) w.udp = std::make_unique<UdpNat>(&w.loop, *p.udp_relay, p.udp_options);
-    uint16_t index = UINT16_MAX;
+    UdpSocketId index = kNoUdpSocket;
     const int r = w.udp->listen(spec.address, spec.port, p.udp_fronts->inbound(spec, p.slots[j]),
                                 p.udp_fronts->outbound(spec), false, &index);
     if (r != 0) {
@@ -196,9 +204,9 @@ void apply_udp(Worker& w, const Publication& p) {
     next[j] = index;
     fronts[j] = p.udp_fronts;
   }
-  for (const int old : w.udp_by_spec) {
-    if (old >= 0 && std::find(next.begin(), next.end(), old) == next.end()) {
-      w.udp->unlisten(static_cast<uint16_t>(old));
+  for (const UdpSocketId old : w.udp_by_spec) {
+    if (old != kNoUdpSocket && std::find(next.begin(), next.end(), old) == next.end()) {
+      w.udp->unlisten(old);
     }
   }
   w.udp_by_spec = std::move(next);
@@ -317,6 +325,10 @@ struct MainState final : Engine {
         fronts->set_user_limits(rt->user_limits);
         p->udp_fronts = std::move(fronts);
         p->udp_relay = udp_relay;
+        // udp_timeout and udp_max_associations follow a reload (UdpNat::set_limits).
+        udp_options.udp_timeout = next.limits.udp_timeout;
+        udp_options.max_associations =
+            nat_share(next.limits.udp_max_associations, static_cast<int>(workers->size()));
         p->udp_options = udp_options;
         p->udp_rekey.assign(next.listeners.size(), true);
         for (size_t j = 0; j < next.listeners.size(); ++j) {
@@ -969,10 +981,7 @@ int run_app(Role role, int argc, char** argv, const InboundRegistry& inbounds,
   };
   int status = 0;
   const UdpNatOptions udp_options{
-      specs.limits.udp_timeout,
-      // The cap is the process's: shared out among the workers' NATs.
-      std::max<size_t>(
-          1, (specs.limits.udp_max_associations + nworkers - 1) / static_cast<size_t>(nworkers)),
+      specs.limits.udp_timeout, nat_share(specs.limits.udp_max_associations, nworkers),
       specs.tcp.ipv6_first, cfg.reuse_port || nworkers > 1, specs.tcp.fwmark};
   if (serves_ports(role)) {
     m.udp_relay = udp_relay.get();
@@ -984,7 +993,7 @@ int run_app(Role role, int argc, char** argv, const InboundRegistry& inbounds,
     uv_loop_init(&w->loop);
     if (serve_udp) w->udp = std::make_unique<UdpNat>(&w->loop, *udp_relay, udp_options);
     w->by_spec.assign(specs.listeners.size(), nullptr);
-    w->udp_by_spec.assign(specs.listeners.size(), -1);
+    w->udp_by_spec.assign(specs.listeners.size(), kNoUdpSocket);
     w->udp_fronts_by_spec.resize(specs.listeners.size());
     for (const ListenerSpec& spec : specs.listeners) {
       const std::string& host = spec.address;
@@ -1015,7 +1024,7 @@ int run_app(Role role, int argc, char** argv, const InboundRegistry& inbounds,
       } else if (w->udp && spec.udp) {
         const bool tproxy = udp_fronts->transparent(spec);
         const size_t index = static_cast<size_t>(&spec - specs.listeners.data());
-        uint16_t at = UINT16_MAX;
+        UdpSocketId at = kNoUdpSocket;
         int r = w->udp->listen(host, port, udp_fronts->inbound(spec, port_slots[index]),
                                udp_fronts->outbound(spec), tproxy, &at);
         if (r == 0) {
@@ -1168,42 +1177,68 @@ int run_app(Role role, int argc, char** argv, const InboundRegistry& inbounds,
       return out;
     });
   }
-  // Refreshes of the SIP008 list: a new snapshot with the configured servers and the fetched
-  // ones, published to every worker; live connections keep theirs.
+  // Refreshes of the SIP008 list and the clients' reloads: a new snapshot with the configured
+  // servers and the fetched ones, published to every worker; live connections keep theirs, and
+  // the balancer keeps the health of the servers that stay. False (nothing changed), with the
+  // reason in *why, if keys are unusable.
   std::shared_ptr<const Runtime> current = runtime;
-  const size_t configured_count = configured.servers.size();
+  Specs base = specs;  // a reload replaces its servers, balancer and ACL
+  size_t configured_count = configured.servers.size();
   const std::vector<ServerSpec> arranged = specs.servers;  // with their plugins' loopback ends
+  auto install = [&](const Specs& next, std::string* why) {
+    std::shared_ptr<const Runtime> rt = make_runtime(next, why, current.get());
+    if (!rt) return false;
+    if (udp_fronts && !udp_fronts->set_servers(next, rt->router, why)) {
+      *why += " (UDP)";
+      return false;
+    }
+    rt->router->restore_health(current->router->health());
+    current->router->stop_probes();
+    publish(workers, rt);
+    for (DnsInbound* d : m.dns) d->set_runtime(rt);
+    current = rt;
+    m.router = rt->router.get();
+    m.router->start_probes(&main_loop);
+    return true;
+  };
   if (online && status == 0) {
     m.online = online.get();
     online->start(fetched, [&](const std::vector<ServerSpec>& now) {
-      std::optional<Specs> with = with_fetched(specs, configured_count, arranged, now);
+      std::optional<Specs> with = with_fetched(base, configured_count, arranged, now);
       if (!with) return false;
-      const Specs& next = *with;
       std::string why;
-      std::shared_ptr<const Runtime> rt = make_runtime(next, &why, current.get());
-      if (!rt) {
+      if (!install(*with, &why)) {
         LOG_WARN("online_config: the new list is not usable (%s); keeping the servers in use",
                  why.c_str());
         return false;
       }
-      if (udp_fronts && !udp_fronts->set_servers(next, rt->router, &why)) {
-        LOG_WARN(
-            "online_config: the new list is not usable for UDP (%s); keeping the servers "
-            "in use",
-            why.c_str());
-        return false;
-      }
-      rt->router->restore_health(current->router->health());
-      current->router->stop_probes();
-      publish(workers, rt);
-      for (DnsInbound* d : m.dns) d->set_runtime(rt);
-      current = rt;
-      m.router = rt->router.get();
-      m.router->start_probes(&main_loop);
       return true;
     });
   } else if (online) {
     online->stop();
+  }
+  // ss-local, ss-tunnel, ss-redir: SIGHUP applies the -c file's servers, balancer and ACL
+  // (relay/client_reload.h).
+  if (status == 0 && !control && !serves_ports(role)) {
+    m.controller = std::make_unique<ClientReload>(
+        role, cfg, argc, argv, [&](const Config& next_cfg, std::string* why) {
+          const Specs from = specs_of(next_cfg);
+          Specs next_base = base;
+          next_base.servers = from.servers;
+          next_base.balancer = from.balancer;
+          next_base.acl = from.acl;
+          const std::vector<ServerSpec> none;
+          std::optional<Specs> with = with_fetched(next_base, from.servers.size(), arranged,
+                                                   online ? online->current() : none);
+          if (!with) {
+            *why = "servers: no usable server";
+            return false;
+          }
+          if (!install(*with, why)) return false;
+          base = std::move(next_base);
+          configured_count = from.servers.size();
+          return true;
+        });
   }
   if (status == 0 && control) {
     m.controller = control(m, cfg, argc, argv);

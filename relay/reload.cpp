@@ -2,6 +2,8 @@
 
 #include "relay/reload.h"
 
+#include "relay/acl.h"
+
 namespace ss {
 
 std::vector<std::optional<size_t>> match_listeners(const std::vector<ListenerSpec>& running,
@@ -44,6 +46,9 @@ std::string udp_keys_signature(const Specs& specs, const ListenerSpec& l) {
   for (const auto& k : in.psk_keys) s += "|" + std::string(k.begin(), k.end());
   for (const UserSpec& u : in.users)
     s += "|" + u.name + "=" + std::string(u.key.begin(), u.key.end());
+  // What its inbound (client lists) and direct outbound (targets) are given besides the keys.
+  s += "|acl=" + (specs.acl ? std::to_string(specs.acl->digest()) : std::string("none"));
+  s += specs.direct && !specs.direct->block_private ? "|private" : "|public";
   return s;
 }
 

@@ -20,8 +20,9 @@ std::vector<std::optional<size_t>> match_listeners(const std::vector<ListenerSpe
 std::vector<size_t> removed_listeners(const std::vector<ListenerSpec>& running,
                                       const std::vector<std::optional<size_t>>& match);
 
-// What a listener's UDP side serves with: its inbound's method, keys and users (ss-server), as
-// one string; a reload gives the listener's UDP socket a new inbound when it changes.
+// What a listener's UDP side serves with: its inbound's method, keys and users (ss-server), the
+// ACL (a digest of its text) and allow_private_targets, as one string; a reload gives the
+// listener's UDP socket a new inbound and outbound when it changes.
 std::string udp_keys_signature(const Specs& specs, const ListenerSpec& listener);
 
 }  // namespace ss

@@ -49,8 +49,8 @@ struct UdpStats {
 struct UdpFlowKey {
   std::array<uint8_t, 16> id{};
   uint16_t port = 0;
-  uint8_t kind = 0;  // 4, 6: an address; 22: a 2022 session
-  uint16_t listener = 0;
+  uint8_t kind = 0;       // 4, 6: an address; 22: a 2022 session
+  uint32_t listener = 0;  // the NAT's socket (UdpSocketId: its slot and the slot's generation)
   bool operator==(const UdpFlowKey&) const = default;
 };
 struct UdpFlowKeyHash {

@@ -83,7 +83,8 @@ UdpNat::UdpNat(uv_loop_t* loop, UdpRelay& relay, UdpNatOptions options)
 UdpNat::~UdpNat() = default;
 
 int UdpNat::listen(const std::string& host, uint16_t port, std::unique_ptr<UdpInbound> inbound,
-                   std::unique_ptr<UdpOutbound> outbound, bool transparent, uint16_t* index) {
+                   std::unique_ptr<UdpOutbound> outbound, bool transparent, UdpSocketId* index) {
+  if (index != nullptr) *index = kNoUdpSocket;
   sockaddr_storage ss;
   if (!literal_to_sockaddr(host, port, ss)) {
     // A name: resolved once, at start-up, before the loops run.
@@ -95,22 +96,25 @@ int UdpNat::listen(const std::string& host, uint16_t port, std::unique_ptr<UdpIn
     std::memcpy(&ss, res->ai_addr, std::min<size_t>(res->ai_addrlen, sizeof ss));
     freeaddrinfo(res);
   }
+  const UdpSocketId id = take_slot();
+  if (id == kNoUdpSocket) return UV_EMFILE;
   auto l = std::make_unique<Listening>();
   l->nat = this;
-  l->index = static_cast<uint16_t>(listening_.size());
+  l->id = id;
+  l->index = static_cast<uint16_t>(id & 0xffff);
   l->inbound = std::move(inbound);
   l->outbound = std::move(outbound);
-  if (index != nullptr) *index = l->index;
+  if (index != nullptr) *index = id;
   if (transparent) {
     const int fd = tproxy_listen_socket(reinterpret_cast<sockaddr*>(&ss), options_.reuse_port);
     if (fd < 0) {
-      listening_.push_back(nullptr);  // keeps the indices; nothing to close
+      release_slot(l->index);  // nothing to close; `id` names nothing from now on
       return fd;
     }
     int r = uv_poll_init_socket(loop_, &l->poll, fd);
     if (r != 0) {
       close(fd);
-      listening_.push_back(nullptr);
+      release_slot(l->index);
       return r;
     }
     int size = kSocketBuffer;
@@ -118,8 +122,8 @@ int UdpNat::listen(const std::string& host, uint16_t port, std::unique_ptr<UdpIn
     l->transparent = true;
     l->fd = fd;
     l->poll.data = l.get();
-    listening_.push_back(std::move(l));  // closed by shutdown() from now on
-    Listening* lp = listening_.back().get();
+    Listening* lp = l.get();
+    listening_[lp->index] = std::move(l);  // closed by shutdown() from now on
     r = uv_poll_start(&lp->poll, UV_READABLE, on_transparent);
     if (r != 0) return r;
     sockaddr_storage bound{};
@@ -131,12 +135,12 @@ int UdpNat::listen(const std::string& host, uint16_t port, std::unique_ptr<UdpIn
   }
   int r = uv_udp_init_ex(loop_, &l->udp, ss.ss_family | UV_UDP_RECVMMSG);
   if (r != 0) {
-    listening_.push_back(nullptr);  // keeps the indices; nothing to close
+    release_slot(l->index);  // nothing to close; `id` names nothing from now on
     return r;
   }
   l->udp.data = l.get();
   Listening* lp = l.get();
-  listening_.push_back(std::move(l));  // closed by shutdown() from now on
+  listening_[lp->index] = std::move(l);  // closed by shutdown() from now on
   uv_os_fd_t fd;
   if (options_.reuse_port && uv_fileno(as_handle(&lp->udp), &fd) == 0) {
     int one = 1;
@@ -157,13 +161,36 @@ int UdpNat::listen(const std::string& host, uint16_t port, std::unique_ptr<UdpIn
   return 0;
 }
 
-void UdpNat::unlisten(uint16_t index) {
-  // After shutdown() every handle is closing already, and the NAT frees its sockets.
-  if (shut_down_ || index >= listening_.size() || !listening_[index] ||
-      listening_[index]->closing) {
-    return;
+UdpSocketId UdpNat::take_slot() {
+  if (!free_slots_.empty()) {
+    const uint16_t slot = free_slots_.back();
+    free_slots_.pop_back();
+    return (static_cast<UdpSocketId>(generation_[slot]) << 16) | slot;
   }
-  Listening* l = listening_[index].get();
+  if (listening_.size() >= 0xffff) return kNoUdpSocket;  // slot 0xffff: kNoUdpSocket's
+  listening_.emplace_back();
+  generation_.push_back(0);
+  return static_cast<UdpSocketId>(listening_.size() - 1);
+}
+
+void UdpNat::release_slot(uint16_t slot) {
+  listening_[slot].reset();
+  ++generation_[slot];  // wraps after 65,536 uses
+  free_slots_.push_back(slot);
+}
+
+UdpNat::Listening* UdpNat::socket(UdpSocketId id) const {
+  const size_t slot = id & 0xffff;
+  if (id == kNoUdpSocket || slot >= listening_.size() || generation_[slot] != (id >> 16)) {
+    return nullptr;
+  }
+  return listening_[slot].get();
+}
+
+void UdpNat::unlisten(UdpSocketId index) {
+  // After shutdown() every handle is closing already, and the NAT frees its sockets.
+  Listening* l = socket(index);
+  if (shut_down_ || l == nullptr || l->closing) return;
   l->closing = true;
   for (Assoc* a = newest_; a != nullptr;) {
     Assoc* next = a->older;
@@ -189,33 +216,43 @@ void UdpNat::unlisten(uint16_t index) {
 }
 
 void UdpNat::free_listening_if_done(Listening* l) {
-  if (l->closed && l->assocs == 0) listening_[l->index].reset();
+  if (l->closed && l->assocs == 0) release_slot(l->index);
 }
 
-void UdpNat::set_inbound(uint16_t index, std::unique_ptr<UdpInbound> inbound,
+void UdpNat::set_inbound(UdpSocketId index, std::unique_ptr<UdpInbound> inbound,
                          std::unique_ptr<UdpOutbound> outbound) {
-  if (index < listening_.size() && listening_[index] && !listening_[index]->closing) {
-    listening_[index]->inbound = std::move(inbound);
-    listening_[index]->outbound = std::move(outbound);
+  Listening* l = socket(index);
+  if (l != nullptr && !l->closing) {
+    l->inbound = std::move(inbound);
+    l->outbound = std::move(outbound);
   }
 }
 
-uint16_t UdpNat::attach(std::unique_ptr<UdpInbound> inbound, std::unique_ptr<UdpOutbound> outbound,
-                        PacketSink* sink) {
+void UdpNat::set_limits(int udp_timeout, size_t max_associations) {
+  options_.udp_timeout = udp_timeout;
+  options_.max_associations = max_associations;
+}
+
+UdpSocketId UdpNat::attach(std::unique_ptr<UdpInbound> inbound,
+                           std::unique_ptr<UdpOutbound> outbound, PacketSink* sink) {
+  const UdpSocketId id = take_slot();
+  if (id == kNoUdpSocket) return id;
   auto l = std::make_unique<Listening>();
   l->nat = this;
-  l->index = static_cast<uint16_t>(listening_.size());
+  l->id = id;
+  l->index = static_cast<uint16_t>(id & 0xffff);
   l->inbound = std::move(inbound);
   l->outbound = std::move(outbound);
   l->sink = sink;
-  listening_.push_back(std::move(l));
-  return listening_.back()->index;
+  listening_[l->index] = std::move(l);
+  return id;
 }
 
-void UdpNat::inject(uint16_t index, std::span<const uint8_t> payload, const sockaddr* from,
+void UdpNat::inject(UdpSocketId index, std::span<const uint8_t> payload, const sockaddr* from,
                     const sockaddr* dest) {
-  if (shut_down_ || index >= listening_.size() || !listening_[index]) return;
-  handle_inbound(*listening_[index], payload.data(), payload.size(), from, dest);
+  Listening* l = socket(index);
+  if (shut_down_ || l == nullptr || l->closing) return;
+  handle_inbound(*l, payload.data(), payload.size(), from, dest);
 }
 
 void UdpNat::shutdown() {
@@ -322,12 +359,12 @@ void UdpNat::on_outbound(uv_udp_t* h, ssize_t n, const uv_buf_t* buf, const sock
 void UdpNat::handle_inbound(Listening& l, const uint8_t* data, size_t n, const sockaddr* from,
                             const sockaddr* dest) {
   ++stats_.packets_in;
-  current_listener_ = l.index;
+  current_listener_ = l.id;
   UdpRequest req;
   if (!l.inbound->receive({data, n}, from, dest, *this, {abuf_.get(), kBufSize}, req, stats_)) {
     return;
   }
-  req.key.listener = l.index;
+  req.key.listener = l.id;
   Assoc* a = nullptr;
   auto it = by_key_.find(req.key);
   if (it != by_key_.end()) {
@@ -384,11 +421,7 @@ void UdpNat::handle_outbound(Assoc* a, const uint8_t* data, size_t n, const sock
 
 UdpNat::Assoc* UdpNat::create(Listening& l, std::unique_ptr<UdpFlowState> in_state,
                               const UdpRequest& req, const sockaddr* from) {
-  while (by_key_.size() >= std::max<size_t>(1, options_.max_associations) && oldest_ != nullptr) {
-    ++stats_.associations_evicted;
-    metrics::udp_association(metrics::UdpEvent::Evicted);
-    close_assoc(oldest_);
-  }
+  evict_beyond(std::max<size_t>(1, options_.max_associations) - 1);
   auto* a = new Assoc;
   a->owner = this;
   a->key = req.key;
@@ -406,6 +439,14 @@ UdpNat::Assoc* UdpNat::create(Listening& l, std::unique_ptr<UdpFlowState> in_sta
   if (req.control != 0) relay_.bind(req.control, a->key, this);
   LOG_DEBUG("udp: new association for %s", Address::from_sockaddr(from).to_string().c_str());
   return a;
+}
+
+void UdpNat::evict_beyond(size_t keep) {
+  while (by_key_.size() > keep && oldest_ != nullptr) {
+    ++stats_.associations_evicted;
+    metrics::udp_association(metrics::UdpEvent::Evicted);
+    close_assoc(oldest_);
+  }
 }
 
 void UdpNat::touch(Assoc* a) {
@@ -471,6 +512,8 @@ void UdpNat::on_sweep(uv_timer_t* t) {
     metrics::udp_association(metrics::UdpEvent::Expired);
     self->close_assoc(self->oldest_);
   }
+  // A reload lowered the cap (set_limits): the least recently used beyond it go.
+  self->evict_beyond(std::max<size_t>(1, self->options_.max_associations));
   // After a burst has gone, give its memory back to the system (glibc keeps freed memory in its
   // arenas): at most once a second, once many associations have closed.
   // They are freed in their handles' close callbacks, after this: trim at the next sweep.

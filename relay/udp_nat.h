@@ -38,6 +38,13 @@ struct UdpNatOptions {
   uint32_t fwmark = 0;             // SO_MARK on the outbound sockets (outbound_fwmark)
 };
 
+// A NAT's socket: its slot (low 16 bits) and the slot's generation (high 16 bits). A slot is
+// reused once its socket is freed, under the next generation, so an id kept from before (a
+// reload's, a resolve's) finds nothing rather than the new socket (until the slot has been reused
+// 65,536 times while that id was kept).
+using UdpSocketId = uint32_t;
+inline constexpr UdpSocketId kNoUdpSocket = UINT32_MAX;
+
 class UdpNat final : public UdpFlows {
  public:
   UdpNat(uv_loop_t* loop, UdpRelay& relay, UdpNatOptions options);
@@ -46,27 +53,31 @@ class UdpNat final : public UdpFlows {
   UdpNat& operator=(const UdpNat&) = delete;
 
   // Binds a UDP socket to host:port whose datagrams `inbound` reads and `outbound` carries on.
-  // Returns 0 or a libuv error; *index (if given) is the socket's index for unlisten() and
+  // Returns 0 or a libuv error; *index (if given) is the socket's id for unlisten() and
   // set_inbound(), also on an error (unlisten() it then). The port bound is made known to the
   // relay (UDP ASSOCIATE). With `transparent` the socket takes datagrams by TPROXY
   // (relay/net/udp_tproxy.h).
   int listen(const std::string& host, uint16_t port, std::unique_ptr<UdpInbound> inbound,
              std::unique_ptr<UdpOutbound> outbound, bool transparent = false,
-             uint16_t* index = nullptr);
+             UdpSocketId* index = nullptr);
   // A reload removed the socket `index` (from listen()): it closes with its associations; it is
   // freed once its handle's close callback has run and its last association is freed.
-  void unlisten(uint16_t index);
+  void unlisten(UdpSocketId index);
   // A reload changed the keys or users of socket `index`: its datagrams go to `inbound` and
   // `outbound` from now on. Live associations keep their flow states, which must keep what they
   // need alive (ss-server's: the opener that made them; its direct outbound has none).
-  void set_inbound(uint16_t index, std::unique_ptr<UdpInbound> inbound,
+  void set_inbound(UdpSocketId index, std::unique_ptr<UdpInbound> inbound,
                    std::unique_ptr<UdpOutbound> outbound);
+  // A reload's udp_timeout and this NAT's share of udp_max_associations: new associations are
+  // made under them, and from the next sweep (once a second) live ones expire by the new timeout
+  // and the least recently used beyond the new cap are evicted.
+  void set_limits(int udp_timeout, size_t max_associations);
   // A datagram source that is not a socket (tun mode): returns its index for inject(). Replies
-  // go to `sink` (which must outlive the NAT's shutdown).
-  uint16_t attach(std::unique_ptr<UdpInbound> inbound, std::unique_ptr<UdpOutbound> outbound,
-                  PacketSink* sink);
+  // go to `sink` (which must outlive the NAT's shutdown). kNoUdpSocket if 65,535 are in use.
+  UdpSocketId attach(std::unique_ptr<UdpInbound> inbound, std::unique_ptr<UdpOutbound> outbound,
+                     PacketSink* sink);
   // A datagram from `from` to `dest` on the attached source `index`.
-  void inject(uint16_t index, std::span<const uint8_t> payload, const sockaddr* from,
+  void inject(UdpSocketId index, std::span<const uint8_t> payload, const sockaddr* from,
               const sockaddr* dest);
   // Closes every socket and timer; the loop can then finish.
   void shutdown();
@@ -76,12 +87,16 @@ class UdpNat final : public UdpFlows {
   UdpFlowState* inbound_state(const UdpFlowKey& key) override;
   size_t association_count() const { return by_key_.size(); }
   const UdpStats& stats() const { return stats_; }
+  // Slots of sockets (and attached sources) in use or closing, and slots ever made.
+  size_t sockets_in_use() const { return listening_.size() - free_slots_.size(); }
+  size_t socket_slots() const { return listening_.size(); }
 
  private:
   struct Assoc;
   struct Listening {
     UdpNat* nat = nullptr;
-    uint16_t index = 0;
+    uint16_t index = 0;  // its slot in listening_
+    UdpSocketId id = 0;
     uv_udp_t udp;
     // Transparent (TPROXY): a socket of our own, polled, instead of `udp`.
     bool transparent = false;
@@ -151,12 +166,20 @@ class UdpNat final : public UdpFlows {
   Assoc* create(Listening& l, std::unique_ptr<UdpFlowState> in_state, const UdpRequest& req,
                 const sockaddr* from);
   void touch(Assoc* a);
+  // Evicts the least recently used associations until at most `keep` are left.
+  void evict_beyond(size_t keep);
   void close_assoc(Assoc* a);
   // Closes the association's outbound sockets (new ones are made at its next send).
   void close_sockets(Assoc* a);
   // Frees an association whose handles are closed, and its removed socket once it was the last.
   static void free_assoc(Assoc* a);
   void free_listening_if_done(Listening* l);
+  // A free slot for a new socket (kNoUdpSocket: all 65,535 in use), and its release (the slot's
+  // next user gets the next generation).
+  UdpSocketId take_slot();
+  void release_slot(uint16_t slot);
+  // The socket `id` names, or null if its slot is free or reused since.
+  Listening* socket(UdpSocketId id) const;
   // Sends to `to` (resolving a name, bounded) through the association's socket of its family.
   void deliver(Assoc* a, const Address& to, std::span<const uint8_t> bytes);
   void send_out(Assoc* a, const sockaddr* to, std::span<const uint8_t> bytes);
@@ -164,12 +187,14 @@ class UdpNat final : public UdpFlows {
   uv_loop_t* loop_;
   UdpRelay& relay_;
   UdpNatOptions options_;
-  std::vector<std::unique_ptr<Listening>> listening_;
+  std::vector<std::unique_ptr<Listening>> listening_;  // by slot; null: free
+  std::vector<uint16_t> generation_;                   // each slot's current generation
+  std::vector<uint16_t> free_slots_;
   uv_timer_t sweep_;
   uv_check_t flush_;  // sends what the turn's callbacks queued in batch_
   uv_async_t closer_;
   bool shut_down_ = false;
-  uint16_t current_listener_ = 0;  // the listening socket whose datagram is being handled
+  UdpSocketId current_listener_ = 0;  // the listening socket whose datagram is being handled
   std::unordered_map<UdpFlowKey, Assoc*, UdpFlowKeyHash> by_key_;
   // Associations by last use: newest_ first; linked through Assoc::newer/older.
   Assoc* newest_ = nullptr;

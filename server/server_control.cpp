@@ -6,7 +6,7 @@
 // What applies at once: ports added and removed (their listeners open or close on every worker;
 // listeners whose address, port and protocol stay are never reopened), users added and removed,
 // methods and keys, the timeout, no_delay, ipv6_first, the outbound bind address,
-// allow_private_targets and the ACL (TCP; UDP sockets take it when their keys change). Live
+// allow_private_targets and the ACL (TCP and UDP), udp_timeout and udp_max_associations. Live
 // sessions finish on the snapshot they started with, unless reload_drop_removed closes those of
 // removed users and ports. The replay filter and the 2022 salt pool are the process's and carry
 // over (relay/runtime.h).
@@ -15,8 +15,8 @@
 // its associations, and a port whose keys or users change gets new packet suites (live
 // associations go on with the keys they were made with; see server/udp/ss_udp_inbound.h).
 //
-// What is refused (fixed_key_changed): settings fixed at start (udp_timeout and
-// udp_max_associations among them).
+// What is refused (fixed_key_changed): settings fixed at start (workers, the log, the state
+// file, max_connections...).
 
 #include "server/server_control.h"
 
@@ -84,8 +84,6 @@ std::string fixed_key_changed(const Config& a, const Config& b) {
   if (a.reuse_port != b.reuse_port) return "reuse_port:" + restart;
   if (a.fast_open != b.fast_open) return "fast_open:" + restart + " (listening sockets keep it)";
   if (a.max_connections != b.max_connections) return "max_connections:" + restart;
-  if (a.udp_timeout != b.udp_timeout) return "udp_timeout:" + restart;
-  if (a.udp_max_associations != b.udp_max_associations) return "udp_max_associations:" + restart;
   if (a.verbose != b.verbose || a.quiet != b.quiet) return "-v/-q:" + restart;
   const Specs sa = specs_of(a);
   const Specs sb = specs_of(b);

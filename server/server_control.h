@@ -67,7 +67,7 @@ class ServerControl final : public Controller {
 
 // The first key whose change a running process cannot apply, as "<key>: <why>", or empty: the
 // process-wide settings fixed at start (workers, user, log file, pid file, state file, metrics
-// address, udp_timeout, ...) and SIP003 plugins.
+// address, max_connections, ...) and SIP003 plugins.
 std::string fixed_key_changed(const Config& running, const Config& next);
 
 // What a reload from `running` to `next` changes, for the log: "ports added 8003; port 8001:

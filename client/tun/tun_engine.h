@@ -50,7 +50,7 @@ class TunEngine final : public PacketSink {
   std::shared_ptr<TunDevice> dev_;
   int fd_;  // the queue's descriptor
   UdpNat* udp_;
-  uint16_t udp_index_ = 0;
+  UdpSocketId udp_index_ = kNoUdpSocket;
   uv_poll_t poll_;
   bool polling_ = false;
   // Queue 0's engine, with fake_dns_database_path: writes the fake table when it changed.

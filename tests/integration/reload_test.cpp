@@ -4,13 +4,17 @@
 // --reload-drop-removed); a bad config is refused whole and the old one keeps serving; a first
 // flight recorded before a reload is refused as a replay after it; and 20 concurrent verified
 // streams (shadowsocks-libev's ss-local and ours) lose nothing while the config changes 25 times.
+// UDP: a 2022 datagram recorded before a key change is refused after it on every worker; a changed
+// ACL, udp_timeout and udp_max_associations apply to the UDP side.
 
 #include <catch2/catch.hpp>
 
 #include <atomic>
 #include <chrono>
 #include <csignal>
+#include <filesystem>
 #include <fstream>
+#include <memory>
 #include <regex>
 #include <string>
 #include <thread>
@@ -70,12 +74,17 @@ std::string servers(const std::vector<std::string>& entries, const std::string& 
 }
 
 Node start_reloadable(const ReloadConfig& cfg, const std::vector<uint16_t>& ports,
-                      std::vector<std::string> extra = {}) {
-  std::vector<std::string> args = {"-c",          cfg.path(),
-                                   "-v",          "-t",
-                                   "10",          "--workers",
-                                   "2",           "--allow-private-targets",
-                                   "--state-dir", test_state_dir().string()};
+                      std::vector<std::string> extra = {}, int workers = 2) {
+  std::vector<std::string> args = {"-c",
+                                   cfg.path(),
+                                   "-v",
+                                   "-t",
+                                   "10",
+                                   "--workers",
+                                   std::to_string(workers),
+                                   "--allow-private-targets",
+                                   "--state-dir",
+                                   test_state_dir().string()};
   args.insert(args.end(), extra.begin(), extra.end());
   Node srv = start_node(Impl::Ours, "ss-server", args, ports.front(), "ss-server");
   for (uint16_t p : ports) REQUIRE(wait_until_listening(p, 10s));
@@ -257,8 +266,8 @@ TEST_CASE("reload: a bad config is refused whole with one line and the old one k
                R"(, "user": "nobody")"),
        "reload: refused: user: cannot change while running"},
       {servers({entry(port, kClassic, "", users_json({"alice"})), entry(port2, kClassic, "pw2")},
-               R"(, "udp_timeout": 7)"),
-       "reload: refused: udp_timeout: cannot change while running"},
+               R"(, "max_connections": 7)"),
+       "reload: refused: max_connections: cannot change while running"},
       {"{\"servers\": [", "reload: refused: config file"},
   };
   for (size_t i = 0; i < bad.size(); ++i) {
@@ -382,6 +391,269 @@ TEST_CASE(
       sessions, sessions * kPayload, applied, seconds, libev_tally.failed + ours_tally.failed,
       lines ? total_ms / static_cast<double>(lines) : 0.0);
   check_clean_shutdown(srv, 5s);
+}
+
+// ---- UDP and reload -----------------------------------------------------------------------------
+
+namespace {
+
+constexpr const char* kUdpMode = R"(, "mode": "tcp_and_udp")";
+
+// One datagram from `s` through ss-tunnel's UDP port to the echo target and back: true if the echo
+// arrives within `wait`.
+bool tunnel_echo(const UdpSocket& s, uint16_t tunnel_port, Millis wait = 2000ms) {
+  const Bytes d = random_bytes(64);
+  s.send_to("127.0.0.1", tunnel_port, d);
+  const auto r = s.recv(wait);
+  return r && r->data == d;
+}
+
+// The first echo through a fresh tunnel (the server's UDP socket may still be binding): retried.
+void first_tunnel_echo(const UdpSocket& s, uint16_t tunnel_port) {
+  for (int i = 0; i < 20; ++i) {
+    if (tunnel_echo(s, tunnel_port, 250ms)) return;
+  }
+  FAIL("no echo through ss-tunnel's UDP port");
+}
+
+// The main thread logs "reload: applied" once it has posted the new snapshot; each worker swaps
+// it in at its loop's next turn, which no log line marks.
+void settle_reload() {
+  std::this_thread::sleep_for(300ms);
+}
+
+Node udp_tunnel(const std::string& method, const std::string& password, uint16_t server_port,
+                uint16_t target_port) {
+  return start_tunnel(Impl::Ours, {method, password, 60, {"-u"}}, server_port, "127.0.0.1",
+                      target_port);
+}
+
+// ss-server with one classic port serving UDP (reloadable, `workers` workers) and ss-tunnel -u in
+// front of it to an echo target.
+struct UdpReloadRig {
+  UdpReloadRig(std::string password, int workers) : password_(std::move(password)) {
+    write("");
+    srv = start_reloadable(cfg_, {port_}, {}, workers);
+    tunnel = udp_tunnel(kClassic, password_, port_, target.port());
+  }
+  // Rewrites the config with `extra` keys and reloads.
+  void reload_with(const std::string& extra) {
+    write(extra);
+    REQUIRE(reload(srv, ++reloads_));
+  }
+  void stop() {
+    check_clean_shutdown(tunnel);
+    check_clean_shutdown(srv);
+  }
+
+  UdpTarget target;
+  Node srv;
+  Node tunnel;
+
+ private:
+  void write(const std::string& extra) {
+    cfg_.write(servers({entry(port_, kClassic, password_)}, std::string(kUdpMode) + extra));
+  }
+  std::string password_;
+  uint16_t port_ = pick_free_port();
+  ReloadConfig cfg_;
+  size_t reloads_ = 0;
+};
+
+}  // namespace
+
+TEST_CASE(
+    "reload: a 2022 UDP packet recorded before a key change is refused after it on every worker",
+    "[integration][reload][udp]") {
+  const uint16_t port = pick_free_port();
+  ReloadConfig cfg;
+  cfg.write(servers({entry(port, k2022, kIpsk, users2022(false))}, kUdpMode));
+  Node srv = start_reloadable(cfg, {port});
+  UdpTarget target;
+  const std::string password = std::string(kIpsk) + ":" + kUpsk1;
+  // Record one packet of u1: ss-tunnel sends to a recorder instead of the server.
+  UdpSocket recorder;
+  Bytes packet;
+  {
+    Node tunnel = udp_tunnel(k2022, password, recorder.port(), target.port());
+    UdpSocket app;
+    for (int i = 0; i < 20 && packet.empty(); ++i) {
+      app.send_to("127.0.0.1", tunnel.port, random_bytes(32));
+      if (auto d = recorder.recv(250ms)) packet = d->data;
+    }
+    REQUIRE_FALSE(packet.empty());
+    check_clean_shutdown(tunnel);
+  }
+  // The original: answered once (a resend before that is a replay, or finds no socket yet).
+  UdpSocket first;
+  bool answered = false;
+  for (int i = 0; i < 20 && !answered; ++i) {
+    first.send_to("127.0.0.1", port, packet);
+    answered = first.recv(250ms).has_value();
+  }
+  REQUIRE(answered);
+  REQUIRE(target.received() == 1);
+  // A changed key set that keeps u1, renumbered (u2 comes first): new packet suites.
+  cfg.write(servers({entry(port, k2022, kIpsk,
+                           R"([{"name": "u2", "password": ")" + std::string(kUpsk2) +
+                               R"("}, {"name": "u1", "password": ")" + kUpsk1 + R"("}])")},
+                    kUdpMode));
+  REQUIRE(reload(srv, 1));
+  settle_reload();
+  // The replay from 40 source ports: the kernel spreads them over both workers' sockets (the
+  // chance that all land on one is 2^-40); none may be answered or reach the target.
+  std::vector<std::unique_ptr<UdpSocket>> replayers;
+  for (int i = 0; i < 40; ++i) {
+    replayers.push_back(std::make_unique<UdpSocket>());
+    replayers.back()->send_to("127.0.0.1", port, packet);
+  }
+  size_t answers = 0;
+  for (size_t i = 0; i < replayers.size(); ++i) {
+    if (replayers[i]->recv(i == 0 ? 1000ms : 20ms)) ++answers;
+  }
+  CHECK(answers == 0);
+  CHECK(target.received() == 1);
+  // u1's new sessions still work after the reload.
+  Node tunnel = udp_tunnel(k2022, password, port, target.port());
+  UdpSocket fresh;
+  first_tunnel_echo(fresh, tunnel.port);
+  CHECK(target.received() == 2);
+  check_clean_shutdown(tunnel);
+  check_clean_shutdown(srv);
+}
+
+TEST_CASE("reload: a changed ACL applies to UDP and TCP when the port's keys stay",
+          "[integration][reload][udp]") {
+  const uint16_t port = pick_free_port();
+  ReloadConfig cfg;
+  std::filesystem::path acl = cfg.path();
+  acl.replace_extension(".acl");
+  const std::string config = servers({entry(port, kClassic, "pw-acl")},
+                                     std::string(kUdpMode) + R"(, "acl": ")" + acl.string() + "\"");
+  cfg.write(config);
+  std::ofstream(acl) << "[accept_all]\n";
+  Node srv = start_reloadable(cfg, {port});
+  UdpTarget target;
+  TargetServer tcp_target(TargetBehavior::echo());
+  Node udp = udp_tunnel(kClassic, "pw-acl", port, target.port());
+  Node tcp =
+      start_tunnel(Impl::Ours, {kClassic, "pw-acl", 60, {}}, port, "127.0.0.1", tcp_target.port());
+  UdpSocket before;
+  first_tunnel_echo(before, udp.port);
+  {
+    Socket s = connect_tcp("127.0.0.1", tcp.port);
+    echo_part(s, 100);
+  }
+  const size_t received = target.received();
+  // The same config file (same keys), the ACL file now blocking the targets' address.
+  std::ofstream(acl) << "[accept_all]\n[outbound_block_list]\n127.0.0.1\n";
+  REQUIRE(reload(srv, 1));
+  settle_reload();
+  // A new association (a new source port at ss-tunnel) to that target: refused.
+  UdpSocket after;
+  CHECK_FALSE(tunnel_echo(after, udp.port, 1000ms));
+  CHECK(target.received() == received);
+  CHECK(wait_log(srv, "the ACL blocks it (UDP)", 1, 5s));
+  // TCP too: the echo target would answer; the connection ends with nothing.
+  {
+    Socket s = connect_tcp("127.0.0.1", tcp.port);
+    send_all(s, random_bytes(100));
+    CHECK(recv_until_eof(s, 5000ms).empty());
+  }
+  check_clean_shutdown(udp);
+  check_clean_shutdown(tcp);
+  check_clean_shutdown(srv);
+}
+
+TEST_CASE("reload: a new udp_timeout expires live associations from the next sweep",
+          "[integration][reload][udp]") {
+  UdpReloadRig rig("pw-t", 2);
+  UdpSocket a;
+  first_tunnel_echo(a, rig.tunnel.port);
+  REQUIRE(rig.target.sources().size() == 1);
+  rig.reload_with(R"(, "udp_timeout": 1)");
+  // Idle past the new timeout (1 s, swept once a second): nothing to wait on but the clock.
+  std::this_thread::sleep_for(2500ms);
+  CHECK(tunnel_echo(a, rig.tunnel.port));
+  // ss-server's association expired: a new one, with a new outbound socket (a new source at the
+  // target). ss-tunnel's (its own udp_timeout, 60 s) did not.
+  CHECK(rig.target.sources().size() == 2);
+  rig.stop();
+}
+
+TEST_CASE("reload: a lower udp_max_associations evicts down to it and caps new associations",
+          "[integration][reload][udp]") {
+  // One worker: the cap is shared out among the workers' NATs.
+  UdpReloadRig rig("pw-m", 1);
+  std::vector<std::unique_ptr<UdpSocket>> clients;
+  for (int i = 0; i < 3; ++i) {
+    clients.push_back(std::make_unique<UdpSocket>());
+    first_tunnel_echo(*clients.back(), rig.tunnel.port);
+  }
+  REQUIRE(rig.target.sources().size() == 3);
+  rig.reload_with(R"(, "udp_max_associations": 2)");
+  // The next sweep (once a second) evicts the least recently used (a) down to the cap.
+  std::this_thread::sleep_for(2500ms);
+  // Round robin a, b, c twice with a cap of 2: every datagram finds its association gone and
+  // makes a new one (a new source at the target), evicting the least recently used.
+  for (int round = 0; round < 2; ++round) {
+    for (auto& c : clients) CHECK(tunnel_echo(*c, rig.tunnel.port));
+  }
+  CHECK(rig.target.sources().size() == 3 + 6);
+  rig.stop();
+}
+
+// ---- the clients' reload ------------------------------------------------------------------------
+
+namespace {
+
+std::string local_config(uint16_t local_port, uint16_t server_port, const std::string& password) {
+  return R"({"server": "127.0.0.1", "server_port": )" + std::to_string(server_port) +
+         R"(, "local_address": "127.0.0.1", "local_port": )" + std::to_string(local_port) +
+         R"(, "method": ")" + kClassic + R"(", "password": ")" + password + "\"}";
+}
+
+}  // namespace
+
+TEST_CASE(
+    "reload: ss-local on SIGHUP serves through the server its file now names; a file that "
+    "changes a fixed key, or is broken, is refused and the old config serves on",
+    "[integration][reload]") {
+  TargetServer target(TargetBehavior::echo());
+  Node a = start_server(Impl::Ours, {kClassic, "pw-server-a", 60, {}});
+  Node b = start_server(Impl::Libev, {kClassic, "pw-server-b", 60, {}});
+  const uint16_t lp = pick_free_port();
+  ReloadConfig cfg;
+  cfg.write(local_config(lp, a.port, "pw-server-a"));
+  Node loc = start_node(Impl::Ours, "ss-local", {"-c", cfg.path(), "-v"}, lp, "ss-local");
+  socks_echo(loc.port, target.port(), 1000);
+  // A live session through a, before the reload.
+  Socks5Connection live = socks5_connect(loc.port, AddrType::IPv4, "127.0.0.1", target.port());
+  REQUIRE(live.reply.has_value());
+  REQUIRE(live.reply->rep == 0x00);
+  echo_part(live.socket, 1000);
+  // Server a replaced by b (shadowsocks-libev's, another password) in the file.
+  cfg.write(local_config(lp, b.port, "pw-server-b"));
+  loc.proc->signal(SIGHUP);
+  REQUIRE(wait_log(loc, "reload: applied", 1, 10s));
+  // The live session finishes on a, byte-exact.
+  echo_part(live.socket, 1000);
+  live.socket = Socket();
+  check_clean_shutdown(a);  // a is gone: only b can serve from now on
+  socks_echo(loc.port, target.port(), 1000);
+  // Another listen port: fixed at start, refused by name; b serves on.
+  cfg.write(local_config(pick_free_port(), a.port, "pw-server-a"));
+  loc.proc->signal(SIGHUP);
+  REQUIRE(wait_log(loc, "reload: refused: local_address/local_port/locals: cannot change", 1, 10s));
+  socks_echo(loc.port, target.port(), 1000);
+  // A broken file: refused.
+  cfg.write(R"({"server": )");
+  loc.proc->signal(SIGHUP);
+  REQUIRE(wait_log(loc, "; keeping the running config", 2, 10s));
+  socks_echo(loc.port, target.port(), 1000);
+  CHECK(count_occurrences(loc.proc->log_text(), "reload: applied") == 1);
+  check_clean_shutdown(loc);
+  check_clean_shutdown(b);
 }
 
 }  // namespace ss::test

@@ -6,6 +6,8 @@
 #include <sstream>
 #include <string>
 
+#include "relay/acl.h"
+#include "relay/client_reload.h"
 #include "relay/config.h"
 #include "relay/reload.h"
 #include "server/server_control.h"
@@ -69,8 +71,14 @@ TEST_CASE("reload: settings fixed at start are refused by name; UDP ports and ke
   // UDP follows a reload (relay/app.cpp): adding it, or changing the keys of a UDP port, applies.
   CHECK(fixed_key_changed(running, finalized(Role::Server, base + R"(, "mode": "tcp_and_udp"})"))
             .empty());
-  CHECK(fixed_key_changed(running, finalized(Role::Server, base + R"(, "udp_timeout": 7})"))
-            .rfind("udp_timeout:", 0) == 0);
+  // The NAT's limits apply to new associations and at the next sweep (relay/udp_nat.h).
+  CHECK(
+      fixed_key_changed(running, finalized(Role::Server, base + R"(, "udp_timeout": 7})")).empty());
+  CHECK(
+      fixed_key_changed(running, finalized(Role::Server, base + R"(, "udp_max_associations": 7})"))
+          .empty());
+  CHECK(fixed_key_changed(running, finalized(Role::Server, base + R"(, "max_connections": 7})"))
+            .rfind("max_connections:", 0) == 0);
   CHECK(fixed_key_changed(running, finalized(Role::Server, base + R"(, "plugin": "obfs-server"})"))
             .rfind("plugin:", 0) == 0);
   const Config udp = finalized(Role::Server, base + R"(, "mode": "tcp_and_udp"})");
@@ -98,6 +106,57 @@ TEST_CASE("reload: a UDP listener's key signature changes with its method, keys 
   CHECK(sig(alice) != sig(rekeyed));
   CHECK(sig(alice) != sig(more));
   CHECK(sig(specs(R"(, "password": "p")")) != sig(specs(R"(, "password": "q")")));
+  // The ACL (by its text) and allow_private_targets: the socket takes a new inbound and
+  // outbound when they change, even with the same keys.
+  Specs acl_a = alice;
+  acl_a.acl = Acl::parse("[accept_all]\n", nullptr);
+  Specs acl_same = alice;
+  acl_same.acl = Acl::parse("[accept_all]\n", nullptr);
+  Specs acl_b = alice;
+  acl_b.acl = Acl::parse("[accept_all]\n[outbound_block_list]\n10.0.0.1\n", nullptr);
+  REQUIRE(acl_a.acl);
+  REQUIRE(acl_b.acl);
+  CHECK(sig(acl_a) == sig(acl_same));
+  CHECK(sig(acl_a) != sig(acl_b));
+  CHECK(sig(alice) != sig(acl_a));
+  Specs open_targets = alice;
+  REQUIRE(open_targets.direct);
+  open_targets.direct->block_private = !open_targets.direct->block_private;
+  CHECK(sig(alice) != sig(open_targets));
+}
+
+TEST_CASE("reload: a client applies servers and balancer; anything else is refused by name",
+          "[relay]") {
+  const std::string base =
+      R"({"local_address": "127.0.0.1", "local_port": 1080, "method": "aes-256-gcm")";
+  const auto cfg = [&](const std::string& rest) {
+    return finalized(Role::Local, base + rest + "}");
+  };
+  const Config running = cfg(R"(, "server": "127.0.0.1", "server_port": 8001, "password": "p")");
+  CHECK(client_fixed_key_changed(running, running).empty());
+  CHECK(client_fixed_key_changed(
+            running, cfg(R"(, "server": "127.0.0.2", "server_port": 8002, "password": "q")"))
+            .empty());
+  CHECK(client_fixed_key_changed(
+            running,
+            cfg(R"(, "servers": [{"server": "127.0.0.1", "server_port": 8001, "password": "p"},
+                                 {"server": "127.0.0.3", "server_port": 8003, "password": "r"}])"))
+            .empty());
+  CHECK(client_fixed_key_changed(
+            running, finalized(Role::Local, R"({"local_address": "127.0.0.1", "local_port": 1081,
+                                              "method": "aes-256-gcm", "server": "127.0.0.1",
+                                              "server_port": 8001, "password": "p"})"))
+            .rfind("local_address/local_port/locals:", 0) == 0);
+  CHECK(client_fixed_key_changed(
+            running,
+            cfg(R"(, "server": "127.0.0.1", "server_port": 8001, "password": "p", "timeout": 9)"))
+            .rfind("timeout:", 0) == 0);
+  CHECK(client_fixed_key_changed(running, cfg(R"(, "server": "127.0.0.1", "server_port": 8001,
+                                                  "password": "p", "mode": "tcp_and_udp")"))
+            .rfind("local_address/local_port/locals:", 0) == 0);
+  CHECK(client_fixed_key_changed(running, cfg(R"(, "server": "127.0.0.1", "server_port": 8001,
+                                                  "password": "p", "workers": 3)"))
+            .rfind("workers:", 0) == 0);
 }
 
 }  // namespace
