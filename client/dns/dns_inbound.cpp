@@ -27,6 +27,7 @@
 #include "relay/acl.h"
 #include "relay/address.h"
 #include "relay/dns/dns_message.h"
+#include "relay/metrics_dns.h"
 #include "relay/net/socket_mark.h"
 #include "relay/outbound.h"
 #include "relay/runtime.h"
@@ -129,8 +130,9 @@ struct DnsInbound::Query final : DnsTunnelUser {
   TcpLeg* tcp = nullptr;
   DnsTunnel* tunnel = nullptr;  // the remote resolver's, while the query is outstanding on it
   int remote_attempts = 0;
-  uint64_t tried = 0;  // the servers tried (bit Outbound::index), for Router::retry
-  int refs = 1;        // the timer, each leg
+  uint64_t tried = 0;     // the servers tried (bit Outbound::index), for Router::retry
+  uint64_t start_ns = 0;  // uv_hrtime() at the query's arrival (metrics)
+  int refs = 1;           // the timer, each leg
   bool done = false;
 
   void start() {
@@ -385,6 +387,7 @@ struct DnsInbound::Query final : DnsTunnelUser {
       return;
     }
     owner->cache_.store(question, msg, size, now_ms(owner->loop_));
+    metrics::dns_inbound_answer(source(), uv_hrtime() - start_ns, true);
     std::vector<uint8_t>& out = owner->reply_;
     out.assign(msg, msg + size);
     dns::set_message_id(out.data(), client_id);
@@ -393,8 +396,13 @@ struct DnsInbound::Query final : DnsTunnelUser {
     finish();
   }
 
+  metrics::DnsSource source() const {
+    return remote_stage ? metrics::DnsSource::Remote : metrics::DnsSource::Local;
+  }
+
   void finish_error(uint8_t rcode) {
     if (done) return;
+    metrics::dns_inbound_answer(source(), 0, false);
     dns::set_message_id(query.data(), client_id);
     owner->reply_error(client, reinterpret_cast<const sockaddr*>(&peer), query.data(), query.size(),
                        rcode);
@@ -529,8 +537,10 @@ bool DnsInbound::handle(Client* client, const sockaddr* peer, const uint8_t* msg
     }
   }
   const uint64_t now = now_ms(loop_);
+  const uint64_t arrived_ns = uv_hrtime();
   std::vector<uint8_t>& out = reply_;
   if (cache_.lookup(s.question, s.header.id, now, out)) {
+    metrics::dns_inbound_answer(metrics::DnsSource::Cache, uv_hrtime() - arrived_ns, true);
     LOG_DEBUG("dns: %.*s type %u from the cache", static_cast<int>(s.question.name.size),
               s.question.name.text.data(), static_cast<unsigned>(s.question.type));
     reply(client, peer, limit, out.data(), out.size());
@@ -554,6 +564,7 @@ bool DnsInbound::handle(Client* client, const sockaddr* peer, const uint8_t* msg
                 peer->sa_family == AF_INET6 ? sizeof(sockaddr_in6) : sizeof(sockaddr_in));
   }
   q->udp_limit = limit;
+  q->start_ns = arrived_ns;
   q->client_id = s.header.id;
   q->id = next_id();
   q->question = s.question;

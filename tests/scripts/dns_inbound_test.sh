@@ -18,6 +18,8 @@
 #  - a PTR query goes where the ACL routes its address (10.1.1.9 bypassed: local);
 #  - shadowsocks-rust's flags: --protocol dns --local-dns-addr --remote-dns-addr; a bad value
 #    names the flag;
+#  - the inbound's metrics (answers by upstream, failures, answer time) on metrics_address,
+#    accepted by promtool;
 #  - a local resolver that never answers gives SERVFAIL after 5 s;
 #  - rust's client_cache_size is refused at start, naming the key.
 #
@@ -28,11 +30,12 @@ here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=tests/scripts/lib.sh
 source "$here/lib.sh"
 script_test_args "$0" "$@"
+require_tools curl promtool
 setup_work ss-dnsin
 
 method=chacha20-ietf-poly1305
 password=dns-inbound-password
-read -r s1 s2 d1 d2 d3 hole d4 d5 < <(free_ports 8)
+read -r s1 s2 d1 d2 d3 hole d4 d5 m1 m3 < <(free_ports 10)
 
 # Started first, with the responders: one Python process (each start costs seconds on a loaded machine) answers lines on stdin:
 # "udp|tcp PORT NAME [QTYPE]" prints the answer's addresses ("10.1.1.1"), "rcode N", "TC" or
@@ -201,14 +204,16 @@ if command -v ss-server >/dev/null && [[ "$(command -v ss-server)" != "$bin_dir/
 fi
 local_config "$work/l1.json" "$s1" "$d1" ""
 local_config "$work/l2.json" "$s2" "$d2" ""
-start "$work/l1.log" "$d1" "$bin_dir/ss-local" -c "$work/l1.json" --acl "$work/acl" -v
+start "$work/l1.log" "$d1" "$bin_dir/ss-local" -c "$work/l1.json" --acl "$work/acl" -v \
+  --metrics-address "127.0.0.1:$m1"
 l1_pid=${pids[-1]}
 [[ $libev -eq 1 ]] && start "$work/l2.log" "$d2" "$bin_dir/ss-local" -c "$work/l2.json" \
   --acl "$work/acl" -v
 # A local resolver that never answers (nothing on that UDP port): SERVFAIL after 5 s, checked
 # last; the query starts now.
 local_config "$work/l3.json" "$s1" "$d3" "" "$hole"
-start "$work/l3.log" "$d3" "$bin_dir/ss-local" -c "$work/l3.json" --acl "$work/acl"
+start "$work/l3.log" "$d3" "$bin_dir/ss-local" -c "$work/l3.json" --acl "$work/acl" \
+  --metrics-address "127.0.0.1:$m3"
 q bg udp "$d3" direct.test >/dev/null
 
 count() { grep -c "$2" "$work/$1.queries" || true; }
@@ -333,6 +338,23 @@ if [[ "$a" == "rcode_2" && $ms -ge 4900 && $ms -le 8000 ]]; then
   pass "a local resolver that does not answer: SERVFAIL after $ms ms"
 else
   fail "silent resolver: got '$a' after $ms ms, want SERVFAIL (rcode 2) after 5 s"
+fi
+
+# Metrics: l1 answered from each upstream and the cache; l3's silent resolver is one failure.
+curl -s "http://127.0.0.1:$m1/metrics" >"$work/m1.txt"
+curl -s "http://127.0.0.1:$m3/metrics" >"$work/m3.txt"
+metric() { awk -v k="$2" '$1 == k { print $2 }' "$work/$1"; }
+remote_n=$(metric m1.txt 'shadowsocks_dns_inbound_answers_total{upstream="remote"}')
+local_n=$(metric m1.txt 'shadowsocks_dns_inbound_answers_total{upstream="local"}')
+cache_n=$(metric m1.txt 'shadowsocks_dns_inbound_answers_total{upstream="cache"}')
+hist_n=$(metric m1.txt 'shadowsocks_dns_inbound_answer_seconds_count')
+fail_n=$(metric m3.txt 'shadowsocks_dns_inbound_failures_total{upstream="local"}')
+if [[ ${remote_n:-0} -ge 100 && ${local_n:-0} -ge 100 && ${cache_n:-0} -ge 2 &&
+  ${hist_n:-0} -eq $((remote_n + local_n + cache_n)) && ${fail_n:-0} -eq 1 ]] &&
+  promtool check metrics <"$work/m1.txt" >"$work/promtool.txt" 2>&1; then
+  pass "metrics: $remote_n remote, $local_n local, $cache_n cached answers, $fail_n failure (promtool accepts them)"
+else
+  fail "metrics: remote '$remote_n' local '$local_n' cache '$cache_n' histogram '$hist_n' failures '$fail_n'; promtool: $(cat "$work/promtool.txt" 2>/dev/null)"
 fi
 
 local_config "$work/bad.json" "$s1" "$d2" ', "client_cache_size": 5'
