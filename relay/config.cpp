@@ -652,12 +652,58 @@ bool dns_local_key(DnsLocalKeys& d, const std::string& k, const json& val, const
   } else if (k == "client_cache_size") {
     fail(key +
          ": not supported (shadowsocks-rust keeps that many upstream connections per resolver; "
-         "shadowsocks-uv opens one per query and caches answers instead: dns_cache_size)");
+         "shadowsocks-uv keeps up to 4 pipelined ones per server and caches answers: "
+         "dns_cache_size)");
   } else {
     return false;
   }
   d.any = true;
   return true;
+}
+
+// shadowsocks-rust's --local-dns-addr (IP[:PORT]) and --remote-dns-addr (HOST[:PORT]): port 53
+// when left out, as rust.
+std::optional<Address> dns_flag_value(const json& v, std::string_view name, bool ip_only) {
+  const std::string text = string_value(v, name);
+  std::optional<Address> a;
+  sockaddr_storage probe;
+  if (literal_to_sockaddr(text, 53, probe)) {
+    a = make_address(text, 53);
+  } else if (text.find(':') != std::string::npos) {
+    a = parse_host_port(text);
+  } else if (!ip_only) {
+    a = make_address(text, 53);
+  }
+  if (!a || (ip_only && a->type == Address::Type::Domain)) {
+    fail(std::string(name) + ": must be " + (ip_only ? "IP" : "HOST") + " or " +
+         (ip_only ? "IP" : "HOST") + ":PORT, not " + quote(text));
+  }
+  return a;
+}
+
+// The flags above and --protocol, after the file: the -b/-l listener becomes a DNS local, or
+// the flags override every DNS local's resolvers.
+void finish_dns_flags(Config& cfg) {
+  if (!cfg.local_protocol.empty() && cfg.rust_locals) {
+    fail("--protocol: the configuration has \"locals\"; add the listener there");
+  }
+  if (cfg.local_protocol == "dns" && !cfg.local_dns_flag) {
+    bool in_file = false;
+    for (const ListenerSpec& l : cfg.listeners) in_file |= l.local_dns.has_value();
+    if (!in_file) fail("--local-dns-addr: missing (--protocol dns asks this resolver directly)");
+  }
+  bool any = false;
+  for (ListenerSpec& l : cfg.listeners) {
+    if (l.protocol != ListenerSpec::Protocol::Dns) continue;
+    any = true;
+    if (cfg.local_dns_flag) l.local_dns = cfg.local_dns_flag;
+    if (cfg.remote_dns_flag) l.remote_dns = cfg.remote_dns_flag;
+    if (!l.remote_dns) l.remote_dns = make_address("8.8.8.8", 53);  // rust's default
+  }
+  if (!any && (cfg.local_dns_flag || cfg.remote_dns_flag)) {
+    fail(std::string(cfg.local_dns_flag ? "--local-dns-addr" : "--remote-dns-addr") +
+         ": needs a DNS local (--protocol dns, or a \"protocol\": \"dns\" entry in \"locals\")");
+  }
 }
 
 void finish_dns_spec(ListenerSpec& spec, const DnsLocalKeys& d, const std::string& at) {
@@ -882,6 +928,27 @@ constexpr Option kOptions[] = {
      "--outbound-fwmark)",
      "true: ss-local adds the tun's routes and rules (README \"tun mode\")",
      set_bool<&Config::tun_setup>},
+    {"", "protocol", Arg::Text, "PROTO", kLocalOnly,
+     "what the -b/-l listener serves: socks or http (both: the default), dns (shadowsocks-rust's "
+     "DNS local; needs --local-dns-addr)",
+     "",
+     [](Config& c, const json& v, std::string_view name) {
+       c.local_protocol = string_value(v, name);
+       if (c.local_protocol != "socks" && c.local_protocol != "http" && c.local_protocol != "dns") {
+         fail(std::string(name) + ": " + quote(c.local_protocol) +
+              " is not supported (socks, http, dns)");
+       }
+     }},
+    {"", "local-dns-addr", Arg::Text, "IP[:PORT]", kLocalOnly,
+     "DNS local: the resolver asked directly (port 53 by default)", "",
+     [](Config& c, const json& v, std::string_view name) {
+       c.local_dns_flag = dns_flag_value(v, name, true);
+     }},
+    {"", "remote-dns-addr", Arg::Text, "HOST[:PORT]", kLocalOnly,
+     "DNS local: the resolver asked through the tunnel (default 8.8.8.8:53)", "",
+     [](Config& c, const json& v, std::string_view name) {
+       c.remote_dns_flag = dns_flag_value(v, name, false);
+     }},
     {"tunnel_address", "L", Arg::Text, "HOST:PORT", kTunnelOnly, "target to forward to",
      "\"host:port\" to forward to", set<&Config::tunnel_target, optional_tunnel_value>},
     {"tcp_tproxy", "T", Arg::None, "", kRedirOnly,
@@ -2059,8 +2126,11 @@ void finalize_config(Config& cfg) {
       cfg.listeners.push_back(
           {ListenerSpec::Protocol::Redir, cfg.local_address, cfg.local_port, {}});
     } else if (cfg.local_port != 0) {
-      cfg.listeners.push_back(
-          {ListenerSpec::Protocol::Mixed, cfg.local_address, cfg.local_port, {}});
+      cfg.listeners.push_back({cfg.local_protocol == "dns" ? ListenerSpec::Protocol::Dns
+                                                           : ListenerSpec::Protocol::Mixed,
+                               cfg.local_address,
+                               cfg.local_port,
+                               {}});
     }
     if (!cfg.tun_name.empty()) {
       ListenerSpec tun{ListenerSpec::Protocol::Tun, "", 0, {}};
@@ -2070,6 +2140,7 @@ void finalize_config(Config& cfg) {
       cfg.listeners.push_back(std::move(tun));
     }
   }
+  if (cfg.role == Role::Local) finish_dns_flags(cfg);
   merge_duplicate_listeners(cfg);
   if (flat) {
     cfg.servers = flat_servers(cfg);

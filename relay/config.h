@@ -280,6 +280,10 @@ struct Config {
   bool tun_setup = false;        // "tun_setup" / --tun-setup: ss-local sets the tun's routes
   bool rust_servers = false;     // "servers" was given
   int workers = 0;               // event-loop threads; 0 = one per CPU
+  // shadowsocks-rust's sslocal flags for a DNS local: --protocol dns makes the -b/-l listener a
+  // DNS one; --local-dns-addr/--remote-dns-addr set its resolvers (or a "locals" dns entry's).
+  std::string local_protocol;
+  std::optional<Address> local_dns_flag, remote_dns_flag;
   // ss-server: relay to loopback, private, link-local... destinations too (off: SSRF guard).
   bool allow_private_targets = false;
   // Concurrent TCP sessions per process; 0 = derived from the descriptor limit (two per session).

@@ -4,6 +4,7 @@
 // configuration time (add_port) and once per scrape, never on a count.
 
 #include "relay/metrics.h"
+#include "relay/metrics_dns.h"
 
 #include <algorithm>
 #include <array>
@@ -58,6 +59,10 @@ struct alignas(64) Shard {
   Histogram dns;
   Histogram key_found;
   Histogram key_missed;
+  // ss-local's DNS inbound (relay/metrics_dns.h), by DnsSource.
+  std::array<std::atomic<int64_t>, static_cast<size_t>(DnsSource::kCount)> dns_in_answers{};
+  std::array<std::atomic<int64_t>, static_cast<size_t>(DnsSource::kCount)> dns_in_failures{};
+  Histogram dns_in;
 };
 
 struct SlotInfo {
@@ -328,6 +333,17 @@ void dns_lookup(uint64_t ns, bool ok) {
   if (!ok) s.dns_failures.fetch_add(1, std::memory_order_relaxed);
 }
 
+void dns_inbound_answer(DnsSource src, uint64_t ns, bool ok) {
+  Shard& s = local_shard();
+  const auto i = static_cast<size_t>(src);
+  if (ok) {
+    s.dns_in_answers[i].fetch_add(1, std::memory_order_relaxed);
+    s.dns_in.observe(kDnsBounds, ns);
+  } else {
+    s.dns_in_failures[i].fetch_add(1, std::memory_order_relaxed);
+  }
+}
+
 void key_search(uint64_t ns, bool found) {
   Shard& s = local_shard();
   (found ? s.key_found : s.key_missed).observe(kKeyBounds, ns);
@@ -595,6 +611,26 @@ std::string render_text() {
             [](const Shard& s) -> const Histogram& { return s.key_found; });
   histogram(out, r, "shadowsocks_key_search_seconds", "found=\"false\"", kKeyBounds,
             [](const Shard& s) -> const Histogram& { return s.key_missed; });
+  static constexpr const char* kDnsSources[] = {"upstream=\"local\"", "upstream=\"remote\"",
+                                                "upstream=\"cache\""};
+  family(out, "shadowsocks_dns_inbound_answers_total", "counter",
+         "ss-local's DNS inbound: queries answered, by the local resolver, the remote one (through "
+         "the tunnel) or the cache.");
+  for (size_t i = 0; i < std::size(kDnsSources); ++i) {
+    value_line(out, "shadowsocks_dns_inbound_answers_total{" + std::string(kDnsSources[i]) + "}",
+               total([i](const Shard& s) -> const auto& { return s.dns_in_answers[i]; }));
+  }
+  family(out, "shadowsocks_dns_inbound_failures_total", "counter",
+         "ss-local's DNS inbound: queries answered SERVFAIL because that upstream failed or timed "
+         "out.");
+  for (size_t i = 0; i < 2; ++i) {
+    value_line(out, "shadowsocks_dns_inbound_failures_total{" + std::string(kDnsSources[i]) + "}",
+               total([i](const Shard& s) -> const auto& { return s.dns_in_failures[i]; }));
+  }
+  family(out, "shadowsocks_dns_inbound_answer_seconds", "histogram",
+         "ss-local's DNS inbound: time from a query's arrival to its answer.");
+  histogram(out, r, "shadowsocks_dns_inbound_answer_seconds", "", kDnsBounds,
+            [](const Shard& s) -> const Histogram& { return s.dns_in; });
   render_quotas(out, r);
   render_balancer(out, r);
   return out;

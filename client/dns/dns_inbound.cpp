@@ -5,14 +5,17 @@
 // A query:  parse -> cache? -> reply
 //                  -> upstream (dns_split.h): local resolver over UDP, retried over TCP when the
 //                     answer is truncated (TC); or the remote resolver as DNS over TCP through a
-//                     Shadowsocks TCP connection (no TC possible; works with tcp_only servers,
-//                     libev's default). ByLocalAnswer asks the local one, then the remote one
-//                     if the local answer has no bypassed address.
+//                     reused, pipelined Shadowsocks TCP connection to the server the router
+//                     picks (dns_tunnel.h; no TC possible; works with tcp_only servers, libev's
+//                     default). ByLocalAnswer asks the local one, then the remote one if the
+//                     local answer has no bypassed address.
 //                  -> answer checked (a response, our id, the same question) -> cache -> reply,
-//                     with the client's id. A timeout (5 s per attempt) or a failure: SERVFAIL.
+//                     with the client's id. A timeout (5 s per attempt) or a failure: SERVFAIL,
+//                     except that a remote attempt whose connection failed is retried (the next
+//                     server first, kMaxRemoteAttempts in all).
 // A UDP reply larger than the client can take (512 bytes, or its EDNS size) goes out as the
 // question alone with TC set, so the client retries over TCP.
-// Each upstream attempt is a "leg" with its own socket; a query frees itself after its timer's and
+// Each local attempt is a "leg" with its own socket; a query frees itself after its timer's and
 // its legs' close callbacks. Malformed queries are dropped (UDP) or close the connection (TCP),
 // with a rate-limited warning; at most kMaxInFlight queries are in flight.
 
@@ -21,10 +24,10 @@
 #include <cerrno>
 #include <cstring>
 
-#include "crypto/tcp_cipher.h"
 #include "relay/acl.h"
 #include "relay/address.h"
 #include "relay/dns/dns_message.h"
+#include "relay/metrics_dns.h"
 #include "relay/net/socket_mark.h"
 #include "relay/outbound.h"
 #include "relay/runtime.h"
@@ -61,7 +64,6 @@ struct DnsInbound::UdpLeg {
 
 struct DnsInbound::TcpLeg {
   Query* q = nullptr;
-  bool tunnel = false;
   uv_tcp_t tcp{};
   uv_connect_t connect{};
   uv_write_t write{};
@@ -111,7 +113,7 @@ struct DnsInbound::Client {
   }
 };
 
-struct DnsInbound::Query {
+struct DnsInbound::Query final : DnsTunnelUser {
   DnsInbound* owner = nullptr;
   Client* client = nullptr;  // TCP; null: UDP from `peer`
   sockaddr_storage peer{};
@@ -122,14 +124,15 @@ struct DnsInbound::Query {
   DnsUpstream route = DnsUpstream::Remote;
   bool remote_stage = false;
   std::vector<uint8_t> query;  // with our id
-  std::vector<uint8_t> in;     // an upstream TCP stream's (plaintext) bytes
-  std::unique_ptr<TcpSealer> sealer;
-  std::unique_ptr<TcpOpener> opener;
+  std::vector<uint8_t> in;     // the local resolver's TCP bytes
   uv_timer_t timer{};
-  uv_getaddrinfo_t gai{};
   UdpLeg* udp = nullptr;
   TcpLeg* tcp = nullptr;
-  int refs = 1;  // the timer, each leg, a pending lookup
+  DnsTunnel* tunnel = nullptr;  // the remote resolver's, while the query is outstanding on it
+  int remote_attempts = 0;
+  uint64_t tried = 0;     // the servers tried (bit Outbound::index), for Router::retry
+  uint64_t start_ns = 0;  // uv_hrtime() at the query's arrival (metrics)
+  int refs = 1;           // the timer, each leg
   bool done = false;
 
   void start() {
@@ -196,7 +199,7 @@ struct DnsInbound::Query {
     q->drop_udp();
     dns::Reader r;
     if (r.start(msg, size) == ParseStatus::Ok && r.header().response() && r.header().truncated()) {
-      q->start_tcp(reinterpret_cast<const sockaddr*>(&q->owner->local_dns_), false);
+      q->start_tcp(reinterpret_cast<const sockaddr*>(&q->owner->local_dns_));
       return;
     }
     q->answered(msg, size);
@@ -213,12 +216,11 @@ struct DnsInbound::Query {
     release();
   }
 
-  // --- TCP: the local resolver after TC, or the remote one through the tunnel ---
-  void start_tcp(const sockaddr* to, bool tunnel) {
+  // --- TCP: the local resolver after TC ---
+  void start_tcp(const sockaddr* to) {
     arm();
     tcp = new TcpLeg;
     tcp->q = this;
-    tcp->tunnel = tunnel;
     ++refs;
     in.clear();
     uv_tcp_init_ex(owner->loop_, &tcp->tcp, to->sa_family);
@@ -238,24 +240,11 @@ struct DnsInbound::Query {
       q->failed();
       return;
     }
-    uint8_t framed[2 + dns::kMaxMessageSize];
     const size_t n = q->query.size();
-    framed[0] = static_cast<uint8_t>(n >> 8);
-    framed[1] = static_cast<uint8_t>(n);
-    std::memcpy(framed + 2, q->query.data(), n);
-    if (leg->tunnel) {
-      uint8_t hdr[kMaxAddressLen];
-      const size_t hlen = encode_address(*q->owner->spec_.remote_dns, hdr);
-      leg->out.resize(q->sealer->max_sealed_size(n + 2) + hlen + 64);
-      const size_t sealed = q->sealer->seal_request(hdr, hlen, framed, n + 2, leg->out.data());
-      if (sealed == 0) {
-        q->failed();
-        return;
-      }
-      leg->out.resize(sealed);
-    } else {
-      leg->out.assign(framed, framed + n + 2);
-    }
+    leg->out.resize(n + 2);
+    leg->out[0] = static_cast<uint8_t>(n >> 8);
+    leg->out[1] = static_cast<uint8_t>(n);
+    std::memcpy(leg->out.data() + 2, q->query.data(), n);
     uv_buf_t b = uv_buf_init(reinterpret_cast<char*>(leg->out.data()),
                              static_cast<unsigned>(leg->out.size()));
     if (uv_write(&leg->write, reinterpret_cast<uv_stream_t*>(&leg->tcp), &b, 1, on_written) != 0 ||
@@ -276,7 +265,6 @@ struct DnsInbound::Query {
       return;
     }
     std::vector<uint8_t>& s = leg->q->owner->scratch_;
-    // Leave room for the opener's plaintext of the same read at the end.
     *buf = uv_buf_init(reinterpret_cast<char*>(s.data()), 16384);
   }
 
@@ -288,24 +276,7 @@ struct DnsInbound::Query {
       q->failed();
       return;
     }
-    const auto* data = reinterpret_cast<const uint8_t*>(buf->base);
-    const size_t size = static_cast<size_t>(n);
-    if (leg->tunnel) {
-      std::vector<uint8_t>& s2 = q->owner->scratch_;
-      uint8_t* plain = s2.data() + 16384;
-      if (q->opener->max_output(size) > s2.size() - 16384) {
-        q->failed();
-        return;
-      }
-      const TcpOpener::Result r = q->opener->feed(data, size, plain);
-      if (r.status == DecryptStatus::Error) {
-        q->failed();
-        return;
-      }
-      q->in.insert(q->in.end(), plain, plain + r.produced);
-    } else {
-      q->in.insert(q->in.end(), data, data + size);
-    }
+    q->in.insert(q->in.end(), buf->base, buf->base + n);
     size_t msg_size = 0;
     const ParseStatus st = dns::tcp_frame(q->in.data(), q->in.size(), msg_size);
     if (st == ParseStatus::Error || q->in.size() > 2 + dns::kMaxMessageSize) {
@@ -326,56 +297,74 @@ struct DnsInbound::Query {
     release();
   }
 
-  // --- the remote resolver through the tunnel ---
+  // --- the remote resolver through a tunnel (client/dns/dns_tunnel.h) ---
+  // An attempt on a server's reused connection. A failed attempt is retried: on the next server
+  // the router offers (Router::retry, as a TCP connection's failover), else once more on the
+  // same one over a new connection; at most kMaxRemoteAttempts in all.
   void start_remote() {
     remote_stage = true;
     arm();
-    const Outbound* o = owner->runtime_->router->route_proxy(*owner->spec_.remote_dns);
+    const Address& resolver = *owner->spec_.remote_dns;
+    Router& router = *owner->runtime_->router;
+    const Outbound* o = nullptr;
+    if (remote_attempts > 0) o = router.retry(resolver, tried);
+    if (o == nullptr && remote_attempts < 2) o = router.route_proxy(resolver);
+    ++remote_attempts;
     if (o == nullptr || o->kind != Outbound::Kind::Shadowsocks || !o->suite) {
       finish_error(dns::kRcodeServFail);
       return;
     }
-    sealer = o->suite->client_sealer();
-    opener = o->suite->client_opener(*sealer);
-    sockaddr_storage sa;
-    if (o->server.to_sockaddr(sa) || literal_to_sockaddr(o->server.host, o->server.port, sa)) {
-      start_tcp(reinterpret_cast<const sockaddr*>(&sa), true);
+    if (o->index < 64) tried |= uint64_t{1} << o->index;
+    DnsTunnel* t = owner->tunnel_for(o);
+    if (t == nullptr || !t->send(this, query.data(), query.size(), &id)) {
+      remote_failed();
       return;
     }
-    addrinfo hints{};
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_ADDRCONFIG;
-    const std::string port = std::to_string(o->server.port);
-    gai.data = this;
-    if (uv_getaddrinfo(owner->loop_, &gai, on_resolved, o->server.host.c_str(), port.c_str(),
-                       &hints) != 0) {
-      finish_error(dns::kRcodeServFail);
-      return;
-    }
-    ++refs;
+    tunnel = t;
   }
 
-  static void on_resolved(uv_getaddrinfo_t* req, int status, addrinfo* res) {
-    auto* q = static_cast<Query*>(req->data);
-    if (!q->done) {
-      if (status == 0 && res != nullptr) {
-        q->start_tcp(res->ai_addr, true);
-      } else {
-        q->finish_error(dns::kRcodeServFail);
-      }
+  void remote_failed() {
+    if (done) return;
+    if (remote_attempts < kMaxRemoteAttempts) {
+      start_remote();
+    } else {
+      finish_error(dns::kRcodeServFail);
     }
-    uv_freeaddrinfo(res);
-    q->release();
+  }
+
+  void tunnel_answer(const uint8_t* msg, size_t size) override {
+    tunnel = nullptr;
+    answered(msg, size);
+  }
+  void tunnel_failed() override {
+    tunnel = nullptr;
+    remote_failed();
+  }
+
+  // Lets go of the tunnel; true if the tunnel took the timeout as its connection's death.
+  bool drop_tunnel(bool timed_out) {
+    if (tunnel == nullptr) return false;
+    DnsTunnel* t = tunnel;
+    tunnel = nullptr;
+    return t->cancel(this, id, timed_out, kUpstreamTimeoutMs);
   }
 
   // --- outcomes ---
-  static void on_timeout(uv_timer_t* t) { static_cast<Query*>(t->data)->failed(); }
+  static void on_timeout(uv_timer_t* t) {
+    auto* q = static_cast<Query*>(t->data);
+    if (q->drop_tunnel(true)) {
+      q->remote_failed();  // the connection was dead: another one, the next server first
+    } else {
+      q->failed();
+    }
+  }
 
   // This attempt failed: the remote resolver is next for ByLocalAnswer, else SERVFAIL.
   void failed() {
     if (done) return;
     drop_udp();
     drop_tcp();
+    drop_tunnel(false);
     if (route == DnsUpstream::ByLocalAnswer && !remote_stage) {
       start_remote();
     } else {
@@ -398,6 +387,7 @@ struct DnsInbound::Query {
       return;
     }
     owner->cache_.store(question, msg, size, now_ms(owner->loop_));
+    metrics::dns_inbound_answer(source(), uv_hrtime() - start_ns, true);
     std::vector<uint8_t>& out = owner->reply_;
     out.assign(msg, msg + size);
     dns::set_message_id(out.data(), client_id);
@@ -406,8 +396,13 @@ struct DnsInbound::Query {
     finish();
   }
 
+  metrics::DnsSource source() const {
+    return remote_stage ? metrics::DnsSource::Remote : metrics::DnsSource::Local;
+  }
+
   void finish_error(uint8_t rcode) {
     if (done) return;
+    metrics::dns_inbound_answer(source(), 0, false);
     dns::set_message_id(query.data(), client_id);
     owner->reply_error(client, reinterpret_cast<const sockaddr*>(&peer), query.data(), query.size(),
                        rcode);
@@ -421,6 +416,7 @@ struct DnsInbound::Query {
     owner->queries_.erase(this);
     drop_udp();
     drop_tcp();
+    drop_tunnel(false);
     if (client != nullptr) {
       Client* c = client;
       client = nullptr;
@@ -428,7 +424,6 @@ struct DnsInbound::Query {
       c->update_reading();
       c->release();
     }
-    uv_cancel(reinterpret_cast<uv_req_t*>(&gai));
     uv_close(reinterpret_cast<uv_handle_t*>(&timer),
              [](uv_handle_t* h) { static_cast<Query*>(h->data)->release(); });
   }
@@ -490,8 +485,21 @@ void DnsInbound::stop() {
   udp_open_ = tcp_open_ = false;
   const std::vector<Query*> queries(queries_.begin(), queries_.end());
   for (Query* q : queries) q->finish();
+  const std::vector<DnsTunnel*> tunnels = tunnels_;
+  for (DnsTunnel* t : tunnels) t->close();
   const std::vector<Client*> clients(clients_.begin(), clients_.end());
   for (Client* c : clients) c->close();
+}
+
+DnsTunnel* DnsInbound::tunnel_for(const Outbound* o) {
+  size_t count = 0;
+  for (DnsTunnel* t : tunnels_) {
+    if (t->outbound() != o) continue;
+    if (!t->full()) return t;
+    ++count;
+  }
+  if (count >= kTunnelsPerServer) return nullptr;
+  return new DnsTunnel(loop_, runtime_, o, *spec_.remote_dns, &tunnels_);
 }
 
 uint16_t DnsInbound::next_id() {
@@ -529,8 +537,10 @@ bool DnsInbound::handle(Client* client, const sockaddr* peer, const uint8_t* msg
     }
   }
   const uint64_t now = now_ms(loop_);
+  const uint64_t arrived_ns = uv_hrtime();
   std::vector<uint8_t>& out = reply_;
   if (cache_.lookup(s.question, s.header.id, now, out)) {
+    metrics::dns_inbound_answer(metrics::DnsSource::Cache, uv_hrtime() - arrived_ns, true);
     LOG_DEBUG("dns: %.*s type %u from the cache", static_cast<int>(s.question.name.size),
               s.question.name.text.data(), static_cast<unsigned>(s.question.type));
     reply(client, peer, limit, out.data(), out.size());
@@ -554,6 +564,7 @@ bool DnsInbound::handle(Client* client, const sockaddr* peer, const uint8_t* msg
                 peer->sa_family == AF_INET6 ? sizeof(sockaddr_in6) : sizeof(sockaddr_in));
   }
   q->udp_limit = limit;
+  q->start_ns = arrived_ns;
   q->client_id = s.header.id;
   q->id = next_id();
   q->question = s.question;

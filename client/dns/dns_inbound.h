@@ -12,12 +12,14 @@
 #include <vector>
 
 #include "client/dns/dns_split.h"
+#include "client/dns/dns_tunnel.h"
 #include "relay/config.h"
 #include "relay/log.h"
 
 namespace ss {
 
 class Acl;
+struct Outbound;
 struct Runtime;
 
 class DnsInbound {
@@ -27,6 +29,10 @@ class DnsInbound {
   static constexpr size_t kMaxClients = 64;             // TCP connections at once
   static constexpr uint64_t kUpstreamTimeoutMs = 5000;  // per upstream attempt (rust's 5 s)
   static constexpr uint64_t kClientIdleMs = 10'000;
+  // Reused connections to the remote resolver per server (each up to DnsTunnel::kMaxInFlight
+  // queries), and attempts per remote query (a failed one is retried, the next server first).
+  static constexpr size_t kTunnelsPerServer = 4;
+  static constexpr int kMaxRemoteAttempts = 3;
 
   DnsInbound(uv_loop_t* loop, const ListenerSpec& spec, std::shared_ptr<const Runtime> runtime,
              std::shared_ptr<const Acl> acl, std::vector<std::string> server_hosts);
@@ -55,6 +61,9 @@ class DnsInbound {
                    uint8_t rcode);
   void malformed(const char* from);
   uint16_t next_id();
+  // A tunnel to `o` with room for a query: an open one, else a new one (null: kTunnelsPerServer
+  // are full).
+  DnsTunnel* tunnel_for(const Outbound* o);
 
   static void on_udp_alloc(uv_handle_t* h, size_t, uv_buf_t* buf);
   static void on_udp_read(uv_udp_t* h, ssize_t n, const uv_buf_t* buf, const sockaddr* addr,
@@ -75,6 +84,7 @@ class DnsInbound {
   bool stopped_ = false;
   std::unordered_set<Query*> queries_;
   std::unordered_set<Client*> clients_;
+  std::vector<DnsTunnel*> tunnels_;
   std::vector<uint8_t> scratch_;  // one read at a time (one loop)
   std::vector<uint8_t> reply_;    // an answer or an error being built
   uint32_t id_state_;

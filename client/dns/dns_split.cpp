@@ -4,7 +4,10 @@
 // should_forward_by_response, read as facts):
 // - a query for a configured server's own host name goes to the local resolver;
 // - without an ACL every query goes to the remote resolver, through the tunnel;
-// - a class other than IN, and PTR queries, follow the ACL's mode ([proxy_all]: remote);
+// - a PTR query for a whole reverse name (x.x.x.x.in-addr.arpa, 32 nibbles .ip6.arpa) goes where
+//   the ACL routes that address (its IP rules, then its mode: bypassed -> local), which rust does
+//   not do (it forwards PTR by the mode); a partial or malformed reverse name, and a class other
+//   than IN, follow the ACL's mode ([proxy_all]: remote);
 // - a name the bypass list matches goes to the local resolver, one the proxy list matches to the
 //   remote one (libev's order: bypass first), as ss-local routes connections (Acl::bypass);
 // - a name no name rule decides, while the ACL has IP rules that could (Acl::needs_address): the
@@ -48,12 +51,82 @@ DnsUpstream dns_upstream(const Acl* acl, const dns::Question& q,
   if (acl == nullptr) return DnsUpstream::Remote;
   const DnsUpstream by_mode =
       acl->mode() == Acl::Mode::BypassAll ? DnsUpstream::Local : DnsUpstream::Remote;
-  if (q.klass != dns::kClassIn || q.type == dns::kTypePtr || name.empty()) return by_mode;
+  if (q.klass != dns::kClassIn || name.empty()) return by_mode;
   Address target;
+  if (q.type == dns::kTypePtr) {
+    if (!reverse_name_address(name, target)) return by_mode;
+    return acl->bypass(target) ? DnsUpstream::Local : DnsUpstream::Remote;
+  }
   target.type = Address::Type::Domain;
   target.host.assign(name);
   if (acl->needs_address(target)) return DnsUpstream::ByLocalAnswer;
   return acl->bypass(target) ? DnsUpstream::Local : DnsUpstream::Remote;
+}
+
+namespace {
+
+// `name` ends with `suffix` (lower case, with its leading dot), ASCII case-insensitively.
+bool ends_with_nocase(std::string_view name, std::string_view suffix) {
+  if (name.size() < suffix.size()) return false;
+  name.remove_prefix(name.size() - suffix.size());
+  for (size_t i = 0; i < suffix.size(); ++i) {
+    if (lower(name[i]) != suffix[i]) return false;
+  }
+  return true;
+}
+
+int hex_value(char c) {
+  c = lower(c);
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  return -1;
+}
+
+}  // namespace
+
+bool reverse_name_address(std::string_view name, Address& out) {
+  if (!name.empty() && name.back() == '.') name.remove_suffix(1);
+  constexpr std::string_view kV4 = ".in-addr.arpa";
+  constexpr std::string_view kV6 = ".ip6.arpa";
+  out = Address{};
+  if (ends_with_nocase(name, kV4)) {
+    name.remove_suffix(kV4.size());
+    // d.c.b.a: four labels of 1..3 digits, each at most 255.
+    int label = 0;
+    unsigned value = 0;
+    size_t digits = 0;
+    for (size_t i = 0; i <= name.size(); ++i) {
+      if (i == name.size() || name[i] == '.') {
+        if (digits == 0 || value > 255 || label == 4) return false;
+        out.ip[3 - label] = static_cast<uint8_t>(value);
+        ++label;
+        value = 0;
+        digits = 0;
+      } else if (name[i] >= '0' && name[i] <= '9' && digits < 3) {
+        value = value * 10 + static_cast<unsigned>(name[i] - '0');
+        ++digits;
+      } else {
+        return false;
+      }
+    }
+    if (label != 4) return false;
+    out.type = Address::Type::IPv4;
+    return true;
+  }
+  if (ends_with_nocase(name, kV6)) {
+    name.remove_suffix(kV6.size());
+    // 32 one-nibble labels, the lowest nibble first: "x.x. ... .x" is 63 characters.
+    if (name.size() != 63) return false;
+    for (size_t k = 0; k < 32; ++k) {
+      const int v = hex_value(name[2 * k]);
+      if (v < 0 || (k < 31 && name[2 * k + 1] != '.')) return false;
+      const size_t nibble = 31 - k;  // from the most significant
+      out.ip[nibble / 2] |= static_cast<uint8_t>(nibble % 2 == 0 ? v << 4 : v);
+    }
+    out.type = Address::Type::IPv6;
+    return true;
+  }
+  return false;
 }
 
 bool local_answer_usable(const Acl& acl, const uint8_t* msg, size_t size) {

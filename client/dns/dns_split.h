@@ -8,9 +8,11 @@
 #include <list>
 #include <span>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
+#include "relay/address.h"
 #include "relay/dns/dns_message.h"
 
 namespace ss {
@@ -29,6 +31,12 @@ enum class DnsUpstream : uint8_t {
 // one goes to the local resolver: the tunnel cannot be used to find itself).
 DnsUpstream dns_upstream(const Acl* acl, const dns::Question& q,
                          std::span<const std::string> server_hosts);
+
+// The address a reverse-lookup name stands for: "d.c.b.a.in-addr.arpa" (4 decimal labels,
+// RFC 1035 3.5) as IPv4 a.b.c.d, "<32 hex nibbles, lowest first>.ip6.arpa" (RFC 3596 2.5) as
+// IPv6; case-insensitive, a trailing dot allowed. False for anything else (a partial zone such
+// as "10.in-addr.arpa", a bad label).
+bool reverse_name_address(std::string_view name, Address& out);
 
 // ByLocalAnswer: true if the local resolver's answer `msg` is to be used: it is a valid answer
 // with an A or AAAA record whose address the ACL bypasses.

@@ -92,6 +92,39 @@ constexpr const char* kServer =
 
 }  // namespace
 
+std::unique_ptr<const Acl> b_acl_bypass_all() {
+  return acl("[bypass_all]\n[proxy_list]\n8.8.8.0/24\n");
+}
+
+TEST_CASE("dns split: reverse names parsed into the address they stand for", "[client]") {
+  Address a;
+  REQUIRE(reverse_name_address("4.3.2.1.in-addr.arpa", a));
+  CHECK(a.type == Address::Type::IPv4);
+  CHECK(a.to_string() == "1.2.3.4:0");
+  REQUIRE(reverse_name_address("255.0.168.192.IN-ADDR.ARPA.", a));
+  CHECK(a.to_string() == "192.168.0.255:0");
+  // 2001:db8::567:89ab, nibbles lowest first (RFC 3596's example form).
+  REQUIRE(reverse_name_address(
+      "b.a.9.8.7.6.5.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa", a));
+  CHECK(a.type == Address::Type::IPv6);
+  CHECK(a.to_string() == "[2001:db8::567:89ab]:0");
+  REQUIRE(reverse_name_address(
+      "1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.IP6.Arpa.", a));
+  CHECK(a.to_string() == "[::1]:0");
+  // Partial zones, bad labels, other names.
+  for (const char* bad :
+       {"3.2.1.in-addr.arpa", "5.4.3.2.1.in-addr.arpa", "256.2.1.1.in-addr.arpa",
+        "1..2.3.in-addr.arpa", "a.2.3.4.in-addr.arpa", "1000.2.3.4.in-addr.arpa",
+        ".2.3.4.in-addr.arpa", "in-addr.arpa", "4.3.2.1.in-addr.arpa.example", "example.com", "",
+        "0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa",  // 31
+        "g.a.9.8.7.6.5.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa",
+        "ba.9.8.7.6.5.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.0.ip6.arpa",
+        "b.a.9.8.7.6.5.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.0.ip6.arpa"}) {
+    INFO(bad);
+    CHECK_FALSE(reverse_name_address(bad, a));
+  }
+}
+
 TEST_CASE("dns split: the resolver by the ACL, as shadowsocks-rust", "[client]") {
   const std::vector<std::string> servers = {"ss.example"};
   const auto a =
@@ -105,9 +138,16 @@ TEST_CASE("dns split: the resolver by the ACL, as shadowsocks-rust", "[client]")
         DnsUpstream::Remote);
   // No name rule, and IP rules that could bypass it: the local answer decides.
   CHECK(dns_upstream(a.get(), question("other.test"), servers) == DnsUpstream::ByLocalAnswer);
-  // PTR and classes other than IN follow the mode.
+  // PTR goes where the ACL routes the address (10.1.1.0/24 bypassed); a partial reverse name
+  // and classes other than IN follow the mode.
   CHECK(dns_upstream(a.get(), question("1.1.1.10.in-addr.arpa", dns::kTypePtr), servers) ==
+        DnsUpstream::Local);
+  CHECK(dns_upstream(a.get(), question("1.7.7.10.in-addr.arpa", dns::kTypePtr), servers) ==
         DnsUpstream::Remote);
+  CHECK(dns_upstream(a.get(), question("1.10.in-addr.arpa", dns::kTypePtr), servers) ==
+        DnsUpstream::Remote);
+  CHECK(dns_upstream(b_acl_bypass_all().get(), question("1.1.1.10.in-addr.arpa", dns::kTypePtr),
+                     servers) == DnsUpstream::Local);
   dns::Question chaos = question("direct.test");
   chaos.klass = 3;
   CHECK(dns_upstream(a.get(), chaos, servers) == DnsUpstream::Remote);

@@ -49,6 +49,9 @@ const std::map<std::string, std::string>& samples() {
       {"NAME", "tun0"},
       {"CIDR", "10.255.0.1/24"},
       {"URL", "redis://127.0.0.1:6379/0"},
+      {"PROTO", "dns"},
+      {"IP[:PORT]", "127.0.0.1"},
+      {"HOST[:PORT]", "dns.example:53"},
   };
   return m;
 }
@@ -110,6 +113,12 @@ TEST_CASE("options: every row's flag parses for each binary that takes it", "[re
         args.insert(args.end(),
                     {"--tun", "tun0", "--tun-address", "10.255.0.1/24", "--outbound-fwmark", "1"});
       }
+      // A DNS local (--protocol dns) needs its local resolver, and the resolver flags a DNS local.
+      if (flag_text(o) == "--protocol" || flag_text(o) == "--remote-dns-addr") {
+        args.insert(args.end(), {"--local-dns-addr", "127.0.0.1"});
+      }
+      if (flag_text(o) == "--remote-dns-addr") args.insert(args.end(), {"--protocol", "dns"});
+      if (flag_text(o) == "--local-dns-addr") args.insert(args.end(), {"--protocol", "dns"});
       // The management API needs its token.
       if (flag_text(o) == "--api-address") {
         const std::string token = (std::filesystem::temp_directory_path() / "ss-options-api-token");

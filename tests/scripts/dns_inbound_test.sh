@@ -11,6 +11,15 @@
 #    bypassed, else the remote answer;
 #  - queries over TCP to the inbound, 100 of them pipelined on one connection; malformed queries
 #    (UDP and TCP) do not stop it;
+#  - 100 proxied queries at once share at most 4 reused Shadowsocks connections (ss-server's log
+#    counts them), pipelined (RFC 7766);
+#  - two servers, the first dead: proxied queries are still answered (retried on the other one),
+#    and the dead one is reported down;
+#  - a PTR query goes where the ACL routes its address (10.1.1.9 bypassed: local);
+#  - shadowsocks-rust's flags: --protocol dns --local-dns-addr --remote-dns-addr; a bad value
+#    names the flag;
+#  - the inbound's metrics (answers by upstream, failures, answer time) on metrics_address,
+#    accepted by promtool;
 #  - a local resolver that never answers gives SERVFAIL after 5 s;
 #  - rust's client_cache_size is refused at start, naming the key.
 #
@@ -21,25 +30,26 @@ here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=tests/scripts/lib.sh
 source "$here/lib.sh"
 script_test_args "$0" "$@"
+require_tools curl promtool
 setup_work ss-dnsin
 
 method=chacha20-ietf-poly1305
 password=dns-inbound-password
-read -r s1 s2 d1 d2 d3 hole < <(free_ports 6)
+read -r s1 s2 d1 d2 d3 hole d4 d5 m1 m3 < <(free_ports 10)
 
 # Started first, with the responders: one Python process (each start costs seconds on a loaded machine) answers lines on stdin:
-# "udp|tcp PORT NAME" prints the answer's addresses ("10.1.1.1"), "rcode N", "TC" or
+# "udp|tcp PORT NAME [QTYPE]" prints the answer's addresses ("10.1.1.1"), "rcode N", "TC" or
 # "no answer"; "pipeline PORT N" sends N queries at once over TCP and prints how many were
 # answered NOERROR; "junk PORT" sends malformed queries (UDP and TCP) and prints "sent"; "bg udp|tcp
 # PORT NAME" starts such a query in a thread and "join" prints its result and milliseconds.
 coproc QUERIER { python3 -u -c '
 import random, socket, struct, sys
 
-def query(proto, port, name):
+def query(proto, port, name, qtype=1):
     ident = random.randrange(65536)
     msg = struct.pack("!HHHHHH", ident, 0x0100, 1, 0, 0, 0)
     msg += b"".join(bytes([len(l)]) + l.encode() for l in name.split(".")) + b"\0"
-    msg += struct.pack("!HH", 1, 1)
+    msg += struct.pack("!HH", qtype, 1)
     try:
         if proto == "udp":
             s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -77,12 +87,14 @@ def query(proto, port, name):
         pos += n
     return ",".join(out) or "no records"
 
-def pipeline(port, n):
-    # n queries for distinct names in one write on one TCP connection; the answers counted.
+def pipeline(port, n, suffix):
+    # n queries for distinct names (pI.SUFFIX) in one write on one TCP connection; the answers
+    # counted.
     msgs = []
+    tail = b"".join(bytes([len(l)]) + l.encode() for l in suffix.split(".")) + b"\0"
     for i in range(n):
         m = struct.pack("!HHHHHH", i, 0x0100, 1, 0, 0, 0)
-        m += bytes([len("p%d" % i)]) + b"p%d" % i + b"\x04test\0" + struct.pack("!HH", 1, 1)
+        m += bytes([len("p%d" % i)]) + b"p%d" % i + tail + struct.pack("!HH", 1, 1)
         msgs.append(struct.pack("!H", len(m)) + m)
     s = socket.create_connection(("127.0.0.1", port), timeout=8)
     s.sendall(b"".join(msgs))
@@ -125,7 +137,7 @@ def timed(proto, port, name):
 for line in sys.stdin:
     w = line.split()
     if w[0] == "pipeline":
-        print(pipeline(int(w[1]), int(w[2])), flush=True)
+        print(pipeline(int(w[1]), int(w[2]), w[3] if len(w) > 3 else "test"), flush=True)
     elif w[0] == "junk":
         print(junk(int(w[1])), flush=True)
     elif w[0] == "bg":
@@ -136,7 +148,7 @@ for line in sys.stdin:
         bg["thread"].join()
         print(bg["result"], flush=True)
     else:
-        print(query(w[0], int(w[1]), w[2]), flush=True)
+        print(query(w[0], int(w[1]), w[2], int(w[3]) if len(w) > 3 else 1), flush=True)
 '; }
 pids+=($QUERIER_PID)
 q() {
@@ -183,7 +195,7 @@ local_config() { # FILE SERVER_PORT DNS_PORT [EXTRA JSON] [LOCAL RESOLVER PORT]
 JSON
 }
 start "$work/s1.log" "$s1" "$bin_dir/ss-server" -s 127.0.0.1 -p "$s1" -m "$method" \
-  -k "$password" --allow-private-targets
+  -k "$password" --allow-private-targets -vv
 libev=0
 if command -v ss-server >/dev/null && [[ "$(command -v ss-server)" != "$bin_dir/ss-server" ]]; then
   start "$work/s2.log" "$s2" "$(command -v ss-server)" -s 127.0.0.1 -p "$s2" -m "$method" \
@@ -192,14 +204,16 @@ if command -v ss-server >/dev/null && [[ "$(command -v ss-server)" != "$bin_dir/
 fi
 local_config "$work/l1.json" "$s1" "$d1" ""
 local_config "$work/l2.json" "$s2" "$d2" ""
-start "$work/l1.log" "$d1" "$bin_dir/ss-local" -c "$work/l1.json" --acl "$work/acl" -v
+start "$work/l1.log" "$d1" "$bin_dir/ss-local" -c "$work/l1.json" --acl "$work/acl" -v \
+  --metrics-address "127.0.0.1:$m1"
 l1_pid=${pids[-1]}
 [[ $libev -eq 1 ]] && start "$work/l2.log" "$d2" "$bin_dir/ss-local" -c "$work/l2.json" \
   --acl "$work/acl" -v
 # A local resolver that never answers (nothing on that UDP port): SERVFAIL after 5 s, checked
 # last; the query starts now.
 local_config "$work/l3.json" "$s1" "$d3" "" "$hole"
-start "$work/l3.log" "$d3" "$bin_dir/ss-local" -c "$work/l3.json" --acl "$work/acl"
+start "$work/l3.log" "$d3" "$bin_dir/ss-local" -c "$work/l3.json" --acl "$work/acl" \
+  --metrics-address "127.0.0.1:$m3"
 q bg udp "$d3" direct.test >/dev/null
 
 count() { grep -c "$2" "$work/$1.queries" || true; }
@@ -256,6 +270,62 @@ a=$(q pipeline "$d1" 100)
 check "100 queries pipelined on one TCP connection are all answered" \
   "$a" 100
 
+# Reuse: ss-server logs each connection's target ("connect 127.0.0.1:PORT") at -vv.
+conns() { grep -c "connect 127.0.0.1:$remote_dns" "$work/s1.log" || true; }
+before=$(conns)
+a=$(q pipeline "$d1" 100 proxied.test)
+after=$(conns)
+if [[ "$a" == 100 && $((after - before)) -le 4 && $(count remote "proxied.test") -ge 101 ]]; then
+  pass "100 proxied queries at once: all answered, over $((after - before)) new Shadowsocks connection(s) ($after in all)"
+else
+  fail "100 proxied queries: $a answered, $((after - before)) new connections (want <= 4)"
+fi
+
+# Failover: the first server is dead (nothing listens on $hole); queries still answered.
+cat >"$work/l4.json" <<JSON
+{"servers": [{"server": "127.0.0.1", "server_port": $hole, "method": "$method", "password": "$password"},
+             {"server": "127.0.0.1", "server_port": $s1, "method": "$method", "password": "$password"}],
+ "locals": [{"protocol": "dns", "local_address": "127.0.0.1", "local_port": $d4,
+             "local_dns_address": "127.0.0.1", "local_dns_port": $local_dns,
+             "remote_dns_address": "127.0.0.1", "remote_dns_port": $remote_dns}]}
+JSON
+start "$work/l4.log" "$d4" "$bin_dir/ss-local" -c "$work/l4.json" -vv
+a=$(q pipeline "$d4" 5 failover.test)
+b=$(q udp "$d4" one.failover.test)
+if [[ "$a" == 5 && "$b" == 10.2.2.9 ]] && grep -q "server 127.0.0.1:$hole is down" "$work/l4.log"; then
+  pass "two servers, the first dead: proxied queries answered, the dead one reported down"
+else
+  fail "failover: $a of 5 answered, then '$b'; log: $(grep -E 'dns|balancer' "$work/l4.log" | tail -5 | tr '\n' ';')"
+fi
+
+# PTR by the ACL's IP rules: 10.1.1.9 is bypassed (local), 10.7.7.7 is not (proxy_all: remote).
+q udp "$d1" 9.1.1.10.in-addr.arpa 12 >/dev/null
+q udp "$d1" 7.7.7.10.in-addr.arpa 12 >/dev/null
+if [[ $(count local "^udp 9.1.1.10.in-addr.arpa 12$") -eq 1 &&
+  $(count remote "9.1.1.10.in-addr.arpa") -eq 0 &&
+  $(count remote "^tcp 7.7.7.10.in-addr.arpa 12$") -eq 1 &&
+  $(count local "7.7.7.10.in-addr.arpa") -eq 0 ]]; then
+  pass "PTR queries go where the ACL routes their address"
+else
+  fail "PTR: local log $(tr '\n' ';' <"$work/local.queries"); remote log $(tail -3 "$work/remote.queries" | tr '\n' ';')"
+fi
+
+# shadowsocks-rust's flags, without a file.
+start "$work/l5.log" "$d5" "$bin_dir/ss-local" -s 127.0.0.1 -p "$s1" -m "$method" -k "$password" \
+  -b 127.0.0.1 -l "$d5" --protocol dns --local-dns-addr "127.0.0.1:$local_dns" \
+  --remote-dns-addr "127.0.0.1:$remote_dns" --acl "$work/acl"
+a=$(q udp "$d5" direct.test)
+b=$(q tcp "$d5" flags.proxied.test)
+check "--protocol dns --local-dns-addr --remote-dns-addr: a DNS local" "$a $b" "10.1.1.1 10.2.2.9"
+if out=$("$bin_dir/ss-local" -s 127.0.0.1 -p "$s1" -m "$method" -k "$password" -l "$d2" \
+  --protocol dns --local-dns-addr resolver.example 2>&1); then
+  fail "--local-dns-addr resolver.example was accepted"
+elif [[ "$out" == *"--local-dns-addr: must be IP or IP:PORT"* ]]; then
+  pass "a bad --local-dns-addr is refused, naming the flag"
+else
+  fail "--local-dns-addr resolver.example: unexpected message: $out"
+fi
+
 if [[ $libev -eq 1 ]]; then
   a=$(q udp "$d2" libev.test)
   check "through shadowsocks-libev's ss-server: the remote resolver's answer" "$a" "10.2.2.3"
@@ -268,6 +338,23 @@ if [[ "$a" == "rcode_2" && $ms -ge 4900 && $ms -le 8000 ]]; then
   pass "a local resolver that does not answer: SERVFAIL after $ms ms"
 else
   fail "silent resolver: got '$a' after $ms ms, want SERVFAIL (rcode 2) after 5 s"
+fi
+
+# Metrics: l1 answered from each upstream and the cache; l3's silent resolver is one failure.
+curl -s "http://127.0.0.1:$m1/metrics" >"$work/m1.txt"
+curl -s "http://127.0.0.1:$m3/metrics" >"$work/m3.txt"
+metric() { awk -v k="$2" '$1 == k { print $2 }' "$work/$1"; }
+remote_n=$(metric m1.txt 'shadowsocks_dns_inbound_answers_total{upstream="remote"}')
+local_n=$(metric m1.txt 'shadowsocks_dns_inbound_answers_total{upstream="local"}')
+cache_n=$(metric m1.txt 'shadowsocks_dns_inbound_answers_total{upstream="cache"}')
+hist_n=$(metric m1.txt 'shadowsocks_dns_inbound_answer_seconds_count')
+fail_n=$(metric m3.txt 'shadowsocks_dns_inbound_failures_total{upstream="local"}')
+if [[ ${remote_n:-0} -ge 100 && ${local_n:-0} -ge 100 && ${cache_n:-0} -ge 2 &&
+  ${hist_n:-0} -eq $((remote_n + local_n + cache_n)) && ${fail_n:-0} -eq 1 ]] &&
+  promtool check metrics <"$work/m1.txt" >"$work/promtool.txt" 2>&1; then
+  pass "metrics: $remote_n remote, $local_n local, $cache_n cached answers, $fail_n failure (promtool accepts them)"
+else
+  fail "metrics: remote '$remote_n' local '$local_n' cache '$cache_n' histogram '$hist_n' failures '$fail_n'; promtool: $(cat "$work/promtool.txt" 2>/dev/null)"
 fi
 
 local_config "$work/bad.json" "$s1" "$d2" ', "client_cache_size": 5'
