@@ -12,8 +12,8 @@
 # - 2022: two Redis users (base64 uPSKs) through our ss-local (iPSK:uPSK), TCP and UDP; one removed
 #   is refused, the other still served; the iPSK alone opens nothing.
 # - API: POST /users on server 1 answers once Redis has the user, who then connects through
-#   server 2 within a second; DELETE on server 2 reaches server 1; a second POST of the same name
-#   is 400; with Redis down, POST is 503 with the reason.
+#   server 2 within a second; PATCH and DELETE on server 2 reach server 1; a second POST of the
+#   same name is 400; with Redis down, POST is 503 with the reason.
 #
 # Usage: tests/scripts/fleet_redis_ports_test.sh BIN_DIR   (BIN_DIR holds ss-local, ss-tunnel and
 # ss-server)
@@ -248,6 +248,15 @@ read -r status answer < <(api POST /users 2 '{"username": "gina", "uPSK": "not-a
 [[ $status == 201 ]] && pass "a password only the classic port takes is accepted" || fail "gina (classic only): $status $answer"
 read -r status answer < <(api GET /users 2)
 [[ $status == 200 && $answer == *'"frank"'* ]] && pass "GET /users on server 2 lists frank" || fail "GET /users on server 2: $status $answer"
+read -r status answer < <(api PATCH /users/gina 2 '{"uPSK": "gina-2"}')
+[[ $status == 204 ]] && pass "PATCH /users/gina on server 2: 204" || fail "PATCH on server 2: $status $answer"
+[[ $(rcli HGET ss:users gina) == '{"password":"gina-2"}' ]] && pass "gina's new password is in redis" || fail "gina in redis: $(rcli HGET ss:users gina)"
+for ((i = 0; i < 50; i++)); do
+  read -r status answer < <(api GET /users/gina 1)
+  [[ $answer == *'"gina-2"'* ]] && break
+  sleep 0.02
+done
+[[ $answer == *'"gina-2"'* ]] && pass "server 1 serves gina's new password within 1 s" || fail "server 1's gina: $status $answer"
 read -r status answer < <(api DELETE /users/frank 2)
 [[ $status == 204 ]] && pass "DELETE /users/frank on server 2: 204" || fail "DELETE on server 2: $status $answer"
 wait_log "$work/server1.log" "users removed frank" 1000 && pass "frank's removal reaches server 1 within 1 s" || fail "frank's removal did not reach server 1"
