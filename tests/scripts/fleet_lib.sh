@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2034,SC2154 # pids, work, bin_dir: lib.sh and the caller; redis_pid: for the caller
 # Shell helpers of the Redis fleet's script tests (sourced after lib.sh, not run).
 
 # start_redis PORT DIR: a redis-server on 127.0.0.1:PORT without persistence but for an explicit

@@ -31,6 +31,7 @@ libev_local=$(command -v ss-local || true)
 libev_tunnel=$(command -v ss-tunnel || true)
 
 setup_work ss-fleet-ports
+# shellcheck disable=SC2034 # api1, api2: used as ${!aport}
 read -r rport c1 c2 t1 t2 api1 api2 origin echo_port l1 l2 l3 l4 l5 l6 u1 u2 u3 u4 u5 u6 \
   < <(free_ports 21)
 classic=aes-256-gcm
@@ -150,7 +151,11 @@ for i in 1 2; do
 done
 ((warned == 2)) && pass "passwords that are not uPSKs are left out of the 2022 port, named in a warning" || fail "no warning naming alice and dan on the 2022 ports"
 
-[[ -n "$libev_local" ]] && local_for a1.log "$l1" "$c1" "$classic" pw-alice libev || local_for a1.log "$l1" "$c1" "$classic" pw-alice
+if [[ -n "$libev_local" ]]; then
+  local_for a1.log "$l1" "$c1" "$classic" pw-alice libev
+else
+  local_for a1.log "$l1" "$c1" "$classic" pw-alice
+fi
 local_for b2.log "$l2" "$t2" "$m2022" "$ipsk:$psk_bob"
 local_for c1.log "$l3" "$t1" "$m2022" "$ipsk:$psk_carol"
 local_for d2.log "$l4" "$c2" "$classic" short
