@@ -108,6 +108,7 @@ struct Shared {
   std::vector<std::array<uint8_t, kEih>> eih_plain;  // BLAKE3(client_keys[i + 1])[0..16]
   std::vector<uint8_t> server_psk;
   std::vector<Tcp2022User> users;
+  bool multi_user = false;  // identity headers: users, or Tcp2022Options::users_only
   struct UserHash {
     std::array<uint8_t, kEih> hash;
     size_t index;
@@ -459,7 +460,7 @@ class ServerOpener2022 final : public Opener2022 {
     if (state_ == State::Salt) {
       if (sh_->server_psk.empty()) return error("no server key", 0);
       const size_t s = sh_->salt_len();
-      const size_t eih = sh_->users.empty() ? 0 : kEih;
+      const size_t eih = sh_->multi_user ? kEih : 0;
       // One read: salt, identity header and fixed header arrive together or not at all.
       if (n < s + eih + kRequestFixed + kTagLen) return error("header too short", 0);
       std::memcpy(salt_.data(), in, s);
@@ -634,6 +635,7 @@ std::unique_ptr<TcpCipherSuite> make_2022_suite(Tcp2022Options options, std::str
   sh->client_keys = std::move(options.client_keys);
   sh->server_psk = std::move(options.server_psk);
   sh->users = std::move(options.users);
+  sh->multi_user = !sh->users.empty() || options.users_only;
   if (sh->method == nullptr) return fail(error, "2022 suite: no method");
   const Method2022& m = *sh->method;
   const std::string name(m.name);
@@ -650,10 +652,10 @@ std::unique_ptr<TcpCipherSuite> make_2022_suite(Tcp2022Options options, std::str
   if (!sh->server_psk.empty() && sh->server_psk.size() != m.key_len) {
     return fail(error, name + ": the server key is not " + size);
   }
-  if ((sh->client_keys.size() > 1 || !sh->users.empty()) && !is_aes(m)) {
+  if ((sh->client_keys.size() > 1 || sh->multi_user) && !is_aes(m)) {
     return fail(error, name + ": identity headers (iPSK:uPSK passwords, users) need an AES method");
   }
-  if (!sh->users.empty() && sh->server_psk.empty()) {
+  if (sh->multi_user && sh->server_psk.empty()) {
     return fail(error, name + ": users need the server's identity key (iPSK)");
   }
   for (size_t i = 0; i + 1 < sh->client_keys.size(); ++i) {

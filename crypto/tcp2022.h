@@ -51,6 +51,9 @@ struct Tcp2022Options {
   // SIP023 users (AES methods only). When non-empty every request must carry one identity header
   // naming one of them; the stream is then keyed with that user's key.
   std::vector<Tcp2022User> users;
+  // Server role: every request must carry an identity header even when `users` is empty (then
+  // everyone is refused): a port whose only keys are its users (users_url), never the PSK alone.
+  bool users_only = false;
   // The server's request-salt pool, shared by every suite/worker that serves the same port.
   // nullptr: the suite makes its own.
   std::shared_ptr<SaltPool> salt_pool;

@@ -573,15 +573,15 @@ bool Udp2022Server::set_error(std::string msg) {
 }
 
 Udp2022Server::Udp2022Server(const Method2022& method, std::span<const uint8_t> psk,
-                             std::span<const Udp2022User> users)
-    : method_(&method), random_(&random_bytes) {
+                             std::span<const Udp2022User> users, bool users_only)
+    : method_(&method), multi_user_(!users.empty() || users_only), random_(&random_bytes) {
   const std::string size_hint =
       std::string(method.name) + " needs " + std::to_string(method.key_len) + "-byte keys";
   if (psk.size() != method.key_len) {
     set_error("PSK: " + size_hint);
     return;
   }
-  if (!users.empty() && !is_aes(method)) {
+  if (multi_user_ && !is_aes(method)) {
     set_error("users (identity headers) need an AES method, not " + std::string(method.name));
     return;
   }
@@ -596,12 +596,12 @@ Udp2022Server::Udp2022Server(const Method2022& method, std::span<const uint8_t> 
     return;
   }
   header_dec_ = AesBlock(psk_, AesBlock::Dir::Decrypt);
-  if (users.empty()) {
+  if (!multi_user_) {
     header_enc_ = AesBlock(psk_, AesBlock::Dir::Encrypt);
   } else {
     eih_dec_ = AesBlock(psk_, AesBlock::Dir::Decrypt);
   }
-  if (!header_dec_.valid() || (users.empty() ? !header_enc_.valid() : !eih_dec_.valid())) {
+  if (!header_dec_.valid() || (!multi_user_ ? !header_enc_.valid() : !eih_dec_.valid())) {
     set_error("AES-ECB unavailable");
     return;
   }
@@ -656,7 +656,7 @@ Udp2022Status Udp2022Server::open_request_header(std::span<const uint8_t> packet
                                                  std::span<uint8_t> out, Udp2022Header& h) {
   h = Udp2022Header{};
   if (!valid_) return err(Udp2022Error::Crypto);
-  const size_t identities = users_.empty() ? 0 : 1;
+  const size_t identities = multi_user_ ? 1 : 0;
   if (Udp2022Status st = h.open(*method_, header_dec_, xchacha_ ? &*xchacha_ : nullptr, packet, out,
                                 body_prefix(*method_, identities), kUdp2022RequestFixedLen);
       !st.ok()) {
@@ -710,7 +710,7 @@ size_t Udp2022Server::seal_response(Udp2022SessionKey& key, size_t user, uint64_
                                     std::span<uint8_t> out) {
   if (!valid_ || padding > 0xFFFF) return 0;
   // With users every session belongs to one; without, there is only the PSK.
-  if (users_.empty() ? user != kUdp2022NoUser : user >= users_.size()) return 0;
+  if (!multi_user_ ? user != kUdp2022NoUser : user >= users_.size()) return 0;
   const size_t total = response_size(address.size(), padding, payload.size());
   if (out.size() < total) return 0;
   PacketSeal s;
@@ -722,7 +722,7 @@ size_t Udp2022Server::seal_response(Udp2022SessionKey& key, size_t user, uint64_
   s.xchacha = xchacha_ ? &*xchacha_ : nullptr;
   s.random = random_;
   s.body_psk = body_key(user);
-  s.header_enc = users_.empty() ? &header_enc_ : &users_[user].header_enc;
+  s.header_enc = !multi_user_ ? &header_enc_ : &users_[user].header_enc;
   return seal_packet(s, key, address, padding, payload, now, out.first(total));
 }
 

@@ -275,8 +275,10 @@ class Udp2022Server {
   // Without users: `psk` keys everything. With users (AES methods only): `psk` is the server's
   // iPSK, every request must carry one identity header naming a user by BLAKE3(uPSK)[0..16], and
   // that user's uPSK keys the request body and every response of the session.
+  // `users_only`: identity headers even with no users (then every request is UnknownUser): a
+  // port whose only keys are its users (users_url), never the PSK alone.
   Udp2022Server(const Method2022& method, std::span<const uint8_t> psk,
-                std::span<const Udp2022User> users = {});
+                std::span<const Udp2022User> users = {}, bool users_only = false);
   ~Udp2022Server();
   Udp2022Server(const Udp2022Server&) = delete;
   Udp2022Server& operator=(const Udp2022Server&) = delete;
@@ -332,6 +334,7 @@ class Udp2022Server {
   std::string error_;
   std::vector<uint8_t> psk_;
   std::vector<UserEntry> users_;
+  bool multi_user_ = false;         // identity headers: users, or users_only
   std::vector<HashEntry> by_hash_;  // sorted by hash
   AesBlock header_dec_;             // requests' separate header (psk)
   AesBlock eih_dec_;                // users: identity header (psk = iPSK)

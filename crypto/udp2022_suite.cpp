@@ -248,7 +248,8 @@ class ServerOpener final : public UdpServerOpener {
   ServerOpener(std::shared_ptr<const Shared> shared, std::shared_ptr<WindowRegistry> windows)
       : shared_(std::move(shared)),
         windows_(std::move(windows)),
-        codec_(*shared_->options.method, shared_->options.server_psk, shared_->users),
+        codec_(*shared_->options.method, shared_->options.server_psk, shared_->users,
+               shared_->options.users_only),
         scratch_key_(*shared_->options.method) {}
 
   UdpStatus open_header(std::span<const uint8_t> packet, std::span<uint8_t> out,
@@ -357,7 +358,7 @@ std::shared_ptr<const UdpCipherSuite> make_2022_udp_suite(Udp2022Options options
     }
   }
   if (!shared->options.server_psk.empty()) {
-    Udp2022Server probe(m, shared->options.server_psk, shared->users);
+    Udp2022Server probe(m, shared->options.server_psk, shared->users, shared->options.users_only);
     if (!probe.valid()) {
       if (error != nullptr) *error = probe.error();
       return nullptr;

@@ -131,6 +131,7 @@ struct Udp2022Options {
     std::vector<uint8_t> key;
   };
   std::vector<User> users;
+  bool users_only = false;  // server: identity headers even with no users (Udp2022Server)
   std::function<int64_t()> clock;
 };
 // nullptr, with the reason in *error, if the keys do not suit the method.

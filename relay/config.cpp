@@ -1508,6 +1508,9 @@ void finalize_2022(Config& cfg) {
   if (serves_ports(cfg.role) && parsed.keys.size() != 1) {
     fail("password: ss-server takes one key (the identity PSK when \"users\" are set)");
   }
+  if (!cfg.users_url.empty() && m->kind == Kind2022::ChaCha20Poly1305) {
+    fail("users_url: multi-user (SIP023) works with the AES 2022 methods only");
+  }
   if (!cfg.users.empty()) {
     if (!serves_ports(cfg.role)) fail("users: only ss-server takes a users list");
     if (m->kind == Kind2022::ChaCha20Poly1305) {
@@ -1625,6 +1628,9 @@ void finalize_method(Config& cfg) {
   if (cfg.method.empty()) cfg.method = std::string(kDefaultMethod);
   if (cfg.method == "none") {
     if (!cfg.users.empty()) fail("users: the method \"none\" has no keys to tell users apart");
+    if (!cfg.users_url.empty()) {
+      fail("users_url: the method \"none\" has no keys to tell users apart");
+    }
     // No encryption: for measuring the relay; the binaries warn loudly at start-up.
     cfg.method_kind = MethodKind::None;
     cfg.cipher = nullptr;
@@ -1683,10 +1689,14 @@ void finalize_method(Config& cfg) {
 }
 
 // A ServerSpec's derived fields, through the same checks as the flat keys; errors are prefixed
-// with `at` ("servers[1]").
-void finalize_server(ServerSpec& spec, Role role, const std::string& at) {
+// with `at` ("servers[1]"). `users_url`: the process's (an ss-server entry's users then come from
+// Redis, its keys are only theirs).
+void finalize_server(ServerSpec& spec, Role role, const std::string& at,
+                     const std::string& users_url = {}) {
   Config tmp;
   tmp.role = role;
+  tmp.users_url = users_url;
+  spec.users_only = !users_url.empty();
   tmp.method = spec.method;
   tmp.password = spec.password;
   tmp.key_b64 = spec.key_b64;
@@ -1762,6 +1772,7 @@ ServerSpec flat_inbound(const Config& cfg) {
   in.password = cfg.password;
   in.key_b64 = cfg.key_b64;
   in.users = cfg.users;
+  in.users_only = !cfg.users_url.empty() && serves_ports(cfg.role);
   return in;
 }
 
@@ -1870,7 +1881,7 @@ static void finalize_inbounds(Config& cfg) {
     for (size_t i = 0; i < cfg.servers.size(); ++i) {
       ServerSpec& spec = cfg.servers[i];
       const std::string at = "servers[" + std::to_string(i) + "]";
-      finalize_server(spec, cfg.role, at);
+      finalize_server(spec, cfg.role, at, cfg.users_url);
       listen(spec.host, spec.port, spec.mode, spec.plugin, at + ".server_port");
       cfg.inbounds.push_back(spec);
     }
@@ -2071,29 +2082,34 @@ void finalize_config(Config& cfg) {
   if (cfg.udp_max_associations == 0) fail("udp_max_associations: must be at least 1");
 
   if (!cfg.users_url.empty()) {
-    // The users come from Redis (server/fleet/fleet.h): one port's classic key-trial users.
-    if (several_inbounds) {
-      fail("users_url: serves one port (flat keys); not used with port_password or \"servers\"");
+    // The users come from Redis (server/fleet/fleet.h) and go on every port: the flat keys' one,
+    // or each "servers" entry's (its own port, method and mode). A classic port finds them by key
+    // trial and has no key of its own; a 2022 port's password is its server PSK (the iPSK).
+    if (!cfg.port_password.empty()) {
+      fail(
+          "users_url: not used with port_password (its passwords would be keys besides the "
+          "users'); give the ports as \"servers\" entries");
     }
-    if (!cfg.password.empty() || !cfg.key_b64.empty()) {
+    if (!cfg.rust_servers && !is_2022_name(cfg.method) &&
+        (!cfg.password.empty() || !cfg.key_b64.empty())) {
       fail(std::string(cfg.key_b64.empty() ? "password" : "key") +
-           ": not used with users_url (the users and their passwords come from Redis)");
+           ": not used with users_url and a classic method (the users and their passwords come "
+           "from Redis)");
     }
     if (!cfg.users.empty()) fail("users: not used with users_url (the users come from Redis)");
-    if (cfg.method == "none" || is_2022_name(cfg.method)) {
-      fail("users_url: needs a classic AEAD method (users found by key trial); got " +
-           quote(cfg.method));
-    }
-    if (cfg.mode != Mode::TcpOnly) {
-      fail("users_url: TCP only (-u/mode: UDP's users are fixed at start, Redis changes them)");
+    for (size_t i = 0; i < cfg.servers.size() && cfg.rust_servers; ++i) {
+      const std::string at = "servers[" + std::to_string(i) + "]";
+      if (!cfg.servers[i].users.empty()) {
+        fail(at + ".users: not used with users_url (the users come from Redis)");
+      }
+      if (!cfg.servers[i].plugin.empty()) {
+        fail(at +
+             ".plugin: not used with users_url (a process with a plugin cannot apply user "
+             "changes)");
+      }
     }
     if (!cfg.plugin.empty()) {
       fail("plugin: not used with users_url (a process with a plugin cannot apply user changes)");
-    }
-    if (!cfg.api_address.empty()) {
-      fail(
-          "api_address: not supported with users_url yet (the users come from Redis; the API's "
-          "user changes would be overwritten by the next change there)");
     }
   }
   if (!cfg.api_address.empty()) finalize_api(cfg);

@@ -117,6 +117,9 @@ struct ServerSpec {
   // and the entry's own "mode" (else the top-level one).
   std::vector<UserSpec> users;
   std::optional<Mode> mode{};
+  // ss-server: the users are the port's only keys (users_url: they come from Redis); with none,
+  // every client is refused (a 2022 port's PSK alone never opens it).
+  bool users_only = false;
 };
 
 // How a client picks among several servers (relay/balancer.h): shadowsocks-rust's "balancer"

@@ -5,7 +5,9 @@
 //             until the head and its body are complete, or the head is wrong: 400 for a
 //             malformed head, 431 for one too large, 413 for a body too large (or any body when
 //             the server takes none), 411 for a chunked one.
-//   Writing:  the handler's one response, always with "Connection: close".
+//   Writing:  the handler's one response, always with "Connection: close"; a handler that defers
+//             (HttpRequest::defer) leaves the connection Waiting, reading nothing, until its
+//             reply is called (or the timer or the client ends it).
 //   Closing:  after the write, a FIN (uv_shutdown), and the client's bytes discarded until it
 //             closes too, so no reset destroys the answer; then both handles close.
 // A timer bounds each state (kIdleTimeoutMs). Every client owns a uv_tcp_t and a uv_timer_t and
@@ -58,6 +60,8 @@ std::string_view http_reason(int status) {
       return "Request Header Fields Too Large";
     case 500:
       return "Internal Server Error";
+    case 503:
+      return "Service Unavailable";
     default:
       return "Unknown";
   }
@@ -79,10 +83,13 @@ struct HttpServer::Client {
   size_t cap = 0;
   char discard[512];
   std::string response;
+  // Set when the handler defers its answer: the pending reply's way back, null once closed.
+  std::shared_ptr<Client*> self;
 
   void close() {
     if (closing) return;
     closing = true;
+    if (self) *self = nullptr;
     owner->unlink(this);
     uv_close(reinterpret_cast<uv_handle_t*>(&tcp), on_closed);
     uv_close(reinterpret_cast<uv_handle_t*>(&timer), on_closed);
@@ -150,9 +157,21 @@ struct HttpServer::Client {
     if (uv_tcp_getpeername(&tcp, reinterpret_cast<sockaddr*>(&peer), &plen) == 0) {
       r.peer = Address::from_sockaddr(reinterpret_cast<const sockaddr*>(&peer));
     }
+    bool deferred = false;
+    r.defer = [this, &deferred]() -> HttpReply {
+      deferred = true;
+      answered = true;  // no more reading: the bytes that follow are discarded
+      self = std::make_shared<Client*>(this);
+      return [token = self](const HttpResponse& out) {
+        Client* c = *token;
+        if (c == nullptr) return;
+        *token = nullptr;  // one answer
+        c->respond(out);
+      };
+    };
     HttpResponse out;
     owner->handler_(r, out);
-    respond(out);
+    if (!deferred) respond(out);
   }
 
   void fail(int status) {

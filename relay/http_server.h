@@ -17,6 +17,11 @@
 namespace ss {
 
 // A complete request: the views point into the connection's buffer and live during the handler.
+struct HttpResponse;
+// Sends a deferred answer (HttpRequest::defer): call it once; nothing happens if the client has
+// gone meanwhile.
+using HttpReply = std::function<void(const HttpResponse&)>;
+
 struct HttpRequest {
   std::string_view method;
   std::string_view path;
@@ -25,6 +30,10 @@ struct HttpRequest {
   std::string_view body;           // Content-Length bytes (at most the server's max_body)
   bool http10 = false;
   Address peer;  // the client's address
+  // For a handler that answers later (once another service has replied): returns the function
+  // that sends the answer; the handler's own HttpResponse is then not sent. The connection's
+  // timer still bounds the wait (kIdleTimeoutMs).
+  std::function<HttpReply()> defer;
 };
 
 struct HttpResponse {

@@ -59,6 +59,7 @@ std::shared_ptr<const TcpCipherSuite> inbound_suite(const ServerSpec& in, const 
       o.method = in.method2022;
       o.server_psk = in.psk_keys.front();
       for (const UserSpec& u : in.users) o.users.push_back({u.name, u.key});
+      o.users_only = in.users_only;
       if (!rt.salt_pool) rt.salt_pool = std::make_shared<SaltPool>();
       o.salt_pool = rt.salt_pool;
       o.clock = offset_clock(specs.clock_offset);

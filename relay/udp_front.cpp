@@ -28,7 +28,9 @@ std::shared_ptr<const UdpCipherSuite> udp_suite(const ServerSpec& spec, bool inb
     case MethodKind::None:
       return make_none_udp_suite();
     case MethodKind::Classic: {
-      if (!inbound || users.empty()) return make_classic_udp_suite(*spec.cipher, spec.key);
+      if (!inbound || (users.empty() && !spec.users_only)) {
+        return make_classic_udp_suite(*spec.cipher, spec.key);
+      }
       std::vector<TrialUser> trial;
       for (const UserSpec& u : users) trial.push_back({u.name, u.key});
       return make_classic_users_udp_suite(*spec.cipher, std::move(trial));
@@ -39,6 +41,7 @@ std::shared_ptr<const UdpCipherSuite> udp_suite(const ServerSpec& spec, bool inb
       if (inbound) {
         o.server_psk = spec.psk_keys.front();
         for (const UserSpec& u : users) o.users.push_back({u.name, u.key});
+        o.users_only = spec.users_only;
       } else {
         o.client_keys = spec.psk_keys;
       }

@@ -15,6 +15,20 @@ namespace ss {
 
 class ApiServer;
 
+// Where the management API's user changes go instead of this process's table: a fleet's Redis
+// (server/fleet/fleet.h), which every server of the fleet then applies. `done` is called once, on
+// the main loop: with 0 once the change is stored (and this server has applied it), else with an
+// HTTP status (400, 404, 503) and the reason.
+class SharedUsers {
+ public:
+  using Done = std::function<void(int status, const std::string& error)>;
+  virtual ~SharedUsers() = default;
+  virtual void add_user(const UserSpec& user, Done done) = 0;
+  virtual void remove_user(const std::string& name, Done done) = 0;
+  // `user`: the entry as served now (its limits are kept), with its new password.
+  virtual void set_user(const UserSpec& user, Done done) = 0;
+};
+
 class ServerControl final : public Controller {
  public:
   // `running`: the configuration the process serves; argc/argv: its command line (a reload reads
@@ -54,6 +68,9 @@ class ServerControl final : public Controller {
   // Changes every configuration a reload reads before it is applied: the fleet's users from
   // Redis (server/fleet/fleet.h) go into the file's ports.
   void set_amend(std::function<void(Config&)> amend) { amend_ = std::move(amend); }
+  // The fleet's users (users_url): the API's user changes go there, not to add_user & co.
+  void set_shared_users(SharedUsers* shared) { shared_users_ = shared; }
+  SharedUsers* shared_users() const { return shared_users_; }
 
  private:
   Engine& engine_;
@@ -63,6 +80,7 @@ class ServerControl final : public Controller {
   uint64_t reload_started_ns_ = 0;  // SIGHUP's start, for the time a reload takes
   std::unique_ptr<ApiServer> api_;  // null: no api_address
   std::function<void(Config&)> amend_;
+  SharedUsers* shared_users_ = nullptr;
 };
 
 // The first key whose change a running process cannot apply, as "<key>: <why>", or empty: the

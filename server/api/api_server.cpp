@@ -337,7 +337,10 @@ void ApiServer::handle(const HttpRequest& req, HttpResponse& out) {
 void ApiServer::route_users(const HttpRequest& req, std::string_view rest, HttpResponse& out) {
   const Config& cfg = control_.config();
   const std::vector<Managed> all = managed_users(cfg);
-  if (all.empty()) {
+  SharedUsers* shared = control_.shared_users();  // a fleet's: changes go to Redis
+  // A fleet server with no users yet still takes POST /users.
+  const bool fleet_post = shared != nullptr && rest.empty() && req.method == "POST";
+  if (all.empty() && !fleet_post) {
     error_answer(out, 404, "no port of this server has users (configure \"users\" on a port)");
     return;
   }
@@ -371,6 +374,10 @@ void ApiServer::route_users(const HttpRequest& req, std::string_view rest, HttpR
     }
     if (find_user(cfg, *name)) {
       error_answer(out, 400, "a user named \"" + *name + "\" already exists");
+      return;
+    }
+    if (shared != nullptr) {
+      fleet_add(req, *body, *name, std::move(*psk), out);
       return;
     }
     uint16_t port = all.front().port;
@@ -434,6 +441,12 @@ void ApiServer::route_users(const HttpRequest& req, std::string_view rest, HttpR
       error_answer(out, 400, "malformed request: \"uPSK\" is missing");
       return;
     }
+    if (shared != nullptr) {
+      UserSpec u = *m->user;
+      u.password = std::move(*psk);
+      shared->set_user(u, fleet_reply(req, 204, *name, "has a new key"));
+      return;
+    }
     if (!control_.set_user_password(port, *name, std::move(*psk), &error)) {
       error_answer(out, 400, error);
       return;
@@ -443,6 +456,11 @@ void ApiServer::route_users(const HttpRequest& req, std::string_view rest, HttpR
     return;
   }
   if (req.method == "DELETE") {
+    if (shared != nullptr) {
+      cleared_.erase(std::to_string(port) + "/" + *name);
+      shared->remove_user(*name, fleet_reply(req, 204, *name, "removed"));
+      return;
+    }
     if (!control_.remove_user(port, *name, &error)) {
       error_answer(out, 400, error);
       return;
@@ -453,6 +471,49 @@ void ApiServer::route_users(const HttpRequest& req, std::string_view rest, HttpR
     return;
   }
   method_not_allowed(out, "GET, PATCH, DELETE");
+}
+
+// A fleet server (users_url): the change goes to Redis, and the answer waits for it (or says why
+// not: 503 during an outage).
+SharedUsers::Done ApiServer::fleet_reply(const HttpRequest& req, int status,
+                                         const std::string& name, const char* what) {
+  return [reply = req.defer(), status, name, what](int error_status, const std::string& error) {
+    HttpResponse out;
+    if (error_status != 0) {
+      error_answer(out, error_status, error);
+      reply(out);
+      return;
+    }
+    LOG_NOTICE("api: user %s %s (in redis: every server of the fleet)", name.c_str(), what);
+    if (status == 201) {
+      json_answer(out, 201, json{{"username", name}});
+    } else {
+      no_content(out);
+    }
+    reply(out);
+  };
+}
+
+void ApiServer::fleet_add(const HttpRequest& req, const json& body, const std::string& name,
+                          std::string psk, HttpResponse& out) {
+  // Every port of a fleet server takes every user: a "port" must be one of them.
+  const auto p = body.find("port");
+  if (p != body.end()) {
+    bool served = false;
+    for (const ListenerSpec& l : control_.config().listeners) {
+      served = served || (p->is_number_unsigned() && p->get<uint64_t>() == l.port);
+    }
+    if (!served) {
+      error_answer(out, 400,
+                   "malformed request: \"port\": not a port of this server (with users_url "
+                   "every port takes every user)");
+      return;
+    }
+  }
+  UserSpec u;
+  u.name = name;
+  u.password = std::move(psk);
+  control_.shared_users()->add_user(u, fleet_reply(req, 201, name, "added"));
 }
 
 void ApiServer::status_page(HttpResponse& out) {

@@ -10,11 +10,12 @@
 #include <string>
 #include <string_view>
 
+#include <nlohmann/json_fwd.hpp>
+
 #include "relay/http_server.h"
+#include "server/server_control.h"
 
 namespace ss {
-
-class ServerControl;
 
 class ApiServer {
  public:
@@ -51,6 +52,10 @@ class ApiServer {
   void clear_stats();
   void status_page(HttpResponse& out);
   void route_users(const HttpRequest& req, std::string_view rest, HttpResponse& out);
+  SharedUsers::Done fleet_reply(const HttpRequest& req, int status, const std::string& name,
+                                const char* what);
+  void fleet_add(const HttpRequest& req, const nlohmann::json& body, const std::string& name,
+                 std::string psk, HttpResponse& out);
 
   uv_loop_t* loop_;
   ServerControl& control_;

@@ -33,7 +33,9 @@
 #include <cstdlib>
 #include <ctime>
 #include <nlohmann/json.hpp>
+#include <set>
 
+#include "crypto/aead2022.h"
 #include "crypto/kdf.h"
 #include "relay/log.h"
 #include "relay/user_limits.h"
@@ -68,16 +70,35 @@ std::vector<UserSpec> fleet_users_from_hash(
 
 Config with_fleet_users(Config base, const std::vector<UserSpec>& users,
                         std::vector<std::string>* skipped) {
+  const bool several = base.inbounds.size() > 1;
   for (ServerSpec& in : base.inbounds) {
-    if (in.method_kind != MethodKind::Classic || in.cipher == nullptr) continue;
+    if (!in.users_only) continue;
     in.users.clear();
+    // "alice: port 8389: ..." when the config has several ports.
+    auto skip = [&](const UserSpec& u, const std::string& why) {
+      if (skipped == nullptr) return;
+      skipped->push_back(u.name + ": " + (several ? "port " + std::to_string(in.port) + ": " : "") +
+                         why);
+    };
     for (const UserSpec& u : users) {
       UserSpec d = u;
-      d.key = derive_master_key(u.password, in.cipher->key_len);
+      if (in.method_kind == MethodKind::Aead2022 && in.method2022 != nullptr) {
+        // SIP023: the user's password is its base64 uPSK.
+        Psk2022 k = parse_2022_password(*in.method2022, u.password);
+        if (!k.error.empty() || k.keys.size() != 1) {
+          skip(u, "password: " + (k.error.empty() ? std::string("must be one key") : k.error));
+          continue;
+        }
+        d.key = std::move(k.keys.front());
+      } else if (in.method_kind == MethodKind::Classic && in.cipher != nullptr) {
+        d.key = derive_master_key(u.password, in.cipher->key_len);
+      } else {
+        continue;
+      }
       const bool twin = std::any_of(in.users.begin(), in.users.end(),
                                     [&](const UserSpec& o) { return o.key == d.key; });
       if (twin) {
-        if (skipped) skipped->push_back(u.name + ": the same password as another user");
+        skip(u, "the same password as another user");
         continue;
       }
       in.users.push_back(std::move(d));
@@ -85,6 +106,15 @@ Config with_fleet_users(Config base, const std::vector<UserSpec>& users,
   }
   if (!base.inbounds.empty()) base.users = base.inbounds.front().users;
   return base;
+}
+
+std::string fleet_user_json(const UserSpec& user) {
+  nlohmann::json v = {{"password", user.password}};
+  if (user.quota_bytes != 0) v["quota_bytes"] = user.quota_bytes;
+  if (user.quota_period == QuotaPeriod::Day) v["quota_period"] = "day";
+  if (user.quota_period == QuotaPeriod::Month) v["quota_period"] = "month";
+  if (user.rate_limit != 0) v["rate_limit_bytes_per_second"] = user.rate_limit;
+  return v.dump();
 }
 
 uint64_t FleetCounter::prepare(int64_t period_start, uint64_t used_now) {
@@ -317,9 +347,12 @@ void Fleet::refresh_users() {
 }
 
 void Fleet::on_users(redisAsyncContext* ac, void* r, void*) {
-  auto* reply = static_cast<redisReply*>(r);
   auto* f = static_cast<Fleet*>(ac->data);
-  if (reply == nullptr || f->stopping_) return;
+  if (r == nullptr || f->stopping_) return;
+  f->users_reply(static_cast<redisReply*>(r));
+}
+
+void Fleet::users_reply(const redisReply* reply) {
   if (reply->type != REDIS_REPLY_ARRAY) {
     LOG_ERROR("fleet: redis: HGETALL %s: %s", kFleetUsersKey,
               reply->type == REDIS_REPLY_ERROR ? reply->str : "not a hash");
@@ -336,11 +369,142 @@ void Fleet::on_users(redisAsyncContext* ac, void* r, void*) {
   std::vector<UserSpec> users = fleet_users_from_hash(fields, &skipped);
   std::string text;
   for (const std::string& s : skipped) text += (text.empty() ? "" : "; ") + s;
-  if (!text.empty() && text != f->last_skipped_) {
+  if (!text.empty() && text != last_skipped_) {
     LOG_WARN("fleet: users left out: %s", text.c_str());
   }
-  f->last_skipped_ = text;
-  f->apply_users(std::move(users));
+  last_skipped_ = text;
+  apply_users(std::move(users));
+}
+
+// ---- the management API's user changes (SharedUsers) ---------------------------------------
+
+namespace {
+
+// KEYS[1]: the users hash; ARGV: the name, the value, the channel. 1: done, 0: the name is
+// there already (add) or not there (remove, set).
+constexpr const char* kAddScript =
+    "if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 1 then "
+    "redis.call('PUBLISH', ARGV[3], ARGV[1]) return 1 end return 0";
+constexpr const char* kRemoveScript =
+    "if redis.call('HDEL', KEYS[1], ARGV[1]) == 1 then "
+    "redis.call('PUBLISH', ARGV[3], ARGV[1]) return 1 end return 0";
+constexpr const char* kSetScript =
+    "if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then "
+    "redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) redis.call('PUBLISH', ARGV[3], ARGV[1]) "
+    "return 1 end return 0";
+
+// Why no port of `cfg` can take `user` beside `others` (the table now: a key not valid for the
+// method, or another user's), or empty if one can. The other servers would refuse it too.
+std::string unusable_key(const Config& cfg, const std::vector<UserSpec>& others,
+                         const UserSpec& user) {
+  std::vector<UserSpec> all;
+  for (const UserSpec& o : others) {
+    if (o.name != user.name) all.push_back(o);
+  }
+  all.push_back(user);
+  std::vector<std::string> skipped;
+  const Config c = with_fleet_users(cfg, all, &skipped);
+  for (const ServerSpec& in : c.inbounds) {
+    for (const UserSpec& u : in.users) {
+      if (u.name == user.name) return "";
+    }
+  }
+  std::string why;
+  for (const std::string& s : skipped) {
+    if (s.rfind(user.name + ": ", 0) == 0) why += (why.empty() ? "" : "; ") + s;
+  }
+  return "uPSK: not usable on any port: " + why;
+}
+
+}  // namespace
+
+// One API change: the script's reply, then the table read back (HGETALL, sent right after it on
+// the same connection, so it sees the change); the answer goes out with the second reply, once
+// this server has applied the table. Each of the two callbacks holds one reference.
+struct Fleet::UserWrite {
+  Fleet* fleet;
+  Done done;
+  int missing_status;
+  std::string missing_error;
+  int refs = 2;
+  int result = -1;  // 1 done, 0 missing/present, -1 no answer
+  std::string error = "redis connection lost before it answered";
+
+  void release() {
+    if (--refs > 0) return;
+    if (result == 1) {
+      done(0, "");
+    } else if (result == 0) {
+      done(missing_status, missing_error);
+    } else {
+      done(503, error);
+    }
+    delete this;
+  }
+};
+
+void Fleet::add_user(const UserSpec& user, Done done) {
+  if (std::string why = unusable_key(control_.config(), users_, user); !why.empty()) {
+    done(400, why);
+    return;
+  }
+  write_user(kAddScript, user.name, fleet_user_json(user), 400,
+             "a user named \"" + user.name + "\" already exists in redis", std::move(done));
+}
+
+void Fleet::remove_user(const std::string& name, Done done) {
+  write_user(kRemoveScript, name, "", 404, "user not found (in redis)", std::move(done));
+}
+
+void Fleet::set_user(const UserSpec& user, Done done) {
+  if (std::string why = unusable_key(control_.config(), users_, user); !why.empty()) {
+    done(400, why);
+    return;
+  }
+  write_user(kSetScript, user.name, fleet_user_json(user), 404, "user not found (in redis)",
+             std::move(done));
+}
+
+void Fleet::write_user(const char* script, const std::string& name, const std::string& value,
+                       int missing_status, std::string missing_error, Done done) {
+  if (stopping_ || !cmd_.ready || cmd_.ac == nullptr) {
+    done(503, "redis at " + url_.host + ":" + std::to_string(url_.port) +
+                  " is unreachable: the fleet's users cannot change now");
+    return;
+  }
+  auto* w = new UserWrite{this, std::move(done), missing_status, std::move(missing_error)};
+  if (redisAsyncCommand(cmd_.ac, on_user_written, w, "EVAL %s 1 %s %b %b %s", script,
+                        kFleetUsersKey, name.data(), name.size(), value.data(), value.size(),
+                        kFleetUsersChannel) != REDIS_OK) {
+    w->refs = 1;
+    w->release();
+    return;
+  }
+  if (redisAsyncCommand(cmd_.ac, on_users_written, w, "HGETALL %s", kFleetUsersKey) != REDIS_OK) {
+    w->release();  // the script's callback answers
+  }
+}
+
+void Fleet::on_user_written(redisAsyncContext*, void* r, void* priv) {
+  auto* w = static_cast<UserWrite*>(priv);
+  const auto* reply = static_cast<const redisReply*>(r);
+  if (reply != nullptr) {
+    if (reply->type == REDIS_REPLY_INTEGER) {
+      w->result = reply->integer == 1 ? 1 : 0;
+    } else {
+      w->error = std::string("redis: ") +
+                 (reply->type == REDIS_REPLY_ERROR ? reply->str : "unexpected reply to EVAL");
+      LOG_ERROR("fleet: a user change from the API failed: %s", w->error.c_str());
+    }
+  }
+  w->release();
+}
+
+void Fleet::on_users_written(redisAsyncContext*, void* r, void* priv) {
+  auto* w = static_cast<UserWrite*>(priv);
+  Fleet* f = w->fleet;
+  if (r != nullptr && !f->stopping_) f->users_reply(static_cast<redisReply*>(r));
+  w->release();
 }
 
 void Fleet::apply_users(std::vector<UserSpec> users) {
@@ -348,7 +512,11 @@ void Fleet::apply_users(std::vector<UserSpec> users) {
   if (have_users_ && sig == users_signature_) return;
   std::vector<std::string> skipped;
   Config next = with_fleet_users(control_.config(), users, &skipped);
-  for (const std::string& s : skipped) LOG_WARN("fleet: user left out: %s", s.c_str());
+  // Each once while it lasts (every change applies the whole table again).
+  std::set<std::string> left_out(skipped.begin(), skipped.end());
+  for (const std::string& s : left_out) {
+    if (left_out_.count(s) == 0) LOG_WARN("fleet: user left out: %s", s.c_str());
+  }
   std::string error;
   if (!control_.apply(std::move(next), &error)) {
     LOG_ERROR("fleet: the users from redis were refused: %s; keeping the running ones",
@@ -357,6 +525,7 @@ void Fleet::apply_users(std::vector<UserSpec> users) {
   }
   users_ = std::move(users);
   users_signature_ = std::move(sig);
+  left_out_ = std::move(left_out);
   have_users_ = true;
 }
 
@@ -430,6 +599,7 @@ void Fleet::on_total(redisAsyncContext*, void* r, void* priv) {
 FleetControl::FleetControl(Engine& engine, const Config& running, RedisUrl url, int argc,
                            char** argv)
     : control_(engine, running, argc, argv), fleet_(engine, control_, std::move(url)) {
+  control_.set_shared_users(&fleet_);
   fleet_.start();
 }
 

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <utility>
 #include <vector>
@@ -57,9 +58,15 @@ struct FleetCounter {
   uint64_t merge(uint64_t total, uint64_t used_at_write);
 };
 
+// A user as its `ss:users` value: {"password", "quota_bytes"?, "quota_period"?,
+// "rate_limit_bytes_per_second"?} (what fleet_users_from_hash reads back).
+std::string fleet_user_json(const UserSpec& user);
+
 // ---- the client -------------------------------------------------------------------------------
 
-class Fleet {
+// Also the management API's user store on a fleet server (SharedUsers): its changes are written
+// to Redis (atomically with the announcement, by a Lua script), so they reach every server.
+class Fleet final : public SharedUsers {
  public:
   Fleet(Engine& engine, ServerControl& control, RedisUrl url);
   Fleet(const Fleet&) = delete;
@@ -72,6 +79,12 @@ class Fleet {
   // The last user table Redis gave (kept through an outage).
   const std::vector<UserSpec>& users() const { return users_; }
 
+  // SharedUsers: HSETNX / HDEL / HSET-if-present + PUBLISH in one script; `done` once Redis has
+  // answered and this server has read the table back (503 with the reason in an outage).
+  void add_user(const UserSpec& user, Done done) override;
+  void remove_user(const std::string& name, Done done) override;
+  void set_user(const UserSpec& user, Done done) override;
+
  private:
   struct Link {
     redisAsyncContext* ac = nullptr;
@@ -80,6 +93,12 @@ class Fleet {
     uint64_t backoff_ms = kMinBackoffMs;
   };
   struct SyncRequest;
+  struct UserWrite;
+  void write_user(const char* script, const std::string& name, const std::string& value,
+                  int missing_status, std::string missing_error, Done done);
+  void users_reply(const redisReply* reply);
+  static void on_user_written(redisAsyncContext* ac, void* reply, void* priv);
+  static void on_users_written(redisAsyncContext* ac, void* reply, void* priv);
   static constexpr uint64_t kMinBackoffMs = 100;
   static constexpr uint64_t kMaxBackoffMs = 2000;
   static constexpr uint64_t kSyncMs = 1000;
@@ -124,6 +143,7 @@ class Fleet {
   bool in_outage_ = false;
   uint64_t outage_since_ms_ = 0;
   std::string last_skipped_;
+  std::set<std::string> left_out_;  // users left out of a port, as last warned
 };
 
 // ss-server's controller with a fleet: SIGHUP reloads the file and keeps Redis's users.

@@ -919,6 +919,47 @@ TEST_CASE("2022 B12 and SIP023: three users identified and keyed - unknown or mi
         32 + 2 * 16 + 27 + 7 + 2 + decode_request(m, {k1, k2, k3}, flight, 7).padding + 3 + 16);
 }
 
+TEST_CASE("2022 users_only: with no users every request is refused, the iPSK alone too",
+          "[crypto]") {
+  const auto& m = method("2022-blake3-aes-128-gcm");
+  const Bytes ipsk = rnd(m.key_len);
+  Rig rig;
+  ss::Tcp2022Options o;
+  o.method = &m;
+  o.server_psk = ipsk;
+  o.users_only = true;
+  o.salt_pool = rig.pool;
+  auto p = rig.now;
+  o.clock = [p] { return *p; };
+  std::string error;
+  auto server_suite = ss::make_2022_suite(std::move(o), &error);
+  INFO(error);
+  REQUIRE(server_suite != nullptr);
+  // A single-key client with the iPSK: what the same server without users_only accepts.
+  auto plain = rig.suite(m, {ipsk}, {});
+  auto single = rig.suite(m, {}, ipsk);
+  {
+    auto cs = plain->client_sealer();
+    auto so = single->server_opener();
+    CHECK(feed(*so, seal_request(*cs, addr_v4(22), {1})).status == DecryptStatus::Ok);
+  }
+  auto cs = plain->client_sealer();
+  auto so = server_suite->server_opener();
+  CHECK(feed(*so, seal_request(*cs, addr_v4(22), {1})).status == DecryptStatus::Error);
+  CHECK(so->failure() == "unknown user");
+  auto someone = rig.suite(m, {ipsk, rnd(m.key_len)}, {});
+  auto cs2 = someone->client_sealer();
+  auto so2 = server_suite->server_opener();
+  CHECK(feed(*so2, seal_request(*cs2, addr_v4(22), {1})).status == DecryptStatus::Error);
+  CHECK(so2->failure() == "unknown user");
+  // Identity headers need AES.
+  ss::Tcp2022Options c;
+  c.method = &method("2022-blake3-chacha20-poly1305");
+  c.server_psk = rnd(32);
+  c.users_only = true;
+  CHECK(ss::make_2022_suite(std::move(c), &error) == nullptr);
+}
+
 TEST_CASE("2022 B14: the salt pool holds authenticated salts only, each for 60 s", "[crypto]") {
   const auto& m = method("2022-blake3-aes-128-gcm");
   const Bytes psk = rnd(16);

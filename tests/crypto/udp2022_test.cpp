@@ -730,6 +730,31 @@ TEST_CASE("SIP023: three users round trip and an unknown user is rejected", "[cr
   }
 }
 
+TEST_CASE("users_only: no users means every request is refused, the iPSK alone too", "[crypto]") {
+  const ss::Method2022& m = method(kAes128);
+  const Bytes ipsk = pattern(m.key_len, 40);
+  ss::Udp2022Server server(m, ipsk, {}, true);
+  REQUIRE(server.valid());
+  CHECK(server.user_count() == 0);
+  const Bytes payload = str("anyone?");
+  ss::Udp2022SessionKey k(m);
+  // A single-PSK client with the iPSK (what a server without users_only would accept).
+  ss::Udp2022Client plain(m, std::vector<Bytes>{ipsk});
+  CHECK_FALSE(open_request(server, seal_request(plain, k, 1, 0, kAddrV4, 0, payload, kNow), kNow)
+                  ->status.ok());
+  ss::Udp2022Server single(m, ipsk);
+  CHECK(open_request(single, seal_request(plain, k, 2, 0, kAddrV4, 0, payload, kNow), kNow)
+            ->status.ok());
+  // A client with an identity header names nobody.
+  ss::Udp2022Client someone(m, std::vector<Bytes>{ipsk, pattern(m.key_len, 41)});
+  CHECK(open_request(server, seal_request(someone, k, 3, 0, kAddrV4, 0, payload, kNow), kNow)
+            ->status.error == Udp2022Error::UnknownUser);
+  Bytes out(1500);
+  CHECK(server.seal_response(k, ss::kUdp2022NoUser, 1, 0, 1, kAddrV4, 0, payload, kNow, out) == 0);
+  // Identity headers need AES.
+  CHECK_FALSE(ss::Udp2022Server(method(kChaCha), pattern(32, 42), {}, true).valid());
+}
+
 TEST_CASE("Construction rejects unusable keys", "[crypto]") {
   const ss::Method2022& aes = method(kAes128);
   const ss::Method2022& chacha = method(kChaCha);

@@ -17,6 +17,8 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=tests/scripts/lib.sh
 source "$here/lib.sh"
+# shellcheck source=tests/scripts/fleet_lib.sh
+source "$here/fleet_lib.sh"
 script_test_args "$0" "$@"
 
 require_tools redis-server redis-cli curl python3
@@ -34,12 +36,7 @@ head -c 102400 /dev/urandom >"$work/www/100k"
 head -c 1048576 /dev/urandom >"$work/www/1m"
 start "$work/origin.log" "$origin" python3 -m http.server --bind 127.0.0.1 --directory "$work/www" "$origin"
 
-start_redis() {
-  start "$work/redis.log" "$rport" redis-server --port "$rport" --bind 127.0.0.1 --save '' \
-    --appendonly no --dir "$work" --dbfilename dump.rdb
-  redis_pid=${pids[-1]}
-}
-start_redis
+start_redis "$rport" "$work"
 SECONDS=0
 
 for i in 1 2; do
@@ -56,9 +53,9 @@ server2_pid=${pids[-1]}
 
 # client LOG LOCAL_PORT SERVER_PORT PASSWORD [libev]: an ss-local for one user and one server.
 client() {
-  local prog="$bin_dir/ss-local"
-  [[ "${5:-}" == libev ]] && prog=$libev_local
-  start "$work/$1" "$2" "$prog" -s 127.0.0.1 -p "$3" -l "$2" -b 127.0.0.1 -m "$method" -k "$4"
+  local prog=ss-local
+  [[ "${5:-}" == libev ]] && prog=libev:ss-local
+  fleet_client "$prog" "$1" "$2" "$3" "$method" "$4"
 }
 # fetch LOCAL_PORT FILE: the bytes curl got (0 on a refused connection: the server drains it
 # without an answer, so curl gives up after 1.5 s; a served 100 KB fetch takes 0.5 s at the
@@ -73,15 +70,6 @@ fetch2() {
   fetch "$2" "$3" >"$work/f2.b"
   wait $!
   echo "$(cat "$work/f2.a") $(cat "$work/f2.b")"
-}
-# wait_log FILE TEXT MS: until FILE holds TEXT (MS milliseconds at most).
-wait_log() {
-  local i
-  for ((i = 0; i < $3 / 20; i++)); do
-    grep -qF -- "$2" "$1" && return 0
-    sleep 0.02
-  done
-  return 1
 }
 publish() { rcli PUBLISH ss:users:changed "$1" >/dev/null; }
 
@@ -213,7 +201,7 @@ cmp -s "$work/slow.out" "$work/www/1m" && pass "a transfer running when redis di
 warnings=$(grep -c "unreachable" "$work/server1.log" || true)
 ((warnings == 1)) && pass "one warning per outage" || fail "$warnings outage warnings on server 1"
 
-start_redis
+start_redis "$rport" "$work"
 ok=1
 for i in 1 2; do wait_log "$work/server$i.log" "reachable again" 5000 || ok=0; done
 ((ok)) && pass "both servers log the recovery" || fail "no recovery line"
