@@ -15,8 +15,14 @@
 // its associations, and a port whose keys or users change gets new packet suites (live
 // associations go on with the keys they were made with; see server/udp/ss_udp_inbound.h).
 //
+// SIP003 plugins follow (relay/plugin.h): a port's plugin that stays the same keeps its process and
+// loopback port; a new one is started once the snapshot is published; a removed or changed one is
+// retired (SIGTERM once its connections have ended). A changed one's successor starts once the old
+// one has been reaped (it needs the public port).
+//
 // What is refused (fixed_key_changed): settings fixed at start (udp_timeout and
-// udp_max_associations among them).
+// udp_max_associations among them); a plugin whose program is not found; a port that drops its
+// plugin while a plugin still holds its public TCP port.
 
 #include "server/server_control.h"
 
@@ -31,6 +37,7 @@
 #include "crypto/aead2022.h"
 #include "crypto/kdf.h"
 #include "relay/log.h"
+#include "relay/plugin.h"
 #include "relay/reload.h"
 #include "relay/udp_front.h"
 #include "relay/udp_relay.h"
@@ -39,17 +46,14 @@
 namespace ss {
 namespace {
 
-bool has_plugin(const Specs& specs) {
-  return std::any_of(specs.listeners.begin(), specs.listeners.end(),
-                     [](const ListenerSpec& l) { return !l.plugin.empty(); });
-}
-
-// The user names of each port's inbound (the first listener of the port).
+// The user names of each port's inbound (the first listener of the port; a plugin's listener by
+// its public port).
 std::map<uint16_t, std::set<std::string>> users_by_port(const Specs& specs) {
   std::map<uint16_t, std::set<std::string>> out;
   for (const ListenerSpec& l : specs.listeners) {
-    if (out.count(l.port) != 0) continue;
-    std::set<std::string>& names = out[l.port];
+    const uint16_t port = l.public_port != 0 ? l.public_port : l.port;
+    if (out.count(port) != 0) continue;
+    std::set<std::string>& names = out[port];
     if (l.inbound < specs.inbounds.size()) {
       for (const UserSpec& u : specs.inbounds[l.inbound].users) names.insert(u.name);
     }
@@ -87,11 +91,6 @@ std::string fixed_key_changed(const Config& a, const Config& b) {
   if (a.udp_timeout != b.udp_timeout) return "udp_timeout:" + restart;
   if (a.udp_max_associations != b.udp_max_associations) return "udp_max_associations:" + restart;
   if (a.verbose != b.verbose || a.quiet != b.quiet) return "-v/-q:" + restart;
-  const Specs sa = specs_of(a);
-  const Specs sb = specs_of(b);
-  if (has_plugin(sa) || has_plugin(sb)) {
-    return "plugin: a process with SIP003 plugins cannot reload (restart to apply)";
-  }
   return {};
 }
 
@@ -140,6 +139,26 @@ bool ServerControl::apply(Config next, std::string* error) {
   }
   Specs specs = specs_of(next);
   std::string why;
+  // SIP003 plugins (relay/plugin.h): kept ones keep their loopback port, new ones get one.
+  PluginSupervisor* plugins = engine_.plugin_supervisor();
+  const std::vector<PluginLaunch> launches =
+      arrange_plugins(specs, &why, plugins ? plugins->current() : std::vector<PluginLaunch>{});
+  if (!why.empty()) {
+    *error = why;
+    return false;
+  }
+  if (plugins != nullptr) {
+    for (const ListenerSpec& l : specs.listeners) {
+      if (l.protocol != ListenerSpec::Protocol::Shadowsocks || !l.tcp || l.public_port != 0 ||
+          !plugins->holds_public_port(l.address, l.port)) {
+        continue;
+      }
+      *error = "plugin: port " + std::to_string(l.port) +
+               ": its TCP is still held by a plugin (a port cannot drop its plugin while it "
+               "is served: remove the port, then add it again once its plugin has stopped)";
+      return false;
+    }
+  }
   std::shared_ptr<const Runtime> rt = make_runtime(specs, *engine_.runtime(), &why);
   if (!rt) {
     *error = why;
@@ -171,8 +190,10 @@ bool ServerControl::apply(Config next, std::string* error) {
       std::sort(cuts.users[j].begin(), cuts.users[j].end());
     }
   }
+  if (plugins != nullptr && !plugins->start_new(launches, nullptr, error)) return false;
   const std::string changes = describe_changes(old, specs);
   engine_.publish(std::move(specs), std::move(rt), std::move(cuts));
+  if (plugins != nullptr) plugins->retire_except(launches);
   // The main loop's time: parse, finalize, snapshot, metrics slots and the posts to the workers.
   LOG_NOTICE("reload: applied in %.3f ms: %s%s", static_cast<double>(uv_hrtime() - started) / 1e6,
              changes.c_str(),
@@ -231,6 +252,7 @@ void add_listeners(Config& next, ServerSpec spec) {
   for (const std::string& host : next.server) {
     ListenerSpec l{ListenerSpec::Protocol::Shadowsocks, host, spec.port, {}};
     l.mode = spec.mode;
+    l.plugin = spec.plugin;
     l.inbound = next.inbounds.size();
     next.listeners.push_back(std::move(l));
   }
