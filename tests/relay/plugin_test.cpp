@@ -52,6 +52,24 @@ bool alive(pid_t pid) {
   return kill(pid, 0) == 0 || errno != ESRCH;
 }
 
+// A "plugin" that is /bin/sh running `script`, on loopback.
+PluginLaunch sh_plugin(const std::string& script) {
+  PluginLaunch l;
+  l.spec.name = "sh";
+  l.spec.args = {"-c", script};
+  l.remote_host = l.local_host = "127.0.0.1";
+  return l;
+}
+
+// Starts st.timer on `loop`: `cb` (given &st as the timer's data) after first_ms, then every
+// repeat_ms.
+template <typename State>
+void every(uv_loop_t* loop, State& st, uint64_t first_ms, uint64_t repeat_ms, uv_timer_cb cb) {
+  uv_timer_init(loop, &st.timer);
+  st.timer.data = &st;
+  uv_timer_start(&st.timer, cb, first_ms, repeat_ms);
+}
+
 }  // namespace
 
 TEST_CASE("plugin: flags and flat keys give each server or listener the plugin", "[relay]") {
@@ -271,10 +289,7 @@ TEST_CASE("plugin: at run time a retired plugin gets SIGTERM once its loopback p
 
   uv_loop_t loop;
   uv_loop_init(&loop);
-  PluginLaunch l;
-  l.spec.name = "sh";
-  l.spec.args = {"-c", "exec sleep 60"};
-  l.remote_host = l.local_host = "127.0.0.1";
+  PluginLaunch l = sh_plugin("exec sleep 60");
   l.local_port = ntohs(a.sin_port);
   l.what = "server test";
   struct State {
@@ -298,28 +313,23 @@ TEST_CASE("plugin: at run time a retired plugin gets SIGTERM once its loopback p
   REQUIRE(st.sup.start_new({l}, &started, &error));
   CHECK(started == std::vector<uint16_t>{l.local_port});
   CHECK(st.sup.current().size() == 1);
-  uv_timer_init(&loop, &st.timer);
-  st.timer.data = &st;
   // 200 ms: it runs; retire it. 900 ms: it still runs (the connection is open); close it.
   // Then, every 100 ms: once it is gone, stop.
-  uv_timer_start(
-      &st.timer,
-      [](uv_timer_t* t) {
-        auto* s = static_cast<State*>(t->data);
-        const int step = s->step++;
-        if (step == 0) {
-          if (s->sup.pids().size() == 1) s->pid = s->sup.pids()[0];
-          s->sup.retire_except({});
-        } else if (step == 7) {
-          s->alive_while_busy = s->sup.running() == 1 && alive(s->pid);
-          close(s->cfd);
-          close(s->lfd);
-        } else if (step > 7 && (s->sup.running() == 0 || step > 40)) {
-          s->sup.stop();
-          uv_close(reinterpret_cast<uv_handle_t*>(t), nullptr);
-        }
-      },
-      200, 100);
+  every(&loop, st, 200, 100, [](uv_timer_t* t) {
+    auto* s = static_cast<State*>(t->data);
+    const int step = s->step++;
+    if (step == 0) {
+      if (s->sup.pids().size() == 1) s->pid = s->sup.pids()[0];
+      s->sup.retire_except({});
+    } else if (step == 7) {
+      s->alive_while_busy = s->sup.running() == 1 && alive(s->pid);
+      close(s->cfd);
+      close(s->lfd);
+    } else if (step > 7 && (s->sup.running() == 0 || step > 40)) {
+      s->sup.stop();
+      uv_close(reinterpret_cast<uv_handle_t*>(t), nullptr);
+    }
+  });
   uv_run(&loop, UV_RUN_DEFAULT);
   CHECK(st.pid != 0);
   CHECK(st.alive_while_busy);
@@ -390,22 +400,17 @@ TEST_CASE("plugin: a crashed plugin is restarted, stop() ends it and closes ever
   REQUIRE(st.sup.start(&error));
   REQUIRE(st.sup.pids().size() == 1);
   st.first = st.sup.pids()[0];
-  uv_timer_init(&loop, &st.timer);
-  st.timer.data = &st;
   // 300 ms: kill it; 1800 ms (after the 1 s back-off): a new one runs; then stop.
-  uv_timer_start(
-      &st.timer,
-      [](uv_timer_t* t) {
-        auto* s = static_cast<State*>(t->data);
-        if (s->step++ == 0) {
-          kill(s->first, SIGKILL);
-          return;
-        }
-        if (s->sup.pids().size() == 1) s->second = s->sup.pids()[0];
-        s->sup.stop();
-        uv_close(reinterpret_cast<uv_handle_t*>(t), nullptr);
-      },
-      300, 1500);
+  every(&loop, st, 300, 1500, [](uv_timer_t* t) {
+    auto* s = static_cast<State*>(t->data);
+    if (s->step++ == 0) {
+      kill(s->first, SIGKILL);
+      return;
+    }
+    if (s->sup.pids().size() == 1) s->second = s->sup.pids()[0];
+    s->sup.stop();
+    uv_close(reinterpret_cast<uv_handle_t*>(t), nullptr);
+  });
   uv_run(&loop, UV_RUN_DEFAULT);
   CHECK(st.second != 0);
   CHECK(st.second != st.first);
@@ -454,11 +459,7 @@ TEST_CASE("plugin: one that ignores SIGTERM is killed; a missing program fails s
   uv_loop_t loop;
   uv_loop_init(&loop);
   {
-    PluginLaunch l;
-    l.spec.name = "sh";
-    l.spec.args = {"-c", "trap '' TERM; exec sleep 60"};
-    l.remote_host = l.local_host = "127.0.0.1";
-    PluginSupervisor sup(&loop, {l});
+    PluginSupervisor sup(&loop, {sh_plugin("trap '' TERM; exec sleep 60")});
     std::string error;
     REQUIRE(sup.start(&error));
     const pid_t pid = sup.pids().at(0);
