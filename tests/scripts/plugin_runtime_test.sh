@@ -3,14 +3,15 @@
 # through the real binaries with Debian's simple-obfs:
 #   * ss-manager: "add" with plugin obfs-server (obfs=http) serves the port through it: 2 MiB
 #     byte-exact through shadowsocks-libev's ss-local (--plugin obfs-local) and ours; ping counts
-#     the port's bytes; an add of the same port with obfs=tls replaces the plugin while a slow
-#     download through the old one goes on (it finishes whole; the old obfs-server is gone after
-#     it, and the new one serves); "remove": the obfs-server process is gone (/proc) and the port
-#     closed; a plugin that does not exist: "err", the manager still answers; libev's ss-manager
-#     gives the same reply to the same add; SIGKILL to our ss-manager leaves no obfs-server.
+#     the port's bytes; the plugin killed is restarted; an add of the same port with obfs=tls
+#     replaces the plugin while a slow download through the old one goes on (it finishes whole;
+#     the old obfs-server is gone after it, and the new one serves); "remove": the obfs-server
+#     process is gone (/proc) and the port closed; a plugin that does not exist: "err", the
+#     manager still answers; libev's ss-manager gives the same reply to the same add; SIGKILL to
+#     our ss-manager leaves no obfs-server.
 #   * ss-server SIGHUP: a port with a plugin added, its options changed under a live download
-#     (finishes whole), removed (its plugin stops); a missing plugin program is refused, naming
-#     the key, and the running ports go on.
+#     (finishes whole), the same config again (the plugin process kept), removed (its plugin
+#     stops); a missing plugin program is refused, naming the key, and the running ports go on.
 #
 # Usage: tests/scripts/plugin_runtime_test.sh BIN_DIR   (BIN_DIR holds ss-manager, ss-server and
 # ss-local)
@@ -26,22 +27,23 @@ require_tools obfs-local obfs-server /usr/bin/ss-local /usr/bin/ss-manager /usr/
   curl python3 socat
 
 setup_work ss-plugrt
-read -r web mgr p1 loc_l loc_o loc_t libev_mgr libev_p slow a b loc_a loc_b loc_b2 p9 \
-  <<<"$(free_ports 15)"
+read -r web mgr p1 loc_l loc_o loc_t libev_mgr libev_p a b loc_a loc_b loc_b2 p9 \
+  <<<"$(free_ports 14)"
 size=$((2 << 20))
 head -c "$size" /dev/urandom >"$work/file.bin"
-start "$work/web.log" "$web" python3 -m http.server "$web" --bind 127.0.0.1 --directory "$work"
-# A slow origin: file.bin in 128 KiB pieces 0.15 s apart (about 2.4 s), so that a download keeps
-# its connection through the plugin open that long (a fast one would sit in socket buffers).
-cat >"$work/slow.py" <<'PY'
+# The origin: GET /slow sends file.bin in 128 KiB pieces 0.1 s apart (about 1.6 s), so that a
+# download keeps its connection through the plugin open that long (a fast one would sit in socket
+# buffers); any other path sends it at once.
+cat >"$work/origin.py" <<'PY'
 import socket, sys, threading, time
 data = open(sys.argv[2], "rb").read()
 def serve(c):
-    c.recv(65536)
+    slow = c.recv(65536).startswith(b"GET /slow ")
     c.sendall(b"HTTP/1.0 200 OK\r\nContent-Length: %d\r\n\r\n" % len(data))
-    for i in range(0, len(data), 131072):
-        c.sendall(data[i:i + 131072])
-        time.sleep(0.15)
+    step = 131072 if slow else len(data)
+    for i in range(0, len(data), step):
+        c.sendall(data[i:i + step])
+        time.sleep(0.1 if slow else 0)
     c.close()
 s = socket.socket()
 s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -50,10 +52,10 @@ s.listen(16)
 while True:
     threading.Thread(target=serve, args=(s.accept()[0],), daemon=True).start()
 PY
-start "$work/slow.log" "$slow" python3 "$work/slow.py" "$slow" "$work/file.bin"
+start "$work/origin.log" "$web" python3 "$work/origin.py" "$web" "$work/file.bin"
 # slow_fetch SOCKS OUT: the slow origin's file through SOCKS5 port SOCKS, in the background.
 slow_fetch() {
-  curl -sf --max-time 60 --socks5-hostname "127.0.0.1:$1" "http://127.0.0.1:$slow/" -o "$2" &
+  curl -sf --max-time 60 --socks5-hostname "127.0.0.1:$1" "http://127.0.0.1:$web/slow" -o "$2" &
 }
 
 # ask ADDR MESSAGE: the manager's reply to one datagram ("<no reply>" after 1 s).
@@ -72,7 +74,7 @@ fetch() {
   shift 2
   for ((i = 0; i < 50; i++)); do
     if curl -sf --max-time 30 "$@" --socks5-hostname "127.0.0.1:$port" \
-      "http://127.0.0.1:$web/file.bin" -o "$out"; then
+      "http://127.0.0.1:$web/fast" -o "$out"; then
       cmp -s "$out" "$work/file.bin"
       return
     fi
@@ -148,6 +150,18 @@ else
   fail "ping: $stat (want >= $((2 * size)) for $p1)"
 fi
 
+# A plugin started at run time that dies is restarted (the back-off's first step: 1 s).
+kill -KILL "$old"
+for ((i = 0; i < 50; i++)); do
+  [[ "$(plugin_pid "$work/manager.log" "$p1")" != "$old" ]] && break
+  sleep 0.1
+done
+restarted=$(plugin_pid "$work/manager.log" "$p1")
+[[ "$restarted" != "$old" ]] && grep -q "was killed by signal 9; restarting it" "$work/manager.log" &&
+  fetch "$loc_l" "$work/got.r" && pass "a killed plugin is restarted (pid $restarted) and serves" ||
+  fail "the killed plugin was not restarted ($restarted)"
+old=$restarted
+
 # Replace: obfs=tls on the same port while a slow download goes through the old plugin.
 slow_fetch "$loc_l" "$work/slow.out"
 slow_pid=$!
@@ -184,9 +198,8 @@ expect "libev's ss-manager gives the same reply to the add with a plugin" \
   "$(ask "127.0.0.1:$mgr" "$add_http")"
 wait_listening "$libev_p" || fail "libev's ss-server with obfs-server did not listen"
 children=$(cat "$work"/libev/.shadowsocks_*.pid 2>/dev/null || true)
-kill "$libev_pid"
+kill "$libev_pid" $children
 wait "$libev_pid" 2>/dev/null || true
-for c in $children; do gone "$c" || kill "$c"; done
 
 # SIGKILL of our ss-manager: its plugin ends too (setpriv --pdeathsig).
 wait_listening "$p1" || fail "the port added again does not listen"
@@ -238,6 +251,11 @@ after_change "reload with new plugin options" "$old" "$work/slow2.out"
 tls_local "$work/local-b2.log" "$loc_b2" "$b" pwb
 fetch "$loc_b2" "$work/got.b2" && pass "the new plugin options serve" ||
   fail "download after the plugin options changed"
+kept=$(plugin_pid "$work/server.log" "$b")
+hup "the same config again"
+[[ "$(plugin_pid "$work/server.log" "$b")" == "$kept" && -d "/proc/$kept" ]] &&
+  fetch "$loc_b2" "$work/got.same" && pass "a reload that keeps the plugin keeps its process" ||
+  fail "a reload with the same plugin restarted it"
 conf '"plugin": "no-such-plugin-'$$'"'
 hup "a missing plugin"
 grep -q "reload: refused: plugin: cannot start \"no-such-plugin-$$\"" "$work/server.log" &&
