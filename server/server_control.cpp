@@ -190,10 +190,19 @@ bool ServerControl::apply(Config next, std::string* error) {
       std::sort(cuts.users[j].begin(), cuts.users[j].end());
     }
   }
-  if (plugins != nullptr && !plugins->start_new(launches, nullptr, error)) return false;
-  const std::string changes = describe_changes(old, specs);
+  std::vector<uint16_t> new_plugins;
+  const size_t plugins_before = plugins != nullptr ? plugins->current().size() : 0;
+  if (plugins != nullptr && !plugins->start_new(launches, &new_plugins, error)) return false;
+  std::string changes = describe_changes(old, specs);
   engine_.publish(std::move(specs), std::move(rt), std::move(cuts));
-  if (plugins != nullptr) plugins->retire_except(launches);
+  if (plugins != nullptr) {
+    plugins->retire_except(launches);
+    const size_t retired = plugins_before + new_plugins.size() - plugins->current().size();
+    if (!new_plugins.empty() || retired != 0) {
+      changes += "; plugins started " + std::to_string(new_plugins.size()) + ", retired " +
+                 std::to_string(retired);
+    }
+  }
   // The main loop's time: parse, finalize, snapshot, metrics slots and the posts to the workers.
   LOG_NOTICE("reload: applied in %.3f ms: %s%s", static_cast<double>(uv_hrtime() - started) / 1e6,
              changes.c_str(),

@@ -198,6 +198,7 @@ expect "libev's ss-manager gives the same reply to the add with a plugin" \
   "$(ask "127.0.0.1:$mgr" "$add_http")"
 wait_listening "$libev_p" || fail "libev's ss-server with obfs-server did not listen"
 children=$(cat "$work"/libev/.shadowsocks_*.pid 2>/dev/null || true)
+# shellcheck disable=SC2086 # one pid per word
 kill "$libev_pid" $children
 wait "$libev_pid" 2>/dev/null || true
 
@@ -247,6 +248,9 @@ sleep 0.5
 conf '"plugin": "obfs-server", "plugin_opts": "obfs=tls"'
 hup "b's plugin options changed"
 grep -q "reload: refused" "$work/server.log" && fail "reload refused: $(grep refused "$work/server.log")"
+grep -q "reload: applied .*no port or user changed; plugins started 1, retired 1" \
+  "$work/server.log" && pass "the reload's log line counts the plugins started and retired" ||
+  fail "no plugin counts in the reload's log line"
 after_change "reload with new plugin options" "$old" "$work/slow2.out"
 tls_local "$work/local-b2.log" "$loc_b2" "$b" pwb
 fetch "$loc_b2" "$work/got.b2" && pass "the new plugin options serve" ||
