@@ -300,6 +300,7 @@ struct MainState final : Engine {
   const Specs& specs() const override { return running; }
   const std::shared_ptr<const Runtime>& runtime() const override { return snapshot; }
   uv_loop_t* main_loop() const override { return loop; }
+  PluginSupervisor* plugin_supervisor() const override { return plugins; }
 
   void publish(Specs next, std::shared_ptr<const Runtime> rt, Cuts cuts) override {
     auto p = std::make_shared<Publication>();
@@ -312,7 +313,8 @@ struct MainState final : Engine {
         if (l.protocol == ListenerSpec::Protocol::Shadowsocks && l.inbound < next.inbounds.size()) {
           for (const UserSpec& u : next.inbounds[l.inbound].users) names.push_back(u.name);
         }
-        p->slots[j] = metrics::add_port(l.port, names);
+        // A plugin's listener (relay/plugin.h) counts by the public port its plugin serves.
+        p->slots[j] = metrics::add_port(l.public_port != 0 ? l.public_port : l.port, names);
       }
     }
     p->listeners = next.listeners;
@@ -604,31 +606,14 @@ std::unique_ptr<ReplayStateFile> replay_state_file(const char* prog, const Confi
       rt.salt_pool, [offset] { return static_cast<uint64_t>(time(nullptr) + offset); });
 }
 
-// The specs after a SIP008 refresh: the configured servers (the first `configured` of
-// specs.servers) and the fetched ones. A fetched server with a plugin is kept only if it was known
-// at start (`arranged`: with its plugin's loopback end); others are left out with a warning.
-// Nullopt (and a warning) if no server is left.
-std::optional<Specs> with_fetched(const Specs& specs, size_t configured,
-                                  const std::vector<ServerSpec>& arranged,
+// The specs after a SIP008 refresh: the configured servers and the fetched ones, as configured
+// (their plugins are arranged afterwards: relay/plugin.h). Nullopt (and a warning) if no server
+// is left.
+std::optional<Specs> with_fetched(const Specs& specs, const std::vector<ServerSpec>& configured,
                                   const std::vector<ServerSpec>& fetched) {
   Specs next = specs;
-  next.servers.resize(configured);
-  for (const ServerSpec& s : fetched) {
-    if (s.plugin.empty()) {
-      next.servers.push_back(s);
-      continue;
-    }
-    auto same = std::find_if(arranged.begin(), arranged.end(),
-                             [&](const ServerSpec& a) { return same_server(a, s); });
-    if (same != arranged.end()) {
-      next.servers.push_back(*same);
-    } else {
-      LOG_WARN(
-          "online_config: server %s is left out: its plugin was not running at start "
-          "(a plugin is started for the servers known at start only; restart to use it)",
-          describe_server(s).c_str());
-    }
-  }
+  next.servers = configured;
+  next.servers.insert(next.servers.end(), fetched.begin(), fetched.end());
   if (next.servers.empty()) {
     LOG_WARN("online_config: no usable server in the new list; keeping the servers in use");
     return std::nullopt;
@@ -1182,32 +1167,47 @@ int run_app(Role role, int argc, char** argv, const InboundRegistry& inbounds,
   // the balancer keeps the health of the servers that stay. False (nothing changed), with the
   // reason in *why, if keys are unusable.
   std::shared_ptr<const Runtime> current = runtime;
-  Specs base = specs;  // a reload replaces its servers, balancer and ACL
-  size_t configured_count = configured.servers.size();
-  const std::vector<ServerSpec> arranged = specs.servers;  // with their plugins' loopback ends
-  auto install = [&](const Specs& next, std::string* why) {
+  Specs base = specs;  // a client reload replaces its servers, balancer and ACL
+  std::vector<ServerSpec> configured_servers = configured.servers;
+  // A server whose plugin is new gets it started (relay/plugin.h), and the snapshot is published
+  // once each new plugin listens (at once when none is new); the plugins of servers no longer
+  // listed are retired then (they stop once their connections have ended). A newer snapshot that
+  // comes meanwhile wins.
+  uint64_t installs = 0;
+  auto install = [&](Specs next, std::string* why) {
+    const std::vector<PluginLaunch> before = plugins.current();
+    std::vector<PluginLaunch> wanted = arrange_plugins(next, why, before);
+    if (!why->empty()) return false;
     std::shared_ptr<const Runtime> rt = make_runtime(next, why, current.get());
     if (!rt) return false;
+    std::vector<uint16_t> started;
+    if (!plugins.start_new(wanted, &started, why)) return false;
     if (udp_fronts && !udp_fronts->set_servers(next, rt->router, why)) {
       *why += " (UDP)";
+      plugins.retire_except(before);
       return false;
     }
-    rt->router->restore_health(current->router->health());
-    current->router->stop_probes();
-    publish(workers, rt);
-    for (DnsInbound* d : m.dns) d->set_runtime(rt);
-    current = rt;
-    m.router = rt->router.get();
-    m.router->start_probes(&main_loop);
+    const uint64_t n = ++installs;
+    plugins.when_listening(std::move(started), [&, rt, wanted = std::move(wanted), n] {
+      if (n != installs || m.signals > 0) return;  // a newer snapshot, or shutting down
+      rt->router->restore_health(current->router->health());
+      current->router->stop_probes();
+      publish(workers, rt);
+      for (DnsInbound* d : m.dns) d->set_runtime(rt);
+      current = rt;
+      m.router = rt->router.get();
+      m.router->start_probes(&main_loop);
+      plugins.retire_except(wanted);
+    });
     return true;
   };
   if (online && status == 0) {
     m.online = online.get();
     online->start(fetched, [&](const std::vector<ServerSpec>& now) {
-      std::optional<Specs> with = with_fetched(base, configured_count, arranged, now);
+      std::optional<Specs> with = with_fetched(base, configured_servers, now);
       if (!with) return false;
       std::string why;
-      if (!install(*with, &why)) {
+      if (!install(std::move(*with), &why)) {
         LOG_WARN("online_config: the new list is not usable (%s); keeping the servers in use",
                  why.c_str());
         return false;
@@ -1228,15 +1228,15 @@ int run_app(Role role, int argc, char** argv, const InboundRegistry& inbounds,
           next_base.balancer = from.balancer;
           next_base.acl = from.acl;
           const std::vector<ServerSpec> none;
-          std::optional<Specs> with = with_fetched(next_base, from.servers.size(), arranged,
-                                                   online ? online->current() : none);
+          std::optional<Specs> with =
+              with_fetched(next_base, from.servers, online ? online->current() : none);
           if (!with) {
             *why = "servers: no usable server";
             return false;
           }
-          if (!install(*with, why)) return false;
+          if (!install(std::move(*with), why)) return false;
           base = std::move(next_base);
-          configured_count = from.servers.size();
+          configured_servers = from.servers;
           return true;
         });
   }

@@ -16,6 +16,8 @@
 
 namespace ss {
 
+class PluginSupervisor;
+
 // Which inbound serves a listener: the binary's registry of protocols.
 using InboundRegistry = std::function<Listener::Factory(const ListenerSpec&)>;
 
@@ -41,6 +43,9 @@ class Engine {
   // The main loop, for a controller's own handles (ss-manager's socket, the fleet's Redis
   // connections).
   virtual uv_loop_t* main_loop() const = 0;
+  // The SIP003 plugins' supervisor (relay/plugin.h), on the main loop: a reload starts and
+  // retires plugins through it.
+  virtual PluginSupervisor* plugin_supervisor() const = 0;
 };
 
 // A binary's control of its running process (ss-server's server/server_control.h), made once

@@ -1743,9 +1743,13 @@ ServerSpec manager_port_from_json(const Config& running, const json& o) {
              "), not per port");
       }
     } else if (k == "plugin" || k == "plugin_opts") {
-      // An empty plugin is no plugin (libev's clients send "plugin": "").
-      if (!string_value(val, k).empty()) {
-        fail(k + ": a port added at run time cannot have a SIP003 plugin (give it in the config)");
+      // libev's: the port's TCP goes through this SIP003 plugin (relay/plugin.h), started by the
+      // running process. An empty plugin is no plugin (libev's clients send "plugin": "").
+      plugin_key(spec.plugin, k, val, k);
+      if (k == "plugin" && !spec.plugin.empty() && running.acl && running.acl->has_client_rules()) {
+        fail(
+            "plugin: the ACL's client lists cannot work behind a plugin (every client connects "
+            "from 127.0.0.1)");
       }
     } else {
       fail(k + ": not supported by shadowsocks-uv's ss-manager");

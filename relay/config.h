@@ -174,6 +174,9 @@ struct ListenerSpec {
   // Shadowsocks: the SIP003 plugin that listens on address:port in our stead and hands TCP to
   // our listener on a loopback port (relay/plugin.h); UDP stays on address:port.
   PluginSpec plugin{};
+  // A plugin's listener moved to loopback (relay/plugin.h): the public port its plugin serves,
+  // which metrics and ss-manager's ping count by. 0: none.
+  uint16_t public_port = 0;
   // Tun (client/tun): the device's name and "address/prefix"; the device itself once start-up
   // has created it (address and port are then its NAT listener's).
   std::string tun_name{};
@@ -379,7 +382,8 @@ std::vector<ServerSpec> client_servers_from_json(Role role, const nlohmann::json
 // an integer or a string, password, method, mode, fast_open, no_delay, plugin, plugin_opts) plus
 // shadowsocks-rust's "users", finalized like a "servers" entry of `running` (its method and mode
 // are the defaults). fast_open and no_delay are the process's (flags): a different value is
-// refused, as are plugins and unknown keys. Throws ConfigError naming the field.
+// refused, as are unknown keys. A "plugin" is started by the running process (relay/plugin.h).
+// Throws ConfigError naming the field.
 ServerSpec manager_port_from_json(const Config& running, const nlohmann::json& entry);
 
 // Parses a config from JSON text only (no flags): for tests and for load_config itself.

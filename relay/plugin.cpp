@@ -1,7 +1,8 @@
 // SIP003 plugin processes (shadowsocks-org's SIP003, "Plugin"; see relay/plugin.h): the specs'
 // rewrite that puts a plugin between our TCP and the network, and the supervisor that spawns each
 // plugin with the SIP003 environment, logs its output, restarts it with back-off when it dies and
-// stops it (SIGTERM, then SIGKILL) when we exit.
+// stops it (SIGTERM, then SIGKILL) when we exit; at run time it also starts the plugins a reload
+// or refresh adds and retires those it removes once their connections have ended.
 
 #include "relay/plugin.h"
 
@@ -16,7 +17,9 @@
 #include <csignal>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
 #include <set>
+#include <sstream>
 
 #include <uv.h>
 
@@ -30,6 +33,10 @@ constexpr uint64_t kMaxBackoffMs = 30'000;
 constexpr uint64_t kStableRunMs = 30'000;  // a run this long resets the back-off
 constexpr uint64_t kKillGraceMs = 3'000;   // SIGTERM, then SIGKILL after this
 constexpr size_t kMaxLogLine = 1'000;
+constexpr uint64_t kDrainPollMs = 500;     // a retired plugin's connections: checked this often
+constexpr uint64_t kRunTimeStartMs = 100;  // a listener's new plugin: after our TCP listener closed
+constexpr uint64_t kReadyPollMs = 100;     // when_listening's checks
+constexpr uint64_t kReadyWaitMs = 5'000;   // ... and how long it waits at most
 constexpr const char* kLoopback = "127.0.0.1";
 
 // A TCP port on 127.0.0.1 that nothing listens on now (bound to port 0, then released, as
@@ -78,7 +85,58 @@ std::string host_port(const std::string& host, uint16_t port) {
   return (v6 ? "[" + host + "]" : host) + ":" + std::to_string(port);
 }
 
+// /proc/net/tcp (this network namespace's IPv4 TCP sockets), or empty if it cannot be read.
+std::string tcp_table() {
+  std::ifstream f("/proc/net/tcp");
+  std::ostringstream out;
+  out << f.rdbuf();
+  return out.str();
+}
+
+// Each socket of /proc/net/tcp's text on 127.0.0.1 with `port` at either end: its state (the
+// kernel's TCP_* numbers: 0x0A listening, 0x06 TIME_WAIT, 0x07 CLOSE), and whether `port` is its
+// local end.
+template <typename F>
+void each_loopback_socket(const std::string& table, uint16_t port, F&& f) {
+  std::istringstream in(table);
+  std::string line;
+  std::getline(in, line);  // the header
+  while (std::getline(in, line)) {
+    unsigned la = 0, lp = 0, ra = 0, rp = 0, st = 0;
+    if (std::sscanf(line.c_str(), " %*u: %8X:%4X %8X:%4X %2X", &la, &lp, &ra, &rp, &st) != 5)
+      continue;
+    // The addresses are in network order, printed as a host-order number: 127.0.0.1 on a little-
+    // endian machine is 0100007F.
+    const uint32_t loopback = htonl(INADDR_LOOPBACK);
+    const bool local = lp == port && la == loopback;
+    const bool remote = rp == port && ra == loopback;
+    if (local || remote) f(st, local);
+  }
+}
+
 }  // namespace
+
+bool loopback_port_busy(const std::string& table, uint16_t port) {
+  bool busy = false;
+  each_loopback_socket(table, port, [&](unsigned st, bool) {
+    if (st != 0x0A && st != 0x06 && st != 0x07) busy = true;
+  });
+  return busy;
+}
+
+bool loopback_port_listening(const std::string& table, uint16_t port) {
+  bool listening = false;
+  each_loopback_socket(table, port, [&](unsigned st, bool local) {
+    if (st == 0x0A && local) listening = true;
+  });
+  return listening;
+}
+
+bool same_plugin(const PluginLaunch& a, const PluginLaunch& b) {
+  return a.spec.name == b.spec.name && a.spec.opts == b.spec.opts && a.spec.args == b.spec.args &&
+         a.remote_host == b.remote_host && a.remote_port == b.remote_port &&
+         a.local_host == b.local_host && a.what == b.what && a.binds_remote == b.binds_remote;
+}
 
 std::string find_program(const std::string& name, const std::string& path) {
   auto runnable = [](const std::string& f) {
@@ -100,13 +158,21 @@ std::string find_program(const std::string& name, const std::string& path) {
   return {};
 }
 
-std::vector<PluginLaunch> arrange_plugins(Specs& specs, std::string* error) {
+std::vector<PluginLaunch> arrange_plugins(Specs& specs, std::string* error,
+                                          const std::vector<PluginLaunch>& running) {
   std::vector<PluginLaunch> out;
   std::set<uint16_t> taken;
-  auto port_or_fail = [&](uint16_t& port) {
-    port = free_loopback_port(taken);
-    if (port == 0 && error) *error = "plugin: no free TCP port on 127.0.0.1 for the plugin";
-    return port != 0;
+  for (const PluginLaunch& r : running) taken.insert(r.local_port);
+  auto port_or_fail = [&](PluginLaunch& l) {
+    for (const PluginLaunch& r : running) {
+      if (same_plugin(r, l)) {
+        l.local_port = r.local_port;
+        return true;
+      }
+    }
+    l.local_port = free_loopback_port(taken);
+    if (l.local_port == 0 && error) *error = "plugin: no free TCP port on 127.0.0.1 for the plugin";
+    return l.local_port != 0;
   };
   for (ServerSpec& s : specs.servers) {
     if (s.plugin.empty()) continue;
@@ -117,7 +183,7 @@ std::vector<PluginLaunch> arrange_plugins(Specs& specs, std::string* error) {
           host_port(s.host, s.port).c_str());
     }
     PluginLaunch l{s.plugin, s.host, s.port, kLoopback, 0, "server " + host_port(s.host, s.port)};
-    if (!port_or_fail(l.local_port)) return {};
+    if (!port_or_fail(l)) return {};
     s.tcp_via = make_address(kLoopback, l.local_port);
     out.push_back(std::move(l));
   }
@@ -128,13 +194,15 @@ std::vector<PluginLaunch> arrange_plugins(Specs& specs, std::string* error) {
     PluginLaunch l{spec.plugin, spec.address,
                    spec.port,   kLoopback,
                    0,           "listener " + host_port(spec.address, spec.port)};
-    if (!port_or_fail(l.local_port)) return {};
+    l.binds_remote = true;
+    if (!port_or_fail(l)) return {};
     if (spec.udp) {
       ListenerSpec u = spec;
       u.tcp = false;
       u.plugin = {};
       udp_only.push_back(std::move(u));
     }
+    spec.public_port = spec.port;
     spec.address = kLoopback;
     spec.port = l.local_port;
     spec.udp = false;
@@ -213,6 +281,17 @@ struct PluginSupervisor::Process {
   uv_timer_t restart{};
   bool timer_open = false;
   Child* child = nullptr;  // the running one, if any
+  // Run time: added, its first spawn not yet scheduled (a retired plugin holds its public port).
+  bool pending = false;
+  // Retired (retire_except): no restart; SIGTERM once its loopback port has no connection left
+  // (polled by `drain`), SIGKILL kKillGraceMs later; freed once reaped and its timers closed.
+  bool retiring = false;
+  bool term_sent = false;
+  bool kill_sent = false;
+  uint64_t term_ms = 0;
+  uv_timer_t drain{};
+  bool drain_open = false;
+  int open_timers = 0;
   uint64_t backoff_ms = kFirstBackoffMs;
   uint64_t started_ms = 0;
   WarnLimiter exit_warn{60'000};
@@ -224,6 +303,19 @@ struct PluginSupervisor::Process {
   static void on_alloc(uv_handle_t* h, size_t, uv_buf_t* b);
   static void on_read(uv_stream_t* s, ssize_t n, const uv_buf_t* b);
   void schedule_restart();
+  void init_timer(uv_timer_t& t);
+  static void on_timer_closed(uv_handle_t* h);
+  static void on_drain(uv_timer_t* t);
+  void retire();
+  void finish();  // retired and reaped: close the timers
+};
+
+struct PluginSupervisor::ReadyWait {
+  uv_timer_t timer;
+  PluginSupervisor* sup;
+  std::vector<uint16_t> ports;
+  std::function<void()> ready;
+  uint64_t since_ms;
 };
 
 struct PluginSupervisor::KillTimer {
@@ -252,6 +344,17 @@ void PluginSupervisor::Child::flush_line(const char* name) {
   if (line.empty()) return;
   LOG_NOTICE("plugin %s: %s", name, line.c_str());
   line.clear();
+}
+
+// Does a retired plugin other than `p` still hold the public port `p`'s would bind?
+bool port_held(const std::vector<std::unique_ptr<PluginSupervisor::Process>>& all,
+               const PluginSupervisor::Process& p) {
+  if (!p.launch.binds_remote) return false;
+  return std::any_of(all.begin(), all.end(), [&](const auto& q) {
+    return q.get() != &p && q->retiring && q->launch.binds_remote &&
+           q->launch.remote_port == p.launch.remote_port &&
+           q->launch.remote_host == p.launch.remote_host;
+  });
 }
 
 int PluginSupervisor::Process::spawn() {
@@ -341,6 +444,12 @@ void PluginSupervisor::Process::on_exit(uv_process_t* p, int64_t status, int ter
     self->sup->stop();  // closes the kill timer once no child is left
     return;
   }
+  if (self->retiring) {
+    LOG_NOTICE("plugin %s (pid %d) for %s: retired and stopped", self->launch.spec.name.c_str(),
+               pid, self->launch.what.c_str());
+    self->finish();
+    return;
+  }
   const uint64_t ran = monotonic_ms() - self->started_ms;
   if (ran >= kStableRunMs) self->backoff_ms = kFirstBackoffMs;
   if (const uint64_t n = self->exit_warn.hit()) {
@@ -363,7 +472,11 @@ void PluginSupervisor::Process::schedule_restart() {
 
 void PluginSupervisor::Process::on_restart(uv_timer_t* t) {
   auto* self = static_cast<Process*>(t->data);
-  if (self->sup->stopping_ || self->child != nullptr) return;
+  if (self->sup->stopping_ || self->child != nullptr || self->retiring) return;
+  if (port_held(self->sup->processes_, *self)) {
+    self->pending = true;  // a retired plugin still holds the public port: reaped() starts it
+    return;
+  }
   const int r = self->spawn();
   if (r == 0) return;
   if (const uint64_t n = self->exit_warn.hit()) {
@@ -391,10 +504,175 @@ PluginSupervisor::~PluginSupervisor() {
   if (running() != 0) kill_now();
 }
 
+void PluginSupervisor::Process::init_timer(uv_timer_t& t) {
+  uv_timer_init(sup->loop_, &t);
+  t.data = this;
+  ++open_timers;
+}
+
+void PluginSupervisor::Process::on_timer_closed(uv_handle_t* h) {
+  auto* p = static_cast<Process*>(h->data);
+  if (--p->open_timers == 0 && p->retiring && !p->sup->stopping_) p->sup->reaped(p);
+}
+
+void PluginSupervisor::Process::retire() {
+  if (retiring) return;
+  retiring = true;
+  if (timer_open) uv_timer_stop(&restart);
+  if (child == nullptr) {
+    finish();
+    return;
+  }
+  LOG_NOTICE("plugin %s (pid %d) for %s retired: it stops once its connections have ended",
+             launch.spec.name.c_str(), child->proc.pid, launch.what.c_str());
+  init_timer(drain);
+  drain_open = true;
+  uv_timer_start(&drain, on_drain, 0, kDrainPollMs);
+}
+
+void PluginSupervisor::Process::on_drain(uv_timer_t* t) {
+  auto* self = static_cast<Process*>(t->data);
+  if (self->child == nullptr) return;
+  if (!self->term_sent) {
+    if (loopback_port_busy(tcp_table(), self->launch.local_port)) return;
+    self->term_sent = true;
+    self->term_ms = monotonic_ms();
+    uv_process_kill(&self->child->proc, SIGTERM);
+    return;
+  }
+  if (!self->kill_sent && monotonic_ms() - self->term_ms >= kKillGraceMs) {
+    self->kill_sent = true;
+    LOG_WARN("plugin %s (pid %d) did not stop on SIGTERM in %llu ms: SIGKILL",
+             self->launch.spec.name.c_str(), self->child->proc.pid,
+             static_cast<unsigned long long>(kKillGraceMs));
+    uv_process_kill(&self->child->proc, SIGKILL);
+  }
+}
+
+void PluginSupervisor::Process::finish() {
+  if (timer_open) {
+    timer_open = false;
+    uv_timer_stop(&restart);
+    uv_close(reinterpret_cast<uv_handle_t*>(&restart), on_timer_closed);
+  }
+  if (drain_open) {
+    drain_open = false;
+    uv_timer_stop(&drain);
+    uv_close(reinterpret_cast<uv_handle_t*>(&drain), on_timer_closed);
+  }
+}
+
+void PluginSupervisor::start_later(Process& p) {
+  if (port_held(processes_, p)) return;  // reaped() tries again
+  p.pending = false;
+  uv_timer_start(&p.restart, Process::on_restart, p.launch.binds_remote ? kRunTimeStartMs : 0, 0);
+}
+
+void PluginSupervisor::reaped(Process* p) {
+  std::erase_if(processes_, [p](const std::unique_ptr<Process>& q) { return q.get() == p; });
+  for (auto& q : processes_) {
+    if (q->pending && !q->retiring) start_later(*q);
+  }
+}
+
+bool PluginSupervisor::start_new(const std::vector<PluginLaunch>& launches,
+                                 std::vector<uint16_t>* started, std::string* error) {
+  std::vector<const PluginLaunch*> fresh;
+  for (const PluginLaunch& l : launches) {
+    auto same = [&](const PluginLaunch& o) { return same_plugin(o, l); };
+    const bool runs = std::any_of(processes_.begin(), processes_.end(),
+                                  [&](const auto& p) { return !p->retiring && same(p->launch); });
+    const bool twice =
+        std::any_of(fresh.begin(), fresh.end(), [&](const PluginLaunch* f) { return same(*f); });
+    if (!runs && !twice) fresh.push_back(&l);
+  }
+  const std::string search = search_path();
+  std::vector<std::string> programs;
+  for (const PluginLaunch* l : fresh) {
+    programs.push_back(find_program(l->spec.name, search));
+    if (programs.back().empty()) {
+      *error = "plugin: cannot start \"" + l->spec.name + "\" (for " + l->what +
+               "): no such program on PATH";
+      return false;
+    }
+  }
+  for (size_t i = 0; i < fresh.size(); ++i) {
+    auto p = std::make_unique<Process>();
+    p->sup = this;
+    p->launch = *fresh[i];
+    p->program = programs[i];
+    p->init_timer(p->restart);
+    p->timer_open = true;
+    p->pending = true;
+    if (started) started->push_back(p->launch.local_port);
+    Process& ref = *p;
+    processes_.push_back(std::move(p));
+    start_later(ref);
+  }
+  return true;
+}
+
+void PluginSupervisor::retire_except(const std::vector<PluginLaunch>& launches) {
+  for (auto& p : processes_) {
+    if (p->retiring) continue;
+    const bool kept = std::any_of(launches.begin(), launches.end(),
+                                  [&](const PluginLaunch& l) { return same_plugin(l, p->launch); });
+    if (!kept) p->retire();
+  }
+}
+
+bool PluginSupervisor::holds_public_port(const std::string& host, uint16_t port) const {
+  return std::any_of(processes_.begin(), processes_.end(), [&](const auto& p) {
+    return p->launch.binds_remote && p->launch.remote_host == host && p->launch.remote_port == port;
+  });
+}
+
+std::vector<PluginLaunch> PluginSupervisor::current() const {
+  std::vector<PluginLaunch> out;
+  for (const auto& p : processes_) {
+    if (!p->retiring) out.push_back(p->launch);
+  }
+  return out;
+}
+
+void PluginSupervisor::when_listening(std::vector<uint16_t> ports, std::function<void()> ready) {
+  if (ports.empty()) {
+    ready();
+    return;
+  }
+  auto* w = new ReadyWait{{}, this, std::move(ports), std::move(ready), monotonic_ms()};
+  uv_timer_init(loop_, &w->timer);
+  w->timer.data = w;
+  waits_.push_back(w);
+  uv_timer_start(
+      &w->timer,
+      [](uv_timer_t* t) {
+        auto* w = static_cast<ReadyWait*>(t->data);
+        const std::string table = tcp_table();
+        const bool all = std::all_of(w->ports.begin(), w->ports.end(), [&](uint16_t port) {
+          return loopback_port_listening(table, port);
+        });
+        const bool late = monotonic_ms() - w->since_ms >= kReadyWaitMs;
+        if (!all && !late) return;
+        if (!all) {
+          LOG_WARN("plugin: a new plugin does not listen after %llu ms; using it all the same",
+                   static_cast<unsigned long long>(kReadyWaitMs));
+        }
+        w->sup->close_wait(w);
+        w->ready();
+      },
+      kReadyPollMs, kReadyPollMs);
+}
+
+void PluginSupervisor::close_wait(ReadyWait* w) {
+  std::erase(waits_, w);
+  uv_close(reinterpret_cast<uv_handle_t*>(&w->timer),
+           [](uv_handle_t* h) { delete static_cast<ReadyWait*>(h->data); });
+}
+
 bool PluginSupervisor::start(std::string* error) {
   for (auto& p : processes_) {
-    uv_timer_init(loop_, &p->restart);
-    p->restart.data = p.get();
+    p->init_timer(p->restart);
     p->timer_open = true;
   }
   const std::string search = search_path();
@@ -415,12 +693,9 @@ bool PluginSupervisor::start(std::string* error) {
 void PluginSupervisor::stop() {
   if (!stopping_) {
     stopping_ = true;
+    while (!waits_.empty()) close_wait(waits_.back());  // their callers are stopping too
     for (auto& p : processes_) {
-      if (p->timer_open) {
-        p->timer_open = false;
-        uv_timer_stop(&p->restart);
-        uv_close(reinterpret_cast<uv_handle_t*>(&p->restart), nullptr);
-      }
+      p->finish();  // the timers
       if (p->child != nullptr) uv_process_kill(&p->child->proc, SIGTERM);
     }
     if (running() != 0) {

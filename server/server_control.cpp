@@ -15,8 +15,14 @@
 // its associations, and a port whose keys or users change gets new packet suites (live
 // associations go on with the keys they were made with; see server/udp/ss_udp_inbound.h).
 //
-// What is refused (fixed_key_changed): settings fixed at start (workers, the log, the state
-// file, max_connections...).
+// SIP003 plugins follow (relay/plugin.h): a port's plugin that stays the same keeps its process and
+// loopback port; a new one is started once the snapshot is published; a removed or changed one is
+// retired (SIGTERM once its connections have ended). A changed one's successor starts once the old
+// one has been reaped (it needs the public port).
+//
+// What is refused (fixed_key_changed): settings fixed at start (workers, the log, the
+// state file, max_connections...); a plugin whose program is not found; a port that drops its
+// plugin while a plugin still holds its public TCP port.
 
 #include "server/server_control.h"
 
@@ -31,6 +37,7 @@
 #include "crypto/aead2022.h"
 #include "crypto/kdf.h"
 #include "relay/log.h"
+#include "relay/plugin.h"
 #include "relay/reload.h"
 #include "relay/udp_front.h"
 #include "relay/udp_relay.h"
@@ -39,17 +46,14 @@
 namespace ss {
 namespace {
 
-bool has_plugin(const Specs& specs) {
-  return std::any_of(specs.listeners.begin(), specs.listeners.end(),
-                     [](const ListenerSpec& l) { return !l.plugin.empty(); });
-}
-
-// The user names of each port's inbound (the first listener of the port).
+// The user names of each port's inbound (the first listener of the port; a plugin's listener by
+// its public port).
 std::map<uint16_t, std::set<std::string>> users_by_port(const Specs& specs) {
   std::map<uint16_t, std::set<std::string>> out;
   for (const ListenerSpec& l : specs.listeners) {
-    if (out.count(l.port) != 0) continue;
-    std::set<std::string>& names = out[l.port];
+    const uint16_t port = l.public_port != 0 ? l.public_port : l.port;
+    if (out.count(port) != 0) continue;
+    std::set<std::string>& names = out[port];
     if (l.inbound < specs.inbounds.size()) {
       for (const UserSpec& u : specs.inbounds[l.inbound].users) names.insert(u.name);
     }
@@ -85,11 +89,6 @@ std::string fixed_key_changed(const Config& a, const Config& b) {
   if (a.fast_open != b.fast_open) return "fast_open:" + restart + " (listening sockets keep it)";
   if (a.max_connections != b.max_connections) return "max_connections:" + restart;
   if (a.verbose != b.verbose || a.quiet != b.quiet) return "-v/-q:" + restart;
-  const Specs sa = specs_of(a);
-  const Specs sb = specs_of(b);
-  if (has_plugin(sa) || has_plugin(sb)) {
-    return "plugin: a process with SIP003 plugins cannot reload (restart to apply)";
-  }
   return {};
 }
 
@@ -138,6 +137,26 @@ bool ServerControl::apply(Config next, std::string* error) {
   }
   Specs specs = specs_of(next);
   std::string why;
+  // SIP003 plugins (relay/plugin.h): kept ones keep their loopback port, new ones get one.
+  PluginSupervisor* plugins = engine_.plugin_supervisor();
+  const std::vector<PluginLaunch> launches =
+      arrange_plugins(specs, &why, plugins ? plugins->current() : std::vector<PluginLaunch>{});
+  if (!why.empty()) {
+    *error = why;
+    return false;
+  }
+  if (plugins != nullptr) {
+    for (const ListenerSpec& l : specs.listeners) {
+      if (l.protocol != ListenerSpec::Protocol::Shadowsocks || !l.tcp || l.public_port != 0 ||
+          !plugins->holds_public_port(l.address, l.port)) {
+        continue;
+      }
+      *error = "plugin: port " + std::to_string(l.port) +
+               ": its TCP is still held by a plugin (a port cannot drop its plugin while it "
+               "is served: remove the port, then add it again once its plugin has stopped)";
+      return false;
+    }
+  }
   std::shared_ptr<const Runtime> rt = make_runtime(specs, *engine_.runtime(), &why);
   if (!rt) {
     *error = why;
@@ -169,8 +188,19 @@ bool ServerControl::apply(Config next, std::string* error) {
       std::sort(cuts.users[j].begin(), cuts.users[j].end());
     }
   }
-  const std::string changes = describe_changes(old, specs);
+  std::vector<uint16_t> new_plugins;
+  const size_t plugins_before = plugins != nullptr ? plugins->current().size() : 0;
+  if (plugins != nullptr && !plugins->start_new(launches, &new_plugins, error)) return false;
+  std::string changes = describe_changes(old, specs);
   engine_.publish(std::move(specs), std::move(rt), std::move(cuts));
+  if (plugins != nullptr) {
+    plugins->retire_except(launches);
+    const size_t retired = plugins_before + new_plugins.size() - plugins->current().size();
+    if (!new_plugins.empty() || retired != 0) {
+      changes += "; plugins started " + std::to_string(new_plugins.size()) + ", retired " +
+                 std::to_string(retired);
+    }
+  }
   // The main loop's time: parse, finalize, snapshot, metrics slots and the posts to the workers.
   LOG_NOTICE("reload: applied in %.3f ms: %s%s", static_cast<double>(uv_hrtime() - started) / 1e6,
              changes.c_str(),
@@ -229,6 +259,7 @@ void add_listeners(Config& next, ServerSpec spec) {
   for (const std::string& host : next.server) {
     ListenerSpec l{ListenerSpec::Protocol::Shadowsocks, host, spec.port, {}};
     l.mode = spec.mode;
+    l.plugin = spec.plugin;
     l.inbound = next.inbounds.size();
     next.listeners.push_back(std::move(l));
   }

@@ -98,8 +98,11 @@ TEST_CASE("manager: add's fields", "[relay]") {
             .rfind("fast_open: is the process's", 0) == 0);
   CHECK(add_error(running, R"({"server_port": 1, "password": "x", "no_delay": false})")
             .rfind("no_delay: is the process's", 0) == 0);
-  CHECK(add_error(running, R"({"server_port": 1, "password": "x", "plugin": "obfs-server"})")
-            .rfind("plugin: ", 0) == 0);
+  // libev's plugin fields: the running process starts the plugin (relay/plugin.h).
+  s = manager_port_from_json(running, nlohmann::json::parse(R"({"server_port": 8004,
+      "password": "pw", "plugin": "obfs-server", "plugin_opts": "obfs=http"})"));
+  CHECK(s.plugin.name == "obfs-server");
+  CHECK(s.plugin.opts == "obfs=http");
   CHECK(add_error(running, R"({"server_port": 1, "password": "x", "acl": "f"})") ==
         "acl: not supported by shadowsocks-uv's ss-manager");
   CHECK(add_error(running, "[1]") == "add: must be a JSON object");

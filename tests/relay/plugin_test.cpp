@@ -4,9 +4,13 @@
 
 #include <catch2/catch.hpp>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/types.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <fstream>
@@ -46,6 +50,24 @@ std::string error_of(Role role, const std::string& json) {
 
 bool alive(pid_t pid) {
   return kill(pid, 0) == 0 || errno != ESRCH;
+}
+
+// A "plugin" that is /bin/sh running `script`, on loopback.
+PluginLaunch sh_plugin(const std::string& script) {
+  PluginLaunch l;
+  l.spec.name = "sh";
+  l.spec.args = {"-c", script};
+  l.remote_host = l.local_host = "127.0.0.1";
+  return l;
+}
+
+// Starts st.timer on `loop`: `cb` (given &st as the timer's data) after first_ms, then every
+// repeat_ms.
+template <typename State>
+void every(uv_loop_t* loop, State& st, uint64_t first_ms, uint64_t repeat_ms, uv_timer_cb cb) {
+  uv_timer_init(loop, &st.timer);
+  st.timer.data = &st;
+  uv_timer_start(&st.timer, cb, first_ms, repeat_ms);
 }
 
 }  // namespace
@@ -174,6 +196,149 @@ TEST_CASE("plugin: arrange_plugins sends TCP through loopback ports, UDP around 
   CHECK(launches[0].local_port != launches[1].local_port);
 }
 
+TEST_CASE("plugin: arrange_plugins keeps a running plugin's loopback port, new ones get others",
+          "[relay]") {
+  Specs specs;
+  ServerSpec a;
+  a.host = "203.0.113.5";
+  a.port = 8388;
+  a.plugin.name = "obfs-local";
+  a.plugin.opts = "obfs=http";
+  specs.servers = {a};
+  std::string error;
+  const std::vector<PluginLaunch> first = arrange_plugins(specs, &error);
+  REQUIRE(first.size() == 1);
+  // A refresh: the same server, and another with the same plugin; then the first's options change.
+  Specs next;
+  ServerSpec b = a;
+  b.host = "203.0.113.6";
+  next.servers = {a, b};
+  const std::vector<PluginLaunch> second = arrange_plugins(next, &error, first);
+  REQUIRE(second.size() == 2);
+  CHECK(same_plugin(second[0], first[0]));
+  CHECK(second[0].local_port == first[0].local_port);
+  CHECK(next.servers[0].tcp_via->port == first[0].local_port);
+  CHECK_FALSE(same_plugin(second[1], first[0]));
+  CHECK(second[1].local_port != first[0].local_port);
+  Specs changed;
+  a.plugin.opts = "obfs=tls";
+  changed.servers = {a};
+  const std::vector<PluginLaunch> third = arrange_plugins(changed, &error, first);
+  REQUIRE(third.size() == 1);
+  CHECK_FALSE(same_plugin(third[0], first[0]));
+  CHECK(third[0].local_port != first[0].local_port);
+  // A listener's plugin binds the public port: binds_remote, and the public port is kept.
+  Specs server;
+  ListenerSpec l{ListenerSpec::Protocol::Shadowsocks, "0.0.0.0", 8390, {}};
+  l.plugin.name = "obfs-server";
+  server.listeners = {l};
+  const std::vector<PluginLaunch> s = arrange_plugins(server, &error);
+  REQUIRE(s.size() == 1);
+  CHECK(s[0].binds_remote);
+  CHECK_FALSE(first[0].binds_remote);
+  CHECK(server.listeners[0].public_port == 8390);
+  CHECK(error.empty());
+}
+
+TEST_CASE("plugin: a loopback port's connections and listeners, from /proc/net/tcp's text",
+          "[relay]") {
+  // Port 0x1F90 = 8080; 0100007F is 127.0.0.1 as the kernel prints it (on little-endian hosts:
+  // the test builds the text from htonl so it holds on any).
+  char lo[9];
+  std::snprintf(lo, sizeof lo, "%08X", static_cast<unsigned>(htonl(INADDR_LOOPBACK)));
+  const std::string l(lo);
+  const std::string head =
+      "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  "
+      "timeout inode\n";
+  auto line = [](int n, const std::string& local, const std::string& remote, const char* st) {
+    return "   " + std::to_string(n) + ": " + local + " " + remote + " " + st +
+           " 00000000:00000000 00:00000000 00000000     0        0 1 1 0000000000000000 20 4 "
+           "30 10 -1\n";
+  };
+  const std::string listening = head + line(0, l + ":1F90", "00000000:0000", "0A");
+  CHECK(loopback_port_listening(listening, 8080));
+  CHECK_FALSE(loopback_port_busy(listening, 8080));
+  CHECK_FALSE(loopback_port_listening(listening, 8081));
+  // A connection to it, either end; TIME_WAIT (06) and CLOSE (07) do not count.
+  const std::string connected = listening + line(1, l + ":1F90", l + ":D431", "01");
+  CHECK(loopback_port_busy(connected, 8080));
+  const std::string to = head + line(0, l + ":D431", l + ":1F90", "08");
+  CHECK(loopback_port_busy(to, 8080));
+  CHECK_FALSE(loopback_port_listening(to, 8080));
+  const std::string waiting =
+      head + line(0, l + ":1F90", l + ":D431", "06") + line(1, l + ":D431", l + ":1F90", "07");
+  CHECK_FALSE(loopback_port_busy(waiting, 8080));
+  // Another address with that port is not ours.
+  CHECK_FALSE(loopback_port_busy(head + line(0, "0200000A:1F90", "0100000A:D431", "01"), 8080));
+  CHECK_FALSE(loopback_port_busy("", 8080));
+}
+
+TEST_CASE("plugin: at run time a retired plugin gets SIGTERM once its loopback port is idle",
+          "[relay]") {
+  // A connection on 127.0.0.1:P stands for one through the plugin: P's listener and a client.
+  const int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof a;
+  REQUIRE(bind(lfd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+  REQUIRE(listen(lfd, 4) == 0);
+  REQUIRE(getsockname(lfd, reinterpret_cast<sockaddr*>(&a), &len) == 0);
+  const int cfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  REQUIRE(connect(cfd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  PluginLaunch l = sh_plugin("exec sleep 60");
+  l.local_port = ntohs(a.sin_port);
+  l.what = "server test";
+  struct State {
+    PluginSupervisor sup;
+    uv_timer_t timer{};
+    int step = 0;
+    pid_t pid = 0;
+    bool alive_while_busy = false;
+    int cfd = -1;
+    int lfd = -1;
+  } st{PluginSupervisor(&loop, {})};
+  st.cfd = cfd;
+  st.lfd = lfd;
+  std::string error;
+  REQUIRE(st.sup.start(&error));
+  PluginLaunch missing = l;
+  missing.spec.name = "no-such-plugin-ss-uv";
+  CHECK_FALSE(st.sup.start_new({missing}, nullptr, &error));
+  CHECK(error.find("no-such-plugin-ss-uv") != std::string::npos);
+  std::vector<uint16_t> started;
+  REQUIRE(st.sup.start_new({l}, &started, &error));
+  CHECK(started == std::vector<uint16_t>{l.local_port});
+  CHECK(st.sup.current().size() == 1);
+  // 200 ms: it runs; retire it. 900 ms: it still runs (the connection is open); close it.
+  // Then, every 100 ms: once it is gone, stop.
+  every(&loop, st, 200, 100, [](uv_timer_t* t) {
+    auto* s = static_cast<State*>(t->data);
+    const int step = s->step++;
+    if (step == 0) {
+      if (s->sup.pids().size() == 1) s->pid = s->sup.pids()[0];
+      s->sup.retire_except({});
+    } else if (step == 7) {
+      s->alive_while_busy = s->sup.running() == 1 && alive(s->pid);
+      close(s->cfd);
+      close(s->lfd);
+    } else if (step > 7 && (s->sup.running() == 0 || step > 40)) {
+      s->sup.stop();
+      uv_close(reinterpret_cast<uv_handle_t*>(t), nullptr);
+    }
+  });
+  uv_run(&loop, UV_RUN_DEFAULT);
+  CHECK(st.pid != 0);
+  CHECK(st.alive_while_busy);
+  CHECK(st.step < 40);  // ended once the connection closed, not by stop()
+  CHECK_FALSE(alive(st.pid));
+  CHECK(st.sup.current().empty());
+  CHECK(uv_loop_close(&loop) == 0);
+}
+
 TEST_CASE("plugin: the SIP003 environment replaces inherited SS_ variables", "[relay]") {
   PluginLaunch l;
   l.spec.name = "p";
@@ -235,22 +400,17 @@ TEST_CASE("plugin: a crashed plugin is restarted, stop() ends it and closes ever
   REQUIRE(st.sup.start(&error));
   REQUIRE(st.sup.pids().size() == 1);
   st.first = st.sup.pids()[0];
-  uv_timer_init(&loop, &st.timer);
-  st.timer.data = &st;
   // 300 ms: kill it; 1800 ms (after the 1 s back-off): a new one runs; then stop.
-  uv_timer_start(
-      &st.timer,
-      [](uv_timer_t* t) {
-        auto* s = static_cast<State*>(t->data);
-        if (s->step++ == 0) {
-          kill(s->first, SIGKILL);
-          return;
-        }
-        if (s->sup.pids().size() == 1) s->second = s->sup.pids()[0];
-        s->sup.stop();
-        uv_close(reinterpret_cast<uv_handle_t*>(t), nullptr);
-      },
-      300, 1500);
+  every(&loop, st, 300, 1500, [](uv_timer_t* t) {
+    auto* s = static_cast<State*>(t->data);
+    if (s->step++ == 0) {
+      kill(s->first, SIGKILL);
+      return;
+    }
+    if (s->sup.pids().size() == 1) s->second = s->sup.pids()[0];
+    s->sup.stop();
+    uv_close(reinterpret_cast<uv_handle_t*>(t), nullptr);
+  });
   uv_run(&loop, UV_RUN_DEFAULT);
   CHECK(st.second != 0);
   CHECK(st.second != st.first);
@@ -299,11 +459,7 @@ TEST_CASE("plugin: one that ignores SIGTERM is killed; a missing program fails s
   uv_loop_t loop;
   uv_loop_init(&loop);
   {
-    PluginLaunch l;
-    l.spec.name = "sh";
-    l.spec.args = {"-c", "trap '' TERM; exec sleep 60"};
-    l.remote_host = l.local_host = "127.0.0.1";
-    PluginSupervisor sup(&loop, {l});
+    PluginSupervisor sup(&loop, {sh_plugin("trap '' TERM; exec sleep 60")});
     std::string error;
     REQUIRE(sup.start(&error));
     const pid_t pid = sup.pids().at(0);

@@ -79,8 +79,9 @@ TEST_CASE("reload: settings fixed at start are refused by name; UDP ports and ke
           .empty());
   CHECK(fixed_key_changed(running, finalized(Role::Server, base + R"(, "max_connections": 7})"))
             .rfind("max_connections:", 0) == 0);
+  // SIP003 plugins follow a reload too (relay/plugin.h: started and retired at run time).
   CHECK(fixed_key_changed(running, finalized(Role::Server, base + R"(, "plugin": "obfs-server"})"))
-            .rfind("plugin:", 0) == 0);
+            .empty());
   const Config udp = finalized(Role::Server, base + R"(, "mode": "tcp_and_udp"})");
   const std::string udp_changed = R"({"server": "127.0.0.1", "server_port": 8001, "password": "q",
                                       "mode": "tcp_and_udp"})";

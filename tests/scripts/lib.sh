@@ -94,6 +94,17 @@ for s in socks: s.bind(("127.0.0.1", 0))
 print(*[s.getsockname()[1] for s in socks])' "$1"
 }
 
+# start_libev_manager PORT: shadowsocks-libev's ss-manager on UDP 127.0.0.1:PORT (aes-256-gcm,
+# its ss-servers from /usr/bin on 127.0.0.1, their pid files in $work/libev, its log in
+# $work/libev-manager.log), in `pids`; its pid in $libev_pid. The caller waits for its socket.
+start_libev_manager() {
+  mkdir -p "$work/libev"
+  /usr/bin/ss-manager --manager-address "127.0.0.1:$1" --executable /usr/bin/ss-server \
+    -D "$work/libev" -m aes-256-gcm -s 127.0.0.1 >"$work/libev-manager.log" 2>&1 &
+  libev_pid=$!
+  pids+=("$libev_pid")
+}
+
 # start_nginx DIR PORT BIN HTTP_LINES: Debian's nginx as an origin the test owns. Writes
 # DIR/nginx.conf (foreground; pid, logs and temp paths under DIR) whose http { } block holds the
 # common lines, then HTTP_LINES; starts it through `start` (so it stops with the test, its output

@@ -260,11 +260,7 @@ expect "binary garbage" "$(ask "127.0.0.1:$mgr" $'\x01\xff{\x80')" "<no reply>"
   fail "no answer to ping after the malformed requests"
 
 # --- shadowsocks-libev's ss-manager: the same messages, the same forms ---
-mkdir "$work/libev"
-/usr/bin/ss-manager --manager-address "127.0.0.1:$libev_mgr" --executable /usr/bin/ss-server \
-  -D "$work/libev" -m aes-256-gcm -s 127.0.0.1 >"$work/libev-manager.log" 2>&1 &
-libev_pid=$!
-pids+=("$libev_pid")
+start_libev_manager "$libev_mgr"
 for ((i = 0; i < 50; i++)); do
   [[ "$(ask "127.0.0.1:$libev_mgr" ping)" == "<no reply>" ]] || break
 done

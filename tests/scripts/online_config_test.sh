@@ -11,7 +11,9 @@
 # - broken documents keep the list in use, each with a warning: invalid JSON, an unknown method,
 #   a body over 1 MiB, a 404, a certificate from a CA ss-local does not trust; the list in use
 #   still serves;
-# - a server with a plugin that first appears in a refresh is left out with a warning;
+# - a server with a plugin (obfs-local, before libev's ss-server with obfs-server) that first
+#   appears in a refresh gets its plugin started and is used once it listens; when the list drops
+#   it, its obfs-local process ends;
 # - UDP follows the list too: ss-tunnel with the same online_config gets no answer through our
 #   ss-server (TCP only), then an answer through libev's (-u) once the list names it;
 # - without "ca_file" (the system store) the test's CA is not trusted: with a configured server
@@ -29,13 +31,13 @@ source "$here/lib.sh"
 script_test_args "$0" "$@"
 
 nginx_bin=$(command -v nginx || echo /usr/sbin/nginx)
-require_tools openssl curl python3 "$nginx_bin" /usr/bin/ss-server
+require_tools openssl curl python3 "$nginx_bin" /usr/bin/ss-server obfs-local obfs-server
 
 setup_work ss-online
 chmod 755 "$work" # nginx's workers may run as another user
 cd "$work"        # the binaries' replay state files go here
 read -r tls_port http_port small_port ours_port libev_port local_port local2_port dead_port \
-  tunnel_port echo_port < <(free_ports 10)
+  tunnel_port echo_port plug_port < <(free_ports 11)
 
 # --- certificates: the test's CA, nginx's certificate for 127.0.0.1 from it, and another CA ------
 pki=$work/pki
@@ -91,6 +93,8 @@ start "$work/ours.log" "$ours_port" "$bin_dir/ss-server" -s 127.0.0.1 -p "$ours_
   -m aes-256-gcm -k "$ours_pw" --allow-private-targets -vv
 start "$work/libev.log" "$libev_port" /usr/bin/ss-server -s 127.0.0.1 -p "$libev_port" \
   -m chacha20-ietf-poly1305 -k "$libev_pw" -u -v
+start "$work/libev-plug.log" "$plug_port" /usr/bin/ss-server -s 127.0.0.1 -p "$plug_port" \
+  -m chacha20-ietf-poly1305 -k "$libev_pw" -v --plugin obfs-server --plugin-opts obfs=http
 
 write_doc() { # write_doc PORT METHOD PASSWORD: a SIP008 document listing one server
   cat >"$doc.tmp" <<EOF
@@ -256,18 +260,39 @@ broken() {
     tail -n 5 "$work/local.log"
   fi
 }
-# A server with a plugin that was not in the list at start is left out (its plugin is not
-# running); with nothing else left, the list in use stays.
-sed -e 's/"custom_field": "ignored"/"plugin": "obfs-local", "plugin_opts": "obfs=http"/' "$doc" \
-  >"$doc.tmp"
+# A server with a plugin that first appears in a refresh: its obfs-local is started, and it is
+# used once that listens (libev's ss-server behind obfs-server logs the connects).
+write_doc "$plug_port" chacha20-ietf-poly1305 "$libev_pw"
+sed -e 's/"custom_field": "ignored"/"plugin": "obfs-local", "plugin_opts": "obfs=http;obfs-host=www.example.com"/' \
+  "$doc" >"$doc.tmp"
 chmod a+r "$doc.tmp"
 mv "$doc.tmp" "$doc"
-if wait_log "is left out: its plugin was not running at start" 1 &&
-  wait_log "no usable server in the new list; keeping the servers in use" 1 &&
+plug_connects() { grep -c "connect to 127.0.0.1:$small_port" "$work/libev-plug.log" || true; }
+ok=0
+if wait_log "added: 127.0.0.1:$plug_port" 1; then
+  for ((i = 0; i < 50 && $(plug_connects) == 0; i++)); do
+    [[ $(get "$small_port") == "small file" ]] && ok=$((ok + 1))
+    sleep 0.1
+  done
+fi
+plug_pid=$(grep -o "plugin obfs-local (pid [0-9]*) for server 127.0.0.1:$plug_port" \
+  "$work/local.log" | grep -o "pid [0-9]*" | tail -1 | cut -d' ' -f2)
+if [[ $(plug_connects) -ge 1 && -n "$plug_pid" && -d "/proc/$plug_pid" ]] &&
   [[ $(get "$small_port") == "small file" ]]; then
-  pass "a new server with a plugin is left out with a warning; the list in use still serves"
+  pass "a server with a plugin new in a refresh: its obfs-local started (pid $plug_pid), and used"
 else
-  fail "a new server with a plugin"
+  fail "a new server with a plugin: $(plug_connects) connects through it, pid '$plug_pid'"
+  grep -i plugin "$work/local.log" | tail -5
+fi
+write_doc "$libev_port" chacha20-ietf-poly1305 "$libev_pw"
+for ((i = 0; i < 100 && ${#plug_pid} > 0; i++)); do
+  [[ -d "/proc/$plug_pid" ]] || break
+  sleep 0.1
+done
+if wait_log "removed: 127.0.0.1:$plug_port" 1 && [[ -n "$plug_pid" && ! -d "/proc/$plug_pid" ]]; then
+  pass "the server dropped by a refresh: its obfs-local is retired and gone"
+else
+  fail "the dropped server's plugin ($plug_pid) still runs"
 fi
 printf '{"version": 1, "servers": [' >"$doc.tmp"
 chmod a+r "$doc.tmp"
