@@ -1,7 +1,7 @@
 // What an operator sees, through the real binaries at the default log level (no -v): the
 // rate-limited warnings (wrong password with the source address, refused targets, an unreachable
-// server), the immediate close of a refused target, -q and -v levels, --log-file, SIGHUP (ss-local
-// ignores it, ss-server reloads), -a USER, -f PIDFILE, -n NOFILE and --version.
+// server), the immediate close of a refused target, -q and -v levels, --log-file, SIGHUP (both
+// ss-local and ss-server reload), -a USER, -f PIDFILE, -n NOFILE and --version.
 
 #include <pwd.h>
 #include <signal.h>
