@@ -604,10 +604,9 @@ bool tun_dns_value(ListenerSpec& spec, const std::string& k, const json& val,
 
 // After a local's keys: the DNS keys must fit the local and each other.
 void check_tun_dns(const ListenerSpec& spec, const std::string& at, const json& o) {
-  const bool fake_keys = o.contains("fake_dns_ipv4_network") ||
-                         o.contains("fake_dns_ipv6_network") ||
-                         o.contains("fake_dns_record_expire_duration") ||
-                         o.contains("fake_dns_database_path");
+  const bool fake_keys =
+      o.contains("fake_dns_ipv4_network") || o.contains("fake_dns_ipv6_network") ||
+      o.contains("fake_dns_record_expire_duration") || o.contains("fake_dns_database_path");
   if (spec.protocol != ListenerSpec::Protocol::Tun) {
     if (!spec.tun_dns.empty() || spec.tun_dns_resolver || fake_keys) {
       fail(at +
@@ -2113,7 +2112,9 @@ void finalize_config(Config& cfg) {
       }
     }
     if (!cfg.plugin.empty()) {
-      fail("plugin: not used with users_url (a process with a plugin cannot apply user changes)");
+      fail(
+          "plugin: not used with users_url (not supported yet: a fleet with SIP003 plugins is "
+          "untested)");
     }
   }
   if (!cfg.api_address.empty()) finalize_api(cfg);
