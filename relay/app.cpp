@@ -761,6 +761,16 @@ int run_app(Role role, int argc, char** argv, const InboundRegistry& inbounds,
           configured.servers.size() == 1 ? "" : "s", configured.servers.size() == 1 ? "s" : "");
     }
   }
+  // A start-up error from here until the main state exists: the main loop is closed (no handle
+  // of the program's is on it yet but the online fetcher's) and exit code 1.
+  auto start_failed = [&] {
+    if (online) {
+      online->stop();
+      uv_run(&main_loop, UV_RUN_DEFAULT);
+    }
+    uv_loop_close(&main_loop);
+    return 1;
+  };
   // SIP003 plugins (relay/plugin.h): their TCP goes through loopback ports picked now.
   Specs specs = configured;
   specs.servers.insert(specs.servers.end(), fetched.begin(), fetched.end());
@@ -768,7 +778,7 @@ int run_app(Role role, int argc, char** argv, const InboundRegistry& inbounds,
   std::vector<PluginLaunch> launches = arrange_plugins(specs, &runtime_error);
   if (!runtime_error.empty()) {
     std::fprintf(stderr, "%s: %s\n", prog, runtime_error.c_str());
-    return 1;
+    return start_failed();
   }
   // Tun listeners (client/tun): the devices first, so their NAT listeners can bind the devices'
   // own addresses. Needs CAP_NET_ADMIN.
@@ -791,7 +801,7 @@ int run_app(Role role, int argc, char** argv, const InboundRegistry& inbounds,
                                       idle_ms, &tun_error, queues);
     if (!spec.tun_device) {
       std::fprintf(stderr, "%s: %s\n", prog, tun_error.c_str());
-      return 1;
+      return start_failed();
     }
     if (!spec.tun_dns.empty()) spec.tun_device->set_dns(make_tun_dns(spec));
     if (cfg.tun_setup) {
@@ -799,7 +809,7 @@ int run_app(Role role, int argc, char** argv, const InboundRegistry& inbounds,
           TunRoutes::add(spec.tun_name, !spec.tun_cidr6.empty(), cfg.outbound_fwmark, &tun_error);
       if (!tun_routes) {
         std::fprintf(stderr, "%s: %s\n", prog, tun_error.c_str());
-        return 1;
+        return start_failed();
       }
     }
     spec.address = spec.tun_device->listener_host();
@@ -817,7 +827,7 @@ int run_app(Role role, int argc, char** argv, const InboundRegistry& inbounds,
   const std::shared_ptr<const Runtime> runtime = make_runtime(specs, &runtime_error);
   if (!runtime) {
     std::fprintf(stderr, "%s: %s\n", prog, runtime_error.c_str());
-    return 1;
+    return start_failed();
   }
   bool none = false;
   for (const ServerSpec& spec : specs.inbounds) none = none || spec.method_kind == MethodKind::None;
@@ -844,7 +854,7 @@ int run_app(Role role, int argc, char** argv, const InboundRegistry& inbounds,
     if (udp_fronts) udp_fronts->set_user_limits(runtime->user_limits);
     if (!udp_fronts) {
       std::fprintf(stderr, "%s: password: %s\n", prog, udp_error.c_str());
-      return 1;
+      return start_failed();
     }
   }
 
@@ -855,7 +865,7 @@ int run_app(Role role, int argc, char** argv, const InboundRegistry& inbounds,
     const std::string err = quota->load();
     if (!err.empty()) {
       std::fprintf(stderr, "%s: quota_state_file: %s\n", prog, err.c_str());
-      return 1;
+      return start_failed();
     }
   }
 

@@ -785,7 +785,14 @@ kill -KILL "$killed_pid"
 wait "$killed_pid" 2>/dev/null
 netns_run "$ns_c" again "$bin/ss-local" -c "$tmp/kill.json" -v
 again_pid=$pid
-setup_up "$again_pid"
+# The leftover rules are there before it starts: wait for its own log instead (the 4 notices, then
+# its TCP listener, which comes after its signal handlers).
+for ((i = 0; i < 400; i++)); do
+  [[ $(grep -c 'was left over by an ss-local' "$tmp/again.log") -eq 4 ]] &&
+    grep -q 'listening on TCP' "$tmp/again.log" && break
+  kill -0 "$again_pid" 2>/dev/null || break
+  sleep 0.05
+done
 ours_once=yes
 for f in -4 -6; do
   for p in 5354 5355; do
