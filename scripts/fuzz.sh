@@ -16,7 +16,7 @@ cd "$(dirname "$0")/.."
 targets=(fuzz_socks5 fuzz_address fuzz_host_port fuzz_config fuzz_aead_stream fuzz_udp_packet
   fuzz_base64 fuzz_tcp2022 fuzz_udp2022 fuzz_2022_password fuzz_socks4 fuzz_socks5_auth
   fuzz_users_file fuzz_http1 fuzz_inbounds fuzz_acl fuzz_http_request fuzz_sip008
-  fuzz_tun_packet fuzz_dns_message)
+  fuzz_tun_packet fuzz_dns_message fuzz_fake_dns)
 build_dir=${SS_FUZZ_BUILD_DIR:-build-fuzz}
 jobs_max=${SS_FUZZ_JOBS:-2}
 
@@ -59,6 +59,14 @@ if ! [[ $seconds =~ ^[1-9][0-9]*$ ]]; then
   exit 2
 fi
 if [[ $target == all ]]; then
+  # Every target in tests/fuzz must be in the list above, or "all" (what CI runs) would skip it.
+  have=$(find tests/fuzz -maxdepth 1 -name 'fuzz_*.cpp' -printf '%f\n' | sed 's/\.cpp$//' | sort)
+  listed=$(printf '%s\n' "${targets[@]}" | sort)
+  if [[ $have != "$listed" ]]; then
+    echo "fuzz.sh: the targets list and tests/fuzz/fuzz_*.cpp differ:" >&2
+    diff <(echo "$listed") <(echo "$have") >&2 || true
+    exit 2
+  fi
   selected=("${targets[@]}")
 else
   known=0
