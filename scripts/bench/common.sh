@@ -2,20 +2,14 @@
 # scripts/bench/connpath_ir.sh, and the nginx origin of scripts/bench.sh.
 # The caller sets `work` (its scratch directory) and defines the array `pids`, or calls bench_work.
 
-# bench_work NAME: a new scratch directory $work (under $TMPDIR) and an empty `pids`; both go at
-# exit (bench_cleanup).
-bench_work() {
-  work=$(mktemp -d "${TMPDIR:-/tmp}/$1.XXXXXX")
-  pids=()
-  trap bench_cleanup EXIT
-}
+# The tests' shell helpers: setup_work / cleanup_work make and remove the scratch directory.
+# shellcheck source=tests/scripts/lib.sh
+source "$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/tests/scripts/lib.sh"
 
-# bench_cleanup: stops the processes in `pids` and removes $work (for `trap bench_cleanup EXIT`).
-bench_cleanup() {
-  local p
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-  rm -rf "$work"
+# bench_work NAME: a new scratch directory $work (under $TMPDIR) and an empty `pids`; both go at
+# exit (the tests' setup_work, tests/scripts/lib.sh).
+bench_work() {
+  setup_work "$1"
 }
 
 # free_tcp_port: a TCP port free on 127.0.0.1.
